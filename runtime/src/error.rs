@@ -1,0 +1,92 @@
+//! Run-time errors returned by generated `Model::run`.
+use core::fmt;
+
+/// Shapes in errors are kept inline so that building an error never allocates.
+pub const MAX_RANK: usize = 8;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Dims {
+    len: usize,
+    dims: [usize; MAX_RANK],
+}
+
+impl Dims {
+    /// Records up to `MAX_RANK` dimensions; longer shapes keep their rank and first dims.
+    pub fn new(shape: &[usize]) -> Self {
+        let mut dims = [0; MAX_RANK];
+        for (d, s) in dims.iter_mut().zip(shape) {
+            *d = *s;
+        }
+        Dims { len: shape.len(), dims }
+    }
+    pub fn as_slice(&self) -> &[usize] {
+        &self.dims[..self.len.min(MAX_RANK)]
+    }
+    pub fn rank(&self) -> usize {
+        self.len
+    }
+}
+
+impl fmt::Debug for Dims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Dims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.as_slice().iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        if self.len > MAX_RANK {
+            f.write_str(", …")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// Everything that can go wrong when running a compiled model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// `TensorRef::new` was given a data slice whose length does not match the shape.
+    DataLength { expected: usize, actual: usize, shape: Dims },
+    /// An input's shape does not match what the model declares.
+    InputShape { input: &'static str, expected: Dims, actual: Dims },
+    /// A symbolic dimension was bound to two different values by two inputs.
+    DimMismatch { dim: &'static str, first: usize, second: usize, input: &'static str },
+    /// A caller-provided arena is too small for the model.
+    ArenaTooSmall { needed: usize, actual: usize },
+    /// A value computed at run time is invalid for an op (e.g. an index out of range).
+    Invalid { node: &'static str, what: &'static str },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::DataLength { expected, actual, shape } => write!(
+                f,
+                "tensor data has {actual} elements but shape {shape} needs {expected}"
+            ),
+            Error::InputShape { input, expected, actual } => write!(
+                f,
+                "input `{input}` has shape {actual} but the model expects {expected}"
+            ),
+            Error::DimMismatch { dim, first, second, input } => write!(
+                f,
+                "dimension `{dim}` is {first} in an earlier input but {second} in input `{input}`"
+            ),
+            Error::ArenaTooSmall { needed, actual } => {
+                write!(f, "arena has {actual} bytes but the model needs {needed}")
+            }
+            Error::Invalid { node, what } => write!(f, "node `{node}`: {what}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}

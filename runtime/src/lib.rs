@@ -1,0 +1,30 @@
+//! kiln-runtime: the kernels and small float ops that kiln-generated model code calls.
+//!
+//! `#![no_std]` always; `alloc` enables owned buffers (packing at run time, model workspaces),
+//! `std` enables run-time CPU detection and the `KILN_ISA` override, `rayon` enables threads.
+//! The generated code contains no `unsafe`: every view into the embedded weight blob and every
+//! kernel call goes through the safe functions here.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+#[cfg(target_endian = "big")]
+compile_error!("kiln-runtime reads little-endian weight blobs; big-endian targets are not supported");
+
+pub mod blob;
+pub mod error;
+pub mod gemm;
+pub mod isa;
+pub mod kernels;
+pub mod ops;
+pub mod pack;
+pub mod quantize;
+pub mod tensor;
+
+pub use error::Error;
+pub use isa::Isa;
+pub use tensor::{TensorRef, TensorView};

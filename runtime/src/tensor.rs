@@ -1,0 +1,98 @@
+//! Borrowed input tensors and output views.
+use crate::error::{Dims, Error};
+
+/// Element types a model input or output can have.
+pub trait Element: Copy + Default + Send + Sync + 'static {
+    /// ONNX TensorProto.DataType code.
+    const ONNX_TYPE: i32;
+    const NAME: &'static str;
+}
+macro_rules! element {
+    ($($t:ty => $code:expr, $name:expr;)*) => {$(
+        impl Element for $t { const ONNX_TYPE: i32 = $code; const NAME: &'static str = $name; }
+    )*};
+}
+element! {
+    f32 => 1, "f32"; u8 => 2, "u8"; i8 => 3, "i8"; u16 => 4, "u16"; i16 => 5, "i16";
+    i32 => 6, "i32"; i64 => 7, "i64"; bool => 9, "bool"; f64 => 11, "f64";
+    u32 => 12, "u32"; u64 => 13, "u64";
+}
+
+/// An input tensor: borrowed data plus its shape (row-major, contiguous).
+#[derive(Clone, Copy, Debug)]
+pub struct TensorRef<'a, T> {
+    data: &'a [T],
+    shape: &'a [usize],
+}
+
+impl<'a, T> TensorRef<'a, T> {
+    /// Fails if `data.len()` is not the product of `shape`.
+    pub fn new(data: &'a [T], shape: &'a [usize]) -> Result<Self, Error> {
+        let expected = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        match expected {
+            Some(n) if n == data.len() => Ok(TensorRef { data, shape }),
+            _ => Err(Error::DataLength {
+                expected: expected.unwrap_or(usize::MAX),
+                actual: data.len(),
+                shape: Dims::new(shape),
+            }),
+        }
+    }
+    pub fn data(&self) -> &'a [T] {
+        self.data
+    }
+    pub fn shape(&self) -> &'a [usize] {
+        self.shape
+    }
+}
+
+/// An output tensor borrowed from the model's workspace until the next `run`.
+#[derive(Clone, Copy, Debug)]
+pub struct TensorView<'a, T> {
+    data: &'a [T],
+    shape: Dims,
+}
+
+impl<'a, T> TensorView<'a, T> {
+    /// `data.len()` must equal the product of `shape` (generated code guarantees it).
+    pub fn new(data: &'a [T], shape: &[usize]) -> Self {
+        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
+        TensorView { data, shape: Dims::new(shape) }
+    }
+    pub fn data(&self) -> &'a [T] {
+        self.data
+    }
+    pub fn shape(&self) -> &[usize] {
+        self.shape.as_slice()
+    }
+    #[cfg(feature = "alloc")]
+    pub fn to_vec(&self) -> alloc::vec::Vec<T>
+    where
+        T: Clone,
+    {
+        self.data.to_vec()
+    }
+}
+
+/// Checks an input against a declared shape (`None` = symbolic dim, checked elsewhere).
+pub fn check_shape(
+    input: &'static str,
+    actual: &[usize],
+    expected: &[Option<usize>],
+) -> Result<(), Error> {
+    let ok = actual.len() == expected.len()
+        && actual.iter().zip(expected).all(|(a, e)| e.is_none_or(|e| e == *a));
+    if ok {
+        Ok(())
+    } else {
+        let mut exp = [0usize; crate::error::MAX_RANK];
+        for (d, e) in exp.iter_mut().zip(expected) {
+            *d = e.unwrap_or(0);
+        }
+        Err(Error::InputShape {
+            input,
+            expected: Dims::new(&exp[..expected.len().min(crate::error::MAX_RANK)]),
+            actual: Dims::new(actual),
+        })
+    }
+}
