@@ -1,1 +1,6 @@
 //! Float and integer ops that generated code calls between fused int8 layers.
+//!
+//! Float results agree across ISA paths within float rounding (SIMD paths may sum in a
+//! different order than the scalar reference); each path is tested against an `f64` reference.
+
+pub mod math;
