@@ -1,0 +1,129 @@
+//! Helpers shared by the end-to-end tests (tests/models.rs, tests/onnx_node.rs): loading the
+//! reference tensors (`*.pb`, onnx.TensorProto) and comparing outputs with useful failure reports.
+#![allow(dead_code)]
+
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+
+pub use kiln_codegen::ir::{Tensor, TensorData};
+
+/// `<crate root>/<case>/test_data_set_0`.
+pub fn case_dir(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(case).join("test_data_set_0")
+}
+
+/// Reads one serialized onnx.TensorProto; panics with the path on failure.
+pub fn load(path: impl AsRef<Path>) -> Tensor {
+    let path = path.as_ref();
+    kiln_codegen::onnx::read_tensor_file(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e:?}", path.display()))
+}
+
+/// Element types a reference tensor can hold; `data::<T>(&t)` borrows its elements.
+pub trait Elem: Copy + Debug + PartialEq + 'static {
+    const NAME: &'static str;
+    fn slice(d: &TensorData) -> Option<&[Self]>;
+}
+
+macro_rules! elem {
+    ($($t:ty => $v:ident),* $(,)?) => {$(
+        impl Elem for $t {
+            const NAME: &'static str = stringify!($t);
+            fn slice(d: &TensorData) -> Option<&[Self]> {
+                match d {
+                    TensorData::$v(v) => Some(v),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+elem!(f32 => F32, f64 => F64, i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 => I32, u32 => U32,
+      i64 => I64, u64 => U64, bool => Bool);
+
+/// The elements of `t` as `T`; panics if the stored type differs.
+pub fn data<T: Elem>(t: &Tensor) -> &[T] {
+    T::slice(&t.data).unwrap_or_else(|| {
+        panic!("tensor {:?}: expected {} data, found {}", t.name, T::NAME, type_name(&t.data))
+    })
+}
+
+fn type_name(d: &TensorData) -> &'static str {
+    match d {
+        TensorData::F32(_) => "f32",
+        TensorData::F64(_) => "f64",
+        TensorData::I8(_) => "i8",
+        TensorData::U8(_) => "u8",
+        TensorData::I16(_) => "i16",
+        TensorData::U16(_) => "u16",
+        TensorData::I32(_) => "i32",
+        TensorData::U32(_) => "u32",
+        TensorData::I64(_) => "i64",
+        TensorData::U64(_) => "u64",
+        TensorData::Bool(_) => "bool",
+    }
+}
+
+/// Asserts `|got - want| <= atol + rtol * |want|` elementwise. NaN matches NaN, ±Inf must match
+/// exactly. On failure reports the number of violations, the worst one (index, both values,
+/// error, allowed) and the first few.
+pub fn assert_close(name: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
+    let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
+    let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
+    assert_close_f64(name, &got, &want, atol as f64, rtol as f64);
+}
+
+/// `assert_close` for f64 outputs.
+pub fn assert_close_f64(name: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64) {
+    assert_eq!(got.len(), want.len(), "{name}: {} elements, expected {}", got.len(), want.len());
+    let mut bad = Vec::new(); // (index, excess over the allowed error)
+    let mut worst: Option<(usize, f64)> = None;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let ok = if w.is_nan() {
+            g.is_nan()
+        } else if w.is_infinite() || g.is_nan() || g.is_infinite() {
+            g == w
+        } else {
+            (g - w).abs() <= atol + rtol * w.abs()
+        };
+        if !ok {
+            let excess = if (g - w).is_finite() { (g - w).abs() - (atol + rtol * w.abs()) } else { f64::INFINITY };
+            if worst.is_none_or(|(_, e)| excess > e) {
+                worst = Some((i, excess));
+            }
+            bad.push(i);
+        }
+    }
+    if let Some((i, _)) = worst {
+        let first: Vec<String> = bad
+            .iter()
+            .take(5)
+            .map(|&j| format!("[{j}] got {} want {}", got[j], want[j]))
+            .collect();
+        panic!(
+            "{name}: {} of {} elements outside atol {atol:e} + rtol {rtol:e}·|want|; worst at [{i}]: \
+             got {} want {} (error {:e}, allowed {:e}); first: {}",
+            bad.len(),
+            got.len(),
+            got[i],
+            want[i],
+            (got[i] - want[i]).abs(),
+            atol + rtol * want[i].abs(),
+            first.join(", ")
+        );
+    }
+}
+
+/// Exact comparison (integer and bool outputs); reports the count of mismatches and the first few.
+pub fn assert_exact<T: PartialEq + Debug>(name: &str, got: &[T], want: &[T]) {
+    assert_eq!(got.len(), want.len(), "{name}: {} elements, expected {}", got.len(), want.len());
+    let bad: Vec<usize> = (0..got.len()).filter(|&i| got[i] != want[i]).collect();
+    if !bad.is_empty() {
+        let first: Vec<String> = bad
+            .iter()
+            .take(8)
+            .map(|&i| format!("[{i}] got {:?} want {:?}", got[i], want[i]))
+            .collect();
+        panic!("{name}: {} of {} elements differ: {}", bad.len(), got.len(), first.join(", "));
+    }
+}

@@ -1,0 +1,706 @@
+#!/usr/bin/env python3
+"""Builds kiln's end-to-end test fixtures and the digits example, with onnxruntime as the reference.
+
+usage: python tools/gen_fixtures.py [--no-digits] [--check]
+    (run from anywhere; paths are relative to the repository root)
+
+Writes
+  tests/models/<case>/model.onnx
+  tests/models/<case>/test_data_set_0/{input_0.pb, output_0.pb}   (onnx.TensorProto, name = graph I/O name)
+  tests/models/<case>/meta.json                                  (tolerance + why, quant config, op types)
+  tests/models.rs                                                (one module + one #[test] per case)
+  examples/digits/{digits.f32.onnx, digits.quant.onnx, test_x.f32, test_y.u8, reference.json}
+Files are written only when their content changes. Everything is seeded: re-running is a no-op.
+`--check` writes nothing and exits 1 if any file would change.
+
+Expected outputs come from onnxruntime (CPUExecutionProvider, intra_op_num_threads=1, default
+graph optimization level = ORT_ENABLE_ALL), never from kiln. Each case is also run with
+ORT_DISABLE_ALL; the difference between the two ("ort_spread" in meta.json) measures how much
+legitimate float-order differences (fused DynamicQuantizeMatMul vs the unfused node chain) move
+the outputs, and the tolerance is chosen well above it.
+
+What onnxruntime 1.32 `quantize_dynamic` emits (observed on these models; printed again at the end
+of every run from the actual graphs):
+
+  Per MatMul (or Gemm) with a constant float weight W[K,N] and activation x:
+      x_q, x_s, x_zp = DynamicQuantizeLinear(x)            # x_q uint8, x_s f32 scalar, x_zp uint8 scalar
+      s   = Mul(x_s, W_scale)                                # scale product computed FIRST, a separate node
+      acc = MatMulInteger(x_q, W_quantized, x_zp, W_zero_point)   # int32
+      f   = Cast(acc, to=FLOAT)
+      y   = Mul(f, s)
+      [y  = Add(y, bias)]                                   # the original float Add stays a separate node
+  - Weights are initializers `<W>_quantized` of type int8 (weight_type=QInt8) or uint8 (QUInt8),
+    same [K,N] layout as the float weight. The float weight is removed.
+  - `<W>_scale` (f32) and `<W>_zero_point` (int8/uint8) are scalars (shape []) per tensor, and
+    shape [N] (one per output column) with per_channel=True.
+  - QInt8 is symmetric: zero point 0, values in [-127, 127] (max|W| -> 127); reduce_range -> [-64, 64].
+    QUInt8 is asymmetric: zero point in 0..255 (e.g. 143), values 0..255; reduce_range -> 0..127.
+  - Gemm(transB=1) becomes the same chain with the weight pre-transposed (`<W>_Transposed_quantized`,
+    [K,N]); Gemm's C becomes an Add. Gemm is NOT left in float.
+  - A float activation consumed by two MatMuls (mlp_shared) gets ONE DynamicQuantizeLinear whose
+    outputs feed both MatMulIntegers (and two scale Muls).
+  - 3-D activations [B,M,K] go to MatMulInteger unchanged (batched against the 2-D weight).
+  - The opset stays ai.onnx 17 only: no com.microsoft ops in the saved model (onnxruntime fuses to
+    DynamicQuantizeMatMul internally at session creation, when optimizations are on).
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+import warnings
+import logging
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+import onnxruntime as ort
+from onnxruntime.quantization import QuantType, quantize_dynamic
+
+warnings.filterwarnings("ignore")
+logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's "consider pre-processing" warning
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = os.path.join(ROOT, "tests", "models")
+DIGITS = os.path.join(ROOT, "examples", "digits")
+OPSET = 17
+
+ARGS = None
+CHANGED = []
+
+
+# ----------------------------------------------------------------------------------------- I/O
+
+def write_bytes(path, data: bytes):
+    """Writes only if the content changed (or records the change under --check)."""
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return
+    CHANGED.append(os.path.relpath(path, ROOT))
+    if ARGS.check:
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def write_text(path, text: str):
+    write_bytes(path, text.encode())
+
+
+def model_bytes(m: onnx.ModelProto) -> bytes:
+    return m.SerializeToString(deterministic=True)
+
+
+# ------------------------------------------------------------------------------ Rust naming rule
+
+RUST_KEYWORDS = set("""as break const continue crate else enum extern false fn for if impl in let loop
+match mod move mut pub ref return self Self static struct super trait true type unsafe use where while
+async await dyn abstract become box do final macro override priv typeof unsized virtual yield try gen
+union""".split())
+
+
+def rust_fields(names, kind):
+    """ONNX names -> Rust field names (the rule the code generator implements; kind: input|output)."""
+    out, seen = [], {}
+    for n in names:
+        s = re.sub(r"[^a-z0-9]+", "_", n.lower()).strip("_")
+        if not s or s[0].isdigit():
+            s = f"{kind}_{s}" if s else kind
+        if s in RUST_KEYWORDS:
+            s += "_"
+        base = s
+        if base in seen:
+            seen[base] += 1
+            s = f"{base}_{seen[base]}"
+            while s in seen:  # pathological: "a_2" already taken by a real name
+                seen[base] += 1
+                s = f"{base}_{seen[base]}"
+        seen.setdefault(s, 1)
+        out.append(s)
+    return out
+
+
+assert rust_fields(["onnx::Shape_422"], "input") == ["onnx_shape_422"]
+assert rust_fields(["463"], "output") == ["output_463"]
+assert rust_fields(["type", "X", "x", "x"], "input") == ["type_", "x", "x_2", "x_3"]
+
+# ------------------------------------------------------------------------------ onnxruntime
+
+def ort_run(model: bytes, feeds: dict, optimized=True):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    if not optimized:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, feeds)))
+
+
+def ort_scales(model: onnx.ModelProto, feeds):
+    """Runs a copy of the quantized model with every DynamicQuantizeLinear scale exposed as an
+    output: returns [(weight initializer, activation scale, weight scale array)] per MatMulInteger."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    extra = []
+    for n in m.graph.node:
+        if n.op_type == "DynamicQuantizeLinear":
+            extra.append(n.output[1])
+    for e in extra:
+        m.graph.output.append(helper.make_tensor_value_info(e, TensorProto.FLOAT, None))
+    res = ort_run(model_bytes(m), feeds, optimized=False)
+    dql = {n.output[0]: n.output[1] for n in m.graph.node if n.op_type == "DynamicQuantizeLinear"}
+    layers = []
+    for n in m.graph.node:
+        if n.op_type == "MatMulInteger":
+            a_s = float(res[dql[n.input[0]]])
+            w = inits[n.input[1]].astype(np.int32) - inits[n.input[3]].astype(np.int32)
+            ws = inits[n.input[1].replace("_quantized", "_scale")]
+            layers.append((n.input[1], a_s, w, np.asarray(ws, np.float32)))
+    return layers
+
+
+def maddubs_saturating(a_u8, w_s8):
+    """What an AVX2 VPMADDUBSW (+VPMADDWD) kernel computes for raw u8 x s8 operands: adjacent-k
+    products summed in saturating i16, then accumulated exactly in i32."""
+    a = a_u8.astype(np.int64)
+    wt = w_s8.astype(np.int64)
+    k = a.shape[-1]
+    if k % 2:
+        a = np.concatenate([a, np.zeros(a.shape[:-1] + (1,), np.int64)], -1)
+        wt = np.concatenate([wt, np.zeros((1,) + wt.shape[1:], np.int64)], 0)
+    prod = a[..., :, None] * wt[None, :, :]                 # [M, K, N]
+    pairs = np.clip(prod[:, 0::2] + prod[:, 1::2], -32768, 32767)
+    return pairs.sum(axis=1)
+
+
+def np_eval(model: onnx.ModelProto, feeds, ftype=np.float64, saturate=False):
+    """A small independent interpreter for the ops these fixtures use, doing every float op in
+    `ftype` (float64 by default). Its distance from onnxruntime shows how far a legitimate change
+    of float precision/order moves the outputs, including quantized-activation flips it causes."""
+    env = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    env = {k: (v.astype(ftype) if v.dtype == np.float32 else v) for k, v in env.items()}
+    env.update({k: v.astype(ftype) for k, v in feeds.items()})
+    for n in model.graph.node:
+        a = [env[i] for i in n.input if i]
+        at = {x.name: helper.get_attribute_value(x) for x in n.attribute}
+        t = n.op_type
+        if t == "DynamicQuantizeLinear":
+            x = a[0]
+            lo, hi = min(0.0, float(x.min())), max(0.0, float(x.max()))
+            sc = ftype((hi - lo) / 255.0) if hi > lo else ftype(1.0)
+            zp = np.clip(np.rint(-lo / sc), 0, 255)
+            q = np.clip(np.rint(x / sc) + zp, 0, 255).astype(np.uint8)
+            r = [q, np.asarray(sc, ftype), np.asarray(zp, np.uint8)]
+        elif t == "MatMulInteger":
+            x = a[0].astype(np.int64) - a[2].astype(np.int64)
+            w_ = a[1].astype(np.int64) - a[3].astype(np.int64)
+            if saturate:  # raw u8 x s8 products, then the exact zero-point corrections
+                assert a[1].dtype == np.int8 and not a[3].any()
+                za = np.int64(a[2])
+                raw = maddubs_saturating(a[0], a[1])
+                r = [(raw - za * a[1].astype(np.int64).sum(axis=0)).astype(np.int32)]
+            else:
+                r = [np.matmul(x, w_).astype(np.int32)]
+        elif t == "Cast":
+            r = [a[0].astype(ftype)]
+        elif t in ("Mul", "Add", "MatMul"):
+            r = [{"Mul": np.multiply, "Add": np.add, "MatMul": np.matmul}[t](a[0], a[1])]
+        elif t == "Relu":
+            r = [np.maximum(a[0], 0)]
+        elif t == "Sigmoid":
+            r = [1 / (1 + np.exp(-a[0]))]
+        elif t == "Tanh":
+            r = [np.tanh(a[0])]
+        elif t == "Softmax":
+            e = np.exp(a[0] - a[0].max(axis=at.get("axis", -1), keepdims=True))
+            r = [e / e.sum(axis=at.get("axis", -1), keepdims=True)]
+        elif t == "Gemm":
+            A = a[0].T if at.get("transA", 0) else a[0]
+            B = a[1].T if at.get("transB", 0) else a[1]
+            r = [at.get("alpha", 1.0) * (A @ B) + (at.get("beta", 1.0) * a[2] if len(a) > 2 else 0)]
+        else:
+            raise NotImplementedError(t)
+        for name, v in zip(n.output, r):
+            env[name] = v
+    return {o.name: env[o.name].astype(np.float32) for o in model.graph.output}
+
+
+# ------------------------------------------------------------------------------ model building
+
+def init(name, a):
+    return numpy_helper.from_array(np.asarray(a), name)
+
+
+def make_model(nodes, inputs, outputs, inits, name):
+    g = helper.make_graph(nodes, name, inputs, outputs, inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="kiln gen_fixtures")
+    m.ir_version = 8  # opset 17's IR version; onnxruntime 1.32 accepts it
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def w(rng, k, n):
+    return rng.normal(0.0, 1.0 / np.sqrt(k), (k, n)).astype(np.float32)
+
+
+def b(rng, n):
+    return rng.normal(0.0, 0.1, (n,)).astype(np.float32)
+
+
+def f32_io(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def dense_chain(x_shape, layers, act_after, final=None, seed=0):
+    """x -> [MatMul W_i (+ Add B_i) -> act]* -> y. layers: [(K, N, bias?)], act_after[i] applies after layer i."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, cur = [], [], "x"
+    for i, (k, n, bias) in enumerate(layers):
+        inits.append(init(f"W{i}", w(rng, k, n)))
+        out = f"mm{i}"
+        nodes.append(helper.make_node("MatMul", [cur, f"W{i}"], [out], name=f"matmul{i}"))
+        cur = out
+        if bias:
+            inits.append(init(f"B{i}", b(rng, n)))
+            nodes.append(helper.make_node("Add", [cur, f"B{i}"], [f"add{i}"], name=f"add{i}"))
+            cur = f"add{i}"
+        act = act_after[i]
+        if act:
+            nodes.append(helper.make_node(act, [cur], [f"{act.lower()}{i}"], name=f"{act.lower()}{i}"))
+            cur = f"{act.lower()}{i}"
+    if final:
+        nodes.append(helper.make_node(final, [cur], ["y"], name=final.lower(), axis=-1))
+    else:
+        nodes[-1].output[0] = "y"
+    y_shape = list(x_shape[:-1]) + [layers[-1][1]]
+    return nodes, inits, y_shape
+
+
+def mlp_a(seed=1):
+    nodes, inits, ys = dense_chain([1, 64], [(64, 37, True), (37, 10, True)], ["Relu", None], seed=seed)
+    return make_model(nodes, [f32_io("x", [1, 64])], [f32_io("y", ys)], inits, "mlp_a")
+
+
+def mlp_b():
+    nodes, inits, ys = dense_chain([5, 30], [(30, 100, True), (100, 1, True)], ["Sigmoid", None], seed=2)
+    return make_model(nodes, [f32_io("x", [5, 30])], [f32_io("y", ys)], inits, "mlp_b")
+
+
+def mlp_c():
+    nodes, inits, ys = dense_chain([3, 129], [(129, 65, True), (65, 17, True)], ["Tanh", None], final="Softmax", seed=3)
+    return make_model(nodes, [f32_io("x", [3, 129])], [f32_io("y", ys)], inits, "mlp_c")
+
+
+def mlp_shared():
+    rng = np.random.default_rng(4)
+    inits = [init("Wa", w(rng, 48, 24)), init("Wb", w(rng, 48, 24)), init("W2", w(rng, 24, 8))]
+    nodes = [
+        helper.make_node("MatMul", ["x", "Wa"], ["ha"], name="matmul_a"),
+        helper.make_node("MatMul", ["x", "Wb"], ["hb"], name="matmul_b"),
+        helper.make_node("Add", ["ha", "hb"], ["h"], name="add"),
+        helper.make_node("Relu", ["h"], ["r"], name="relu"),
+        helper.make_node("MatMul", ["r", "W2"], ["y"], name="matmul_2"),
+    ]
+    return make_model(nodes, [f32_io("x", [4, 48])], [f32_io("y", [4, 8])], inits, "mlp_shared")
+
+
+def mlp_3d():
+    nodes, inits, ys = dense_chain([2, 3, 40], [(40, 20, True), (20, 6, False)], ["Relu", None], seed=5)
+    return make_model(nodes, [f32_io("x", [2, 3, 40])], [f32_io("y", ys)], inits, "mlp_3d")
+
+
+def mlp_gemm():
+    rng = np.random.default_rng(6)
+    inits = [init("W0t", w(rng, 33, 21).T.copy()), init("C0", b(rng, 21)),  # W0t is [N,K]: transB=1
+             init("W1", w(rng, 21, 7)), init("C1", b(rng, 7))]
+    nodes = [
+        helper.make_node("Gemm", ["x", "W0t", "C0"], ["g0"], name="gemm0", transB=1, alpha=1.0, beta=1.0),
+        helper.make_node("Relu", ["g0"], ["r0"], name="relu0"),
+        helper.make_node("Gemm", ["r0", "W1", "C1"], ["y"], name="gemm1", transB=0),
+    ]
+    return make_model(nodes, [f32_io("x", [4, 33])], [f32_io("y", [4, 7])], inits, "mlp_gemm")
+
+
+def mlp_big_k():
+    nodes, inits, ys = dense_chain([2, 1100], [(1100, 40, False), (40, 5, False)], ["Relu", None], seed=7)
+    return make_model(nodes, [f32_io("x", [2, 1100])], [f32_io("y", ys)], inits, "mlp_big_k")
+
+
+def sat():
+    """One layer whose int8 weights have adjacent-k pairs at +127/+127 and -127/-127 (column 0/1),
+    and inputs that quantize to 252..255: VPMADDUBSW's i16 pair sum 255*127*2 = 64770 saturates.
+    A second small layer follows so the saturated values also feed a re-quantization."""
+    rng = np.random.default_rng(8)
+    k, n = 32, 8
+    W = rng.normal(0.0, 0.3, (k, n)).astype(np.float32)
+    W[:, 0] = 1.0                                      # -> +127 everywhere
+    W[:, 1] = -1.0                                     # -> -127 everywhere
+    W[:, 2] = np.where(np.arange(k) % 2 == 0, 1.0, -1.0)  # (+127, -127) pairs: no saturation, cancels
+    W[:, 3] = np.where(np.arange(k) % 2 == 0, 1.0, 0.9)   # (+127, +114) pairs
+    W[:, 4] = -0.95                                    # -> -121 pairs
+    W = np.clip(W, -1.0, 1.0)                          # symmetric scale = 1/127 exactly from column 0
+    inits = [init("W0", W), init("B0", b(rng, n)), init("W1", w(rng, n, 4))]
+    nodes = [
+        helper.make_node("MatMul", ["x", "W0"], ["mm0"], name="matmul0"),
+        helper.make_node("Add", ["mm0", "B0"], ["h"], name="add0"),
+        helper.make_node("MatMul", ["h", "W1"], ["y"], name="matmul1"),
+    ]
+    return make_model(nodes, [f32_io("x", [2, 32])], [f32_io("y", [2, 4])], inits, "sat")
+
+
+# ------------------------------------------------------------------------------ cases
+
+QCONFIGS = {  # suffix -> quantize_dynamic kwargs
+    "q_s8": dict(weight_type=QuantType.QInt8, per_channel=False, reduce_range=False),
+    "q_s8_pc": dict(weight_type=QuantType.QInt8, per_channel=True, reduce_range=False),
+    "q_s8_rr": dict(weight_type=QuantType.QInt8, per_channel=False, reduce_range=True),
+    "q_s8_pc_rr": dict(weight_type=QuantType.QInt8, per_channel=True, reduce_range=True),
+    "q_u8": dict(weight_type=QuantType.QUInt8, per_channel=False, reduce_range=False),
+    "q_u8_pc": dict(weight_type=QuantType.QUInt8, per_channel=True, reduce_range=False),
+    "q_u8_rr": dict(weight_type=QuantType.QUInt8, per_channel=False, reduce_range=True),
+    "q_u8_pc_rr": dict(weight_type=QuantType.QUInt8, per_channel=True, reduce_range=True),
+}
+ALL_Q = list(QCONFIGS)
+
+
+def normal_inputs(shape, seed):
+    return np.random.default_rng(1000 + seed).normal(0.0, 1.0, shape).astype(np.float32)
+
+
+def outlier_inputs(shape, seed):
+    x = normal_inputs(shape, seed)
+    idx = np.random.default_rng(2000 + seed).choice(x.size, 3, replace=False)
+    x.reshape(-1)[idx] = np.array([50.0, -50.0, 47.5], np.float32)
+    return x
+
+
+def sat_inputs(shape, seed):
+    rng = np.random.default_rng(3000 + seed)
+    x = np.empty(shape, np.float32)
+    x[0] = rng.uniform(0.99, 1.0, shape[1:]).astype(np.float32)  # all quantize to 252..255
+    x[0, 0] = 1.0                                                 # the max: exactly 255
+    x[1] = rng.uniform(0.0, 1.0, shape[1:]).astype(np.float32)
+    return x
+
+
+# (architecture name, builder, input generator, seed, quantized configs). Every configuration
+# appears on mlp_a and mlp_shared and on at least one more MLP; mlp_big_k (the large one) keeps
+# four configs to stay small.
+MLPS = [
+    ("mlp_a", mlp_a, normal_inputs, 1, ALL_Q),
+    ("mlp_b", mlp_b, normal_inputs, 2, ALL_Q),
+    ("mlp_c", mlp_c, normal_inputs, 3, ALL_Q),
+    ("mlp_shared", mlp_shared, normal_inputs, 4, ALL_Q),
+    ("mlp_3d", mlp_3d, normal_inputs, 5, ALL_Q),
+    ("mlp_gemm", mlp_gemm, normal_inputs, 6, ALL_Q),
+    ("mlp_big_k", mlp_big_k, normal_inputs, 7, ["q_s8", "q_s8_pc", "q_u8", "q_u8_pc_rr"]),
+]
+EXTRA = [  # (case name, builder, input generator, seed, config)
+    ("mlp_a_outlier_q_s8", mlp_a, outlier_inputs, 11, "q_s8"),
+    ("sat_q_s8", sat, sat_inputs, 8, "q_s8"),
+]
+
+
+def quantize(m: onnx.ModelProto, cfg: str) -> onnx.ModelProto:
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = os.path.join(d, "f.onnx"), os.path.join(d, "q.onnx")
+        onnx.save(m, src)
+        quantize_dynamic(src, dst, **QCONFIGS[cfg])
+        q = onnx.load(dst)
+    onnx.checker.check_model(q)
+    return q
+
+
+def node_pattern(m: onnx.ModelProto) -> str:
+    return " ; ".join(f"{n.op_type}({','.join(n.input)})->{','.join(n.output)}" for n in m.graph.node)
+
+
+def op_types(m):
+    return [n.op_type for n in m.graph.node]
+
+
+def quant_summary(m):
+    """Per quantized weight: dtype, shape, value range, scale / zero point shapes and values range."""
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    out = []
+    for n in m.graph.node:
+        if n.op_type != "MatMulInteger":
+            continue
+        q, zp = inits[n.input[1]], inits[n.input[3]]
+        sc = inits[n.input[1].replace("_quantized", "_scale")]
+        out.append(dict(weight=n.input[1], dtype=str(q.dtype), shape=list(q.shape),
+                        min=int(q.min()), max=int(q.max()),
+                        scale_shape=list(sc.shape), zero_point_shape=list(zp.shape),
+                        zero_point_min=int(zp.min()), zero_point_max=int(zp.max())))
+    return out
+
+
+def tolerance(quantized, expected, spread, layers):
+    """atol (absolute, elementwise) and rtol, with the reasoning.
+
+    f32: onnxruntime vs its own unoptimized run differ by a few ulps of the largest partial sum;
+    a kiln kernel with another summation order / FMA use is in the same regime, so
+    atol = 1e-5 * max(1, max|expected|), rtol = 1e-5 (about 100 ulps at the output's scale).
+
+    quantized: the integer part is exact, so kiln and onnxruntime agree up to float rounding in
+    scale * acc + bias — EXCEPT that a rounding difference in an intermediate float activation can
+    move one quantized activation of the next layer by one step. One step of activation k in the
+    last quantized layer moves output n by a_scale * w_scale[n] * |Wq[k,n] - zp[n]|; the largest
+    such move over the layer is `one_step`. We take atol = max(1e-3 + 1e-2 * max|expected|,
+    2 * one_step), rtol = 0, and check it is well above the spread observed between onnxruntime's
+    fused (optimized) and unfused runs.
+    """
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    if not quantized:
+        atol, rtol = float(f"{1e-5 * max(1.0, scale):.3g}"), 1e-5
+        why = "f32: ~100 ulp of max|expected| (float summation order/FMA); ORT opt vs no-opt spread %.2e" % spread
+        return atol, rtol, why, None
+    one_step = 0.0
+    if layers:
+        _, a_s, wq, ws = layers[-1]
+        ws = np.broadcast_to(ws, (wq.shape[-1],))
+        one_step = float(a_s * np.max(np.abs(wq) * ws[None, :]))
+    atol = float(f"{max(1e-3 + 1e-2 * scale, 2.0 * one_step):.3g}")
+    why = ("quantized: integer part exact; a 1-step flip of one last-layer activation moves an output by "
+           "<= %.3e (a_scale*w_scale*|Wq-zp|); atol = max(1e-3 + 1e-2*max|expected| = %.3e, 2*one_step); "
+           "ORT fused vs unfused spread %.2e" % (one_step, 1e-3 + 1e-2 * scale, spread))
+    return atol, 0.0, why, one_step
+
+
+def tensor_pb(a: np.ndarray, name: str) -> bytes:
+    return numpy_helper.from_array(a, name).SerializeToString(deterministic=True)
+
+
+def emit_case(case, m: onnx.ModelProto, x: np.ndarray, arch, cfg):
+    mb = model_bytes(m)
+    in_name, out_name = m.graph.input[0].name, m.graph.output[0].name
+    feeds = {in_name: x}
+    y = ort_run(mb, feeds, optimized=True)[out_name]
+    y_noopt = ort_run(mb, feeds, optimized=False)[out_name]
+    spread = float(np.max(np.abs(y - y_noopt)))
+    f64_diff = float(np.max(np.abs(y - np_eval(m, feeds)[out_name])))
+    f32_diff = float(np.max(np.abs(y - np_eval(m, feeds, np.float32)[out_name])))
+    quantized = cfg is not None
+    layers = ort_scales(m, feeds) if quantized else None
+    atol, rtol, why, one_step = tolerance(quantized, y, spread, layers)
+    if case.startswith("sat_"):
+        y_sat = np_eval(m, feeds, np.float32, saturate=True)[out_name]
+        sat_err = float(np.max(np.abs(y_sat - y)))
+        print(f"  {case}: a saturating VPMADDUBSW kernel would be off by {sat_err:.3f} (atol {atol:.3f})")
+        assert sat_err > 10 * atol, "the saturation case does not detect saturation"
+    worst = max(spread, f64_diff, f32_diff)
+    assert worst <= atol / 2, f"{case}: reference spread {worst} too close to atol {atol}"
+    d = os.path.join(MODELS, case)
+    write_bytes(os.path.join(d, "model.onnx"), mb)
+    write_bytes(os.path.join(d, "test_data_set_0", "input_0.pb"), tensor_pb(x, in_name))
+    write_bytes(os.path.join(d, "test_data_set_0", "output_0.pb"), tensor_pb(y, out_name))
+    meta = dict(
+        case=case, architecture=arch,
+        quantization=None if not quantized else dict(
+            tool="onnxruntime.quantization.quantize_dynamic " + ort.__version__,
+            weight_type=QCONFIGS[cfg]["weight_type"].name, per_channel=QCONFIGS[cfg]["per_channel"],
+            reduce_range=QCONFIGS[cfg]["reduce_range"], weights=quant_summary(m),
+            activation_scales=[l[1] for l in layers]),
+        inputs=[dict(name=in_name, field=rust_fields([in_name], "input")[0], dtype="f32", shape=list(x.shape))],
+        outputs=[dict(name=out_name, field=rust_fields([out_name], "output")[0], dtype="f32", shape=list(y.shape))],
+        op_types=op_types(m),
+        max_abs_expected=float(np.max(np.abs(y))),
+        ort_spread=spread,
+        numpy_f32_diff=f32_diff,
+        numpy_f64_diff=f64_diff,
+        one_step=one_step,
+        atol=atol, rtol=rtol, tolerance_reason=why,
+        reference="onnxruntime %s CPUExecutionProvider, 1 thread, ORT_ENABLE_ALL" % ort.__version__,
+    )
+    write_text(os.path.join(d, "meta.json"), json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
+def gen_models():
+    metas, patterns = [], {}
+    for arch, build, gen, seed, cfgs in MLPS:
+        f = build()
+        x = gen([d.dim_value for d in f.graph.input[0].type.tensor_type.shape.dim], seed)
+        metas.append(emit_case(f"{arch}_f32", f, x, arch, None))
+        for cfg in cfgs:
+            q = quantize(f, cfg)
+            patterns.setdefault(cfg, {})[arch] = node_pattern(q)
+            metas.append(emit_case(f"{arch}_{cfg}", q, x, arch, cfg))
+    for case, build, gen, seed, cfg in EXTRA:
+        f = build()
+        x = gen([d.dim_value for d in f.graph.input[0].type.tensor_type.shape.dim], seed)
+        q = quantize(f, cfg)
+        patterns.setdefault(cfg, {})[case] = node_pattern(q)
+        metas.append(emit_case(case, q, x, case, cfg))
+    # stale cases (renamed/removed in this script) are reported, not deleted
+    known = {m["case"] for m in metas}
+    for d in sorted(os.listdir(MODELS)) if os.path.isdir(MODELS) else []:
+        if os.path.isdir(os.path.join(MODELS, d)) and d not in known:
+            print(f"warning: tests/models/{d} is not generated by this script", file=sys.stderr)
+    return metas, patterns
+
+
+# ------------------------------------------------------------------------------ tests/models.rs
+
+def rust_f32(v: float) -> str:
+    s = np.format_float_scientific(np.float32(v), unique=True, trim="0", exp_digits=1)
+    return s.replace(".e", ".0e")
+
+
+def gen_models_rs(metas):
+    lines = [
+        "//! @generated by tools/gen_fixtures.py — do not edit; add a case there.",
+        "//!",
+        "//! End-to-end fixtures: each case is compiled with `include_model!`, run on every ISA this",
+        "//! CPU has, and compared with onnxruntime's outputs (tests/models/<case>/test_data_set_0) at",
+        "//! the tolerance recorded with its reasoning in tests/models/<case>/meta.json.",
+        "#![allow(dead_code)]",
+        "",
+        "mod common;",
+        "",
+        "use kiln::runtime::isa::Isa;",
+        "",
+    ]
+    for m in metas:
+        c = m["case"]
+        (i,), (o,) = m["inputs"], m["outputs"]
+        lines += [
+            f"mod {c} {{",
+            f'    kiln::include_model!("tests/models/{c}/model.onnx");',
+            "}",
+            "",
+            "#[test]",
+            f"fn {c}() {{",
+            f'    let dir = common::case_dir("tests/models/{c}");',
+            f'    let input_0 = common::load(dir.join("input_0.pb"));',
+            f'    let want_0 = common::load(dir.join("output_0.pb"));',
+            "    for isa in Isa::all_available() {",
+            f"        let mut model = {c}::Model::with_isa(isa);",
+            "        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();",
+            f"        let out = model.run({c}::Inputs {{ {i['field']}: x_0 }})",
+            f"            .unwrap_or_else(|e| panic!(\"{c} [{{}}]: {{e:?}}\", isa.name()));",
+            f"        let what = format!(\"{c} [{{}}] {o['name']}\", isa.name());",
+            f"        assert_eq!(out.{o['field']}.shape(), &want_0.shape[..], \"{{what}}: shape\");",
+            f"        let (atol, rtol) = ({rust_f32(m['atol'])}, {rust_f32(m['rtol'])});",
+            f"        common::assert_close(&what, out.{o['field']}.data(), common::data::<f32>(&want_0), atol, rtol);",
+            "    }",
+            "}",
+            "",
+        ]
+    write_text(os.path.join(ROOT, "tests", "models.rs"), "\n".join(lines))
+
+
+# ------------------------------------------------------------------------------ digits example
+
+def gen_digits():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+
+    X, yl = load_digits(return_X_y=True)
+    X = X.astype(np.float32)
+    xtr, xte, ytr, yte = train_test_split(X, yl, test_size=0.25, random_state=0, stratify=yl)
+    clf = MLPClassifier(hidden_layer_sizes=(32,), random_state=0, max_iter=1000)
+    clf.fit(xtr / 16.0, ytr)
+    sk_acc = float(clf.score(xte / 16.0, yte))
+    # The model takes raw pixels 0..16: the 1/16 input scaling is folded into W0 (a power of two,
+    # so W0/16 is exact and DynamicQuantizeLinear/quantize_dynamic give the same integers as with
+    # x/16 in front).
+    W0 = (clf.coefs_[0] / 16.0).astype(np.float32)
+    B0 = clf.intercepts_[0].astype(np.float32)
+    W1 = clf.coefs_[1].astype(np.float32)
+    B1 = clf.intercepts_[1].astype(np.float32)
+    nodes = [
+        helper.make_node("MatMul", ["x", "W0"], ["mm0"], name="fc0"),
+        helper.make_node("Add", ["mm0", "B0"], ["h0"], name="fc0_bias"),
+        helper.make_node("Relu", ["h0"], ["r0"], name="relu0"),
+        helper.make_node("MatMul", ["r0", "W1"], ["mm1"], name="fc1"),
+        helper.make_node("Add", ["mm1", "B1"], ["logits"], name="fc1_bias"),
+    ]
+    f = make_model(nodes, [f32_io("x", [1, 64])], [f32_io("logits", [1, 10])],
+                   [init("W0", W0), init("B0", B0), init("W1", W1), init("B1", B1)], "digits")
+    q = quantize(f, "q_s8")
+    fb, qb = model_bytes(f), model_bytes(q)
+    write_bytes(os.path.join(DIGITS, "digits.f32.onnx"), fb)
+    write_bytes(os.path.join(DIGITS, "digits.quant.onnx"), qb)
+    write_bytes(os.path.join(DIGITS, "test_x.f32"), xte.astype("<f4").tobytes())
+    write_bytes(os.path.join(DIGITS, "test_y.u8"), yte.astype(np.uint8).tobytes())
+
+    def preds(mb):
+        return np.array([int(np.argmax(ort_run(mb, {"x": xte[i:i + 1]})["logits"])) for i in range(len(xte))])
+
+    pf, pq = preds(fb), preds(qb)
+    ref = dict(
+        n_test=int(len(yte)),
+        ort_f32_accuracy=float(np.mean(pf == yte)),
+        ort_int8_accuracy=float(np.mean(pq == yte)),
+        ort_int8_f32_agreement=float(np.mean(pf == pq)),
+        sklearn_accuracy=sk_acc,
+        split="sklearn load_digits, train_test_split(test_size=0.25, random_state=0, stratify=y)",
+        model="MLPClassifier(hidden_layer_sizes=(32,), random_state=0, max_iter=1000), input x/16 folded into W0",
+        reference="onnxruntime %s CPUExecutionProvider, 1 thread" % ort.__version__,
+    )
+    write_text(os.path.join(DIGITS, "reference.json"), json.dumps(ref, indent=1) + "\n")
+    return ref
+
+
+# ------------------------------------------------------------------------------ main
+
+def main():
+    global ARGS
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--no-digits", action="store_true", help="skip the digits example")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if anything would change")
+    ARGS = p.parse_args()
+
+    metas, patterns = gen_models()
+    gen_models_rs(metas)
+
+    print("== quantize_dynamic node patterns (onnxruntime %s) ==" % ort.__version__)
+    shown = set()
+    for cfg, per in patterns.items():
+        for arch, pat in per.items():
+            if arch in ("mlp_a", "mlp_shared", "mlp_gemm", "mlp_3d") and (arch, cfg) not in shown:
+                if cfg in ("q_s8", "q_u8_pc_rr") or arch == "mlp_a":
+                    print(f"-- {arch}_{cfg}:")
+                    for n in pat.split(" ; "):
+                        print("     " + n)
+                    shown.add((arch, cfg))
+    print("== quantized weights (dtype, range, scale/zero-point shapes) ==")
+    for m in metas:
+        if m["quantization"] and m["architecture"] == "mlp_a" or m["case"] == "sat_q_s8":
+            for wq in m["quantization"]["weights"]:
+                print(f"  {m['case']:22s} {wq['weight']:18s} {wq['dtype']:5s} {str(wq['shape']):10s} "
+                      f"[{wq['min']:4d},{wq['max']:4d}] scale{wq['scale_shape']} zp{wq['zero_point_shape']} "
+                      f"zp in [{wq['zero_point_min']},{wq['zero_point_max']}]")
+    print("== cases (atol, rtol | max|expected|, spreads: ORT fused-vs-unfused / numpy f32 / numpy f64, one-step) ==")
+    total = 0
+    for m in metas:
+        d = os.path.join(MODELS, m["case"])
+        size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(d) for f in fs) if os.path.isdir(d) else 0
+        total += size
+        print(f"  {m['case']:24s} atol {m['atol']:.3e} rtol {m['rtol']:.0e} | max {m['max_abs_expected']:.3e} "
+              f"spread {m['ort_spread']:.1e}/{m['numpy_f32_diff']:.1e}/{m['numpy_f64_diff']:.1e} step {m['one_step'] or 0:.2e}  {size // 1024} KiB")
+    print(f"  {len(metas)} cases, {total / 1024:.0f} KiB in tests/models")
+    if not ARGS.no_digits:
+        ref = gen_digits()
+        print("== digits ==", json.dumps(ref))
+    if CHANGED:
+        print(f"{'would change' if ARGS.check else 'wrote'} {len(CHANGED)} files", file=sys.stderr)
+    if ARGS.check and CHANGED:
+        for c in CHANGED:
+            print("  " + c, file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
