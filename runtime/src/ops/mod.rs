@@ -3,5 +3,7 @@
 //! Float results agree across ISA paths within float rounding (SIMD paths may sum in a
 //! different order than the scalar reference); each path is tested against an `f64` reference.
 
+pub mod cast;
 pub mod elementwise;
 pub mod math;
+pub mod transpose;
