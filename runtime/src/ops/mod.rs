@@ -6,4 +6,5 @@
 pub mod cast;
 pub mod elementwise;
 pub mod math;
+pub mod matmul;
 pub mod transpose;

@@ -1,0 +1,805 @@
+//! Float GEMM: [`sgemm`] against weights prepacked at compile time ([`PackedF32`]) and ONNX
+//! [`matmul`] of two activations (1-D promotion, batch broadcasting), both SIMD-dispatched.
+//!
+//! Why this shape: B is consumed in panels of [`SNR`] = 16 columns laid out `[K][16]`, so one
+//! panel row is one 64-byte line (one zmm, two ymm) and the micro-kernel streams it linearly
+//! while A values are broadcast. Kernels (`x86_64-f32-<isa>-<MR>x<NR>`):
+//! - scalar 4×16: portable reference; the compiler vectorizes the 16-wide inner loop;
+//! - AVX2+FMA 6×16: 12 ymm accumulators + 2 B + 1 broadcast = 15 of 16 registers;
+//! - AVX-512 12×32 (two panels): 24 zmm accumulators + 2 B + 1 broadcast of 32 registers, enough
+//!   independent FMA chains to cover the 4-cycle latency of Zen 4/5 and Intel's two FMA ports.
+//!
+//! Edge rows use the same kernels instantiated for fewer rows; edge columns are computed on the
+//! zero-padded panel and only the valid columns are stored (masked stores on AVX-512).
+//! [`matmul`] packs blocks of B (`KC`×32) into a stack buffer (32 KiB) and accumulates K blocks
+//! into the output, so it never allocates.
+//!
+//! Numerics: every path accumulates in `f32` in increasing k order per output (with FMA on the
+//! SIMD paths, separate multiply and add on the scalar path; `matmul` restarts the sum per
+//! `KC` block through memory, which is exact). Results across ISAs agree within float rounding,
+//! not bit for bit.
+
+use crate::isa::Isa;
+
+#[cfg(feature = "alloc")]
+use alloc::vec::Vec;
+
+/// Columns per packed f32 panel.
+pub const SNR: usize = 16;
+
+/// K block of [`matmul`]'s stack-packed B.
+const KC: usize = 256;
+/// Column block of [`matmul`]'s stack-packed B (two panels).
+const NC: usize = 2 * SNR;
+
+/// Borrowed packed f32 weights of a `[K][N]` matrix: `data` is `[padded_n/SNR][K][SNR]` (zero
+/// padding), `bias` (if any) has at least `n` entries (codegen pads it to `padded_n`).
+#[derive(Clone, Copy, Debug)]
+pub struct PackedF32<'a> {
+    pub k: usize,
+    pub n: usize,
+    pub data: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+}
+
+impl PackedF32<'_> {
+    /// `n` rounded up to a whole number of panels.
+    pub const fn padded_n(&self) -> usize {
+        self.n.div_ceil(SNR) * SNR
+    }
+}
+
+/// Owned packed weights (packing at run time, tests).
+#[cfg(feature = "alloc")]
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedF32Owned {
+    pub k: usize,
+    pub n: usize,
+    pub data: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+}
+
+#[cfg(feature = "alloc")]
+impl PackedF32Owned {
+    /// Packs `b` (`[K][N]` row-major, or `[N][K]` if `transposed`) and an optional bias of `n`.
+    pub fn pack(b: &[f32], k: usize, n: usize, transposed: bool, bias: Option<&[f32]>) -> Self {
+        assert_eq!(b.len(), k * n, "PackedF32Owned::pack: b length");
+        let pn = n.div_ceil(SNR) * SNR;
+        let mut data = alloc::vec![0.0f32; pn * k];
+        for (p, panel) in data.chunks_exact_mut(k * SNR).enumerate() {
+            for (kk, row) in panel.chunks_exact_mut(SNR).enumerate() {
+                for (j, d) in row.iter_mut().enumerate() {
+                    let col = p * SNR + j;
+                    if col < n {
+                        *d = if transposed {
+                            b[col * k + kk]
+                        } else {
+                            b[kk * n + col]
+                        };
+                    }
+                }
+            }
+        }
+        let bias = bias.map(|bs| {
+            assert_eq!(bs.len(), n, "PackedF32Owned::pack: bias length");
+            let mut v = alloc::vec![0.0f32; pn];
+            v[..n].copy_from_slice(bs);
+            v
+        });
+        PackedF32Owned { k, n, data, bias }
+    }
+
+    pub fn as_ref(&self) -> PackedF32<'_> {
+        PackedF32 {
+            k: self.k,
+            n: self.n,
+            data: &self.data,
+            bias: self.bias.as_deref(),
+        }
+    }
+}
+
+/// Activation applied to the GEMM result while it is in registers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FloatAct {
+    None,
+    Relu,
+}
+
+/// `out[m*ldc+n] = act(sum_k a[m*lda+k]*B[k][n] + bias[n])` for `m < m`, `n < b.n`.
+///
+/// Panics if a slice is too short for the given dims and strides.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    isa: Isa,
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    b: PackedF32<'_>,
+    act: FloatAct,
+    out: &mut [f32],
+    ldc: usize,
+) {
+    assert!(
+        b.data.len() >= b.padded_n() * b.k,
+        "sgemm: packed data too short"
+    );
+    block(
+        isa,
+        m,
+        b.k,
+        a,
+        lda,
+        b.data,
+        b.n,
+        b.bias,
+        false,
+        act == FloatAct::Relu,
+        out,
+        ldc,
+    );
+}
+
+/// ONNX `MatMul` (numpy `matmul`): 1-D operands are promoted (`[K]` → `[1,K]` for `a`,
+/// `[K,1]` for `b`, the added dim removed from the output), batch dims broadcast.
+/// `out_shape` is the result shape given by codegen. No heap allocation.
+///
+/// Panics on inconsistent shapes or lengths.
+pub fn matmul(
+    isa: Isa,
+    a: &[f32],
+    a_shape: &[usize],
+    b: &[f32],
+    b_shape: &[usize],
+    out: &mut [f32],
+    out_shape: &[usize],
+) {
+    use super::elementwise::{broadcast_rows, numel};
+    assert!(
+        !a_shape.is_empty() && !b_shape.is_empty(),
+        "matmul: rank-0 operand"
+    );
+    assert_eq!(a.len(), numel(a_shape), "matmul: a length");
+    assert_eq!(b.len(), numel(b_shape), "matmul: b length");
+    let (ra, rb) = (a_shape.len(), b_shape.len());
+    let (m, k, a_batch) = if ra == 1 {
+        (1, a_shape[0], &a_shape[..0])
+    } else {
+        (a_shape[ra - 2], a_shape[ra - 1], &a_shape[..ra - 2])
+    };
+    let (kb, n, b_batch) = if rb == 1 {
+        (b_shape[0], 1, &b_shape[..0])
+    } else {
+        (b_shape[rb - 2], b_shape[rb - 1], &b_shape[..rb - 2])
+    };
+    assert_eq!(k, kb, "matmul: inner dims differ");
+    // Broadcast batch shape (rank <= 8 in practice; computed on the stack).
+    let br = a_batch.len().max(b_batch.len());
+    assert!(br <= 16, "matmul: more than 16 batch dims");
+    let mut batch = [1usize; 16];
+    for (d, bd) in batch[..br].iter_mut().enumerate() {
+        let x = if d + a_batch.len() >= br {
+            a_batch[d + a_batch.len() - br]
+        } else {
+            1
+        };
+        let y = if d + b_batch.len() >= br {
+            b_batch[d + b_batch.len() - br]
+        } else {
+            1
+        };
+        assert!(
+            x == y || x == 1 || y == 1,
+            "matmul: batch dims do not broadcast"
+        );
+        *bd = if x == 1 { y } else { x };
+    }
+    let batch = &batch[..br];
+    let total = numel(batch) * m * n;
+    assert_eq!(out.len(), total, "matmul: output length");
+    assert_eq!(numel(out_shape), total, "matmul: out_shape");
+    if total == 0 {
+        return;
+    }
+    if k == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let isa = isa.resolve();
+    broadcast_rows(batch, [a_batch, b_batch], |o, [oa, ob], len, [sa, sb]| {
+        for j in 0..len {
+            let ai = (oa + j * sa) * m * k;
+            let bi = (ob + j * sb) * k * n;
+            let ci = (o + j) * m * n;
+            gemm_rowmajor(
+                isa,
+                m,
+                k,
+                n,
+                &a[ai..ai + m * k],
+                &b[bi..bi + k * n],
+                &mut out[ci..ci + m * n],
+            );
+        }
+    });
+}
+
+/// C[m][n] = A[m][k] · B[k][n], all row-major and dense; packs B blocks on the stack.
+fn gemm_rowmajor(isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    let mut buf = [0.0f32; KC * NC];
+    for n0 in (0..n).step_by(NC) {
+        let nc = NC.min(n - n0);
+        let np = nc.div_ceil(SNR);
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            // Pack B[k0..k0+kc][n0..n0+nc] as np panels of [kc][SNR], zero padded.
+            for p in 0..np {
+                let c0 = n0 + p * SNR;
+                let w = SNR.min(n - c0);
+                let panel = &mut buf[p * kc * SNR..(p + 1) * kc * SNR];
+                for (kk, row) in panel.chunks_exact_mut(SNR).enumerate() {
+                    let src = (k0 + kk) * n + c0;
+                    row[..w].copy_from_slice(&b[src..src + w]);
+                    row[w..].fill(0.0);
+                }
+            }
+            block(
+                isa,
+                m,
+                kc,
+                &a[k0..],
+                k,
+                &buf[..np * kc * SNR],
+                nc,
+                None,
+                k0 > 0,
+                false,
+                &mut c[n0..],
+                n,
+            );
+        }
+    }
+}
+
+/// Shared safe entry to the kernels: C[0..m][0..n] (=|+=) A[0..m][0..kc] · panels, + bias,
+/// relu. `bp` holds `ceil(n/16)` panels of `[kc][16]` back to back. With `accumulate`, C's
+/// current values are the starting sums and `bias` is ignored.
+#[allow(clippy::too_many_arguments)]
+fn block(
+    isa: Isa,
+    m: usize,
+    kc: usize,
+    a: &[f32],
+    lda: usize,
+    bp: &[f32],
+    n: usize,
+    bias: Option<&[f32]>,
+    accumulate: bool,
+    relu: bool,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let np = n.div_ceil(SNR);
+    assert!(bp.len() >= np * kc * SNR, "gemm: packed B too short");
+    assert!(
+        a.len() >= (m - 1) * lda + kc,
+        "gemm: a too short for m, lda, k"
+    );
+    assert!(
+        c.len() >= (m - 1) * ldc + n,
+        "gemm: out too short for m, ldc, n"
+    );
+    assert!(
+        m == 1 || (lda >= kc && ldc >= n),
+        "gemm: leading dimension too small"
+    );
+    if let Some(bs) = bias {
+        assert!(bs.len() >= n, "gemm: bias too short");
+    }
+    let args = Args {
+        m,
+        kc,
+        lda,
+        n,
+        bias,
+        accumulate,
+        relu,
+        ldc,
+    };
+    match isa.resolve() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => {
+            // SAFETY: resolve() returned Avx512Vnni, so the CPU has avx512f (and AVX2/FMA);
+            // the asserts above bound every A, B and C access the kernel makes.
+            unsafe { x86::block_avx512(&args, a.as_ptr(), bp.as_ptr(), c.as_mut_ptr()) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 | Isa::AvxVnni => {
+            // SAFETY: resolve() returned an AVX2 family, so the CPU has avx2 and fma; the
+            // asserts above bound every access.
+            unsafe { x86::block_avx2(&args, a.as_ptr(), bp.as_ptr(), c.as_mut_ptr()) }
+        }
+        _ => block_scalar(&args, a, bp, c),
+    }
+}
+
+/// Dims of one `block` call (shared by all kernel families).
+struct Args<'a> {
+    m: usize,
+    kc: usize,
+    lda: usize,
+    n: usize,
+    bias: Option<&'a [f32]>,
+    accumulate: bool,
+    relu: bool,
+    ldc: usize,
+}
+
+impl Args<'_> {
+    /// Bias of panel `p` (zero padded), or zeros.
+    #[inline]
+    fn panel_bias(&self, p: usize) -> [f32; SNR] {
+        let mut t = [0.0; SNR];
+        if let Some(bs) = self.bias {
+            let c0 = p * SNR;
+            let w = SNR.min(self.n - c0);
+            t[..w].copy_from_slice(&bs[c0..c0 + w]);
+        }
+        t
+    }
+}
+
+/// Scalar 4×16 kernel (`generic-f32-scalar-4x16`).
+fn block_scalar(g: &Args<'_>, a: &[f32], bp: &[f32], c: &mut [f32]) {
+    const MR: usize = 4;
+    for p in 0..g.n.div_ceil(SNR) {
+        let bias = g.panel_bias(p);
+        let w = SNR.min(g.n - p * SNR);
+        let panel = &bp[p * g.kc * SNR..(p + 1) * g.kc * SNR];
+        for r0 in (0..g.m).step_by(MR) {
+            let mr = MR.min(g.m - r0);
+            let mut acc = [[0.0f32; SNR]; MR];
+            for (r, row) in acc.iter_mut().enumerate().take(mr) {
+                if g.accumulate {
+                    let ci = (r0 + r) * g.ldc + p * SNR;
+                    row[..w].copy_from_slice(&c[ci..ci + w]);
+                } else {
+                    *row = bias;
+                }
+            }
+            for (kk, brow) in panel.chunks_exact(SNR).enumerate() {
+                for (r, row) in acc.iter_mut().enumerate().take(mr) {
+                    let av = a[(r0 + r) * g.lda + kk];
+                    for (x, &bv) in row.iter_mut().zip(brow) {
+                        *x += av * bv;
+                    }
+                }
+            }
+            for (r, row) in acc.iter().enumerate().take(mr) {
+                let ci = (r0 + r) * g.ldc + p * SNR;
+                for (o, &v) in c[ci..ci + w].iter_mut().zip(row) {
+                    *o = if g.relu && v < 0.0 { 0.0 } else { v };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Args, SNR};
+    use core::arch::x86_64::*;
+
+    /// Rows per cache block of A: the kernels sweep every panel over these rows before moving
+    /// on, so the rows stay in L2 (72 rows × K=768 × 4 B = 221 KB).
+    const MC: usize = 72;
+
+    /// AVX2+FMA driver (`x86_64-f32-avx2-6x16`).
+    ///
+    /// # Safety
+    /// CPU has avx2+fma; `block`'s asserts hold for `a`, `bp`, `c`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn block_avx2(g: &Args<'_>, a: *const f32, bp: *const f32, c: *mut f32) {
+        let np = g.n.div_ceil(SNR);
+        for m0 in (0..g.m).step_by(MC) {
+            let mb = MC.min(g.m - m0);
+            for p in 0..np {
+                let bias = g.panel_bias(p);
+                let w = SNR.min(g.n - p * SNR);
+                // SAFETY: panel p lies within bp (bp.len() >= np*kc*16); rows m0.. and columns
+                // p*16.. lie within a and c by the caller's bounds.
+                unsafe {
+                    let b = bp.add(p * g.kc * SNR);
+                    let mut r = 0;
+                    while r < mb {
+                        let ap = a.add((m0 + r) * g.lda);
+                        let cp = c.add((m0 + r) * g.ldc + p * SNR);
+                        let rows = (mb - r).min(6);
+                        match rows {
+                            6 => tile_avx2::<6>(g, ap, b, cp, w, &bias),
+                            5 => tile_avx2::<5>(g, ap, b, cp, w, &bias),
+                            4 => tile_avx2::<4>(g, ap, b, cp, w, &bias),
+                            3 => tile_avx2::<3>(g, ap, b, cp, w, &bias),
+                            2 => tile_avx2::<2>(g, ap, b, cp, w, &bias),
+                            _ => tile_avx2::<1>(g, ap, b, cp, w, &bias),
+                        }
+                        r += rows;
+                    }
+                }
+            }
+        }
+    }
+
+    /// MR×16 tile: `w` valid columns at `c`, MR rows of A at `a` (stride lda), panel at `b`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn tile_avx2<const MR: usize>(
+        g: &Args<'_>,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        w: usize,
+        bias: &[f32; SNR],
+    ) {
+        // SAFETY: the caller guarantees MR rows of kc floats at a (stride lda), kc*16 floats
+        // at b and MR rows of w floats at c (stride ldc); full 16-wide accesses to c happen
+        // only when w == 16, partial ones go through a stack buffer.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+            for (r, row) in acc.iter_mut().enumerate() {
+                if g.accumulate {
+                    let cr = c.add(r * g.ldc);
+                    if w == SNR {
+                        row[0] = _mm256_loadu_ps(cr);
+                        row[1] = _mm256_loadu_ps(cr.add(8));
+                    } else {
+                        let mut t = [0.0f32; SNR];
+                        core::ptr::copy_nonoverlapping(cr, t.as_mut_ptr(), w);
+                        row[0] = _mm256_loadu_ps(t.as_ptr());
+                        row[1] = _mm256_loadu_ps(t.as_ptr().add(8));
+                    }
+                } else {
+                    row[0] = _mm256_loadu_ps(bias.as_ptr());
+                    row[1] = _mm256_loadu_ps(bias.as_ptr().add(8));
+                }
+            }
+            for k in 0..g.kc {
+                let b0 = _mm256_loadu_ps(b.add(k * SNR));
+                let b1 = _mm256_loadu_ps(b.add(k * SNR + 8));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm256_set1_ps(*a.add(r * g.lda + k));
+                    row[0] = _mm256_fmadd_ps(av, b0, row[0]);
+                    row[1] = _mm256_fmadd_ps(av, b1, row[1]);
+                }
+            }
+            let zero = _mm256_setzero_ps();
+            for (r, row) in acc.iter_mut().enumerate() {
+                if g.relu {
+                    row[0] = _mm256_max_ps(row[0], zero);
+                    row[1] = _mm256_max_ps(row[1], zero);
+                }
+                let cr = c.add(r * g.ldc);
+                if w == SNR {
+                    _mm256_storeu_ps(cr, row[0]);
+                    _mm256_storeu_ps(cr.add(8), row[1]);
+                } else {
+                    let mut t = [0.0f32; SNR];
+                    _mm256_storeu_ps(t.as_mut_ptr(), row[0]);
+                    _mm256_storeu_ps(t.as_mut_ptr().add(8), row[1]);
+                    core::ptr::copy_nonoverlapping(t.as_ptr(), cr, w);
+                }
+            }
+        }
+    }
+
+    /// AVX-512 driver (`x86_64-f32-avx512-12x32`, 12×16 for an odd last panel).
+    ///
+    /// # Safety
+    /// CPU has avx512f; `block`'s asserts hold for `a`, `bp`, `c`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn block_avx512(g: &Args<'_>, a: *const f32, bp: *const f32, c: *mut f32) {
+        let np = g.n.div_ceil(SNR);
+        for m0 in (0..g.m).step_by(MC) {
+            let mb = MC.min(g.m - m0);
+            let mut p = 0;
+            while p < np {
+                let two = p + 1 < np;
+                let mut bias = [0.0f32; 2 * SNR];
+                bias[..SNR].copy_from_slice(&g.panel_bias(p));
+                if two {
+                    bias[SNR..].copy_from_slice(&g.panel_bias(p + 1));
+                }
+                let w = (2 * SNR).min(g.n - p * SNR);
+                // SAFETY: panels p (and p+1 when `two`) lie within bp; rows m0.. and columns
+                // p*16..p*16+w lie within a and c by the caller's bounds.
+                unsafe {
+                    let b = bp.add(p * g.kc * SNR);
+                    let mut r = 0;
+                    while r < mb {
+                        let ap = a.add((m0 + r) * g.lda);
+                        let cp = c.add((m0 + r) * g.ldc + p * SNR);
+                        let rows = (mb - r).min(12);
+                        macro_rules! go {
+                            ($($mr:literal)*) => {
+                                match (rows, two) {
+                                    $(($mr, true) => tile_avx512::<$mr, 2>(g, ap, b, cp, w, &bias),
+                                      ($mr, false) => tile_avx512::<$mr, 1>(g, ap, b, cp, w, &bias),)*
+                                    _ => unreachable!(),
+                                }
+                            };
+                        }
+                        go!(1 2 3 4 5 6 7 8 9 10 11 12);
+                        r += rows;
+                    }
+                }
+                p += if two { 2 } else { 1 };
+            }
+        }
+    }
+
+    /// MR×(16·NP) tile with masked loads/stores for the `w` valid columns.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    unsafe fn tile_avx512<const MR: usize, const NP: usize>(
+        g: &Args<'_>,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        w: usize,
+        bias: &[f32; 2 * SNR],
+    ) {
+        let pstride = g.kc * SNR;
+        let mut masks = [0 as __mmask16; NP];
+        for (v, mk) in masks.iter_mut().enumerate() {
+            let valid = w.saturating_sub(v * SNR).min(SNR);
+            *mk = ((1u32 << valid) - 1) as __mmask16;
+        }
+        // SAFETY: the caller guarantees MR rows of kc floats at a (stride lda), NP panels of
+        // kc*16 floats from b, and MR rows of w floats at c (stride ldc); C is only touched
+        // through masks that select the w valid columns (masked-off lanes are not accessed),
+        // and the second vector's address uses wrapping_add so it is never formed out of
+        // bounds when its mask is empty.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); NP]; MR];
+            for (r, row) in acc.iter_mut().enumerate() {
+                for (v, x) in row.iter_mut().enumerate() {
+                    *x = if g.accumulate {
+                        _mm512_maskz_loadu_ps(masks[v], c.wrapping_add(r * g.ldc + v * SNR))
+                    } else {
+                        _mm512_loadu_ps(bias.as_ptr().add(v * SNR))
+                    };
+                }
+            }
+            for k in 0..g.kc {
+                let mut bv = [_mm512_setzero_ps(); NP];
+                for (v, x) in bv.iter_mut().enumerate() {
+                    *x = _mm512_loadu_ps(b.add(v * pstride + k * SNR));
+                }
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*a.add(r * g.lda + k));
+                    for (x, &bb) in row.iter_mut().zip(&bv) {
+                        *x = _mm512_fmadd_ps(av, bb, *x);
+                    }
+                }
+            }
+            let zero = _mm512_setzero_ps();
+            for (r, row) in acc.iter().enumerate() {
+                for (v, &x) in row.iter().enumerate() {
+                    let x = if g.relu { _mm512_max_ps(x, zero) } else { x };
+                    _mm512_mask_storeu_ps(c.wrapping_add(r * g.ldc + v * SNR), masks[v], x);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Deterministic values in [-1, 1).
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9e37_79b9) | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s >> 8) as f32 / (1 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// f64 reference; returns (value, sum of |terms|) per output for the error bound.
+    fn reference(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+    ) -> Vec<(f64, f64)> {
+        let mut out = vec![(0.0, 0.0); m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let (mut s, mut s_abs) = (0.0f64, 0.0f64);
+                for kk in 0..k {
+                    let t = a[i * lda + kk] as f64 * b[kk * n + j] as f64;
+                    s += t;
+                    s_abs += t.abs();
+                }
+                out[i * n + j] = (s, s_abs);
+            }
+        }
+        out
+    }
+
+    /// Recursive f32 summation of k products has error <= gamma_k * sum|terms| with
+    /// gamma_k ~ k*eps (Higham, Thm 3.1); +2 covers the bias add and the final rounding.
+    fn close(got: f32, want: f64, s_abs: f64, k: usize) -> bool {
+        let tol = (k as f64 + 2.0) * f32::EPSILON as f64 * (s_abs + want.abs()) + 1e-30;
+        (got as f64 - want).abs() <= tol
+    }
+
+    #[test]
+    fn sgemm_all_isas_and_edges() {
+        let sizes = [1usize, 3, 15, 16, 17, 33, 100];
+        for isa in Isa::all_available() {
+            for &m in &[1usize, 3, 13, 17, 100] {
+                for &k in &sizes {
+                    for &n in &sizes {
+                        if m * k * n > 200_000 {
+                            continue;
+                        }
+                        let lda = k + 3;
+                        let ldc = n + 2;
+                        let a = data(m * lda, (m * 31 + k) as u32);
+                        let b = data(k * n, (k * 7 + n) as u32);
+                        let bias = data(n, n as u32 + 5);
+                        let relu = (m + n) % 2 == 0;
+                        let transposed = k % 2 == 1;
+                        let bt: Vec<f32> = if transposed {
+                            (0..n * k).map(|i| b[(i % k) * n + i / k]).collect()
+                        } else {
+                            b.clone()
+                        };
+                        let with_bias = n % 3 != 0;
+                        let packed = PackedF32Owned::pack(
+                            &bt,
+                            k,
+                            n,
+                            transposed,
+                            with_bias.then_some(&bias[..]),
+                        );
+                        let mut out = vec![f32::NAN; m * ldc];
+                        let act = if relu { FloatAct::Relu } else { FloatAct::None };
+                        sgemm(isa, m, &a, lda, packed.as_ref(), act, &mut out, ldc);
+                        let want = reference(m, k, n, &a, lda, &b);
+                        for i in 0..m {
+                            for j in 0..ldc {
+                                let got = out[i * ldc + j];
+                                if j >= n {
+                                    assert!(got.is_nan(), "{isa} wrote past n");
+                                    continue;
+                                }
+                                let (mut w, s) = want[i * n + j];
+                                if with_bias {
+                                    w += bias[j] as f64;
+                                }
+                                if relu {
+                                    w = w.max(0.0);
+                                }
+                                assert!(
+                                    close(got, w, s, k),
+                                    "{isa} m{m} k{k} n{n} [{i},{j}] {got} vs {w}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn matmul_ref(
+        a: &[f32],
+        a_shape: &[usize],
+        b: &[f32],
+        b_shape: &[usize],
+    ) -> (Vec<usize>, Vec<(f64, f64)>, usize) {
+        // Promote, broadcast naively with explicit index math.
+        let a_s: Vec<usize> = if a_shape.len() == 1 {
+            vec![1, a_shape[0]]
+        } else {
+            a_shape.to_vec()
+        };
+        let b_s: Vec<usize> = if b_shape.len() == 1 {
+            vec![b_shape[0], 1]
+        } else {
+            b_shape.to_vec()
+        };
+        let (m, k) = (a_s[a_s.len() - 2], a_s[a_s.len() - 1]);
+        let n = b_s[b_s.len() - 1];
+        let ab = &a_s[..a_s.len() - 2];
+        let bb = &b_s[..b_s.len() - 2];
+        let r = ab.len().max(bb.len());
+        let al = |s: &[usize], d: usize| {
+            if d + s.len() >= r {
+                s[d + s.len() - r]
+            } else {
+                1
+            }
+        };
+        let batch: Vec<usize> = (0..r).map(|d| al(ab, d).max(al(bb, d))).collect();
+        let nb: usize = batch.iter().product();
+        let mut out = Vec::new();
+        for bi in 0..nb {
+            let mut rem = bi;
+            let mut idx = vec![0; r];
+            for d in (0..r).rev() {
+                idx[d] = rem % batch[d];
+                rem /= batch[d];
+            }
+            let off = |s: &[usize]| {
+                let mut o = 0;
+                for d in 0..r {
+                    let sz = al(s, d);
+                    o = o * sz + if sz == 1 { 0 } else { idx[d] };
+                }
+                o
+            };
+            let (ao, bo) = (off(ab) * m * k, off(bb) * k * n);
+            out.extend(reference(
+                m,
+                k,
+                n,
+                &a[ao..ao + m * k],
+                k,
+                &b[bo..bo + k * n],
+            ));
+        }
+        let mut shape = batch;
+        if a_shape.len() > 1 {
+            shape.push(m);
+        }
+        if b_shape.len() > 1 {
+            shape.push(n);
+        }
+        (shape, out, k)
+    }
+
+    #[test]
+    fn matmul_shapes_all_isas() {
+        let cases: &[(&[usize], &[usize])] = &[
+            (&[3, 5], &[5, 17]),
+            (&[5], &[5, 33]),
+            (&[4, 5], &[5]),
+            (&[7], &[7]),
+            (&[2, 3, 15, 16], &[16, 17]),
+            (&[2, 1, 3, 4], &[3, 4, 33]),
+            (&[1, 100], &[100, 100]),
+            (&[17, 300], &[300, 3]),
+            (&[2, 3, 0, 4], &[4, 5]),
+            (&[3, 0], &[0, 5]),
+            (&[1, 33, 16], &[2, 16, 1]),
+        ];
+        for isa in Isa::all_available() {
+            for (ash, bsh) in cases {
+                let a = data(ash.iter().product(), 3);
+                let b = data(bsh.iter().product(), 4);
+                let (shape, want, k) = matmul_ref(&a, ash, &b, bsh);
+                let mut out = vec![f32::NAN; want.len()];
+                matmul(isa, &a, ash, &b, bsh, &mut out, &shape);
+                for (i, (&g, &(w, s))) in out.iter().zip(&want).enumerate() {
+                    assert!(close(g, w, s, k), "{isa} {ash:?}x{bsh:?} [{i}] {g} vs {w}");
+                }
+            }
+        }
+    }
+}
