@@ -21,12 +21,19 @@ fn mlp_a_f32() {
     for isa in Isa::all_available() {
         let mut model = mlp_a_f32::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_a_f32::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_a_f32::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_a_f32 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_a_f32 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.44e-5, 1.0e-5);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -42,12 +49,19 @@ fn mlp_a_q_s8() {
     for isa in Isa::all_available() {
         let mut model = mlp_a_q_s8::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_a_q_s8::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_a_q_s8::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_a_q_s8 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_a_q_s8 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.53e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -63,12 +77,19 @@ fn mlp_a_q_s8_pc() {
     for isa in Isa::all_available() {
         let mut model = mlp_a_q_s8_pc::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_a_q_s8_pc::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_a_q_s8_pc::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_a_q_s8_pc [{}]: {e:?}", isa.name()));
         let what = format!("mlp_a_q_s8_pc [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.53e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -84,12 +105,19 @@ fn mlp_a_q_s8_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_a_q_s8_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_a_q_s8_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_a_q_s8_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_a_q_s8_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_a_q_s8_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.51e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -105,12 +133,19 @@ fn mlp_a_q_s8_pc_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_a_q_s8_pc_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_a_q_s8_pc_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_a_q_s8_pc_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_a_q_s8_pc_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_a_q_s8_pc_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.52e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -126,12 +161,19 @@ fn mlp_a_q_u8() {
     for isa in Isa::all_available() {
         let mut model = mlp_a_q_u8::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_a_q_u8::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_a_q_u8::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_a_q_u8 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_a_q_u8 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.54e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -147,12 +189,19 @@ fn mlp_a_q_u8_pc() {
     for isa in Isa::all_available() {
         let mut model = mlp_a_q_u8_pc::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_a_q_u8_pc::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_a_q_u8_pc::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_a_q_u8_pc [{}]: {e:?}", isa.name()));
         let what = format!("mlp_a_q_u8_pc [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.54e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -168,12 +217,19 @@ fn mlp_a_q_u8_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_a_q_u8_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_a_q_u8_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_a_q_u8_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_a_q_u8_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_a_q_u8_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.49e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -189,12 +245,19 @@ fn mlp_a_q_u8_pc_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_a_q_u8_pc_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_a_q_u8_pc_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_a_q_u8_pc_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_a_q_u8_pc_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_a_q_u8_pc_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.51e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -210,12 +273,19 @@ fn mlp_b_f32() {
     for isa in Isa::all_available() {
         let mut model = mlp_b_f32::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_b_f32::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_b_f32::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_b_f32 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_b_f32 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.0e-5, 1.0e-5);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -231,12 +301,19 @@ fn mlp_b_q_s8() {
     for isa in Isa::all_available() {
         let mut model = mlp_b_q_s8::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_b_q_s8::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_b_q_s8::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_b_q_s8 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_b_q_s8 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (7.75e-3, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -252,12 +329,19 @@ fn mlp_b_q_s8_pc() {
     for isa in Isa::all_available() {
         let mut model = mlp_b_q_s8_pc::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_b_q_s8_pc::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_b_q_s8_pc::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_b_q_s8_pc [{}]: {e:?}", isa.name()));
         let what = format!("mlp_b_q_s8_pc [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (7.71e-3, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -273,12 +357,19 @@ fn mlp_b_q_s8_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_b_q_s8_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_b_q_s8_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_b_q_s8_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_b_q_s8_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_b_q_s8_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (7.82e-3, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -294,12 +385,19 @@ fn mlp_b_q_s8_pc_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_b_q_s8_pc_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_b_q_s8_pc_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_b_q_s8_pc_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_b_q_s8_pc_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_b_q_s8_pc_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (7.76e-3, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -315,12 +413,19 @@ fn mlp_b_q_u8() {
     for isa in Isa::all_available() {
         let mut model = mlp_b_q_u8::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_b_q_u8::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_b_q_u8::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_b_q_u8 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_b_q_u8 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (7.7e-3, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -336,12 +441,19 @@ fn mlp_b_q_u8_pc() {
     for isa in Isa::all_available() {
         let mut model = mlp_b_q_u8_pc::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_b_q_u8_pc::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_b_q_u8_pc::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_b_q_u8_pc [{}]: {e:?}", isa.name()));
         let what = format!("mlp_b_q_u8_pc [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (7.67e-3, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -357,12 +469,19 @@ fn mlp_b_q_u8_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_b_q_u8_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_b_q_u8_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_b_q_u8_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_b_q_u8_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_b_q_u8_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (7.78e-3, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -378,12 +497,19 @@ fn mlp_b_q_u8_pc_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_b_q_u8_pc_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_b_q_u8_pc_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_b_q_u8_pc_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_b_q_u8_pc_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_b_q_u8_pc_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (7.74e-3, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -399,12 +525,19 @@ fn mlp_c_f32() {
     for isa in Isa::all_available() {
         let mut model = mlp_c_f32::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_c_f32::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_c_f32::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_c_f32 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_c_f32 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.0e-5, 1.0e-5);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -420,12 +553,19 @@ fn mlp_c_q_s8() {
     for isa in Isa::all_available() {
         let mut model = mlp_c_q_s8::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_c_q_s8::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_c_q_s8::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_c_q_s8 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_c_q_s8 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (5.98e-3, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -441,12 +581,19 @@ fn mlp_c_q_s8_pc() {
     for isa in Isa::all_available() {
         let mut model = mlp_c_q_s8_pc::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_c_q_s8_pc::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_c_q_s8_pc::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_c_q_s8_pc [{}]: {e:?}", isa.name()));
         let what = format!("mlp_c_q_s8_pc [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (5.98e-3, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -462,12 +609,19 @@ fn mlp_c_q_s8_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_c_q_s8_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_c_q_s8_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_c_q_s8_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_c_q_s8_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_c_q_s8_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (5.98e-3, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -483,12 +637,19 @@ fn mlp_c_q_s8_pc_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_c_q_s8_pc_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_c_q_s8_pc_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_c_q_s8_pc_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_c_q_s8_pc_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_c_q_s8_pc_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (5.98e-3, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -504,12 +665,19 @@ fn mlp_c_q_u8() {
     for isa in Isa::all_available() {
         let mut model = mlp_c_q_u8::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_c_q_u8::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_c_q_u8::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_c_q_u8 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_c_q_u8 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (5.99e-3, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -525,12 +693,19 @@ fn mlp_c_q_u8_pc() {
     for isa in Isa::all_available() {
         let mut model = mlp_c_q_u8_pc::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_c_q_u8_pc::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_c_q_u8_pc::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_c_q_u8_pc [{}]: {e:?}", isa.name()));
         let what = format!("mlp_c_q_u8_pc [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (5.97e-3, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -546,12 +721,19 @@ fn mlp_c_q_u8_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_c_q_u8_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_c_q_u8_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_c_q_u8_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_c_q_u8_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_c_q_u8_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (6.01e-3, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -567,12 +749,19 @@ fn mlp_c_q_u8_pc_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_c_q_u8_pc_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_c_q_u8_pc_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_c_q_u8_pc_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_c_q_u8_pc_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_c_q_u8_pc_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (5.95e-3, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -588,12 +777,19 @@ fn mlp_shared_f32() {
     for isa in Isa::all_available() {
         let mut model = mlp_shared_f32::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_shared_f32::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_shared_f32::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_shared_f32 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_shared_f32 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.66e-5, 1.0e-5);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -609,12 +805,19 @@ fn mlp_shared_q_s8() {
     for isa in Isa::all_available() {
         let mut model = mlp_shared_q_s8::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_shared_q_s8::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_shared_q_s8::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_shared_q_s8 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_shared_q_s8 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.77e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -630,12 +833,19 @@ fn mlp_shared_q_s8_pc() {
     for isa in Isa::all_available() {
         let mut model = mlp_shared_q_s8_pc::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_shared_q_s8_pc::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_shared_q_s8_pc::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_shared_q_s8_pc [{}]: {e:?}", isa.name()));
         let what = format!("mlp_shared_q_s8_pc [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.78e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -651,12 +861,19 @@ fn mlp_shared_q_s8_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_shared_q_s8_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_shared_q_s8_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_shared_q_s8_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_shared_q_s8_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_shared_q_s8_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.74e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -672,12 +889,19 @@ fn mlp_shared_q_s8_pc_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_shared_q_s8_pc_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_shared_q_s8_pc_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_shared_q_s8_pc_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_shared_q_s8_pc_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_shared_q_s8_pc_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.74e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -693,12 +917,19 @@ fn mlp_shared_q_u8() {
     for isa in Isa::all_available() {
         let mut model = mlp_shared_q_u8::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_shared_q_u8::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_shared_q_u8::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_shared_q_u8 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_shared_q_u8 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.76e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -714,12 +945,19 @@ fn mlp_shared_q_u8_pc() {
     for isa in Isa::all_available() {
         let mut model = mlp_shared_q_u8_pc::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_shared_q_u8_pc::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_shared_q_u8_pc::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_shared_q_u8_pc [{}]: {e:?}", isa.name()));
         let what = format!("mlp_shared_q_u8_pc [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.77e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -735,12 +973,19 @@ fn mlp_shared_q_u8_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_shared_q_u8_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_shared_q_u8_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_shared_q_u8_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_shared_q_u8_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_shared_q_u8_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.74e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -756,12 +1001,19 @@ fn mlp_shared_q_u8_pc_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_shared_q_u8_pc_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_shared_q_u8_pc_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_shared_q_u8_pc_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_shared_q_u8_pc_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_shared_q_u8_pc_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.77e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -777,12 +1029,19 @@ fn mlp_3d_f32() {
     for isa in Isa::all_available() {
         let mut model = mlp_3d_f32::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_3d_f32::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_3d_f32::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_3d_f32 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_3d_f32 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.01e-5, 1.0e-5);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -798,12 +1057,19 @@ fn mlp_3d_q_s8() {
     for isa in Isa::all_available() {
         let mut model = mlp_3d_q_s8::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_3d_q_s8::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_3d_q_s8::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_3d_q_s8 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_3d_q_s8 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.1e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -819,12 +1085,19 @@ fn mlp_3d_q_s8_pc() {
     for isa in Isa::all_available() {
         let mut model = mlp_3d_q_s8_pc::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_3d_q_s8_pc::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_3d_q_s8_pc::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_3d_q_s8_pc [{}]: {e:?}", isa.name()));
         let what = format!("mlp_3d_q_s8_pc [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.11e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -840,12 +1113,19 @@ fn mlp_3d_q_s8_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_3d_q_s8_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_3d_q_s8_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_3d_q_s8_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_3d_q_s8_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_3d_q_s8_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.13e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -861,12 +1141,19 @@ fn mlp_3d_q_s8_pc_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_3d_q_s8_pc_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_3d_q_s8_pc_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_3d_q_s8_pc_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_3d_q_s8_pc_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_3d_q_s8_pc_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.11e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -882,12 +1169,19 @@ fn mlp_3d_q_u8() {
     for isa in Isa::all_available() {
         let mut model = mlp_3d_q_u8::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_3d_q_u8::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_3d_q_u8::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_3d_q_u8 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_3d_q_u8 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.11e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -903,12 +1197,19 @@ fn mlp_3d_q_u8_pc() {
     for isa in Isa::all_available() {
         let mut model = mlp_3d_q_u8_pc::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_3d_q_u8_pc::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_3d_q_u8_pc::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_3d_q_u8_pc [{}]: {e:?}", isa.name()));
         let what = format!("mlp_3d_q_u8_pc [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.12e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -924,12 +1225,19 @@ fn mlp_3d_q_u8_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_3d_q_u8_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_3d_q_u8_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_3d_q_u8_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_3d_q_u8_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_3d_q_u8_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.08e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -945,12 +1253,19 @@ fn mlp_3d_q_u8_pc_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_3d_q_u8_pc_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_3d_q_u8_pc_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_3d_q_u8_pc_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_3d_q_u8_pc_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_3d_q_u8_pc_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (2.12e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -966,12 +1281,19 @@ fn mlp_gemm_f32() {
     for isa in Isa::all_available() {
         let mut model = mlp_gemm_f32::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_gemm_f32::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_gemm_f32::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_gemm_f32 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_gemm_f32 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.44e-5, 1.0e-5);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -987,12 +1309,19 @@ fn mlp_gemm_q_s8() {
     for isa in Isa::all_available() {
         let mut model = mlp_gemm_q_s8::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_gemm_q_s8::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_gemm_q_s8::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_gemm_q_s8 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_gemm_q_s8 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.53e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -1008,12 +1337,19 @@ fn mlp_gemm_q_s8_pc() {
     for isa in Isa::all_available() {
         let mut model = mlp_gemm_q_s8_pc::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_gemm_q_s8_pc::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_gemm_q_s8_pc::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_gemm_q_s8_pc [{}]: {e:?}", isa.name()));
         let what = format!("mlp_gemm_q_s8_pc [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.54e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -1029,12 +1365,19 @@ fn mlp_gemm_q_s8_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_gemm_q_s8_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_gemm_q_s8_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_gemm_q_s8_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_gemm_q_s8_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_gemm_q_s8_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.57e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -1050,12 +1393,19 @@ fn mlp_gemm_q_s8_pc_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_gemm_q_s8_pc_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_gemm_q_s8_pc_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_gemm_q_s8_pc_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_gemm_q_s8_pc_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_gemm_q_s8_pc_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.54e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -1071,12 +1421,19 @@ fn mlp_gemm_q_u8() {
     for isa in Isa::all_available() {
         let mut model = mlp_gemm_q_u8::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_gemm_q_u8::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_gemm_q_u8::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_gemm_q_u8 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_gemm_q_u8 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.55e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -1092,12 +1449,19 @@ fn mlp_gemm_q_u8_pc() {
     for isa in Isa::all_available() {
         let mut model = mlp_gemm_q_u8_pc::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_gemm_q_u8_pc::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_gemm_q_u8_pc::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_gemm_q_u8_pc [{}]: {e:?}", isa.name()));
         let what = format!("mlp_gemm_q_u8_pc [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.55e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -1113,12 +1477,19 @@ fn mlp_gemm_q_u8_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_gemm_q_u8_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_gemm_q_u8_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_gemm_q_u8_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_gemm_q_u8_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_gemm_q_u8_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.55e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -1134,12 +1505,19 @@ fn mlp_gemm_q_u8_pc_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_gemm_q_u8_pc_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_gemm_q_u8_pc_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_gemm_q_u8_pc_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_gemm_q_u8_pc_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_gemm_q_u8_pc_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.55e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -1155,12 +1533,19 @@ fn mlp_big_k_f32() {
     for isa in Isa::all_available() {
         let mut model = mlp_big_k_f32::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_big_k_f32::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_big_k_f32::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_big_k_f32 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_big_k_f32 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.55e-5, 1.0e-5);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -1176,12 +1561,19 @@ fn mlp_big_k_q_s8() {
     for isa in Isa::all_available() {
         let mut model = mlp_big_k_q_s8::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_big_k_q_s8::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_big_k_q_s8::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_big_k_q_s8 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_big_k_q_s8 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.68e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -1197,12 +1589,19 @@ fn mlp_big_k_q_s8_pc() {
     for isa in Isa::all_available() {
         let mut model = mlp_big_k_q_s8_pc::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_big_k_q_s8_pc::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_big_k_q_s8_pc::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_big_k_q_s8_pc [{}]: {e:?}", isa.name()));
         let what = format!("mlp_big_k_q_s8_pc [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.66e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -1218,12 +1617,19 @@ fn mlp_big_k_q_u8() {
     for isa in Isa::all_available() {
         let mut model = mlp_big_k_q_u8::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_big_k_q_u8::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_big_k_q_u8::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_big_k_q_u8 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_big_k_q_u8 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.66e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -1239,12 +1645,19 @@ fn mlp_big_k_q_u8_pc_rr() {
     for isa in Isa::all_available() {
         let mut model = mlp_big_k_q_u8_pc_rr::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_big_k_q_u8_pc_rr::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_big_k_q_u8_pc_rr::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_big_k_q_u8_pc_rr [{}]: {e:?}", isa.name()));
         let what = format!("mlp_big_k_q_u8_pc_rr [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.65e-2, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -1260,12 +1673,19 @@ fn mlp_a_outlier_q_s8() {
     for isa in Isa::all_available() {
         let mut model = mlp_a_outlier_q_s8::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(mlp_a_outlier_q_s8::Inputs { x: x_0 })
+        let out = model
+            .run(mlp_a_outlier_q_s8::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("mlp_a_outlier_q_s8 [{}]: {e:?}", isa.name()));
         let what = format!("mlp_a_outlier_q_s8 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (1.22e-1, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }
 
@@ -1281,11 +1701,18 @@ fn sat_q_s8() {
     for isa in Isa::all_available() {
         let mut model = sat_q_s8::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model.run(sat_q_s8::Inputs { x: x_0 })
+        let out = model
+            .run(sat_q_s8::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("sat_q_s8 [{}]: {e:?}", isa.name()));
         let what = format!("sat_q_s8 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         let (atol, rtol) = (3.18e-1, 0.0e+0);
-        common::assert_close(&what, out.y.data(), common::data::<f32>(&want_0), atol, rtol);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
     }
 }

@@ -9,7 +9,9 @@ pub use kiln_codegen::ir::{Tensor, TensorData};
 
 /// `<crate root>/<case>/test_data_set_0`.
 pub fn case_dir(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(case).join("test_data_set_0")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(case)
+        .join("test_data_set_0")
 }
 
 /// Reads one serialized onnx.TensorProto; panics with the path on failure.
@@ -44,7 +46,12 @@ elem!(f32 => F32, f64 => F64, i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 =>
 /// The elements of `t` as `T`; panics if the stored type differs.
 pub fn data<T: Elem>(t: &Tensor) -> &[T] {
     T::slice(&t.data).unwrap_or_else(|| {
-        panic!("tensor {:?}: expected {} data, found {}", t.name, T::NAME, type_name(&t.data))
+        panic!(
+            "tensor {:?}: expected {} data, found {}",
+            t.name,
+            T::NAME,
+            type_name(&t.data)
+        )
     })
 }
 
@@ -68,26 +75,47 @@ fn type_name(d: &TensorData) -> &'static str {
 /// exactly. On failure reports the number of violations, the worst one (index, both values,
 /// error, allowed) and the first few.
 pub fn assert_close(name: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
-    let got: Vec<f64> = got.iter().map(|&v| v as f64).collect();
-    let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
-    assert_close_f64(name, &got, &want, atol as f64, rtol as f64);
+    close(name, got, want, atol, rtol);
 }
 
 /// `assert_close` for f64 outputs.
 pub fn assert_close_f64(name: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64) {
-    assert_eq!(got.len(), want.len(), "{name}: {} elements, expected {}", got.len(), want.len());
-    let mut bad = Vec::new(); // (index, excess over the allowed error)
-    let mut worst: Option<(usize, f64)> = None;
+    close(name, got, want, atol, rtol);
+}
+
+fn close<T: Copy + Into<f64> + std::fmt::Display + std::fmt::LowerExp>(
+    name: &str,
+    got: &[T],
+    want: &[T],
+    atol: T,
+    rtol: T,
+) {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{name}: {} elements, expected {}",
+        got.len(),
+        want.len()
+    );
+    let (a, r) = (atol.into(), rtol.into());
+    let allowed = |w: f64| a + r * w.abs();
+    let mut bad = Vec::new();
+    let mut worst: Option<(usize, f64)> = None; // (index, error beyond the allowed one)
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let (g, w): (f64, f64) = (g.into(), w.into());
         let ok = if w.is_nan() {
             g.is_nan()
-        } else if w.is_infinite() || g.is_nan() || g.is_infinite() {
+        } else if !w.is_finite() || !g.is_finite() {
             g == w
         } else {
-            (g - w).abs() <= atol + rtol * w.abs()
+            (g - w).abs() <= allowed(w)
         };
         if !ok {
-            let excess = if (g - w).is_finite() { (g - w).abs() - (atol + rtol * w.abs()) } else { f64::INFINITY };
+            let excess = if (g - w).is_finite() {
+                (g - w).abs() - allowed(w)
+            } else {
+                f64::INFINITY
+            };
             if worst.is_none_or(|(_, e)| excess > e) {
                 worst = Some((i, excess));
             }
@@ -100,15 +128,16 @@ pub fn assert_close_f64(name: &str, got: &[f64], want: &[f64], atol: f64, rtol: 
             .take(5)
             .map(|&j| format!("[{j}] got {} want {}", got[j], want[j]))
             .collect();
+        let (g, w): (f64, f64) = (got[i].into(), want[i].into());
         panic!(
-            "{name}: {} of {} elements outside atol {atol:e} + rtol {rtol:e}·|want|; worst at [{i}]: \
-             got {} want {} (error {:e}, allowed {:e}); first: {}",
+            "{name}: {} of {} elements outside atol {atol:e} + rtol {rtol:e}·|want|; \
+             worst at [{i}]: got {} want {} (error {:.3e}, allowed {:.3e}); first: {}",
             bad.len(),
             got.len(),
             got[i],
             want[i],
-            (got[i] - want[i]).abs(),
-            atol + rtol * want[i].abs(),
+            (g - w).abs(),
+            allowed(w),
             first.join(", ")
         );
     }
@@ -116,7 +145,13 @@ pub fn assert_close_f64(name: &str, got: &[f64], want: &[f64], atol: f64, rtol: 
 
 /// Exact comparison (integer and bool outputs); reports the count of mismatches and the first few.
 pub fn assert_exact<T: PartialEq + Debug>(name: &str, got: &[T], want: &[T]) {
-    assert_eq!(got.len(), want.len(), "{name}: {} elements, expected {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{name}: {} elements, expected {}",
+        got.len(),
+        want.len()
+    );
     let bad: Vec<usize> = (0..got.len()).filter(|&i| got[i] != want[i]).collect();
     if !bad.is_empty() {
         let first: Vec<String> = bad
@@ -124,6 +159,11 @@ pub fn assert_exact<T: PartialEq + Debug>(name: &str, got: &[T], want: &[T]) {
             .take(8)
             .map(|&i| format!("[{i}] got {:?} want {:?}", got[i], want[i]))
             .collect();
-        panic!("{name}: {} of {} elements differ: {}", bad.len(), got.len(), first.join(", "));
+        panic!(
+            "{name}: {} of {} elements differ: {}",
+            bad.len(),
+            got.len(),
+            first.join(", ")
+        );
     }
 }

@@ -1,0 +1,367 @@
+#!/usr/bin/env python3
+"""Selects the ONNX backend node conformance tests for the ops kiln's first milestone supports,
+copies them to tests/onnx_node/<test_name>/ and generates tests/onnx_node.rs.
+
+usage: python tools/gen_node_tests.py [--check]
+needs: pip install -r tools/requirements.txt; /work/shared/tools/dump_onnx_node_tests.py
+       (override with $KILN_DUMP_NODE_TESTS)
+
+Selection: the name patterns in SELECT, minus `_expanded` variants and anything whose inputs or
+outputs are not plain tensors of the element types kiln's API has (f32 f64 i8 u8 i16 u16 i32 u32
+i64 u64 bool: no sequences/optionals/strings/float16/bfloat16/float8/int4/int2), or whose graph
+inputs do not all have static shapes. Expected outputs are the ones shipped with onnx (computed by
+the ONNX reference implementation); every selected case is also run through onnxruntime and any
+disagreement is printed (it documents where onnxruntime and the spec differ).
+
+Files are written only when their content changes; case directories no longer selected are removed.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+
+warnings.filterwarnings("ignore")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "tests", "onnx_node")
+DUMP = os.environ.get("KILN_DUMP_NODE_TESTS", "/work/shared/tools/dump_onnx_node_tests.py")
+
+SELECT = [
+    r"test_matmulinteger.*",
+    r"test_dynamicquantizelinear.*",
+    r"test_(add|sub|mul|div)(_.*)?",
+    r"test_relu",  # test_relu_expanded_ver18 is an expansion into other ops
+    r"test_sigmoid.*",
+    r"test_tanh.*",
+    r"test_softmax.*",
+    r"test_reshape.*",
+    r"test_flatten.*",
+    r"test_transpose.*",
+    r"test_identity",  # test_identity_opt / _sequence are optional / sequence types
+    r"test_cast_(FLOAT|DOUBLE|INT8|INT16|INT32|INT64|UINT8|UINT16|UINT32|UINT64|BOOL)_to_"
+    r"(FLOAT|DOUBLE|INT8|INT16|INT32|INT64|UINT8|UINT16|UINT32|UINT64|BOOL)",
+    r"test_matmul_(2d|3d|4d)",
+    r"test_gemm.*",
+]
+
+# name -> reason: emitted as #[ignore = "reason"]. Filled automatically for cases whose shape-like
+# inputs are graph inputs (see SHAPE_INPUTS); add hand-written entries here.
+IGNORE = {}
+SHAPE_INPUTS = {"Reshape": [1], "Expand": [1], "Tile": [1], "ConstantOfShape": [0]}
+SHAPE_REASON = "shape given as a runtime input; needs data-dependent shapes"
+
+# ONNX elem_type -> (Rust type, comparison kind)
+TYPES = {
+    TensorProto.FLOAT: ("f32", "float"), TensorProto.DOUBLE: ("f64", "float64"),
+    TensorProto.INT8: ("i8", "exact"), TensorProto.UINT8: ("u8", "exact"),
+    TensorProto.INT16: ("i16", "exact"), TensorProto.UINT16: ("u16", "exact"),
+    TensorProto.INT32: ("i32", "exact"), TensorProto.UINT32: ("u32", "exact"),
+    TensorProto.INT64: ("i64", "exact"), TensorProto.UINT64: ("u64", "exact"),
+    TensorProto.BOOL: ("bool", "exact"),
+}
+
+# Float tolerances: atol + rtol·|want| elementwise. Default 1e-5 + 1e-5 (≈ 100 ulp in f32): the
+# references are computed by numpy, a different evaluation order (or an exp/tanh implementation
+# differing by a few ulp) stays far below it.
+DEFAULT_TOL = (1e-5, 1e-5)
+OP_TOL = {
+    # Sums of K products: a blocked / FMA kernel rounds differently than numpy's BLAS; the error
+    # scales with K·eps·Σ|a·b|, not with |result|, so allow a larger absolute part.
+    "MatMul": (1e-4, 1e-5),
+    "Gemm": (1e-4, 1e-5),
+}
+
+RUST_KEYWORDS = set("""as break const continue crate else enum extern false fn for if impl in let loop
+match mod move mut pub ref return self Self static struct super trait true type unsafe use where while
+async await dyn abstract become box do final macro override priv typeof unsized virtual yield try gen
+union""".split())
+
+
+def rust_fields(names, kind):
+    """ONNX names -> Rust field names (same rule as tools/gen_fixtures.py and the code generator)."""
+    out, seen = [], {}
+    for n in names:
+        s = re.sub(r"[^a-z0-9]+", "_", n.lower()).strip("_")
+        if not s or s[0].isdigit():
+            s = f"{kind}_{s}" if s else kind
+        if s in RUST_KEYWORDS:
+            s += "_"
+        base = s
+        if base in seen:
+            seen[base] += 1
+            s = f"{base}_{seen[base]}"
+            while s in seen:
+                seen[base] += 1
+                s = f"{base}_{seen[base]}"
+        seen.setdefault(s, 1)
+        out.append(s)
+    return out
+
+
+assert rust_fields(["onnx::Shape_422"], "input") == ["onnx_shape_422"]
+assert rust_fields(["463"], "output") == ["output_463"]
+assert rust_fields(["type", "X", "x", "x"], "input") == ["type_", "x", "x_2", "x_3"]
+
+ARGS = None
+CHANGED = []
+
+
+def write_bytes(path, data: bytes):
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return
+    CHANGED.append(os.path.relpath(path, ROOT))
+    if ARGS.check:
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "wb") as f:
+        f.write(data)
+    os.replace(path + ".tmp", path)
+
+
+def fill_missing_data(tmp, names):
+    """The shared dump tool skips test data that onnx ships as TensorProto instead of numpy arrays
+    (the test_cast_* cases); write those here, with the graph I/O names."""
+    from onnx.backend.test.case import node
+    for case in node.collect_testcases(None):
+        if case.name not in names:
+            continue
+        for i, (inputs, outputs) in enumerate(case.data_sets):
+            ds = os.path.join(tmp, case.name, f"test_data_set_{i}")
+            for kind, values, infos in (("input", inputs, case.model.graph.input),
+                                        ("output", outputs, case.model.graph.output)):
+                for j, v in enumerate(values):
+                    path = os.path.join(ds, f"{kind}_{j}.pb")
+                    if os.path.exists(path) or not isinstance(v, TensorProto) or j >= len(infos):
+                        continue
+                    t = TensorProto()
+                    t.CopyFrom(v)
+                    t.name = infos[j].name
+                    with open(path, "wb") as f:
+                        f.write(t.SerializeToString())
+
+
+def tensor_type(vi):
+    """(elem_type, dims or None if not static) for a plain tensor ValueInfo, else None."""
+    t = vi.type
+    if t.WhichOneof("value") != "tensor_type":
+        return None
+    dims = []
+    for d in t.tensor_type.shape.dim:
+        if d.WhichOneof("value") != "dim_value":
+            return t.tensor_type.elem_type, None
+        dims.append(d.dim_value)
+    return t.tensor_type.elem_type, dims
+
+
+def select(name, model, data_dir):
+    """None if selected, else the reason it is skipped."""
+    if "_expanded" in name:
+        return "expanded variant"
+    if not any(re.fullmatch(p, name) for p in SELECT):
+        return "not a milestone-1 op"
+    g = model.graph
+    for kind, vis in (("input", g.input), ("output", g.output)):
+        for vi in vis:
+            tt = tensor_type(vi)
+            if tt is None:
+                return f"{kind} {vi.name} is not a plain tensor"
+            if tt[0] not in TYPES:
+                return f"{kind} {vi.name} has element type {TensorProto.DataType.Name(tt[0])}"
+            if kind == "input" and tt[1] is None:
+                return f"input {vi.name} has a symbolic shape"
+    n_in = len([f for f in os.listdir(data_dir) if f.startswith("input_")])
+    n_out = len([f for f in os.listdir(data_dir) if f.startswith("output_")])
+    if n_in != len(g.input) or n_out != len(g.output):
+        return "test data is not all plain tensors"
+    return None
+
+
+def shape_input_reason(model):
+    graph_inputs = {i.name for i in model.graph.input}
+    for n in model.graph.node:
+        for idx in SHAPE_INPUTS.get(n.op_type, []):
+            if idx < len(n.input) and n.input[idx] in graph_inputs:
+                return SHAPE_REASON
+    return None
+
+
+def ort_check(d, model):
+    """Runs the case through onnxruntime; returns a short note if it disagrees with the expected data."""
+    try:
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.log_severity_level = 3
+        sess = ort.InferenceSession(os.path.join(d, "model.onnx"), so, providers=["CPUExecutionProvider"])
+        ds = os.path.join(d, "test_data_set_0")
+        feeds = {i.name: numpy_helper.to_array(onnx.load_tensor(os.path.join(ds, f"input_{j}.pb")))
+                 for j, i in enumerate(model.graph.input)}
+        got = sess.run(None, feeds)
+    except Exception as e:  # noqa: BLE001 - report, don't fail
+        return f"onnxruntime cannot run it: {str(e).splitlines()[0][:120]}"
+    notes = []
+    for j, (o, g) in enumerate(zip(model.graph.output, got)):
+        want = numpy_helper.to_array(onnx.load_tensor(os.path.join(ds, f"output_{j}.pb")))
+        if want.dtype.kind == "f":
+            if not np.allclose(g, want, atol=1e-5, rtol=1e-5, equal_nan=True):
+                notes.append(f"{o.name}: max diff {np.max(np.abs(g.astype(np.float64) - want)):.3g}")
+        elif not np.array_equal(g, want):
+            notes.append(f"{o.name}: {int(np.sum(g != want))} elements differ")
+    return "; ".join(notes) or None
+
+
+def tol_for(model):
+    atol, rtol = DEFAULT_TOL
+    for n in model.graph.node:
+        a, r = OP_TOL.get(n.op_type, DEFAULT_TOL)
+        atol, rtol = max(atol, a), max(rtol, r)
+    return atol, rtol
+
+
+def rust_float(v):
+    return np.format_float_scientific(v, unique=True, trim="0", exp_digits=1).replace(".e", ".0e")
+
+
+
+def rustfmt(src: str) -> str:
+    """Formats generated Rust with the toolchain's rustfmt (unchanged if rustfmt is unavailable)."""
+    import subprocess
+    try:
+        r = subprocess.run(["rustfmt", "--edition", "2024", "--emit", "stdout"], input=src.encode(),
+                           capture_output=True, check=True)
+        return r.stdout.decode()
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"warning: rustfmt failed ({e}); writing unformatted Rust", file=sys.stderr)
+        return src if src.endswith("\n") else src + "\n"
+
+
+def gen_rust(cases):
+    L = [
+        "//! @generated by tools/gen_node_tests.py — do not edit; change the selection there.",
+        "//!",
+        "//! ONNX backend node conformance tests for kiln's milestone-1 ops. Each case is compiled",
+        "//! with `include_model!`, run on every ISA this CPU has, and compared with the outputs that",
+        "//! ship with onnx: integer/bool outputs exactly, floats at atol + rtol·|want| (see OP_TOL in",
+        "//! the script for the ops that get more).",
+        "//!",
+        "//! `#[ignore]`d cases are also compiled out (`cfg(kiln_run_ignored)`), because `#[ignore]`",
+        "//! alone would still make a model kiln cannot compile yet break the whole test binary. Run",
+        "//! them with `RUSTFLAGS=\"--cfg kiln_run_ignored\" cargo test --test onnx_node -- --ignored`.",
+        "#![allow(dead_code, unexpected_cfgs)]",
+        "",
+        "mod common;",
+        "",
+        "use kiln::runtime::isa::Isa;",
+        "",
+    ]
+    for c in cases:
+        name, model = c["name"], c["model"]
+        gate = ["#[cfg(kiln_run_ignored)]"] if c["ignore"] else []
+        L += gate + [f"mod {name} {{", f'    kiln::include_model!("tests/onnx_node/{name}/model.onnx");', "}", ""]
+        if c["ignore"]:
+            L.append(f'#[ignore = "{c["ignore"]}"]')
+        L += ["#[test]", f"fn {name}() {{"]
+        if c["ignore"]:
+            L.append("    #[cfg(kiln_run_ignored)]")
+            L.append("    {")
+        body_start = len(L)
+        L.append(f'    let dir = common::case_dir("tests/onnx_node/{name}");')
+        for j in range(len(model.graph.input)):
+            L.append(f'    let input_{j} = common::load(dir.join("input_{j}.pb"));')
+        for j in range(len(model.graph.output)):
+            L.append(f'    let want_{j} = common::load(dir.join("output_{j}.pb"));')
+        L += ["    for isa in Isa::all_available() {", f"        let mut model = {name}::Model::with_isa(isa);"]
+        fields_in = rust_fields([i.name for i in model.graph.input], "input")
+        for j, vi in enumerate(model.graph.input):
+            ty = TYPES[vi.type.tensor_type.elem_type][0]
+            L.append(f"        let x_{j} = kiln::TensorRef::new(common::data::<{ty}>(&input_{j}), &input_{j}.shape).unwrap();")
+        init = ", ".join(f"{f}: x_{j}" for j, f in enumerate(fields_in))
+        L += [f"        let out = model.run({name}::Inputs {{ {init} }})",
+              f'            .unwrap_or_else(|e| panic!("{name} [{{}}]: {{e:?}}", isa.name()));']
+        fields_out = rust_fields([o.name for o in model.graph.output], "output")
+        atol, rtol = c["tol"]
+        for j, (vi, f) in enumerate(zip(model.graph.output, fields_out)):
+            ty, kind = TYPES[vi.type.tensor_type.elem_type]
+            L += [f'        let what = format!("{name} [{{}}] {vi.name}", isa.name());',
+                  f'        assert_eq!(out.{f}.shape(), &want_{j}.shape[..], "{{what}}: shape");']
+            want = f"common::data::<{ty}>(&want_{j})"
+            if kind == "exact":
+                L.append(f"        common::assert_exact(&what, out.{f}.data(), {want});")
+            elif kind == "float":
+                L.append(f"        common::assert_close(&what, out.{f}.data(), {want}, {rust_float(atol)}, {rust_float(rtol)});")
+            else:
+                L.append(f"        common::assert_close_f64(&what, out.{f}.data(), {want}, {rust_float(atol)}, {rust_float(rtol)});")
+        L.append("    }")
+        if c["ignore"]:
+            L[body_start:] = ["    " + line for line in L[body_start:]]
+            L.append("    }")
+        L += ["}", ""]
+    write_bytes(os.path.join(ROOT, "tests", "onnx_node.rs"), rustfmt("\n".join(L)).encode())
+
+
+def main():
+    global ARGS
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if anything would change")
+    ARGS = p.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prefilter = "^(" + "|".join(SELECT) + ")"
+        subprocess.run([sys.executable, DUMP, tmp, prefilter], check=True, stderr=subprocess.DEVNULL)
+        fill_missing_data(tmp, {n for n in os.listdir(tmp) if n.startswith("test_cast_")})
+        cases, skipped = [], []
+        for name in sorted(os.listdir(tmp)):
+            d = os.path.join(tmp, name)
+            model = onnx.load(os.path.join(d, "model.onnx"))
+            why = select(name, model, os.path.join(d, "test_data_set_0"))
+            if why:
+                skipped.append((name, why))
+                continue
+            ignore = IGNORE.get(name) or shape_input_reason(model)
+            cases.append(dict(name=name, model=model, ignore=ignore, tol=tol_for(model),
+                              ort=ort_check(d, model),
+                              ops=sorted({n.op_type for n in model.graph.node})))
+            for root, _, files in os.walk(d):
+                for f in sorted(files):
+                    src = os.path.join(root, f)
+                    with open(src, "rb") as fh:
+                        write_bytes(os.path.join(OUT, name, os.path.relpath(src, d)), fh.read())
+    keep = {c["name"] for c in cases}
+    if os.path.isdir(OUT):
+        for d in sorted(os.listdir(OUT)):
+            if d not in keep:
+                CHANGED.append(f"tests/onnx_node/{d} (removed)")
+                if not ARGS.check:
+                    shutil.rmtree(os.path.join(OUT, d))
+    gen_rust(cases)
+
+    print(f"== {len(cases)} node tests selected ({sum(1 for c in cases if c['ignore'])} #[ignore]d) ==")
+    for c in cases:
+        extra = f"  #[ignore: {c['ignore']}]" if c["ignore"] else ""
+        print(f"  {c['name']:44s} {','.join(c['ops']):24s} atol {c['tol'][0]:g} rtol {c['tol'][1]:g}{extra}")
+    print("== onnxruntime vs the shipped expected outputs ==")
+    for c in cases:
+        if c["ort"]:
+            print(f"  {c['name']}: {c['ort']}")
+    print(f"== {len(skipped)} candidates skipped ==")
+    for name, why in skipped:
+        if "expanded" not in why:
+            print(f"  {name}: {why}")
+    if CHANGED:
+        print(f"{'would change' if ARGS.check else 'wrote'} {len(CHANGED)} files", file=sys.stderr)
+    if ARGS.check and CHANGED:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
