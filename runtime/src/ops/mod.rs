@@ -7,4 +7,5 @@ pub mod cast;
 pub mod elementwise;
 pub mod math;
 pub mod matmul;
+pub mod softmax;
 pub mod transpose;
