@@ -91,7 +91,7 @@ def rust_fields(names, kind):
     for n in names:
         s = re.sub(r"[^a-z0-9]+", "_", n.lower()).strip("_")
         if not s or s[0].isdigit():
-            s = f"{kind}_{s}" if s else kind
+            s = f"{kind}_{s}"  # an empty name becomes "input_" / "output_"
         if s in RUST_KEYWORDS:
             s += "_"
         base = s
@@ -108,6 +108,7 @@ def rust_fields(names, kind):
 
 assert rust_fields(["onnx::Shape_422"], "input") == ["onnx_shape_422"]
 assert rust_fields(["463"], "output") == ["output_463"]
+assert rust_fields(["::", "a.b"], "input") == ["input_", "a_b"]
 assert rust_fields(["type", "X", "x", "x"], "input") == ["type_", "x", "x_2", "x_3"]
 
 ARGS = None
