@@ -1,1 +1,764 @@
-//! (being written)
+//! The fused int8 GEMM: u8 activations (quantized and packed by `quantize::quantize_pack_a`) ×
+//! packed i8 weights ([`PackedI8`]) with the zero-point correction, dequantization, bias and
+//! activation fused into the kernel epilogue; plus the integer-only variant for standalone
+//! `MatMulInteger` and an unpacked scalar reference.
+//!
+//! Semantics (every ISA bit-identical; `kernels::generic` is the executable spec):
+//!
+//! ```text
+//! acc[m][n] = Σ_k a[m][k] (u8) · b[k][n] (stored i8)                       wrapping i32
+//! v[m][n]   = acc − za·colsum[n] − zero_point[n]·row_term[m]              wrapping i32
+//! out       = act( (v as f32) · (a_scale · scale[n]) + bias[n] )          f32, in this order
+//! ```
+//!
+//! with `row_term[m] = Σ_k a[m][k] − K·za`. Expanded, `v = Σ_k (a − za)(b − zb)`, which fits
+//! i32 for K ≤ 33025 (codegen checks; beyond, it splits K). The scale product is computed first
+//! in f32, no FMA is used, and without a bias nothing is added. `Activation` semantics are those
+//! of VMAXPS/VMINPS: `Relu(x) = if x > 0 { x } else { 0 }` (NaN → 0, −0 → +0) and
+//! `Clip(x) = min'(max'(x, lo), hi)` with `max'(a, b) = if a > b { a } else { b }`,
+//! `min'(a, b) = if a < b { a } else { b }` (NaN → lo).
+//!
+//! Dispatch: every entry point calls `Isa::resolve` and then picks the kernel family
+//! (AVX-512 VNNI 8×32, AVX-VNNI 6×16, AVX2 4×16 maddubs if `b.avx2_safe` else AVX2 exact
+//! 2×16, scalar). With the `rayon` feature, large problems split the column panels across
+//! threads. Sizes are checked once per call with `assert!`; no heap allocation per call.
+use crate::isa::Isa;
+use crate::kernels::{self, Job, Out};
+use crate::pack::{NR, PackedI8, padded_k};
+
+/// Activation fused into the epilogue.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    None,
+    Relu,
+    Clip { min: f32, max: f32 },
+}
+
+impl Activation {
+    /// The scalar definition (matches VMAXPS/VMINPS operand semantics exactly).
+    #[inline(always)]
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::None => x,
+            Activation::Relu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            Activation::Clip { min, max } => {
+                let x = if x > min { x } else { min };
+                if x < max { x } else { max }
+            }
+        }
+    }
+}
+
+/// One fused quantized GEMM: `out[m*ldc + n] = act((acc − za·colsum[n] − zero_point[n]·
+/// row_term[m]) as f32 · (a_scale·scale[n]) + bias[n])`.
+#[derive(Clone, Copy, Debug)]
+pub struct QGemm<'a> {
+    pub m: usize,
+    /// `m` x `padded_k(b.k)` u8, row-major, padding zero (as written by `quantize_pack_a`).
+    pub a: &'a [u8],
+    /// `rowsum_m − K·za` per row (as written by `quantize_pack_a`).
+    pub row_term: &'a [i32],
+    pub a_zero_point: i32,
+    pub a_scale: f32,
+    pub b: PackedI8<'a>,
+    pub act: Activation,
+}
+
+/// Which kernel a call runs, for tests, benchmarks and logs.
+pub fn kernel_name(isa: Isa, b: &PackedI8<'_>) -> &'static str {
+    match isa.resolve() {
+        Isa::Avx512Vnni => "x86_64-u8i8i32-avx512vnni-8x32",
+        Isa::AvxVnni => "x86_64-u8i8i32-avxvnni-6x16",
+        Isa::Avx2 if b.avx2_safe => "x86_64-u8i8i32-avx2-4x16",
+        Isa::Avx2 => "x86_64-u8i8i32-avx2exact-2x16",
+        Isa::Scalar => "generic-u8i8i32-scalar",
+    }
+}
+
+fn check(m: usize, a: &[u8], row_term: &[i32], b: &PackedI8<'_>, out_len: usize, ldc: usize) {
+    b.assert_valid();
+    let pk = padded_k(b.k);
+    assert!(a.len() >= m * pk, "qgemm: A shorter than m x padded_k(k)");
+    assert!(row_term.len() >= m, "qgemm: row_term shorter than m");
+    assert!(ldc >= b.n, "qgemm: ldc < n");
+    if m > 0 {
+        assert!(out_len >= (m - 1) * ldc + b.n, "qgemm: output too short");
+    }
+}
+
+/// Fused quantized GEMM with f32 output (see [`QGemm`]). Writes only columns `[0, n)` of
+/// each of the `m` output rows (stride `ldc`).
+pub fn qgemm_f32(isa: Isa, p: &QGemm<'_>, out: &mut [f32], ldc: usize) {
+    check(p.m, p.a, p.row_term, &p.b, out.len(), ldc);
+    if p.m == 0 || p.b.n == 0 {
+        return;
+    }
+    let job = Job {
+        m: p.m,
+        a: p.a,
+        row_term: p.row_term,
+        za: p.a_zero_point,
+        b: p.b,
+        ldc,
+    };
+    let isa = isa.resolve();
+    if isa == Isa::Scalar {
+        kernels::generic::gemm_f32(
+            p.m,
+            p.a,
+            p.row_term,
+            p.a_zero_point,
+            p.a_scale,
+            &p.b,
+            p.act,
+            out,
+            ldc,
+        );
+        return;
+    }
+    let dst = Out::F32 {
+        ptr: out.as_mut_ptr(),
+        a_scale: p.a_scale,
+        act: p.act,
+    };
+    run_simd(isa, &job, dst, p.b.avx2_safe);
+}
+
+/// Integer-only variant for standalone `MatMulInteger`:
+/// `out[m*ldc + n] = acc − za·colsum[n] − zero_point[n]·row_term[m]` (wrapping i32).
+#[allow(clippy::too_many_arguments)]
+pub fn qgemm_i32(
+    isa: Isa,
+    m: usize,
+    a: &[u8],
+    row_term: &[i32],
+    a_zero_point: i32,
+    b: PackedI8<'_>,
+    out: &mut [i32],
+    ldc: usize,
+) {
+    check(m, a, row_term, &b, out.len(), ldc);
+    if m == 0 || b.n == 0 {
+        return;
+    }
+    let job = Job {
+        m,
+        a,
+        row_term,
+        za: a_zero_point,
+        b,
+        ldc,
+    };
+    let isa = isa.resolve();
+    if isa == Isa::Scalar {
+        kernels::generic::gemm_i32(m, a, row_term, a_zero_point, &b, out, ldc);
+        return;
+    }
+    run_simd(
+        isa,
+        &job,
+        Out::I32 {
+            ptr: out.as_mut_ptr(),
+        },
+        b.avx2_safe,
+    );
+}
+
+/// Runs a resolved SIMD family over all panels (split across threads with `rayon`).
+/// `fast_avx2` selects the maddubs kernel; it must only be true when `job.b.avx2_safe`
+/// (tests pass `false` to force the exact kernel on safe matrices).
+fn run_simd(isa: Isa, job: &Job<'_>, out: Out, fast_avx2: bool) {
+    debug_assert!(isa.available() && isa != Isa::Scalar);
+    let fast_avx2 = fast_avx2 && job.b.avx2_safe;
+    let panels = job.b.n.div_ceil(NR);
+    let run = move |range: core::ops::Range<usize>| {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` came from `Isa::resolve`, so the CPU has the family; sizes were
+        // validated by `check`; `out` points at the caller's exclusive output buffer and each
+        // call gets a disjoint panel range (disjoint columns).
+        unsafe {
+            use kernels::x86_64::{avx2, avx512vnni, avxvnni};
+            match isa {
+                Isa::Avx512Vnni => avx512vnni::run(job, out, range),
+                Isa::AvxVnni => avxvnni::run(job, out, range),
+                Isa::Avx2 => avx2::run(job, out, range, fast_avx2),
+                Isa::Scalar => unreachable!(),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (range, out);
+            unreachable!("no SIMD family is available on this architecture")
+        }
+    };
+    #[cfg(feature = "rayon")]
+    {
+        // Below ~2 MMAC a thread hand-off costs more than it saves.
+        let work = job.m * job.b.n * job.b.k;
+        let threads = rayon::current_num_threads().min(panels);
+        if threads > 1 && work >= (1 << 21) {
+            use rayon::prelude::*;
+            let per = panels.div_ceil(threads);
+            (0..threads).into_par_iter().for_each(|t| {
+                let lo = t * per;
+                let hi = panels.min(lo + per);
+                if lo < hi {
+                    run(lo..hi);
+                }
+            });
+            return;
+        }
+    }
+    run(0..panels);
+}
+
+/// Test hook: run the AVX2 exact kernel even when the fast one would be chosen.
+#[cfg(test)]
+pub(crate) fn qgemm_f32_avx2_exact(p: &QGemm<'_>, out: &mut [f32], ldc: usize) {
+    check(p.m, p.a, p.row_term, &p.b, out.len(), ldc);
+    assert!(Isa::Avx2.available());
+    if p.m == 0 || p.b.n == 0 {
+        return;
+    }
+    let job = Job {
+        m: p.m,
+        a: p.a,
+        row_term: p.row_term,
+        za: p.a_zero_point,
+        b: p.b,
+        ldc,
+    };
+    run_simd(
+        Isa::Avx2,
+        &job,
+        Out::F32 {
+            ptr: out.as_mut_ptr(),
+            a_scale: p.a_scale,
+            act: p.act,
+        },
+        false,
+    );
+}
+
+/// Test hook: i32 variant of [`qgemm_f32_avx2_exact`].
+#[cfg(test)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn qgemm_i32_avx2_exact(
+    m: usize,
+    a: &[u8],
+    row_term: &[i32],
+    za: i32,
+    b: PackedI8<'_>,
+    out: &mut [i32],
+    ldc: usize,
+) {
+    check(m, a, row_term, &b, out.len(), ldc);
+    assert!(Isa::Avx2.available());
+    if m == 0 || b.n == 0 {
+        return;
+    }
+    let job = Job {
+        m,
+        a,
+        row_term,
+        za,
+        b,
+        ldc,
+    };
+    run_simd(
+        Isa::Avx2,
+        &job,
+        Out::I32 {
+            ptr: out.as_mut_ptr(),
+        },
+        false,
+    );
+}
+
+/// Unpacked scalar reference for `MatMulInteger` on two activations (any u8/i8 mix):
+/// `out[m][n] = Σ_k (a[m][k] − a_zp) · (b[k][n] − b_zp[n])` in wrapping i32. `a` is row-major
+/// `m` x `k`, `b` row-major `k` x `n`, `b_zp` has length 1 (per tensor) or `n`, `out` is
+/// `m` x `n`.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_integer_ref<A: Copy + Into<i32>, B: Copy + Into<i32>>(
+    a: &[A],
+    a_zp: i32,
+    b: &[B],
+    b_zp: &[i32],
+    m: usize,
+    k: usize,
+    n: usize,
+    out: &mut [i32],
+) {
+    assert!(a.len() >= m * k && b.len() >= k * n && out.len() >= m * n);
+    assert!(
+        b_zp.len() == 1 || b_zp.len() == n,
+        "matmul_integer_ref: b_zp length 1 or n"
+    );
+    for r in 0..m {
+        for c in 0..n {
+            let zb = if b_zp.len() == 1 { b_zp[0] } else { b_zp[c] };
+            let mut s = 0i32;
+            for kk in 0..k {
+                let x: i32 = a[r * k + kk].into();
+                let w: i32 = b[kk * n + c].into();
+                s = s.wrapping_add((x - a_zp).wrapping_mul(w - zb));
+            }
+            out[r * n + c] = s;
+        }
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use crate::pack::{PackedI8Owned, Weights, padded_k};
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    /// splitmix64: a tiny deterministic generator for test data.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        fn byte(&mut self) -> u8 {
+            self.next() as u8
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn f32(&mut self, lo: f32, hi: f32) -> f32 {
+            lo + (hi - lo) * ((self.next() >> 40) as f32 / (1u64 << 24) as f32)
+        }
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Fill {
+        Random,
+        /// Every activation 255 and weights at one extreme value.
+        Extreme(i32),
+    }
+
+    struct Case {
+        m: usize,
+        k: usize,
+        n: usize,
+        a: Vec<u8>,
+        za: i32,
+        row_term: Vec<i32>,
+        /// Weights in the original domain, row-major K x N, with per-column zero points.
+        w: Vec<i32>,
+        zb: Vec<i32>,
+        packed: PackedI8Owned,
+        a_scale: f32,
+        act: Activation,
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn make(
+        m: usize,
+        k: usize,
+        n: usize,
+        u8_weights: bool,
+        za: i32,
+        zb: i32,
+        fill: Fill,
+        seed: u64,
+    ) -> Case {
+        let mut rng = Rng(seed);
+        let pk = padded_k(k);
+        let mut a = std::vec![0u8; m * pk];
+        let mut row_term = std::vec![0i32; m];
+        for r in 0..m {
+            for kk in 0..k {
+                a[r * pk + kk] = match fill {
+                    Fill::Random => rng.byte(),
+                    Fill::Extreme(_) => 255,
+                };
+            }
+            let s: i32 = a[r * pk..r * pk + k].iter().map(|&v| v as i32).sum();
+            row_term[r] = s - k as i32 * za;
+        }
+        let w: Vec<i32> = (0..k * n)
+            .map(|_| match fill {
+                Fill::Random if u8_weights => rng.byte() as i32,
+                Fill::Random => rng.byte() as i8 as i32,
+                Fill::Extreme(v) => v,
+            })
+            .collect();
+        // Per-tensor zero point half the time, else per column (zb for column 0).
+        let per_col = rng.below(2) == 0;
+        let lo = if u8_weights { 0 } else { -128 };
+        let zbs: Vec<i32> = if per_col {
+            (0..n)
+                .map(|c| {
+                    if c == 0 {
+                        zb
+                    } else {
+                        lo + rng.below(256) as i32
+                    }
+                })
+                .collect()
+        } else {
+            std::vec![zb]
+        };
+        let scales: Vec<f32> = if per_col {
+            (0..n).map(|_| rng.f32(0.001, 0.1)).collect()
+        } else {
+            std::vec![rng.f32(0.001, 0.1)]
+        };
+        let bias: Option<Vec<f32>> =
+            (rng.below(3) != 0).then(|| (0..n).map(|_| rng.f32(-5.0, 5.0)).collect());
+        let packed = if u8_weights {
+            let wb: Vec<u8> = w.iter().map(|&v| v as u8).collect();
+            PackedI8Owned::pack(Weights::U8(&wb), k, n, &zbs, &scales, bias.as_deref())
+        } else {
+            let wb: Vec<i8> = w.iter().map(|&v| v as i8).collect();
+            PackedI8Owned::pack(Weights::I8(&wb), k, n, &zbs, &scales, bias.as_deref())
+        };
+        let zb = (0..n)
+            .map(|c| if per_col { zbs[c] } else { zbs[0] })
+            .collect();
+        let act = match rng.below(3) {
+            0 => Activation::None,
+            1 => Activation::Relu,
+            _ => Activation::Clip {
+                min: -1.5,
+                max: 2.0,
+            },
+        };
+        Case {
+            m,
+            k,
+            n,
+            a,
+            za,
+            row_term,
+            w,
+            zb,
+            packed,
+            a_scale: rng.f32(0.001, 0.05),
+            act,
+        }
+    }
+
+    /// Independent expectation: Σ (a − za)(w − zb) in i64, then the documented float epilogue.
+    fn expected(c: &Case) -> (Vec<i32>, Vec<f32>) {
+        let pk = padded_k(c.k);
+        let b = c.packed.as_ref();
+        let mut vi = std::vec![0i32; c.m * c.n];
+        let mut vf = std::vec![0f32; c.m * c.n];
+        for r in 0..c.m {
+            for col in 0..c.n {
+                let mut s = 0i64;
+                for kk in 0..c.k {
+                    s += (c.a[r * pk + kk] as i64 - c.za as i64)
+                        * (c.w[kk * c.n + col] as i64 - c.zb[col] as i64);
+                }
+                let v = i32::try_from(s).expect("test sizes stay within i32");
+                vi[r * c.n + col] = v;
+                let mut f = v as f32 * (c.a_scale * b.scale[col]);
+                if let Some(bias) = b.bias {
+                    f += bias[col];
+                }
+                vf[r * c.n + col] = c.act.apply(f);
+            }
+        }
+        (vi, vf)
+    }
+
+    /// Every kernel variant this CPU can run, by name.
+    fn variants() -> Vec<(&'static str, Option<Isa>)> {
+        let mut v: Vec<_> = Isa::all_available().map(|i| (i.name(), Some(i))).collect();
+        if Isa::Avx2.available() {
+            v.push(("avx2-exact", None));
+        }
+        v
+    }
+
+    fn check(c: &Case) {
+        let (ei, ef) = expected(c);
+        let b = c.packed.as_ref();
+        let ldc = c.n + (c.m % 3);
+        let len = c.m * ldc;
+        for (name, isa) in variants() {
+            let ctx = || {
+                std::format!(
+                    "{name} m={} k={} n={} za={} act={:?}",
+                    c.m,
+                    c.k,
+                    c.n,
+                    c.za,
+                    c.act
+                )
+            };
+            let mut oi = std::vec![i32::MIN; len];
+            match isa {
+                Some(isa) => qgemm_i32(isa, c.m, &c.a, &c.row_term, c.za, b, &mut oi, ldc),
+                None => qgemm_i32_avx2_exact(c.m, &c.a, &c.row_term, c.za, b, &mut oi, ldc),
+            }
+            let p = QGemm {
+                m: c.m,
+                a: &c.a,
+                row_term: &c.row_term,
+                a_zero_point: c.za,
+                a_scale: c.a_scale,
+                b,
+                act: c.act,
+            };
+            let mut of = std::vec![f32::from_bits(0x7fc0_1234); len];
+            match isa {
+                Some(isa) => qgemm_f32(isa, &p, &mut of, ldc),
+                None => qgemm_f32_avx2_exact(&p, &mut of, ldc),
+            }
+            for r in 0..c.m {
+                for col in 0..ldc {
+                    let (gi, gf) = (oi[r * ldc + col], of[r * ldc + col]);
+                    if col < c.n {
+                        assert_eq!(gi, ei[r * c.n + col], "i32 [{r}][{col}] {}", ctx());
+                        assert_eq!(
+                            gf.to_bits(),
+                            ef[r * c.n + col].to_bits(),
+                            "f32 [{r}][{col}] {gf} {}",
+                            ctx()
+                        );
+                    } else {
+                        assert_eq!(gi, i32::MIN, "wrote past n: {}", ctx());
+                        assert_eq!(gf.to_bits(), 0x7fc0_1234, "wrote past n: {}", ctx());
+                    }
+                }
+            }
+        }
+    }
+
+    const KS: [usize; 28] = [
+        1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 511,
+        512, 513, 1023, 1024, 1025,
+    ];
+    const NS: [usize; 13] = [1, 3, 15, 16, 17, 31, 32, 33, 47, 48, 49, 64, 100];
+    const MS: [usize; 8] = [1, 2, 5, 6, 7, 8, 9, 13];
+
+    #[test]
+    fn table_of_shapes() {
+        let mut i = 0u64;
+        for &k in &KS {
+            for &n in &NS {
+                // Cycle M, weight type and zero points across the table instead of crossing them.
+                let m = MS[i as usize % MS.len()];
+                let u8w = i % 2 == 0;
+                let za = [0, 255, 128, 3][i as usize / 2 % 4];
+                let zb = if u8w {
+                    [0, 255, 128][i as usize % 3]
+                } else {
+                    [-128, 127, 0][i as usize % 3]
+                };
+                check(&make(m, k, n, u8w, za, zb, Fill::Random, i));
+                i += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn every_m_for_small_shapes() {
+        for m in 1..=17 {
+            for (k, n) in [(1, 1), (4, 16), (9, 33), (20, 49)] {
+                check(&make(m, k, n, m % 2 == 0, 7, 3, Fill::Random, m as u64));
+            }
+        }
+    }
+
+    #[test]
+    fn saturation_needs_the_exact_path() {
+        // 255·127 + 255·127 = 64770 > i16::MAX: maddubs would saturate to 32767.
+        for (w, u8w, za, zb) in [
+            (127, false, 0, 0),
+            (-128, false, 255, 127),
+            (255, true, 0, 0),
+            (0, true, 255, 255),
+        ] {
+            for (m, k, n) in [(1, 2, 1), (5, 64, 17), (8, 257, 33)] {
+                let c = make(m, k, n, u8w, za, zb, Fill::Extreme(w), 1);
+                assert!(!c.packed.avx2_safe, "w={w} must be flagged unsafe");
+                assert_eq!(
+                    kernel_name(Isa::Avx2, &c.packed.as_ref()).contains("exact"),
+                    Isa::Avx2.available()
+                );
+                check(&c);
+            }
+        }
+        // Symmetric i8 weights in [-64, 64] (small enough) keep the fast path.
+        let w: Vec<i8> = (0..64 * 8).map(|i| (i % 129 - 64) as i8).collect();
+        let p = PackedI8Owned::pack(Weights::I8(&w), 64, 8, &[0], &[1.0], None);
+        assert!(p.avx2_safe);
+    }
+
+    #[test]
+    fn empty_and_zero_k() {
+        let c = make(3, 0, 5, false, 10, 1, Fill::Random, 9);
+        check(&c);
+        let b = c.packed.as_ref();
+        let mut out = [1.0f32; 0];
+        qgemm_f32(
+            Isa::best(),
+            &QGemm {
+                m: 0,
+                a: &[],
+                row_term: &[],
+                a_zero_point: 0,
+                a_scale: 1.0,
+                b,
+                act: Activation::None,
+            },
+            &mut out,
+            5,
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "output too short")]
+    fn undersized_output_panics() {
+        let c = make(4, 8, 20, false, 0, 0, Fill::Random, 1);
+        let mut out = std::vec![0i32; 4 * 20 - 1];
+        qgemm_i32(
+            Isa::best(),
+            4,
+            &c.a,
+            &c.row_term,
+            0,
+            c.packed.as_ref(),
+            &mut out,
+            20,
+        );
+    }
+
+    #[test]
+    fn activation_semantics() {
+        let r = Activation::Relu;
+        assert_eq!(r.apply(-0.0).to_bits(), 0.0f32.to_bits());
+        assert_eq!(r.apply(f32::NAN), 0.0);
+        assert_eq!(r.apply(2.5), 2.5);
+        let c = Activation::Clip {
+            min: -1.0,
+            max: 1.0,
+        };
+        assert_eq!(
+            (c.apply(f32::NAN), c.apply(-3.0), c.apply(3.0), c.apply(0.5)),
+            (-1.0, -1.0, 1.0, 0.5)
+        );
+    }
+
+    #[test]
+    fn matmul_integer_ref_matches_naive() {
+        let mut rng = Rng(5);
+        let (m, k, n) = (7, 37, 11);
+        let au: Vec<u8> = (0..m * k).map(|_| rng.byte()).collect();
+        let ai: Vec<i8> = au.iter().map(|&v| v as i8).collect();
+        let bu: Vec<u8> = (0..k * n).map(|_| rng.byte()).collect();
+        let bi: Vec<i8> = bu.iter().map(|&v| v as i8).collect();
+        let zps: Vec<i32> = (0..n as i32).map(|i| i * 9 - 50).collect();
+        fn naive(
+            a: &[i64],
+            za: i64,
+            b: &[i64],
+            zb: &[i32],
+            m: usize,
+            k: usize,
+            n: usize,
+        ) -> Vec<i32> {
+            let mut o = std::vec![0i32; m * n];
+            for r in 0..m {
+                for c in 0..n {
+                    let z = if zb.len() == 1 { zb[0] } else { zb[c] } as i64;
+                    let s: i64 = (0..k)
+                        .map(|t| (a[r * k + t] - za) * (b[t * n + c] - z))
+                        .sum();
+                    o[r * n + c] = s as i32;
+                }
+            }
+            o
+        }
+        let wide = |v: &[i32]| v.iter().map(|&x| x as i64).collect::<Vec<_>>();
+        let (au32, ai32): (Vec<i32>, Vec<i32>) = (
+            au.iter().map(|&v| v as i32).collect(),
+            ai.iter().map(|&v| v as i32).collect(),
+        );
+        let (bu32, bi32): (Vec<i32>, Vec<i32>) = (
+            bu.iter().map(|&v| v as i32).collect(),
+            bi.iter().map(|&v| v as i32).collect(),
+        );
+        for zb in [&[3][..], &zps[..]] {
+            let mut out = std::vec![0i32; m * n];
+            matmul_integer_ref(&au, 200, &bi, zb, m, k, n, &mut out);
+            assert_eq!(out, naive(&wide(&au32), 200, &wide(&bi32), zb, m, k, n));
+            matmul_integer_ref(&ai, -7, &bu, zb, m, k, n, &mut out);
+            assert_eq!(out, naive(&wide(&ai32), -7, &wide(&bu32), zb, m, k, n));
+            matmul_integer_ref(&ai, 0, &bi, zb, m, k, n, &mut out);
+            assert_eq!(out, naive(&wide(&ai32), 0, &wide(&bi32), zb, m, k, n));
+            matmul_integer_ref(&au, 255, &bu, zb, m, k, n, &mut out);
+            assert_eq!(out, naive(&wide(&au32), 255, &wide(&bu32), zb, m, k, n));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #[test]
+        fn random_shapes(m in 1usize..20, k in 1usize..300, n in 1usize..70, u8w: bool,
+                         za in prop_oneof![Just(0i32), Just(255), 0i32..256],
+                         zsel in 0usize..3, seed: u64) {
+            let zb = if u8w { [0, 255, 77][zsel] } else { [-128, 127, -3][zsel] };
+            check(&make(m, k, n, u8w, za, zb, Fill::Random, seed));
+        }
+    }
+
+    /// Rough throughput; run with
+    /// `cargo test -p kiln-runtime --release -- --ignored --nocapture gmacs`.
+    #[test]
+    #[ignore]
+    fn gmacs() {
+        for (m, k, n) in [
+            (256, 256, 256),
+            (512, 512, 512),
+            (128, 384, 1536),
+            (1, 4096, 4096),
+        ] {
+            let c = make(m, k, n, false, 3, 0, Fill::Random, 1);
+            let b = c.packed.as_ref();
+            let p = QGemm {
+                m,
+                a: &c.a,
+                row_term: &c.row_term,
+                a_zero_point: c.za,
+                a_scale: c.a_scale,
+                b,
+                act: Activation::Relu,
+            };
+            let mut out = std::vec![0f32; m * n];
+            for isa in Isa::all_available() {
+                let reps = (2e9 / (m * n * k) as f64).max(3.0) as usize;
+                qgemm_f32(isa, &p, &mut out, n);
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    qgemm_f32(isa, &p, &mut out, n);
+                }
+                let dt = t.elapsed().as_secs_f64() / reps as f64;
+                std::println!(
+                    "{:32} m={m:4} k={k:5} n={n:5}: {:7.1} GMAC/s ({:.1} us)",
+                    kernel_name(isa, &b),
+                    (m * n * k) as f64 / dt / 1e9,
+                    dt * 1e6
+                );
+            }
+        }
+    }
+}

@@ -1,1 +1,354 @@
-//! (being written)
+//! The packed int8 weight layout: one definition shared by codegen (which packs at build time)
+//! and the GEMM kernels (which read it).
+//!
+//! A `[K][N]` weight matrix (ONNX `MatMul` B, row-major) is stored as panels of [`NR`] = 16
+//! columns; inside a panel, K is split into groups of [`KR`] = 4 and each group holds the 4
+//! consecutive k values of each of the 16 columns, column after column:
+//!
+//! ```text
+//! data[((p * padded_k/KR + g) * NR + c) * KR + t] = w[k = g*KR + t][n = p*NR + c]
+//! ```
+//!
+//! so one k-group of one panel is 64 contiguous bytes: exactly one zmm operand of VPDPBUSD
+//! (16 i32 lanes, each summing 4 u8×i8 products), two ymm operands of AVX-VNNI / VPMADDUBSW.
+//! K is padded to a multiple of 4 and N to a multiple of 16 with zero weights, so kernels never
+//! branch on the K tail and compute whole panels (the N tail is masked only on store).
+//!
+//! Weights are always stored as i8. u8 weights are re-encoded `w - 128` with zero point
+//! `zp - 128`, which leaves `(w - zp)` unchanged. Per column the packer also stores the column
+//! sum of the stored weights (for the activation zero-point term), the zero point, the scale and
+//! the bias, each padded to `padded_n(n)` with zeros.
+#[cfg(feature = "alloc")]
+use alloc::vec::Vec;
+
+/// Columns per panel (one zmm of i32 lanes).
+pub const NR: usize = 16;
+/// k values per group (one VPDPBUSD lane).
+pub const KR: usize = 4;
+
+/// `k` rounded up to a multiple of [`KR`].
+pub const fn padded_k(k: usize) -> usize {
+    k.div_ceil(KR) * KR
+}
+
+/// `n` rounded up to a multiple of [`NR`].
+pub const fn padded_n(n: usize) -> usize {
+    n.div_ceil(NR) * NR
+}
+
+/// Index into [`PackedI8::data`] of weight `(k, n)` for a matrix with padded depth `pk`.
+#[inline(always)]
+pub const fn packed_index(pk: usize, k: usize, n: usize) -> usize {
+    ((n / NR) * (pk / KR) + k / KR) * (NR * KR) + (n % NR) * KR + k % KR
+}
+
+/// Packed int8 weights of a `[K][N]` (ONNX MatMul B, row-major) matrix, borrowed (from the
+/// static blob, or from [`PackedI8Owned`]). All per-column arrays have length `padded_n(n)`,
+/// padding entries 0.
+#[derive(Clone, Copy, Debug)]
+pub struct PackedI8<'a> {
+    pub k: usize,
+    pub n: usize,
+    /// layout `[padded_n/NR][padded_k/KR][NR][KR]` i8; padding (k >= K or n >= N) is 0.
+    pub data: &'a [i8],
+    /// per column: sum over real k of the stored (i8, already re-encoded) weights
+    pub colsum: &'a [i32],
+    /// per column weight zero point in the stored domain (u8 weights re-encoded: w-128, zp-128)
+    pub zero_point: &'a [i32],
+    /// per column weight scale (per-tensor scales replicated)
+    pub scale: &'a [f32],
+    /// per column bias, if any
+    pub bias: Option<&'a [f32]>,
+    /// true if VPMADDUBSW (u8 x i8 pairs summed in saturating i16) can never saturate for this
+    /// matrix with any u8 activations: for every column and every adjacent k pair (k0,k1) of a
+    /// group (pairs (0,1) and (2,3) of each KR group), 255*(max(w0,0)+max(w1,0)) <= 32767 and
+    /// 255*(min(w0,0)+min(w1,0)) >= -32768. Computed at pack time (= compile time); the AVX2 path
+    /// uses the fast maddubs kernel only when true, else an exact sign-extend + VPMADDWD kernel.
+    pub avx2_safe: bool,
+}
+
+impl PackedI8<'_> {
+    /// Panics unless every slice is long enough for `k` x `n` (the kernels rely on this; it is
+    /// checked once per GEMM call, never per element).
+    pub fn assert_valid(&self) {
+        let (pk, pn) = (padded_k(self.k), padded_n(self.n));
+        assert!(self.data.len() >= pk * pn, "PackedI8: data too short");
+        assert!(self.colsum.len() >= pn, "PackedI8: colsum too short");
+        assert!(
+            self.zero_point.len() >= pn,
+            "PackedI8: zero_point too short"
+        );
+        assert!(self.scale.len() >= pn, "PackedI8: scale too short");
+        if let Some(b) = self.bias {
+            assert!(b.len() >= pn, "PackedI8: bias too short");
+        }
+    }
+
+    /// The stored (re-encoded) weight `(k, n)`; 0 in the padding.
+    #[inline]
+    pub fn get(&self, k: usize, n: usize) -> i8 {
+        self.data[packed_index(padded_k(self.k), k, n)]
+    }
+}
+
+/// Row-major `[K][N]` weights in their original ONNX type.
+#[derive(Clone, Copy, Debug)]
+pub enum Weights<'a> {
+    I8(&'a [i8]),
+    U8(&'a [u8]),
+}
+
+#[cfg(feature = "alloc")]
+impl Weights<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Weights::I8(w) => w.len(),
+            Weights::U8(w) => w.len(),
+        }
+    }
+    /// Element `i`, in the stored i8 domain (u8 re-encoded `w - 128`).
+    #[inline]
+    fn stored(&self, i: usize) -> i8 {
+        match self {
+            Weights::I8(w) => w[i],
+            Weights::U8(w) => (w[i] as i32 - 128) as i8,
+        }
+    }
+    fn zp_shift(&self) -> i32 {
+        match self {
+            Weights::I8(_) => 0,
+            Weights::U8(_) => -128,
+        }
+    }
+}
+
+/// The AVX2 saturation proof (see [`PackedI8::avx2_safe`]) over packed data: true if no
+/// adjacent pair of a k-group can make VPMADDUBSW saturate with any u8 activations.
+/// Padding weights are 0 and never matter.
+pub fn avx2_safe(w_packed: &[i8], k: usize, n: usize) -> bool {
+    let len = padded_k(k) * padded_n(n);
+    assert!(w_packed.len() >= len, "avx2_safe: packed data too short");
+    w_packed[..len].chunks_exact(2).all(|p| {
+        let (w0, w1) = (p[0] as i32, p[1] as i32);
+        255 * (w0.max(0) + w1.max(0)) <= i16::MAX as i32
+            && 255 * (w0.min(0) + w1.min(0)) >= i16::MIN as i32
+    })
+}
+
+/// Owned packed weights, built at compile time by codegen (or at run time by tests / callers
+/// with dynamic weights).
+#[cfg(feature = "alloc")]
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedI8Owned {
+    pub k: usize,
+    pub n: usize,
+    pub data: Vec<i8>,
+    pub colsum: Vec<i32>,
+    pub zero_point: Vec<i32>,
+    pub scale: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+    pub avx2_safe: bool,
+}
+
+#[cfg(feature = "alloc")]
+impl PackedI8Owned {
+    /// Packs row-major `[K][N]` weights. `zero_points` / `scales` have length 1 (per tensor) or
+    /// n (per column); zero points are in the original domain of the weights (i8 or u8). bias
+    /// length n.
+    pub fn pack(
+        w: Weights<'_>,
+        k: usize,
+        n: usize,
+        zero_points: &[i32],
+        scales: &[f32],
+        bias: Option<&[f32]>,
+    ) -> Self {
+        assert_eq!(w.len(), k * n, "pack: weights are not K x N");
+        Self::pack_with(w, k, n, zero_points, scales, bias, |kk, nn| kk * n + nn)
+    }
+
+    /// Packs transposed weights given as row-major `[N][K]` (e.g. Gemm `transB = 1`); otherwise
+    /// as [`PackedI8Owned::pack`].
+    pub fn pack_transposed(
+        w: Weights<'_>,
+        k: usize,
+        n: usize,
+        zero_points: &[i32],
+        scales: &[f32],
+        bias: Option<&[f32]>,
+    ) -> Self {
+        assert_eq!(w.len(), k * n, "pack_transposed: weights are not N x K");
+        Self::pack_with(w, k, n, zero_points, scales, bias, |kk, nn| nn * k + kk)
+    }
+
+    fn pack_with(
+        w: Weights<'_>,
+        k: usize,
+        n: usize,
+        zero_points: &[i32],
+        scales: &[f32],
+        bias: Option<&[f32]>,
+        index: impl Fn(usize, usize) -> usize,
+    ) -> Self {
+        let per_col = |len: usize, what: &str| {
+            assert!(len == 1 || len == n, "pack: {what} must have length 1 or n");
+        };
+        per_col(zero_points.len(), "zero_points");
+        per_col(scales.len(), "scales");
+        if let Some(b) = bias {
+            assert_eq!(b.len(), n, "pack: bias must have length n");
+        }
+        let (pk, pn) = (padded_k(k), padded_n(n));
+        let mut data = alloc::vec![0i8; pk * pn];
+        let mut colsum = alloc::vec![0i32; pn];
+        for nn in 0..n {
+            let mut s = 0i32;
+            for kk in 0..k {
+                let v = w.stored(index(kk, nn));
+                data[packed_index(pk, kk, nn)] = v;
+                s += v as i32;
+            }
+            colsum[nn] = s;
+        }
+        let pick = |v: &[i32], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+        let mut zero_point = alloc::vec![0i32; pn];
+        let mut scale = alloc::vec![0f32; pn];
+        for i in 0..n {
+            zero_point[i] = pick(zero_points, i) + w.zp_shift();
+            scale[i] = if scales.len() == 1 {
+                scales[0]
+            } else {
+                scales[i]
+            };
+        }
+        let bias = bias.map(|b| {
+            let mut v = alloc::vec![0f32; pn];
+            v[..n].copy_from_slice(b);
+            v
+        });
+        let avx2_safe = avx2_safe(&data, k, n);
+        PackedI8Owned {
+            k,
+            n,
+            data,
+            colsum,
+            zero_point,
+            scale,
+            bias,
+            avx2_safe,
+        }
+    }
+
+    /// The borrowed view the kernels take.
+    pub fn as_ref(&self) -> PackedI8<'_> {
+        PackedI8 {
+            k: self.k,
+            n: self.n,
+            data: &self.data,
+            colsum: &self.colsum,
+            zero_point: &self.zero_point,
+            scale: &self.scale,
+            bias: self.bias.as_deref(),
+            avx2_safe: self.avx2_safe,
+        }
+    }
+}
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn padding() {
+        assert_eq!(
+            (padded_k(0), padded_k(1), padded_k(4), padded_k(5)),
+            (0, 4, 4, 8)
+        );
+        assert_eq!(
+            (padded_n(0), padded_n(1), padded_n(16), padded_n(17)),
+            (0, 16, 16, 32)
+        );
+    }
+
+    #[test]
+    fn layout_round_trips_and_pads_with_zero() {
+        for (k, n) in [(1, 1), (3, 17), (5, 16), (9, 33), (16, 5)] {
+            let w: Vec<i8> = (0..k * n).map(|i| ((i * 37 + 11) % 255) as i8).collect();
+            let wt: Vec<i8> = (0..k * n).map(|i| w[(i % k) * n + i / k]).collect();
+            let p = PackedI8Owned::pack(Weights::I8(&w), k, n, &[3], &[0.5], None);
+            let pt = PackedI8Owned::pack_transposed(Weights::I8(&wt), k, n, &[3], &[0.5], None);
+            assert_eq!(p, pt);
+            let r = p.as_ref();
+            r.assert_valid();
+            let mut nonzero = 0;
+            for kk in 0..padded_k(k) {
+                for nn in 0..padded_n(n) {
+                    let v = r.get(kk, nn);
+                    if kk < k && nn < n {
+                        assert_eq!(v, w[kk * n + nn]);
+                    } else {
+                        assert_eq!(v, 0);
+                    }
+                    nonzero += (v != 0) as usize;
+                }
+            }
+            assert_eq!(nonzero, r.data.iter().filter(|v| **v != 0).count());
+            for nn in 0..padded_n(n) {
+                let s: i32 = (0..k)
+                    .map(|kk| if nn < n { w[kk * n + nn] as i32 } else { 0 })
+                    .sum();
+                assert_eq!(r.colsum[nn], s);
+                assert_eq!(r.zero_point[nn], if nn < n { 3 } else { 0 });
+                assert_eq!(r.scale[nn], if nn < n { 0.5 } else { 0.0 });
+            }
+        }
+    }
+
+    #[test]
+    fn u8_weights_are_reencoded() {
+        let w: Vec<u8> = (0..12).map(|i| (i * 23) as u8).collect();
+        let p = PackedI8Owned::pack(
+            Weights::U8(&w),
+            3,
+            4,
+            &[0, 255, 128, 7],
+            &[1.0, 2.0, 3.0, 4.0],
+            Some(&[1.0, 2.0, 3.0, 4.0]),
+        );
+        let r = p.as_ref();
+        for kk in 0..3 {
+            for nn in 0..4 {
+                assert_eq!(r.get(kk, nn) as i32, w[kk * 4 + nn] as i32 - 128);
+            }
+        }
+        assert_eq!(&r.zero_point[..5], &[-128, 127, 0, -121, 0]);
+        assert_eq!(r.bias.unwrap().len(), 16);
+    }
+
+    #[test]
+    fn avx2_safety_proof() {
+        // Pairs inside a k-group: (0,1) and (2,3). 127+127 saturates, 127+1 does not.
+        let check = |col: [i8; 4]| {
+            let p = PackedI8Owned::pack(Weights::I8(&col), 4, 1, &[0], &[1.0], None);
+            p.avx2_safe
+        };
+        assert!(!check([127, 127, 0, 0]));
+        assert!(!check([0, 0, -128, -128]));
+        assert!(!check([-128, -1, 0, 0]));
+        assert!(check([127, 1, 1, 127]));
+        assert!(check([-128, 0, 0, -128]));
+        assert!(check([127, -128, 127, -128]));
+        // 255*(64+64) = 32640 fits; 255*(65+64) does not.
+        assert!(check([64, 64, 0, 0]));
+        assert!(!check([65, 64, 0, 0]));
+        // 255*(-64-64) fits; -65-64 (-32895) does not.
+        assert!(check([-64, -64, 0, 0]));
+        assert!(!check([-65, -64, 0, 0]));
+        // k=1 and k=3 within a group pair with padding, never with the next group.
+        let p = PackedI8Owned::pack(Weights::I8(&[127, 127]), 2, 1, &[0], &[1.0], None);
+        assert!(!p.avx2_safe);
+        let p = PackedI8Owned::pack(Weights::I8(&[0, 127, 127, 0, 0]), 5, 1, &[0], &[1.0], None);
+        assert!(p.avx2_safe, "(k1,k2) are not a maddubs pair");
+    }
+}

@@ -1,0 +1,167 @@
+//! `x86_64-u8i8i32-avx512vnni-8x32`: u8 activations × i8 packed weights → i32, AVX-512 VNNI
+//! (Ice Lake+, Zen 4/5).
+//!
+//! Why this tile: one VPDPBUSD zmm consumes one 64-byte k-group of a 16-column panel (16 i32
+//! lanes × 4 u8·i8 products) against one broadcast dword of 4 activations. An 8-row × 32-column
+//! tile keeps 16 zmm accumulators (VPDPBUSD has latency 4 and issues 2 per cycle on Zen 5, so
+//! ≥ 8 independent chains are needed), and per k-group loads 2 B vectors + 8 broadcast dwords
+//! for 16 VPDPBUSD — 10 loads per 16 MACs, within Zen 5's 2 loads/cycle. Loop order: column
+//! panel pairs outside, row tiles inside, so the panel pair (K·32 bytes) stays in L1 while the
+//! A rows stream from L2. There is no K blocking: the accumulators cover the full K (exact).
+//! Edges: a partial row tile is a separate monomorphisation (R = 1..8 rows), an odd last panel
+//! uses the 1-panel variant, and the N tail within a panel is computed on zero padding and
+//! dropped by a masked store. The epilogue (zero-point correction, scale, bias, activation)
+//! runs on the accumulators in registers before the store.
+use core::arch::x86_64::*;
+use core::ops::Range;
+
+use crate::gemm::Activation;
+use crate::kernels::{Job, Out};
+use crate::pack::{KR, NR, padded_k};
+
+const MR: usize = 8;
+const NP: usize = 2;
+
+/// Runs panels `panels` of `job`, all rows.
+///
+/// # Safety
+/// The CPU supports AVX-512 F/BW/VL/VNNI (`Isa::Avx512Vnni.available()`); `job` is validated as
+/// documented on [`Job`]; `panels` lies within `padded_n(b.n)/NR`; `out` is valid for
+/// `job.m` rows of stride `job.ldc` and no other thread writes these panels' columns.
+pub(crate) unsafe fn run(job: &Job<'_>, out: Out, panels: Range<usize>) {
+    debug_assert!(crate::Isa::Avx512Vnni.available());
+    // SAFETY: forwarded from the caller's contract (CPU features, validated sizes).
+    unsafe { drive(job, out, panels) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn drive(job: &Job<'_>, out: Out, panels: Range<usize>) {
+    let mut p = panels.start;
+    while p < panels.end {
+        let np = NP.min(panels.end - p);
+        let mut r = 0;
+        while r < job.m {
+            let mr = MR.min(job.m - r);
+            macro_rules! go {
+                ($($r:literal)*) => {
+                    match (mr, np) {
+                        $(
+                            // SAFETY: r + R <= m and p + P <= panels.end, as required by `tile`.
+                            ($r, 2) => unsafe { tile::<$r, 2>(job, out, r, p) },
+                            // SAFETY: as above.
+                            ($r, _) => unsafe { tile::<$r, 1>(job, out, r, p) },
+                        )*
+                        _ => unreachable!(),
+                    }
+                };
+            }
+            go!(1 2 3 4 5 6 7 8);
+            r += mr;
+        }
+        p += np;
+    }
+}
+
+/// `act` on 16 lanes (see `act_256` in `x86_64/mod.rs` for why max/min match the reference).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn act_512(f: __m512, act: Activation) -> __m512 {
+    match act {
+        Activation::None => f,
+        Activation::Relu => _mm512_max_ps(f, _mm512_setzero_ps()),
+        Activation::Clip { min, max } => {
+            _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps(min)), _mm512_set1_ps(max))
+        }
+    }
+}
+
+/// One R x (P·16) tile at rows `r0..r0+R`, panels `p0..p0+P`.
+///
+/// # Safety
+/// As for [`run`], plus `r0 + R <= job.m` and panel `p0 + P - 1` inside `padded_n(b.n)/NR`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+unsafe fn tile<const R: usize, const P: usize>(job: &Job<'_>, out: Out, r0: usize, p0: usize) {
+    let pk = padded_k(job.b.k);
+    let groups = pk / KR;
+    // SAFETY: rows r0..r0+R of A are inside `a` (a.len() >= m*pk) and panels p0..p0+P inside
+    // `data` (len >= padded_n*pk); offsets below stay within those rows/panels.
+    let (a, b) = unsafe {
+        (
+            job.a.as_ptr().add(r0 * pk),
+            job.b.data.as_ptr().cast::<u8>().add(p0 * pk * NR),
+        )
+    };
+    let mut acc = [[_mm512_setzero_si512(); P]; R];
+    for g in 0..groups {
+        let mut bv = [_mm512_setzero_si512(); P];
+        for (q, v) in bv.iter_mut().enumerate() {
+            // SAFETY: byte offset q*pk*NR + g*64 + 64 <= (q+1)*pk*NR inside panel p0+q.
+            *v = unsafe { _mm512_loadu_si512(b.add(q * pk * NR + g * NR * KR).cast()) };
+        }
+        for (i, acc_i) in acc.iter_mut().enumerate() {
+            // SAFETY: 4 bytes at i*pk + 4g, inside row r0+i of A.
+            let a4 = unsafe { core::ptr::read_unaligned(a.add(i * pk + g * KR).cast::<i32>()) };
+            let av = _mm512_set1_epi32(a4);
+            for q in 0..P {
+                acc_i[q] = _mm512_dpbusd_epi32(acc_i[q], av, bv[q]);
+            }
+        }
+    }
+
+    // Epilogue, per panel.
+    let za = _mm512_set1_epi32(job.za);
+    #[allow(clippy::needless_range_loop)] // q also selects the columns
+    for q in 0..P {
+        let col0 = (p0 + q) * NR;
+        let width = NR.min(job.b.n - col0);
+        let mask: __mmask16 = if width == NR {
+            0xffff
+        } else {
+            (1u16 << width) - 1
+        };
+        // SAFETY: the per-column arrays hold padded_n(n) >= col0 + 16 entries (validated).
+        let (cs, zb) = unsafe {
+            (
+                _mm512_loadu_si512(job.b.colsum.as_ptr().add(col0).cast()),
+                _mm512_loadu_si512(job.b.zero_point.as_ptr().add(col0).cast()),
+            )
+        };
+        let zc = _mm512_mullo_epi32(za, cs);
+        let correct = |i: usize| {
+            let rt = _mm512_set1_epi32(job.row_term[r0 + i]);
+            _mm512_sub_epi32(_mm512_sub_epi32(acc[i][q], zc), _mm512_mullo_epi32(zb, rt))
+        };
+        match out {
+            Out::F32 { ptr, a_scale, act } => {
+                // SAFETY: as for `cs`.
+                let sb = unsafe { _mm512_loadu_ps(job.b.scale.as_ptr().add(col0)) };
+                let s = _mm512_mul_ps(_mm512_set1_ps(a_scale), sb);
+                // SAFETY: as for `cs`.
+                let bias = job
+                    .b
+                    .bias
+                    .map(|bb| unsafe { _mm512_loadu_ps(bb.as_ptr().add(col0)) });
+                for i in 0..R {
+                    let mut f = _mm512_mul_ps(_mm512_cvtepi32_ps(correct(i)), s);
+                    if let Some(bb) = bias {
+                        f = _mm512_add_ps(f, bb);
+                    }
+                    let f = act_512(f, act);
+                    // SAFETY: row r0+i < m, columns col0..col0+width <= n; masked-off lanes
+                    // are not accessed.
+                    unsafe { _mm512_mask_storeu_ps(ptr.add((r0 + i) * job.ldc + col0), mask, f) };
+                }
+            }
+            Out::I32 { ptr } => {
+                for i in 0..R {
+                    let v = correct(i);
+                    // SAFETY: as for the f32 store.
+                    unsafe {
+                        _mm512_mask_storeu_epi32(ptr.add((r0 + i) * job.ldc + col0), mask, v)
+                    };
+                }
+            }
+        }
+    }
+}
