@@ -313,6 +313,7 @@ pub fn where_select<T: Copy>(
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)]
 mod tests {
     extern crate std;
     use super::*;

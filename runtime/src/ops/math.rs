@@ -13,8 +13,8 @@
 
 const LN2: f64 = core::f64::consts::LN_2;
 /// ln 2 split so that `n * LN2_HI` is exact for |n| < 2^11 (the low 32 bits of LN2_HI are zero).
-const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000); // 6.93147180369123816490e-1
+const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76); // 1.90821492927058770002e-10
 const LOG2E: f64 = core::f64::consts::LOG2_E;
 
 /// Round half away from zero to an integer (`f64::round` is std-only). |x| must be < 2^62.

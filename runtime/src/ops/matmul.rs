@@ -597,6 +597,7 @@ mod x86 {
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)]
 mod tests {
     extern crate std;
     use super::*;
@@ -648,6 +649,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "alloc")]
     fn sgemm_all_isas_and_edges() {
         let sizes = [1usize, 3, 15, 16, 17, 33, 100];
         for isa in Isa::all_available() {

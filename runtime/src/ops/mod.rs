@@ -4,8 +4,12 @@
 //! different order than the scalar reference); each path is tested against an `f64` reference.
 
 pub mod cast;
+pub mod concat;
 pub mod elementwise;
+pub mod gather;
+pub mod layernorm;
 pub mod math;
 pub mod matmul;
+pub mod reduce;
 pub mod softmax;
 pub mod transpose;
