@@ -1,3 +1,72 @@
+//! `include_model!`: kiln's proc-macro front end. Parses the path literal, runs kiln-codegen,
+//! and returns the generated module — or a `compile_error!` at the literal naming the file, the
+//! node and what to do, plus a stub `Model` so that user code does not drown in follow-on errors.
 use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::quote;
+
+/// Where the macro caches content-addressed weight blobs.
+const BLOB_DIR: &str = env!("OUT_DIR");
+
+/// Compiles an ONNX model into this module: `kiln::include_model!("models/mlp.quant.onnx");`
+/// (path relative to the crate's `Cargo.toml` directory). See the `kiln` crate docs.
 #[proc_macro]
-pub fn include_model(_input: TokenStream) -> TokenStream { TokenStream::new() }
+pub fn include_model(input: TokenStream) -> TokenStream {
+    let lit: syn::LitStr = match syn::parse(input) {
+        Ok(l) => l,
+        Err(e) => {
+            return syn::Error::new(
+                e.span(),
+                "include_model! expects a string literal: the path of an .onnx file",
+            )
+            .to_compile_error()
+            .into();
+        }
+    };
+    match expand(&lit) {
+        Ok(ts) => ts.into(),
+        Err(msg) => {
+            let err = syn::Error::new(lit.span(), msg).to_compile_error();
+            quote!(#err #STUB).into()
+        }
+    }
+}
+
+#[allow(non_upper_case_globals)]
+const STUB: Stub = Stub;
+struct Stub;
+impl quote::ToTokens for Stub {
+    fn to_tokens(&self, ts: &mut TokenStream2) {
+        ts.extend(quote! {
+            /// Placeholder emitted because the model failed to compile (see the error above).
+            pub struct Model;
+            impl Model {
+                pub fn new() -> Self { Model }
+                pub fn with_isa(_isa: ::kiln::runtime::Isa) -> Self { Model }
+                pub fn isa(&self) -> ::kiln::runtime::Isa { ::kiln::runtime::Isa::Scalar }
+            }
+        });
+    }
+}
+
+fn expand(lit: &syn::LitStr) -> Result<TokenStream2, String> {
+    let rel = lit.value();
+    let base = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    let path = base.join(&rel);
+    let compiled = kiln_codegen::compile_file(&path, &kiln_codegen::Options::default())
+        .map_err(|e| e.to_string())?;
+    let blob = compiled
+        .write_blob(std::path::Path::new(BLOB_DIR))
+        .map_err(|e| e.to_string())?;
+    let body = compiled.tokens(&blob);
+    let model_abs = std::path::absolute(&path).unwrap_or(path);
+    let model_abs = model_abs.to_string_lossy();
+    let _ = Span::call_site();
+    // Rebuild tracking: cargo reruns the macro when the model file changes.
+    Ok(quote! {
+        const _: &[u8] = include_bytes!(#model_abs);
+        #body
+    })
+}

@@ -45,6 +45,26 @@ view!(
     /// `len` f32 values at byte `offset`.
     f32s, f32
 );
+view!(
+    /// `len` f64 values at byte `offset`.
+    f64s, f64
+);
+view!(
+    /// `len` i16 values at byte `offset`.
+    i16s, i16
+);
+view!(
+    /// `len` u16 values at byte `offset`.
+    u16s, u16
+);
+view!(
+    /// `len` u32 values at byte `offset`.
+    u32s, u32
+);
+view!(
+    /// `len` u64 values at byte `offset`.
+    u64s, u64
+);
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,9 @@ extern crate alloc;
 extern crate std;
 
 #[cfg(target_endian = "big")]
-compile_error!("kiln-runtime reads little-endian weight blobs; big-endian targets are not supported");
+compile_error!(
+    "kiln-runtime reads little-endian weight blobs; big-endian targets are not supported"
+);
 
 pub mod blob;
 pub mod error;
@@ -25,6 +27,15 @@ pub mod pack;
 pub mod quantize;
 pub mod tensor;
 
+#[cfg(feature = "alloc")]
+pub use alloc::vec::Vec;
 pub use error::Error;
+
+/// A vector of `n` copies of `v` (generated code builds its buffers with this, so it needs no
+/// `alloc` import of its own).
+#[cfg(feature = "alloc")]
+pub fn alloc_vec<T: Clone>(n: usize, v: T) -> Vec<T> {
+    alloc::vec![v; n]
+}
 pub use isa::Isa;
 pub use tensor::{TensorRef, TensorView};

@@ -1,1 +1,447 @@
+//! Reading ONNX files: protobuf decoding (prost types checked in as `proto.rs`, so no system
+//! `protoc` and no network at build time), tensors in raw or typed fields, external data files
+//! relative to the model, opset imports, and conversion into the compiler's [`Graph`].
+//! Every malformed input becomes an [`Error`]; nothing here panics or allocates by untrusted
+//! sizes before checking them against the bytes actually present.
+#[allow(clippy::all, missing_docs)]
 pub mod proto;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use prost::Message;
+
+use crate::error::{Error, ErrorKind, Result, bail, unsupported};
+use crate::ir::{Attr, DType, Graph, Node, Tensor, TensorData, Value, ValueId};
+
+/// Largest constant kiln accepts (bytes), a guard against absurd dims in corrupt files.
+const MAX_TENSOR_BYTES: u64 = 1 << 34;
+
+/// Reads and decodes an ONNX model file into a graph (shapes of intermediate values are not
+/// inferred yet; see `passes`).
+pub fn load_model(path: &Path) -> Result<Graph> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::new(ErrorKind::Io, format!("cannot read the model file: {e}"))
+            .with_hint("paths in include_model! are relative to the crate's Cargo.toml directory")
+            .with_file(path)
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    decode_model(&bytes, base).map_err(|e| e.with_file(path))
+}
+
+/// Decodes model bytes; `base` is the directory external data paths are relative to.
+pub fn decode_model(bytes: &[u8], base: &Path) -> Result<Graph> {
+    let model = proto::ModelProto::decode(bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::Decode,
+            format!("not a valid ONNX model (protobuf: {e})"),
+        )
+        .with_hint("check that the file is an .onnx model and not truncated or a Git LFS pointer")
+    })?;
+    let Some(graph) = model.graph.as_ref() else {
+        return Err(Error::new(ErrorKind::Decode, "the ONNX model has no graph")
+            .with_hint("check that the file is an .onnx model"));
+    };
+    let mut opset = None;
+    for o in &model.opset_import {
+        let d = o.domain.as_deref().unwrap_or("");
+        if d.is_empty() || d == "ai.onnx" {
+            opset = o.version;
+        }
+    }
+    let opset = match opset {
+        Some(v) => v,
+        // IR version 3+ must import the default domain; an unset opset means an ancient model.
+        None if model.opset_import.is_empty() => 1,
+        None => 1,
+    };
+    let local_functions: Vec<String> = model
+        .functions
+        .iter()
+        .filter_map(|f| f.name.clone())
+        .collect();
+    convert_graph(graph, base, opset, &local_functions)
+}
+
+fn convert_graph(
+    g: &proto::GraphProto,
+    base: &Path,
+    opset: i64,
+    local_functions: &[String],
+) -> Result<Graph> {
+    let mut graph = Graph {
+        opset,
+        ..Default::default()
+    };
+    let mut names: HashMap<String, ValueId> = HashMap::new();
+
+    for init in &g.initializer {
+        let t = tensor_from_proto(init, base)?;
+        let id = graph.values.len();
+        graph.values.push(Value {
+            name: t.name.clone(),
+            dtype: t.dtype(),
+            shape: t.shape.clone(),
+            konst: Some(t.data),
+        });
+        names.insert(graph.values[id].name.clone(), id);
+    }
+    if !g.sparse_initializer.is_empty() {
+        unsupported!("sparse initializers are not supported");
+    }
+    for vi in &g.input {
+        let name = vi.name.clone().unwrap_or_default();
+        // Older exporters list initializers as inputs too; ONNX treats them as overridable
+        // defaults. kiln compiles them as constants (that is what makes prepacking possible).
+        if names.contains_key(&name) {
+            continue;
+        }
+        let (dtype, shape) = value_type(vi)?;
+        let id = graph.add_value(name.clone(), dtype, shape);
+        graph.inputs.push(id);
+        names.insert(name, id);
+    }
+
+    for (idx, np) in g.node.iter().enumerate() {
+        let op = np.op_type.clone().unwrap_or_default();
+        let domain = np.domain.clone().unwrap_or_default();
+        let name = match np.name.as_deref() {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => format!(
+                "{op}_{}",
+                np.output.first().map(String::as_str).unwrap_or("")
+            ),
+        };
+        let ctx = |e: Error| e.at_node(&name, &op, &domain);
+        if local_functions.contains(&op) {
+            return Err(ctx(Error::unsupported(
+                "model-local functions are not supported",
+            ))
+            .with_hint("inline the function (onnx.inliner.inline_local_functions) and retry"));
+        }
+        let mut inputs = Vec::with_capacity(np.input.len());
+        for i in &np.input {
+            if i.is_empty() {
+                inputs.push(None);
+            } else if let Some(&id) = names.get(i) {
+                inputs.push(Some(id));
+            } else {
+                return Err(ctx(Error::invalid(format!(
+                    "input `{i}` is not a graph input, an initializer, or an output of an earlier node"
+                )))
+                .with_hint("the graph must be topologically sorted with every value defined"));
+            }
+        }
+        let mut attrs = BTreeMap::new();
+        for a in &np.attribute {
+            let an = a.name.clone().unwrap_or_default();
+            attrs.insert(an, attr_from_proto(a, base).map_err(ctx)?);
+        }
+        let mut outputs = Vec::with_capacity(np.output.len());
+        for (j, o) in np.output.iter().enumerate() {
+            // An omitted optional output still gets a value so that positions stay stable.
+            let vname = if o.is_empty() {
+                format!("{name}:unused{j}")
+            } else {
+                o.clone()
+            };
+            if names.contains_key(&vname) {
+                return Err(ctx(Error::invalid(format!(
+                    "value `{vname}` is defined twice (ONNX graphs are single-assignment)"
+                ))));
+            }
+            let id = graph.add_value(vname.clone(), DType::F32, Vec::new());
+            names.insert(vname, id);
+            outputs.push(id);
+        }
+        let _ = idx;
+        graph.nodes.push(Node {
+            name,
+            op,
+            domain,
+            inputs,
+            outputs,
+            attrs,
+            kiln: None,
+        });
+    }
+
+    for vi in &g.output {
+        let name = vi.name.clone().unwrap_or_default();
+        let Some(&id) = names.get(&name) else {
+            bail!("graph output `{name}` is not produced by any node");
+        };
+        graph.outputs.push(id);
+    }
+    if graph.outputs.is_empty() {
+        bail!("the graph has no outputs");
+    }
+    Ok(graph)
+}
+
+fn value_type(vi: &proto::ValueInfoProto) -> Result<(DType, Vec<usize>)> {
+    let name = vi.name.as_deref().unwrap_or("");
+    let tt = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(proto::type_proto::Value::TensorType(t)) => t,
+        Some(_) => unsupported!(
+            "input `{name}` is not a tensor (sequences, maps and optionals are not supported)"
+        ),
+        None => bail!("input `{name}` has no type"),
+    };
+    let code = tt.elem_type.unwrap_or(0);
+    let dtype = DType::from_onnx(code).ok_or_else(|| {
+        Error::unsupported(format!(
+            "input `{name}` has element type {} which kiln does not support",
+            DType::onnx_name(code)
+        ))
+    })?;
+    let Some(shape) = tt.shape.as_ref() else {
+        return Err(
+            Error::unsupported(format!("input `{name}` has no shape (unknown rank)"))
+                .with_hint("give the input a fixed shape, e.g. with onnx.tools.update_model_dims"),
+        );
+    };
+    let mut dims = Vec::with_capacity(shape.dim.len());
+    for d in &shape.dim {
+        use proto::tensor_shape_proto::dimension::Value as D;
+        match &d.value {
+            Some(D::DimValue(v)) if *v >= 0 => dims.push(*v as usize),
+            Some(D::DimValue(v)) => bail!("input `{name}` has a negative dimension {v}"),
+            Some(D::DimParam(p)) => {
+                return Err(Error::unsupported(format!(
+                    "input `{name}` has a symbolic dimension `{p}`; this version of kiln compiles static shapes only"
+                ))
+                .with_hint("fix the dimension, e.g. `python -m onnxruntime.tools.make_dynamic_shape_fixed --dim_param {p} --dim_value 1 in.onnx out.onnx`"));
+            }
+            None => {
+                return Err(Error::unsupported(format!(
+                    "input `{name}` has an unknown dimension; this version of kiln compiles static shapes only"
+                ))
+                .with_hint("give every input dimension a fixed size"));
+            }
+        }
+    }
+    Ok((dtype, dims))
+}
+
+fn attr_from_proto(a: &proto::AttributeProto, base: &Path) -> Result<Attr> {
+    use proto::attribute_proto::AttributeType as T;
+    let ty = a.r#type.and_then(|t| T::try_from(t).ok());
+    // IR < 3 files may omit `type`: infer from which field is set.
+    let ty = match ty {
+        Some(t) if t != T::Undefined => t,
+        _ => {
+            if a.f.is_some() {
+                T::Float
+            } else if a.i.is_some() {
+                T::Int
+            } else if a.s.is_some() {
+                T::String
+            } else if a.t.is_some() {
+                T::Tensor
+            } else if !a.floats.is_empty() {
+                T::Floats
+            } else if !a.ints.is_empty() {
+                T::Ints
+            } else {
+                T::Undefined
+            }
+        }
+    };
+    Ok(match ty {
+        T::Float => Attr::Float(a.f.unwrap_or(0.0)),
+        T::Int => Attr::Int(a.i.unwrap_or(0)),
+        T::String => Attr::String(String::from_utf8_lossy(a.s.as_deref().unwrap_or(&[])).into()),
+        T::Floats => Attr::Floats(a.floats.clone()),
+        T::Ints => Attr::Ints(a.ints.clone()),
+        T::Tensor => match &a.t {
+            Some(t) => Attr::Tensor(tensor_from_proto(t, base)?),
+            None => bail!(
+                "tensor attribute `{}` has no tensor",
+                a.name.as_deref().unwrap_or("")
+            ),
+        },
+        T::Graph | T::Graphs => Attr::Other("a graph"),
+        T::SparseTensor | T::SparseTensors => Attr::Other("a sparse tensor"),
+        T::TypeProto | T::TypeProtos => Attr::Other("a type"),
+        T::Strings => Attr::Other("a list of strings"),
+        T::Tensors => Attr::Other("a list of tensors"),
+        T::Undefined => Attr::Other("an undefined attribute"),
+    })
+}
+
+/// Reads a serialized `TensorProto` file (the ONNX test-data format).
+pub fn read_tensor_file(path: &Path) -> Result<Tensor> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::new(ErrorKind::Io, format!("cannot read tensor: {e}")).with_file(path)
+    })?;
+    let t = proto::TensorProto::decode(bytes.as_slice()).map_err(|e| {
+        Error::new(ErrorKind::Decode, format!("not a TensorProto: {e}")).with_file(path)
+    })?;
+    tensor_from_proto(&t, path.parent().unwrap_or(Path::new("."))).map_err(|e| e.with_file(path))
+}
+
+/// Converts a TensorProto (raw_data, typed fields or external data) into a constant tensor.
+pub fn tensor_from_proto(t: &proto::TensorProto, base: &Path) -> Result<Tensor> {
+    let name = t.name.clone().unwrap_or_default();
+    if t.segment.is_some() {
+        unsupported!("tensor `{name}` is segmented, which is not supported");
+    }
+    let code = t.data_type.unwrap_or(0);
+    let dtype = DType::from_onnx(code).ok_or_else(|| {
+        Error::unsupported(format!(
+            "tensor `{name}` has element type {} which kiln does not support",
+            DType::onnx_name(code)
+        ))
+        .with_hint("supported: float, double, int8/16/32/64, uint8/16/32/64, bool")
+    })?;
+    let mut shape = Vec::with_capacity(t.dims.len());
+    let mut numel: u64 = 1;
+    for &d in &t.dims {
+        if d < 0 {
+            bail!("tensor `{name}` has a negative dimension {d}");
+        }
+        numel = numel.checked_mul(d as u64).unwrap_or(u64::MAX);
+        shape.push(d as usize);
+    }
+    let nbytes = numel.saturating_mul(dtype.size() as u64);
+    if nbytes > MAX_TENSOR_BYTES {
+        bail!("tensor `{name}` claims {numel} elements, too large to be a real model constant");
+    }
+    let numel = numel as usize;
+
+    let external = t.data_location == Some(proto::tensor_proto::DataLocation::External as i32);
+    let raw: Option<Vec<u8>> = if external {
+        Some(read_external(t, &name, base, numel * dtype.size())?)
+    } else {
+        t.raw_data.clone()
+    };
+
+    let data = if let Some(raw) = raw {
+        if raw.len() != numel * dtype.size() {
+            bail!(
+                "tensor `{name}` has {} bytes of data but its shape {shape:?} of {:?} needs {}",
+                raw.len(),
+                dtype,
+                numel * dtype.size()
+            );
+        }
+        from_le_bytes(dtype, &raw)
+    } else {
+        let typed_len = match dtype {
+            DType::F32 => t.float_data.len(),
+            DType::F64 => t.double_data.len(),
+            DType::I64 => t.int64_data.len(),
+            DType::U32 | DType::U64 => t.uint64_data.len(),
+            _ => t.int32_data.len(),
+        };
+        if typed_len != numel {
+            bail!("tensor `{name}` has {typed_len} values but its shape {shape:?} needs {numel}");
+        }
+        match dtype {
+            DType::F32 => TensorData::F32(t.float_data.clone()),
+            DType::F64 => TensorData::F64(t.double_data.clone()),
+            DType::I64 => TensorData::I64(t.int64_data.clone()),
+            DType::U32 => TensorData::U32(t.uint64_data.iter().map(|&v| v as u32).collect()),
+            DType::U64 => TensorData::U64(t.uint64_data.clone()),
+            DType::I32 => TensorData::I32(t.int32_data.clone()),
+            DType::I8 => TensorData::I8(t.int32_data.iter().map(|&v| v as i8).collect()),
+            DType::U8 => TensorData::U8(t.int32_data.iter().map(|&v| v as u8).collect()),
+            DType::I16 => TensorData::I16(t.int32_data.iter().map(|&v| v as i16).collect()),
+            DType::U16 => TensorData::U16(t.int32_data.iter().map(|&v| v as u16).collect()),
+            DType::Bool => TensorData::Bool(t.int32_data.iter().map(|&v| v != 0).collect()),
+        }
+    };
+    Ok(Tensor { name, shape, data })
+}
+
+fn read_external(
+    t: &proto::TensorProto,
+    name: &str,
+    base: &Path,
+    expect: usize,
+) -> Result<Vec<u8>> {
+    let mut location = None;
+    let mut offset = 0u64;
+    let mut length = None;
+    for kv in &t.external_data {
+        let v = kv.value.as_deref().unwrap_or("");
+        match kv.key.as_deref() {
+            Some("location") => location = Some(v.to_string()),
+            Some("offset") => {
+                offset = v.parse().map_err(|_| {
+                    Error::invalid(format!("tensor `{name}`: bad external data offset `{v}`"))
+                })?
+            }
+            Some("length") => {
+                length = Some(v.parse::<u64>().map_err(|_| {
+                    Error::invalid(format!("tensor `{name}`: bad external data length `{v}`"))
+                })?)
+            }
+            _ => {}
+        }
+    }
+    let Some(location) = location else {
+        bail!("tensor `{name}` is stored externally but has no location");
+    };
+    let path = base.join(&location);
+    let len = length.unwrap_or(expect as u64);
+    if len != expect as u64 {
+        bail!(
+            "tensor `{name}`: external data length {len} does not match its shape ({expect} bytes)"
+        );
+    }
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(&path).map_err(|e| {
+        Error::new(
+            ErrorKind::Io,
+            format!(
+                "tensor `{name}`: cannot open external data file {}: {e}",
+                path.display()
+            ),
+        )
+        .with_hint("external data files are resolved relative to the model file")
+    })?;
+    let flen = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if offset.checked_add(len).is_none_or(|end| end > flen) {
+        bail!(
+            "tensor `{name}`: external data {}..{} is past the end of {} ({flen} bytes)",
+            offset,
+            offset.saturating_add(len),
+            path.display()
+        );
+    }
+    let mut buf = vec![0u8; len as usize];
+    f.seek(SeekFrom::Start(offset))
+        .and_then(|_| f.read_exact(&mut buf))
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("tensor `{name}`: reading external data: {e}"),
+            )
+        })?;
+    Ok(buf)
+}
+
+fn from_le_bytes(dtype: DType, raw: &[u8]) -> TensorData {
+    macro_rules! conv {
+        ($t:ty, $n:expr) => {
+            raw.chunks_exact($n)
+                .map(|c| <$t>::from_le_bytes(c.try_into().unwrap()))
+                .collect()
+        };
+    }
+    match dtype {
+        DType::F32 => TensorData::F32(conv!(f32, 4)),
+        DType::F64 => TensorData::F64(conv!(f64, 8)),
+        DType::I8 => TensorData::I8(raw.iter().map(|&b| b as i8).collect()),
+        DType::U8 => TensorData::U8(raw.to_vec()),
+        DType::I16 => TensorData::I16(conv!(i16, 2)),
+        DType::U16 => TensorData::U16(conv!(u16, 2)),
+        DType::I32 => TensorData::I32(conv!(i32, 4)),
+        DType::U32 => TensorData::U32(conv!(u32, 4)),
+        DType::I64 => TensorData::I64(conv!(i64, 8)),
+        DType::U64 => TensorData::U64(conv!(u64, 8)),
+        DType::Bool => TensorData::Bool(raw.iter().map(|&b| b != 0).collect()),
+    }
+}

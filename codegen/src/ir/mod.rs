@@ -1,0 +1,186 @@
+//! The compiler's graph: typed values with static shapes, constants, and nodes in topological
+//! order. ONNX nodes keep their op type and attributes; fusion passes replace groups of them with
+//! kiln's own ops ([`KilnOp`]), which carry prepacked weights.
+mod tensor;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use tensor::{DType, Tensor, TensorData};
+
+use crate::error::{Error, Result, bail};
+use kiln_runtime::gemm::Activation;
+use kiln_runtime::ops::matmul::PackedF32Owned;
+use kiln_runtime::pack::PackedI8Owned;
+
+pub type ValueId = usize;
+pub type NodeId = usize;
+
+#[derive(Clone, Debug)]
+pub struct Value {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    /// Known at compile time (initializer, Constant, or folded).
+    pub konst: Option<TensorData>,
+}
+
+impl Value {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Attr {
+    Float(f32),
+    Int(i64),
+    String(String),
+    Floats(Vec<f32>),
+    Ints(Vec<i64>),
+    Tensor(Tensor),
+    /// Graphs, sparse tensors, type protos: kept by name only so errors can mention them.
+    Other(&'static str),
+}
+
+/// kiln's fused ops. Their inputs/outputs are ordinary values so planning and emission treat
+/// them like any other node.
+#[derive(Clone, Debug)]
+pub enum KilnOp {
+    /// Dynamic quantization of an [m, k] f32 matrix fused with A packing.
+    /// inputs: [x]; outputs: [a (u8, m·padded_k), row_term (i32, m), scale (f32, []), zero_point (u8, [])]
+    QuantizeDyn { m: usize, k: usize },
+    /// Fused int8 GEMM with prepacked weights, scales, bias and activation.
+    /// inputs: [a, row_term, scale, zero_point] from a QuantizeDyn; outputs: [y (f32)]
+    QGemm {
+        m: usize,
+        weights: Box<PackedI8Owned>,
+        act: Activation,
+    },
+    /// Float GEMM with prepacked weights and fused bias/activation. inputs: [x]; outputs: [y]
+    SGemm {
+        m: usize,
+        weights: Box<PackedF32Owned>,
+        relu: bool,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// ONNX node name, or a generated one (`<op>_<first output>`) when empty.
+    pub name: String,
+    pub op: String,
+    pub domain: String,
+    /// `None` for an omitted optional input (empty name).
+    pub inputs: Vec<Option<ValueId>>,
+    pub outputs: Vec<ValueId>,
+    pub attrs: BTreeMap<String, Attr>,
+    pub kiln: Option<KilnOp>,
+}
+
+impl Node {
+    pub fn err(&self, e: Error) -> Error {
+        e.at_node(&self.name, &self.op, &self.domain)
+    }
+    pub fn input(&self, i: usize) -> Option<ValueId> {
+        self.inputs.get(i).copied().flatten()
+    }
+    pub fn attr_i(&self, name: &str) -> Result<Option<i64>> {
+        match self.attrs.get(name) {
+            None => Ok(None),
+            Some(Attr::Int(v)) => Ok(Some(*v)),
+            Some(other) => bail!(
+                "attribute `{name}` must be an int, found {}",
+                attr_kind(other)
+            ),
+        }
+    }
+    pub fn attr_f(&self, name: &str) -> Result<Option<f32>> {
+        match self.attrs.get(name) {
+            None => Ok(None),
+            Some(Attr::Float(v)) => Ok(Some(*v)),
+            Some(other) => {
+                bail!(
+                    "attribute `{name}` must be a float, found {}",
+                    attr_kind(other)
+                )
+            }
+        }
+    }
+    pub fn attr_ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
+        match self.attrs.get(name) {
+            None => Ok(None),
+            Some(Attr::Ints(v)) => Ok(Some(v.clone())),
+            Some(other) => {
+                bail!(
+                    "attribute `{name}` must be a list of ints, found {}",
+                    attr_kind(other)
+                )
+            }
+        }
+    }
+}
+
+fn attr_kind(a: &Attr) -> &'static str {
+    match a {
+        Attr::Float(_) => "a float",
+        Attr::Int(_) => "an int",
+        Attr::String(_) => "a string",
+        Attr::Floats(_) => "a list of floats",
+        Attr::Ints(_) => "a list of ints",
+        Attr::Tensor(_) => "a tensor",
+        Attr::Other(k) => k,
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub file: PathBuf,
+    pub values: Vec<Value>,
+    pub nodes: Vec<Node>,
+    pub inputs: Vec<ValueId>,
+    pub outputs: Vec<ValueId>,
+    /// Opset version of the default (ai.onnx) domain.
+    pub opset: i64,
+}
+
+impl Graph {
+    /// For every value, the nodes that consume it (in node order), plus `usize::MAX` once for
+    /// each use as a graph output.
+    pub fn consumers(&self) -> Vec<Vec<NodeId>> {
+        let mut c = vec![Vec::new(); self.values.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for v in n.inputs.iter().flatten() {
+                if !c[*v].contains(&i) {
+                    c[*v].push(i);
+                }
+            }
+        }
+        for &o in &self.outputs {
+            c[o].push(usize::MAX);
+        }
+        c
+    }
+    /// The node producing each value, if any.
+    pub fn producers(&self) -> Vec<Option<NodeId>> {
+        let mut p = vec![None; self.values.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for &o in &n.outputs {
+                p[o] = Some(i);
+            }
+        }
+        p
+    }
+    pub fn konst(&self, v: ValueId) -> Option<&TensorData> {
+        self.values[v].konst.as_ref()
+    }
+    pub fn add_value(&mut self, name: String, dtype: DType, shape: Vec<usize>) -> ValueId {
+        self.values.push(Value {
+            name,
+            dtype,
+            shape,
+            konst: None,
+        });
+        self.values.len() - 1
+    }
+}

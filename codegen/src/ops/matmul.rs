@@ -1,0 +1,144 @@
+//! MatMul, Gemm and MatMulInteger: shape rules. (Fusion into prepacked GEMMs is in `passes`.)
+use super::{OutInfo, broadcast, req};
+use crate::error::{Result, bail, unsupported};
+use crate::ir::{DType, Graph, Node};
+
+/// ONNX/numpy matmul output shape, with 1-D promotion and batch broadcasting.
+pub fn matmul_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    if a.is_empty() || b.is_empty() {
+        bail!("MatMul inputs must have rank >= 1 (got {a:?} and {b:?})");
+    }
+    let a2: Vec<usize> = if a.len() == 1 {
+        vec![1, a[0]]
+    } else {
+        a.to_vec()
+    };
+    let b2: Vec<usize> = if b.len() == 1 {
+        vec![b[0], 1]
+    } else {
+        b.to_vec()
+    };
+    let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
+    let (k2, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
+    if k != k2 {
+        bail!("MatMul inner dimensions differ: {a:?} x {b:?}");
+    }
+    let mut out = broadcast(&a2[..a2.len() - 2], &b2[..b2.len() - 2])?;
+    if a.len() > 1 {
+        out.push(m);
+    }
+    if b.len() > 1 {
+        out.push(n);
+    }
+    Ok(out)
+}
+
+pub fn infer_matmul(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+    let (a, b) = (&g.values[req(n, 0)?], &g.values[req(n, 1)?]);
+    if a.dtype != DType::F32 || b.dtype != DType::F32 {
+        unsupported!(
+            "MatMul on {:?} x {:?} is not supported (float32 only)",
+            a.dtype,
+            b.dtype
+        );
+    }
+    Ok(vec![OutInfo::new(
+        DType::F32,
+        matmul_shape(&a.shape, &b.shape)?,
+    )])
+}
+
+/// Gemm dims `(m, k, n)` after transposition flags.
+pub fn gemm_dims(g: &Graph, n: &Node) -> Result<(usize, usize, usize)> {
+    let (a, b) = (&g.values[req(n, 0)?], &g.values[req(n, 1)?]);
+    if a.shape.len() != 2 || b.shape.len() != 2 {
+        bail!(
+            "Gemm inputs must be 2-D (got {:?} and {:?})",
+            a.shape,
+            b.shape
+        );
+    }
+    let ta = n.attr_i("transA")?.unwrap_or(0) != 0;
+    let tb = n.attr_i("transB")?.unwrap_or(0) != 0;
+    let (m, k) = if ta {
+        (a.shape[1], a.shape[0])
+    } else {
+        (a.shape[0], a.shape[1])
+    };
+    let (k2, nn) = if tb {
+        (b.shape[1], b.shape[0])
+    } else {
+        (b.shape[0], b.shape[1])
+    };
+    if k != k2 {
+        bail!(
+            "Gemm inner dimensions differ: A {:?} (transA={ta}) x B {:?} (transB={tb})",
+            a.shape,
+            b.shape
+        );
+    }
+    Ok((m, k, nn))
+}
+
+pub fn infer_gemm(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+    let (a, b) = (&g.values[req(n, 0)?], &g.values[req(n, 1)?]);
+    if a.dtype != DType::F32 || b.dtype != DType::F32 {
+        unsupported!(
+            "Gemm on {:?} x {:?} is not supported (float32 only)",
+            a.dtype,
+            b.dtype
+        );
+    }
+    let (m, _, nn) = gemm_dims(g, n)?;
+    if let Some(c) = n.input(2) {
+        let c = &g.values[c];
+        if c.dtype != DType::F32 {
+            bail!("Gemm C must be float32 like A and B");
+        }
+        let bc = broadcast(&c.shape, &[m, nn])?;
+        if bc != [m, nn] {
+            bail!(
+                "Gemm C of shape {:?} does not broadcast to [{m}, {nn}]",
+                c.shape
+            );
+        }
+    }
+    Ok(vec![OutInfo::new(DType::F32, vec![m, nn])])
+}
+
+pub fn infer_matmul_integer(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+    let (a, b) = (&g.values[req(n, 0)?], &g.values[req(n, 1)?]);
+    for (v, which) in [(a, "A"), (b, "B")] {
+        if !matches!(v.dtype, DType::U8 | DType::I8) {
+            bail!(
+                "MatMulInteger {which} must be uint8 or int8, found {:?}",
+                v.dtype
+            );
+        }
+    }
+    for (i, of) in [(2, a), (3, b)] {
+        if let Some(z) = n.input(i) {
+            let z = &g.values[z];
+            if z.dtype != of.dtype {
+                bail!("MatMulInteger zero point #{i} must have the element type of its matrix");
+            }
+        }
+    }
+    if let Some(z) = n.input(2) {
+        if g.values[z].shape.iter().product::<usize>() != 1 {
+            unsupported!("MatMulInteger with a per-row A zero point is not supported");
+        }
+    }
+    let out = matmul_shape(&a.shape, &b.shape)?;
+    if let Some(z) = n.input(3) {
+        let zn: usize = g.values[z].shape.iter().product();
+        let ncols = *b.shape.last().unwrap_or(&1);
+        if zn != 1 && zn != ncols || b.shape.len() > 2 && zn != 1 {
+            unsupported!(
+                "MatMulInteger B zero point of shape {:?} is not supported (scalar or per-column)",
+                g.values[z].shape
+            );
+        }
+    }
+    Ok(vec![OutInfo::new(DType::I32, out)])
+}

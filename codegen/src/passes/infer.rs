@@ -1,0 +1,42 @@
+//! Shape/dtype inference and constant folding, one topological sweep.
+use crate::error::{Result, bail};
+use crate::ir::Graph;
+use crate::ops;
+
+pub fn run(g: &mut Graph) -> Result<()> {
+    let mut keep = Vec::with_capacity(g.nodes.len());
+    let nodes = std::mem::take(&mut g.nodes);
+    for n in nodes {
+        if n.kiln.is_some() {
+            keep.push(n);
+            continue;
+        }
+        let outs = ops::infer(g, &n).map_err(|e| n.err(e))?;
+        if outs.len() < n.outputs.len() {
+            return Err(n.err(crate::error::Error::invalid(format!(
+                "{} produces {} outputs but the node declares {}",
+                n.op,
+                outs.len(),
+                n.outputs.len()
+            ))));
+        }
+        let mut folded = true;
+        for (&o, info) in n.outputs.iter().zip(outs) {
+            let v = &mut g.values[o];
+            v.dtype = info.dtype;
+            if let Some(k) = &info.konst {
+                if k.len() != info.shape.iter().product::<usize>() {
+                    bail!("internal: folded value `{}` has the wrong length", v.name);
+                }
+            }
+            v.shape = info.shape;
+            folded &= info.konst.is_some();
+            v.konst = info.konst;
+        }
+        if !folded {
+            keep.push(n);
+        }
+    }
+    g.nodes = keep;
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! Graph passes, in this order:
+//! 1. `infer`   — dtypes and static shapes for every value; nodes whose inputs are all constant
+//!    are evaluated at compile time (constant folding) and disappear.
+//! 2. `fuse_quant` — onnxruntime's dynamic-quantization pattern
+//!    `DynamicQuantizeLinear → MatMulInteger → Cast → Mul(scales) [→ Add bias] [→ Relu]` becomes
+//!    `QuantizeDyn` (once per DynamicQuantizeLinear, shared by all its MatMulIntegers) + one
+//!    `QGemm` per MatMulInteger with packed weights. Needs shapes and constants from 1.
+//! 3. `fuse_float` — MatMul/Gemm with constant weights become prepacked `SGemm`s with the bias
+//!    Add and Relu folded in. After 2 so that quantized chains are claimed first.
+//! 4. `dce` — drops nodes whose outputs nobody reads (the absorbed Cast/Mul/Add nodes, scale
+//!    products, unused DynamicQuantizeLinear outputs).
+mod dce;
+mod fuse_float;
+mod fuse_quant;
+mod infer;
+
+use crate::error::Result;
+use crate::ir::Graph;
+
+pub fn run(g: &mut Graph) -> Result<()> {
+    infer::run(g)?;
+    fuse_quant::run(g)?;
+    fuse_float::run(g)?;
+    dce::run(g);
+    Ok(())
+}
+
+/// Helpers for pattern matching over a graph snapshot.
+pub(crate) struct Uses {
+    pub consumers: Vec<Vec<usize>>,
+    pub producers: Vec<Option<usize>>,
+}
+
+impl Uses {
+    pub fn of(g: &Graph) -> Self {
+        Uses {
+            consumers: g.consumers(),
+            producers: g.producers(),
+        }
+    }
+    /// The single consuming node of `v`, if `v` has exactly one use and is not a graph output.
+    pub fn sole_consumer(&self, v: usize) -> Option<usize> {
+        match self.consumers[v].as_slice() {
+            [c] if *c != usize::MAX => Some(*c),
+            _ => None,
+        }
+    }
+}
