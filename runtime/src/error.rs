@@ -17,7 +17,10 @@ impl Dims {
         for (d, s) in dims.iter_mut().zip(shape) {
             *d = *s;
         }
-        Dims { len: shape.len(), dims }
+        Dims {
+            len: shape.len(),
+            dims,
+        }
     }
     pub fn as_slice(&self) -> &[usize] {
         &self.dims[..self.len.min(MAX_RANK)]
@@ -54,29 +57,58 @@ impl fmt::Display for Dims {
 #[non_exhaustive]
 pub enum Error {
     /// `TensorRef::new` was given a data slice whose length does not match the shape.
-    DataLength { expected: usize, actual: usize, shape: Dims },
+    DataLength {
+        expected: usize,
+        actual: usize,
+        shape: Dims,
+    },
     /// An input's shape does not match what the model declares.
-    InputShape { input: &'static str, expected: Dims, actual: Dims },
+    InputShape {
+        input: &'static str,
+        expected: Dims,
+        actual: Dims,
+    },
     /// A symbolic dimension was bound to two different values by two inputs.
-    DimMismatch { dim: &'static str, first: usize, second: usize, input: &'static str },
+    DimMismatch {
+        dim: &'static str,
+        first: usize,
+        second: usize,
+        input: &'static str,
+    },
     /// A caller-provided arena is too small for the model.
     ArenaTooSmall { needed: usize, actual: usize },
     /// A value computed at run time is invalid for an op (e.g. an index out of range).
-    Invalid { node: &'static str, what: &'static str },
+    Invalid {
+        node: &'static str,
+        what: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::DataLength { expected, actual, shape } => write!(
+            Error::DataLength {
+                expected,
+                actual,
+                shape,
+            } => write!(
                 f,
                 "tensor data has {actual} elements but shape {shape} needs {expected}"
             ),
-            Error::InputShape { input, expected, actual } => write!(
+            Error::InputShape {
+                input,
+                expected,
+                actual,
+            } => write!(
                 f,
                 "input `{input}` has shape {actual} but the model expects {expected}"
             ),
-            Error::DimMismatch { dim, first, second, input } => write!(
+            Error::DimMismatch {
+                dim,
+                first,
+                second,
+                input,
+            } => write!(
                 f,
                 "dimension `{dim}` is {first} in an earlier input but {second} in input `{input}`"
             ),

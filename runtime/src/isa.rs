@@ -34,7 +34,8 @@ impl Isa {
     }
 
     pub fn parse(s: &str) -> Option<Isa> {
-        ALL.into_iter().find(|i| i.name().eq_ignore_ascii_case(s.trim()))
+        ALL.into_iter()
+            .find(|i| i.name().eq_ignore_ascii_case(s.trim()))
     }
 
     fn from_u8(v: u8) -> Option<Isa> {
@@ -64,7 +65,10 @@ impl Isa {
 
     /// The best available family.
     pub fn best() -> Isa {
-        ALL.into_iter().rev().find(|i| i.available()).unwrap_or(Isa::Scalar)
+        ALL.into_iter()
+            .rev()
+            .find(|i| i.available())
+            .unwrap_or(Isa::Scalar)
     }
 
     /// The family kernels should run: the forced one if set (env or API), else the best. Cached.

@@ -57,7 +57,10 @@ impl<'a, T> TensorView<'a, T> {
     /// `data.len()` must equal the product of `shape` (generated code guarantees it).
     pub fn new(data: &'a [T], shape: &[usize]) -> Self {
         debug_assert_eq!(shape.iter().product::<usize>(), data.len());
-        TensorView { data, shape: Dims::new(shape) }
+        TensorView {
+            data,
+            shape: Dims::new(shape),
+        }
     }
     pub fn data(&self) -> &'a [T] {
         self.data
@@ -81,7 +84,10 @@ pub fn check_shape(
     expected: &[Option<usize>],
 ) -> Result<(), Error> {
     let ok = actual.len() == expected.len()
-        && actual.iter().zip(expected).all(|(a, e)| e.is_none_or(|e| e == *a));
+        && actual
+            .iter()
+            .zip(expected)
+            .all(|(a, e)| e.is_none_or(|e| e == *a));
     if ok {
         Ok(())
     } else {
