@@ -556,7 +556,7 @@ mod tests {
             for &n in &NS {
                 // Cycle M, weight type and zero points across the table instead of crossing them.
                 let m = MS[i as usize % MS.len()];
-                let u8w = i % 2 == 0;
+                let u8w = i.is_multiple_of(2);
                 let za = [0, 255, 128, 3][i as usize / 2 % 4];
                 let zb = if u8w {
                     [0, 255, 128][i as usize % 3]
@@ -573,7 +573,16 @@ mod tests {
     fn every_m_for_small_shapes() {
         for m in 1..=17 {
             for (k, n) in [(1, 1), (4, 16), (9, 33), (20, 49)] {
-                check(&make(m, k, n, m % 2 == 0, 7, 3, Fill::Random, m as u64));
+                check(&make(
+                    m,
+                    k,
+                    n,
+                    m.is_multiple_of(2),
+                    7,
+                    3,
+                    Fill::Random,
+                    m as u64,
+                ));
             }
         }
     }
@@ -601,6 +610,13 @@ mod tests {
         let w: Vec<i8> = (0..64 * 8).map(|i| (i % 129 - 64) as i8).collect();
         let p = PackedI8Owned::pack(Weights::I8(&w), 64, 8, &[0], &[1.0], None);
         assert!(p.avx2_safe);
+    }
+
+    #[test]
+    fn big_enough_to_split_across_threads() {
+        // 3.3 M MAC: above the rayon threshold when that feature is on.
+        check(&make(64, 513, 100, false, 255, -128, Fill::Random, 11));
+        check(&make(2, 4096, 400, true, 0, 255, Fill::Random, 12));
     }
 
     #[test]
@@ -726,25 +742,37 @@ mod tests {
     #[test]
     #[ignore]
     fn gmacs() {
-        for (m, k, n) in [
+        let shapes = [
             (256, 256, 256),
             (512, 512, 512),
             (128, 384, 1536),
+            (1, 384, 1536),
             (1, 4096, 4096),
-        ] {
+        ];
+        for (m, k, n) in shapes {
             let c = make(m, k, n, false, 3, 0, Fill::Random, 1);
-            let b = c.packed.as_ref();
-            let p = QGemm {
-                m,
-                a: &c.a,
-                row_term: &c.row_term,
-                a_zero_point: c.za,
-                a_scale: c.a_scale,
-                b,
-                act: Activation::Relu,
-            };
+            // Halved weights ([-64, 63]) pass the AVX2 proof, so avx2 runs the fast kernel; the
+            // full-range original runs the exact one.
+            let w: Vec<i8> = c.w.iter().map(|&v| (v / 2) as i8).collect();
+            let safe = PackedI8Owned::pack(Weights::I8(&w), k, n, &[0], &[0.01], None);
+            assert!(safe.avx2_safe && !c.packed.avx2_safe);
+            let exact = Isa::Avx2
+                .available()
+                .then_some((Isa::Avx2, c.packed.as_ref()));
             let mut out = std::vec![0f32; m * n];
-            for isa in Isa::all_available() {
+            for (isa, b) in Isa::all_available()
+                .map(|i| (i, safe.as_ref()))
+                .chain(exact)
+            {
+                let p = QGemm {
+                    m,
+                    a: &c.a,
+                    row_term: &c.row_term,
+                    a_zero_point: c.za,
+                    a_scale: c.a_scale,
+                    b,
+                    act: Activation::Relu,
+                };
                 let reps = (2e9 / (m * n * k) as f64).max(3.0) as usize;
                 qgemm_f32(isa, &p, &mut out, n);
                 let t = std::time::Instant::now();

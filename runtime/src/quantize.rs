@@ -181,7 +181,6 @@ fn quantize_row_scalar(x: &[f32], scale: f32, zp: f32, out: &mut [u8]) -> i32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[clippy::msrv = "1.89"] // AVX-512 intrinsics are stable since Rust 1.89.
 mod x86 {
     //! SIMD passes. Why they are exact: VDIVPS is the IEEE division the scalar code does;
     //! VRNDSCALEPS/VROUNDPS with imm 8 (nearest-even, no exceptions) is round_half_even; adding
@@ -384,7 +383,7 @@ mod tests {
             s ^= s << 13;
             s ^= s >> 17;
             s ^= s << 5;
-            let x = if i % 2 == 0 {
+            let x = if i.is_multiple_of(2) {
                 f32::from_bits(s)
             } else {
                 (s as i32 as f32) / 64.0

@@ -21,6 +21,7 @@ use crate::pack::{KR, NR, padded_k};
 
 const MR: usize = 8;
 const NP: usize = 2;
+const NP_GEMV: usize = 4;
 
 /// Runs panels `panels` of `job`, all rows.
 ///
@@ -36,19 +37,26 @@ pub(crate) unsafe fn run(job: &Job<'_>, out: Out, panels: Range<usize>) {
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn drive(job: &Job<'_>, out: Out, panels: Range<usize>) {
+    // GEMV-like calls (one or two rows) have too few accumulator chains in an 8x32 tile to
+    // hide VPDPBUSD latency: widen to 4 panels (64 columns) per tile instead.
+    let np_max = if job.m <= 2 { NP_GEMV } else { NP };
     let mut p = panels.start;
     while p < panels.end {
-        let np = NP.min(panels.end - p);
+        let np = np_max.min(panels.end - p);
         let mut r = 0;
         while r < job.m {
             let mr = MR.min(job.m - r);
             macro_rules! go {
                 ($($r:literal)*) => {
                     match (mr, np) {
+                        // SAFETY (all arms): r + R <= m and p + P <= panels.end, as `tile`
+                        // requires.
+                        (1, 4) => unsafe { tile::<1, 4>(job, out, r, p) },
+                        (1, 3) => unsafe { tile::<1, 3>(job, out, r, p) },
+                        (2, 4) => unsafe { tile::<2, 4>(job, out, r, p) },
+                        (2, 3) => unsafe { tile::<2, 3>(job, out, r, p) },
                         $(
-                            // SAFETY: r + R <= m and p + P <= panels.end, as required by `tile`.
                             ($r, 2) => unsafe { tile::<$r, 2>(job, out, r, p) },
-                            // SAFETY: as above.
                             ($r, _) => unsafe { tile::<$r, 1>(job, out, r, p) },
                         )*
                         _ => unreachable!(),
@@ -92,21 +100,46 @@ unsafe fn tile<const R: usize, const P: usize>(job: &Job<'_>, out: Out, r0: usiz
             job.b.data.as_ptr().cast::<u8>().add(p0 * pk * NR),
         )
     };
+    // One k-group into one accumulator set.
+    macro_rules! step {
+        ($g:expr, $acc:expr) => {{
+            let g = $g;
+            let mut bv = [_mm512_setzero_si512(); P];
+            for (q, v) in bv.iter_mut().enumerate() {
+                // SAFETY: byte offset q*pk*NR + g*64 + 64 <= (q+1)*pk*NR inside panel p0+q.
+                *v = unsafe { _mm512_loadu_si512(b.add(q * pk * NR + g * NR * KR).cast()) };
+            }
+            for (i, acc_i) in $acc.iter_mut().enumerate() {
+                // SAFETY: 4 bytes at i*pk + 4g, inside row r0+i of A.
+                let a4 = unsafe { core::ptr::read_unaligned(a.add(i * pk + g * KR).cast::<i32>()) };
+                let av = _mm512_set1_epi32(a4);
+                for q in 0..P {
+                    acc_i[q] = _mm512_dpbusd_epi32(acc_i[q], av, bv[q]);
+                }
+            }
+        }};
+    }
     let mut acc = [[_mm512_setzero_si512(); P]; R];
-    for g in 0..groups {
-        let mut bv = [_mm512_setzero_si512(); P];
-        for (q, v) in bv.iter_mut().enumerate() {
-            // SAFETY: byte offset q*pk*NR + g*64 + 64 <= (q+1)*pk*NR inside panel p0+q.
-            *v = unsafe { _mm512_loadu_si512(b.add(q * pk * NR + g * NR * KR).cast()) };
+    let mut g = 0;
+    if R * P < 8 {
+        // Too few accumulators to cover VPDPBUSD latency (small-M / GEMV tiles): give even and
+        // odd k-groups separate accumulators and add them at the end (wrapping adds commute,
+        // so the result is unchanged).
+        let mut odd = [[_mm512_setzero_si512(); P]; R];
+        while g + 2 <= groups {
+            step!(g, acc);
+            step!(g + 1, odd);
+            g += 2;
         }
-        for (i, acc_i) in acc.iter_mut().enumerate() {
-            // SAFETY: 4 bytes at i*pk + 4g, inside row r0+i of A.
-            let a4 = unsafe { core::ptr::read_unaligned(a.add(i * pk + g * KR).cast::<i32>()) };
-            let av = _mm512_set1_epi32(a4);
+        for (acc_i, odd_i) in acc.iter_mut().zip(&odd) {
             for q in 0..P {
-                acc_i[q] = _mm512_dpbusd_epi32(acc_i[q], av, bv[q]);
+                acc_i[q] = _mm512_add_epi32(acc_i[q], odd_i[q]);
             }
         }
+    }
+    while g < groups {
+        step!(g, acc);
+        g += 1;
     }
 
     // Epilogue, per panel.

@@ -12,11 +12,8 @@ use crate::gemm::Activation;
 use crate::pack::NR;
 
 pub(crate) mod avx2;
-// AVX-512 and AVX-VNNI intrinsics / target features are stable since Rust 1.89 (the workspace
-// `rust-version` must be at least that).
-#[clippy::msrv = "1.89"]
+// AVX-512 and AVX-VNNI intrinsics / target features need Rust >= 1.89 (the workspace MSRV).
 pub(crate) mod avx512vnni;
-#[clippy::msrv = "1.89"]
 pub(crate) mod avxvnni;
 
 /// `act` on 8 lanes with the reference semantics: VMAXPS(a, b) is exactly `a > b ? a : b` and
