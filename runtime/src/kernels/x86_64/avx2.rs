@@ -45,19 +45,23 @@ unsafe fn drive(job: &Job<'_>, out: Out, panels: Range<usize>, fast: bool) {
         while r < job.m {
             if fast {
                 let mr = MR_FAST.min(job.m - r);
-                // SAFETY (all arms): r + R <= m and p is a valid panel, as the tiles require.
                 match mr {
+                    // SAFETY: r + R <= m and p is a valid panel, as the tile requires.
                     1 => unsafe { tile_fast::<1>(job, out, r, p) },
+                    // SAFETY: r + R <= m and p is a valid panel, as the tile requires.
                     2 => unsafe { tile_fast::<2>(job, out, r, p) },
+                    // SAFETY: r + R <= m and p is a valid panel, as the tile requires.
                     3 => unsafe { tile_fast::<3>(job, out, r, p) },
+                    // SAFETY: r + R <= m and p is a valid panel, as the tile requires.
                     _ => unsafe { tile_fast::<4>(job, out, r, p) },
                 }
                 r += mr;
             } else {
                 let mr = MR_EXACT.min(job.m - r);
-                // SAFETY (both arms): as above.
                 match mr {
+                    // SAFETY: r + R <= m and p is a valid panel, as the tile requires.
                     1 => unsafe { tile_exact::<1>(job, out, r, p) },
+                    // SAFETY: r + R <= m and p is a valid panel, as the tile requires.
                     _ => unsafe { tile_exact::<2>(job, out, r, p) },
                 }
                 r += mr;

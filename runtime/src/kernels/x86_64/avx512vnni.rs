@@ -49,14 +49,18 @@ unsafe fn drive(job: &Job<'_>, out: Out, panels: Range<usize>) {
             macro_rules! go {
                 ($($r:literal)*) => {
                     match (mr, np) {
-                        // SAFETY (all arms): r + R <= m and p + P <= panels.end, as `tile`
-                        // requires.
+                        // SAFETY: r + R <= m and p + P <= panels.end, as `tile` requires.
                         (1, 4) => unsafe { tile::<1, 4>(job, out, r, p) },
+                        // SAFETY: r + R <= m and p + P <= panels.end, as `tile` requires.
                         (1, 3) => unsafe { tile::<1, 3>(job, out, r, p) },
+                        // SAFETY: r + R <= m and p + P <= panels.end, as `tile` requires.
                         (2, 4) => unsafe { tile::<2, 4>(job, out, r, p) },
+                        // SAFETY: r + R <= m and p + P <= panels.end, as `tile` requires.
                         (2, 3) => unsafe { tile::<2, 3>(job, out, r, p) },
                         $(
+                            // SAFETY: r + R <= m and p + P <= panels.end, as `tile` requires.
                             ($r, 2) => unsafe { tile::<$r, 2>(job, out, r, p) },
+                            // SAFETY: r + R <= m and p + P <= panels.end, as `tile` requires.
                             ($r, _) => unsafe { tile::<$r, 1>(job, out, r, p) },
                         )*
                         _ => unreachable!(),
