@@ -1,6 +1,8 @@
 //! `include_model!`: kiln's proc-macro front end. Parses the path literal, runs kiln-codegen,
 //! and returns the generated module — or a `compile_error!` at the literal naming the file, the
 //! node and what to do, plus a stub `Model` so that user code does not drown in follow-on errors.
+use std::path::PathBuf;
+
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::quote;
@@ -49,12 +51,35 @@ impl quote::ToTokens for Stub {
     }
 }
 
-fn expand(lit: &syn::LitStr) -> Result<TokenStream2, String> {
-    let rel = lit.value();
+/// Resolves the literal against the `Cargo.toml` directory of the crate invoking the macro
+/// (`CARGO_MANIFEST_DIR`). Only when no file exists there, it also tries the directory of the
+/// `Cargo.toml` nearest above the source file holding the literal: the same directory for any
+/// ordinary crate, but the right one when a tool compiles a package's source files in a
+/// generated crate elsewhere (trybuild's `target/tests/trybuild/<crate>/` projects do).
+fn resolve(lit: &syn::LitStr) -> PathBuf {
+    let rel = PathBuf::from(lit.value());
     let base = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(std::path::PathBuf::from)
+        .map(PathBuf::from)
         .unwrap_or_default();
     let path = base.join(&rel);
+    if rel.is_absolute() || path.exists() {
+        return path;
+    }
+    let source = lit.span().unwrap().local_file();
+    let source = source.and_then(|f| std::path::absolute(f).ok());
+    let package_dir = source.as_deref().and_then(|f| {
+        f.ancestors()
+            .skip(1)
+            .find(|d| d.join("Cargo.toml").is_file())
+    });
+    match package_dir.map(|d| d.join(&rel)) {
+        Some(alt) if alt != path && alt.exists() => alt,
+        _ => path,
+    }
+}
+
+fn expand(lit: &syn::LitStr) -> Result<TokenStream2, String> {
+    let path = resolve(lit);
     let compiled = kiln_codegen::compile_file(&path, &kiln_codegen::Options::default())
         .map_err(|e| e.to_string())?;
     let blob = compiled

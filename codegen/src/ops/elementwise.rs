@@ -153,7 +153,8 @@ impl UnaryOp {
     pub fn closure(self, dt: DType, rt: &TokenStream) -> TokenStream {
         let t: TokenStream = dt.rust().parse().unwrap();
         match (self, dt.is_float()) {
-            (UnaryOp::Relu, true) => quote!(|x: #t| if x > 0.0 || x.is_nan() { x } else { 0.0 }),
+            // Same semantics as the fused GEMM epilogue: NaN → 0.
+            (UnaryOp::Relu, true) => quote!(|x: #t| if x > 0.0 { x } else { 0.0 }),
             (UnaryOp::Relu, false) => quote!(|x: #t| if x > 0 { x } else { 0 }),
             (UnaryOp::Sigmoid, _) if dt == DType::F32 => quote!(#rt::ops::math::sigmoid),
             (UnaryOp::Tanh, _) if dt == DType::F32 => quote!(#rt::ops::math::tanh),
@@ -164,13 +165,8 @@ impl UnaryOp {
 }
 
 fn relu<T: PartialOrd + Default + Copy>(x: T) -> T {
-    // NaN stays NaN (x > 0 is false and x == x is false), like the generated closure.
-    #[allow(clippy::eq_op)]
-    if x > T::default() || x != x {
-        x
-    } else {
-        T::default()
-    }
+    // NaN → 0, like the generated closure and the fused epilogue.
+    if x > T::default() { x } else { T::default() }
 }
 
 pub fn infer_unary(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
