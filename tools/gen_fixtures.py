@@ -587,6 +587,8 @@ def gen_models_rs(metas):
         "//! CPU has, and compared with onnxruntime's outputs (tests/models/<case>/test_data_set_0) at",
         "//! the tolerance recorded with its reasoning in tests/models/<case>/meta.json.",
         "#![allow(dead_code)]",
+        "// Tolerances are measured numbers; some happen to look like well-known constants.",
+        "#![allow(clippy::approx_constant)]",
         "",
         "mod common;",
         "",

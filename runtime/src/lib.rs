@@ -6,6 +6,9 @@
 //! kernel call goes through the safe functions here.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
+// `Error` carries shapes inline (no allocation, usable without `alloc`); it is only built on the
+// failure path, so its size does not matter for speed.
+#![allow(clippy::result_large_err)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
