@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 pub use tensor::{DType, Tensor, TensorData};
 
-use crate::error::{Error, Result, bail};
+use crate::error::{Error, Result};
 use kiln_runtime::gemm::Activation;
 use kiln_runtime::ops::matmul::PackedF32Owned;
 use kiln_runtime::pack::PackedI8Owned;
@@ -89,35 +89,33 @@ impl Node {
         match self.attrs.get(name) {
             None => Ok(None),
             Some(Attr::Int(v)) => Ok(Some(*v)),
-            Some(other) => bail!(
-                "attribute `{name}` must be an int, found {}",
-                attr_kind(other)
-            ),
+            Some(other) => Err(self.attr_type_error(name, "an int", other)),
         }
     }
     pub fn attr_f(&self, name: &str) -> Result<Option<f32>> {
         match self.attrs.get(name) {
             None => Ok(None),
             Some(Attr::Float(v)) => Ok(Some(*v)),
-            Some(other) => {
-                bail!(
-                    "attribute `{name}` must be a float, found {}",
-                    attr_kind(other)
-                )
-            }
+            Some(other) => Err(self.attr_type_error(name, "a float", other)),
         }
     }
     pub fn attr_ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
         match self.attrs.get(name) {
             None => Ok(None),
             Some(Attr::Ints(v)) => Ok(Some(v.clone())),
-            Some(other) => {
-                bail!(
-                    "attribute `{name}` must be a list of ints, found {}",
-                    attr_kind(other)
-                )
-            }
+            Some(other) => Err(self.attr_type_error(name, "a list of ints", other)),
         }
+    }
+    fn attr_type_error(&self, name: &str, want: &str, found: &Attr) -> Error {
+        Error::invalid(format!(
+            "attribute `{name}` must be {want}, found {}",
+            attr_kind(found)
+        ))
+        .with_hint(format!(
+            "the model does not follow the ONNX spec of {} (onnx.checker.check_model reports \
+             this too): fix the exporter or re-export the model",
+            self.op
+        ))
     }
 }
 

@@ -36,7 +36,7 @@ pub fn decode_model(bytes: &[u8], base: &Path) -> Result<Graph> {
             ErrorKind::Decode,
             format!("not a valid ONNX model (protobuf: {e})"),
         )
-        .with_hint("check that the file is an .onnx model and not truncated or a Git LFS pointer")
+        .with_hint(not_onnx_hint(bytes))
     })?;
     let Some(graph) = model.graph.as_ref() else {
         return Err(Error::new(ErrorKind::Decode, "the ONNX model has no graph")
@@ -61,6 +61,24 @@ pub fn decode_model(bytes: &[u8], base: &Path) -> Result<Graph> {
         .filter_map(|f| f.name.clone())
         .collect();
     convert_graph(graph, base, opset, &local_functions)
+}
+
+/// What to tell the user about bytes that are not an ONNX protobuf.
+fn not_onnx_hint(bytes: &[u8]) -> &'static str {
+    let head = &bytes[..bytes.len().min(256)];
+    if head.starts_with(b"version https://git-lfs") {
+        "the file is a Git LFS pointer, not the model: run `git lfs pull` to fetch the real file"
+    } else if !head.is_empty()
+        && std::str::from_utf8(head).is_ok_and(|t| {
+            t.chars()
+                .all(|c| !c.is_control() || c.is_ascii_whitespace())
+        })
+    {
+        "the file is text, but .onnx models are binary protobuf: point include_model! at the \
+         exported .onnx file (not a text dump, JSON or HTML page)"
+    } else {
+        "check that the file is an .onnx model and not truncated (re-export or re-download it)"
+    }
 }
 
 fn convert_graph(
@@ -129,7 +147,12 @@ fn convert_graph(
                 return Err(ctx(Error::invalid(format!(
                     "input `{i}` is not a graph input, an initializer, or an output of an earlier node"
                 )))
-                .with_hint("the graph must be topologically sorted with every value defined"));
+                .with_hint(
+                    "every value must be defined before it is read: check that the model's weights \
+                     were saved with it (external data files sit next to the .onnx file) and \
+                     that its nodes are topologically sorted (onnx.checker.check_model reports \
+                     both)",
+                ));
             }
         }
         let mut attrs = BTreeMap::new();
@@ -191,9 +214,13 @@ fn value_type(vi: &proto::ValueInfoProto) -> Result<(DType, Vec<usize>)> {
     let code = tt.elem_type.unwrap_or(0);
     let dtype = DType::from_onnx(code).ok_or_else(|| {
         Error::unsupported(format!(
-            "input `{name}` has element type {} which kiln does not support",
+            "graph input `{name}` has element type {} which kiln does not support",
             DType::onnx_name(code)
         ))
+        .with_hint(
+            "supported: float, double, int8/16/32/64, uint8/16/32/64, bool; export the model \
+             with float32 inputs",
+        )
     })?;
     let Some(shape) = tt.shape.as_ref() else {
         return Err(
@@ -209,13 +236,13 @@ fn value_type(vi: &proto::ValueInfoProto) -> Result<(DType, Vec<usize>)> {
             Some(D::DimValue(v)) => bail!("input `{name}` has a negative dimension {v}"),
             Some(D::DimParam(p)) => {
                 return Err(Error::unsupported(format!(
-                    "input `{name}` has a symbolic dimension `{p}`; this version of kiln compiles static shapes only"
+                    "graph input `{name}` has a symbolic dimension `{p}`; this version of kiln compiles static shapes only"
                 ))
-                .with_hint("fix the dimension, e.g. `python -m onnxruntime.tools.make_dynamic_shape_fixed --dim_param {p} --dim_value 1 in.onnx out.onnx`"));
+                .with_hint(format!("fix the dimension, e.g. `python -m onnxruntime.tools.make_dynamic_shape_fixed --dim_param {p} --dim_value 1 in.onnx out.onnx`")));
             }
             None => {
                 return Err(Error::unsupported(format!(
-                    "input `{name}` has an unknown dimension; this version of kiln compiles static shapes only"
+                    "graph input `{name}` has an unknown dimension; this version of kiln compiles static shapes only"
                 ))
                 .with_hint("give every input dimension a fixed size"));
             }

@@ -1,6 +1,6 @@
 //! Shape/dtype inference and constant folding, one topological sweep.
-use crate::error::{Result, bail};
-use crate::ir::Graph;
+use crate::error::{Error, ErrorKind, Result, bail};
+use crate::ir::{Graph, Node};
 use crate::ops;
 
 pub fn run(g: &mut Graph) -> Result<()> {
@@ -11,7 +11,7 @@ pub fn run(g: &mut Graph) -> Result<()> {
             keep.push(n);
             continue;
         }
-        let outs = ops::infer(g, &n).map_err(|e| n.err(e))?;
+        let outs = ops::infer(g, &n).map_err(|e| n.err(with_input_types(g, &n, e)))?;
         if outs.len() < n.outputs.len() {
             return Err(n.err(crate::error::Error::invalid(format!(
                 "{} produces {} outputs but the node declares {}",
@@ -39,4 +39,26 @@ pub fn run(g: &mut Graph) -> Result<()> {
     }
     g.nodes = keep;
     Ok(())
+}
+
+/// Shape and type errors are only actionable with the types the node actually received.
+fn with_input_types(g: &Graph, n: &Node, e: Error) -> Error {
+    if e.kind != ErrorKind::Invalid || e.hint.is_some() {
+        return e;
+    }
+    let inputs: Vec<String> = n
+        .inputs
+        .iter()
+        .flatten()
+        .map(|&v| {
+            let v = &g.values[v];
+            format!("`{}`: {:?} {:?}", v.name, v.dtype, v.shape)
+        })
+        .collect();
+    e.with_hint(format!(
+        "the node's inputs are {}. If you fixed a symbolic input dimension, check its value; \
+         otherwise the model is inconsistent (onnx.shape_inference.infer_shapes(model, \
+         strict_mode=True) should report it too)",
+        inputs.join(", ")
+    ))
 }
