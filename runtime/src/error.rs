@@ -77,11 +77,43 @@ pub enum Error {
     },
     /// A caller-provided arena is too small for the model.
     ArenaTooSmall { needed: usize, actual: usize },
+    /// An index tensor holds a value outside the valid range of the axis it indexes
+    /// (`value` names the model input or intermediate holding the indices).
+    IndexOutOfRange {
+        value: &'static str,
+        node: &'static str,
+        index: i64,
+        len: usize,
+    },
+    /// A symbolic dimension is larger than the model allows (e.g. a sequence longer than the
+    /// position-embedding table).
+    DimTooLarge {
+        dim: &'static str,
+        value: usize,
+        max: usize,
+        node: &'static str,
+    },
     /// A value computed at run time is invalid for an op (e.g. an index out of range).
     Invalid {
         node: &'static str,
         what: &'static str,
     },
+}
+
+impl Error {
+    /// Fills in which value and node an `IndexOutOfRange` came from (generated code knows them,
+    /// the kernels do not).
+    pub fn at(self, value: &'static str, node: &'static str) -> Self {
+        match self {
+            Error::IndexOutOfRange { index, len, .. } => Error::IndexOutOfRange {
+                value,
+                node,
+                index,
+                len,
+            },
+            other => other,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -115,6 +147,24 @@ impl fmt::Display for Error {
             Error::ArenaTooSmall { needed, actual } => {
                 write!(f, "arena has {actual} bytes but the model needs {needed}")
             }
+            Error::IndexOutOfRange {
+                value,
+                node,
+                index,
+                len,
+            } => write!(
+                f,
+                "`{value}` contains {index}, outside the valid range [-{len}, {len}) of node `{node}`"
+            ),
+            Error::DimTooLarge {
+                dim,
+                value,
+                max,
+                node,
+            } => write!(
+                f,
+                "{dim} = {value} is larger than the model allows ({max}, node `{node}`)"
+            ),
             Error::Invalid { node, what } => write!(f, "node `{node}`: {what}"),
         }
     }

@@ -34,6 +34,16 @@ pub mod tensor;
 pub use alloc::vec::Vec;
 pub use error::Error;
 
+/// Grows `v` to at least `n` elements (generated code calls this when symbolic dims grow; it
+/// never shrinks, so steady-state calls do not allocate).
+#[cfg(feature = "alloc")]
+#[inline]
+pub fn ensure_len<T: Clone + Default>(v: &mut Vec<T>, n: usize) {
+    if v.len() < n {
+        v.resize(n, T::default());
+    }
+}
+
 /// A vector of `n` copies of `v` (generated code builds its buffers with this, so it needs no
 /// `alloc` import of its own).
 #[cfg(feature = "alloc")]

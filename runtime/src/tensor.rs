@@ -102,3 +102,12 @@ pub fn check_shape(
         })
     }
 }
+
+/// One dimension of a declared input/output shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DimSpec {
+    /// A fixed size.
+    Fixed(usize),
+    /// A symbolic dimension, decided per call (ONNX `dim_param`).
+    Named(&'static str),
+}

@@ -263,6 +263,25 @@ pub fn unary<T: Copy, U: Copy, F: Fn(T) -> U>(x: &[T], out: &mut [U], f: F) {
     }
 }
 
+/// Broadcast copy: `out` (shape `out_shape`) takes `x` (shape `x_shape`, unidirectionally
+/// broadcast). Used by Expand.
+pub fn unary_broadcast<T: Copy>(x: &[T], x_shape: &[usize], out: &mut [T], out_shape: &[usize]) {
+    assert_eq!(out.len(), numel(out_shape), "expand: output length");
+    assert_eq!(x.len(), numel(x_shape), "expand: input length");
+    if x.len() == out.len() {
+        out.copy_from_slice(x);
+        return;
+    }
+    broadcast_rows(out_shape, [x_shape], |o, [ox], len, [sx]| {
+        let dst = &mut out[o..o + len];
+        if sx == 1 {
+            dst.copy_from_slice(&x[ox..ox + len]);
+        } else {
+            dst.fill(x[ox]);
+        }
+    });
+}
+
 /// `x[i] = f(x[i])`.
 pub fn unary_inplace<T: Copy, F: Fn(T) -> T>(x: &mut [T], f: F) {
     for v in x.iter_mut() {

@@ -43,8 +43,13 @@ pub fn gather<T: Copy>(
         return invalid("output length does not match");
     }
     let len_i = len as i64;
-    if indices.iter().any(|&i| i < -len_i || i >= len_i) {
-        return invalid("index out of range");
+    if let Some(&bad) = indices.iter().find(|&&i| i < -len_i || i >= len_i) {
+        return Err(Error::IndexOutOfRange {
+            value: "indices",
+            node: "Gather",
+            index: bad,
+            len,
+        });
     }
     if out.is_empty() {
         return Ok(());
@@ -81,11 +86,15 @@ mod tests {
         let mut out = [0; 2];
         assert!(matches!(
             gather(&data, &[3, 2], &[3], 0, &mut out),
-            Err(Error::Invalid { .. })
+            Err(Error::IndexOutOfRange {
+                index: 3,
+                len: 3,
+                ..
+            })
         ));
         assert!(matches!(
             gather(&data, &[3, 2], &[-4], 0, &mut out),
-            Err(Error::Invalid { .. })
+            Err(Error::IndexOutOfRange { index: -4, .. })
         ));
         assert!(gather(&data, &[3, 2], &[0], 2, &mut out).is_err());
         assert!(gather(&data, &[3, 2], &[0, 1], 0, &mut out).is_err());

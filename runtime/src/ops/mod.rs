@@ -12,5 +12,6 @@ pub mod layernorm;
 pub mod math;
 pub mod matmul;
 pub mod reduce;
+pub mod shape;
 pub mod softmax;
 pub mod transpose;
