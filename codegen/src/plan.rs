@@ -83,10 +83,12 @@ pub fn plan(g: &Graph) -> Plan {
     // Views (not for graph outputs: those get their own slot so that output buffers are never
     // graph inputs).
     for n in &g.nodes {
-        if n.kiln.is_none() && is_view(&n.op) && !outputs.contains(&n.outputs[0]) {
-            if let Some(src) = n.input(0) {
-                p.storage[n.outputs[0]] = Some(Storage::Alias(src));
-            }
+        if n.kiln.is_none()
+            && is_view(&n.op)
+            && !outputs.contains(&n.outputs[0])
+            && let Some(src) = n.input(0)
+        {
+            p.storage[n.outputs[0]] = Some(Storage::Alias(src));
         }
     }
 
@@ -147,10 +149,11 @@ pub fn plan(g: &Graph) -> Plan {
         // Release slots whose values are dead after this node.
         for v in n.inputs.iter().flatten().chain(&n.outputs) {
             let r = p.root(*v);
-            if let (Some(Storage::Slot(s)), Some(&lu)) = (p.storage[r], last_use.get(&r)) {
-                if lu == i && !free.contains(&s) {
-                    free.push(s);
-                }
+            if let (Some(Storage::Slot(s)), Some(&lu)) = (p.storage[r], last_use.get(&r))
+                && lu == i
+                && !free.contains(&s)
+            {
+                free.push(s);
             }
         }
     }

@@ -328,7 +328,7 @@ pub fn tensor_from_proto(t: &proto::TensorProto, base: &Path) -> Result<Tensor> 
         if d < 0 {
             bail!("tensor `{name}` has a negative dimension {d}");
         }
-        numel = numel.checked_mul(d as u64).unwrap_or(u64::MAX);
+        numel = numel.saturating_mul(d as u64);
         shape.push(d as usize);
     }
     let nbytes = numel.saturating_mul(dtype.size() as u64);

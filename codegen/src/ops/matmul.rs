@@ -124,16 +124,16 @@ pub fn infer_matmul_integer(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
             }
         }
     }
-    if let Some(z) = n.input(2) {
-        if g.values[z].shape.iter().product::<usize>() != 1 {
-            unsupported!("MatMulInteger with a per-row A zero point is not supported");
-        }
+    if let Some(z) = n.input(2)
+        && g.values[z].shape.iter().product::<usize>() != 1
+    {
+        unsupported!("MatMulInteger with a per-row A zero point is not supported");
     }
     let out = matmul_shape(&a.shape, &b.shape)?;
     if let Some(z) = n.input(3) {
         let zn: usize = g.values[z].shape.iter().product();
         let ncols = *b.shape.last().unwrap_or(&1);
-        if zn != 1 && zn != ncols || b.shape.len() > 2 && zn != 1 {
+        if zn != 1 && (zn != ncols || b.shape.len() > 2) {
             unsupported!(
                 "MatMulInteger B zero point of shape {:?} is not supported (scalar or per-column)",
                 g.values[z].shape

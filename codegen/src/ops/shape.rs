@@ -62,7 +62,7 @@ pub fn reshape_shape(input: &[usize], spec: &[i64], allowzero: bool) -> Result<V
     let total = numel(input);
     if let Some(i) = infer_at {
         let rest = numel(&out);
-        if rest == 0 || total % rest != 0 {
+        if rest == 0 || !total.is_multiple_of(rest) {
             bail!("cannot reshape {input:?} into {spec:?}");
         }
         out[i] = total / rest;

@@ -58,32 +58,33 @@ pub fn run(g: &mut Graph) -> Result<()> {
         }
         let mut out = n.outputs[0];
         let mut absorbed = Vec::new();
-        if bias.is_none() {
-            if let Some(add) = uses.sole_consumer(out) {
-                let an = &g.nodes[add];
-                if an.op == "Add" && an.kiln.is_none() {
-                    let o = if an.input(0) == Some(out) {
-                        an.input(1)
-                    } else {
-                        an.input(0)
-                    };
-                    if let Some(bb) = o.and_then(|o| column(g, o, ncols)) {
-                        if g.values[an.outputs[0]].shape == g.values[out].shape {
-                            bias = Some(bb);
-                            absorbed.push(add);
-                            out = an.outputs[0];
-                        }
-                    }
+        if bias.is_none()
+            && let Some(add) = uses.sole_consumer(out)
+        {
+            let an = &g.nodes[add];
+            if an.op == "Add" && an.kiln.is_none() {
+                let o = if an.input(0) == Some(out) {
+                    an.input(1)
+                } else {
+                    an.input(0)
+                };
+                if let Some(bb) = o.and_then(|o| column(g, o, ncols))
+                    && g.values[an.outputs[0]].shape == g.values[out].shape
+                {
+                    bias = Some(bb);
+                    absorbed.push(add);
+                    out = an.outputs[0];
                 }
             }
         }
         let mut relu = false;
-        if let Some(r) = uses.sole_consumer(out) {
-            if g.nodes[r].op == "Relu" && g.nodes[r].kiln.is_none() {
-                relu = true;
-                absorbed.push(r);
-                out = g.nodes[r].outputs[0];
-            }
+        if let Some(r) = uses.sole_consumer(out)
+            && g.nodes[r].op == "Relu"
+            && g.nodes[r].kiln.is_none()
+        {
+            relu = true;
+            absorbed.push(r);
+            out = g.nodes[r].outputs[0];
         }
         let weights = PackedF32Owned::pack(&wdata, k, ncols, tb, bias.as_deref());
         let mut node = n.clone();

@@ -36,10 +36,11 @@ pub fn run(g: &mut Graph) -> Result<()> {
     let uses = Uses::of(g);
     let mut matches = Vec::new();
     for (i, n) in g.nodes.iter().enumerate() {
-        if n.op == "MatMulInteger" && n.kiln.is_none() {
-            if let Some(m) = match_one(g, &uses, i) {
-                matches.push(m);
-            }
+        if n.op == "MatMulInteger"
+            && n.kiln.is_none()
+            && let Some(m) = match_one(g, &uses, i)
+        {
+            matches.push(m);
         }
     }
     if matches.is_empty() {
@@ -197,23 +198,23 @@ fn match_one(g: &Graph, uses: &Uses, mmi: usize) -> Option<Match> {
             } else {
                 an.input(0)?
             };
-            if let Some(b) = column_vector(g, o, ncols) {
-                if g.values[an.outputs[0]].shape == g.values[out].shape {
-                    bias = Some(b);
-                    absorbed.push(add);
-                    out = an.outputs[0];
-                }
+            if let Some(b) = column_vector(g, o, ncols)
+                && g.values[an.outputs[0]].shape == g.values[out].shape
+            {
+                bias = Some(b);
+                absorbed.push(add);
+                out = an.outputs[0];
             }
         }
     }
     // [→ Relu]
     let mut act = Activation::None;
-    if let Some(r) = uses.sole_consumer(out) {
-        if g.nodes[r].op == "Relu" {
-            act = Activation::Relu;
-            absorbed.push(r);
-            out = g.nodes[r].outputs[0];
-        }
+    if let Some(r) = uses.sole_consumer(out)
+        && g.nodes[r].op == "Relu"
+    {
+        act = Activation::Relu;
+        absorbed.push(r);
+        out = g.nodes[r].outputs[0];
     }
     Some(Match {
         dql,

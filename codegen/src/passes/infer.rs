@@ -24,10 +24,10 @@ pub fn run(g: &mut Graph) -> Result<()> {
         for (&o, info) in n.outputs.iter().zip(outs) {
             let v = &mut g.values[o];
             v.dtype = info.dtype;
-            if let Some(k) = &info.konst {
-                if k.len() != info.shape.iter().product::<usize>() {
-                    bail!("internal: folded value `{}` has the wrong length", v.name);
-                }
+            if let Some(k) = &info.konst
+                && k.len() != info.shape.iter().product::<usize>()
+            {
+                bail!("internal: folded value `{}` has the wrong length", v.name);
             }
             v.shape = info.shape;
             folded &= info.konst.is_some();
