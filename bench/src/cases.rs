@@ -52,19 +52,20 @@ macro_rules! mlp_fixtures {
                 kiln::include_model!($path);
             }
         )*
-        /// (name, input shape, runner factory) of every compiled fixture.
-        pub fn mlp_fixture(name: &str) -> Option<(&'static [usize], fn(Vec<f32>) -> Runner)> {
+        /// Runner factory of every compiled fixture: (input values, input shape) → runner.
+        /// (The shape comes from the fixture's meta.json, not from the generated constants,
+        /// so the bench does not depend on how kiln spells static shapes.)
+        pub fn mlp_fixture(name: &str) -> Option<fn(Vec<f32>, Vec<usize>) -> Runner> {
             match name {
                 $(
-                    stringify!($name) => Some(($name::INPUT_SHAPES[0], |x: Vec<f32>| -> Runner {
+                    stringify!($name) => Some(|x: Vec<f32>, shape: Vec<usize>| -> Runner {
                         let mut model = $name::Model::new();
-                        let shape = $name::INPUT_SHAPES[0];
                         Box::new(move || {
-                            let t = kiln::TensorRef::new(&x, shape).unwrap();
+                            let t = kiln::TensorRef::new(&x, &shape).unwrap();
                             let out = model.run($name::Inputs { x: t }).unwrap();
                             std::hint::black_box(out.y.data());
                         })
-                    })),
+                    }),
                 )*
                 _ => None,
             }
@@ -81,20 +82,30 @@ mlp_fixtures!(
     mlp_a_f32 => "../tests/models/mlp_a_f32/model.onnx",
 );
 
-pub fn mlp_case(root: &Path, name: &str) -> Case {
-    let (shape, make) = mlp_fixture(name).expect("fixture compiled into the bench");
-    let n: usize = shape.iter().product();
-    let x = pseudo_random(n, 7);
-    let x2 = x.clone();
-    Case {
+pub fn mlp_case(root: &Path, name: &str) -> Result<Case, String> {
+    let make = mlp_fixture(name).expect("fixture compiled into the bench");
+    let dir = root.join("tests/models").join(name);
+    let meta: serde_json::Value = std::fs::read(dir.join("meta.json"))
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| format!("{}/meta.json: {e}", dir.display()))?;
+    let shape: Vec<usize> = meta["inputs"][0]["shape"]
+        .as_array()
+        .ok_or("meta.json: inputs[0].shape")?
+        .iter()
+        .map(|d| d.as_u64().map(|d| d as usize).ok_or("meta.json: shape"))
+        .collect::<Result<_, _>>()?;
+    let x = pseudo_random(shape.iter().product(), 7);
+    let (x2, shape2) = (x.clone(), shape.clone());
+    Ok(Case {
         name: name.to_string(),
-        onnx: root.join("tests/models").join(name).join("model.onnx"),
-        inputs: vec![("x".into(), shape.to_vec(), Input::F32(x))],
+        onnx: dir.join("model.onnx"),
+        inputs: vec![("x".into(), shape, Input::F32(x))],
         macs: None,
         weight_bytes: None,
         kernel: None,
-        make_kiln: Box::new(move || make(x2.clone())),
-    }
+        make_kiln: Box::new(move || make(x2.clone(), shape2.clone())),
+    })
 }
 
 // ---- (b) raw int8 GEMM through kiln-runtime --------------------------------------------------
@@ -231,14 +242,17 @@ fn check_gemm(
 
 // ---- (c) MiniLM (issue 3) --------------------------------------------------------------------
 //
-// HOOK: bench/build.rs sets `--cfg kiln_minilm` when `models/minilm/q_default.onnx` exists
-// (then `touch bench/build.rs` is not needed: build.rs watches that path once it exists; while
-// it is missing, build.rs watches only itself, so after the model first appears run
-// `touch bench/build.rs` — the harness prints this hint). Inputs are int64
-// input_ids/attention_mask [batch, seq] with the shapes the compiled model declares. Adjust the
-// `Inputs` fields here if the model's interface differs (extra token_type_ids, other names).
+// HOOK. bench/build.rs sets `--cfg kiln_minilm` when `models/minilm/q_default.onnx` (written by
+// `tools/fetch_minilm.py`, git-ignored) exists, unless `KILN_BENCH_MINILM=0`. The model has
+// symbolic [batch, sequence] inputs `input_ids` / `attention_mask` (int64); kiln, onnxruntime and
+// RTen all get the same token ids at the issue's shapes. If the model's interface changes, adjust
+// the `Inputs` literal below.
 
 pub const MINILM_PATH: &str = "models/minilm/q_default.onnx";
+
+/// (batch, sequence) of the MiniLM cases: issue 4's list, and the quick mode's one.
+pub const MINILM_ALL: &[(usize, usize)] = &[(1, 16), (1, 128), (1, 512), (8, 128)];
+pub const MINILM_QUICK: &[(usize, usize)] = &[(1, 128)];
 
 #[cfg(kiln_minilm)]
 #[allow(clippy::all)]
@@ -246,56 +260,67 @@ mod minilm {
     kiln::include_model!("../models/minilm/q_default.onnx");
 }
 
-#[cfg(kiln_minilm)]
-pub fn minilm_cases(root: &Path) -> Vec<Case> {
-    let shape = minilm::INPUT_SHAPES[0].to_vec();
-    let (batch, seq) = (shape[0], shape[1]);
-    let n = batch * seq;
-    // Token ids of a plain sentence-like pattern: [CLS] … [SEP]; full attention mask.
-    let ids: Vec<i64> = (0..n)
+/// Token ids of a sentence-like pattern: [CLS] … [SEP] per row, full attention mask.
+#[cfg_attr(not(kiln_minilm), allow(dead_code))]
+fn minilm_inputs(batch: usize, seq: usize) -> (Vec<i64>, Vec<i64>) {
+    let ids = (0..batch * seq)
         .map(|i| match i % seq {
             0 => 101,
             j if j == seq - 1 => 102,
-            j => 1000 + (j as i64 * 37) % 20000,
+            j => 1000 + ((j * 37 + i / seq * 11) % 20000) as i64,
         })
         .collect();
-    let mask = vec![1i64; n];
-    let (ids2, mask2, shape2) = (ids.clone(), mask.clone(), shape.clone());
-    vec![Case {
-        name: format!("minilm_q_b{batch}_s{seq}"),
-        onnx: root.join(MINILM_PATH),
-        inputs: vec![
-            ("input_ids".into(), shape.clone(), Input::I64(ids)),
-            ("attention_mask".into(), shape.clone(), Input::I64(mask)),
-        ],
-        macs: None,
-        weight_bytes: None,
-        kernel: None,
-        make_kiln: Box::new(move || {
-            let mut model = minilm::Model::new();
-            let (ids, mask, shape) = (ids2.clone(), mask2.clone(), shape2.clone());
-            Box::new(move || {
-                let out = model
-                    .run(minilm::Inputs {
-                        input_ids: kiln::TensorRef::new(&ids, &shape).unwrap(),
-                        attention_mask: kiln::TensorRef::new(&mask, &shape).unwrap(),
+    (ids, vec![1i64; batch * seq])
+}
+
+#[cfg(kiln_minilm)]
+pub fn minilm_cases(root: &Path, shapes: &[(usize, usize)]) -> Vec<Case> {
+    shapes
+        .iter()
+        .map(|&(batch, seq)| {
+            let shape = vec![batch, seq];
+            let (ids, mask) = minilm_inputs(batch, seq);
+            let (ids2, mask2, shape2) = (ids.clone(), mask.clone(), shape.clone());
+            Case {
+                name: format!("minilm_q_b{batch}_s{seq}"),
+                onnx: root.join(MINILM_PATH),
+                inputs: vec![
+                    ("input_ids".into(), shape.clone(), Input::I64(ids)),
+                    ("attention_mask".into(), shape, Input::I64(mask)),
+                ],
+                macs: None,
+                weight_bytes: None,
+                kernel: None,
+                make_kiln: Box::new(move || -> Runner {
+                    let mut model = minilm::Model::new();
+                    let (ids, mask, shape) = (ids2.clone(), mask2.clone(), shape2.clone());
+                    Box::new(move || {
+                        let out = model
+                            .run(minilm::Inputs {
+                                input_ids: kiln::TensorRef::new(&ids, &shape).unwrap(),
+                                attention_mask: kiln::TensorRef::new(&mask, &shape).unwrap(),
+                            })
+                            .unwrap();
+                        std::hint::black_box(&out);
                     })
-                    .unwrap();
-                std::hint::black_box(&out);
-            })
-        }),
-    }]
+                }),
+            }
+        })
+        .collect()
 }
 
 #[cfg(not(kiln_minilm))]
-pub fn minilm_cases(root: &Path) -> Vec<Case> {
+pub fn minilm_cases(root: &Path, _shapes: &[(usize, usize)]) -> Vec<Case> {
     if root.join(MINILM_PATH).exists() {
         eprintln!(
-            "note: {MINILM_PATH} exists but this build of kiln-bench predates it; \
-             run `touch bench/build.rs` and rebuild to add the MiniLM cases"
+            "note: {MINILM_PATH} exists but kiln-bench was built without it (KILN_BENCH_MINILM=0, \
+             or built before the model appeared: `touch bench/build.rs`): MiniLM cases skipped"
         );
     } else {
-        eprintln!("note: {MINILM_PATH} not found: MiniLM cases skipped (issue 3 adds the model)");
+        eprintln!(
+            "note: {MINILM_PATH} not found (`python3 tools/fetch_minilm.py` writes it): \
+             MiniLM cases skipped"
+        );
     }
     Vec::new()
 }

@@ -251,7 +251,7 @@ fn main() {
         MLPS_QUICK
     };
     for &name in mlps.iter().filter(|n| keep(n)) {
-        all.push(Ok(cases::mlp_case(&root, name)));
+        all.push(cases::mlp_case(&root, name).map_err(|e| (name.to_string(), e)));
     }
     let gemms = if args.mode == Mode::All {
         GEMMS_ALL
@@ -269,8 +269,13 @@ fn main() {
                 .map_err(|e| (name, e)),
         );
     }
+    let minilm = if args.mode == Mode::All {
+        cases::MINILM_ALL
+    } else {
+        cases::MINILM_QUICK
+    };
     all.extend(
-        cases::minilm_cases(&root)
+        cases::minilm_cases(&root, minilm)
             .into_iter()
             .filter(|c| keep(&c.name))
             .map(Ok),
