@@ -8,8 +8,9 @@ fn constants_describe_the_model() {
     assert_eq!(mlp::INPUT_NAMES, ["x"]);
     assert_eq!(mlp::OUTPUT_NAMES, ["y"]);
     assert_eq!(mlp::INPUT_DTYPES, ["f32"]);
-    assert_eq!(mlp::INPUT_SHAPES, [&[4usize, 48][..]]);
-    assert_eq!(mlp::OUTPUT_SHAPES, [&[4usize, 8][..]]);
+    use kiln::runtime::tensor::DimSpec::Fixed;
+    assert_eq!(mlp::INPUT_SHAPES, [&[Fixed(4), Fixed(48)][..]]);
+    assert_eq!(mlp::OUTPUT_SHAPES, [&[Fixed(4), Fixed(8)][..]]);
     const { assert!(mlp::WORKSPACE_BYTES <= mlp::NAIVE_WORKSPACE_BYTES) };
 }
 

@@ -10,7 +10,10 @@ fn main() {
             let blob = std::env::temp_dir().join(c.blob_file_name());
             match c.source(&blob) {
                 Ok(s) => println!("{s}"),
-                Err(e) => eprintln!("{e}"),
+                Err(e) => {
+                    eprintln!("{e}");
+                    println!("{}", c.tokens(&blob));
+                }
             }
             eprintln!(
                 "nodes: {}, blob: {} bytes, workspace: {} bytes (naive {})",

@@ -6,7 +6,7 @@
 //! every value stored in it, and a node never writes into a slot one of its inputs occupies.
 use std::collections::HashMap;
 
-use crate::ir::{DType, Graph, NodeId, ValueId};
+use crate::ir::{DType, Dim, Graph, NodeId, ValueId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Storage {
@@ -16,13 +16,26 @@ pub enum Storage {
     Slot(usize),
     /// Same bytes as another value (a view with a different shape).
     Alias(ValueId),
+    /// Integer contents known as symbolic dims: materialised inline where read.
+    Sym,
 }
 
 #[derive(Clone, Debug)]
 pub struct Slot {
     pub dtype: DType,
-    /// Elements.
-    pub capacity: usize,
+    /// Element counts of the values stored in it over the run (distinct expressions); the slot
+    /// holds their maximum, computed at compile time when all are constant.
+    pub sizes: Vec<Dim>,
+}
+
+impl Slot {
+    /// Capacity in elements when every size is static.
+    pub fn static_capacity(&self) -> Option<usize> {
+        self.sizes
+            .iter()
+            .map(Dim::as_usize)
+            .try_fold(0usize, |m, s| s.map(|s| m.max(s)))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -43,14 +56,21 @@ impl Plan {
         }
         v
     }
+    /// Workspace bytes, if every slot has a static size.
     pub fn planned_bytes(&self) -> usize {
-        self.slots.iter().map(|s| s.capacity * s.dtype.size()).sum()
+        self.slots
+            .iter()
+            .map(|s| s.static_capacity().unwrap_or(0) * s.dtype.size())
+            .sum()
     }
 }
 
 /// Ops whose output is a pure view of their first input.
 pub fn is_view(op: &str) -> bool {
-    matches!(op, "Reshape" | "Flatten" | "Identity")
+    matches!(
+        op,
+        "Reshape" | "Flatten" | "Identity" | "Squeeze" | "Unsqueeze"
+    )
 }
 
 pub fn plan(g: &Graph) -> Plan {
@@ -65,6 +85,9 @@ pub fn plan(g: &Graph) -> Plan {
     let mut const_index: HashMap<ValueId, usize> = HashMap::new();
     for n in &g.nodes {
         for &v in n.inputs.iter().flatten() {
+            if g.values[v].konst.is_none() && g.values[v].sym.is_some() && p.storage[v].is_none() {
+                p.storage[v] = Some(Storage::Sym);
+            }
             if g.values[v].konst.is_some() && p.storage[v].is_none() {
                 const_index.insert(v, p.consts.len());
                 p.storage[v] = Some(Storage::Const(p.consts.len()));
@@ -74,6 +97,9 @@ pub fn plan(g: &Graph) -> Plan {
     }
     // Graph outputs that are constants are copied out of the blob by the emitter.
     for &o in &outputs {
+        if g.values[o].konst.is_none() && g.values[o].sym.is_some() && p.storage[o].is_none() {
+            p.storage[o] = Some(Storage::Sym);
+        }
         if g.values[o].konst.is_some() && p.storage[o].is_none() {
             p.storage[o] = Some(Storage::Const(p.consts.len()));
             p.consts.push(o);
@@ -111,37 +137,48 @@ pub fn plan(g: &Graph) -> Plan {
             if p.storage[o].is_some() {
                 continue;
             }
-            let (dtype, len) = (g.values[o].dtype, g.values[o].numel().max(1));
-            p.naive_bytes += len * dtype.size();
-            // Best fit among free slots of the same type: the smallest that holds `len`, else
-            // the largest (it grows).
-            let mut best: Option<usize> = None;
-            for (fi, &s) in free.iter().enumerate() {
-                if p.slots[s].dtype != dtype {
-                    continue;
+            let dtype = g.values[o].dtype;
+            let len = g.values[o].numel();
+            p.naive_bytes += len.as_usize().unwrap_or(0) * dtype.size();
+            // Best fit among free slots of the same type: one that already held this very size
+            // expression, else the smallest static one that holds `len`, else the largest (it
+            // grows), else any.
+            let score = |s: &Slot| -> (u8, i64) {
+                if s.sizes.contains(&len) {
+                    return (0, 0);
                 }
-                best = Some(match best {
-                    None => fi,
-                    Some(b) => {
-                        let (cb, cs) = (p.slots[free[b]].capacity, p.slots[s].capacity);
-                        let better = match (cs >= len, cb >= len) {
-                            (true, true) => cs < cb,
-                            (true, false) => true,
-                            (false, true) => false,
-                            (false, false) => cs > cb,
-                        };
-                        if better { fi } else { b }
-                    }
-                });
-            }
+                match (s.static_capacity(), len.as_usize()) {
+                    (Some(c), Some(l)) if c >= l => (1, (c - l) as i64),
+                    (Some(c), Some(_)) => (2, -(c as i64)),
+                    _ => (3, 0),
+                }
+            };
+            let best = free
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| p.slots[**s].dtype == dtype)
+                .min_by_key(|(_, s)| score(&p.slots[**s]))
+                .map(|(fi, _)| fi);
             let slot = match best {
                 Some(fi) => free.swap_remove(fi),
                 None => {
-                    p.slots.push(Slot { dtype, capacity: 0 });
+                    p.slots.push(Slot {
+                        dtype,
+                        sizes: Vec::new(),
+                    });
                     p.slots.len() - 1
                 }
             };
-            p.slots[slot].capacity = p.slots[slot].capacity.max(len);
+            if !p.slots[slot].sizes.contains(&len) {
+                p.slots[slot].sizes.push(len);
+                // Keep only the largest of the static sizes.
+                let sizes = std::mem::take(&mut p.slots[slot].sizes);
+                let max_static = sizes.iter().filter_map(Dim::as_usize).max();
+                p.slots[slot].sizes = sizes.into_iter().filter(|d| !d.is_const()).collect();
+                if let Some(m) = max_static {
+                    p.slots[slot].sizes.push(Dim::from(m));
+                }
+            }
             p.storage[o] = Some(Storage::Slot(slot));
             // An output nobody reads is free right after this node.
             last_use.entry(o).or_insert(i);

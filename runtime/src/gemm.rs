@@ -38,7 +38,13 @@ use crate::pack::{NR, PackedI8, padded_k};
 pub enum Activation {
     None,
     Relu,
-    Clip { min: f32, max: f32 },
+    Clip {
+        min: f32,
+        max: f32,
+    },
+    /// GELU, erf form: `0.5·x·(1 + erf(x/√2))` (`ops::math::gelu_erf`). The SIMD kernels leave
+    /// it to a pass over each finished output row block (the rows are still in L1/L2).
+    Gelu,
 }
 
 impl Activation {
@@ -58,6 +64,7 @@ impl Activation {
                 let x = if x > min { x } else { min };
                 if x < max { x } else { max }
             }
+            Activation::Gelu => crate::ops::math::gelu_erf(x),
         }
     }
 }
@@ -129,12 +136,20 @@ pub fn qgemm_f32(isa: Isa, p: &QGemm<'_>, out: &mut [f32], ldc: usize) {
         );
         return;
     }
+    let gelu = p.act == Activation::Gelu;
     let dst = Out::F32 {
         ptr: out.as_mut_ptr(),
         a_scale: p.a_scale,
-        act: p.act,
+        act: if gelu { Activation::None } else { p.act },
     };
     run_simd(isa, &job, dst, p.b.avx2_safe);
+    if gelu {
+        for row in out.chunks_mut(ldc).take(p.m) {
+            for v in &mut row[..p.b.n] {
+                *v = crate::ops::math::gelu_erf(*v);
+            }
+        }
+    }
 }
 
 /// Integer-only variant for standalone `MatMulInteger`:

@@ -11,7 +11,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::error::{Error, Result};
-use crate::ir::{DType, Graph, KilnOp, TensorData, ValueId};
+use crate::ir::{DType, Dim, Graph, KilnOp, TensorData, ValueId};
 use crate::plan::{Plan, Storage};
 
 /// Where the generated code finds the runtime and the blob.
@@ -64,11 +64,6 @@ pub(crate) fn lit(v: usize) -> Literal {
     Literal::usize_unsuffixed(v)
 }
 
-pub(crate) fn shape_lit(s: &[usize]) -> TokenStream {
-    let d = s.iter().map(|&x| lit(x));
-    quote!(&[#(#d),*])
-}
-
 pub(crate) fn rust_ty(d: DType) -> TokenStream {
     d.rust().parse().unwrap()
 }
@@ -78,13 +73,23 @@ pub(crate) struct Ctx<'a> {
     pub g: &'a Graph,
     pub plan: &'a Plan,
     pub rt: &'a TokenStream,
+    /// Local variable names of the symbolic dims in `run`.
+    pub syms: Vec<String>,
 }
 
 impl Ctx<'_> {
+    /// A usize expression for a (possibly symbolic) dim.
+    pub fn dim(&self, d: &Dim) -> TokenStream {
+        d.to_tokens(&self.syms)
+    }
+    pub fn dims(&self, s: &[Dim]) -> TokenStream {
+        let d = s.iter().map(|d| self.dim(d));
+        quote!(&[#(#d),*])
+    }
     /// An expression of type `&[T]` holding value `v`.
     pub fn src(&self, v: ValueId) -> TokenStream {
         let r = self.plan.root(v);
-        let len = lit(self.g.values[v].numel());
+        let len = self.dim(&self.g.values[v].numel());
         match self.plan.storage[r] {
             Some(Storage::Input(i)) => {
                 let id = format_ident!("in{}", i);
@@ -98,12 +103,22 @@ impl Ctx<'_> {
                 let id = format_ident!("s{}", s);
                 quote!(&self.#id[..#len])
             }
+            Some(Storage::Sym) => {
+                // Shape values computed from the dims, materialised where a kernel reads them.
+                let val = &self.g.values[r];
+                let ty = rust_ty(val.dtype);
+                let items = val.sym.iter().flatten().map(|d| {
+                    let e = d.to_i64_tokens(&self.syms);
+                    quote!((#e) as #ty)
+                });
+                quote!(&[#(#items),*][..])
+            }
             Some(Storage::Alias(_)) | None => unreachable!("planned"),
         }
     }
     /// An expression of type `&mut [T]` for value `v` (always a slot).
     pub fn dst(&self, v: ValueId) -> TokenStream {
-        let len = lit(self.g.values[v].numel());
+        let len = self.dim(&self.g.values[v].numel());
         match self.plan.storage[self.plan.root(v)] {
             Some(Storage::Slot(s)) => {
                 let id = format_ident!("s{}", s);
@@ -113,7 +128,7 @@ impl Ctx<'_> {
         }
     }
     pub fn shape(&self, v: ValueId) -> TokenStream {
-        shape_lit(&self.g.values[v].shape)
+        self.dims(&self.g.values[v].shape)
     }
 }
 
@@ -211,7 +226,10 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
         }
     }
 
-    let ctx = Ctx { g, plan, rt };
+    let sym_refs: Vec<String> = g.syms.iter().map(|s| format!("dim_{s}")).collect();
+    let sym_refs: Vec<&str> = sym_refs.iter().map(String::as_str).collect();
+    let syms = names::idents(&sym_refs, "dim");
+    let ctx = Ctx { g, plan, rt, syms };
     let mut steps = Vec::new();
     for (ni, n) in g.nodes.iter().enumerate() {
         let s = nodes::emit_node(&ctx, n, node_statics[ni].as_ref()).map_err(|e| n.err(e))?;
@@ -245,16 +263,21 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
         .iter()
         .map(|&v| rust_ty(g.values[v].dtype))
         .collect();
-    let in_shapes: Vec<_> = g
-        .inputs
-        .iter()
-        .map(|&v| shape_lit(&g.values[v].shape))
-        .collect();
-    let out_shapes: Vec<_> = g
-        .outputs
-        .iter()
-        .map(|&v| shape_lit(&g.values[v].shape))
-        .collect();
+    let spec = |v: usize| {
+        let d = g.values[v].shape.iter().map(|d| match d.as_usize() {
+            Some(c) => {
+                let c = lit(c);
+                quote!(#rt::tensor::DimSpec::Fixed(#c))
+            }
+            None => {
+                let n = g.show(d);
+                quote!(#rt::tensor::DimSpec::Named(#n))
+            }
+        });
+        quote!(&[#(#d),*])
+    };
+    let in_shapes: Vec<_> = g.inputs.iter().map(|&v| spec(v)).collect();
+    let out_shapes: Vec<_> = g.outputs.iter().map(|&v| spec(v)).collect();
     let in_dt: Vec<_> = g.inputs.iter().map(|&v| g.values[v].dtype.rust()).collect();
     let out_dt: Vec<_> = g
         .outputs
@@ -264,18 +287,59 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
     let (n_in, n_out) = (lit(g.inputs.len()), lit(g.outputs.len()));
 
     let mut checks = Vec::new();
+    let mut bound = vec![false; g.syms.len()];
     for (i, &v) in g.inputs.iter().enumerate() {
         let id = &in_ids[i];
         let name = &in_names[i];
-        let dims = g.values[v].shape.iter().map(|&d| {
-            let d = lit(d);
-            quote!(Some(#d))
+        let shape = &g.values[v].shape;
+        let dims = shape.iter().map(|d| match d.as_usize() {
+            Some(c) => {
+                let c = lit(c);
+                quote!(Some(#c))
+            }
+            None => quote!(None),
         });
         let local = format_ident!("in{}", i);
         checks.push(quote! {
             #rt::tensor::check_shape(#name, inputs.#id.shape(), &[#(#dims),*])?;
             let #local = inputs.#id.data();
         });
+        // Bind each symbolic dim on first sight; later inputs must agree.
+        for (j, d) in shape.iter().enumerate() {
+            let Some(sym) = d.syms().next() else { continue };
+            let var = format_ident!("{}", ctx.syms[sym as usize]);
+            let dname = &g.syms[sym as usize];
+            let j = lit(j);
+            if !std::mem::replace(&mut bound[sym as usize], true) {
+                checks.push(quote!(let #var: usize = inputs.#id.shape()[#j];));
+            } else {
+                checks.push(quote! {
+                    if inputs.#id.shape()[#j] != #var {
+                        return Err(#rt::Error::DimMismatch { dim: #dname, first: #var, second: inputs.#id.shape()[#j], input: #name });
+                    }
+                });
+            }
+        }
+    }
+    for c in &g.checks {
+        let e = ctx.dim(&c.dim);
+        let (max, what, node) = (lit(c.max), g.show(&c.dim), &c.node);
+        checks.push(quote! {
+            if #e > #max {
+                return Err(#rt::Error::DimTooLarge { dim: #what, value: #e, max: #max, node: #node });
+            }
+        });
+    }
+    // Symbolic-size buffers grow here (only when dims grow: no allocation in steady state).
+    for (i, s) in plan.slots.iter().enumerate() {
+        if s.static_capacity().is_some() {
+            continue;
+        }
+        let id = format_ident!("s{}", i);
+        let mut it = s.sizes.iter().map(|d| ctx.dim(d));
+        let first = it.next().unwrap_or_else(|| quote!(0));
+        let rest: Vec<_> = it.collect();
+        checks.push(quote!(#rt::ensure_len(&mut self.#id, #first #(.max(#rest))*);));
     }
     // Output values held outside slots (inputs, constants) are copied into their own slot-less
     // form: constants are 'static and can be returned directly; inputs are copied.
@@ -285,8 +349,8 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
     let mut extra_inits = Vec::new();
     for (i, &v) in g.outputs.iter().enumerate() {
         let r = plan.root(v);
-        let shape = shape_lit(&g.values[v].shape);
-        let len = lit(g.values[v].numel());
+        let shape = ctx.shape(v);
+        let len = ctx.dim(&g.values[v].numel());
         let expr = match plan.storage[r] {
             Some(Storage::Slot(s)) => {
                 let id = format_ident!("s{}", s);
@@ -330,13 +394,18 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
         .enumerate()
         .map(|(i, s)| {
             let id = format_ident!("s{}", i);
-            let cap = lit(s.capacity);
             let zero = match s.dtype {
                 DType::Bool => quote!(false),
                 DType::F32 | DType::F64 => quote!(0.0),
                 _ => quote!(0),
             };
-            quote!(#id: #rt::alloc_vec(#cap, #zero),)
+            match s.static_capacity() {
+                Some(cap) => {
+                    let cap = lit(cap);
+                    quote!(#id: #rt::alloc_vec(#cap, #zero),)
+                }
+                None => quote!(#id: #rt::Vec::new(),),
+            }
         })
         .collect();
 
@@ -363,10 +432,10 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
             pub const INPUT_DTYPES: [&str; #n_in] = [#(#in_dt),*];
             /// Element type (Rust name) of each output.
             pub const OUTPUT_DTYPES: [&str; #n_out] = [#(#out_dt),*];
-            /// Shape of each input.
-            pub const INPUT_SHAPES: [&[usize]; #n_in] = [#(#in_shapes),*];
-            /// Shape of each output.
-            pub const OUTPUT_SHAPES: [&[usize]; #n_out] = [#(#out_shapes),*];
+            /// Shape of each input (symbolic dims by name).
+            pub const INPUT_SHAPES: [&[#rt::tensor::DimSpec]; #n_in] = [#(#in_shapes),*];
+            /// Shape of each output (symbolic dims by name).
+            pub const OUTPUT_SHAPES: [&[#rt::tensor::DimSpec]; #n_out] = [#(#out_shapes),*];
             /// Bytes of intermediate buffers the model owns (after liveness-based reuse).
             pub const WORKSPACE_BYTES: usize = #arena;
             /// Bytes the intermediates would need without buffer reuse.

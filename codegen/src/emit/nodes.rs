@@ -4,9 +4,20 @@ use quote::quote;
 
 use super::{Ctx, lit};
 use crate::error::{Result, bail, unsupported};
-use crate::ir::{KilnOp, Node};
+use crate::ir::{Dim, KilnOp, Node, numel};
 use crate::ops::{BinaryOp, UnaryOp};
 use kiln_runtime::gemm::Activation;
+
+fn act_tokens(rt: &TokenStream, act: &Activation) -> TokenStream {
+    match act {
+        Activation::None => quote!(#rt::gemm::Activation::None),
+        Activation::Relu => quote!(#rt::gemm::Activation::Relu),
+        Activation::Gelu => quote!(#rt::gemm::Activation::Gelu),
+        Activation::Clip { min, max } => {
+            quote!(#rt::gemm::Activation::Clip { min: #min, max: #max })
+        }
+    }
+}
 
 pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStream> {
     let rt = c.rt;
@@ -28,9 +39,9 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                     c.dst(n.outputs[2]),
                     c.dst(n.outputs[3]),
                 );
-                let (m, k) = (lit(*m), lit(*k));
+                let (m, k) = (c.dim(m), lit(*k));
                 quote! {{
-                    let qp = #rt::quantize::dynamic_qparams(#x);
+                    let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
                     #rt::quantize::quantize_pack_a(isa, #x, #m, #k, #k, qp, #a, #r);
                     (#s)[0] = qp.scale;
                     (#z)[0] = qp.zero_point;
@@ -44,15 +55,9 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                     c.src(inp(3)?),
                 );
                 let y = c.dst(out);
-                let m = lit(*m);
+                let m = c.dim(m);
                 let ldc = lit(w.n);
-                let act = match act {
-                    Activation::None => quote!(#rt::gemm::Activation::None),
-                    Activation::Relu => quote!(#rt::gemm::Activation::Relu),
-                    Activation::Clip { min, max } => {
-                        quote!(#rt::gemm::Activation::Clip { min: #min, max: #max })
-                    }
-                };
+                let act = act_tokens(rt, act);
                 let w = weights.expect("QGemm weights emitted");
                 quote! {{
                     let p = #rt::gemm::QGemm {
@@ -70,7 +75,7 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
             } => {
                 let x = c.src(inp(0)?);
                 let y = c.dst(out);
-                let (m, k, ldc) = (lit(*m), lit(w.k), lit(w.n));
+                let (m, k, ldc) = (c.dim(m), lit(w.k), lit(w.n));
                 let act = if *relu {
                     quote!(#rt::ops::matmul::FloatAct::Relu)
                 } else {
@@ -85,7 +90,11 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
     let op = n.op.as_str();
     if let Some(b) = BinaryOp::from_op(op) {
         let (a, bb) = (inp(0)?, inp(1)?);
-        let f = b.closure(g.values[a].dtype);
+        let exponent = match (b, g.values[bb].konst.as_ref()) {
+            (BinaryOp::Pow, Some(k)) if k.len() == 1 => Some(k.as_f32()[0]),
+            _ => None,
+        };
+        let f = b.closure(g.values[a].dtype, rt, exponent);
         let (sa, sb, so) = (c.shape(a), c.shape(bb), c.shape(out));
         let (xa, xb, y) = (c.src(a), c.src(bb), c.dst(out));
         return Ok(quote! { #rt::ops::elementwise::binary(#xa, #sa, #xb, #sb, #y, #so, #f); });
@@ -97,11 +106,9 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
         return Ok(quote! { #rt::ops::elementwise::unary(#xs, #y, #f); });
     }
     Ok(match op {
-        "Reshape" | "Flatten" | "Identity" => {
+        "Reshape" | "Flatten" | "Identity" | "Squeeze" | "Unsqueeze" => {
             // Only reached when the output is a graph output (otherwise it is an alias).
-            if crate::plan::is_view(op)
-                && matches!(c.plan.storage[out], Some(crate::plan::Storage::Alias(_)))
-            {
+            if matches!(c.plan.storage[out], Some(crate::plan::Storage::Alias(_))) {
                 quote!()
             } else {
                 let (x, y) = (c.src(inp(0)?), c.dst(out));
@@ -111,8 +118,36 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
         "Softmax" => {
             let (outer, len, inner) = crate::ops::softmax_dims(g, n)?;
             let (x, y) = (c.src(inp(0)?), c.dst(out));
-            let (o, l, i) = (lit(outer), lit(len), lit(inner));
+            let (o, l, i) = (c.dim(&outer), c.dim(&len), c.dim(&inner));
             quote! { #rt::ops::softmax::softmax(#x, #y, #o, #l, #i); }
+        }
+        "Clip" => {
+            let (lo, hi) = crate::ops::clip_bounds(g, n)?;
+            let (x, y) = (c.src(inp(0)?), c.dst(out));
+            let lo = if lo == f32::NEG_INFINITY {
+                quote!(f32::NEG_INFINITY)
+            } else {
+                quote!(#lo)
+            };
+            let hi = if hi == f32::INFINITY {
+                quote!(f32::INFINITY)
+            } else {
+                quote!(#hi)
+            };
+            quote! { #rt::ops::elementwise::unary(#x, #y, |v: f32| { let v = if v > #lo { v } else { #lo }; if v < #hi { v } else { #hi } }); }
+        }
+        "Where" => {
+            let (cv, a, b) = (inp(0)?, inp(1)?, inp(2)?);
+            let (xc, sc, xa, sa, xb, sb) = (
+                c.src(cv),
+                c.shape(cv),
+                c.src(a),
+                c.shape(a),
+                c.src(b),
+                c.shape(b),
+            );
+            let (y, so) = (c.dst(out), c.shape(out));
+            quote! { #rt::ops::elementwise::where_select(#xc, #sc, #xa, #sa, #xb, #sb, #y, #so); }
         }
         "Transpose" => {
             let xi = inp(0)?;
@@ -124,6 +159,102 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
         "Cast" => {
             let (x, y) = (c.src(inp(0)?), c.dst(out));
             quote! { #rt::ops::cast::cast(#x, #y); }
+        }
+        "Concat" => {
+            let ax = lit(crate::ops::concat_axis(g, n)?);
+            let parts = n.inputs.iter().flatten().map(|&v| {
+                let (x, s) = (c.src(v), c.shape(v));
+                quote!((#x, #s as &[usize]))
+            });
+            let y = c.dst(out);
+            quote! { #rt::ops::concat::concat(&[#(#parts),*], #ax, #y); }
+        }
+        "Slice" => {
+            let p = crate::ops::slice_params(g, n)?;
+            let xi = inp(0)?;
+            let (x, sx, y) = (c.src(xi), c.shape(xi), c.dst(out));
+            let starts = p.starts.iter().map(|d| d.to_i64_tokens(&c.syms));
+            let steps = &p.steps;
+            let so = c.dims(&p.shape);
+            quote! { #rt::ops::shape::slice(#x, #sx, &[#(#starts),*], &[#(#steps),*], #so, #y); }
+        }
+        "Expand" => {
+            let xi = inp(0)?;
+            let (x, sx, y, so) = (c.src(xi), c.shape(xi), c.dst(out), c.shape(out));
+            quote! { #rt::ops::shape::expand(#x, #sx, #y, #so); }
+        }
+        "ConstantOfShape" => {
+            let v = crate::ops::symbolic_fill_value(n)?;
+            let y = c.dst(out);
+            let val = match v {
+                crate::ir::TensorData::F32(x) => {
+                    let x = x[0];
+                    quote!(#x)
+                }
+                crate::ir::TensorData::I64(x) => {
+                    let x = x[0];
+                    quote!(#x)
+                }
+                crate::ir::TensorData::I32(x) => {
+                    let x = x[0];
+                    quote!(#x)
+                }
+                crate::ir::TensorData::Bool(x) => {
+                    let x = x[0];
+                    quote!(#x)
+                }
+                other => unsupported!(
+                    "ConstantOfShape of {:?} with a run-time shape",
+                    other.dtype()
+                ),
+            };
+            quote! { #rt::ops::shape::fill(#y, #val); }
+        }
+        "Gather" => {
+            let (d, i) = (inp(0)?, inp(1)?);
+            let ds = &g.values[d].shape;
+            let ax = crate::ops::axis(n.attr_i("axis")?.unwrap_or(0), ds.len())?;
+            let (xd, sd, xi, y) = (c.src(d), c.shape(d), c.src(i), c.dst(out));
+            let (iname, node) = (root_name(c, i), &n.name);
+            let ax = lit(ax);
+            quote! { #rt::ops::gather::gather(#xd, #sd, #xi, #ax, #y).map_err(|e| e.at(#iname, #node))?; }
+        }
+        "ReduceMean" | "ReduceSum" => {
+            let (outer, len, inner, _) = crate::ops::reduce_dims(g, n)?;
+            let (x, y) = (c.src(inp(0)?), c.dst(out));
+            let (o, l, i) = (c.dim(&outer), c.dim(&len), c.dim(&inner));
+            let f = if op == "ReduceSum" {
+                quote!(reduce_sum)
+            } else {
+                quote!(reduce_mean)
+            };
+            quote! { #rt::ops::reduce::#f(#x, #y, #o, #l, #i); }
+        }
+        "LayerNormalization" => {
+            if n.outputs[1..].iter().any(|&o| c.plan.storage[o].is_some()) {
+                unsupported!("LayerNormalization's Mean/InvStdDev outputs are not supported");
+            }
+            let (outer, len) = crate::ops::layer_norm_dims(g, n)?;
+            let eps = n.attr_f("epsilon")?.unwrap_or(1e-5);
+            let (x, y) = (c.src(inp(0)?), c.dst(out));
+            let gamma = c.src(inp(1)?);
+            let beta = match n.input(2) {
+                Some(b) => {
+                    let b = c.src(b);
+                    quote!(Some(#b))
+                }
+                None => quote!(None),
+            };
+            let (o, l) = (c.dim(&outer), c.dim(&len));
+            quote! { #rt::ops::layernorm::layer_norm(#x, #gamma, #beta, #o, #l, #eps, #y); }
+        }
+        "DequantizeLinear" => {
+            let xi = inp(0)?;
+            let (scale, zp, _) = crate::ops::dequant_params(g, n)?;
+            let (s, z) = (scale[0], zp[0] as i32);
+            let t = super::rust_ty(g.values[xi].dtype);
+            let (x, y) = (c.src(xi), c.dst(out));
+            quote! { #rt::ops::elementwise::unary(#x, #y, |q: #t| ((q as i32).wrapping_sub(#z) as f32) * #s); }
         }
         "MatMul" => {
             let (a, b) = (inp(0)?, inp(1)?);
@@ -151,18 +282,25 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                 }
                 None => quote!(None),
             };
-            let (m, k, nn) = (lit(m), lit(k), lit(nn));
+            let (m, k, nn) = (c.dim(&m), c.dim(&k), c.dim(&nn));
             quote! { #rt::ops::gemm::gemm(isa, #ta, #tb, #m, #k, #nn, #alpha, #xa, #xb, #beta, #cterm, #y); }
         }
         "MatMulInteger" => {
             let (a, b) = (inp(0)?, inp(1)?);
             let (sa, sb) = (&g.values[a].shape, &g.values[b].shape);
             if sb.len() > 2 {
-                unsupported!("MatMulInteger with a batched B {sb:?} is not supported");
+                unsupported!(
+                    "MatMulInteger with a batched B {} is not supported",
+                    g.show_shape(sb)
+                );
             }
-            let k = *sa.last().unwrap();
-            let m = sa.iter().product::<usize>() / k.max(1);
-            let nn = if sb.len() == 2 { sb[1] } else { 1 };
+            let k = sa.last().cloned().unwrap_or(Dim::constant(1));
+            let m = numel(&sa[..sa.len().saturating_sub(1)]);
+            let nn = if sb.len() == 2 {
+                sb[1].clone()
+            } else {
+                Dim::constant(1)
+            };
             let azp = match n.input(2) {
                 Some(z) => {
                     let z = c.src(z);
@@ -187,7 +325,7 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                 None => quote!(&[0]),
             };
             let (xa, xb, y) = (c.src(a), c.src(b), c.dst(out));
-            let (m, k, nn) = (lit(m), lit(k), lit(nn));
+            let (m, k, nn) = (c.dim(&m), c.dim(&k), c.dim(&nn));
             quote! { #rt::gemm::matmul_integer_ref(#xa, #azp, #xb, #bzp, #m, #k, #nn, #y); }
         }
         "DynamicQuantizeLinear" => {
@@ -203,12 +341,17 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                 tail.extend(quote!((#z)[0] = qp.zero_point;));
             }
             quote! {{
-                let qp = #rt::quantize::dynamic_qparams(#x);
+                let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
                 #rt::quantize::quantize_u8(#x, qp, #y);
                 #tail
             }}
         }
-        "Constant" => bail!("internal: Constant should have been folded"),
+        "Shape" | "Constant" => bail!("internal: {op} should have been folded"),
         other => unsupported!("operator `{other}` has no code generator"),
     })
+}
+
+/// The name a user recognises for value `v`: a graph input it is a view of, else its own.
+fn root_name(c: &Ctx, v: usize) -> String {
+    c.g.values[c.plan.root(v)].name.clone()
 }

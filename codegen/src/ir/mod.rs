@@ -1,11 +1,13 @@
-//! The compiler's graph: typed values with static shapes, constants, and nodes in topological
-//! order. ONNX nodes keep their op type and attributes; fusion passes replace groups of them with
-//! kiln's own ops ([`KilnOp`]), which carry prepacked weights.
+//! The compiler's graph: typed values with shapes (static or symbolic, see [`Dim`]), constants,
+//! and nodes in topological order. ONNX nodes keep their op type and attributes; fusion passes
+//! replace groups of them with kiln's own ops ([`KilnOp`]), which carry prepacked weights.
+mod dim;
 mod tensor;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use dim::{Dim, SymId, from_static, numel, static_shape};
 pub use tensor::{DType, Tensor, TensorData};
 
 use crate::error::{Error, Result};
@@ -20,14 +22,34 @@ pub type NodeId = usize;
 pub struct Value {
     pub name: String,
     pub dtype: DType,
-    pub shape: Vec<usize>,
+    pub shape: Vec<Dim>,
     /// Known at compile time (initializer, Constant, or folded).
     pub konst: Option<TensorData>,
+    /// Integer contents known symbolically at compile time (shape arithmetic: the output of
+    /// `Shape`, `Gather` on it, `Concat` of such values…). Only for rank ≤ 1 integer tensors.
+    pub sym: Option<Vec<Dim>>,
 }
 
 impl Value {
-    pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+    pub fn numel(&self) -> Dim {
+        numel(&self.shape)
+    }
+    /// The shape when every dim is a constant.
+    pub fn static_shape(&self) -> Option<Vec<usize>> {
+        static_shape(&self.shape)
+    }
+    /// The integer contents if known at compile time, constant or symbolic.
+    pub fn int_values(&self) -> Option<Vec<Dim>> {
+        if let Some(s) = &self.sym {
+            return Some(s.clone());
+        }
+        match &self.konst {
+            Some(k) if !self.dtype.is_float() => k
+                .as_i64()
+                .ok()
+                .map(|v| v.into_iter().map(Dim::constant).collect()),
+            _ => None,
+        }
     }
 }
 
@@ -49,17 +71,17 @@ pub enum Attr {
 pub enum KilnOp {
     /// Dynamic quantization of an [m, k] f32 matrix fused with A packing.
     /// inputs: [x]; outputs: [a (u8, m·padded_k), row_term (i32, m), scale (f32, []), zero_point (u8, [])]
-    QuantizeDyn { m: usize, k: usize },
+    QuantizeDyn { m: Dim, k: usize },
     /// Fused int8 GEMM with prepacked weights, scales, bias and activation.
     /// inputs: [a, row_term, scale, zero_point] from a QuantizeDyn; outputs: [y (f32)]
     QGemm {
-        m: usize,
+        m: Dim,
         weights: Box<PackedI8Owned>,
         act: Activation,
     },
     /// Float GEMM with prepacked weights and fused bias/activation. inputs: [x]; outputs: [y]
     SGemm {
-        m: usize,
+        m: Dim,
         weights: Box<PackedF32Owned>,
         relu: bool,
     },
@@ -140,6 +162,19 @@ pub struct Graph {
     pub outputs: Vec<ValueId>,
     /// Opset version of the default (ai.onnx) domain.
     pub opset: i64,
+    /// Names of the symbolic dims (`Dim` symbols index this), e.g. `batch_size`.
+    pub syms: Vec<String>,
+    /// Run-time conditions on symbolic dims: `dim <= max`, checked after binding the inputs.
+    pub checks: Vec<DimCheck>,
+}
+
+/// A bound a symbolic dim must respect at run time (e.g. a sequence no longer than the
+/// position-embedding table), reported as `Error::DimTooLarge`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DimCheck {
+    pub dim: Dim,
+    pub max: usize,
+    pub node: String,
 }
 
 impl Graph {
@@ -172,13 +207,33 @@ impl Graph {
     pub fn konst(&self, v: ValueId) -> Option<&TensorData> {
         self.values[v].konst.as_ref()
     }
-    pub fn add_value(&mut self, name: String, dtype: DType, shape: Vec<usize>) -> ValueId {
+    pub fn add_value(&mut self, name: String, dtype: DType, shape: Vec<Dim>) -> ValueId {
         self.values.push(Value {
             name,
             dtype,
             shape,
             konst: None,
+            sym: None,
         });
         self.values.len() - 1
+    }
+    /// The symbol for a named dim, created on first use.
+    pub fn sym(&mut self, name: &str) -> Dim {
+        let id = match self.syms.iter().position(|s| s == name) {
+            Some(i) => i,
+            None => {
+                self.syms.push(name.to_string());
+                self.syms.len() - 1
+            }
+        };
+        Dim::sym(id as SymId)
+    }
+    /// Shows a dim with the model's symbol names.
+    pub fn show(&self, d: &Dim) -> String {
+        d.display(&self.syms).to_string()
+    }
+    pub fn show_shape(&self, s: &[Dim]) -> String {
+        let parts: Vec<String> = s.iter().map(|d| self.show(d)).collect();
+        format!("[{}]", parts.join(", "))
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use prost::Message;
 
 use crate::error::{Error, ErrorKind, Result, bail, unsupported};
-use crate::ir::{Attr, DType, Graph, Node, Tensor, TensorData, Value, ValueId};
+use crate::ir::{Attr, DType, Dim, Graph, Node, Tensor, TensorData, Value, ValueId};
 
 /// Largest constant kiln accepts (bytes), a guard against absurd dims in corrupt files.
 const MAX_TENSOR_BYTES: u64 = 1 << 34;
@@ -99,8 +99,9 @@ fn convert_graph(
         graph.values.push(Value {
             name: t.name.clone(),
             dtype: t.dtype(),
-            shape: t.shape.clone(),
+            shape: crate::ir::from_static(&t.shape),
             konst: Some(t.data),
+            sym: None,
         });
         names.insert(graph.values[id].name.clone(), id);
     }
@@ -114,7 +115,7 @@ fn convert_graph(
         if names.contains_key(&name) {
             continue;
         }
-        let (dtype, shape) = value_type(vi)?;
+        let (dtype, shape) = value_type(vi, &mut graph)?;
         let id = graph.add_value(name.clone(), dtype, shape);
         graph.inputs.push(id);
         names.insert(name, id);
@@ -202,7 +203,7 @@ fn convert_graph(
     Ok(graph)
 }
 
-fn value_type(vi: &proto::ValueInfoProto) -> Result<(DType, Vec<usize>)> {
+fn value_type(vi: &proto::ValueInfoProto, graph: &mut Graph) -> Result<(DType, Vec<Dim>)> {
     let name = vi.name.as_deref().unwrap_or("");
     let tt = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(proto::type_proto::Value::TensorType(t)) => t,
@@ -229,23 +230,15 @@ fn value_type(vi: &proto::ValueInfoProto) -> Result<(DType, Vec<usize>)> {
         );
     };
     let mut dims = Vec::with_capacity(shape.dim.len());
-    for d in &shape.dim {
+    for (i, d) in shape.dim.iter().enumerate() {
         use proto::tensor_shape_proto::dimension::Value as D;
         match &d.value {
-            Some(D::DimValue(v)) if *v >= 0 => dims.push(*v as usize),
+            Some(D::DimValue(v)) if *v >= 0 => dims.push(Dim::from(*v as usize)),
             Some(D::DimValue(v)) => bail!("input `{name}` has a negative dimension {v}"),
-            Some(D::DimParam(p)) => {
-                return Err(Error::unsupported(format!(
-                    "graph input `{name}` has a symbolic dimension `{p}`; this version of kiln compiles static shapes only"
-                ))
-                .with_hint(format!("fix the dimension, e.g. `python -m onnxruntime.tools.make_dynamic_shape_fixed --dim_param {p} --dim_value 1 in.onnx out.onnx`")));
-            }
-            None => {
-                return Err(Error::unsupported(format!(
-                    "graph input `{name}` has an unknown dimension; this version of kiln compiles static shapes only"
-                ))
-                .with_hint("give every input dimension a fixed size"));
-            }
+            // A named dim is decided per call; inputs sharing a name must agree.
+            Some(D::DimParam(p)) if !p.is_empty() => dims.push(graph.sym(p)),
+            // An unnamed unknown dim gets a name of its own.
+            _ => dims.push(graph.sym(&format!("{name}_dim{i}"))),
         }
     }
     Ok((dtype, dims))

@@ -1,10 +1,11 @@
-//! Broadcasting binary arithmetic, unary activations and Softmax.
+//! Broadcasting binary ops (Add, Sub, Mul, Div, Pow, Equal), unary activations and math
+//! (Relu, Sigmoid, Tanh, Sqrt, Erf), Clip, Where and Softmax.
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{OutInfo, all_const, axis, broadcast, numel, req};
+use super::{OutInfo, all_const, axis, broadcast, req, static_dims};
 use crate::error::{Result, bail, unsupported};
-use crate::ir::{DType, Graph, Node, TensorData};
+use crate::ir::{DType, Dim, Graph, Node, TensorData, numel};
 use kiln_runtime::ops::{elementwise as ew, math, softmax as sm};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,6 +14,8 @@ pub enum BinaryOp {
     Sub,
     Mul,
     Div,
+    Pow,
+    Equal,
 }
 
 impl BinaryOp {
@@ -22,13 +25,16 @@ impl BinaryOp {
             "Sub" => BinaryOp::Sub,
             "Mul" => BinaryOp::Mul,
             "Div" => BinaryOp::Div,
+            "Pow" => BinaryOp::Pow,
+            "Equal" => BinaryOp::Equal,
             _ => return None,
         })
     }
     /// The element function as a Rust closure for generated code. Integer arithmetic wraps
     /// (two's complement, as onnxruntime does) and integer division by zero yields 0 rather
     /// than trapping: ONNX leaves it undefined and generated code must never panic.
-    pub fn closure(self, dt: DType) -> TokenStream {
+    /// `exponent`: Pow's constant scalar exponent, if known (x² and √x get exact fast paths).
+    pub fn closure(self, dt: DType, rt: &TokenStream, exponent: Option<f32>) -> TokenStream {
         let t: TokenStream = dt.rust().parse().unwrap();
         let body = if dt.is_float() {
             match self {
@@ -36,6 +42,21 @@ impl BinaryOp {
                 BinaryOp::Sub => quote!(a - b),
                 BinaryOp::Mul => quote!(a * b),
                 BinaryOp::Div => quote!(a / b),
+                BinaryOp::Equal => quote!(a == b),
+                // x·x is the correctly rounded x², as a correctly rounded pow gives.
+                BinaryOp::Pow if exponent == Some(2.0) => quote!({
+                    let _ = b;
+                    a * a
+                }),
+                BinaryOp::Pow if exponent == Some(1.0) => quote!({
+                    let _ = b;
+                    a
+                }),
+                BinaryOp::Pow if exponent == Some(0.5) && dt == DType::F32 => {
+                    quote!({ let _ = b; #rt::ops::math::sqrt(a) })
+                }
+                BinaryOp::Pow if dt == DType::F32 => quote!(#rt::ops::math::powf(a, b)),
+                BinaryOp::Pow => quote!(#rt::ops::math::powf(a as f32, b as f32) as #t),
             }
         } else {
             match self {
@@ -43,31 +64,44 @@ impl BinaryOp {
                 BinaryOp::Sub => quote!(a.wrapping_sub(b)),
                 BinaryOp::Mul => quote!(a.wrapping_mul(b)),
                 BinaryOp::Div => quote!(if b == 0 { 0 } else { a.wrapping_div(b) }),
+                BinaryOp::Equal => quote!(a == b),
+                BinaryOp::Pow => quote!(if b < 0 { 0 } else { a.wrapping_pow(b as u32) }),
             }
         };
         quote!(|a: #t, b: #t| #body)
     }
 }
 
-/// Compile-time twin of `BinaryOp::closure`.
+/// Compile-time twin of `BinaryOp::closure` for arithmetic ops.
 trait Arith: Copy {
     fn apply(op: BinaryOp, a: Self, b: Self) -> Self;
 }
 macro_rules! arith_float {
     ($($t:ty),*) => {$(impl Arith for $t {
         fn apply(op: BinaryOp, a: Self, b: Self) -> Self {
-            match op { BinaryOp::Add => a + b, BinaryOp::Sub => a - b, BinaryOp::Mul => a * b, BinaryOp::Div => a / b }
+            match op {
+                BinaryOp::Add => a + b,
+                BinaryOp::Sub => a - b,
+                BinaryOp::Mul => a * b,
+                BinaryOp::Div => a / b,
+                BinaryOp::Pow if b == 2.0 => a * a,
+                BinaryOp::Pow => math::powf(a as f32, b as f32) as $t,
+                BinaryOp::Equal => unreachable!("Equal is folded separately"),
+            }
         }
     })*};
 }
 macro_rules! arith_int {
     ($($t:ty),*) => {$(impl Arith for $t {
+        #[allow(unused_comparisons)]
         fn apply(op: BinaryOp, a: Self, b: Self) -> Self {
             match op {
                 BinaryOp::Add => a.wrapping_add(b),
                 BinaryOp::Sub => a.wrapping_sub(b),
                 BinaryOp::Mul => a.wrapping_mul(b),
                 BinaryOp::Div => if b == 0 { 0 } else { a.wrapping_div(b) },
+                BinaryOp::Pow => if b < 0 { 0 } else { a.wrapping_pow(b as u32) },
+                BinaryOp::Equal => unreachable!("Equal is folded separately"),
             }
         }
     })*};
@@ -91,11 +125,28 @@ fn fold_binary(
         sb: &[usize],
         so: &[usize],
     ) -> Vec<T> {
-        let mut out = vec![T::default(); numel(so)];
+        let mut out = vec![T::default(); so.iter().product()];
         ew::binary(a, sa, b, sb, &mut out, so, |x, y| T::apply(op, x, y));
         out
     }
+    fn eq<T: PartialEq + Copy>(
+        a: &[T],
+        sa: &[usize],
+        b: &[T],
+        sb: &[usize],
+        so: &[usize],
+    ) -> TensorData {
+        let mut out = vec![false; so.iter().product()];
+        ew::binary(a, sa, b, sb, &mut out, so, |x, y| x == y);
+        TensorData::Bool(out)
+    }
     use TensorData as D;
+    if op == BinaryOp::Equal {
+        return Some(crate::each_data!(a, x => {
+            let y: &[_] = match_same(x, b)?;
+            eq(x, sa, y, sb, so)
+        }));
+    }
     Some(match (a, b) {
         (D::F32(x), D::F32(y)) => D::F32(go(op, x, sa, y, sb, so)),
         (D::F64(x), D::F64(y)) => D::F64(go(op, x, sa, y, sb, so)),
@@ -111,6 +162,60 @@ fn fold_binary(
     })
 }
 
+/// `b`'s data if it has the same element type as `x`.
+fn match_same<'a, T: 'static>(_x: &[T], b: &'a TensorData) -> Option<&'a [T]> {
+    let any: &dyn std::any::Any = match b {
+        TensorData::F32(v) => v,
+        TensorData::F64(v) => v,
+        TensorData::I8(v) => v,
+        TensorData::U8(v) => v,
+        TensorData::I16(v) => v,
+        TensorData::U16(v) => v,
+        TensorData::I32(v) => v,
+        TensorData::U32(v) => v,
+        TensorData::I64(v) => v,
+        TensorData::U64(v) => v,
+        TensorData::Bool(v) => v,
+    };
+    any.downcast_ref::<Vec<T>>().map(Vec::as_slice)
+}
+
+/// Symbolic integer arithmetic on shape values (e.g. `seq_len - 1`, `batch · 12`).
+fn sym_binary(op: BinaryOp, a: &[Dim], b: &[Dim]) -> Option<Vec<Dim>> {
+    let n = a.len().max(b.len());
+    if a.len() != n && a.len() != 1 || b.len() != n && b.len() != 1 {
+        return None;
+    }
+    (0..n)
+        .map(|i| {
+            let (x, y) = (&a[i.min(a.len() - 1)], &b[i.min(b.len() - 1)]);
+            match op {
+                BinaryOp::Add => Some(x.add(y)),
+                BinaryOp::Sub => Some(x.sub(y)),
+                BinaryOp::Mul => Some(x.mul(y)),
+                BinaryOp::Div => match (x.as_const(), y.as_const()) {
+                    (Some(p), Some(q)) if q != 0 => Some(Dim::constant(p.wrapping_div(q))),
+                    _ => x.div_exact(y),
+                },
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Compile-time `a == b` on shape values, when decidable (dims are never negative).
+fn sym_equal(a: &Dim, b: &Dim) -> Option<bool> {
+    if a == b {
+        return Some(true);
+    }
+    match (a.as_const(), b.as_const()) {
+        (Some(x), Some(y)) => Some(x == y),
+        (None, Some(c)) if c < 0 && a.nonneg() => Some(false),
+        (Some(c), None) if c < 0 && b.nonneg() => Some(false),
+        _ => None,
+    }
+}
+
 pub fn infer_binary(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
     let op = BinaryOp::from_op(&n.op).expect("dispatched by op name");
     let (a, b) = (&g.values[req(n, 0)?], &g.values[req(n, 1)?]);
@@ -121,17 +226,45 @@ pub fn infer_binary(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
             b.dtype
         );
     }
-    if a.dtype == DType::Bool {
+    if a.dtype == DType::Bool && op != BinaryOp::Equal {
         bail!("arithmetic on bool tensors is not defined");
     }
-    let shape = broadcast(&a.shape, &b.shape)?;
-    if all_const(g, n) {
+    let shape = broadcast(g, &a.shape, &b.shape)?;
+    let out_dt = if op == BinaryOp::Equal {
+        DType::Bool
+    } else {
+        a.dtype
+    };
+    if all_const(g, n)
+        && let (Some(sa), Some(sb), Some(so)) = (
+            a.static_shape(),
+            b.static_shape(),
+            crate::ir::static_shape(&shape),
+        )
+    {
         let (ka, kb) = (a.konst.as_ref().unwrap(), b.konst.as_ref().unwrap());
-        if let Some(d) = fold_binary(op, ka, &a.shape, kb, &b.shape, &shape) {
-            return Ok(vec![OutInfo::konst(shape, d)]);
+        if let Some(d) = fold_binary(op, ka, &sa, kb, &sb, &so) {
+            return Ok(vec![OutInfo::konst(so, d)]);
         }
     }
-    Ok(vec![OutInfo::new(a.dtype, shape)])
+    // Shape arithmetic on symbolic integer values.
+    if shape.len() <= 1
+        && !a.dtype.is_float()
+        && let (Some(va), Some(vb)) = (a.int_values(), b.int_values())
+    {
+        if op == BinaryOp::Equal {
+            let n = va.len().max(vb.len());
+            let eq: Option<Vec<bool>> = (0..n)
+                .map(|i| sym_equal(&va[i.min(va.len() - 1)], &vb[i.min(vb.len() - 1)]))
+                .collect();
+            if let (Some(eq), Some(so)) = (eq, crate::ir::static_shape(&shape)) {
+                return Ok(vec![OutInfo::konst(so, TensorData::Bool(eq))]);
+            }
+        } else if let Some(v) = sym_binary(op, &va, &vb) {
+            return Ok(vec![OutInfo::values(a.dtype, shape, v)]);
+        }
+    }
+    Ok(vec![OutInfo::new(out_dt, shape)])
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +272,10 @@ pub enum UnaryOp {
     Relu,
     Sigmoid,
     Tanh,
+    Sqrt,
+    Erf,
+    /// kiln's fused GELU (erf form), produced by the GELU fusion.
+    Gelu,
 }
 
 impl UnaryOp {
@@ -147,19 +284,49 @@ impl UnaryOp {
             "Relu" => UnaryOp::Relu,
             "Sigmoid" => UnaryOp::Sigmoid,
             "Tanh" => UnaryOp::Tanh,
+            "Sqrt" => UnaryOp::Sqrt,
+            "Erf" => UnaryOp::Erf,
+            "Gelu" => UnaryOp::Gelu,
             _ => return None,
         })
     }
+    fn math_fn(self) -> &'static str {
+        match self {
+            UnaryOp::Relu => "relu",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Erf => "erf",
+            UnaryOp::Gelu => "gelu_erf",
+        }
+    }
     pub fn closure(self, dt: DType, rt: &TokenStream) -> TokenStream {
         let t: TokenStream = dt.rust().parse().unwrap();
-        match (self, dt.is_float()) {
+        let f = quote::format_ident!("{}", self.math_fn());
+        match (self, dt) {
             // Same semantics as the fused GEMM epilogue: NaN → 0.
-            (UnaryOp::Relu, true) => quote!(|x: #t| if x > 0.0 { x } else { 0.0 }),
-            (UnaryOp::Relu, false) => quote!(|x: #t| if x > 0 { x } else { 0 }),
-            (UnaryOp::Sigmoid, _) if dt == DType::F32 => quote!(#rt::ops::math::sigmoid),
-            (UnaryOp::Tanh, _) if dt == DType::F32 => quote!(#rt::ops::math::tanh),
-            (UnaryOp::Sigmoid, _) => quote!(|x: #t| (#rt::ops::math::sigmoid(x as f32)) as #t),
-            (UnaryOp::Tanh, _) => quote!(|x: #t| (#rt::ops::math::tanh(x as f32)) as #t),
+            (UnaryOp::Relu, DType::F32 | DType::F64) => {
+                quote!(|x: #t| if x > 0.0 { x } else { 0.0 })
+            }
+            (UnaryOp::Relu, _) => quote!(|x: #t| if x > 0 { x } else { 0 }),
+            (_, DType::F32) => quote!(#rt::ops::math::#f),
+            _ => quote!(|x: #t| #rt::ops::math::#f(x as f32) as #t),
+        }
+    }
+    fn eval(self, x: f32) -> f32 {
+        match self {
+            UnaryOp::Relu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    0.0
+                }
+            }
+            UnaryOp::Sigmoid => math::sigmoid(x),
+            UnaryOp::Tanh => math::tanh(x),
+            UnaryOp::Sqrt => math::sqrt(x),
+            UnaryOp::Erf => math::erf(x),
+            UnaryOp::Gelu => math::gelu_erf(x),
         }
     }
 }
@@ -176,29 +343,127 @@ pub fn infer_unary(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
     if float_only && !matches!(x.dtype, DType::F32 | DType::F64) || x.dtype == DType::Bool {
         unsupported!("{} on {:?} tensors is not supported", n.op, x.dtype);
     }
-    if let Some(k) = &x.konst {
+    if let (Some(k), Some(s)) = (&x.konst, x.static_shape()) {
         use TensorData as D;
         let d = match (op, k) {
-            (UnaryOp::Relu, D::F32(v)) => Some(D::F32(v.iter().map(|&x| relu(x)).collect())),
             (UnaryOp::Relu, D::F64(v)) => Some(D::F64(v.iter().map(|&x| relu(x)).collect())),
             (UnaryOp::Relu, D::I32(v)) => Some(D::I32(v.iter().map(|&x| relu(x)).collect())),
             (UnaryOp::Relu, D::I64(v)) => Some(D::I64(v.iter().map(|&x| relu(x)).collect())),
             (UnaryOp::Relu, D::I8(v)) => Some(D::I8(v.iter().map(|&x| relu(x)).collect())),
-            (UnaryOp::Sigmoid, D::F32(v)) => {
-                Some(D::F32(v.iter().map(|&x| math::sigmoid(x)).collect()))
-            }
-            (UnaryOp::Tanh, D::F32(v)) => Some(D::F32(v.iter().map(|&x| math::tanh(x)).collect())),
+            (_, D::F32(v)) => Some(D::F32(v.iter().map(|&x| op.eval(x)).collect())),
             _ => None,
         };
         if let Some(d) = d {
-            return Ok(vec![OutInfo::konst(x.shape.clone(), d)]);
+            return Ok(vec![OutInfo::konst(s, d)]);
         }
     }
     Ok(vec![OutInfo::new(x.dtype, x.shape.clone())])
 }
 
+/// Clip bounds: inputs 1 and 2 (opset ≥ 11, constant) or attributes (older opsets).
+pub fn clip_bounds(g: &Graph, n: &Node) -> Result<(f32, f32)> {
+    if g.opset < 11 {
+        return Ok((
+            n.attr_f("min")?.unwrap_or(f32::NEG_INFINITY),
+            n.attr_f("max")?.unwrap_or(f32::INFINITY),
+        ));
+    }
+    let bound = |i: usize, default: f32| -> Result<f32> {
+        match n.input(i) {
+            None => Ok(default),
+            Some(v) => match &g.values[v].konst {
+                Some(k) if k.len() == 1 => Ok(k.as_f32()[0]),
+                _ => unsupported!("Clip bounds must be constant scalars"),
+            },
+        }
+    };
+    Ok((bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?))
+}
+
+pub fn infer_clip(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+    let x = &g.values[req(n, 0)?];
+    if x.dtype != DType::F32 {
+        unsupported!(
+            "Clip on {:?} tensors is not supported (float32 only)",
+            x.dtype
+        );
+    }
+    let (lo, hi) = clip_bounds(g, n)?;
+    if let (Some(TensorData::F32(v)), Some(s)) = (&x.konst, x.static_shape()) {
+        let d = v.iter().map(|&x| clip(x, lo, hi)).collect();
+        return Ok(vec![OutInfo::konst(s, TensorData::F32(d))]);
+    }
+    Ok(vec![OutInfo::new(DType::F32, x.shape.clone())])
+}
+
+/// `min(max(x, lo), hi)` with NaN → lo, like the GEMM epilogue's Clip.
+pub fn clip(x: f32, lo: f32, hi: f32) -> f32 {
+    let y = if x > lo { x } else { lo };
+    if y < hi { y } else { hi }
+}
+
+pub fn infer_where(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+    let (c, a, b) = (
+        &g.values[req(n, 0)?],
+        &g.values[req(n, 1)?],
+        &g.values[req(n, 2)?],
+    );
+    if c.dtype != DType::Bool {
+        bail!("Where condition must be bool, found {:?}", c.dtype);
+    }
+    if a.dtype != b.dtype {
+        bail!(
+            "Where branches have different element types ({:?} and {:?})",
+            a.dtype,
+            b.dtype
+        );
+    }
+    let shape = broadcast(g, &broadcast(g, &c.shape, &a.shape)?, &b.shape)?;
+    if let Some(TensorData::Bool(cv)) = &c.konst
+        && shape.len() <= 1
+        && let (Some(va), Some(vb)) = (a.int_values(), b.int_values())
+    {
+        let n = cv.len().max(va.len()).max(vb.len());
+        let pick = |v: &Vec<Dim>, i: usize| v[i.min(v.len() - 1)].clone();
+        let vals = (0..n)
+            .map(|i| {
+                if cv[i.min(cv.len() - 1)] {
+                    pick(&va, i)
+                } else {
+                    pick(&vb, i)
+                }
+            })
+            .collect();
+        return Ok(vec![OutInfo::values(a.dtype, shape, vals)]);
+    }
+    if let (Some(TensorData::Bool(cv)), Some(ka), Some(kb), Some(so)) = (
+        &c.konst,
+        &a.konst,
+        &b.konst,
+        crate::ir::static_shape(&shape),
+    ) {
+        let (sc, sa, sb) = (
+            static_dims(g, &c.shape, "Where")?,
+            static_dims(g, &a.shape, "Where")?,
+            static_dims(g, &b.shape, "Where")?,
+        );
+        if ka.dtype() != kb.dtype() {
+            bail!("Where branches have different element types");
+        }
+        let d = crate::each_data_map!(ka, x => {
+            let y = match_same(x, kb).unwrap_or_default();
+            let mut out = x.clone();
+            out.resize(so.iter().product(), Default::default());
+            ew::where_select(cv, &sc, x, &sa, y, &sb, &mut out, &so);
+            out
+        });
+        return Ok(vec![OutInfo::konst(so, d)]);
+    }
+    Ok(vec![OutInfo::new(a.dtype, shape)])
+}
+
 /// Softmax geometry `(outer, axis_len, inner)` for the node's opset semantics.
-pub fn softmax_dims(g: &Graph, n: &Node) -> Result<(usize, usize, usize)> {
+pub fn softmax_dims(g: &Graph, n: &Node) -> Result<(Dim, Dim, Dim)> {
     let x = &g.values[req(n, 0)?];
     let rank = x.shape.len();
     if rank == 0 {
@@ -212,10 +477,14 @@ pub fn softmax_dims(g: &Graph, n: &Node) -> Result<(usize, usize, usize)> {
         } else {
             axis(a, rank)?
         };
-        Ok((numel(&x.shape[..a]), numel(&x.shape[a..]), 1))
+        Ok((numel(&x.shape[..a]), numel(&x.shape[a..]), Dim::constant(1)))
     } else {
         let a = axis(n.attr_i("axis")?.unwrap_or(-1), rank)?;
-        Ok((numel(&x.shape[..a]), x.shape[a], numel(&x.shape[a + 1..])))
+        Ok((
+            numel(&x.shape[..a]),
+            x.shape[a].clone(),
+            numel(&x.shape[a + 1..]),
+        ))
     }
 }
 
@@ -228,10 +497,16 @@ pub fn infer_softmax(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
         );
     }
     let (outer, len, inner) = softmax_dims(g, n)?;
-    if let Some(TensorData::F32(v)) = &x.konst {
+    if let (Some(TensorData::F32(v)), Some(s), Some(o), Some(l), Some(i)) = (
+        &x.konst,
+        x.static_shape(),
+        outer.as_usize(),
+        len.as_usize(),
+        inner.as_usize(),
+    ) {
         let mut out = vec![0.0; v.len()];
-        sm::softmax(v, &mut out, outer, len, inner);
-        return Ok(vec![OutInfo::konst(x.shape.clone(), TensorData::F32(out))]);
+        sm::softmax(v, &mut out, o, l, i);
+        return Ok(vec![OutInfo::konst(s, TensorData::F32(out))]);
     }
     Ok(vec![OutInfo::new(DType::F32, x.shape.clone())])
 }

@@ -1,34 +1,43 @@
 //! MatMul, Gemm and MatMulInteger: shape rules. (Fusion into prepacked GEMMs is in `passes`.)
 use super::{OutInfo, broadcast, req};
 use crate::error::{Result, bail, unsupported};
-use crate::ir::{DType, Graph, Node};
+use crate::ir::{DType, Dim, Graph, Node};
 
 /// ONNX/numpy matmul output shape, with 1-D promotion and batch broadcasting.
-pub fn matmul_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+pub fn matmul_shape(g: &Graph, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>> {
     if a.is_empty() || b.is_empty() {
-        bail!("MatMul inputs must have rank >= 1 (got {a:?} and {b:?})");
+        bail!(
+            "MatMul inputs must have rank >= 1 (got {} and {})",
+            g.show_shape(a),
+            g.show_shape(b)
+        );
     }
-    let a2: Vec<usize> = if a.len() == 1 {
-        vec![1, a[0]]
+    let one = Dim::constant(1);
+    let a2: Vec<Dim> = if a.len() == 1 {
+        vec![one.clone(), a[0].clone()]
     } else {
         a.to_vec()
     };
-    let b2: Vec<usize> = if b.len() == 1 {
-        vec![b[0], 1]
+    let b2: Vec<Dim> = if b.len() == 1 {
+        vec![b[0].clone(), one]
     } else {
         b.to_vec()
     };
-    let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
-    let (k2, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
+    let (m, k) = (&a2[a2.len() - 2], &a2[a2.len() - 1]);
+    let (k2, n) = (&b2[b2.len() - 2], &b2[b2.len() - 1]);
     if k != k2 {
-        bail!("MatMul inner dimensions differ: {a:?} x {b:?}");
+        bail!(
+            "MatMul inner dimensions differ: {} x {}",
+            g.show_shape(a),
+            g.show_shape(b)
+        );
     }
-    let mut out = broadcast(&a2[..a2.len() - 2], &b2[..b2.len() - 2])?;
+    let mut out = broadcast(g, &a2[..a2.len() - 2], &b2[..b2.len() - 2])?;
     if a.len() > 1 {
-        out.push(m);
+        out.push(m.clone());
     }
     if b.len() > 1 {
-        out.push(n);
+        out.push(n.clone());
     }
     Ok(out)
 }
@@ -44,40 +53,40 @@ pub fn infer_matmul(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
     }
     Ok(vec![OutInfo::new(
         DType::F32,
-        matmul_shape(&a.shape, &b.shape)?,
+        matmul_shape(g, &a.shape, &b.shape)?,
     )])
 }
 
 /// Gemm dims `(m, k, n)` after transposition flags.
-pub fn gemm_dims(g: &Graph, n: &Node) -> Result<(usize, usize, usize)> {
+pub fn gemm_dims(g: &Graph, n: &Node) -> Result<(Dim, Dim, Dim)> {
     let (a, b) = (&g.values[req(n, 0)?], &g.values[req(n, 1)?]);
     if a.shape.len() != 2 || b.shape.len() != 2 {
         bail!(
-            "Gemm inputs must be 2-D (got {:?} and {:?})",
-            a.shape,
-            b.shape
+            "Gemm inputs must be 2-D (got {} and {})",
+            g.show_shape(&a.shape),
+            g.show_shape(&b.shape)
         );
     }
     let ta = n.attr_i("transA")?.unwrap_or(0) != 0;
     let tb = n.attr_i("transB")?.unwrap_or(0) != 0;
     let (m, k) = if ta {
-        (a.shape[1], a.shape[0])
+        (&a.shape[1], &a.shape[0])
     } else {
-        (a.shape[0], a.shape[1])
+        (&a.shape[0], &a.shape[1])
     };
     let (k2, nn) = if tb {
-        (b.shape[1], b.shape[0])
+        (&b.shape[1], &b.shape[0])
     } else {
-        (b.shape[0], b.shape[1])
+        (&b.shape[0], &b.shape[1])
     };
     if k != k2 {
         bail!(
-            "Gemm inner dimensions differ: A {:?} (transA={ta}) x B {:?} (transB={tb})",
-            a.shape,
-            b.shape
+            "Gemm inner dimensions differ: A {} (transA={ta}) x B {} (transB={tb})",
+            g.show_shape(&a.shape),
+            g.show_shape(&b.shape)
         );
     }
-    Ok((m, k, nn))
+    Ok((m.clone(), k.clone(), nn.clone()))
 }
 
 pub fn infer_gemm(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
@@ -95,11 +104,13 @@ pub fn infer_gemm(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
         if c.dtype != DType::F32 {
             bail!("Gemm C must be float32 like A and B");
         }
-        let bc = broadcast(&c.shape, &[m, nn])?;
-        if bc != [m, nn] {
+        let bc = broadcast(g, &c.shape, &[m.clone(), nn.clone()])?;
+        if bc != [m.clone(), nn.clone()] {
             bail!(
-                "Gemm C of shape {:?} does not broadcast to [{m}, {nn}]",
-                c.shape
+                "Gemm C of shape {} does not broadcast to [{}, {}]",
+                g.show_shape(&c.shape),
+                g.show(&m),
+                g.show(&nn)
             );
         }
     }
@@ -125,18 +136,19 @@ pub fn infer_matmul_integer(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
         }
     }
     if let Some(z) = n.input(2)
-        && g.values[z].shape.iter().product::<usize>() != 1
+        && g.values[z].numel() != 1
     {
         unsupported!("MatMulInteger with a per-row A zero point is not supported");
     }
-    let out = matmul_shape(&a.shape, &b.shape)?;
+    let out = matmul_shape(g, &a.shape, &b.shape)?;
     if let Some(z) = n.input(3) {
-        let zn: usize = g.values[z].shape.iter().product();
-        let ncols = *b.shape.last().unwrap_or(&1);
-        if zn != 1 && (zn != ncols || b.shape.len() > 2) {
+        let zn = g.values[z].numel();
+        let one = Dim::constant(1);
+        let ncols = b.shape.last().unwrap_or(&one);
+        if zn != 1 && (&zn != ncols || b.shape.len() > 2) {
             unsupported!(
-                "MatMulInteger B zero point of shape {:?} is not supported (scalar or per-column)",
-                g.values[z].shape
+                "MatMulInteger B zero point of shape {} is not supported (scalar or per-column)",
+                g.show_shape(&g.values[z].shape)
             );
         }
     }

@@ -3,70 +3,134 @@
 //! truth for what kiln accepts; the README's supported-ops table mirrors it.
 mod elementwise;
 mod matmul;
+mod norm;
 mod quant;
 mod shape;
+mod symbolic;
 
 use crate::error::{Error, Result, bail};
-use crate::ir::{DType, Graph, Node, TensorData};
+use crate::ir::{DType, Dim, Graph, Node, TensorData, from_static};
 
-pub(crate) use elementwise::{BinaryOp, UnaryOp, softmax_dims};
+pub(crate) use elementwise::{BinaryOp, UnaryOp, clip_bounds, softmax_dims};
 pub(crate) use matmul::gemm_dims;
-pub(crate) use shape::transpose_perm;
+pub(crate) use norm::{layer_norm_dims, reduce_dims};
+pub(crate) use quant::dequant_params;
+pub(crate) use shape::{concat_axis, slice_params, transpose_perm};
+pub(crate) use symbolic::fill_value as symbolic_fill_value;
 
 /// Every ONNX (default-domain) op kiln compiles.
 pub const SUPPORTED: &[&str] = &[
     "Add",
     "Cast",
+    "Clip",
+    "Concat",
     "Constant",
+    "ConstantOfShape",
+    "DequantizeLinear",
     "Div",
     "DynamicQuantizeLinear",
+    "Equal",
+    "Erf",
+    "Expand",
     "Flatten",
+    "Gather",
     "Gemm",
     "Identity",
+    "LayerNormalization",
     "MatMul",
     "MatMulInteger",
     "Mul",
+    "Pow",
+    "ReduceMean",
+    "ReduceSum",
     "Relu",
     "Reshape",
+    "Shape",
     "Sigmoid",
+    "Slice",
     "Softmax",
+    "Sqrt",
+    "Squeeze",
     "Sub",
     "Tanh",
     "Transpose",
+    "Unsqueeze",
+    "Where",
 ];
 
-/// The inferred type of one output, with its value when it could be computed at compile time.
+/// The inferred type of one output, with its value when it could be computed at compile time
+/// (`konst`: fully known data; `sym`: integer contents known as symbolic dims).
 pub struct OutInfo {
     pub dtype: DType,
-    pub shape: Vec<usize>,
+    pub shape: Vec<Dim>,
     pub konst: Option<TensorData>,
+    pub sym: Option<Vec<Dim>>,
+    /// Run-time bounds on symbolic dims this node relies on (`dim ≤ max`).
+    pub checks: Vec<(Dim, usize)>,
 }
 
 impl OutInfo {
-    pub fn new(dtype: DType, shape: Vec<usize>) -> Self {
+    pub fn new(dtype: DType, shape: Vec<Dim>) -> Self {
         OutInfo {
             dtype,
             shape,
             konst: None,
+            sym: None,
+            checks: Vec::new(),
         }
     }
     pub fn konst(shape: Vec<usize>, data: TensorData) -> Self {
         OutInfo {
             dtype: data.dtype(),
-            shape,
+            shape: from_static(&shape),
             konst: Some(data),
+            sym: None,
+            checks: Vec::new(),
+        }
+    }
+    /// Integer contents known at compile time; constant values become `konst`.
+    pub fn values(dtype: DType, shape: Vec<Dim>, vals: Vec<Dim>) -> Self {
+        let consts: Option<Vec<i64>> = vals.iter().map(Dim::as_const).collect();
+        match (consts, crate::ir::static_shape(&shape)) {
+            (Some(c), Some(s)) => OutInfo::konst(s, int_data(dtype, &c)),
+            _ => OutInfo {
+                dtype,
+                shape,
+                konst: None,
+                sym: Some(vals),
+                checks: Vec::new(),
+            },
         }
     }
 }
 
-/// Infers output types/shapes of an ONNX node and folds it when all inputs are constants.
-pub fn infer(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+/// Integer data of `dtype` from i64 values.
+pub fn int_data(dtype: DType, v: &[i64]) -> TensorData {
+    match dtype {
+        DType::I32 => TensorData::I32(v.iter().map(|&x| x as i32).collect()),
+        DType::I8 => TensorData::I8(v.iter().map(|&x| x as i8).collect()),
+        DType::U8 => TensorData::U8(v.iter().map(|&x| x as u8).collect()),
+        DType::I16 => TensorData::I16(v.iter().map(|&x| x as i16).collect()),
+        DType::U16 => TensorData::U16(v.iter().map(|&x| x as u16).collect()),
+        DType::U32 => TensorData::U32(v.iter().map(|&x| x as u32).collect()),
+        DType::U64 => TensorData::U64(v.iter().map(|&x| x as u64).collect()),
+        DType::Bool => TensorData::Bool(v.iter().map(|&x| x != 0).collect()),
+        DType::F32 => TensorData::F32(v.iter().map(|&x| x as f32).collect()),
+        DType::F64 => TensorData::F64(v.iter().map(|&x| x as f64).collect()),
+        DType::I64 => TensorData::I64(v.to_vec()),
+    }
+}
+
+/// Infers output types/shapes of an ONNX node and folds it when its inputs are known.
+pub fn infer(g: &mut Graph, n: &Node) -> Result<Vec<OutInfo>> {
     if !n.domain.is_empty() && n.domain != "ai.onnx" {
         return Err(unknown_domain(n));
     }
     let outs = match n.op.as_str() {
-        "Add" | "Sub" | "Mul" | "Div" => elementwise::infer_binary(g, n)?,
-        "Relu" | "Sigmoid" | "Tanh" => elementwise::infer_unary(g, n)?,
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Equal" => elementwise::infer_binary(g, n)?,
+        "Relu" | "Sigmoid" | "Tanh" | "Sqrt" | "Erf" => elementwise::infer_unary(g, n)?,
+        "Clip" => elementwise::infer_clip(g, n)?,
+        "Where" => elementwise::infer_where(g, n)?,
         "Softmax" => elementwise::infer_softmax(g, n)?,
         "Cast" => shape::infer_cast(g, n)?,
         "Constant" => shape::infer_constant(n)?,
@@ -74,10 +138,20 @@ pub fn infer(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
         "Reshape" => shape::infer_reshape(g, n)?,
         "Flatten" => shape::infer_flatten(g, n)?,
         "Transpose" => shape::infer_transpose(g, n)?,
+        "Squeeze" | "Unsqueeze" => shape::infer_squeeze(g, n)?,
+        "Concat" => shape::infer_concat(g, n)?,
+        "Slice" => shape::infer_slice(g, n)?,
+        "Expand" => shape::infer_expand(g, n)?,
+        "Shape" => symbolic::infer_shape(g, n)?,
+        "Gather" => symbolic::infer_gather(g, n)?,
+        "ConstantOfShape" => symbolic::infer_constant_of_shape(g, n)?,
+        "ReduceMean" | "ReduceSum" => norm::infer_reduce(g, n)?,
+        "LayerNormalization" => norm::infer_layer_norm(g, n)?,
         "MatMul" => matmul::infer_matmul(g, n)?,
         "Gemm" => matmul::infer_gemm(g, n)?,
         "MatMulInteger" => matmul::infer_matmul_integer(g, n)?,
         "DynamicQuantizeLinear" => quant::infer_dql(g, n)?,
+        "DequantizeLinear" => quant::infer_dequantize(g, n)?,
         other => {
             return Err(
                 Error::unsupported(format!("operator `{other}` is not supported")).with_hint(
@@ -131,34 +205,46 @@ pub(crate) fn axis(a: i64, rank: usize) -> Result<usize> {
     Ok(v as usize)
 }
 
-/// numpy/ONNX multidirectional broadcasting.
-pub(crate) fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+/// numpy/ONNX multidirectional broadcasting over (possibly symbolic) dims.
+pub(crate) fn broadcast(g: &Graph, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>> {
     let r = a.len().max(b.len());
-    let mut out = vec![0; r];
+    let one = Dim::constant(1);
+    let mut out = Vec::with_capacity(r);
     for i in 0..r {
         let da = if i + a.len() >= r {
-            a[i + a.len() - r]
+            &a[i + a.len() - r]
         } else {
-            1
+            &one
         };
         let db = if i + b.len() >= r {
-            b[i + b.len() - r]
+            &b[i + b.len() - r]
         } else {
-            1
+            &one
         };
-        out[i] = if da == db || db == 1 {
-            da
-        } else if da == 1 {
-            db
+        out.push(if da == db || *db == 1 {
+            da.clone()
+        } else if *da == 1 {
+            db.clone()
         } else {
-            bail!("shapes {a:?} and {b:?} cannot be broadcast together");
-        };
+            bail!(
+                "shapes {} and {} cannot be broadcast together",
+                g.show_shape(a),
+                g.show_shape(b)
+            );
+        });
     }
     Ok(out)
 }
 
-pub(crate) fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
+/// Static dims or an error naming what needed them.
+pub(crate) fn static_dims(g: &Graph, shape: &[Dim], what: &str) -> Result<Vec<usize>> {
+    match crate::ir::static_shape(shape) {
+        Some(s) => Ok(s),
+        None => Err(Error::unsupported(format!(
+            "{what} needs a static shape, found {}",
+            g.show_shape(shape)
+        ))),
+    }
 }
 
 /// All inputs present are compile-time constants.

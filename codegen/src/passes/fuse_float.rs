@@ -33,11 +33,17 @@ pub fn run(g: &mut Graph) -> Result<()> {
             let alpha = n.attr_f("alpha").ok().flatten().unwrap_or(1.0);
             let beta = n.attr_f("beta").ok().flatten().unwrap_or(1.0);
             (k, ncols) = if tb {
-                (bv.shape[1], bv.shape[0])
+                (
+                    bv.shape[1].as_usize().unwrap(),
+                    bv.shape[0].as_usize().unwrap(),
+                )
             } else {
-                (bv.shape[0], bv.shape[1])
+                (
+                    bv.shape[0].as_usize().unwrap(),
+                    bv.shape[1].as_usize().unwrap(),
+                )
             };
-            m = av.shape[0];
+            m = av.shape[0].clone();
             // alpha is folded into the packed weights: alpha·(A·B) = A·(alpha·B) up to rounding.
             wdata = if alpha == 1.0 {
                 w.clone()
@@ -51,8 +57,14 @@ pub fn run(g: &mut Graph) -> Result<()> {
                 }
             }
         } else {
-            (k, ncols) = (bv.shape[0], bv.shape[1]);
-            m = av.shape.iter().product::<usize>() / k.max(1);
+            (k, ncols) = (
+                bv.shape[0].as_usize().unwrap(),
+                bv.shape[1].as_usize().unwrap(),
+            );
+            if av.shape.last() != Some(&crate::ir::Dim::from(k)) {
+                continue;
+            }
+            m = crate::ir::numel(&av.shape[..av.shape.len() - 1]);
             wdata = w.clone();
             tb = false;
         }
@@ -119,7 +131,7 @@ fn column(g: &Graph, v: usize, n: usize) -> Option<Vec<f32>> {
     let TensorData::F32(d) = val.konst.as_ref()? else {
         return None;
     };
-    if val.shape.iter().rev().skip(1).any(|&s| s != 1) {
+    if val.shape.iter().rev().skip(1).any(|s| *s != 1) {
         return None;
     }
     match d.len() {

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use super::Uses;
 use crate::error::Result;
-use crate::ir::{DType, Graph, KilnOp, Node, TensorData};
+use crate::ir::{DType, Dim, Graph, KilnOp, Node, TensorData};
 use kiln_runtime::gemm::Activation;
 use kiln_runtime::pack::{PackedI8Owned, Weights};
 
@@ -48,21 +48,30 @@ pub fn run(g: &mut Graph) -> Result<()> {
     }
 
     // One QuantizeDyn per DynamicQuantizeLinear, placed right after it.
+    // Keyed by the quantized float value, so that duplicate DynamicQuantizeLinears of the same
+    // tensor (Q, K and V projections) share one pass too.
     let mut qdyn: HashMap<usize, [usize; 4]> = HashMap::new();
-    let mut inserts: Vec<(usize, Node)> = Vec::new(); // (insert after node index, node)
+    let mut inserts: Vec<(Option<usize>, Node)> = Vec::new(); // (insert after node index, node)
     let mut replace: HashMap<usize, Node> = HashMap::new(); // at the last absorbed node
     let mut remove: Vec<usize> = Vec::new();
     for m in matches {
         let dq = &g.nodes[m.dql];
         let x = dq.inputs[0].unwrap();
         let xs = g.values[x].shape.clone();
-        let k = *xs.last().unwrap_or(&1);
-        let rows: usize = xs.iter().product::<usize>() / k.max(1);
-        let q = *qdyn.entry(m.dql).or_insert_with(|| {
+        let k = xs
+            .last()
+            .and_then(Dim::as_usize)
+            .expect("checked by match_one");
+        let rows = crate::ir::numel(&xs[..xs.len() - 1]);
+        let q = *qdyn.entry(x).or_insert_with(|| {
             let base = g.values[x].name.clone();
             let kp = kiln_runtime::pack::padded_k(k);
-            let a = g.add_value(format!("{base}:q"), DType::U8, vec![rows * kp]);
-            let r = g.add_value(format!("{base}:rowterm"), DType::I32, vec![rows]);
+            let a = g.add_value(
+                format!("{base}:q"),
+                DType::U8,
+                vec![rows.mul(&Dim::from(kp))],
+            );
+            let r = g.add_value(format!("{base}:rowterm"), DType::I32, vec![rows.clone()]);
             let s = g.add_value(format!("{base}:scale"), DType::F32, vec![]);
             let z = g.add_value(format!("{base}:zp"), DType::U8, vec![]);
             let node = Node {
@@ -72,15 +81,19 @@ pub fn run(g: &mut Graph) -> Result<()> {
                 inputs: vec![Some(x)],
                 outputs: vec![a, r, s, z],
                 attrs: Default::default(),
-                kiln: Some(KilnOp::QuantizeDyn { m: rows, k }),
+                kiln: Some(KilnOp::QuantizeDyn { m: rows.clone(), k }),
             };
-            inserts.push((m.dql, node));
+            // Right after x is produced (before every DynamicQuantizeLinear of it).
+            inserts.push((uses.producers[x], node));
             [a, r, s, z]
         });
         let mmi = &g.nodes[m.mmi];
         let w = mmi.inputs[1].unwrap();
         let wv = &g.values[w];
-        let (kk, n) = (wv.shape[0], wv.shape[1]);
+        let (kk, n) = (
+            wv.shape[0].as_usize().unwrap(),
+            wv.shape[1].as_usize().unwrap(),
+        );
         let zps: Vec<i32> = match mmi.input(3) {
             Some(z) => g.values[z]
                 .konst
@@ -122,13 +135,16 @@ pub fn run(g: &mut Graph) -> Result<()> {
     }
 
     let old = std::mem::take(&mut g.nodes);
+    for (_, q) in inserts.iter().filter(|(at, _)| at.is_none()) {
+        g.nodes.push(q.clone());
+    }
     for (i, n) in old.into_iter().enumerate() {
         if let Some(r) = replace.remove(&i) {
             g.nodes.push(r);
         } else if !remove.contains(&i) {
             g.nodes.push(n);
         }
-        for (_, q) in inserts.iter().filter(|(at, _)| *at == i) {
+        for (_, q) in inserts.iter().filter(|(at, _)| *at == Some(i)) {
             g.nodes.push(q.clone());
         }
     }
@@ -148,13 +164,17 @@ fn match_one(g: &Graph, uses: &Uses, mmi: usize) -> Option<Match> {
         return None;
     }
     let x = dq.input(0)?;
-    let k = *g.values[x].shape.last()?;
+    let k = g.values[x].shape.last()?.as_usize()?;
     let wv = &g.values[w];
-    if wv.shape.len() != 2 || wv.shape[0] != k || k == 0 || k > MAX_K || g.values[x].shape.len() < 2
+    if wv.shape.len() != 2
+        || wv.shape[0] != Dim::from(k)
+        || k == 0
+        || k > MAX_K
+        || g.values[x].shape.len() < 2
     {
         return None;
     }
-    let ncols = wv.shape[1];
+    let ncols = wv.shape[1].as_usize()?;
     match wv.konst.as_ref()? {
         TensorData::I8(_) | TensorData::U8(_) => {}
         _ => return None,
@@ -209,12 +229,17 @@ fn match_one(g: &Graph, uses: &Uses, mmi: usize) -> Option<Match> {
     }
     // [→ Relu]
     let mut act = Activation::None;
-    if let Some(r) = uses.sole_consumer(out)
-        && g.nodes[r].op == "Relu"
-    {
-        act = Activation::Relu;
-        absorbed.push(r);
-        out = g.nodes[r].outputs[0];
+    if let Some(r) = uses.sole_consumer(out) {
+        let a = match (g.nodes[r].op.as_str(), g.nodes[r].domain.as_str()) {
+            ("Relu", "") => Some(Activation::Relu),
+            ("Gelu", "kiln") => Some(Activation::Gelu),
+            _ => None,
+        };
+        if let Some(a) = a {
+            act = a;
+            absorbed.push(r);
+            out = g.nodes[r].outputs[0];
+        }
     }
     Some(Match {
         dql,
@@ -262,8 +287,8 @@ fn column_vector(g: &Graph, v: usize, ncols: usize) -> Option<Vec<f32>> {
     let TensorData::F32(d) = val.konst.as_ref()? else {
         return None;
     };
-    let last = *val.shape.last().unwrap_or(&1);
-    if val.shape.iter().rev().skip(1).any(|&s| s != 1) {
+    let last = val.shape.last().map_or(Some(1), Dim::as_usize)?;
+    if val.shape.iter().rev().skip(1).any(|s| *s != 1) {
         return None;
     }
     match (d.len(), last) {

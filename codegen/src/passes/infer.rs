@@ -1,6 +1,6 @@
 //! Shape/dtype inference and constant folding, one topological sweep.
 use crate::error::{Error, ErrorKind, Result, bail};
-use crate::ir::{Graph, Node};
+use crate::ir::{DimCheck, Graph, Node};
 use crate::ops;
 
 pub fn run(g: &mut Graph) -> Result<()> {
@@ -22,16 +22,28 @@ pub fn run(g: &mut Graph) -> Result<()> {
         }
         let mut folded = true;
         for (&o, info) in n.outputs.iter().zip(outs) {
+            for (dim, max) in info.checks {
+                let c = DimCheck {
+                    dim,
+                    max,
+                    node: n.name.clone(),
+                };
+                if !g.checks.contains(&c) {
+                    g.checks.push(c);
+                }
+            }
             let v = &mut g.values[o];
             v.dtype = info.dtype;
             if let Some(k) = &info.konst
-                && k.len() != info.shape.iter().product::<usize>()
+                && crate::ir::static_shape(&info.shape).map(|s| s.iter().product::<usize>())
+                    != Some(k.len())
             {
                 bail!("internal: folded value `{}` has the wrong length", v.name);
             }
             v.shape = info.shape;
-            folded &= info.konst.is_some();
+            folded &= info.konst.is_some() || info.sym.is_some();
             v.konst = info.konst;
+            v.sym = info.sym;
         }
         if !folded {
             keep.push(n);
@@ -52,7 +64,7 @@ fn with_input_types(g: &Graph, n: &Node, e: Error) -> Error {
         .flatten()
         .map(|&v| {
             let v = &g.values[v];
-            format!("`{}`: {:?} {:?}", v.name, v.dtype, v.shape)
+            format!("`{}`: {:?} {}", v.name, v.dtype, g.show_shape(&v.shape))
         })
         .collect();
     e.with_hint(format!(

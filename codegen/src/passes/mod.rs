@@ -1,16 +1,19 @@
 //! Graph passes, in this order:
 //! 1. `infer`   — dtypes and static shapes for every value; nodes whose inputs are all constant
 //!    are evaluated at compile time (constant folding) and disappear.
-//! 2. `fuse_quant` — onnxruntime's dynamic-quantization pattern
+//! 2. `fuse_patterns` — exporter decompositions of GELU (erf) and LayerNorm become one node
+//!    each; then `dce` drops the replaced nodes so that single-consumer checks below hold.
+//! 3. `fuse_quant` — onnxruntime's dynamic-quantization pattern
 //!    `DynamicQuantizeLinear → MatMulInteger → Cast → Mul(scales) [→ Add bias] [→ Relu]` becomes
 //!    `QuantizeDyn` (once per DynamicQuantizeLinear, shared by all its MatMulIntegers) + one
 //!    `QGemm` per MatMulInteger with packed weights. Needs shapes and constants from 1.
-//! 3. `fuse_float` — MatMul/Gemm with constant weights become prepacked `SGemm`s with the bias
+//! 4. `fuse_float` — MatMul/Gemm with constant weights become prepacked `SGemm`s with the bias
 //!    Add and Relu folded in. After 2 so that quantized chains are claimed first.
-//! 4. `dce` — drops nodes whose outputs nobody reads (the absorbed Cast/Mul/Add nodes, scale
+//! 5. `dce` — drops nodes whose outputs nobody reads (the absorbed Cast/Mul/Add nodes, scale
 //!    products, unused DynamicQuantizeLinear outputs).
 mod dce;
 mod fuse_float;
+mod fuse_patterns;
 mod fuse_quant;
 mod infer;
 
@@ -19,6 +22,8 @@ use crate::ir::Graph;
 
 pub fn run(g: &mut Graph) -> Result<()> {
     infer::run(g)?;
+    fuse_patterns::run(g);
+    dce::run(g);
     fuse_quant::run(g)?;
     fuse_float::run(g)?;
     dce::run(g);

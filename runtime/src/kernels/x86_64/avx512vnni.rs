@@ -79,7 +79,8 @@ unsafe fn drive(job: &Job<'_>, out: Out, panels: Range<usize>) {
 #[inline]
 fn act_512(f: __m512, act: Activation) -> __m512 {
     match act {
-        Activation::None => f,
+        // Gelu is applied by `qgemm_f32` after the kernel; kernels never see it.
+        Activation::None | Activation::Gelu => f,
         Activation::Relu => _mm512_max_ps(f, _mm512_setzero_ps()),
         Activation::Clip { min, max } => {
             _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps(min)), _mm512_set1_ps(max))

@@ -22,7 +22,8 @@ pub(crate) mod avxvnni;
 #[inline]
 fn act_256(f: __m256, act: Activation) -> __m256 {
     match act {
-        Activation::None => f,
+        // Gelu is applied by `qgemm_f32` after the kernel; kernels never see it.
+        Activation::None | Activation::Gelu => f,
         Activation::Relu => _mm256_max_ps(f, _mm256_setzero_ps()),
         Activation::Clip { min, max } => {
             _mm256_min_ps(_mm256_max_ps(f, _mm256_set1_ps(min)), _mm256_set1_ps(max))
