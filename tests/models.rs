@@ -1663,6 +1663,118 @@ fn mlp_big_k_q_u8_pc_rr() {
     }
 }
 
+mod block_ln_gelu_f32 {
+    kiln::include_model!("tests/models/block_ln_gelu_f32/model.onnx");
+}
+
+#[test]
+fn block_ln_gelu_f32() {
+    let dir = common::case_dir("tests/models/block_ln_gelu_f32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = block_ln_gelu_f32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(block_ln_gelu_f32::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("block_ln_gelu_f32 [{}]: {e:?}", isa.name()));
+        let what = format!("block_ln_gelu_f32 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (3.5e-5, 1.0e-5);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod block_ln_gelu_q_s8 {
+    kiln::include_model!("tests/models/block_ln_gelu_q_s8/model.onnx");
+}
+
+#[test]
+fn block_ln_gelu_q_s8() {
+    let dir = common::case_dir("tests/models/block_ln_gelu_q_s8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = block_ln_gelu_q_s8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(block_ln_gelu_q_s8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("block_ln_gelu_q_s8 [{}]: {e:?}", isa.name()));
+        let what = format!("block_ln_gelu_q_s8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (3.59e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod block_ln_gelu_q_s8_pc_rr {
+    kiln::include_model!("tests/models/block_ln_gelu_q_s8_pc_rr/model.onnx");
+}
+
+#[test]
+fn block_ln_gelu_q_s8_pc_rr() {
+    let dir = common::case_dir("tests/models/block_ln_gelu_q_s8_pc_rr");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = block_ln_gelu_q_s8_pc_rr::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(block_ln_gelu_q_s8_pc_rr::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("block_ln_gelu_q_s8_pc_rr [{}]: {e:?}", isa.name()));
+        let what = format!("block_ln_gelu_q_s8_pc_rr [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (3.62e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod block_ln_gelu_q_u8_pc {
+    kiln::include_model!("tests/models/block_ln_gelu_q_u8_pc/model.onnx");
+}
+
+#[test]
+fn block_ln_gelu_q_u8_pc() {
+    let dir = common::case_dir("tests/models/block_ln_gelu_q_u8_pc");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = block_ln_gelu_q_u8_pc::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(block_ln_gelu_q_u8_pc::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("block_ln_gelu_q_u8_pc [{}]: {e:?}", isa.name()));
+        let what = format!("block_ln_gelu_q_u8_pc [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (3.6e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
 mod mlp_a_outlier_q_s8 {
     kiln::include_model!("tests/models/mlp_a_outlier_q_s8/model.onnx");
 }

@@ -53,6 +53,7 @@ flip, which a different float order may cause. The saturation case is checked to
 a VPMADDUBSW-style saturating kernel is off by ~22x its atol.
 """
 import argparse
+import math
 import hashlib
 import json
 import os
@@ -203,7 +204,10 @@ def np_eval(model: onnx.ModelProto, feeds, ftype=np.float64, saturate=False):
         a = [env[i] for i in n.input if i]
         at = {x.name: helper.get_attribute_value(x) for x in n.attribute}
         t = n.op_type
-        if t == "DynamicQuantizeLinear":
+        if t == "Constant":
+            v = numpy_helper.to_array(at["value"])
+            r = [v.astype(ftype) if v.dtype == np.float32 else v]
+        elif t == "DynamicQuantizeLinear":
             x = a[0]
             lo, hi = min(0.0, float(x.min())), max(0.0, float(x.max()))
             sc = ftype((hi - lo) / 255.0) if hi > lo else ftype(1.0)
@@ -224,6 +228,14 @@ def np_eval(model: onnx.ModelProto, feeds, ftype=np.float64, saturate=False):
             r = [a[0].astype(ftype)]
         elif t in ("Mul", "Add", "MatMul"):
             r = [{"Mul": np.multiply, "Add": np.add, "MatMul": np.matmul}[t](a[0], a[1])]
+        elif t in ("Sub", "Div", "Pow"):
+            r = [{"Sub": np.subtract, "Div": np.divide, "Pow": np.power}[t](a[0], a[1])]
+        elif t == "ReduceMean":
+            r = [a[0].mean(axis=tuple(at["axes"]), keepdims=bool(at.get("keepdims", 1)))]
+        elif t == "Sqrt":
+            r = [np.sqrt(a[0])]
+        elif t == "Erf":
+            r = [np.vectorize(math.erf)(a[0]).astype(a[0].dtype)]
         elif t == "Relu":
             r = [np.maximum(a[0], 0)]
         elif t == "Sigmoid":
@@ -382,6 +394,37 @@ QCONFIGS = {  # suffix -> quantize_dynamic kwargs
 ALL_Q = list(QCONFIGS)
 
 
+def block_ln_gelu():
+    """A transformer feed-forward block as exporters decompose it: LayerNorm written out as
+    ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add, and GELU as Div(√2)/Erf/Add(1)/Mul/Mul(½),
+    with a residual connection. kiln fuses both patterns (and GELU into the int8 GEMM)."""
+    rng = np.random.default_rng(9)
+    d, h = 48, 64
+    c = lambda name, v: helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(v, np.float32), name))
+    inits = [init("gamma", rng.normal(1.0, 0.1, (d,)).astype(np.float32)), init("beta", b(rng, d)),
+             init("W0", w(rng, d, h)), init("B0", b(rng, h)), init("W1", w(rng, h, d)), init("B1", b(rng, d))]
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["mu"], axes=[-1]),
+        helper.make_node("Sub", ["x", "mu"], ["dev"]),
+        c("two", 2.0), helper.make_node("Pow", ["dev", "two"], ["sq"]),
+        helper.make_node("ReduceMean", ["sq"], ["var"], axes=[-1]),
+        c("eps", 1e-5), helper.make_node("Add", ["var", "eps"], ["var_eps"]),
+        helper.make_node("Sqrt", ["var_eps"], ["std"]),
+        helper.make_node("Div", ["dev", "std"], ["norm"]),
+        helper.make_node("Mul", ["norm", "gamma"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "beta"], ["ln"]),
+        helper.make_node("MatMul", ["ln", "W0"], ["mm0"]), helper.make_node("Add", ["mm0", "B0"], ["h0"]),
+        c("sqrt2", np.sqrt(2.0)), helper.make_node("Div", ["h0", "sqrt2"], ["h0s"]),
+        helper.make_node("Erf", ["h0s"], ["erf"]),
+        c("one", 1.0), helper.make_node("Add", ["erf", "one"], ["erf1"]),
+        helper.make_node("Mul", ["h0", "erf1"], ["g0"]),
+        c("half", 0.5), helper.make_node("Mul", ["g0", "half"], ["gelu"]),
+        helper.make_node("MatMul", ["gelu", "W1"], ["mm1"]), helper.make_node("Add", ["mm1", "B1"], ["h1"]),
+        helper.make_node("Add", ["h1", "x"], ["y"]),
+    ]
+    return make_model(nodes, [f32_io("x", [6, d])], [f32_io("y", [6, d])], inits, "block_ln_gelu")
+
+
 def normal_inputs(shape, seed):
     return np.random.default_rng(1000 + seed).normal(0.0, 1.0, shape).astype(np.float32)
 
@@ -413,6 +456,7 @@ MLPS = [
     ("mlp_3d", mlp_3d, normal_inputs, 5, ALL_Q),
     ("mlp_gemm", mlp_gemm, normal_inputs, 6, ALL_Q),
     ("mlp_big_k", mlp_big_k, normal_inputs, 7, ["q_s8", "q_s8_pc", "q_u8", "q_u8_pc_rr"]),
+    ("block_ln_gelu", block_ln_gelu, normal_inputs, 9, ["q_s8", "q_s8_pc_rr", "q_u8_pc"]),
 ]
 EXTRA = [  # (case name, builder, input generator, seed, config)
     ("mlp_a_outlier_q_s8", mlp_a, outlier_inputs, 11, "q_s8"),

@@ -102,3 +102,33 @@ fn buffers_are_reused_by_liveness() {
         c.plan.naive_bytes
     );
 }
+
+#[test]
+fn decomposed_layernorm_and_gelu_are_fused() {
+    // tests/models/block_ln_gelu_*: LayerNorm written out as 9 ops and GELU as 5.
+    let c = compile_file(&fixture("block_ln_gelu_q_s8"), &Options::default()).unwrap();
+    let ops: Vec<&str> = c.graph.nodes.iter().map(|n| n.op.as_str()).collect();
+    assert_eq!(
+        ops,
+        [
+            "LayerNormalization",
+            "QuantizeDyn",
+            "QGemm",
+            "QuantizeDyn",
+            "QGemm",
+            "Add"
+        ],
+        "{ops:?}"
+    );
+    let gelu_in_epilogue = c.graph.nodes.iter().any(|n| {
+        matches!(&n.kiln, Some(kiln_codegen::ir::KilnOp::QGemm { act, .. }) if *act == kiln_runtime::gemm::Activation::Gelu)
+    });
+    assert!(gelu_in_epilogue);
+    let c = compile_file(&fixture("block_ln_gelu_f32"), &Options::default()).unwrap();
+    let ops: Vec<&str> = c.graph.nodes.iter().map(|n| n.op.as_str()).collect();
+    assert_eq!(
+        ops,
+        ["LayerNormalization", "SGemm", "Gelu", "SGemm", "Add"],
+        "{ops:?}"
+    );
+}
