@@ -230,10 +230,11 @@ fn main() {
     eprintln!("roofline microbenchmarks …");
     let roof = roofline::measure(&args.threads, st.roofline_trials);
     eprintln!(
-        "  VPDPBUSD zmm {} | AVX-VNNI ymm {} | AVX2 maddubs {} GMAC/s per core; read {} GB/s ({:.1} s)",
+        "  VPDPBUSD zmm {} | AVX-VNNI ymm {} | AVX2 maddubs {} GMAC/s per core; multi-thread {:?}; read {} GB/s ({:.1} s)",
         report::opt(roof.vnni512),
         report::opt(roof.avxvnni),
         report::opt(roof.avx2),
+        roof.compute_mt,
         roof.read_bw
             .iter()
             .map(|(t, b)| format!("{b:.1} ({t}t)"))

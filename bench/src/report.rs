@@ -103,7 +103,7 @@ pub fn roof_of(row: &Row, ms: f64, roof: &Roofline, isa: kiln::Isa) -> Option<(f
         let bw = roof.bw_for(row.threads)?;
         Some((bytes as f64 / (ms * 1e-3) / 1e9 / bw * 100.0, "BW"))
     } else {
-        let peak = roof.peak_for(isa)? * row.threads as f64;
+        let peak = roof.peak_for(isa, row.threads)?;
         Some((macs as f64 / (ms * 1e-3) / 1e9 / peak * 100.0, "peak"))
     }
 }
@@ -174,6 +174,11 @@ pub fn markdown(meta: &Meta, rows: &[Row], roof: &Roofline, isa: kiln::Isa) -> S
             roof_cell(r, roof, isa)
         );
     }
+    let mt: String = roof
+        .compute_mt
+        .iter()
+        .map(|(t, p)| format!("; kiln's ISA loop on {t} threads at once: {p:.0} GMAC/s in total"))
+        .collect();
     let bw = roof
         .read_bw
         .iter()
@@ -189,9 +194,9 @@ pub fn markdown(meta: &Meta, rows: &[Row], roof: &Roofline, isa: kiln::Isa) -> S
         s,
         "\nkiln/peer is a ratio of medians (< 1, in bold: kiln is faster). Roofline (best of the \
          microbenchmark trials): VPDPBUSD zmm {} GMAC/s per core, AVX-VNNI ymm {}, AVX2 \
-         maddubs {}; read bandwidth {bw} (256 MiB buffer). %peak: GEMM cases with M ≥ 16 against \
-         the peak of kiln's ISA × threads; M = 1 as int8 weight bytes per second against the \
-         read bandwidth (weights that fit in cache can exceed 100 %). {}.",
+         maddubs {}{mt}; read bandwidth {bw} (256 MiB buffer). %peak: GEMM cases with M ≥ 16 \
+         against the peak of kiln's ISA on that many threads; M = 1 as int8 weight bytes per \
+         second against the read bandwidth (weights that fit in cache can exceed 100 %). {}.",
         opt(roof.vnni512),
         opt(roof.avxvnni),
         opt(roof.avx2),
@@ -254,6 +259,7 @@ pub fn json(meta: &Meta, rows: &[Row], roof: &Roofline, isa: kiln::Isa) -> Strin
             "vpdpbusd_zmm_gmacs_per_core": roof.vnni512,
             "avxvnni_ymm_gmacs_per_core": roof.avxvnni,
             "avx2_maddubs_gmacs_per_core": roof.avx2,
+            "kiln_isa_gmacs_multithread": roof.compute_mt.iter().map(|(t, p)| json!({"threads": t, "gmacs": p})).collect::<Vec<_>>(),
             "read_gbs": roof.read_bw.iter().map(|(t, b)| json!({"threads": t, "gbs": b})).collect::<Vec<_>>(),
         },
         "rows": rows,

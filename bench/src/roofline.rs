@@ -14,11 +14,24 @@ pub struct Roofline {
     pub avx2: Option<f64>,
     /// read bandwidth in GB/s (1e9 B/s) over a 256 MiB buffer, per thread count: (threads, GB/s).
     pub read_bw: Vec<(usize, f64)>,
+    /// aggregate GMAC/s of kiln's ISA's loop run on `threads` threads at once (threads > 1):
+    /// (threads, GMAC/s). Shows whether the cores really are separate (2 × the 1-core figure)
+    /// or share execution units / are busy with other tenants.
+    pub compute_mt: Vec<(usize, f64)>,
 }
 
 impl Roofline {
-    /// Compute peak (GMAC/s, one core) of the kernel family kiln dispatches to.
-    pub fn peak_for(&self, isa: kiln::Isa) -> Option<f64> {
+    /// Compute peak (GMAC/s) of the kernel family kiln dispatches to, on `threads` threads: the
+    /// measured multi-thread aggregate if there is one, else threads × the one-core figure.
+    pub fn peak_for(&self, isa: kiln::Isa, threads: usize) -> Option<f64> {
+        if let Some(&(_, p)) = self.compute_mt.iter().find(|(t, _)| *t == threads) {
+            return Some(p);
+        }
+        self.peak1(isa).map(|p| p * threads as f64)
+    }
+
+    /// One-core compute peak of a family.
+    pub fn peak1(&self, isa: kiln::Isa) -> Option<f64> {
         match isa {
             kiln::Isa::Avx512Vnni => self.vnni512,
             kiln::Isa::AvxVnni => self.avxvnni,
@@ -54,6 +67,19 @@ pub fn measure(threads: &[usize], trials: usize) -> Roofline {
             r.avx2 = Some(best(&|| unsafe { x86::maddubs_ymm(ITERS) }));
         }
     }
+    for &t in threads.iter().filter(|&&t| t > 1) {
+        let agg = (0..trials)
+            .map(|_| {
+                std::thread::scope(|s| {
+                    let hs: Vec<_> = (0..t).map(|_| s.spawn(compute_loop)).collect();
+                    hs.into_iter().map(|h| h.join().unwrap()).sum::<f64>()
+                })
+            })
+            .fold(0.0, f64::max);
+        if agg > 0.0 {
+            r.compute_mt.push((t, agg));
+        }
+    }
     let buf = bandwidth_buffer();
     for &t in threads {
         let bw = (0..trials.div_ceil(2).max(2))
@@ -62,6 +88,24 @@ pub fn measure(threads: &[usize], trials: usize) -> Roofline {
         r.read_bw.push((t, bw));
     }
     r
+}
+
+/// One trial of the best int8 loop this CPU has (kiln's ISA), GMAC/s; 0 if none.
+fn compute_loop() -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY (each arm): the features were just detected.
+        if is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512bw") {
+            return unsafe { x86::vpdpbusd_zmm(ITERS) };
+        }
+        if is_x86_feature_detected!("avxvnni") {
+            return unsafe { x86::vpdpbusd_ymm(ITERS) };
+        }
+        if is_x86_feature_detected!("avx2") {
+            return unsafe { x86::maddubs_ymm(ITERS) };
+        }
+    }
+    0.0
 }
 
 /// Iterations of the compute loops (each iteration is 12 (AVX2: 6) independent chains).
