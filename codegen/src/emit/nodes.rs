@@ -19,6 +19,19 @@ fn act_tokens(rt: &TokenStream, act: &Activation) -> TokenStream {
     }
 }
 
+/// An `f32` expression; NaN and infinities have no literal form (quote's would panic).
+fn f32_lit(v: f32) -> TokenStream {
+    if v.is_nan() {
+        quote!(f32::NAN)
+    } else if v == f32::INFINITY {
+        quote!(f32::INFINITY)
+    } else if v == f32::NEG_INFINITY {
+        quote!(f32::NEG_INFINITY)
+    } else {
+        quote!(#v)
+    }
+}
+
 pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStream> {
     let rt = c.rt;
     let g = c.g;
@@ -272,8 +285,8 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
             let (m, k, nn) = crate::ops::gemm_dims(g, n)?;
             let ta = n.attr_i("transA")?.unwrap_or(0) != 0;
             let tb = n.attr_i("transB")?.unwrap_or(0) != 0;
-            let alpha = n.attr_f("alpha")?.unwrap_or(1.0);
-            let beta = n.attr_f("beta")?.unwrap_or(1.0);
+            let alpha = f32_lit(n.attr_f("alpha")?.unwrap_or(1.0));
+            let beta = f32_lit(n.attr_f("beta")?.unwrap_or(1.0));
             let (xa, xb, y) = (c.src(inp(0)?), c.src(inp(1)?), c.dst(out));
             let cterm = match n.input(2) {
                 Some(cv) => {

@@ -16,6 +16,33 @@ use kiln_runtime::ops::matmul::PackedF32Owned;
 use kiln_runtime::pack::PackedI8Owned;
 
 pub type ValueId = usize;
+
+/// Largest number of elements kiln accepts for any value with static dims: a guard against
+/// absurd dims in corrupt or hostile files (real models are far below it). Zero and symbolic
+/// dims count as 1 here, so that no product of an accepted shape's static dims can overflow.
+pub const MAX_ELEMENTS: usize = 1 << 31;
+
+/// Checks the static dims of `shape` against [`MAX_ELEMENTS`]; `what` names the value.
+pub fn check_shape(shape: &[Dim], what: &str) -> Result<()> {
+    let mut bound: usize = 1;
+    for d in shape {
+        bound = match bound.checked_mul(d.as_usize().unwrap_or(1).max(1)) {
+            Some(b) if b <= MAX_ELEMENTS => b,
+            _ => {
+                let dims: Vec<String> = shape
+                    .iter()
+                    .map(|d| d.as_usize().map_or("?".into(), |v| v.to_string()))
+                    .collect();
+                return Err(Error::unsupported(format!(
+                    "{what} of shape [{}] is too large (kiln's limit is 2^31 elements)",
+                    dims.join(", ")
+                ))
+                .with_hint("check the model's dimensions: they are likely corrupt"));
+            }
+        };
+    }
+    Ok(())
+}
 pub type NodeId = usize;
 
 #[derive(Clone, Debug)]

@@ -241,6 +241,7 @@ fn value_type(vi: &proto::ValueInfoProto, graph: &mut Graph) -> Result<(DType, V
             _ => dims.push(graph.sym(&format!("{name}_dim{i}"))),
         }
     }
+    crate::ir::check_shape(&dims, &format!("graph input `{name}`"))?;
     Ok((dtype, dims))
 }
 
@@ -324,6 +325,7 @@ pub fn tensor_from_proto(t: &proto::TensorProto, base: &Path) -> Result<Tensor> 
         numel = numel.saturating_mul(d as u64);
         shape.push(d as usize);
     }
+    crate::ir::check_shape(&crate::ir::from_static(&shape), &format!("tensor `{name}`"))?;
     let nbytes = numel.saturating_mul(dtype.size() as u64);
     if nbytes > MAX_TENSOR_BYTES {
         bail!("tensor `{name}` claims {numel} elements, too large to be a real model constant");

@@ -241,6 +241,7 @@ pub fn infer_binary(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
             b.static_shape(),
             crate::ir::static_shape(&shape),
         )
+        && super::foldable(&so)
     {
         let (ka, kb) = (a.konst.as_ref().unwrap(), b.konst.as_ref().unwrap());
         if let Some(d) = fold_binary(op, ka, &sa, kb, &sb, &so) {
@@ -441,7 +442,8 @@ pub fn infer_where(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
         &a.konst,
         &b.konst,
         crate::ir::static_shape(&shape),
-    ) {
+    ) && super::foldable(&so)
+    {
         let (sc, sa, sb) = (
             static_dims(g, &c.shape, "Where")?,
             static_dims(g, &a.shape, "Where")?,

@@ -99,6 +99,9 @@ pub fn infer_gemm(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
         );
     }
     let (m, _, nn) = gemm_dims(g, n)?;
+    // Validated here: the float fusion reads them leniently.
+    n.attr_f("alpha")?;
+    n.attr_f("beta")?;
     if let Some(c) = n.input(2) {
         let c = &g.values[c];
         if c.dtype != DType::F32 {

@@ -248,6 +248,19 @@ pub(crate) fn static_dims(g: &Graph, shape: &[Dim], what: &str) -> Result<Vec<us
 }
 
 /// All inputs present are compile-time constants.
+/// Largest value folded at compile time (64 Mi elements). Bigger results of constant inputs
+/// (a broadcast or Expand of small constants can be huge) are computed at run time instead of
+/// allocating gigabytes in the compiler.
+pub(crate) const MAX_FOLD_ELEMENTS: usize = 1 << 26;
+
+/// Whether a static shape is small enough to fold (checked: its dims may be absurd).
+pub(crate) fn foldable(shape: &[usize]) -> bool {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .is_some_and(|n| n <= MAX_FOLD_ELEMENTS)
+}
+
 pub(crate) fn all_const(g: &Graph, n: &Node) -> bool {
     n.inputs
         .iter()

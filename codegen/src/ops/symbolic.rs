@@ -59,7 +59,8 @@ pub fn infer_gather(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
         &idx.konst,
         x.static_shape(),
         crate::ir::static_shape(&shape),
-    ) {
+    ) && super::foldable(&os)
+    {
         let ids = ik.as_i64()?;
         let d = crate::each_data_map!(k, v => {
             let mut out = vec![Default::default(); os.iter().product()];
@@ -96,10 +97,10 @@ pub fn infer_constant_of_shape(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
     }
     let v = fill_value(n)?;
     if let Some(st) = crate::ir::static_shape(&dims) {
-        let count: usize = st.iter().product();
-        if count > 1 << 26 {
-            unsupported!("ConstantOfShape of {count} elements is too large to fold");
+        if !super::foldable(&st) {
+            unsupported!("ConstantOfShape of shape {st:?} is too large to fold");
         }
+        let count: usize = st.iter().product();
         let d = crate::each_data_map!(&v, x => vec![x[0]; count]);
         return Ok(vec![OutInfo::konst(st, d)]);
     }

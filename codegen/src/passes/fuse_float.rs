@@ -98,6 +98,9 @@ pub fn run(g: &mut Graph) -> Result<()> {
             absorbed.push(r);
             out = g.nodes[r].outputs[0];
         }
+        if k == 0 || ncols == 0 {
+            continue; // degenerate; the generic kernels handle it
+        }
         let weights = PackedF32Owned::pack(&wdata, k, ncols, tb, bias.as_deref());
         let mut node = n.clone();
         node.op = "SGemm".into();

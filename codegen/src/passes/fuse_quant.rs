@@ -160,7 +160,7 @@ fn match_one(g: &Graph, uses: &Uses, mmi: usize) -> Option<Match> {
         return None;
     }
     // A's zero point must be the DynamicQuantizeLinear's.
-    if n.input(2) != Some(dq.outputs[2]) {
+    if n.input(2).is_none() || n.input(2) != dq.outputs.get(2).copied() {
         return None;
     }
     let x = dq.input(0)?;
@@ -202,7 +202,7 @@ fn match_one(g: &Graph, uses: &Uses, mmi: usize) -> Option<Match> {
     } else {
         mn.input(0)?
     };
-    let scales = scale_product(g, uses, other, dq.outputs[1], ncols)?;
+    let scales = scale_product(g, uses, other, *dq.outputs.get(1)?, ncols)?;
     let mut out = mn.outputs[0];
     if g.values[out].shape != g.values[n.outputs[0]].shape {
         return None; // the scale broadcast changed the shape: not a plain per-column scale

@@ -20,6 +20,10 @@ pub fn run(g: &mut Graph) -> Result<()> {
                 n.outputs.len()
             ))));
         }
+        for (&o, info) in n.outputs.iter().zip(&outs) {
+            let what = format!("output `{}`", g.values[o].name);
+            crate::ir::check_shape(&info.shape, &what).map_err(|e| n.err(e))?;
+        }
         let mut folded = true;
         for (&o, info) in n.outputs.iter().zip(outs) {
             for (dim, max) in info.checks {
