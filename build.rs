@@ -1,0 +1,27 @@
+//! Turns on `cfg(kiln_minilm)` when the MiniLM models fetched by `tools/fetch_minilm.py` are
+//! present, so tests/minilm.rs and examples/sentence_similarity.rs can `include_model!` them
+//! (a missing model file would be a compile error) and skip cleanly otherwise.
+//!
+//! Rerun tracking: cargo treats a `rerun-if-changed` path that does not exist as changed on
+//! every build, which would rebuild kiln and every test on each `cargo test` without the models.
+//! So without the models only this file and the fetch script are watched, and the fetch script
+//! touches this file whenever it writes a model, which makes cargo rerun it.
+use std::path::Path;
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(kiln_minilm)");
+    println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed=tools/fetch_minilm.py");
+    let dir = Path::new("models/minilm");
+    if dir.join("q_default.onnx").exists() {
+        println!("cargo::rerun-if-changed=models/minilm");
+        for f in ["float.onnx", "q_default.onnx", "q_recommended.onnx"] {
+            if dir.join(f).exists() {
+                println!("cargo::rerun-if-changed=models/minilm/{f}");
+            }
+        }
+        println!("cargo::rustc-cfg=kiln_minilm");
+    } else if dir.exists() {
+        println!("cargo::rerun-if-changed=models/minilm");
+    }
+}
