@@ -64,7 +64,7 @@ impl Activation {
                 let x = if x > min { x } else { min };
                 if x < max { x } else { max }
             }
-            Activation::Gelu => crate::ops::math::gelu_erf(x),
+            Activation::Gelu => crate::ops::gelu::gelu_scalar(x),
         }
     }
 }
@@ -145,9 +145,7 @@ pub fn qgemm_f32(isa: Isa, p: &QGemm<'_>, out: &mut [f32], ldc: usize) {
     run_simd(isa, &job, dst, p.b.avx2_safe);
     if gelu {
         for row in out.chunks_mut(ldc).take(p.m) {
-            for v in &mut row[..p.b.n] {
-                *v = crate::ops::math::gelu_erf(*v);
-            }
+            crate::ops::gelu::gelu_inplace(isa, &mut row[..p.b.n]);
         }
     }
 }

@@ -112,6 +112,10 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
         let (xa, xb, y) = (c.src(a), c.src(bb), c.dst(out));
         return Ok(quote! { #rt::ops::elementwise::binary(#xa, #sa, #xb, #sb, #y, #so, #f); });
     }
+    if op == "Gelu" && g.values[inp(0)?].dtype == crate::ir::DType::F32 {
+        let (x, y) = (c.src(inp(0)?), c.dst(out));
+        return Ok(quote! { #rt::ops::gelu::gelu(isa, #x, #y); });
+    }
     if let Some(u) = UnaryOp::from_op(op) {
         let x = inp(0)?;
         let f = u.closure(g.values[x].dtype, rt);

@@ -327,7 +327,7 @@ impl UnaryOp {
             UnaryOp::Tanh => math::tanh(x),
             UnaryOp::Sqrt => math::sqrt(x),
             UnaryOp::Erf => math::erf(x),
-            UnaryOp::Gelu => math::gelu_erf(x),
+            UnaryOp::Gelu => kiln_runtime::ops::gelu::gelu_scalar(x),
         }
     }
 }

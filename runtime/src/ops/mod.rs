@@ -7,6 +7,7 @@ pub mod cast;
 pub mod concat;
 pub mod elementwise;
 pub mod gather;
+pub mod gelu;
 pub mod gemm;
 pub mod layernorm;
 pub mod math;

@@ -159,7 +159,7 @@ fn exp_sum_inplace(isa: Isa, v: &mut [f32]) -> f32 {
 // AVX-512 int8 kernels have the same requirement, so the declared MSRV should become 1.89.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::incompatible_msrv)]
-mod x86 {
+pub(crate) mod x86 {
     use core::arch::x86_64::*;
 
     const LOG2E: f32 = core::f32::consts::LOG2_E;
@@ -183,7 +183,7 @@ mod x86 {
 
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn exp8(x: __m256) -> __m256 {
+    pub(crate) fn exp8(x: __m256) -> __m256 {
         // max/min return their second operand when either is NaN, so NaN survives the clamp.
         let x = _mm256_min_ps(_mm256_set1_ps(HI), _mm256_max_ps(_mm256_set1_ps(LO), x));
         let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
@@ -236,7 +236,7 @@ mod x86 {
 
     #[target_feature(enable = "avx512f,avx2,fma")]
     #[inline]
-    fn exp16(x: __m512) -> __m512 {
+    pub(crate) fn exp16(x: __m512) -> __m512 {
         let x = _mm512_min_ps(_mm512_set1_ps(HI), _mm512_max_ps(_mm512_set1_ps(LO), x));
         let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
             _mm512_mul_ps(x, _mm512_set1_ps(LOG2E)),
