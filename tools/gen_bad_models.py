@@ -5,8 +5,10 @@ usage: python3 tools/gen_bad_models.py
     (run from anywhere; paths are relative to the repository root)
 
 Writes tests/ui/models/<case>.onnx, one per failure mode that `include_model!` must report as a
-clear compile error (see tests/ui/*.rs and their .stderr). Everything is deterministic: re-running
-rewrites identical bytes. The models are built with onnx.helper and deliberately NOT passed
+clear compile error (see tests/ui/*.rs and their .stderr), and
+codegen/tests/fuzz_regressions/<case>.onnx, inputs that crashed the compiler before the fixes
+recorded in fuzz/README.md (see codegen/tests/fuzz_regressions.rs). Everything is deterministic:
+re-running rewrites identical bytes. The models are built with onnx.helper and deliberately NOT passed
 through onnx.checker (most of them would not pass it).
 """
 import os
@@ -17,6 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "ui", "models")
+FUZZ_OUT = os.path.join(ROOT, "codegen", "tests", "fuzz_regressions")
 OPSET = [helper.make_opsetid("", 13)]
 
 
@@ -101,10 +104,11 @@ def cases():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [1, 4])],
     )
 
-    yield "symbolic_dim", model(
+    # No shape at all (unknown rank). Symbolic dims are fine; a missing shape is not.
+    yield "unknown_rank", model(
         [helper.make_node("MatMul", ["x", "W"], ["y"], name="fc")],
-        [f32("x", ["batch", 4])],
-        [f32("y", ["batch", 3])],
+        [f32("x", None)],
+        [f32("y", None)],
         [weight("W", [4, 3])],
     )
 
@@ -117,16 +121,98 @@ def cases():
     )
 
 
-def main():
-    os.makedirs(OUT, exist_ok=True)
-    for name, m in cases():
+def i64(name, v):
+    return numpy_helper.from_array(np.array(v, np.int64), name)
+
+
+def fuzz_regressions():
+    vi = helper.make_tensor_value_info
+    # NaN alpha / infinite beta with a run-time B: the emitter's float literal panicked.
+    yield "gemm_nan_alpha", model(
+        [helper.make_node("Gemm", ["a", "b"], ["y"], alpha=float("nan"), beta=float("inf"))],
+        [f32("a", [2, 3]), f32("b", [3, 4])],
+        [f32("y", [2, 4])],
+    )
+    # alpha given as an int: the float fusion read it as 1.0.
+    yield "gemm_int_alpha", model(
+        [helper.make_node("Gemm", ["a", "b"], ["y"], alpha=2)],
+        [f32("a", [2, 3])],
+        [f32("y", [2, 4])],
+        [numpy_helper.from_array(np.ones((3, 4), np.float32), "b")],
+    )
+    # DynamicQuantizeLinear declaring one output: the quantization fusion indexed the third.
+    yield "dql_one_output", model(
+        [
+            helper.make_node("DynamicQuantizeLinear", ["x"], ["xq"]),
+            helper.make_node("MatMulInteger", ["xq", "W"], ["y"]),
+        ],
+        [f32("x", [2, 3])],
+        [vi("y", TensorProto.INT32, [2, 4])],
+        [numpy_helper.from_array(np.ones((3, 4), np.uint8), "W")],
+    )
+    # Dims whose product overflows usize (the tensor itself is empty or never materialised).
+    yield "huge_empty_const", model(
+        [helper.make_node("Identity", ["c"], ["y"])],
+        [f32("x", [1])],
+        [f32("y", None)],
+        [helper.make_tensor("c", TensorProto.FLOAT, [1 << 40, 1 << 40, 0], [])],
+    )
+    yield "huge_input", model(
+        [helper.make_node("Relu", ["x"], ["y"])], [f32("x", [1 << 40, 1 << 40])], [f32("y", None)]
+    )
+    yield "reshape_huge_allowzero", model(
+        [helper.make_node("Reshape", ["x", "s"], ["y"], allowzero=1)],
+        [f32("x", [0])],
+        [f32("y", None)],
+        [i64("s", [1 << 40, 1 << 40, 0])],
+    )
+
+    # a[n,1] + b[1,n] folds to [n,n]; reshaped to a column and a row, their sum is [n², n²].
+    def chain(n):
+        return model(
+            [
+                helper.make_node("Add", ["a", "b"], ["s1"]),
+                helper.make_node("Reshape", ["s1", "col"], ["c"]),
+                helper.make_node("Reshape", ["s1", "row"], ["r"]),
+                helper.make_node("Add", ["c", "r"], ["s2"]),
+                helper.make_node("Mul", ["x", "s2"], ["y"]),
+            ],
+            [vi("x", TensorProto.UINT8, [1])],
+            [vi("y", TensorProto.UINT8, None)],
+            [
+                numpy_helper.from_array(np.ones((n, 1), np.uint8), "a"),
+                numpy_helper.from_array(np.ones((1, n), np.uint8), "b"),
+                i64("col", [n * n, 1]),
+                i64("row", [1, n * n]),
+            ],
+        )
+
+    yield "fold_over_limit", chain(256)  # 2^32 elements: rejected
+    yield "fold_too_big_to_fold", chain(128)  # 2^28 elements: left to run time
+    # K = 0 weights: the float packer panicked.
+    yield "matmul_empty_k", model(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        [f32("x", [2, 0])],
+        [f32("y", None)],
+        [numpy_helper.from_array(np.zeros((0, 3), np.float32), "W")],
+    )
+
+
+def write_all(out, items):
+    os.makedirs(out, exist_ok=True)
+    for name, m in items:
         data = m if isinstance(m, bytes) else m.SerializeToString()
-        path = os.path.join(OUT, name + ".onnx")
+        path = os.path.join(out, name + ".onnx")
         old = open(path, "rb").read() if os.path.exists(path) else None
         if old != data:
             with open(path, "wb") as f:
                 f.write(data)
             print("wrote", os.path.relpath(path, ROOT))
+
+
+def main():
+    write_all(OUT, cases())
+    write_all(FUZZ_OUT, fuzz_regressions())
 
 
 if __name__ == "__main__":

@@ -1,5 +1,0 @@
-mod m {
-    kiln::include_model!("tests/ui/models/symbolic_dim.onnx");
-}
-
-fn main() {}
