@@ -189,6 +189,37 @@ def fuzz_regressions():
 
     yield "fold_over_limit", chain(256)  # 2^32 elements: rejected
     yield "fold_too_big_to_fold", chain(128)  # 2^28 elements: left to run time
+    # Slice steps of ±i64::MAX / i64::MIN: the length arithmetic overflowed.
+    big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+
+    def slice_model(x, starts, ends, step, inits=()):
+        return model(
+            [helper.make_node("Slice", ["x", "st", "en", "ax", "sp"], ["y"])],
+            [x] if x is not None else [],
+            [f32("y", None)],
+            list(inits)
+            + [i64("st", [starts]), i64("en", [ends]), i64("ax", [0]), i64("sp", [step])],
+        )
+
+    yield "slice_step_max", slice_model(f32("x", [4]), 0, 3, big)
+    yield "slice_step_min", slice_model(f32("x", [4]), 3, 0, small)
+    yield "slice_step_neg_max", slice_model(f32("x", [4]), 3, -10, -big)
+    yield "slice_fold_step_max", slice_model(
+        None, 0, 3, big, [numpy_helper.from_array(np.ones(4, np.float32), "x")]
+    )
+    # The last -start elements of a symbolic axis, with start = i64::MIN: -start overflowed.
+    yield "slice_symbolic_min_start", slice_model(f32("x", ["n"]), small, big, 1)
+    # Shape arithmetic n·MIN / -1: the symbolic division's remainder overflowed.
+    yield "symbolic_div_overflow", model(
+        [
+            helper.make_node("Shape", ["x"], ["s"]),
+            helper.make_node("Mul", ["s", "m"], ["t"]),
+            helper.make_node("Div", ["t", "z"], ["y"]),
+        ],
+        [f32("x", ["n"])],
+        [vi("y", TensorProto.INT64, None)],
+        [i64("z", [-1]), i64("m", [small])],
+    )
     # K = 0 weights: the float packer panicked.
     yield "matmul_empty_k", model(
         [helper.make_node("MatMul", ["x", "W"], ["y"])],

@@ -35,7 +35,7 @@ fn no_file_panics() {
         let _ = compile_bytes(&std::fs::read(&path).unwrap());
         n += 1;
     }
-    assert!(n >= 9, "regression files missing ({n})");
+    assert!(n >= 15, "regression files missing ({n})");
 }
 
 #[test]
@@ -86,4 +86,24 @@ fn gemm_alpha_must_be_a_float() {
     // The float fusion used to read a mistyped alpha as 1.0.
     let e = err("gemm_int_alpha.onnx");
     assert!(e.contains("attribute `alpha` must be a float"), "{e}");
+}
+
+#[test]
+fn slice_with_extreme_steps() {
+    // The length `(e - s + step - 1) / step` overflowed for steps near ±i64::MAX and MIN.
+    for f in [
+        "slice_step_max.onnx",
+        "slice_step_min.onnx",
+        "slice_step_neg_max.onnx",
+        "slice_fold_step_max.onnx",
+    ] {
+        compile(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+    let _ = compile("slice_symbolic_min_start.onnx");
+}
+
+#[test]
+fn symbolic_division_overflow() {
+    // i64::MIN % -1 in the polynomial division.
+    let _ = compile("symbolic_div_overflow.onnx");
 }

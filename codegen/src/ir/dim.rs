@@ -106,12 +106,13 @@ impl Dim {
         let mut guard = 0;
         while let Some((m, &c)) = rem.terms.iter().next_back() {
             guard += 1;
-            if guard > 64 || c % lc != 0 {
+            // checked: i64::MIN / -1 overflows (coefficients wrap, so it can occur).
+            if guard > 64 || c.checked_rem(lc)? != 0 {
                 return None;
             }
             let qm = mono_div(m, lm)?;
             let t = Dim {
-                terms: BTreeMap::from([(qm, c / lc)]),
+                terms: BTreeMap::from([(qm, c.checked_div(lc)?)]),
             };
             rem = rem.sub(&t.mul(o));
             q = q.add(&t);

@@ -376,10 +376,10 @@ pub fn slice_params(g: &Graph, n: &Node) -> Result<SliceParams> {
                 } else {
                     (clampv(norm(s), 0, d - 1), clampv(norm(e), -1, d - 1))
                 };
-                let len = if step > 0 {
-                    if e > s { (e - s + step - 1) / step } else { 0 }
-                } else if s > e {
-                    (s - e + (-step) - 1) / (-step)
+                // ceil(distance / |step|) without overflow: steps may be ±i64::MAX or MIN.
+                let dist = if step > 0 { e - s } else { s - e };
+                let len = if dist > 0 {
+                    ((dist as u64 - 1) / step.unsigned_abs() + 1) as i64
                 } else {
                     0
                 };
@@ -398,7 +398,9 @@ pub fn slice_params(g: &Graph, n: &Node) -> Result<SliceParams> {
                 p.starts[a] = Dim::constant(s);
                 p.shape[a] = dim.sub(&Dim::constant(s));
             }
-            (Some(s), Some(e), None) if step == 1 && s < 0 && e >= i32::MAX as i64 => {
+            (Some(s), Some(e), None)
+                if step == 1 && s < 0 && s > i64::MIN && e >= i32::MAX as i64 =>
+            {
                 // The last -s elements (assumes the axis holds at least that many).
                 p.starts[a] = dim.add(&Dim::constant(s));
                 p.shape[a] = Dim::constant(-s);
