@@ -57,17 +57,27 @@ fn evaluate(images: &[f32], mut run: impl FnMut(&[f32]) -> usize) -> (Vec<usize>
 }
 
 fn main() -> Result<(), kiln::Error> {
-    let images: Vec<f32> =
-        TEST_X.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let images: Vec<f32> = TEST_X
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
     let labels: Vec<usize> = TEST_Y.iter().map(|&y| y as usize).collect();
-    assert_eq!(images.len(), labels.len() * PIXELS, "test_x.f32 and test_y.u8 disagree");
+    assert_eq!(
+        images.len(),
+        labels.len() * PIXELS,
+        "test_x.f32 and test_y.u8 disagree"
+    );
     let shape = [1, PIXELS];
 
     let mut q = int8::Model::new();
     let mut f = float::Model::new();
     // Warm up (first call sizes the workspace) and surface errors before timing.
-    q.run(int8::Inputs { x: kiln::TensorRef::new(&images[..PIXELS], &shape)? })?;
-    f.run(float::Inputs { x: kiln::TensorRef::new(&images[..PIXELS], &shape)? })?;
+    q.run(int8::Inputs {
+        x: kiln::TensorRef::new(&images[..PIXELS], &shape)?,
+    })?;
+    f.run(float::Inputs {
+        x: kiln::TensorRef::new(&images[..PIXELS], &shape)?,
+    })?;
 
     let (pq, tq) = evaluate(&images, |img| {
         let x = kiln::TensorRef::new(img, &shape).expect("64 pixels");
@@ -83,7 +93,11 @@ fn main() -> Result<(), kiln::Error> {
     let agree = pq.iter().zip(&pf).filter(|(a, b)| a == b).count() as f64 / n;
     let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.2} %", 100.0 * v));
 
-    println!("digits: {} test images, batch 1, ISA {:?}", labels.len(), q.isa());
+    println!(
+        "digits: {} test images, batch 1, ISA {:?}",
+        labels.len(),
+        q.isa()
+    );
     println!();
     println!("                 kiln        onnxruntime   median latency");
     println!(

@@ -258,7 +258,7 @@ def gen_rust(cases):
         "//! `#[ignore]`d cases are also compiled out (`cfg(kiln_run_ignored)`), because `#[ignore]`",
         "//! alone would still make a model kiln cannot compile yet break the whole test binary. Run",
         "//! them with `RUSTFLAGS=\"--cfg kiln_run_ignored\" cargo test --test onnx_node -- --ignored`.",
-        "#![allow(dead_code, unexpected_cfgs)]",
+        "#![allow(dead_code, unexpected_cfgs, non_snake_case)]",
         "",
         "mod common;",
         "",

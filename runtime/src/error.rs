@@ -52,6 +52,58 @@ impl fmt::Display for Dims {
     }
 }
 
+/// A shape inside an error: inline and compact (u32 dims, which every real tensor fits; larger
+/// values saturate), so that `Result<_, Error>` stays small.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ErrShape {
+    len: u8,
+    dims: [u32; MAX_RANK],
+}
+
+impl ErrShape {
+    pub fn new(shape: &[usize]) -> Self {
+        let mut dims = [0; MAX_RANK];
+        for (d, s) in dims.iter_mut().zip(shape) {
+            *d = u32::try_from(*s).unwrap_or(u32::MAX);
+        }
+        ErrShape {
+            len: shape.len().min(u8::MAX as usize) as u8,
+            dims,
+        }
+    }
+    pub fn rank(&self) -> usize {
+        self.len as usize
+    }
+    /// The recorded dims (the first `MAX_RANK` of a longer shape).
+    pub fn dims(&self) -> impl Iterator<Item = usize> + '_ {
+        self.dims[..self.rank().min(MAX_RANK)]
+            .iter()
+            .map(|&d| d as usize)
+    }
+}
+
+impl fmt::Debug for ErrShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for ErrShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.dims().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        if self.rank() > MAX_RANK {
+            f.write_str(", …")?;
+        }
+        f.write_str("]")
+    }
+}
+
 /// Everything that can go wrong when running a compiled model.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -60,13 +112,13 @@ pub enum Error {
     DataLength {
         expected: usize,
         actual: usize,
-        shape: Dims,
+        shape: ErrShape,
     },
     /// An input's shape does not match what the model declares.
     InputShape {
         input: &'static str,
-        expected: Dims,
-        actual: Dims,
+        expected: ErrShape,
+        actual: ErrShape,
     },
     /// A symbolic dimension was bound to two different values by two inputs.
     DimMismatch {

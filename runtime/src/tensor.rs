@@ -1,5 +1,5 @@
 //! Borrowed input tensors and output views.
-use crate::error::{Dims, Error};
+use crate::error::{Dims, ErrShape, Error};
 
 /// Element types a model input or output can have.
 pub trait Element: Copy + Default + Send + Sync + 'static {
@@ -34,7 +34,7 @@ impl<'a, T> TensorRef<'a, T> {
             _ => Err(Error::DataLength {
                 expected: expected.unwrap_or(usize::MAX),
                 actual: data.len(),
-                shape: Dims::new(shape),
+                shape: ErrShape::new(shape),
             }),
         }
     }
@@ -97,8 +97,8 @@ pub fn check_shape(
         }
         Err(Error::InputShape {
             input,
-            expected: Dims::new(&exp[..expected.len().min(crate::error::MAX_RANK)]),
-            actual: Dims::new(actual),
+            expected: ErrShape::new(&exp[..expected.len().min(crate::error::MAX_RANK)]),
+            actual: ErrShape::new(actual),
         })
     }
 }

@@ -282,6 +282,18 @@ pub fn from_static(shape: &[usize]) -> Vec<Dim> {
     shape.iter().map(|&d| Dim::from(d)).collect()
 }
 
+/// `(f0 * f1 * …)`.
+fn product(f: &[TokenStream]) -> TokenStream {
+    let mut t = TokenStream::new();
+    for (i, x) in f.iter().enumerate() {
+        if i > 0 {
+            t.extend(quote!(*));
+        }
+        t.extend(x.clone());
+    }
+    quote!((#t))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,16 +322,4 @@ mod tests {
         let d = Dim::sym(0).mul(&Dim::sym(1)).scale(12);
         assert_eq!(d.display(&names).to_string(), "12·batch·seq");
     }
-}
-
-/// `(f0 * f1 * …)`.
-fn product(f: &[TokenStream]) -> TokenStream {
-    let mut t = TokenStream::new();
-    for (i, x) in f.iter().enumerate() {
-        if i > 0 {
-            t.extend(quote!(*));
-        }
-        t.extend(x.clone());
-    }
-    quote!((#t))
 }

@@ -166,11 +166,7 @@ fn match_one(g: &Graph, uses: &Uses, mmi: usize) -> Option<Match> {
     let x = dq.input(0)?;
     let k = g.values[x].shape.last()?.as_usize()?;
     let wv = &g.values[w];
-    if wv.shape.len() != 2
-        || wv.shape[0] != Dim::from(k)
-        || k == 0
-        || k > MAX_K
-        || g.values[x].shape.len() < 2
+    if wv.shape.len() != 2 || wv.shape[0] != k || k == 0 || k > MAX_K || g.values[x].shape.len() < 2
     {
         return None;
     }
