@@ -12,7 +12,7 @@
 //! ```
 //!
 //! with `row_term[m] = Σ_k a[m][k] − K·za`. Expanded, `v = Σ_k (a − za)(b − zb)`, which fits
-//! i32 for K ≤ 33025 (codegen checks; beyond, it splits K). The scale product is computed first
+//! i32 for K ≤ 33025 (codegen fuses only such layers; a larger K stays an unfused MatMulInteger). The scale product is computed first
 //! in f32, no FMA is used, and without a bias nothing is added. `Activation` semantics are those
 //! of VMAXPS/VMINPS: `Relu(x) = if x > 0 { x } else { 0 }` (NaN → 0, −0 → +0) and
 //! `Clip(x) = min'(max'(x, lo), hi)` with `max'(a, b) = if a > b { a } else { b }`,
