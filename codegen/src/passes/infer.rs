@@ -27,13 +27,13 @@ pub fn run(g: &mut Graph) -> Result<()> {
         let mut folded = true;
         for (&o, info) in n.outputs.iter().zip(outs) {
             for (dim, max) in info.checks {
-                let c = DimCheck {
-                    dim,
-                    max,
-                    node: n.name.clone(),
-                };
-                if !g.checks.contains(&c) {
-                    g.checks.push(c);
+                // One check per (dim, bound): the first node that needs it names it.
+                if !g.checks.iter().any(|c| c.dim == dim && c.max <= max) {
+                    g.checks.push(DimCheck {
+                        dim,
+                        max,
+                        node: n.name.clone(),
+                    });
                 }
             }
             let v = &mut g.values[o];
