@@ -38,6 +38,19 @@ mod minilm {
 
 #[test]
 fn no_allocation_after_the_first_call() {
+    // Threads (feature `rayon`, on by default): the calls run inside one rayon pool of 2
+    // threads, so the parallel paths are exercised on any machine. Inside a pool, kiln's
+    // parallel ops push their pieces onto the calling worker's own deque; called from outside
+    // any pool, each op would hand its job over through rayon's injector queue, which allocates
+    // a block per 63 hand-offs (README, "Threads").
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(steady_state_calls);
+}
+
+fn steady_state_calls() {
     let x: Vec<f32> = (0..6 * 48).map(|i| (i as f32 * 0.37).sin()).collect();
     for isa in kiln::runtime::isa::Isa::all_available() {
         let mut model = mlp::Model::with_isa(isa);

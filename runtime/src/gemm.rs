@@ -142,12 +142,7 @@ pub fn qgemm_f32(isa: Isa, p: &QGemm<'_>, out: &mut [f32], ldc: usize) {
         a_scale: p.a_scale,
         act: if gelu { Activation::None } else { p.act },
     };
-    run_simd(isa, &job, dst, p.b.avx2_safe);
-    if gelu {
-        for row in out.chunks_mut(ldc).take(p.m) {
-            crate::ops::gelu::gelu_inplace(isa, &mut row[..p.b.n]);
-        }
-    }
+    run_simd(isa, &job, dst, p.b.avx2_safe, gelu);
 }
 
 /// Integer-only variant for standalone `MatMulInteger`:
@@ -187,55 +182,95 @@ pub fn qgemm_i32(
             ptr: out.as_mut_ptr(),
         },
         b.avx2_safe,
+        false,
     );
 }
 
-/// Runs a resolved SIMD family over all panels (split across threads with `rayon`).
+/// MACs below which a GEMM stays on the calling thread, and the least work per piece when it is
+/// split (≈ 2 µs at the VNNI peak; a task hand-off costs ≈ 1 µs).
+const PAR_MIN_MACS: usize = 1 << 20;
+
+/// How a GEMM is cut into pieces for the thread pool: `row_block` rows (a multiple of 8, the
+/// largest register tile) × `panel_block` column panels (a multiple of the kernels' panel group,
+/// so no piece runs narrower tiles than the whole-matrix loop would). One piece = the whole
+/// matrix when there is one thread or too little work.
+fn split(m: usize, k: usize, panels: usize) -> (usize, usize) {
+    let work = m * panels * NR * k.max(1);
+    let n = crate::par::pieces(work, PAR_MIN_MACS);
+    if n <= 1 {
+        return (m, panels);
+    }
+    // GEMV-like calls use 4-panel tiles, the others 2-panel tiles.
+    let group = if m <= 2 { 4 } else { 2 };
+    let groups = panels.div_ceil(group);
+    if groups >= n {
+        // Column blocks only: every piece sweeps all rows over its own panels, like the
+        // single-threaded loop (the panels stay in L1, A streams from L2).
+        return (m, groups.div_ceil(n) * group);
+    }
+    // Few panels: one panel group per piece, and split the rows too.
+    let row_blocks = n.div_ceil(groups);
+    let rb = m.div_ceil(row_blocks).div_ceil(8) * 8;
+    (rb.max(8), group)
+}
+
+/// Runs a resolved SIMD family over all panels, then GELU (if `gelu`) on each finished piece
+/// while it is still in cache. With `rayon` and enough work the matrix is cut into several
+/// pieces per thread ([`split`]) that the pool balances dynamically.
 /// `fast_avx2` selects the maddubs kernel; it must only be true when `job.b.avx2_safe`
 /// (tests pass `false` to force the exact kernel on safe matrices).
-fn run_simd(isa: Isa, job: &Job<'_>, out: Out, fast_avx2: bool) {
+fn run_simd(isa: Isa, job: &Job<'_>, out: Out, fast_avx2: bool, gelu: bool) {
     debug_assert!(isa.available() && isa != Isa::Scalar);
     let fast_avx2 = fast_avx2 && job.b.avx2_safe;
     let panels = job.b.n.div_ceil(NR);
-    let run = move |range: core::ops::Range<usize>| {
+    let (rb, pb) = split(job.m, job.b.k, panels);
+    let row_blocks = job.m.div_ceil(rb);
+    let col_blocks = panels.div_ceil(pb);
+    let pk = padded_k(job.b.k);
+    let piece = move |i: usize| {
+        let (r0, p0) = ((i / col_blocks) * rb, (i % col_blocks) * pb);
+        let (r1, p1) = ((r0 + rb).min(job.m), (p0 + pb).min(panels));
+        let sub = Job {
+            m: r1 - r0,
+            a: &job.a[r0 * pk..],
+            row_term: &job.row_term[r0..],
+            ..*job
+        };
+        // SAFETY: row r0 < m, so the offset stays inside the caller's output buffer (m rows
+        // of stride ldc, validated by `check`).
+        let out = unsafe { out.rows_from(r0, job.ldc) };
+        let range = p0..p1;
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` came from `Isa::resolve`, so the CPU has the family; sizes were
-        // validated by `check`; `out` points at the caller's exclusive output buffer and each
-        // call gets a disjoint panel range (disjoint columns).
+        // validated by `check` and `sub` is a row range of that job; `out` points at the
+        // caller's exclusive output buffer and each piece covers a disjoint block of rows ×
+        // panels (disjoint outputs).
         unsafe {
             use kernels::x86_64::{avx2, avx512vnni, avxvnni};
             match isa {
-                Isa::Avx512Vnni => avx512vnni::run(job, out, range),
-                Isa::AvxVnni => avxvnni::run(job, out, range),
-                Isa::Avx2 => avx2::run(job, out, range, fast_avx2),
+                Isa::Avx512Vnni => avx512vnni::run(&sub, out, range),
+                Isa::AvxVnni => avxvnni::run(&sub, out, range),
+                Isa::Avx2 => avx2::run(&sub, out, range, fast_avx2),
                 Isa::Scalar => unreachable!(),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (range, out);
+            let _ = (range, out, sub);
             unreachable!("no SIMD family is available on this architecture")
         }
-    };
-    #[cfg(feature = "rayon")]
-    {
-        // Below ~2 MMAC a thread hand-off costs more than it saves.
-        let work = job.m * job.b.n * job.b.k;
-        let threads = rayon::current_num_threads().min(panels);
-        if threads > 1 && work >= (1 << 21) {
-            use rayon::prelude::*;
-            let per = panels.div_ceil(threads);
-            (0..threads).into_par_iter().for_each(|t| {
-                let lo = t * per;
-                let hi = panels.min(lo + per);
-                if lo < hi {
-                    run(lo..hi);
-                }
-            });
-            return;
+        if let (true, Out::F32 { ptr, .. }) = (gelu, out) {
+            let (c0, c1) = (p0 * NR, (p1 * NR).min(job.b.n));
+            for r in 0..r1 - r0 {
+                // SAFETY: row r0+r < m and columns c0..c1 <= n lie inside the output, and this
+                // piece is the only writer of them (see above); the kernel call has returned.
+                let row =
+                    unsafe { core::slice::from_raw_parts_mut(ptr.add(r * job.ldc + c0), c1 - c0) };
+                crate::ops::gelu::gelu_inplace(isa, row);
+            }
         }
-    }
-    run(0..panels);
+    };
+    crate::par::for_each(row_blocks * col_blocks, piece);
 }
 
 /// Test hook: run the AVX2 exact kernel even when the fast one would be chosen.
@@ -262,6 +297,7 @@ pub(crate) fn qgemm_f32_avx2_exact(p: &QGemm<'_>, out: &mut [f32], ldc: usize) {
             a_scale: p.a_scale,
             act: p.act,
         },
+        false,
         false,
     );
 }
@@ -297,6 +333,7 @@ pub(crate) fn qgemm_i32_avx2_exact(
         Out::I32 {
             ptr: out.as_mut_ptr(),
         },
+        false,
         false,
     );
 }
@@ -634,9 +671,12 @@ mod tests {
 
     #[test]
     fn big_enough_to_split_across_threads() {
-        // 3.3 M MAC: above the rayon threshold when that feature is on.
+        // 3.3 M MAC and more: above the rayon threshold when that feature is on (and more than
+        // one thread: RAYON_NUM_THREADS or the CPU count).
         check(&make(64, 513, 100, false, 255, -128, Fill::Random, 11));
         check(&make(2, 4096, 400, true, 0, 255, Fill::Random, 12));
+        // Few panels, many rows: the split cuts rows too (blocks of 8k rows, a partial last one).
+        check(&make(509, 512, 33, false, 7, 5, Fill::Random, 13));
     }
 
     #[test]

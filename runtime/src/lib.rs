@@ -27,6 +27,7 @@ pub mod isa;
 pub mod kernels;
 pub mod ops;
 pub mod pack;
+pub(crate) mod par;
 pub mod quantize;
 pub mod tensor;
 

@@ -43,6 +43,29 @@ pub(crate) enum Out {
     },
 }
 
+impl Out {
+    /// The same destination starting `r0` rows (of stride `ldc`) further.
+    ///
+    /// # Safety
+    /// The buffer `self` points at holds more than `r0 * ldc` elements.
+    #[inline]
+    pub(crate) unsafe fn rows_from(self, r0: usize, ldc: usize) -> Out {
+        // SAFETY: forwarded from the caller (the offset stays inside the buffer).
+        unsafe {
+            match self {
+                Out::F32 { ptr, a_scale, act } => Out::F32 {
+                    ptr: ptr.add(r0 * ldc),
+                    a_scale,
+                    act,
+                },
+                Out::I32 { ptr } => Out::I32 {
+                    ptr: ptr.add(r0 * ldc),
+                },
+            }
+        }
+    }
+}
+
 // SAFETY: `Out` is only a destination address; every user writes a disjoint set of columns
 // (distinct NR panels), so sharing it across threads cannot create overlapping writes.
 unsafe impl Send for Out {}

@@ -28,6 +28,20 @@ pub fn layer_norm(
     if axis_len == 0 {
         return;
     }
+    crate::par::rows(x, axis_len, out, axis_len, |xs, os| {
+        rows(xs, gamma, beta, axis_len, epsilon, os)
+    });
+}
+
+/// [`layer_norm`] on whole rows (one piece of the parallel split).
+fn rows(
+    x: &[f32],
+    gamma: &[f32],
+    beta: Option<&[f32]>,
+    axis_len: usize,
+    epsilon: f32,
+    out: &mut [f32],
+) {
     let inv_n = 1.0 / axis_len as f32;
     for (xr, or) in x.chunks_exact(axis_len).zip(out.chunks_exact_mut(axis_len)) {
         let mean = sum_row(xr) * inv_n;

@@ -206,21 +206,18 @@ pub fn matmul(
         return;
     }
     let isa = isa.resolve();
+    // Batches of at least ~0.5 M FMA per piece when split across threads.
+    let min_batches = (1usize << 19).div_ceil(m * n * k);
     broadcast_rows(batch, [a_batch, b_batch], |o, [oa, ob], len, [sa, sb]| {
-        for j in 0..len {
-            let ai = (oa + j * sa) * m * k;
-            let bi = (ob + j * sb) * k * n;
-            let ci = (o + j) * m * n;
-            gemm_rowmajor(
-                isa,
-                m,
-                k,
-                n,
-                &a[ai..ai + m * k],
-                &b[bi..bi + k * n],
-                &mut out[ci..ci + m * n],
-            );
-        }
+        let dst = &mut out[o * m * n..(o + len) * m * n];
+        crate::par::rows_mut(dst, m * n, min_batches, |j0, dst| {
+            for (jj, c) in dst.chunks_exact_mut(m * n).enumerate() {
+                let j = j0 + jj;
+                let ai = (oa + j * sa) * m * k;
+                let bi = (ob + j * sb) * k * n;
+                gemm_rowmajor(isa, m, k, n, &a[ai..ai + m * k], &b[bi..bi + k * n], c);
+            }
+        });
     });
 }
 

@@ -37,27 +37,27 @@ fn run(x: &[f32], out: &mut [f32], outer: usize, axis_len: usize, inner: usize, 
         return;
     }
     let isa = Isa::current().resolve();
+    if inner == 1 && !log {
+        crate::par::rows(x, axis_len, out, axis_len, |xs, os| {
+            for (xr, or) in xs.chunks_exact(axis_len).zip(os.chunks_exact_mut(axis_len)) {
+                softmax_row(isa, xr, or);
+            }
+        });
+        return;
+    }
     if inner == 1 {
         for (xr, or) in x.chunks_exact(axis_len).zip(out.chunks_exact_mut(axis_len)) {
             let m = row_max(xr);
             for (o, &v) in or.iter_mut().zip(xr) {
                 *o = v - m;
             }
-            if log {
-                let mut sum = 0.0;
-                for &v in or.iter() {
-                    sum += math::exp(v);
-                }
-                let l = math::ln(sum);
-                for o in or.iter_mut() {
-                    *o -= l;
-                }
-            } else {
-                let sum = exp_sum_inplace(isa, or);
-                let r = 1.0 / sum;
-                for o in or.iter_mut() {
-                    *o *= r;
-                }
+            let mut sum = 0.0;
+            for &v in or.iter() {
+                sum += math::exp(v);
+            }
+            let l = math::ln(sum);
+            for o in or.iter_mut() {
+                *o -= l;
             }
         }
         return;
@@ -114,6 +114,25 @@ fn run(x: &[f32], out: &mut [f32], outer: usize, axis_len: usize, inner: usize, 
                 }
             }
         }
+    }
+}
+
+/// Softmax of one row: max, `e^(x − max)` and its sum, then the product with `1/sum`.
+fn softmax_row(isa: Isa, x: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512Vnni {
+        // SAFETY: `isa` is resolved, so the CPU has avx512f, avx2 and fma.
+        unsafe { x86::softmax_row_avx512(x, out) };
+        return;
+    }
+    let m = row_max(x);
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = v - m;
+    }
+    let sum = exp_sum_inplace(isa, out);
+    let r = 1.0 / sum;
+    for o in out.iter_mut() {
+        *o *= r;
     }
 }
 
@@ -252,6 +271,62 @@ pub(crate) mod x86 {
             _mm512_set1_epi32(127),
         ));
         _mm512_mul_ps(p, _mm512_castsi512_ps(e))
+    }
+
+    /// One softmax row in three vector passes (max with NaN detection; `e^(x − max)` stored
+    /// and summed; scale by `1/sum`). Same operations and summation order as the generic path
+    /// with [`exp_sum_avx512`], so the results are identical.
+    ///
+    /// # Safety
+    /// CPU has avx512f, avx2 and fma; `out.len() == x.len()`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn softmax_row_avx512(x: &[f32], out: &mut [f32]) {
+        let len = x.len();
+        assert_eq!(out.len(), len);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
+        let mask_at = |i: usize| ((1u32 << (len - i).min(16)) - 1) as __mmask16;
+        let mut mx = ninf;
+        let mut nan: __mmask16 = 0;
+        let mut i = 0;
+        while i < len {
+            // SAFETY: the mask selects lanes i..min(i+16, len), inside x.
+            let v = unsafe { _mm512_mask_loadu_ps(ninf, mask_at(i), xp.add(i)) };
+            mx = _mm512_max_ps(mx, v);
+            nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+            i += 16;
+        }
+        let m = if nan != 0 {
+            f32::NAN
+        } else {
+            _mm512_reduce_max_ps(mx)
+        };
+        let mv = _mm512_set1_ps(m);
+        let mut acc = _mm512_setzero_ps();
+        let mut i = 0;
+        while i < len {
+            let k = mask_at(i);
+            // SAFETY: as above, for x and out (same length). Masked-off lanes are -inf − m
+            // (−inf, whose exp is 0, or NaN when the sum is NaN anyway) and are not stored.
+            unsafe {
+                let d = _mm512_sub_ps(_mm512_mask_loadu_ps(ninf, k, xp.add(i)), mv);
+                let e = exp16(d);
+                _mm512_mask_storeu_ps(op.add(i), k, e);
+                acc = _mm512_add_ps(acc, e);
+            }
+            i += 16;
+        }
+        let r = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(acc));
+        let mut i = 0;
+        while i < len {
+            let k = mask_at(i);
+            // SAFETY: as above.
+            unsafe {
+                let v = _mm512_maskz_loadu_ps(k, op.add(i));
+                _mm512_mask_storeu_ps(op.add(i), k, _mm512_mul_ps(v, r));
+            }
+            i += 16;
+        }
     }
 
     /// # Safety
