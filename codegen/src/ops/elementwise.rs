@@ -73,7 +73,7 @@ impl BinaryOp {
 }
 
 /// Compile-time twin of `BinaryOp::closure` for arithmetic ops.
-trait Arith: Copy {
+trait Arith: Copy + Send + Sync {
     fn apply(op: BinaryOp, a: Self, b: Self) -> Self;
 }
 macro_rules! arith_float {
@@ -129,7 +129,7 @@ fn fold_binary(
         ew::binary(a, sa, b, sb, &mut out, so, |x, y| T::apply(op, x, y));
         out
     }
-    fn eq<T: PartialEq + Copy>(
+    fn eq<T: PartialEq + Copy + Send + Sync>(
         a: &[T],
         sa: &[usize],
         b: &[T],

@@ -188,7 +188,7 @@ fn slow_rows<const N: usize>(
 ///
 /// Panics if a slice length does not match its shape or the shapes do not broadcast (codegen
 /// guarantees both).
-pub fn binary<T: Copy, U: Copy, F: Fn(T, T) -> U>(
+pub fn binary<T: Copy + Sync, U: Copy + Send, F: Fn(T, T) -> U + Sync>(
     a: &[T],
     a_shape: &[usize],
     b: &[T],
@@ -204,31 +204,47 @@ pub fn binary<T: Copy, U: Copy, F: Fn(T, T) -> U>(
     if n == 0 {
         return;
     }
+    // Large ops are split into pieces of whole rows (of `PAR_ROW` elements for the flat
+    // cases) across threads; small ones run inline (`par::rows_mut`).
+    const PAR_ROW: usize = 1024;
+    let min_rows = crate::par::MIN_ELEMS / PAR_ROW;
     if a.len() == n && b.len() == n {
         check_broadcast(out_shape, &[a_shape, b_shape]);
-        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-            *o = f(x, y);
-        }
+        crate::par::rows_mut(out, PAR_ROW, min_rows, |r0, out| {
+            let i0 = r0 * PAR_ROW;
+            let (a, b) = (&a[i0..i0 + out.len()], &b[i0..i0 + out.len()]);
+            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                *o = f(x, y);
+            }
+        });
         return;
     }
     if a.len() == 1 && b.len() == n {
         check_broadcast(out_shape, &[a_shape, b_shape]);
         let x = a[0];
-        for (o, &y) in out.iter_mut().zip(b) {
-            *o = f(x, y);
-        }
+        crate::par::rows_mut(out, PAR_ROW, min_rows, |r0, out| {
+            let i0 = r0 * PAR_ROW;
+            let b = &b[i0..i0 + out.len()];
+            for (o, &y) in out.iter_mut().zip(b) {
+                *o = f(x, y);
+            }
+        });
         return;
     }
     if b.len() == 1 && a.len() == n {
         check_broadcast(out_shape, &[a_shape, b_shape]);
         let y = b[0];
-        for (o, &x) in out.iter_mut().zip(a) {
-            *o = f(x, y);
-        }
+        crate::par::rows_mut(out, PAR_ROW, min_rows, |r0, out| {
+            let i0 = r0 * PAR_ROW;
+            let a = &a[i0..i0 + out.len()];
+            for (o, &x) in out.iter_mut().zip(a) {
+                *o = f(x, y);
+            }
+        });
         return;
     }
-    broadcast_rows(out_shape, [a_shape, b_shape], |o, [oa, ob], len, st| {
-        let out = &mut out[o..o + len];
+    let row = |out: &mut [U], oa: usize, ob: usize, st: [usize; 2]| {
+        let len = out.len();
         match st {
             [1, 1] => {
                 for ((o, &x), &y) in out.iter_mut().zip(&a[oa..oa + len]).zip(&b[ob..ob + len]) {
@@ -252,6 +268,28 @@ pub fn binary<T: Copy, U: Copy, F: Fn(T, T) -> U>(
                 out.fill(v);
             }
         }
+    };
+    // Two coalesced dims (`[M, N] + [N]`, the attention mask `[B·H·S, S] + [S]`, …): whole
+    // rows in parallel, each input's offset a multiple of the row index.
+    if crate::par::threads() > 1 {
+        check_broadcast(out_shape, &[a_shape, b_shape]);
+        if let Some(plan) = Plan::new(out_shape, [a_shape, b_shape])
+            && plan.rank == 2
+        {
+            let inner = plan.dims[1];
+            let [sa, sb] = plan.strides;
+            let min_rows = crate::par::MIN_ELEMS.div_ceil(inner);
+            crate::par::rows_mut(out, inner, min_rows, |r0, out| {
+                for (i, o) in out.chunks_exact_mut(inner).enumerate() {
+                    let r = r0 + i;
+                    row(o, r * sa[0], r * sb[0], [sa[1], sb[1]]);
+                }
+            });
+            return;
+        }
+    }
+    broadcast_rows(out_shape, [a_shape, b_shape], |o, [oa, ob], len, st| {
+        row(&mut out[o..o + len], oa, ob, st)
     });
 }
 
