@@ -86,8 +86,34 @@ pub fn dynamic_qparams_isa(isa: Isa, x: &[f32]) -> QParams {
     qparams_from_range(min, max)
 }
 
-/// `(min(0, min x), max(0, max x))`, skipping NaN (SIMD on x86_64).
+/// `(min(0, min x), max(0, max x))`, skipping NaN (SIMD on x86_64). Large inputs are split
+/// across threads (min and max are exact, so the result does not depend on the split).
 pub fn min_max(isa: Isa, x: &[f32]) -> (f32, f32) {
+    #[cfg(feature = "rayon")]
+    {
+        let n = crate::par::pieces(x.len(), crate::par::MIN_ELEMS);
+        if n > 1 {
+            use rayon::prelude::*;
+            return x
+                .par_chunks(x.len().div_ceil(n))
+                .with_max_len(1)
+                .map(|c| min_max_seq(isa, c))
+                .reduce(
+                    || (0.0, 0.0),
+                    |a, b| {
+                        (
+                            if b.0 < a.0 { b.0 } else { a.0 },
+                            if b.1 > a.1 { b.1 } else { a.1 },
+                        )
+                    },
+                );
+        }
+    }
+    min_max_seq(isa, x)
+}
+
+/// [`min_max`] on the calling thread.
+fn min_max_seq(isa: Isa, x: &[f32]) -> (f32, f32) {
     match isa.resolve() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `resolve` returned a family the CPU has (AVX-512 F).
@@ -151,6 +177,44 @@ pub fn quantize_pack_a(
     let isa = isa.resolve();
     let zp = qp.zero_point as f32;
     let kzp = (k as i32).wrapping_mul(qp.zero_point as i32);
+    let (a, row_term) = (&mut a[..m * pk], &mut row_term[..m]);
+    // Rows are independent: large matrices are split into row blocks across threads.
+    #[cfg(feature = "rayon")]
+    {
+        let n = crate::par::pieces(m, crate::par::MIN_ELEMS.div_ceil(k.max(1)));
+        if n > 1 {
+            use rayon::prelude::*;
+            let per = m.div_ceil(n);
+            a.par_chunks_mut(per * pk)
+                .zip(row_term.par_chunks_mut(per))
+                .enumerate()
+                .with_max_len(1)
+                .for_each(|(i, (a, rt))| {
+                    let r0 = i * per;
+                    let x = &x[r0 * lda..];
+                    quantize_rows(isa, x, rt.len(), k, lda, qp.scale, zp, kzp, a, rt);
+                });
+            return;
+        }
+    }
+    quantize_rows(isa, x, m, k, lda, qp.scale, zp, kzp, a, row_term);
+}
+
+/// [`quantize_pack_a`]'s loop over `m` rows on the calling thread.
+#[allow(clippy::too_many_arguments)]
+fn quantize_rows(
+    isa: Isa,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    lda: usize,
+    scale: f32,
+    zp: f32,
+    kzp: i32,
+    a: &mut [u8],
+    row_term: &mut [i32],
+) {
+    let pk = padded_k(k);
     for r in 0..m {
         let xr = &x[r * lda..r * lda + k];
         let ar = &mut a[r * pk..(r + 1) * pk];
@@ -158,11 +222,11 @@ pub fn quantize_pack_a(
         let sum = match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `resolve` returned a family the CPU has (AVX-512 F/BW).
-            Isa::Avx512Vnni => unsafe { x86::quantize_row_avx512(xr, qp.scale, zp, ak) },
+            Isa::Avx512Vnni => unsafe { x86::quantize_row_avx512(xr, scale, zp, ak) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `resolve` returned a family the CPU has; all of them include AVX2.
-            Isa::Avx2 | Isa::AvxVnni => unsafe { x86::quantize_row_avx2(xr, qp.scale, zp, ak) },
-            _ => quantize_row_scalar(xr, qp.scale, zp, ak),
+            Isa::Avx2 | Isa::AvxVnni => unsafe { x86::quantize_row_avx2(xr, scale, zp, ak) },
+            _ => quantize_row_scalar(xr, scale, zp, ak),
         };
         pad.fill(0);
         row_term[r] = sum.wrapping_sub(kzp);
@@ -470,7 +534,9 @@ mod tests {
 
     #[test]
     fn min_max_simd_skips_nan_everywhere() {
-        for n in [0usize, 1, 7, 8, 15, 16, 17, 31, 32, 33, 64, 100, 1000] {
+        for n in [
+            0usize, 1, 7, 8, 15, 16, 17, 31, 32, 33, 64, 100, 1000, 100_003,
+        ] {
             for pos in [0, n / 2, n.saturating_sub(1)] {
                 let mut x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 113) as f32 - 50.0).collect();
                 if n > 0 {
@@ -500,6 +566,9 @@ mod tests {
             (2, 100, 131),
             (4, 255, 255),
             (1, 0, 0),
+            // Large enough to be split into row blocks across threads (feature `rayon`).
+            (300, 130, 133),
+            (701, 100, 100),
         ] {
             let x: Vec<f32> = (0..m * lda)
                 .map(|_| match next() % 50 {

@@ -13,7 +13,7 @@ const TILE: usize = 8;
 /// `out = transpose(x, perm)`; `out[i_0..i_r]` (output index) = `x[j]` with `j[perm[d]] = i_d`.
 ///
 /// Panics if `perm` is not a permutation of `0..shape.len()` or the lengths do not match.
-pub fn transpose<T: Copy>(x: &[T], shape: &[usize], perm: &[usize], out: &mut [T]) {
+pub fn transpose<T: Copy + Send + Sync>(x: &[T], shape: &[usize], perm: &[usize], out: &mut [T]) {
     let r = shape.len();
     assert_eq!(perm.len(), r, "transpose: perm rank");
     assert_eq!(x.len(), numel(shape), "transpose: input length");
@@ -60,6 +60,24 @@ pub fn transpose<T: Copy>(x: &[T], shape: &[usize], perm: &[usize], out: &mut [T
         out.copy_from_slice(x);
         return;
     }
+    // Large transposes: blocks of the outermost output dim in parallel. Output index i of that
+    // dim is one contiguous block whose inputs all lie at offsets ≥ i·st[0].
+    let block = out.len() / dims[0];
+    crate::par::rows_mut(
+        out,
+        block,
+        crate::par::MIN_ELEMS.div_ceil(block),
+        |i0, out| {
+            let mut d = dims;
+            d[0] = out.len() / block;
+            coalesced(&x[i0 * st[0]..], &d[..rank], &st[..rank], out);
+        },
+    );
+}
+
+/// The transpose of a coalesced walk (`rank >= 2` dims of the output with their input strides).
+fn coalesced<T: Copy>(x: &[T], dims: &[usize], st: &[usize], out: &mut [T]) {
+    let rank = dims.len();
     let inner = dims[rank - 1];
     if st[rank - 1] == 1 {
         // Rows contiguous in both: copy rows, walk the outer dims with a counter.
@@ -193,6 +211,12 @@ mod tests {
         check(&[3, 2, 4, 5, 2], &[1, 3, 0, 4, 2]);
         check(&[2, 3, 4, 5, 6], &[0, 1, 2, 3, 4]);
         check(&[2, 0, 3], &[2, 1, 0]);
+        // Large enough to be split across threads (feature `rayon`): the attention reshapes
+        // and a plain 2-D transpose.
+        check(&[2, 128, 12, 32], &[0, 2, 1, 3]);
+        check(&[2, 128, 12, 32], &[0, 2, 3, 1]);
+        check(&[2, 128, 12, 32], &[3, 1, 2, 0]);
+        check(&[300, 203], &[1, 0]);
         // 10 dims with full reversal: no merging, > MAX_DIMS -> slow path.
         check(
             &[2, 2, 2, 2, 2, 2, 2, 2, 2, 2],
