@@ -43,6 +43,15 @@ fn rows(
     out: &mut [f32],
 ) {
     let inv_n = 1.0 / axis_len as f32;
+    #[cfg(target_arch = "x86_64")]
+    if crate::isa::Isa::current().resolve() == crate::isa::Isa::Avx512Vnni {
+        for (xr, or) in x.chunks_exact(axis_len).zip(out.chunks_exact_mut(axis_len)) {
+            // SAFETY: the resolved family has avx512f; the row lengths match (chunks of
+            // `axis_len`, gamma and beta checked by `layer_norm`).
+            unsafe { x86::row_avx512(xr, gamma, beta, inv_n, epsilon, or) };
+        }
+        return;
+    }
     for (xr, or) in x.chunks_exact(axis_len).zip(out.chunks_exact_mut(axis_len)) {
         let mean = sum_row(xr) * inv_n;
         // Deviations go through `out` so the variance pass reads them once.
@@ -75,6 +84,91 @@ fn rows(
                     *o = *o * inv_std * g;
                 }
             }
+        }
+    }
+}
+
+// AVX-512 intrinsics need rustc >= 1.89 (see softmax.rs).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::incompatible_msrv)]
+mod x86 {
+    use core::arch::x86_64::*;
+
+    /// One row with 16-lane vectors, same two-pass numerics as the generic path (the sums are
+    /// split over 2×16 lanes instead of 8 and the squares use FMA, so results agree within
+    /// float rounding).
+    ///
+    /// # Safety
+    /// CPU has avx512f; `gamma`, `beta` (if any) and `out` have `x.len()` elements.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn row_avx512(
+        x: &[f32],
+        gamma: &[f32],
+        beta: Option<&[f32]>,
+        inv_n: f32,
+        epsilon: f32,
+        out: &mut [f32],
+    ) {
+        let n = x.len();
+        debug_assert!(gamma.len() == n && out.len() == n);
+        let mask_at = |i: usize| ((1u32 << (n - i).min(16)) - 1) as __mmask16;
+        let (xp, op, gp) = (x.as_ptr(), out.as_mut_ptr(), gamma.as_ptr());
+        // SAFETY (all loads and stores below): lanes i..i+16 (or the mask's lanes) lie inside
+        // the rows, which all have n elements.
+        let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = 0;
+        while i + 32 <= n {
+            unsafe {
+                s0 = _mm512_add_ps(s0, _mm512_loadu_ps(xp.add(i)));
+                s1 = _mm512_add_ps(s1, _mm512_loadu_ps(xp.add(i + 16)));
+            }
+            i += 32;
+        }
+        while i < n {
+            s0 = _mm512_add_ps(s0, unsafe { _mm512_maskz_loadu_ps(mask_at(i), xp.add(i)) });
+            i += 16;
+        }
+        let mean = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) * inv_n;
+        let mv = _mm512_set1_ps(mean);
+        let (mut q0, mut q1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = 0;
+        while i + 32 <= n {
+            unsafe {
+                let d0 = _mm512_sub_ps(_mm512_loadu_ps(xp.add(i)), mv);
+                let d1 = _mm512_sub_ps(_mm512_loadu_ps(xp.add(i + 16)), mv);
+                _mm512_storeu_ps(op.add(i), d0);
+                _mm512_storeu_ps(op.add(i + 16), d1);
+                q0 = _mm512_fmadd_ps(d0, d0, q0);
+                q1 = _mm512_fmadd_ps(d1, d1, q1);
+            }
+            i += 32;
+        }
+        while i < n {
+            let k = mask_at(i);
+            unsafe {
+                let d = _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, xp.add(i)), mv);
+                _mm512_mask_storeu_ps(op.add(i), k, d);
+                q0 = _mm512_fmadd_ps(d, d, q0);
+            }
+            i += 16;
+        }
+        let var = _mm512_reduce_add_ps(_mm512_add_ps(q0, q1)) * inv_n;
+        let inv_std = _mm512_set1_ps(1.0 / super::math::sqrt(var + epsilon));
+        let mut i = 0;
+        while i < n {
+            let k = mask_at(i);
+            unsafe {
+                let d = _mm512_maskz_loadu_ps(k, op.add(i));
+                let mut y = _mm512_mul_ps(
+                    _mm512_mul_ps(d, inv_std),
+                    _mm512_maskz_loadu_ps(k, gp.add(i)),
+                );
+                if let Some(b) = beta {
+                    y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(k, b.as_ptr().add(i)));
+                }
+                _mm512_mask_storeu_ps(op.add(i), k, y);
+            }
+            i += 16;
         }
     }
 }
