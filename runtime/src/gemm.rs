@@ -92,6 +92,11 @@ pub fn kernel_name(isa: Isa, b: &PackedI8<'_>) -> &'static str {
         Isa::Avx2 if b.avx2_safe => "x86_64-u8i8i32-avx2-4x16",
         Isa::Avx2 => "x86_64-u8i8i32-avx2exact-2x16",
         Isa::Scalar => "generic-u8i8i32-scalar",
+        Isa::Neon => "aarch64-u8i8i32-neon-2x16",
+        Isa::Dotprod => "aarch64-u8i8i32-dotprod-4x16",
+        Isa::I8mm => "aarch64-u8i8i32-i8mm-4x16",
+        Isa::Simd128 => "wasm32-u8i8i32-simd128-2x16",
+        Isa::RelaxedSimd => "wasm32-u8i8i32-relaxedsimd-2x16",
     }
 }
 
@@ -251,10 +256,21 @@ fn run_simd(isa: Isa, job: &Job<'_>, out: Out, fast_avx2: bool, gelu: bool) {
                 Isa::Avx512Vnni => avx512vnni::run(&sub, out, range),
                 Isa::AvxVnni => avxvnni::run(&sub, out, range),
                 Isa::Avx2 => avx2::run(&sub, out, range, fast_avx2),
-                Isa::Scalar => unreachable!(),
+                _ => unreachable!(),
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(any(target_arch = "aarch64", target_arch = "wasm32"))]
+        // SAFETY: as for x86_64: a resolved family of this architecture, validated sizes,
+        // disjoint outputs per call.
+        unsafe {
+            let _ = fast_avx2;
+            kernels::run_arch(isa, &sub, out, range)
+        }
+        #[cfg(not(any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "wasm32"
+        )))]
         {
             let _ = (range, out, sub);
             unreachable!("no SIMD family is available on this architecture")

@@ -4,8 +4,23 @@
 //! itself; kernels are only entered through [`Isa::resolve`], which falls back to the best
 //! family the CPU really has, so a forced or stale value can never reach an illegal instruction.
 //!
-//! Override: the environment variable `KILN_ISA=scalar|avx2|avxvnni|avx512vnni` (read once, std
-//! only) or [`set_forced`] (any build). A forced ISA the CPU lacks falls back as above.
+//! Families belong to one architecture each, and the order is per architecture: x86_64
+//! `Scalar < Avx2 < AvxVnni < Avx512Vnni`, aarch64 `Scalar < Neon < Dotprod < I8mm`, wasm32
+//! `Scalar < Simd128 < RelaxedSimd`. [`Isa::resolve`] walks down the requested family's own
+//! chain to the best one the CPU has, and ends at `Scalar`; a family of another architecture
+//! (e.g. `avx2` on an Arm CPU) therefore resolves to `Scalar`. The derived `Ord` compares the
+//! discriminants, which increase along each chain, so `a <= b` is meaningful for two families of
+//! the same architecture (and `Scalar` is below everything); across architectures it means
+//! nothing and no code relies on it.
+//!
+//! Detection: x86_64 and aarch64 detect at run time with std (`is_*_feature_detected!`), else
+//! from compile-time target features; wasm32 has no run-time detection (a module that contains
+//! an instruction the engine lacks does not even load), so its families are the ones the build
+//! enables: `-C target-feature=+simd128` and `+relaxed-simd`.
+//!
+//! Override: the environment variable
+//! `KILN_ISA=scalar|avx2|avxvnni|avx512vnni|neon|dotprod|i8mm|simd128|relaxedsimd` (read once,
+//! std only) or [`set_forced`] (any build). A forced ISA the CPU lacks falls back as above.
 use core::sync::atomic::{AtomicU8, Ordering};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -19,9 +34,42 @@ pub enum Isa {
     AvxVnni = 3,
     /// x86_64 AVX-512 F/BW/VL + VNNI: 512-bit VPDPBUSD (Ice Lake+, Zen 4+).
     Avx512Vnni = 4,
+    /// aarch64 Advanced SIMD without dot product (Cortex-A53/A72, Raspberry Pi 3/4): widening
+    /// multiplies, exact.
+    Neon = 5,
+    /// aarch64 FEAT_DotProd: SDOT (Cortex-A55/A76+, Neoverse N1, Apple M1+).
+    Dotprod = 6,
+    /// aarch64 FEAT_I8MM: USMMLA 2×8·8×2 matrix multiply (Cortex-A510/A710+, Neoverse V1/N2+,
+    /// Graviton 3+, Apple M2+).
+    I8mm = 7,
+    /// wasm32 simd128 (built with `-C target-feature=+simd128`).
+    Simd128 = 8,
+    /// wasm32 relaxed-simd `i32x4.relaxed_dot_i8x16_i7x16_add_s` (built with
+    /// `-C target-feature=+simd128,+relaxed-simd`).
+    RelaxedSimd = 9,
 }
 
-pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni];
+/// Every family, each architecture's chain in increasing order.
+pub const ALL: [Isa; 9] = [
+    Isa::Scalar,
+    Isa::Avx2,
+    Isa::AvxVnni,
+    Isa::Avx512Vnni,
+    Isa::Neon,
+    Isa::Dotprod,
+    Isa::I8mm,
+    Isa::Simd128,
+    Isa::RelaxedSimd,
+];
+
+/// The architecture a family runs on (`Any`: portable Rust).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Arch {
+    Any,
+    X86_64,
+    Aarch64,
+    Wasm32,
+}
 
 impl Isa {
     pub const fn name(self) -> &'static str {
@@ -30,12 +78,30 @@ impl Isa {
             Isa::Avx2 => "avx2",
             Isa::AvxVnni => "avxvnni",
             Isa::Avx512Vnni => "avx512vnni",
+            Isa::Neon => "neon",
+            Isa::Dotprod => "dotprod",
+            Isa::I8mm => "i8mm",
+            Isa::Simd128 => "simd128",
+            Isa::RelaxedSimd => "relaxedsimd",
         }
     }
 
+    const fn arch(self) -> Arch {
+        match self {
+            Isa::Scalar => Arch::Any,
+            Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni => Arch::X86_64,
+            Isa::Neon | Isa::Dotprod | Isa::I8mm => Arch::Aarch64,
+            Isa::Simd128 | Isa::RelaxedSimd => Arch::Wasm32,
+        }
+    }
+
+    /// The family named `s` (case-insensitive; `relaxed-simd` is accepted too).
     pub fn parse(s: &str) -> Option<Isa> {
-        ALL.into_iter()
-            .find(|i| i.name().eq_ignore_ascii_case(s.trim()))
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("relaxed-simd") {
+            return Some(Isa::RelaxedSimd);
+        }
+        ALL.into_iter().find(|i| i.name().eq_ignore_ascii_case(s))
     }
 
     fn from_u8(v: u8) -> Option<Isa> {
@@ -53,7 +119,20 @@ impl Isa {
             Isa::AvxVnni => x86::has_avxvnni(),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => x86::has_avx512vnni(),
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => arm::has_neon(),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Dotprod => arm::has_dotprod(),
+            #[cfg(target_arch = "aarch64")]
+            Isa::I8mm => arm::has_i8mm(),
+            #[cfg(target_arch = "wasm32")]
+            Isa::Simd128 => cfg!(target_feature = "simd128"),
+            #[cfg(target_arch = "wasm32")]
+            Isa::RelaxedSimd => cfg!(all(
+                target_feature = "simd128",
+                target_feature = "relaxed-simd"
+            )),
+            #[allow(unreachable_patterns)]
             _ => false,
         }
     }
@@ -82,11 +161,12 @@ impl Isa {
         isa
     }
 
-    /// This family if the CPU has it, else the best available one below it.
+    /// This family if the CPU has it, else the best available one below it on its own
+    /// architecture's chain (see the module doc), else `Scalar`.
     pub fn resolve(self) -> Isa {
         ALL.into_iter()
             .rev()
-            .find(|i| *i <= self && i.available())
+            .find(|i| i.arch() == self.arch() && *i <= self && i.available())
             .unwrap_or(Isa::Scalar)
     }
 }
@@ -162,6 +242,34 @@ mod x86 {
     }
 }
 
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    #[cfg(feature = "std")]
+    pub fn has_neon() -> bool {
+        std::arch::is_aarch64_feature_detected!("neon")
+    }
+    #[cfg(feature = "std")]
+    pub fn has_dotprod() -> bool {
+        has_neon() && std::arch::is_aarch64_feature_detected!("dotprod")
+    }
+    #[cfg(feature = "std")]
+    pub fn has_i8mm() -> bool {
+        has_dotprod() && std::arch::is_aarch64_feature_detected!("i8mm")
+    }
+    #[cfg(not(feature = "std"))]
+    pub fn has_neon() -> bool {
+        cfg!(target_feature = "neon")
+    }
+    #[cfg(not(feature = "std"))]
+    pub fn has_dotprod() -> bool {
+        has_neon() && cfg!(target_feature = "dotprod")
+    }
+    #[cfg(not(feature = "std"))]
+    pub fn has_i8mm() -> bool {
+        has_dotprod() && cfg!(target_feature = "i8mm")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +281,35 @@ mod tests {
         }
         assert_eq!(Isa::parse("AVX2"), Some(Isa::Avx2));
         assert_eq!(Isa::parse("sse"), None);
+        assert_eq!(Isa::parse("I8MM"), Some(Isa::I8mm));
+        assert_eq!(Isa::parse("relaxed-simd"), Some(Isa::RelaxedSimd));
+    }
+
+    #[test]
+    fn chains_stay_on_their_architecture() {
+        for i in ALL {
+            let r = i.resolve();
+            assert!(r == Isa::Scalar || r.arch() == i.arch(), "{i} -> {r}");
+        }
+        // Only one architecture's families (plus scalar) can be available.
+        let archs = Isa::all_available().filter(|i| *i != Isa::Scalar);
+        let mut first = None;
+        for i in archs {
+            assert_eq!(*first.get_or_insert(i.arch()) as u8, i.arch() as u8);
+        }
+        assert_eq!(Isa::Scalar.resolve(), Isa::Scalar);
+        assert_eq!(Isa::best(), Isa::best().resolve());
+    }
+
+    /// CI runs the tests under emulated CPUs (qemu-aarch64 `-cpu cortex-a53|cortex-a76|max`)
+    /// and says which family each must detect, so a detection bug cannot silently skip a path.
+    #[cfg(feature = "std")]
+    #[test]
+    fn detects_the_family_ci_expects() {
+        if let Ok(want) = std::env::var("KILN_EXPECT_BEST") {
+            assert_eq!(Isa::best().name(), want.trim());
+            assert_eq!(Isa::all_available().last(), Some(Isa::best()));
+        }
     }
 
     #[test]

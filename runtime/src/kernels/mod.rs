@@ -10,9 +10,17 @@
 use crate::gemm::Activation;
 use crate::pack::PackedI8;
 
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod aarch64;
 pub mod generic;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
+#[cfg(target_arch = "aarch64")]
+pub(crate) use aarch64::run as run_arch;
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod wasm32;
+#[cfg(target_arch = "wasm32")]
+pub(crate) use wasm32::run as run_arch;
 
 /// One GEMM call, already validated by `gemm.rs` (`b.assert_valid()`, `a.len() >= m *
 /// padded_k(b.k)`, `row_term.len() >= m`, output length for `m` rows of stride `ldc >= b.n`).
