@@ -16,12 +16,11 @@ fn main() {
                 }
             }
             eprintln!(
-                "nodes: {}, blob: {} bytes, workspace: {} bytes (naive {})",
+                "nodes: {}, blob: {} bytes",
                 c.graph.nodes.len(),
-                c.blob().len(),
-                c.plan.planned_bytes(),
-                c.plan.naive_bytes
+                c.blob().len()
             );
+            eprintln!("{}", c.memory_report());
         }
         Err(e) => {
             eprintln!("{e}");

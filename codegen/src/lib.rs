@@ -52,6 +52,42 @@ impl Compiled {
     pub fn tokens(&self, blob_path: &Path) -> TokenStream {
         self.emitted.tokens(&blob_path.to_string_lossy())
     }
+    /// A one-line report of the model's memory: the `run_in` arena against the naive sum of
+    /// all intermediates (static shapes), or the statically sized buffers (symbolic dims), and
+    /// the weight blob.
+    pub fn memory_report(&self) -> String {
+        let p = &self.plan;
+        let pct = |a: usize| {
+            if p.naive_bytes == 0 {
+                String::from("-")
+            } else {
+                format!("{:.1} %", 100.0 * a as f64 / p.naive_bytes as f64)
+            }
+        };
+        let mem = match &p.arena {
+            Some(a) => format!(
+                "arena {} bytes (ARENA_BYTES, align {}, laid out {}) vs naive {} bytes \
+                 (one buffer per intermediate): {} of naive; per-dtype slots would need {}",
+                a.bytes,
+                a.align,
+                a.method,
+                p.naive_bytes,
+                pct(a.bytes),
+                p.planned_bytes()
+            ),
+            None => format!(
+                "symbolic dims ({}): no arena; {} bytes of fixed-size buffers (naive {}) plus \
+                 buffers sized per call",
+                self.graph.syms.join(", "),
+                p.planned_bytes(),
+                p.naive_bytes
+            ),
+        };
+        format!(
+            "memory: {mem}; weights (blob, read-only): {} bytes",
+            self.blob().len()
+        )
+    }
     /// The module as formatted Rust source.
     pub fn source(&self, blob_path: &Path) -> Result<String> {
         let tokens = self.tokens(blob_path);
@@ -71,12 +107,16 @@ impl Compiled {
 pub struct Options {
     /// Path of the runtime crate as seen from the generated code.
     pub runtime_path: String,
+    /// Linker section for the weight blob, e.g. `.rodata.kiln` or a section your linker script
+    /// maps to external flash. Emits `#[unsafe(link_section = …)]` on the blob `static`.
+    pub link_section: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             runtime_path: "::kiln::runtime".into(),
+            link_section: None,
         }
     }
 }
@@ -96,7 +136,19 @@ pub fn compile_graph(mut graph: ir::Graph, opts: &Options) -> Result<Compiled> {
         .runtime_path
         .parse()
         .map_err(|_| Error::invalid(format!("bad runtime path `{}`", opts.runtime_path)))?;
-    let emitted = emit::emit(&graph, &plan, &emit::EmitOptions { runtime })?;
+    if let Some(sec) = &opts.link_section
+        && (sec.is_empty() || sec.contains(['"', '\\']) || sec.chars().any(char::is_whitespace))
+    {
+        return Err(Error::invalid(format!("bad link section name {sec:?}")));
+    }
+    let emitted = emit::emit(
+        &graph,
+        &plan,
+        &emit::EmitOptions {
+            runtime,
+            link_section: opts.link_section.clone(),
+        },
+    )?;
     Ok(Compiled {
         graph,
         plan,
@@ -162,6 +214,11 @@ impl Builder {
     /// `::kiln_runtime` when depending on the runtime crate directly).
     pub fn runtime_path(&mut self, path: &str) -> &mut Self {
         self.opts.runtime_path = path.to_string();
+        self
+    }
+    /// Places the weight blob in the linker section `name` (see [`Options::link_section`]).
+    pub fn link_section(&mut self, name: &str) -> &mut Self {
+        self.opts.link_section = Some(name.to_string());
         self
     }
     /// Compiles the model and writes `<out_dir>/<module>.rs`; returns its path.

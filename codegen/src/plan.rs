@@ -46,6 +46,28 @@ pub struct Plan {
     pub consts: Vec<ValueId>,
     /// Bytes a naive plan (one buffer per intermediate) would use, for reports.
     pub naive_bytes: usize,
+    /// Byte layout of all slot values in one arena, when every size is static.
+    pub arena: Option<ArenaPlan>,
+}
+
+/// Where each arena-resident value lives in the single byte arena of `run_in`.
+///
+/// Every value stored in a slot gets a region at a constant offset. Two values share bytes only
+/// if their lifetimes (producing node to last reader) do not overlap, so the regions a node
+/// reads and writes are always disjoint, whatever their dtypes. Graph outputs live to the end.
+#[derive(Clone, Debug, Default)]
+pub struct ArenaPlan {
+    /// Byte offset of each value with `Storage::Slot`.
+    pub offset: HashMap<ValueId, usize>,
+    /// Graph outputs that are graph inputs (copied out): output index → byte offset.
+    pub output_copies: Vec<(usize, usize)>,
+    /// Arena length in bytes (`ARENA_BYTES`).
+    pub bytes: usize,
+    /// Largest element alignment in it (`ARENA_ALIGN`).
+    pub align: usize,
+    /// Which layout was smaller: `"by lifetime"` (greedy by size over value lifetimes, across
+    /// dtypes) or `"by slot"` (the typed slots of the `Vec` plan placed side by side).
+    pub method: &'static str,
 }
 
 impl Plan {
@@ -132,6 +154,7 @@ pub fn plan(g: &Graph) -> Plan {
     }
 
     let mut free: Vec<usize> = Vec::new();
+    let mut first_def: HashMap<ValueId, NodeId> = HashMap::new();
     for (i, n) in g.nodes.iter().enumerate() {
         for &o in &n.outputs {
             if p.storage[o].is_some() {
@@ -180,6 +203,7 @@ pub fn plan(g: &Graph) -> Plan {
                 }
             }
             p.storage[o] = Some(Storage::Slot(slot));
+            first_def.insert(o, i);
             // An output nobody reads is free right after this node.
             last_use.entry(o).or_insert(i);
         }
@@ -194,5 +218,150 @@ pub fn plan(g: &Graph) -> Plan {
             }
         }
     }
+    if p.slots.iter().all(|s| s.static_capacity().is_some()) {
+        p.arena = Some(arena_layout(g, &p, &first_def, &last_use));
+    }
     p
+}
+
+/// One region to place: (value or output copy, bytes, alignment, first node, last node).
+struct Item {
+    key: Key,
+    bytes: usize,
+    align: usize,
+    first: usize,
+    last: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Key {
+    Value(ValueId),
+    OutputCopy(usize),
+}
+
+fn arena_layout(
+    g: &Graph,
+    p: &Plan,
+    first_def: &HashMap<ValueId, NodeId>,
+    last_use: &HashMap<ValueId, NodeId>,
+) -> ArenaPlan {
+    let end = g.nodes.len();
+    let mut items = Vec::new();
+    for (&v, &first) in first_def {
+        let dtype = g.values[v].dtype;
+        let last = match last_use.get(&v) {
+            Some(&usize::MAX) => end,
+            Some(&l) => l,
+            None => first,
+        };
+        items.push(Item {
+            key: Key::Value(v),
+            bytes: g.values[v].numel().as_usize().unwrap_or(0) * dtype.size(),
+            align: dtype.size(),
+            first,
+            last,
+        });
+    }
+    for (oi, &o) in g.outputs.iter().enumerate() {
+        if let Some(Storage::Input(_)) = p.storage[p.root(o)] {
+            let dtype = g.values[o].dtype;
+            items.push(Item {
+                key: Key::OutputCopy(oi),
+                bytes: g.values[o].numel().as_usize().unwrap_or(0) * dtype.size(),
+                align: dtype.size(),
+                first: end,
+                last: end,
+            });
+        }
+    }
+    let align = items.iter().map(|it| it.align).max().unwrap_or(1);
+
+    // Layout 1: greedy by size. Largest first, each into the tightest gap between the regions
+    // already placed whose lifetimes overlap its own (or after the last of them).
+    // (Ties broken by value id / output index: the layout, hence the code, is deterministic.)
+    items.sort_by_key(|it| {
+        let tie = match it.key {
+            Key::Value(v) => (0, v),
+            Key::OutputCopy(o) => (1, o),
+        };
+        (std::cmp::Reverse(it.bytes), it.first, it.last, tie)
+    });
+    let mut greedy: Vec<usize> = Vec::with_capacity(items.len());
+    let mut greedy_bytes = 0usize;
+    for (i, it) in items.iter().enumerate() {
+        if it.bytes == 0 {
+            greedy.push(0);
+            continue;
+        }
+        let mut busy: Vec<(usize, usize)> = items[..i]
+            .iter()
+            .zip(&greedy)
+            .filter(|(o, _)| o.bytes > 0 && o.first <= it.last && it.first <= o.last)
+            .map(|(o, &off)| (off, off + o.bytes))
+            .collect();
+        busy.sort_unstable();
+        let mut best: Option<(usize, usize)> = None; // (gap size, offset)
+        let mut prev_end = 0usize;
+        for &(start, stop) in &busy {
+            let off = prev_end.next_multiple_of(it.align);
+            if off + it.bytes <= start {
+                let gap = start - off;
+                if best.is_none_or(|(b, _)| gap < b) {
+                    best = Some((gap, off));
+                }
+            }
+            prev_end = prev_end.max(stop);
+        }
+        let off = match best {
+            Some((_, off)) => off,
+            None => prev_end.next_multiple_of(it.align),
+        };
+        greedy.push(off);
+        greedy_bytes = greedy_bytes.max(off + it.bytes);
+    }
+
+    // Layout 2: the typed slots side by side (what the `Vec` plan owns), output copies after.
+    let mut slot_off = Vec::with_capacity(p.slots.len());
+    let mut slot_bytes = 0usize;
+    for s in &p.slots {
+        let off = slot_bytes.next_multiple_of(s.dtype.size());
+        slot_off.push(off);
+        slot_bytes = off + s.static_capacity().unwrap_or(0) * s.dtype.size();
+    }
+    let by_slot: Vec<usize> = items
+        .iter()
+        .map(|it| match it.key {
+            Key::Value(v) => match p.storage[v] {
+                Some(Storage::Slot(s)) if it.bytes > 0 => slot_off[s],
+                _ => 0,
+            },
+            Key::OutputCopy(_) => {
+                let off = slot_bytes.next_multiple_of(it.align);
+                slot_bytes = off + it.bytes;
+                off
+            }
+        })
+        .collect();
+
+    let (offsets, bytes, method) = if greedy_bytes <= slot_bytes {
+        (greedy, greedy_bytes, "by lifetime")
+    } else {
+        (by_slot, slot_bytes, "by slot")
+    };
+    let mut a = ArenaPlan {
+        bytes,
+        align,
+        method,
+        ..Default::default()
+    };
+    for (it, off) in items.iter().zip(offsets) {
+        match it.key {
+            Key::Value(v) => {
+                a.offset.insert(v, off);
+            }
+            Key::OutputCopy(oi) => a.output_copies.push((oi, off)),
+        }
+    }
+    a.output_copies.sort_unstable();
+    a
 }

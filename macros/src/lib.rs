@@ -12,20 +12,17 @@ const BLOB_DIR: &str = env!("OUT_DIR");
 
 /// Compiles an ONNX model into this module: `kiln::include_model!("models/mlp.quant.onnx");`
 /// (path relative to the crate's `Cargo.toml` directory). See the `kiln` crate docs.
+///
+/// Options after the path: `link_section = ".rodata.kiln"` puts the weight blob in that linker
+/// section (an unsafe attribute in the generated code: `#[unsafe(link_section = …)]`).
 #[proc_macro]
 pub fn include_model(input: TokenStream) -> TokenStream {
-    let lit: syn::LitStr = match syn::parse(input) {
-        Ok(l) => l,
-        Err(e) => {
-            return syn::Error::new(
-                e.span(),
-                "include_model! expects a string literal: the path of an .onnx file",
-            )
-            .to_compile_error()
-            .into();
-        }
+    let args = match syn::parse::Parser::parse(parse_args, input) {
+        Ok(a) => a,
+        Err(e) => return e.to_compile_error().into(),
     };
-    match expand(&lit) {
+    let (lit, opts) = args;
+    match expand(&lit, &opts) {
         Ok(ts) => ts.into(),
         Err(msg) => {
             let err = syn::Error::new(lit.span(), msg).to_compile_error();
@@ -78,10 +75,39 @@ fn resolve(lit: &syn::LitStr) -> PathBuf {
     }
 }
 
-fn expand(lit: &syn::LitStr) -> Result<TokenStream2, String> {
+/// `"path" [, link_section = "name"]`.
+fn parse_args(input: syn::parse::ParseStream) -> syn::Result<(syn::LitStr, kiln_codegen::Options)> {
+    let lit: syn::LitStr = input.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            "include_model! expects a string literal: the path of an .onnx file",
+        )
+    })?;
+    let mut opts = kiln_codegen::Options::default();
+    while !input.is_empty() {
+        input.parse::<syn::Token![,]>()?;
+        if input.is_empty() {
+            break;
+        }
+        let key: syn::Ident = input.parse()?;
+        input.parse::<syn::Token![=]>()?;
+        let value: syn::LitStr = input.parse()?;
+        match key.to_string().as_str() {
+            "link_section" => opts.link_section = Some(value.value()),
+            _ => {
+                return Err(syn::Error::new(
+                    key.span(),
+                    "unknown include_model! option (expected `link_section = \"…\"`)",
+                ));
+            }
+        }
+    }
+    Ok((lit, opts))
+}
+
+fn expand(lit: &syn::LitStr, opts: &kiln_codegen::Options) -> Result<TokenStream2, String> {
     let path = resolve(lit);
-    let compiled = kiln_codegen::compile_file(&path, &kiln_codegen::Options::default())
-        .map_err(|e| e.to_string())?;
+    let compiled = kiln_codegen::compile_file(&path, opts).map_err(|e| e.to_string())?;
     let blob = compiled
         .write_blob(std::path::Path::new(BLOB_DIR))
         .map_err(|e| e.to_string())?;

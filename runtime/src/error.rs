@@ -127,8 +127,14 @@ pub enum Error {
         second: usize,
         input: &'static str,
     },
-    /// A caller-provided arena is too small for the model.
+    /// A caller-provided arena is too small for the model (`needed` is `ARENA_BYTES`).
     ArenaTooSmall { needed: usize, actual: usize },
+    /// A caller-provided arena does not start at a multiple of `align` (`ARENA_ALIGN`); it
+    /// starts `offset` bytes past one.
+    ArenaMisaligned { align: usize, offset: usize },
+    /// `run_in` was called on a model with symbolic dims (`dims`), whose buffer sizes are only
+    /// known per call; the caller-provided arena needs static shapes.
+    StaticShapesRequired { dims: &'static str },
     /// An index tensor holds a value outside the valid range of the axis it indexes
     /// (`value` names the model input or intermediate holding the indices).
     IndexOutOfRange {
@@ -199,6 +205,15 @@ impl fmt::Display for Error {
             Error::ArenaTooSmall { needed, actual } => {
                 write!(f, "arena has {actual} bytes but the model needs {needed}")
             }
+            Error::ArenaMisaligned { align, offset } => write!(
+                f,
+                "arena must be aligned to {align} bytes but starts {offset} bytes past a multiple of {align}"
+            ),
+            Error::StaticShapesRequired { dims } => write!(
+                f,
+                "run_in needs static shapes, but the model has symbolic dims ({dims}); use run() \
+                 (feature `alloc`) or export the model with fixed dims"
+            ),
             Error::IndexOutOfRange {
                 value,
                 node,

@@ -20,6 +20,7 @@ compile_error!(
     "kiln-runtime reads little-endian weight blobs; big-endian targets are not supported"
 );
 
+pub mod arena;
 pub mod blob;
 pub mod error;
 pub mod gemm;
@@ -34,6 +35,10 @@ pub mod tensor;
 #[cfg(feature = "alloc")]
 pub use alloc::vec::Vec;
 pub use error::Error;
+
+/// Whether this build of kiln-runtime has the `alloc` feature (the allocation-free path's
+/// tests assert it is off).
+pub const HAS_ALLOC: bool = cfg!(feature = "alloc");
 
 /// Grows `v` to at least `n` elements (generated code calls this when symbolic dims grow; it
 /// never shrinks, so steady-state calls do not allocate).

@@ -12,12 +12,14 @@ use quote::{format_ident, quote};
 
 use crate::error::{Error, Result};
 use crate::ir::{DType, Dim, Graph, KilnOp, TensorData, ValueId};
-use crate::plan::{Plan, Storage};
+use crate::plan::{ArenaPlan, Plan, Storage};
 
 /// Where the generated code finds the runtime and the blob.
 pub struct EmitOptions {
     /// Path of the runtime crate in generated code, e.g. `::kiln::runtime`.
     pub runtime: TokenStream,
+    /// Linker section for the weight blob (`#[unsafe(link_section = …)]`), if any.
+    pub link_section: Option<String>,
 }
 
 /// The weight blob under construction: 64-byte aligned sections.
@@ -75,6 +77,14 @@ pub(crate) struct Ctx<'a> {
     pub rt: &'a TokenStream,
     /// Local variable names of the symbolic dims in `run`.
     pub syms: Vec<String>,
+    /// Arena mode (static shapes): slot values are the node's carved locals `v<id>` instead of
+    /// `self.s<slot>` fields.
+    pub arena: bool,
+}
+
+/// The local holding a carved arena region of value `v` in arena mode.
+fn arena_local(v: ValueId) -> proc_macro2::Ident {
+    format_ident!("v{}", v)
 }
 
 impl Ctx<'_> {
@@ -99,6 +109,10 @@ impl Ctx<'_> {
                 let id = format_ident!("C{}", c);
                 quote!(#id)
             }
+            Some(Storage::Slot(_)) if self.arena => {
+                let id = arena_local(r);
+                quote!(&#id[..#len])
+            }
             Some(Storage::Slot(s)) => {
                 let id = format_ident!("s{}", s);
                 quote!(&self.#id[..#len])
@@ -119,7 +133,12 @@ impl Ctx<'_> {
     /// An expression of type `&mut [T]` for value `v` (always a slot).
     pub fn dst(&self, v: ValueId) -> TokenStream {
         let len = self.dim(&self.g.values[v].numel());
-        match self.plan.storage[self.plan.root(v)] {
+        let r = self.plan.root(v);
+        match self.plan.storage[r] {
+            Some(Storage::Slot(_)) if self.arena => {
+                let id = arena_local(r);
+                quote!(&mut #id[..#len])
+            }
             Some(Storage::Slot(s)) => {
                 let id = format_ident!("s{}", s);
                 quote!(&mut self.#id[..#len])
@@ -229,11 +248,40 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
     let sym_refs: Vec<String> = g.syms.iter().map(|s| format!("dim_{s}")).collect();
     let sym_refs: Vec<&str> = sym_refs.iter().map(String::as_str).collect();
     let syms = names::idents(&sym_refs, "dim");
-    let ctx = Ctx { g, plan, rt, syms };
+    let arena_plan = plan.arena.as_ref();
+    let ctx = Ctx {
+        g,
+        plan,
+        rt,
+        syms,
+        arena: arena_plan.is_some(),
+    };
     let mut steps = Vec::new();
     for (ni, n) in g.nodes.iter().enumerate() {
         let s = nodes::emit_node(&ctx, n, node_statics[ni].as_ref()).map_err(|e| n.err(e))?;
-        steps.push(s);
+        match arena_plan {
+            // Each node borrows exactly the regions it reads and writes, carved out of the arena
+            // for the duration of its block.
+            Some(a) if !s.is_empty() => {
+                let mut roots: Vec<ValueId> = n
+                    .inputs
+                    .iter()
+                    .flatten()
+                    .chain(&n.outputs)
+                    .map(|&v| plan.root(v))
+                    .filter(|&r| matches!(plan.storage[r], Some(Storage::Slot(_))))
+                    .collect();
+                roots.sort_unstable();
+                roots.dedup();
+                let regions = roots
+                    .into_iter()
+                    .map(|r| value_region(&ctx, a, r, false))
+                    .collect();
+                let carve = carve_regions(rt, regions, quote!(&mut *arena));
+                steps.push(quote! {{ #carve #s }});
+            }
+            _ => steps.push(s),
+        }
     }
 
     // Inputs / outputs.
@@ -347,11 +395,55 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
     let mut out_copies = Vec::new();
     let mut extra_fields = Vec::new();
     let mut extra_inits = Vec::new();
+    if let Some(a) = arena_plan {
+        // The outputs' regions, carved from the arena itself (moved, not reborrowed) so that
+        // they borrow it for `'a`. Graph inputs returned as outputs are copied into regions of
+        // their own: the outputs must not borrow the inputs.
+        let mut regions = Vec::new();
+        let mut seen = Vec::new();
+        for &v in &g.outputs {
+            let r = plan.root(v);
+            if matches!(plan.storage[r], Some(Storage::Slot(_))) && !seen.contains(&r) {
+                seen.push(r);
+                regions.push(value_region(&ctx, a, r, true));
+            }
+        }
+        for &(oi, off) in &a.output_copies {
+            let v = g.outputs[oi];
+            let Some(Storage::Input(j)) = plan.storage[plan.root(v)] else {
+                return Err(Error::invalid("internal: output copy of a non-input"));
+            };
+            let bytes = g.values[v].numel().as_usize().unwrap_or(0) * g.values[v].dtype.size();
+            let id = format_ident!("out_copy{}", oi);
+            let ty = rust_ty(g.values[v].dtype);
+            let src = format_ident!("in{}", j);
+            out_copies.push(quote! {
+                #id.copy_from_slice(#src);
+                let #id: &[#ty] = #id;
+            });
+            regions.push(Region {
+                off: if bytes == 0 { 0 } else { off },
+                bytes,
+                local: id,
+                ty,
+                shared: false,
+            });
+        }
+        out_copies.insert(0, carve_regions(rt, regions, quote!(arena)));
+    }
     for (i, &v) in g.outputs.iter().enumerate() {
         let r = plan.root(v);
         let shape = ctx.shape(v);
         let len = ctx.dim(&g.values[v].numel());
         let expr = match plan.storage[r] {
+            Some(Storage::Slot(_)) if arena_plan.is_some() => {
+                let id = arena_local(r);
+                quote!(&#id[..#len])
+            }
+            Some(Storage::Input(_)) if arena_plan.is_some() => {
+                let id = format_ident!("out_copy{}", i);
+                quote!(#id)
+            }
             Some(Storage::Slot(s)) => {
                 let id = format_ident!("s{}", s);
                 quote!(&self.#id[..#len])
@@ -412,14 +504,183 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
     let blob_len = lit(blob.bytes.len());
     let file = g.file.display().to_string();
     let doc = format!(" Compiled by kiln from `{file}`.");
-    let arena = lit(plan.planned_bytes());
     let naive = lit(plan.naive_bytes);
     let has_blob = !blob.bytes.is_empty();
+    let link_section = opts.link_section.clone();
+
+    let model_items = match arena_plan {
+        Some(a) => {
+            let (bytes, align) = (lit(a.bytes), lit(a.align));
+            quote! {
+                /// Bytes of intermediate memory a run needs (= `ARENA_BYTES`).
+                pub const WORKSPACE_BYTES: usize = ARENA_BYTES;
+                /// Bytes the intermediates would need without reusing memory between them.
+                pub const NAIVE_WORKSPACE_BYTES: usize = #naive;
+                /// Length of the arena `Model::run_in` needs: every intermediate at a
+                /// compile-time offset, tensors whose lifetimes do not overlap sharing bytes.
+                pub const ARENA_BYTES: usize = #bytes;
+                /// Alignment the arena must start at (the largest element alignment in it).
+                pub const ARENA_ALIGN: usize = #align;
+                /// An aligned buffer of `ARENA_BYTES`: `model.run_in(&mut arena, inputs)`.
+                pub type Arena = #rt::arena::ArenaBuf<ARENA_BYTES>;
+                const _: () = assert!(ARENA_ALIGN <= #rt::arena::BUF_ALIGN);
+
+                /// The model's outputs, borrowed from the arena (the model's own for `run`)
+                /// until the next run.
+                #[derive(Clone, Copy, Debug)]
+                pub struct Outputs<'m> {
+                    #(pub #out_ids: #rt::TensorView<'m, #out_tys>,)*
+                }
+
+                /// The compiled model: its kernel family and, with the `alloc` feature, the
+                /// arena `run` uses.
+                pub struct Model {
+                    isa: #rt::Isa,
+                    #[allow(dead_code)]
+                    arena: #rt::arena::OwnedArena,
+                }
+
+                impl Default for Model {
+                    fn default() -> Self {
+                        Self::new()
+                    }
+                }
+
+                #[allow(unused_braces, unused_variables, unused_mut, clippy::all)]
+                impl Model {
+                    /// A model running on the best kernels for this CPU (or `KILN_ISA`). With
+                    /// the `alloc` feature it allocates its `ARENA_BYTES` arena for `run`.
+                    pub fn new() -> Self {
+                        Self::with_isa(#rt::Isa::current())
+                    }
+                    /// A model forced onto `isa` (falls back to the best available family below it).
+                    pub fn with_isa(isa: #rt::Isa) -> Self {
+                        Model {
+                            isa: isa.resolve(),
+                            arena: #rt::arena::OwnedArena::new(ARENA_BYTES),
+                        }
+                    }
+                    /// The kernel family this model runs.
+                    pub fn isa(&self) -> #rt::Isa {
+                        self.isa
+                    }
+                    /// Runs the model in a caller-provided arena of at least `ARENA_BYTES`
+                    /// bytes starting at a multiple of `ARENA_ALIGN` (e.g. an [`Arena`]); the
+                    /// outputs borrow it. Allocates nothing. Fails if the arena is too small or
+                    /// misaligned, or an input's shape differs from the model's.
+                    pub fn run_in<'a>(&self, arena: &'a mut [u8], inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'a>, #rt::Error> {
+                        Self::run_arena(self.isa, arena, inputs)
+                    }
+                    fn run_arena<'a>(isa: #rt::Isa, arena: &'a mut [u8], inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'a>, #rt::Error> {
+                        let arena = #rt::arena::prepare(arena, ARENA_BYTES, ARENA_ALIGN)?;
+                        #(#checks)*
+                        #(#steps)*
+                        #(#out_copies)*
+                        Ok(Outputs { #(#out_exprs,)* })
+                    }
+                }
+
+                #rt::__kiln_if_alloc! {
+                    impl Model {
+                        /// Runs the model in its own arena. Fails if an input's shape differs
+                        /// from the model's. Allocates nothing.
+                        pub fn run<'m>(&'m mut self, inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'m>, #rt::Error> {
+                            let isa = self.isa;
+                            Self::run_arena(isa, self.arena.bytes_mut(), inputs)
+                        }
+                    }
+                }
+            }
+        }
+        None => {
+            let arena = lit(plan.planned_bytes());
+            let dims = g.syms.join(", ");
+            let no_alloc = format!(
+                "kiln: `{file}` has symbolic dims ({dims}), so its buffers are sized per call \
+                 and it needs the `alloc` feature of kiln / kiln-runtime; without `alloc`, \
+                 `run_in` needs a model with static shapes"
+            );
+            let deprecated = format!(
+                "this model has symbolic dims ({dims}): `run_in` needs static shapes and always \
+                 returns `Err(StaticShapesRequired)`; use `run`"
+            );
+            quote! {
+                /// Bytes of intermediate buffers the model owns (after liveness-based reuse;
+                /// buffers of symbolic size are not counted).
+                pub const WORKSPACE_BYTES: usize = #arena;
+                /// Bytes the intermediates would need without buffer reuse.
+                pub const NAIVE_WORKSPACE_BYTES: usize = #naive;
+
+                /// The model's outputs, borrowed from the model until the next `run`.
+                #[derive(Clone, Copy, Debug)]
+                pub struct Outputs<'m> {
+                    #(pub #out_ids: #rt::TensorView<'m, #out_tys>,)*
+                }
+
+                #rt::__kiln_if_no_alloc! {
+                    compile_error!(#no_alloc);
+                }
+
+                #rt::__kiln_if_alloc! {
+                    /// The compiled model: its kernel family and its intermediate buffers, which
+                    /// grow with the symbolic dims.
+                    pub struct Model {
+                        isa: #rt::Isa,
+                        #(#slot_fields)*
+                        #(#extra_fields)*
+                    }
+
+                    impl Default for Model {
+                        fn default() -> Self {
+                            Self::new()
+                        }
+                    }
+
+                    #[allow(unused_braces, unused_variables, clippy::all)]
+                    impl Model {
+                        /// A model running on the best kernels for this CPU (or `KILN_ISA`).
+                        pub fn new() -> Self {
+                            Self::with_isa(#rt::Isa::current())
+                        }
+                        /// A model forced onto `isa` (falls back to the best available family below it).
+                        pub fn with_isa(isa: #rt::Isa) -> Self {
+                            Model {
+                                isa: isa.resolve(),
+                                #(#slot_inits)*
+                                #(#extra_inits)*
+                            }
+                        }
+                        /// The kernel family this model runs.
+                        pub fn isa(&self) -> #rt::Isa {
+                            self.isa
+                        }
+                        /// Runs the model. Fails if an input's shape differs from the model's.
+                        pub fn run<'m>(&'m mut self, inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'m>, #rt::Error> {
+                            #(#checks)*
+                            let isa = self.isa;
+                            #(#steps)*
+                            #(#out_copies)*
+                            Ok(Outputs { #(#out_exprs,)* })
+                        }
+                        /// Not available: the model has symbolic dims.
+                        #[deprecated(note = #deprecated)]
+                        pub fn run_in<'a>(&self, arena: &'a mut [u8], inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'a>, #rt::Error> {
+                            Err(#rt::Error::StaticShapesRequired { dims: #dims })
+                        }
+                    }
+                }
+            }
+        }
+    };
+
     let rt2 = rt.clone();
     let body = move |blob_path: &str| {
         let rt = &rt2;
+        let section = link_section
+            .as_ref()
+            .map(|sec| quote!(#[unsafe(link_section = #sec)]));
         let blob_decl = if has_blob {
-            quote!(static BLOB: #rt::blob::Aligned<#blob_len> = #rt::blob::Aligned(*include_bytes!(#blob_path));)
+            quote!(#section static BLOB: #rt::blob::Aligned<#blob_len> = #rt::blob::Aligned(*include_bytes!(#blob_path));)
         } else {
             quote!()
         };
@@ -436,10 +697,6 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
             pub const INPUT_SHAPES: [&[#rt::tensor::DimSpec]; #n_in] = [#(#in_shapes),*];
             /// Shape of each output (symbolic dims by name).
             pub const OUTPUT_SHAPES: [&[#rt::tensor::DimSpec]; #n_out] = [#(#out_shapes),*];
-            /// Bytes of intermediate buffers the model owns (after liveness-based reuse).
-            pub const WORKSPACE_BYTES: usize = #arena;
-            /// Bytes the intermediates would need without buffer reuse.
-            pub const NAIVE_WORKSPACE_BYTES: usize = #naive;
 
             #[doc = #doc]
             pub const SOURCE: &str = #file;
@@ -453,58 +710,65 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
                 #(pub #in_ids: #rt::TensorRef<'a, #in_tys>,)*
             }
 
-            /// The model's outputs, borrowed from the model until the next `run`.
-            #[derive(Clone, Copy, Debug)]
-            pub struct Outputs<'m> {
-                #(pub #out_ids: #rt::TensorView<'m, #out_tys>,)*
-            }
-
-            /// The compiled model: its kernel family and its preallocated intermediate buffers.
-            pub struct Model {
-                isa: #rt::Isa,
-                #(#slot_fields)*
-                #(#extra_fields)*
-            }
-
-            impl Default for Model {
-                fn default() -> Self {
-                    Self::new()
-                }
-            }
-
-            #[allow(unused_braces, unused_variables, clippy::all)]
-            impl Model {
-                /// A model running on the best kernels for this CPU (or `KILN_ISA`).
-                pub fn new() -> Self {
-                    Self::with_isa(#rt::Isa::current())
-                }
-                /// A model forced onto `isa` (falls back to the best available family below it).
-                pub fn with_isa(isa: #rt::Isa) -> Self {
-                    Model {
-                        isa: isa.resolve(),
-                        #(#slot_inits)*
-                        #(#extra_inits)*
-                    }
-                }
-                /// The kernel family this model runs.
-                pub fn isa(&self) -> #rt::Isa {
-                    self.isa
-                }
-                /// Runs the model. Fails if an input's shape differs from the model's.
-                pub fn run<'m>(&'m mut self, inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'m>, #rt::Error> {
-                    #(#checks)*
-                    let isa = self.isa;
-                    #(#steps)*
-                    #(#out_copies)*
-                    Ok(Outputs { #(#out_exprs,)* })
-                }
-            }
+            #model_items
         }
     };
     Ok(Emitted {
         blob,
         body: Box::new(body),
     })
+}
+
+/// One carved arena region: its bytes, the local that views it, and the element type.
+struct Region {
+    off: usize,
+    bytes: usize,
+    local: proc_macro2::Ident,
+    ty: TokenStream,
+    /// Viewed as `&[T]` (outputs) rather than `&mut [T]`.
+    shared: bool,
+}
+
+/// The region of slot value `v` (an empty one at offset 0 when it holds no bytes, so that
+/// empty regions never sit inside another one).
+fn value_region(c: &Ctx, a: &ArenaPlan, v: ValueId, shared: bool) -> Region {
+    let val = &c.g.values[v];
+    let bytes = val.numel().as_usize().unwrap_or(0) * val.dtype.size();
+    Region {
+        off: if bytes == 0 { 0 } else { a.offset[&v] },
+        bytes,
+        local: arena_local(v),
+        ty: rust_ty(val.dtype),
+        shared,
+    }
+}
+
+/// `let [b0, …] = carve(<arena>, [(offset, len), …]); let v7: &mut [f32] = cast(b0); …`
+/// with the regions in increasing offset order, as `carve` requires.
+fn carve_regions(rt: &TokenStream, mut regions: Vec<Region>, arena: TokenStream) -> TokenStream {
+    if regions.is_empty() {
+        return quote!();
+    }
+    regions.sort_by_key(|r| (r.off, r.bytes));
+    let bs: Vec<_> = (0..regions.len())
+        .map(|i| format_ident!("b{}", i))
+        .collect();
+    let specs = regions.iter().map(|r| {
+        let (o, b) = (lit(r.off), lit(r.bytes));
+        quote!((#o, #b))
+    });
+    let views = regions.iter().zip(&bs).map(|(r, b)| {
+        let (id, ty) = (&r.local, &r.ty);
+        if r.shared {
+            quote!(let #id: &[#ty] = #rt::arena::cast(#b);)
+        } else {
+            quote!(let #id: &mut [#ty] = #rt::arena::cast(#b);)
+        }
+    });
+    quote! {
+        let [#(#bs),*] = #rt::arena::carve(#arena, [#(#specs),*]);
+        #(#views)*
+    }
 }
 
 fn view_fn(d: DType) -> proc_macro2::Ident {
