@@ -184,6 +184,84 @@ fn slow_rows<const N: usize>(
     }
 }
 
+/// Runs `body` inside a function compiled for AVX-512 (AVX2 on CPUs without it) when the CPU
+/// has it, so that simple loops in `body` — with the op's closure inlined — vectorise at full
+/// width instead of the baseline build's SSE2. Each lane does the same IEEE operation at any
+/// width (Rust never contracts to FMA), so results do not change.
+#[inline(always)]
+fn wide(body: impl FnOnce()) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::isa::Isa;
+        let isa = Isa::current().resolve();
+        if isa == Isa::Avx512Vnni {
+            // SAFETY: the resolved family has avx512f/bw/vl and avx2.
+            unsafe { wide_x86::avx512(body) };
+            return;
+        }
+        if matches!(isa, Isa::Avx2 | Isa::AvxVnni) {
+            // SAFETY: both families have avx2 and fma.
+            unsafe { wide_x86::avx2(body) };
+            return;
+        }
+    }
+    body()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::incompatible_msrv)]
+mod wide_x86 {
+    /// # Safety
+    /// CPU has avx512f, avx512bw, avx512vl and avx2.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+    pub(super) unsafe fn avx512(body: impl FnOnce()) {
+        body()
+    }
+
+    /// # Safety
+    /// CPU has avx2 and fma.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn avx2(body: impl FnOnce()) {
+        body()
+    }
+
+    /// `super::rows2` compiled for AVX-512.
+    ///
+    /// # Safety
+    /// CPU has avx512f, avx512bw, avx512vl and avx2.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn rows_avx512<T: Copy, U: Copy, F: Fn(T, T) -> U>(
+        a: &[T],
+        b: &[T],
+        f: &F,
+        out: &mut [U],
+        inner: usize,
+        r0: usize,
+        st: [usize; 4],
+    ) {
+        super::rows2(a, b, f, out, inner, r0, st)
+    }
+
+    /// `super::rows2` compiled for AVX2.
+    ///
+    /// # Safety
+    /// CPU has avx2 and fma.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn rows_avx2<T: Copy, U: Copy, F: Fn(T, T) -> U>(
+        a: &[T],
+        b: &[T],
+        f: &F,
+        out: &mut [U],
+        inner: usize,
+        r0: usize,
+        st: [usize; 4],
+    ) {
+        super::rows2(a, b, f, out, inner, r0, st)
+    }
+}
+
 /// `out = f(a, b)` with multidirectional broadcasting; `out_shape` is the broadcast shape.
 ///
 /// Panics if a slice length does not match its shape or the shapes do not broadcast (codegen
@@ -213,9 +291,11 @@ pub fn binary<T: Copy + Sync, U: Copy + Send, F: Fn(T, T) -> U + Sync>(
         crate::par::rows_mut(out, PAR_ROW, min_rows, |r0, out| {
             let i0 = r0 * PAR_ROW;
             let (a, b) = (&a[i0..i0 + out.len()], &b[i0..i0 + out.len()]);
-            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-                *o = f(x, y);
-            }
+            wide(|| {
+                for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                    *o = f(x, y);
+                }
+            });
         });
         return;
     }
@@ -225,9 +305,11 @@ pub fn binary<T: Copy + Sync, U: Copy + Send, F: Fn(T, T) -> U + Sync>(
         crate::par::rows_mut(out, PAR_ROW, min_rows, |r0, out| {
             let i0 = r0 * PAR_ROW;
             let b = &b[i0..i0 + out.len()];
-            for (o, &y) in out.iter_mut().zip(b) {
-                *o = f(x, y);
-            }
+            wide(|| {
+                for (o, &y) in out.iter_mut().zip(b) {
+                    *o = f(x, y);
+                }
+            });
         });
         return;
     }
@@ -237,60 +319,105 @@ pub fn binary<T: Copy + Sync, U: Copy + Send, F: Fn(T, T) -> U + Sync>(
         crate::par::rows_mut(out, PAR_ROW, min_rows, |r0, out| {
             let i0 = r0 * PAR_ROW;
             let a = &a[i0..i0 + out.len()];
-            for (o, &x) in out.iter_mut().zip(a) {
-                *o = f(x, y);
-            }
+            wide(|| {
+                for (o, &x) in out.iter_mut().zip(a) {
+                    *o = f(x, y);
+                }
+            });
         });
         return;
     }
-    let row = |out: &mut [U], oa: usize, ob: usize, st: [usize; 2]| {
-        let len = out.len();
-        match st {
-            [1, 1] => {
-                for ((o, &x), &y) in out.iter_mut().zip(&a[oa..oa + len]).zip(&b[ob..ob + len]) {
-                    *o = f(x, y);
-                }
-            }
-            [1, _] => {
-                let y = b[ob];
-                for (o, &x) in out.iter_mut().zip(&a[oa..oa + len]) {
-                    *o = f(x, y);
-                }
-            }
-            [_, 1] => {
-                let x = a[oa];
-                for (o, &y) in out.iter_mut().zip(&b[ob..ob + len]) {
-                    *o = f(x, y);
-                }
-            }
-            _ => {
-                let v = f(a[oa], b[ob]);
-                out.fill(v);
-            }
-        }
-    };
     // Two coalesced dims (`[M, N] + [N]`, the attention mask `[B·H·S, S] + [S]`, …): whole
-    // rows in parallel, each input's offset a multiple of the row index.
-    if crate::par::threads() > 1 {
-        check_broadcast(out_shape, &[a_shape, b_shape]);
-        if let Some(plan) = Plan::new(out_shape, [a_shape, b_shape])
-            && plan.rank == 2
-        {
-            let inner = plan.dims[1];
-            let [sa, sb] = plan.strides;
-            let min_rows = crate::par::MIN_ELEMS.div_ceil(inner);
-            crate::par::rows_mut(out, inner, min_rows, |r0, out| {
-                for (i, o) in out.chunks_exact_mut(inner).enumerate() {
-                    let r = r0 + i;
-                    row(o, r * sa[0], r * sb[0], [sa[1], sb[1]]);
+    // rows (in parallel when large), each input's offset a multiple of the row index.
+    check_broadcast(out_shape, &[a_shape, b_shape]);
+    if let Some(plan) = Plan::new(out_shape, [a_shape, b_shape])
+        && plan.rank == 2
+    {
+        let inner = plan.dims[1];
+        let [sa, sb] = plan.strides;
+        let min_rows = crate::par::MIN_ELEMS.div_ceil(inner);
+        let st = [sa[0], sb[0], sa[1], sb[1]];
+        crate::par::rows_mut(out, inner, min_rows, |r0, out| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use crate::isa::Isa;
+                let isa = Isa::current().resolve();
+                if isa == Isa::Avx512Vnni {
+                    // SAFETY: the resolved family has avx512f/bw/vl and avx2.
+                    unsafe { wide_x86::rows_avx512(a, b, &f, out, inner, r0, st) };
+                    return;
                 }
-            });
-            return;
-        }
+                if matches!(isa, Isa::Avx2 | Isa::AvxVnni) {
+                    // SAFETY: both families have avx2 and fma.
+                    unsafe { wide_x86::rows_avx2(a, b, &f, out, inner, r0, st) };
+                    return;
+                }
+            }
+            rows2(a, b, &f, out, inner, r0, st)
+        });
+        return;
     }
     broadcast_rows(out_shape, [a_shape, b_shape], |o, [oa, ob], len, st| {
-        row(&mut out[o..o + len], oa, ob, st)
+        row2(a, b, &f, &mut out[o..o + len], oa, ob, st)
     });
+}
+
+/// Rows `r0..` of [`binary`]'s two-dim plan into `out` (whole rows of `inner`); `st` holds the
+/// outer strides of a and b, then their inner strides. Always inlined into the wide wrappers.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn rows2<T: Copy, U: Copy, F: Fn(T, T) -> U>(
+    a: &[T],
+    b: &[T],
+    f: &F,
+    out: &mut [U],
+    inner: usize,
+    r0: usize,
+    st: [usize; 4],
+) {
+    for (i, o) in out.chunks_exact_mut(inner).enumerate() {
+        let r = r0 + i;
+        row2(a, b, f, o, r * st[0], r * st[1], [st[2], st[3]]);
+    }
+}
+
+/// One output row of [`binary`]: inputs at offsets `oa`, `ob` with inner strides `st` (0 or 1).
+/// Always inlined, so that inside [`wide`] it is compiled for the wide ISA.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn row2<T: Copy, U: Copy, F: Fn(T, T) -> U>(
+    a: &[T],
+    b: &[T],
+    f: &F,
+    out: &mut [U],
+    oa: usize,
+    ob: usize,
+    st: [usize; 2],
+) {
+    let len = out.len();
+    match st {
+        [1, 1] => {
+            for ((o, &x), &y) in out.iter_mut().zip(&a[oa..oa + len]).zip(&b[ob..ob + len]) {
+                *o = f(x, y);
+            }
+        }
+        [1, _] => {
+            let y = b[ob];
+            for (o, &x) in out.iter_mut().zip(&a[oa..oa + len]) {
+                *o = f(x, y);
+            }
+        }
+        [_, 1] => {
+            let x = a[oa];
+            for (o, &y) in out.iter_mut().zip(&b[ob..ob + len]) {
+                *o = f(x, y);
+            }
+        }
+        _ => {
+            let v = f(a[oa], b[ob]);
+            out.fill(v);
+        }
+    }
 }
 
 /// `out[i] = f(x[i])`. Panics if the lengths differ.
@@ -478,6 +605,13 @@ mod tests {
             ),
             // rank 9 that coalesces below 8.
             (&[2, 2, 2, 2, 2, 2, 2, 2, 3], &[3]),
+            // Large enough to be split across threads (feature `rayon`): same shape, scalar,
+            // the attention mask's [B,H,S,S] + [B,1,1,S] and a column broadcast.
+            (&[3, 100, 129], &[3, 100, 129]),
+            (&[3, 100, 129], &[]),
+            (&[1, 12, 64, 64], &[1, 1, 1, 64]),
+            (&[2, 12, 40, 40], &[2, 1, 1, 40]),
+            (&[1201, 77], &[1201, 1]),
         ];
         for (a, b) in cases {
             check(a, b);
