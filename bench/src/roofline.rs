@@ -36,7 +36,8 @@ impl Roofline {
             kiln::Isa::Avx512Vnni => self.vnni512,
             kiln::Isa::AvxVnni => self.avxvnni,
             kiln::Isa::Avx2 => self.avx2,
-            kiln::Isa::Scalar => None,
+            // Scalar, and the Arm / WebAssembly families (no microbenchmark for them here).
+            _ => None,
         }
     }
     pub fn bw_for(&self, threads: usize) -> Option<f64> {
