@@ -1,4 +1,4 @@
-//! ONNX `Concat` along one axis, for any element type.
+//! ONNX `Concat` along one axis and its inverse, one part of `Split`, for any element type.
 
 /// Concatenates `inputs` (each `(data, shape)`, equal rank, equal dims except `axis`) along
 /// `axis` into `out`. Panics on inconsistent shapes or lengths (codegen checks them).
@@ -38,6 +38,30 @@ pub fn concat<T: Copy>(inputs: &[(&[T], &[usize])], axis: usize, out: &mut [T]) 
     }
 }
 
+/// One output of ONNX `Split`: with `x` viewed as `[outer][axis_len][inner]`, copies the
+/// `len` entries of the axis starting at `start` into `out` (`outer · len · inner` elements).
+/// Panics if the part lies outside the axis or the lengths do not match (codegen checks them).
+pub fn split_part<T: Copy>(
+    x: &[T],
+    outer: usize,
+    axis_len: usize,
+    inner: usize,
+    start: usize,
+    len: usize,
+    out: &mut [T],
+) {
+    assert!(start + len <= axis_len, "split: part outside the axis");
+    assert_eq!(x.len(), outer * axis_len * inner, "split: input length");
+    assert_eq!(out.len(), outer * len * inner, "split: output length");
+    let (w, src) = (len * inner, axis_len * inner);
+    if w == 0 {
+        return;
+    }
+    for (o, row) in out.chunks_exact_mut(w).zip(x.chunks_exact(src)) {
+        o.copy_from_slice(&row[start * inner..start * inner + w]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +80,17 @@ mod tests {
         let mut one = [0; 3];
         concat(&[(&[9][..], &[1][..]), (&[1, 2], &[2])], 0, &mut one);
         assert_eq!(one, [9, 1, 2]);
+    }
+
+    #[test]
+    fn splits() {
+        let x: [i32; 12] = core::array::from_fn(|i| i as i32); // [2, 3, 2]
+        let mut out = [0; 8];
+        split_part(&x, 2, 3, 2, 1, 2, &mut out);
+        assert_eq!(out, [2, 3, 4, 5, 8, 9, 10, 11]);
+        let mut out = [0; 4];
+        split_part(&x, 2, 3, 2, 0, 1, &mut out);
+        assert_eq!(out, [0, 1, 6, 7]);
+        split_part(&x, 2, 3, 2, 3, 0, &mut []);
     }
 }

@@ -1,0 +1,345 @@
+//! ONNX `Resize` (and `Upsample`): nearest over any axes, linear over the last one or two.
+//!
+//! Source coordinates are computed in `f64` from the `f32` scale, as the ONNX reference does,
+//! so nearest-neighbour ties round the same way. Per output column the source index (and
+//! weight) is computed once per block of [`BLOCK`] columns into a small stack table and reused
+//! for every row, so the row loops are plain gathers.
+
+use super::elementwise::MAX_DIMS;
+
+/// Columns per stack table (small enough for embedded stacks: ≈ 1.5 KiB for linear).
+const BLOCK: usize = 64;
+
+/// ONNX `coordinate_transformation_mode`: where output position `x` samples the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coord {
+    /// `(x + 0.5) / scale - 0.5`
+    HalfPixel,
+    /// Like `HalfPixel`, recentred when `out ≠ in · scale` (opset 19).
+    HalfPixelSymmetric,
+    /// `HalfPixel`, but 0 when the output length is 1.
+    PytorchHalfPixel,
+    /// `x · (in - 1) / (out - 1)` (0 when the output length is 1).
+    AlignCorners,
+    /// `x / scale`
+    Asymmetric,
+    /// `(x + 0.5) / scale`
+    TfHalfPixelForNearest,
+}
+
+/// ONNX `nearest_mode`: how a fractional source coordinate picks an input element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nearest {
+    RoundPreferFloor,
+    RoundPreferCeil,
+    Floor,
+    Ceil,
+    /// Upsample / Resize-10: floor when upsampling (scale ≥ 1), ceil when downsampling.
+    Simple,
+}
+
+/// One resized axis: input and output lengths and the scale (`out / in` when the model gave
+/// sizes).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Axis {
+    pub input: usize,
+    pub output: usize,
+    pub scale: f64,
+}
+
+impl Axis {
+    /// Unchanged axes are copied as is, whatever the coordinate mode (as the ONNX reference
+    /// skips them).
+    fn identity(&self) -> bool {
+        self.scale == 1.0 && self.input == self.output
+    }
+}
+
+#[inline]
+fn floor(x: f64) -> f64 {
+    // |x| is far below 2^52 for any coordinate; `f64::floor` is std-only.
+    let t = x as i64 as f64;
+    if t > x { t - 1.0 } else { t }
+}
+
+/// The input coordinate output position `o` maps to.
+#[inline]
+pub fn source_coord(mode: Coord, o: usize, a: &Axis) -> f64 {
+    let (x, s) = (o as f64, a.scale);
+    match mode {
+        Coord::HalfPixel => (x + 0.5) / s - 0.5,
+        Coord::HalfPixelSymmetric => {
+            let adjustment = a.output as f64 / (s * a.input as f64);
+            let center = a.input as f64 / 2.0;
+            center * (1.0 - adjustment) + (x + 0.5) / s - 0.5
+        }
+        Coord::PytorchHalfPixel => {
+            if a.output > 1 {
+                (x + 0.5) / s - 0.5
+            } else {
+                0.0
+            }
+        }
+        Coord::AlignCorners => {
+            if a.output > 1 {
+                x * (a.input as f64 - 1.0) / (a.output as f64 - 1.0)
+            } else {
+                0.0
+            }
+        }
+        Coord::Asymmetric => x / s,
+        Coord::TfHalfPixelForNearest => (x + 0.5) / s,
+    }
+}
+
+/// The nearest input index of output position `o` (clamped to the input).
+#[inline]
+fn nearest_index(coord: Coord, mode: Nearest, o: usize, a: &Axis) -> usize {
+    if a.identity() {
+        return o;
+    }
+    let x = source_coord(coord, o, a);
+    let fl = floor(x);
+    let r = x - fl;
+    let up = match mode {
+        Nearest::RoundPreferFloor => r > 0.5,
+        Nearest::RoundPreferCeil => r >= 0.5,
+        Nearest::Floor => false,
+        Nearest::Ceil => r > 0.0,
+        Nearest::Simple => a.scale < 1.0 && r > 0.0,
+    };
+    let i = if up { fl + 1.0 } else { fl };
+    if i <= 0.0 {
+        0
+    } else {
+        (i as usize).min(a.input - 1)
+    }
+}
+
+/// The two input indices and the weight of the second for linear interpolation.
+#[inline]
+fn linear_taps(coord: Coord, o: usize, a: &Axis) -> (usize, usize, f32) {
+    if a.identity() {
+        return (o, o, 0.0);
+    }
+    let x = source_coord(coord, o, a).clamp(0.0, (a.input - 1) as f64);
+    let i0 = floor(x);
+    let i0u = i0 as usize;
+    (i0u, (i0u + 1).min(a.input - 1), (x - i0) as f32)
+}
+
+/// Nearest-neighbour resize of `x` (shape `axes[..].input`) into `out` (shape
+/// `axes[..].output`). An empty input leaves `out` untouched. Panics if the lengths do not
+/// match or the rank is 0 or above `MAX_DIMS` (codegen checks these).
+pub fn nearest<T: Copy>(x: &[T], out: &mut [T], axes: &[Axis], coord: Coord, mode: Nearest) {
+    let r = axes.len();
+    assert!((1..=MAX_DIMS).contains(&r), "resize: rank");
+    assert_eq!(
+        x.len(),
+        axes.iter().map(|a| a.input).product::<usize>(),
+        "resize: input length"
+    );
+    assert_eq!(
+        out.len(),
+        axes.iter().map(|a| a.output).product::<usize>(),
+        "resize: output length"
+    );
+    if x.is_empty() || out.is_empty() {
+        return;
+    }
+    let mut strides = [0usize; MAX_DIMS];
+    let mut s = 1;
+    for d in (0..r).rev() {
+        strides[d] = s;
+        s *= axes[d].input;
+    }
+    let last = &axes[r - 1];
+    let ow = last.output;
+    let mut table = [0usize; BLOCK];
+    let mut c0 = 0;
+    while c0 < ow {
+        let cn = (ow - c0).min(BLOCK);
+        for (j, t) in table[..cn].iter_mut().enumerate() {
+            *t = nearest_index(coord, mode, c0 + j, last);
+        }
+        let mut idx = [0usize; MAX_DIMS];
+        for row in out.chunks_exact_mut(ow) {
+            let mut base = 0;
+            for d in 0..r - 1 {
+                base += nearest_index(coord, mode, idx[d], &axes[d]) * strides[d];
+            }
+            let src = &x[base..base + last.input];
+            for (o, &i) in row[c0..c0 + cn].iter_mut().zip(&table[..cn]) {
+                *o = src[i];
+            }
+            let mut d = r - 1;
+            while d > 0 {
+                d -= 1;
+                idx[d] += 1;
+                if idx[d] < axes[d].output {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        c0 += cn;
+    }
+}
+
+/// Bilinear resize of `planes` planes of `h.input × w.input` into `h.output × w.output` (a
+/// 1-D resize is `h` = identity with length 1). Weights are computed in `f64`, then the value
+/// as `(1-wy)·((1-wx)·a + wx·b) + wy·((1-wx)·c + wx·d)` in `f32`. An empty input leaves `out`
+/// untouched.
+pub fn linear(x: &[f32], planes: usize, h: Axis, w: Axis, coord: Coord, out: &mut [f32]) {
+    assert_eq!(x.len(), planes * h.input * w.input, "resize: input length");
+    assert_eq!(
+        out.len(),
+        planes * h.output * w.output,
+        "resize: output length"
+    );
+    if x.is_empty() || out.is_empty() {
+        return;
+    }
+    let (iw, ow) = (w.input, w.output);
+    let mut t0 = [0usize; BLOCK];
+    let mut t1 = [0usize; BLOCK];
+    let mut tw = [0f32; BLOCK];
+    let mut c0 = 0;
+    while c0 < ow {
+        let cn = (ow - c0).min(BLOCK);
+        for j in 0..cn {
+            (t0[j], t1[j], tw[j]) = linear_taps(coord, c0 + j, &w);
+        }
+        for (p, plane) in out.chunks_exact_mut(h.output * ow).enumerate() {
+            let xp = &x[p * h.input * iw..(p + 1) * h.input * iw];
+            for (oh, row) in plane.chunks_exact_mut(ow).enumerate() {
+                let (h0, h1, wy) = linear_taps(coord, oh, &h);
+                let (ra, rb) = (&xp[h0 * iw..(h0 + 1) * iw], &xp[h1 * iw..(h1 + 1) * iw]);
+                let dst = &mut row[c0..c0 + cn];
+                for j in 0..cn {
+                    let (i0, i1, wx) = (t0[j], t1[j], tw[j]);
+                    let top = (1.0 - wx) * ra[i0] + wx * ra[i1];
+                    let bot = (1.0 - wx) * rb[i0] + wx * rb[i1];
+                    dst[j] = (1.0 - wy) * top + wy * bot;
+                }
+            }
+        }
+        c0 += cn;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn ax(input: usize, output: usize, scale: f64) -> Axis {
+        Axis {
+            input,
+            output,
+            scale,
+        }
+    }
+
+    #[test]
+    fn nearest_upsample_2x() {
+        // [1, 1, 2, 2] → [1, 1, 4, 4], asymmetric + floor: each pixel repeated.
+        let x = [1.0f32, 2.0, 3.0, 4.0];
+        let axes = [ax(1, 1, 1.0), ax(1, 1, 1.0), ax(2, 4, 2.0), ax(2, 4, 2.0)];
+        let mut out = [0.0; 16];
+        nearest(&x, &mut out, &axes, Coord::Asymmetric, Nearest::Floor);
+        #[rustfmt::skip]
+        let want = [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 3.0, 3.0, 4.0, 4.0];
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn nearest_modes_and_ties() {
+        // in 4 → out 6 (scale 1.5), half_pixel: x = (o + 0.5)/1.5 - 0.5 =
+        // -1/6, 0.5, 7/6, 11/6, 2.5, 19/6.
+        let x = [10, 11, 12, 13];
+        let a = [ax(4, 6, 1.5)];
+        let mut out = [0; 6];
+        nearest(
+            &x,
+            &mut out,
+            &a,
+            Coord::HalfPixel,
+            Nearest::RoundPreferFloor,
+        );
+        assert_eq!(out, [10, 10, 11, 12, 12, 13]);
+        nearest(&x, &mut out, &a, Coord::HalfPixel, Nearest::RoundPreferCeil);
+        assert_eq!(out, [10, 11, 11, 12, 13, 13]);
+        nearest(&x, &mut out, &a, Coord::HalfPixel, Nearest::Floor);
+        assert_eq!(out, [10, 10, 11, 11, 12, 13]);
+        nearest(&x, &mut out, &a, Coord::HalfPixel, Nearest::Ceil);
+        assert_eq!(out, [10, 11, 12, 12, 13, 13]);
+    }
+
+    /// Bilinear by the textbook formula, in f64, on clamped coordinates.
+    fn bilinear_ref(x: &[f32], h: Axis, w: Axis, coord: Coord) -> Vec<f32> {
+        let mut out = vec![];
+        let clampc =
+            |a: &Axis, o: usize| source_coord(coord, o, a).clamp(0.0, (a.input - 1) as f64);
+        for oh in 0..h.output {
+            for ow in 0..w.output {
+                let (y, xx) = (clampc(&h, oh), clampc(&w, ow));
+                let mut acc = 0.0f64;
+                for ih in 0..h.input {
+                    for iw in 0..w.input {
+                        let wy = (1.0 - (y - ih as f64).abs()).max(0.0);
+                        let wx = (1.0 - (xx - iw as f64).abs()).max(0.0);
+                        acc += wy * wx * x[ih * w.input + iw] as f64;
+                    }
+                }
+                out.push(acc as f32);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn bilinear_matches_reference() {
+        let x: Vec<f32> = (0..4 * 5).map(|i| ((i * 13) % 7) as f32 - 2.5).collect();
+        for coord in [
+            Coord::HalfPixel,
+            Coord::PytorchHalfPixel,
+            Coord::AlignCorners,
+            Coord::Asymmetric,
+            Coord::HalfPixelSymmetric,
+        ] {
+            for (h, w) in [
+                (ax(4, 8, 2.0), ax(5, 10, 2.0)),
+                (ax(4, 3, 0.75), ax(5, 3, 0.6)),
+                (ax(4, 1, 0.25), ax(5, 7, 1.4)),
+            ] {
+                let mut out = vec![0.0; h.output * w.output];
+                linear(&x, 1, h, w, coord, &mut out);
+                let want = bilinear_ref(&x, h, w, coord);
+                for (a, b) in out.iter().zip(&want) {
+                    assert!((a - b).abs() <= 1e-5, "{coord:?} {h:?} {w:?}: {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wide_rows_cross_blocks() {
+        let n = 3 * BLOCK + 5;
+        let x: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let (h, w) = (ax(1, 1, 1.0), ax(n, 2 * n, 2.0));
+        let mut out = vec![0.0; 2 * n];
+        linear(&x, 1, h, w, Coord::Asymmetric, &mut out);
+        for (o, v) in out.iter().enumerate() {
+            let want = (o as f32 / 2.0).min((n - 1) as f32);
+            assert_eq!(*v, want);
+        }
+        let mut out = vec![0.0; 2 * n];
+        nearest(&x, &mut out, &[w], Coord::Asymmetric, Nearest::Floor);
+        for (o, v) in out.iter().enumerate() {
+            assert_eq!(*v, (o / 2) as f32);
+        }
+    }
+}
