@@ -95,3 +95,36 @@ fn every_isa_gives_bit_identical_int8_results() {
         assert_eq!(y, &results[0].1, "{isa} differs from {}", results[0].0);
     }
 }
+
+mod cnn_1d {
+    kiln::include_model!("tests/models/cnn_1d_qc_s8/model.onnx");
+}
+
+#[test]
+fn input_smaller_than_a_kernel_is_an_error_naming_the_node() {
+    // conv0: kernel 5, dilation 2 (extent 9), pads 2 + 1: needs L ≥ 6.
+    let mut m = cnn_1d::Model::new();
+    let x = vec![0.5f32; 4 * 5];
+    let err = m
+        .run(cnn_1d::Inputs {
+            x: kiln::TensorRef::new(&x, &[1, 4, 5]).unwrap(),
+        })
+        .err()
+        .expect("L = 5 is smaller than conv0's window");
+    match &err {
+        kiln::Error::DimTooSmall { value, node, .. } => {
+            assert_eq!(*value, -1);
+            assert_eq!(*node, "conv0_quant");
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+    assert!(err.to_string().contains("conv0_quant"), "{err}");
+    let x = vec![0.5f32; 4 * 6];
+    let out = m
+        .run(cnn_1d::Inputs {
+            x: kiln::TensorRef::new(&x, &[1, 4, 6]).unwrap(),
+        })
+        .unwrap();
+    // L=6 → conv0: floor(0/2)+1 = 1 → conv1 (SAME, stride 2): 1 → conv2: 1.
+    assert_eq!(out.y.shape(), &[1, 6, 1]);
+}

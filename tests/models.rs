@@ -1775,6 +1775,230 @@ fn block_ln_gelu_q_u8_pc() {
     }
 }
 
+mod cnn_a_f32 {
+    kiln::include_model!("tests/models/cnn_a_f32/model.onnx");
+}
+
+#[test]
+fn cnn_a_f32() {
+    let dir = common::case_dir("tests/models/cnn_a_f32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = cnn_a_f32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(cnn_a_f32::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("cnn_a_f32 [{}]: {e:?}", isa.name()));
+        let what = format!("cnn_a_f32 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (1.0e-5, 1.0e-5);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod cnn_a_qc_s8 {
+    kiln::include_model!("tests/models/cnn_a_qc_s8/model.onnx");
+}
+
+#[test]
+fn cnn_a_qc_s8() {
+    let dir = common::case_dir("tests/models/cnn_a_qc_s8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = cnn_a_qc_s8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(cnn_a_qc_s8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("cnn_a_qc_s8 [{}]: {e:?}", isa.name()));
+        let what = format!("cnn_a_qc_s8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (2.74e-3, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod cnn_a_qc_u8 {
+    kiln::include_model!("tests/models/cnn_a_qc_u8/model.onnx");
+}
+
+#[test]
+fn cnn_a_qc_u8() {
+    let dir = common::case_dir("tests/models/cnn_a_qc_u8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = cnn_a_qc_u8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(cnn_a_qc_u8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("cnn_a_qc_u8 [{}]: {e:?}", isa.name()));
+        let what = format!("cnn_a_qc_u8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (2.78e-3, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod cnn_a_qc_s8_rr {
+    kiln::include_model!("tests/models/cnn_a_qc_s8_rr/model.onnx");
+}
+
+#[test]
+fn cnn_a_qc_s8_rr() {
+    let dir = common::case_dir("tests/models/cnn_a_qc_s8_rr");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = cnn_a_qc_s8_rr::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(cnn_a_qc_s8_rr::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("cnn_a_qc_s8_rr [{}]: {e:?}", isa.name()));
+        let what = format!("cnn_a_qc_s8_rr [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (2.73e-3, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod cnn_1d_f32 {
+    kiln::include_model!("tests/models/cnn_1d_f32/model.onnx");
+}
+
+#[test]
+fn cnn_1d_f32() {
+    let dir = common::case_dir("tests/models/cnn_1d_f32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = cnn_1d_f32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(cnn_1d_f32::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("cnn_1d_f32 [{}]: {e:?}", isa.name()));
+        let what = format!("cnn_1d_f32 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (2.72e-5, 1.0e-5);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod cnn_1d_qc_s8 {
+    kiln::include_model!("tests/models/cnn_1d_qc_s8/model.onnx");
+}
+
+#[test]
+fn cnn_1d_qc_s8() {
+    let dir = common::case_dir("tests/models/cnn_1d_qc_s8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = cnn_1d_qc_s8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(cnn_1d_qc_s8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("cnn_1d_qc_s8 [{}]: {e:?}", isa.name()));
+        let what = format!("cnn_1d_qc_s8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (2.83e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod cnn_1d_qc_u8 {
+    kiln::include_model!("tests/models/cnn_1d_qc_u8/model.onnx");
+}
+
+#[test]
+fn cnn_1d_qc_u8() {
+    let dir = common::case_dir("tests/models/cnn_1d_qc_u8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = cnn_1d_qc_u8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(cnn_1d_qc_u8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("cnn_1d_qc_u8 [{}]: {e:?}", isa.name()));
+        let what = format!("cnn_1d_qc_u8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (2.78e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod cnn_1d_qc_s8_rr {
+    kiln::include_model!("tests/models/cnn_1d_qc_s8_rr/model.onnx");
+}
+
+#[test]
+fn cnn_1d_qc_s8_rr() {
+    let dir = common::case_dir("tests/models/cnn_1d_qc_s8_rr");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = cnn_1d_qc_s8_rr::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(cnn_1d_qc_s8_rr::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("cnn_1d_qc_s8_rr [{}]: {e:?}", isa.name()));
+        let what = format!("cnn_1d_qc_s8_rr [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (2.83e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
 mod mlp_a_outlier_q_s8 {
     kiln::include_model!("tests/models/mlp_a_outlier_q_s8/model.onnx");
 }

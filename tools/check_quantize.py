@@ -52,9 +52,12 @@ def main():
         subprocess.run(["cargo", "build", "-q", "-p", "kiln-cli"], cwd=ROOT, check=True)
     failures, cases = [], 0
     with tempfile.TemporaryDirectory() as tmp:
-        for case_dir in sorted(glob.glob(os.path.join(ROOT, "tests", "models", "*_q_*"))):
+        dirs = glob.glob(os.path.join(ROOT, "tests", "models", "*_q_*"))
+        dirs += glob.glob(os.path.join(ROOT, "tests", "models", "*_qc_*"))  # Conv too (--conv)
+        for case_dir in sorted(dirs):
             case = os.path.basename(case_dir)
-            arch = case.split("_q_")[0]
+            conv = "_qc_" in case
+            arch = case.split("_qc_" if conv else "_q_")[0]
             src = os.path.join(ROOT, "tests", "models", f"{arch}_f32", "model.onnx")
             if not os.path.exists(src):
                 continue  # built from inputs that are not committed as a float model
@@ -65,6 +68,8 @@ def main():
                 flags.append("--per-tensor")
             if q["reduce_range"]:
                 flags.append("--reduce-range")
+            if conv:
+                flags.append("--conv")
             out = os.path.join(tmp, case + ".onnx")
             subprocess.run([kiln, "quantize", src, "-o", out, "-q", *flags], check=True)
             cases += 1
@@ -87,6 +92,7 @@ def main():
                 src, ref_path,
                 weight_type=QuantType.QUInt8 if q["weight_type"] == "QUInt8" else QuantType.QInt8,
                 per_channel=q["per_channel"], reduce_range=q["reduce_range"],
+                **(dict(op_types_to_quantize=["Conv", "MatMul"]) if conv else {}),
             )
             ref = {t.name: numpy_helper.to_array(t) for t in onnx.load(ref_path).graph.initializer}
             mine = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}

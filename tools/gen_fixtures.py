@@ -362,6 +362,78 @@ QCONFIGS = {  # suffix -> quantize_dynamic kwargs
     "q_u8_pc_rr": dict(weight_type=QuantType.QUInt8, per_channel=True, reduce_range=True),
 }
 ALL_Q = list(QCONFIGS)
+# Convolutions too (ConvInteger). onnxruntime 1.32 quantizes Conv weights per tensor even with
+# per_channel=True (observed), so the CNN configs differ in weight type and reduce_range only.
+CONV_QCONFIGS = {
+    "qc_s8": dict(weight_type=QuantType.QInt8, per_channel=False, reduce_range=False,
+                  op_types_to_quantize=["Conv", "MatMul"]),
+    "qc_u8": dict(weight_type=QuantType.QUInt8, per_channel=False, reduce_range=False,
+                  op_types_to_quantize=["Conv", "MatMul"]),
+    "qc_s8_rr": dict(weight_type=QuantType.QInt8, per_channel=False, reduce_range=True,
+                     op_types_to_quantize=["Conv", "MatMul"]),
+}
+QCONFIGS.update(CONV_QCONFIGS)
+
+
+def conv_w(rng, cout, cin_g, kh, kw=None):
+    shape = (cout, cin_g, kh) if kw is None else (cout, cin_g, kh, kw)
+    fan_in = cin_g * kh * (kw or 1)
+    return rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape).astype(np.float32)
+
+
+def cnn_a():
+    """A small mobile-style CNN with symbolic batch, height and width: strided 3x3 conv +
+    BatchNorm + Relu, depthwise 3x3 + Clip(0,6), pointwise 1x1 + Relu, grouped 3x3 with
+    auto_pad SAME_UPPER and stride 2, depthwise 5x5 with dilation 2 and channel multiplier 2,
+    1x1 + Relu, global mean, linear head."""
+    rng = np.random.default_rng(21)
+    inits = [
+        init("W0", conv_w(rng, 16, 3, 3, 3)), init("B0", b(rng, 16)),
+        init("bn_g", rng.uniform(0.5, 1.5, 16).astype(np.float32)), init("bn_b", b(rng, 16)),
+        init("bn_m", b(rng, 16)), init("bn_v", rng.uniform(0.5, 2.0, 16).astype(np.float32)),
+        init("W1", conv_w(rng, 16, 1, 3, 3)), init("B1", b(rng, 16)),
+        init("W2", conv_w(rng, 24, 16, 1, 1)), init("B2", b(rng, 24)),
+        init("W3", conv_w(rng, 24, 8, 3, 3)), init("B3", b(rng, 24)),
+        init("W4", conv_w(rng, 48, 1, 5, 5)), init("B4", b(rng, 48)),
+        init("W5", conv_w(rng, 32, 48, 1, 1)), init("B5", b(rng, 32)),
+        init("Wfc", w(rng, 32, 10)), init("Bfc", b(rng, 10)),
+        init("lo", np.array(0.0, np.float32)), init("hi", np.array(6.0, np.float32)),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "W0", "B0"], ["c0"], name="conv0", strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c0", "bn_g", "bn_b", "bn_m", "bn_v"], ["bn0"], name="bn0"),
+        helper.make_node("Relu", ["bn0"], ["r0"], name="relu0"),
+        helper.make_node("Conv", ["r0", "W1", "B1"], ["c1"], name="dw1", group=16, pads=[1, 1, 1, 1]),
+        helper.make_node("Clip", ["c1", "lo", "hi"], ["r1"], name="relu6_1"),
+        helper.make_node("Conv", ["r1", "W2", "B2"], ["c2"], name="pw1"),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("Conv", ["r2", "W3", "B3"], ["c3"], name="gconv3", group=3, strides=[2, 2],
+                         auto_pad="SAME_UPPER"),
+        helper.make_node("Relu", ["c3"], ["r3"], name="relu3"),
+        helper.make_node("Conv", ["r3", "W4", "B4"], ["c4"], name="dw4", group=24, dilations=[2, 2],
+                         pads=[4, 4, 4, 4]),
+        helper.make_node("Conv", ["c4", "W5", "B5"], ["c5"], name="pw5"),
+        helper.make_node("Relu", ["c5"], ["r5"], name="relu5"),
+        helper.make_node("ReduceMean", ["r5"], ["gap"], name="gap", axes=[2, 3], keepdims=0),
+        helper.make_node("MatMul", ["gap", "Wfc"], ["fc"], name="fc"),
+        helper.make_node("Add", ["fc", "Bfc"], ["y"], name="fc_bias"),
+    ]
+    return make_model(nodes, [f32_io("x", ["N", 3, "H", "W"])], [f32_io("y", ["N", 10])], inits, "cnn_a")
+
+
+def cnn_1d():
+    """1-D convolutions: kernel 5 with stride 2, dilation 2 and asymmetric pads; grouped kernel
+    3 with auto_pad SAME_LOWER and stride 2; pointwise. Symbolic batch and length."""
+    rng = np.random.default_rng(22)
+    inits = [init("W0", conv_w(rng, 8, 4, 5)), init("B0", b(rng, 8)),
+             init("W1", conv_w(rng, 8, 4, 3)), init("W2", conv_w(rng, 6, 8, 1)), init("B2", b(rng, 6))]
+    nodes = [
+        helper.make_node("Conv", ["x", "W0", "B0"], ["c0"], name="conv0", strides=[2], dilations=[2], pads=[2, 1]),
+        helper.make_node("Relu", ["c0"], ["r0"], name="relu0"),
+        helper.make_node("Conv", ["r0", "W1"], ["c1"], name="conv1", group=2, strides=[2], auto_pad="SAME_LOWER"),
+        helper.make_node("Conv", ["c1", "W2", "B2"], ["y"], name="conv2"),
+    ]
+    return make_model(nodes, [f32_io("x", ["N", 4, "L"])], [f32_io("y", ["N", 6, "L2"])], inits, "cnn_1d")
 
 
 def block_ln_gelu():
@@ -428,6 +500,11 @@ MLPS = [
     ("mlp_big_k", mlp_big_k, normal_inputs, 7, ["q_s8", "q_s8_pc", "q_u8", "q_u8_pc_rr"]),
     ("block_ln_gelu", block_ln_gelu, normal_inputs, 9, ["q_s8", "q_s8_pc_rr", "q_u8_pc"]),
 ]
+# (architecture, builder, input generator, seed, input shape, quantized configs)
+CNNS = [
+    ("cnn_a", cnn_a, normal_inputs, 21, [2, 3, 19, 23], list(CONV_QCONFIGS)),
+    ("cnn_1d", cnn_1d, normal_inputs, 22, [3, 4, 37], list(CONV_QCONFIGS)),
+]
 EXTRA = [  # (case name, builder, input generator, seed, config)
     ("mlp_a_outlier_q_s8", mlp_a, outlier_inputs, 11, "q_s8"),
     ("sat_q_s8", sat, sat_inputs, 8, "q_s8"),
@@ -457,7 +534,7 @@ def quant_summary(m):
     inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     out = []
     for n in m.graph.node:
-        if n.op_type != "MatMulInteger":
+        if n.op_type not in ("MatMulInteger", "ConvInteger"):
             continue
         q, zp = inits[n.input[1]], inits[n.input[3]]
         sc = inits[n.input[1].replace("_quantized", "_scale")]
@@ -511,10 +588,16 @@ def emit_case(case, m: onnx.ModelProto, x: np.ndarray, arch, cfg):
     y = ort_run(mb, feeds, optimized=True)[out_name]
     y_noopt = ort_run(mb, feeds, optimized=False)[out_name]
     spread = float(np.max(np.abs(y - y_noopt)))
-    f64_diff = float(np.max(np.abs(y - np_eval(m, feeds)[out_name])))
-    f32_diff = float(np.max(np.abs(y - np_eval(m, feeds, np.float32)[out_name])))
     quantized = cfg is not None
-    layers = ort_scales(m, feeds) if quantized else None
+    if any(n.op_type in ("Conv", "ConvInteger") for n in m.graph.node):
+        # The numpy interpreter has no convolutions: CNN tolerances rest on the ORT spread and
+        # the generic quantized rule (see `tolerance`).
+        f64_diff = f32_diff = 0.0
+        layers = None
+    else:
+        f64_diff = float(np.max(np.abs(y - np_eval(m, feeds)[out_name])))
+        f32_diff = float(np.max(np.abs(y - np_eval(m, feeds, np.float32)[out_name])))
+        layers = ort_scales(m, feeds) if quantized else None
     atol, rtol, why, one_step = tolerance(quantized, y, spread, layers)
     if case.startswith("sat_"):
         y_sat = np_eval(m, feeds, np.float32, saturate=True)[out_name]
@@ -533,7 +616,7 @@ def emit_case(case, m: onnx.ModelProto, x: np.ndarray, arch, cfg):
             tool="onnxruntime.quantization.quantize_dynamic " + ort.__version__,
             weight_type=QCONFIGS[cfg]["weight_type"].name, per_channel=QCONFIGS[cfg]["per_channel"],
             reduce_range=QCONFIGS[cfg]["reduce_range"], weights=quant_summary(m),
-            activation_scales=[l[1] for l in layers]),
+            activation_scales=[l[1] for l in layers or []]),
         inputs=[dict(name=in_name, field=rust_fields([in_name], "input")[0], dtype="f32", shape=list(x.shape))],
         outputs=[dict(name=out_name, field=rust_fields([out_name], "output")[0], dtype="f32", shape=list(y.shape))],
         op_types=op_types(m),
@@ -554,6 +637,14 @@ def gen_models():
     for arch, build, gen, seed, cfgs in MLPS:
         f = build()
         x = gen([d.dim_value for d in f.graph.input[0].type.tensor_type.shape.dim], seed)
+        metas.append(emit_case(f"{arch}_f32", f, x, arch, None))
+        for cfg in cfgs:
+            q = quantize(f, cfg)
+            patterns.setdefault(cfg, {})[arch] = node_pattern(q)
+            metas.append(emit_case(f"{arch}_{cfg}", q, x, arch, cfg))
+    for arch, build, gen, seed, shape, cfgs in CNNS:
+        f = build()
+        x = gen(shape, seed)
         metas.append(emit_case(f"{arch}_f32", f, x, arch, None))
         for cfg in cfgs:
             q = quantize(f, cfg)

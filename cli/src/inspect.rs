@@ -715,6 +715,7 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
     let mut other_ops: BTreeMap<String, usize> = BTreeMap::new();
     let (mut qdyn, mut qgemm, mut sgemm, mut gelu, mut ln, mut act_fused) = (0, 0, 0, 0, 0, 0);
     let mut gelu_epilogue = 0;
+    let (mut qconv, mut sconv) = (0, 0);
     for n in &g.nodes {
         match &n.kiln {
             Some(KilnOp::QuantizeDyn { .. }) => qdyn += 1,
@@ -772,6 +773,87 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
                     kernel: format!("f32 GEMM ({})", isa.name()),
                 });
             }
+            Some(KilnOp::QConv { spec, act, kind }) => {
+                qconv += 1;
+                if *act != Activation::None {
+                    act_fused += 1;
+                }
+                let mut ep: Vec<String> = vec!["zero points".into(), "scales".into()];
+                let (kind_s, kernel, bias, safe) = match kind {
+                    kiln_codegen::ir::QConvKind::Gemm { groups, direct } => (
+                        format!(
+                            "QConv {}×{} {} (u8×i8→i32)",
+                            spec.kernel[0],
+                            spec.kernel[1],
+                            if *direct {
+                                "direct GEMM"
+                            } else {
+                                "im2col + GEMM"
+                            }
+                        ),
+                        qgemm_kernel(isa, groups.iter().all(|w| w.avx2_safe)),
+                        groups[0].bias.is_some(),
+                        Some(groups.iter().all(|w| w.avx2_safe)),
+                    ),
+                    kiln_codegen::ir::QConvKind::Depthwise { bias, .. } => (
+                        format!("QConv {}×{} depthwise", spec.kernel[0], spec.kernel[1]),
+                        "depthwise direct (exact f32 accumulation of int8 products)".into(),
+                        bias.is_some(),
+                        None,
+                    ),
+                };
+                if bias {
+                    ep.push("bias".into());
+                }
+                let an = act_name(*act);
+                if !an.is_empty() {
+                    ep.push(an);
+                }
+                layers.push(KLayer {
+                    node: n.name.clone(),
+                    kind: kind_s,
+                    m: g.show(&spec.batch.mul(&spec.pixels())),
+                    k: spec.k(),
+                    n: spec.c_out,
+                    epilogue: ep.join(" + "),
+                    avx2_safe: safe,
+                    kernel,
+                });
+            }
+            Some(KilnOp::Conv { spec, act, algo }) => {
+                sconv += 1;
+                if *act != Activation::None {
+                    act_fused += 1;
+                }
+                let an = act_name(*act);
+                layers.push(KLayer {
+                    node: n.name.clone(),
+                    kind: format!("Conv {}×{} f32 ({algo:?})", spec.kernel[0], spec.kernel[1]),
+                    m: g.show(&spec.batch.mul(&spec.pixels())),
+                    k: spec.k(),
+                    n: spec.c_out,
+                    epilogue: if an.is_empty() {
+                        "bias".into()
+                    } else {
+                        format!("bias + {an}")
+                    },
+                    avx2_safe: None,
+                    kernel: match algo {
+                        kiln_codegen::ir::ConvAlgo::Gemm => {
+                            format!("f32 GEMM W·im2col ({})", isa.name())
+                        }
+                        kiln_codegen::ir::ConvAlgo::Depthwise => "depthwise direct (f32)".into(),
+                        kiln_codegen::ir::ConvAlgo::Reference => {
+                            "direct loops (weights known only at run time)".into()
+                        }
+                    },
+                });
+            }
+            Some(KilnOp::ConvInteger { .. }) => {
+                *other_ops
+                    .entry("ConvInteger (unfused, direct)".into())
+                    .or_insert(0) += 1;
+            }
             None => {
                 if n.domain == "kiln" && n.op == "Gelu" {
                     gelu += 1;
@@ -811,6 +893,20 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
         fusions.push((
             "QuantizeDyn passes (one per quantized tensor, shared by its matmuls)".to_string(),
             qdyn,
+        ));
+    }
+    if qconv > 0 {
+        fusions.push((
+            "DynamicQuantizeLinear → ConvInteger → Cast → Mul [→ Add] [→ BatchNorm] [→ act] ⇒ QConv"
+                .to_string(),
+            qconv,
+        ));
+    }
+    if sconv > 0 {
+        fusions.push((
+            "float Conv [+ BatchNorm folded into the weights] [+ Relu/Clip] ⇒ compiled Conv"
+                .to_string(),
+            sconv,
         ));
     }
     if sgemm > 0 {

@@ -72,6 +72,9 @@ enum Cmd {
         /// Leave Gemm nodes in float (by default they become MatMul + Add and are quantized).
         #[arg(long)]
         no_gemm: bool,
+        /// Also quantize Conv layers (ConvInteger; weights per tensor, as onnxruntime needs).
+        #[arg(long)]
+        conv: bool,
         /// Node names to leave in float (repeatable, or comma separated).
         #[arg(long, value_name = "NODE", num_args = 1.., value_delimiter = ',')]
         exclude: Vec<String>,
@@ -151,6 +154,7 @@ fn run(cli: Cli) -> CliResult<()> {
             reduce_range,
             weight_type,
             no_gemm,
+            conv,
             exclude,
             quiet,
         } => {
@@ -164,6 +168,7 @@ fn run(cli: Cli) -> CliResult<()> {
                 per_channel: !per_tensor,
                 reduce_range,
                 include_gemm: !no_gemm,
+                include_conv: conv,
                 exclude: exclude.clone(),
                 progress: !quiet,
             };

@@ -8,7 +8,12 @@
 //! y = Mul(Cast<float>(MatMulInteger(x_quantized, W_quantized, x_zero_point, W_zero_point)), s)
 //! ```
 //! Gemm with a constant weight (transA = 0, alpha = beta = 1) first becomes MatMul [+ Add C],
-//! with a transposed copy of the weight when transB = 1.
+//! with a transposed copy of the weight when transB = 1. With `--conv`, Conv layers with
+//! constant weights become (as quantize_dynamic makes them, per-tensor weights)
+//! ```text
+//! y = Add(Mul(Cast<float>(ConvInteger(x_quantized, W_quantized, x_zero_point, W_zero_point)), s),
+//!         Reshape(B, [1, -1, 1, …]))
+//! ```
 //!
 //! Weight parameters follow the same arithmetic as onnxruntime 1.32's `quantize_data`, so the
 //! integers, scales and zero points come out identical (the tests check this against models
@@ -43,6 +48,9 @@ pub struct QuantizeOptions {
     pub per_channel: bool,
     pub reduce_range: bool,
     pub include_gemm: bool,
+    /// Also quantize Conv (→ ConvInteger). Conv weights are always per tensor: onnxruntime's
+    /// ConvInteger rejects per-channel weight zero points, and its quantize_dynamic does the same.
+    pub include_conv: bool,
     pub exclude: Vec<String>,
     pub progress: bool,
 }
@@ -54,6 +62,7 @@ impl Default for QuantizeOptions {
             per_channel: true,
             reduce_range: false,
             include_gemm: true,
+            include_conv: false,
             exclude: Vec::new(),
             progress: false,
         }
@@ -351,6 +360,30 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
     let mut plan: Vec<Option<(Vec<usize>, Vec<f32>)>> = Vec::with_capacity(nodes.len());
     for n in &nodes {
         let mut w = None;
+        if opts.include_conv && op(n) == "Conv" && crate::model::domain(n).is_empty() {
+            let name = crate::model::node_name(n);
+            if exclude.contains(name.as_str()) {
+                report.skipped.push((name, "excluded (--exclude)".into()));
+            } else {
+                match n.input.get(1).and_then(|wn| float_init(&inits, wn, &base)) {
+                    Some((d, v))
+                        if (3..=4).contains(&d.len())
+                            && v.iter().all(|x| x.is_finite())
+                            && n.input.get(2).is_none_or(|b| {
+                                b.is_empty() || float_init(&inits, b, &base).is_some()
+                            }) =>
+                    {
+                        w = Some((d, v))
+                    }
+                    _ => report.skipped.push((
+                        name,
+                        "Conv whose weight (and bias) are not float32 initializers of a 1-D/2-D \
+                         convolution stays float"
+                            .into(),
+                    )),
+                }
+            }
+        }
         if op(n) == "MatMul" && crate::model::domain(n).is_empty() && n.input.len() == 2 {
             let name = crate::model::node_name(n);
             if exclude.contains(name.as_str()) {
@@ -394,7 +427,14 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
         };
         let name = crate::model::node_name(&n);
         let (x, wname, y) = (n.input[0].clone(), n.input[1].clone(), n.output[0].clone());
-        let (k, ncols) = (dims[0], dims[1]);
+        let is_conv = op(&n) == "Conv";
+        // Conv weights are quantized per tensor (their layout is irrelevant then).
+        let (k, ncols) = if is_conv {
+            (data.len(), 1)
+        } else {
+            (dims[0], dims[1])
+        };
+        let per_channel = opts.per_channel && !is_conv;
         let xq = format!("{x}_quantized");
         let xs = format!("{x}_scale");
         let xz = format!("{x}_zero_point");
@@ -416,10 +456,10 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
                 k,
                 ncols,
                 opts.weight_type,
-                opts.per_channel,
+                per_channel,
                 opts.reduce_range,
             );
-            let pdims: Vec<i64> = if opts.per_channel {
+            let pdims: Vec<i64> = if per_channel {
                 vec![ncols as i64]
             } else {
                 vec![]
@@ -432,12 +472,12 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
             zt.int32_data = zps.clone();
             zt.raw_data = None;
             new_inits.push(zt);
-            new_inits.push(int_tensor(
-                &wq,
-                &[k as i64, ncols as i64],
-                opts.weight_type,
-                &q,
-            ));
+            let qdims: Vec<i64> = if is_conv {
+                dims.iter().map(|&d| d as i64).collect()
+            } else {
+                vec![k as i64, ncols as i64]
+            };
+            new_inits.push(int_tensor(&wq, &qdims, opts.weight_type, &q));
             report.float_weight_bytes += (data.len() * 4) as u64;
             report.quant_weight_bytes += (q.len() + 5 * params.len()) as u64;
         }
@@ -446,22 +486,68 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
         let smul_out = format!("{smul}:0");
         let acc = format!("{y}_output_quantized");
         let cast_out = format!("{acc}_cast_output");
+        let bias = if is_conv {
+            n.input.get(2).filter(|b| !b.is_empty()).cloned()
+        } else {
+            None
+        };
+        if let Some(b) = &bias {
+            // The bias becomes [1, M, 1, …] so that it broadcasts over the channel axis.
+            let shape_name = format!("{y}_bias_reshape_shape");
+            let mut shape = vec![1i64, -1];
+            shape.resize(dims.len(), 1);
+            new_inits.push(TensorProto {
+                name: Some(shape_name.clone()),
+                dims: vec![shape.len() as i64],
+                data_type: Some(7),
+                raw_data: Some(shape.iter().flat_map(|v| v.to_le_bytes()).collect()),
+                ..Default::default()
+            });
+            out_nodes.push(node(
+                "",
+                "Reshape",
+                &[b, &shape_name],
+                &[&format!("{y}_bias_reshape_output")],
+            ));
+        }
         out_nodes.push(node(&smul, "Mul", &[&xs, &ws], &[&smul_out]));
-        out_nodes.push(node(
+        let mut qn = node(
             &qname,
-            "MatMulInteger",
+            if is_conv {
+                "ConvInteger"
+            } else {
+                "MatMulInteger"
+            },
             &[&xq, &wq, &xz, &wz],
             &[&acc],
-        ));
+        );
+        if is_conv {
+            // The convolution's geometry carries over unchanged.
+            qn.attribute = n.attribute.clone();
+        }
+        out_nodes.push(qn);
         let mut cast = node(&format!("{acc}_cast"), "Cast", &[&acc], &[&cast_out]);
         cast.attribute.push(int_attr("to", 1));
         out_nodes.push(cast);
+        let scaled = if bias.is_some() {
+            format!("{y}quant_scaled_output")
+        } else {
+            y.clone()
+        };
         out_nodes.push(node(
             &format!("{qname}_output_scale_mul"),
             "Mul",
             &[&cast_out, &smul_out],
-            &[&y],
+            &[&scaled],
         ));
+        if bias.is_some() {
+            out_nodes.push(node(
+                &format!("{y}_bias_add"),
+                "Add",
+                &[&scaled, &format!("{y}_bias_reshape_output")],
+                &[&y],
+            ));
+        }
         report.quantized.push(name);
         progress.tick();
     }

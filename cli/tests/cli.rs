@@ -98,8 +98,11 @@ fn quantize_matches_onnxruntime_quantize_dynamic_on_every_fixture() {
     dirs.sort();
     for dir in dirs {
         let case = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let Some((arch, _)) = case.split_once("_q_") else {
-            continue;
+        // `<arch>_q_<cfg>`: MatMul/Gemm quantized; `<arch>_qc_<cfg>`: Conv too (ConvInteger).
+        let (arch, conv) = match (case.split_once("_q_"), case.split_once("_qc_")) {
+            (Some((a, _)), _) => (a, false),
+            (None, Some((a, _))) => (a, true),
+            _ => continue,
         };
         let src = models.join(format!("{arch}_f32/model.onnx"));
         if !src.exists() {
@@ -126,6 +129,9 @@ fn quantize_matches_onnxruntime_quantize_dynamic_on_every_fixture() {
         if q["reduce_range"] == true {
             args.push("--reduce-range".into());
         }
+        if conv {
+            args.push("--conv".into());
+        }
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = kiln(&argv);
         assert!(o.status.success(), "{case}: {}", stderr(&o));
@@ -146,11 +152,14 @@ fn quantize_matches_onnxruntime_quantize_dynamic_on_every_fixture() {
         }
         // kiln compiles its own output into fused int8 layers.
         let c = kiln_codegen::compile_file(&out, &Default::default()).unwrap();
-        let qgemms = c.graph.nodes.iter().filter(|n| n.op == "QGemm").count();
-        assert_eq!(qgemms, op_counts(&theirs)["MatMulInteger"], "{case}");
+        let count = |op: &str| c.graph.nodes.iter().filter(|n| n.op == op).count();
+        let theirs_ops = op_counts(&theirs);
+        let n_of = |op: &str| theirs_ops.get(op).copied().unwrap_or(0);
+        assert_eq!(count("QGemm"), n_of("MatMulInteger"), "{case}");
+        assert_eq!(count("QConv"), n_of("ConvInteger"), "{case}");
         checked += 1;
     }
-    assert!(checked >= 50, "only {checked} fixtures checked");
+    assert!(checked >= 56, "only {checked} fixtures checked");
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 

@@ -151,6 +151,14 @@ pub enum Error {
         max: usize,
         node: &'static str,
     },
+    /// An input dimension is too small for a window (convolution kernel or pooling window,
+    /// after padding): `expr` (a size expression over the input's dims, e.g. `height - 3`)
+    /// evaluated to `value` < 0.
+    DimTooSmall {
+        expr: &'static str,
+        value: i64,
+        node: &'static str,
+    },
     /// A value computed at run time is invalid for an op (e.g. an index out of range).
     Invalid {
         node: &'static str,
@@ -231,6 +239,11 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "{dim} = {value} is larger than the model allows ({max}, node `{node}`)"
+            ),
+            Error::DimTooSmall { expr, value, node } => write!(
+                f,
+                "node `{node}`: an input is smaller than its window (kernel or pool size after \
+                 padding): `{expr}` is {value}, must be at least 0"
             ),
             Error::Invalid { node, what } => write!(f, "node `{node}`: {what}"),
         }

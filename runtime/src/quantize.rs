@@ -54,7 +54,7 @@ pub fn round_half_even(x: f32) -> f32 {
 /// One value: `saturate(round_half_even(x / scale) + zp)`, NaN → 0. `zp` is the zero point as
 /// f32. (`as u8` saturates and maps NaN to 0, exactly like VMAXPS(v, 0) / VMINPS(v, 255).)
 #[inline(always)]
-fn quantize_one(x: f32, scale: f32, zp: f32) -> u8 {
+pub(crate) fn quantize_one(x: f32, scale: f32, zp: f32) -> u8 {
     (round_half_even(x / scale) + zp) as u8
 }
 

@@ -98,6 +98,14 @@ fn close<T: Copy + Into<f64> + std::fmt::Display + std::fmt::LowerExp>(
         want.len()
     );
     let (a, r) = (atol.into(), rtol.into());
+    if std::env::var_os("KILN_TEST_REPORT").is_some() {
+        let max = got
+            .iter()
+            .zip(want)
+            .map(|(&g, &w)| (g.into() - w.into()).abs())
+            .fold(0.0f64, f64::max);
+        eprintln!("{name}: max |got − want| = {max:.3e} (atol {a:.3e})");
+    }
     let allowed = |w: f64| a + r * w.abs();
     let mut bad = Vec::new();
     let mut worst: Option<(usize, f64)> = None; // (index, error beyond the allowed one)

@@ -6,6 +6,7 @@
 //! views. The generated code contains no `unsafe`.
 pub mod names;
 mod nodes;
+mod vision;
 
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
@@ -182,34 +183,44 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
         let id = format_ident!("W{}", ni);
         match &n.kiln {
             Some(KilnOp::QGemm { weights: w, .. }) => {
-                let mut sec = |b: Vec<u8>| lit(blob.push(&b));
-                let (k, nn) = (lit(w.k), lit(w.n));
-                let np = w.colsum.len();
-                let data = sec(w.data.iter().map(|&x| x as u8).collect());
-                let dl = lit(w.data.len());
-                let colsum = sec(w.colsum.iter().flat_map(|x| x.to_le_bytes()).collect());
-                let zp = sec(w.zero_point.iter().flat_map(|x| x.to_le_bytes()).collect());
-                let scale = sec(w.scale.iter().flat_map(|x| x.to_le_bytes()).collect());
-                let bias = match &w.bias {
-                    Some(b) => {
-                        let o = sec(b.iter().flat_map(|x| x.to_le_bytes()).collect());
-                        let bl = lit(b.len());
-                        quote!(Some(#rt::blob::f32s(&BLOB, #o, #bl)))
-                    }
-                    None => quote!(None),
-                };
-                let np = lit(np);
-                let safe = w.avx2_safe;
+                let e = packed_i8_expr(rt, &mut blob, w);
                 statics.push(quote! {
-                    static #id: #rt::pack::PackedI8<'static> = #rt::pack::PackedI8 {
-                        k: #k, n: #nn,
-                        data: #rt::blob::i8s(&BLOB, #data, #dl),
-                        colsum: #rt::blob::i32s(&BLOB, #colsum, #np),
-                        zero_point: #rt::blob::i32s(&BLOB, #zp, #np),
-                        scale: #rt::blob::f32s(&BLOB, #scale, #np),
-                        bias: #bias,
-                        avx2_safe: #safe,
-                    };
+                    static #id: #rt::pack::PackedI8<'static> = #e;
+                });
+                node_statics[ni] = Some(id);
+            }
+            Some(KilnOp::QConv {
+                kind: crate::ir::QConvKind::Gemm { groups, .. },
+                ..
+            }) => {
+                let es: Vec<_> = groups
+                    .iter()
+                    .map(|w| packed_i8_expr(rt, &mut blob, w))
+                    .collect();
+                let ng = lit(es.len());
+                statics.push(quote! {
+                    static #id: [#rt::pack::PackedI8<'static>; #ng] = [#(#es),*];
+                });
+                node_statics[ni] = Some(id);
+            }
+            Some(KilnOp::QConv {
+                kind: crate::ir::QConvKind::Depthwise { w, scale, bias },
+                ..
+            }) => {
+                let mut f32s = |v: &[f32]| {
+                    let o = lit(
+                        blob.push(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+                    );
+                    let l = lit(v.len());
+                    quote!(#rt::blob::f32s(&BLOB, #o, #l))
+                };
+                let (we, se) = (f32s(w), f32s(scale));
+                let be = match bias {
+                    Some(b) => f32s(b),
+                    None => quote!(&[]),
+                };
+                statics.push(quote! {
+                    static #id: (&[f32], &[f32], &[f32]) = (#we, #se, #be);
                 });
                 node_statics[ni] = Some(id);
             }
@@ -368,6 +379,21 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
                 });
             }
         }
+    }
+    // Derived dims (floor divisions: conv/pool sizes over a symbolic height/width).
+    for d in &g.derived {
+        let var = format_ident!("{}", ctx.syms[d.sym as usize]);
+        let num = d.num.to_i64_tokens(&ctx.syms);
+        let (den, expr, node) = (d.den, g.show(&d.num), &d.node);
+        checks.push(quote! {
+            let #var: usize = {
+                let num: i64 = #num;
+                if num < 0 {
+                    return Err(#rt::Error::DimTooSmall { expr: #expr, value: num, node: #node });
+                }
+                (num / #den) as usize
+            };
+        });
     }
     for c in &g.checks {
         let e = ctx.dim(&c.dim);
@@ -594,7 +620,11 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
         }
         None => {
             let arena = lit(plan.planned_bytes());
-            let dims = g.syms.join(", ");
+            let dims = (0..g.syms.len())
+                .filter(|&s| !g.is_derived(s as crate::ir::SymId))
+                .map(|s| g.syms[s].as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             let no_alloc = format!(
                 "kiln: `{file}` has symbolic dims ({dims}), so its buffers are sized per call \
                  and it needs the `alloc` feature of kiln / kiln-runtime; without `alloc`, \
@@ -787,4 +817,41 @@ fn view_fn(d: DType) -> proc_macro2::Ident {
             DType::U64 => "u64s",
         }
     )
+}
+
+/// A `PackedI8<'static>` expression over the blob, its arrays appended to `blob`.
+fn packed_i8_expr(
+    rt: &TokenStream,
+    blob: &mut Blob,
+    w: &kiln_runtime::pack::PackedI8Owned,
+) -> TokenStream {
+    let mut sec = |b: Vec<u8>| lit(blob.push(&b));
+    let (k, nn) = (lit(w.k), lit(w.n));
+    let np = w.colsum.len();
+    let data = sec(w.data.iter().map(|&x| x as u8).collect());
+    let dl = lit(w.data.len());
+    let colsum = sec(w.colsum.iter().flat_map(|x| x.to_le_bytes()).collect());
+    let zp = sec(w.zero_point.iter().flat_map(|x| x.to_le_bytes()).collect());
+    let scale = sec(w.scale.iter().flat_map(|x| x.to_le_bytes()).collect());
+    let bias = match &w.bias {
+        Some(b) => {
+            let o = sec(b.iter().flat_map(|x| x.to_le_bytes()).collect());
+            let bl = lit(b.len());
+            quote!(Some(#rt::blob::f32s(&BLOB, #o, #bl)))
+        }
+        None => quote!(None),
+    };
+    let np = lit(np);
+    let safe = w.avx2_safe;
+    quote! {
+        #rt::pack::PackedI8 {
+            k: #k, n: #nn,
+            data: #rt::blob::i8s(&BLOB, #data, #dl),
+            colsum: #rt::blob::i32s(&BLOB, #colsum, #np),
+            zero_point: #rt::blob::i32s(&BLOB, #zp, #np),
+            scale: #rt::blob::f32s(&BLOB, #scale, #np),
+            bias: #bias,
+            avx2_safe: #safe,
+        }
+    }
 }

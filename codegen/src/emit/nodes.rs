@@ -97,9 +97,137 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                 let w = weights.expect("SGemm weights emitted");
                 quote! { #rt::ops::matmul::sgemm(isa, #m, #x, #k, #w, #act, #y, #ldc); }
             }
+            KilnOp::QConv { spec, act, kind } => {
+                let geom = spec.geom_tokens(rt, &|d| c.dim(d));
+                let x = c.src(inp(0)?);
+                let y = c.dst(out);
+                let q = c.dst(n.outputs[1]);
+                let w = weights.expect("QConv weights emitted");
+                let actt = act_tokens(rt, act);
+                match kind {
+                    crate::ir::QConvKind::Depthwise { bias, .. } => {
+                        let b = if bias.is_some() {
+                            quote!(Some(#w.2))
+                        } else {
+                            quote!(None)
+                        };
+                        quote! {{
+                            let geom = #geom;
+                            let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
+                            #rt::quantize::quantize_u8(#x, qp, #q);
+                            #rt::ops::conv::depthwise(isa, &geom, &*#q, qp.zero_point as f32, #w.0,
+                                Some((qp.scale, #w.1)), #b, #actt, #y);
+                        }}
+                    }
+                    crate::ir::QConvKind::Gemm { groups, direct } => {
+                        let (a, r, nhwc) = (
+                            c.dst(n.outputs[2]),
+                            c.dst(n.outputs[3]),
+                            c.dst(n.outputs[4]),
+                        );
+                        let ng = lit(groups.len());
+                        let og = lit(spec.og());
+                        let hw = c.dim(&spec.h.mul(&spec.w));
+                        let fill = if *direct {
+                            quote! {
+                                #rt::ops::conv::row_terms(q, rows, geom.c_in, qp.zero_point, rterm);
+                                let a: &[u8] = q;
+                            }
+                        } else {
+                            quote! {
+                                #rt::ops::conv::im2col_u8(&geom, grp, q, qp.zero_point, abuf, rterm);
+                                let a: &[u8] = abuf;
+                            }
+                        };
+                        quote! {{
+                            let geom = #geom;
+                            let rows = geom.rows();
+                            let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
+                            #rt::ops::conv::quantize_nhwc(#x, geom.batch, geom.c_in, #hw, qp, #q);
+                            let (q, abuf, rterm, nhwc) = (&*#q, #a, #r, #nhwc);
+                            let _ = &abuf;
+                            for grp in 0..#ng {
+                                #fill
+                                let p = #rt::gemm::QGemm {
+                                    m: rows, a, row_term: &*rterm,
+                                    a_zero_point: qp.zero_point as i32, a_scale: qp.scale,
+                                    b: #w[grp], act: #actt,
+                                };
+                                #rt::gemm::qgemm_f32(isa, &p, &mut nhwc[grp * #og..], geom.c_out);
+                            }
+                            #rt::ops::transpose::transpose(&*nhwc, &[geom.batch, geom.pixels(), geom.c_out], &[0, 2, 1], #y);
+                        }}
+                    }
+                }
+            }
+            KilnOp::Conv { spec, act, algo } => {
+                let geom = spec.geom_tokens(rt, &|d| c.dim(d));
+                let x = c.src(inp(0)?);
+                let w = c.src(inp(1)?);
+                let y = c.dst(out);
+                let b = match n.input(2) {
+                    Some(b) => {
+                        let b = c.src(b);
+                        quote!(Some(&*#b))
+                    }
+                    None => quote!(None),
+                };
+                let actt = act_tokens(rt, act);
+                match algo {
+                    crate::ir::ConvAlgo::Gemm => {
+                        let col = c.dst(n.outputs[1]);
+                        quote! {{
+                            let geom = #geom;
+                            #rt::ops::conv::conv_f32_gemm(isa, &geom, #x, #w, #b, #actt, #col, #y);
+                        }}
+                    }
+                    crate::ir::ConvAlgo::Depthwise => quote! {{
+                        let geom = #geom;
+                        #rt::ops::conv::depthwise(isa, &geom, #x, 0.0, #w, None, #b, #actt, #y);
+                    }},
+                    crate::ir::ConvAlgo::Reference => quote! {{
+                        let geom = #geom;
+                        #rt::ops::conv::conv_ref_f32(&geom, #x, #w, #b, #y);
+                    }},
+                }
+            }
+            KilnOp::ConvInteger { spec } => {
+                let geom = spec.geom_tokens(rt, &|d| c.dim(d));
+                let (x, w, y) = (c.src(inp(0)?), c.src(inp(1)?), c.dst(out));
+                let xz = match n.input(2) {
+                    Some(z) => {
+                        let z = c.src(z);
+                        quote!((#z)[0] as i32)
+                    }
+                    None => quote!(0),
+                };
+                let wz = match n.input(3) {
+                    Some(z) => match &g.values[z].konst {
+                        Some(d) => {
+                            let v: Vec<i32> = d.as_i64()?.into_iter().map(|v| v as i32).collect();
+                            quote!(&[#(#v),*])
+                        }
+                        None if g.values[z].numel() == 1 => {
+                            let z = c.src(z);
+                            quote!(&[(#z)[0] as i32])
+                        }
+                        None => unsupported!(
+                            "ConvInteger with a per-channel weight zero point computed at run time"
+                        ),
+                    },
+                    None => quote!(&[0]),
+                };
+                quote! {{
+                    let geom = #geom;
+                    #rt::ops::conv::conv_integer_ref(&geom, #x, #xz, #w, #wz, #y);
+                }}
+            }
         });
     }
 
+    if let Some(t) = super::vision::emit(c, n)? {
+        return Ok(t);
+    }
     let op = n.op.as_str();
     if let Some(b) = BinaryOp::from_op(op) {
         let (a, bb) = (inp(0)?, inp(1)?);
@@ -116,7 +244,7 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
         let (x, y) = (c.src(inp(0)?), c.dst(out));
         return Ok(quote! { #rt::ops::gelu::gelu(isa, #x, #y); });
     }
-    if let Some(u) = UnaryOp::from_op(op) {
+    if let Some(u) = UnaryOp::from_node(n)? {
         let x = inp(0)?;
         let f = u.closure(g.values[x].dtype, rt);
         let (xs, y) = (c.src(x), c.dst(out));
@@ -264,6 +392,19 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
             };
             let (o, l) = (c.dim(&outer), c.dim(&len));
             quote! { #rt::ops::layernorm::layer_norm(#x, #gamma, #beta, #o, #l, #eps, #y); }
+        }
+        "BatchNormalization" => {
+            let (scale, shift) = crate::ops::conv::batch_norm_affine(g, n)?;
+            let xi = inp(0)?;
+            let shape = &g.values[xi].shape;
+            let inner = c.dim(&numel(&shape[2..]));
+            let (outer, ch) = (c.dim(&shape[0]), c.dim(&shape[1]));
+            let (s, t) = (
+                scale.iter().map(|&v| f32_lit(v)),
+                shift.iter().map(|&v| f32_lit(v)),
+            );
+            let (x, y) = (c.src(xi), c.dst(out));
+            quote! { #rt::ops::conv::channel_affine(#x, #outer, #ch, #inner, &[#(#s),*], &[#(#t),*], #y); }
         }
         "DequantizeLinear" => {
             let xi = inp(0)?;

@@ -11,6 +11,7 @@ pub use dim::{Dim, SymId, from_static, numel, static_shape};
 pub use tensor::{DType, Tensor, TensorData};
 
 use crate::error::{Error, Result};
+pub use crate::ops::conv::ConvSpec;
 use kiln_runtime::gemm::Activation;
 use kiln_runtime::ops::matmul::PackedF32Owned;
 use kiln_runtime::pack::PackedI8Owned;
@@ -112,6 +113,53 @@ pub enum KilnOp {
         weights: Box<PackedF32Owned>,
         relu: bool,
     },
+    /// Dynamically quantized convolution (DynamicQuantizeLinear + ConvInteger + scales + bias
+    /// + activation). inputs: [x (f32)]; outputs: [y, scratch…] (see [`QConvKind`]).
+    QConv {
+        spec: ConvSpec,
+        act: Activation,
+        kind: QConvKind,
+    },
+    /// Float convolution. inputs: [x, w, b?] (w, b constant unless `Reference`);
+    /// outputs: [y] plus, for `Gemm`, the im2col scratch.
+    Conv {
+        spec: ConvSpec,
+        act: Activation,
+        algo: ConvAlgo,
+    },
+    /// Unfused ConvInteger (direct loops). inputs/outputs as in ONNX.
+    ConvInteger { spec: ConvSpec },
+}
+
+/// How a float convolution runs (chosen at compile time per layer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvAlgo {
+    /// `W · im2col(x)` with `ops::matmul::sgemm`, NCHW out.
+    Gemm,
+    /// One input channel per group: the direct depthwise kernel.
+    Depthwise,
+    /// Weights known only at run time: direct loops.
+    Reference,
+}
+
+/// The int8 convolution's algorithm and its compile-time data.
+#[derive(Clone, Debug)]
+pub enum QConvKind {
+    /// Quantize to NHWC, im2col (skipped when `direct`), one int8 GEMM per group with packed
+    /// weights (K ordered ky, kx, c), NHWC → NCHW. Scratch outputs: [q (u8, input size),
+    /// a (u8, rows·padded K; empty when direct), row_term (i32, rows), nhwc (f32, rows·Cout)].
+    Gemm {
+        groups: Vec<PackedI8Owned>,
+        direct: bool,
+    },
+    /// Quantize (NCHW), exact f32 accumulation of centered products. `w` = (w − wz) per
+    /// output channel × kh × kw; `scale` = W_s per channel (times the activation scale at run
+    /// time). Scratch outputs: [q (u8, input size)].
+    Depthwise {
+        w: Vec<f32>,
+        scale: Vec<f32>,
+        bias: Option<Vec<f32>>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -193,6 +241,20 @@ pub struct Graph {
     pub syms: Vec<String>,
     /// Run-time conditions on symbolic dims: `dim <= max`, checked after binding the inputs.
     pub checks: Vec<DimCheck>,
+    /// Symbols defined by a floor division of other dims (conv/pool output sizes on a symbolic
+    /// height or width), computed after the inputs are bound, in this order.
+    pub derived: Vec<Derived>,
+}
+
+/// A symbol whose value is `floor(num / den)` (`den > 0`); `num` must be ≥ 0 at run time (it is
+/// negative only when an input is smaller than a window, reported as `Error::DimTooSmall`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Derived {
+    pub sym: SymId,
+    pub num: Dim,
+    pub den: i64,
+    /// The node whose window needs `num ≥ 0`.
+    pub node: String,
 }
 
 /// A bound a symbolic dim must respect at run time (e.g. a sequence no longer than the
@@ -254,6 +316,53 @@ impl Graph {
             }
         };
         Dim::sym(id as SymId)
+    }
+    /// `floor(num / den)` as a dim (`den > 0`): exact quotients stay polynomials, anything else
+    /// becomes a derived symbol computed at run time (one per distinct expression). `node`
+    /// names who needs `num ≥ 0` (checked at run time for derived symbols, at compile time for
+    /// constants).
+    pub fn floor_div(&mut self, num: &Dim, den: i64, node: &str) -> Result<Dim> {
+        if den <= 0 {
+            return Err(Error::invalid(format!("division of a dim by {den}")));
+        }
+        if let Some(c) = num.as_const() {
+            if c < 0 {
+                return Err(Error::invalid(format!(
+                    "the input is smaller than the window: a size works out to floor({c} / {den})"
+                )));
+            }
+            return Ok(Dim::constant(c.div_euclid(den)));
+        }
+        if let Some(q) = num.div_const(den)
+            && num.nonneg()
+        {
+            return Ok(q);
+        }
+        if let Some(d) = self.derived.iter().find(|d| d.num == *num && d.den == den) {
+            return Ok(Dim::sym(d.sym));
+        }
+        let name = if den == 1 {
+            self.show(num)
+        } else {
+            format!("floor(({}) / {den})", self.show(num))
+        };
+        let id = self.syms.len() as SymId;
+        self.syms.push(name);
+        self.derived.push(Derived {
+            sym: id,
+            num: num.clone(),
+            den,
+            node: node.to_string(),
+        });
+        Ok(Dim::sym(id))
+    }
+    /// `ceil(num / den)` (`den > 0`), via [`Graph::floor_div`].
+    pub fn ceil_div(&mut self, num: &Dim, den: i64, node: &str) -> Result<Dim> {
+        self.floor_div(&num.add(&Dim::constant(den - 1)), den, node)
+    }
+    /// Whether symbol `s` is derived (not bound from an input).
+    pub fn is_derived(&self, s: SymId) -> bool {
+        self.derived.iter().any(|d| d.sym == s)
     }
     /// Shows a dim with the model's symbol names.
     pub fn show(&self, d: &Dim) -> String {

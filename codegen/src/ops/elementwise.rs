@@ -1,5 +1,6 @@
 //! Broadcasting binary ops (Add, Sub, Mul, Div, Pow, Equal), unary activations and math
-//! (Relu, Sigmoid, Tanh, Sqrt, Erf), Clip, Where and Softmax.
+//! (Relu, Sigmoid, Tanh, Sqrt, Erf, LeakyRelu, HardSigmoid, HardSwish, Elu, Selu, Softplus), Clip,
+//! Where and Softmax.
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -268,7 +269,7 @@ pub fn infer_binary(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
     Ok(vec![OutInfo::new(out_dt, shape)])
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryOp {
     Relu,
     Sigmoid,
@@ -277,9 +278,27 @@ pub enum UnaryOp {
     Erf,
     /// kiln's fused GELU (erf form), produced by the GELU fusion.
     Gelu,
+    LeakyRelu {
+        alpha: f32,
+    },
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    HardSwish,
+    Elu {
+        alpha: f32,
+    },
+    Selu {
+        alpha: f32,
+        gamma: f32,
+    },
+    Softplus,
 }
 
 impl UnaryOp {
+    /// The op of a parameterless activation name (`Relu`, `Sigmoid`, …, `Gelu`); ops with
+    /// attributes need [`UnaryOp::from_node`].
     pub fn from_op(op: &str) -> Option<Self> {
         Some(match op {
             "Relu" => UnaryOp::Relu,
@@ -288,8 +307,32 @@ impl UnaryOp {
             "Sqrt" => UnaryOp::Sqrt,
             "Erf" => UnaryOp::Erf,
             "Gelu" => UnaryOp::Gelu,
+            "HardSwish" => UnaryOp::HardSwish,
+            "Softplus" => UnaryOp::Softplus,
             _ => return None,
         })
+    }
+    /// The op of a node, with its attributes (ONNX defaults when absent).
+    pub fn from_node(n: &Node) -> Result<Option<Self>> {
+        let f =
+            |name: &str, default: f32| -> Result<f32> { Ok(n.attr_f(name)?.unwrap_or(default)) };
+        Ok(Some(match n.op.as_str() {
+            "LeakyRelu" => UnaryOp::LeakyRelu {
+                alpha: f("alpha", 0.01)?,
+            },
+            "HardSigmoid" => UnaryOp::HardSigmoid {
+                alpha: f("alpha", 0.2)?,
+                beta: f("beta", 0.5)?,
+            },
+            "Elu" => UnaryOp::Elu {
+                alpha: f("alpha", 1.0)?,
+            },
+            "Selu" => UnaryOp::Selu {
+                alpha: f("alpha", 1.673_263_2)?,
+                gamma: f("gamma", 1.050_701)?,
+            },
+            op => return Ok(Self::from_op(op)),
+        }))
     }
     fn math_fn(self) -> &'static str {
         match self {
@@ -299,19 +342,36 @@ impl UnaryOp {
             UnaryOp::Sqrt => "sqrt",
             UnaryOp::Erf => "erf",
             UnaryOp::Gelu => "gelu_erf",
+            UnaryOp::LeakyRelu { .. } => "leaky_relu",
+            UnaryOp::HardSigmoid { .. } => "hard_sigmoid",
+            UnaryOp::HardSwish => "hard_swish",
+            UnaryOp::Elu { .. } => "elu",
+            UnaryOp::Selu { .. } => "selu",
+            UnaryOp::Softplus => "softplus",
+        }
+    }
+    /// The attribute arguments after `x` of the runtime function.
+    fn params(self) -> Vec<f32> {
+        match self {
+            UnaryOp::LeakyRelu { alpha } | UnaryOp::Elu { alpha } => vec![alpha],
+            UnaryOp::HardSigmoid { alpha, beta } => vec![alpha, beta],
+            UnaryOp::Selu { alpha, gamma } => vec![alpha, gamma],
+            _ => vec![],
         }
     }
     pub fn closure(self, dt: DType, rt: &TokenStream) -> TokenStream {
         let t: TokenStream = dt.rust().parse().unwrap();
         let f = quote::format_ident!("{}", self.math_fn());
+        let params: Vec<TokenStream> = self.params().into_iter().map(f32_tokens).collect();
         match (self, dt) {
             // Same semantics as the fused GEMM epilogue: NaN → 0.
             (UnaryOp::Relu, DType::F32 | DType::F64) => {
                 quote!(|x: #t| if x > 0.0 { x } else { 0.0 })
             }
             (UnaryOp::Relu, _) => quote!(|x: #t| if x > 0 { x } else { 0 }),
-            (_, DType::F32) => quote!(#rt::ops::math::#f),
-            _ => quote!(|x: #t| #rt::ops::math::#f(x as f32) as #t),
+            (_, DType::F32) if params.is_empty() => quote!(#rt::ops::math::#f),
+            (_, DType::F32) => quote!(|x: f32| #rt::ops::math::#f(x, #(#params),*)),
+            _ => quote!(|x: #t| #rt::ops::math::#f(x as f32, #(#params),*) as #t),
         }
     }
     fn eval(self, x: f32) -> f32 {
@@ -328,7 +388,26 @@ impl UnaryOp {
             UnaryOp::Sqrt => math::sqrt(x),
             UnaryOp::Erf => math::erf(x),
             UnaryOp::Gelu => kiln_runtime::ops::gelu::gelu_scalar(x),
+            UnaryOp::LeakyRelu { alpha } => math::leaky_relu(x, alpha),
+            UnaryOp::HardSigmoid { alpha, beta } => math::hard_sigmoid(x, alpha, beta),
+            UnaryOp::HardSwish => math::hard_swish(x),
+            UnaryOp::Elu { alpha } => math::elu(x, alpha),
+            UnaryOp::Selu { alpha, gamma } => math::selu(x, alpha, gamma),
+            UnaryOp::Softplus => math::softplus(x),
         }
+    }
+}
+
+/// An `f32` expression (NaN and infinities have no literal).
+fn f32_tokens(v: f32) -> TokenStream {
+    if v.is_nan() {
+        quote!(f32::NAN)
+    } else if v == f32::INFINITY {
+        quote!(f32::INFINITY)
+    } else if v == f32::NEG_INFINITY {
+        quote!(f32::NEG_INFINITY)
+    } else {
+        quote!(#v)
     }
 }
 
@@ -338,7 +417,7 @@ fn relu<T: PartialOrd + Default + Copy>(x: T) -> T {
 }
 
 pub fn infer_unary(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
-    let op = UnaryOp::from_op(&n.op).expect("dispatched by op name");
+    let op = UnaryOp::from_node(n)?.expect("dispatched by op name");
     let x = &g.values[req(n, 0)?];
     let float_only = !matches!(op, UnaryOp::Relu);
     if float_only && !matches!(x.dtype, DType::F32 | DType::F64) || x.dtype == DType::Bool {

@@ -1,12 +1,14 @@
 //! Per-op knowledge: attribute validation, shape/dtype inference and compile-time evaluation
 //! (constant folding). Emission lives in `emit/`. The op list below is the single source of
 //! truth for what kiln accepts; the README's supported-ops table mirrors it.
+pub mod conv;
 mod elementwise;
 mod matmul;
 mod norm;
 mod quant;
 mod shape;
 mod symbolic;
+mod vision;
 
 use crate::error::{Error, Result, bail};
 use crate::ir::{DType, Dim, Graph, Node, TensorData, from_static};
@@ -17,44 +19,62 @@ pub(crate) use norm::{layer_norm_dims, reduce_dims};
 pub(crate) use quant::dequant_params;
 pub(crate) use shape::{concat_axis, slice_params, transpose_perm};
 pub(crate) use symbolic::fill_value as symbolic_fill_value;
+pub(crate) use vision::{AxisScale, PoolPads, pad_params, pool_attrs, resize_params, split_params};
 
 /// Every ONNX (default-domain) op kiln compiles.
 pub const SUPPORTED: &[&str] = &[
     "Add",
+    "AveragePool",
+    "BatchNormalization",
     "Cast",
     "Clip",
     "Concat",
     "Constant",
     "ConstantOfShape",
+    "Conv",
+    "ConvInteger",
     "DequantizeLinear",
     "Div",
     "DynamicQuantizeLinear",
+    "Elu",
     "Equal",
     "Erf",
     "Expand",
     "Flatten",
     "Gather",
     "Gemm",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "HardSigmoid",
+    "HardSwish",
     "Identity",
     "LayerNormalization",
+    "LeakyRelu",
     "MatMul",
     "MatMulInteger",
+    "MaxPool",
     "Mul",
+    "Pad",
     "Pow",
     "ReduceMean",
     "ReduceSum",
     "Relu",
     "Reshape",
+    "Resize",
+    "Selu",
     "Shape",
     "Sigmoid",
     "Slice",
     "Softmax",
+    "Softplus",
+    "Split",
     "Sqrt",
     "Squeeze",
     "Sub",
     "Tanh",
     "Transpose",
     "Unsqueeze",
+    "Upsample",
     "Where",
 ];
 
@@ -128,7 +148,8 @@ pub fn infer(g: &mut Graph, n: &Node) -> Result<Vec<OutInfo>> {
     }
     let outs = match n.op.as_str() {
         "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Equal" => elementwise::infer_binary(g, n)?,
-        "Relu" | "Sigmoid" | "Tanh" | "Sqrt" | "Erf" => elementwise::infer_unary(g, n)?,
+        "Relu" | "Sigmoid" | "Tanh" | "Sqrt" | "Erf" | "LeakyRelu" | "HardSigmoid"
+        | "HardSwish" | "Elu" | "Selu" | "Softplus" => elementwise::infer_unary(g, n)?,
         "Clip" => elementwise::infer_clip(g, n)?,
         "Where" => elementwise::infer_where(g, n)?,
         "Softmax" => elementwise::infer_softmax(g, n)?,
@@ -148,10 +169,18 @@ pub fn infer(g: &mut Graph, n: &Node) -> Result<Vec<OutInfo>> {
         "ReduceMean" | "ReduceSum" => norm::infer_reduce(g, n)?,
         "LayerNormalization" => norm::infer_layer_norm(g, n)?,
         "MatMul" => matmul::infer_matmul(g, n)?,
+        "Conv" => conv::infer_conv(g, n)?,
+        "ConvInteger" => conv::infer_conv_integer(g, n)?,
+        "BatchNormalization" => conv::infer_batch_norm(g, n)?,
         "Gemm" => matmul::infer_gemm(g, n)?,
         "MatMulInteger" => matmul::infer_matmul_integer(g, n)?,
         "DynamicQuantizeLinear" => quant::infer_dql(g, n)?,
         "DequantizeLinear" => quant::infer_dequantize(g, n)?,
+        "MaxPool" | "AveragePool" => vision::infer_pool(g, n)?,
+        "GlobalAveragePool" | "GlobalMaxPool" => vision::infer_global_pool(g, n)?,
+        "Pad" => vision::infer_pad(g, n)?,
+        "Split" => vision::infer_split(g, n)?,
+        "Resize" | "Upsample" => vision::infer_resize(g, n)?,
         other => {
             return Err(
                 Error::unsupported(format!("operator `{other}` is not supported")).with_hint(

@@ -7,11 +7,14 @@
 //!    `DynamicQuantizeLinear → MatMulInteger → Cast → Mul(scales) [→ Add bias] [→ Relu]` becomes
 //!    `QuantizeDyn` (once per DynamicQuantizeLinear, shared by all its MatMulIntegers) + one
 //!    `QGemm` per MatMulInteger with packed weights. Needs shapes and constants from 1.
-//! 4. `fuse_float` — MatMul/Gemm with constant weights become prepacked `SGemm`s with the bias
+//! 4. `fuse_conv` — BatchNorm folding, the dynamic-quantization pattern around `ConvInteger`
+//!    → `QConv`, and the per-layer algorithm choice for every other convolution.
+//! 5. `fuse_float` — MatMul/Gemm with constant weights become prepacked `SGemm`s with the bias
 //!    Add and Relu folded in. After 2 so that quantized chains are claimed first.
-//! 5. `dce` — drops nodes whose outputs nobody reads (the absorbed Cast/Mul/Add nodes, scale
+//! 6. `dce` — drops nodes whose outputs nobody reads (the absorbed Cast/Mul/Add nodes, scale
 //!    products, unused DynamicQuantizeLinear outputs).
 mod dce;
+mod fuse_conv;
 mod fuse_float;
 mod fuse_patterns;
 mod fuse_quant;
@@ -25,6 +28,7 @@ pub fn run(g: &mut Graph) -> Result<()> {
     fuse_patterns::run(g);
     dce::run(g);
     fuse_quant::run(g)?;
+    fuse_conv::run(g)?;
     fuse_float::run(g)?;
     dce::run(g);
     Ok(())

@@ -1,5 +1,6 @@
 //! Scalar `f32` math for `no_std`: `exp`, `ln`, `powf`, `sqrt`, `recip`, `tanh`, `sigmoid`,
-//! `erf`, `relu`, `gelu_erf`.
+//! `erf`, `relu`, `gelu_erf`, and the activations `leaky_relu`, `hard_sigmoid`, `hard_swish`,
+//! `elu`, `selu`, `softplus`.
 //!
 //! `core` has no transcendental functions (they live in `std`, backed by the platform libm), so
 //! they are implemented here from the math. Why this shape: every `f32` function evaluates in
@@ -327,6 +328,71 @@ pub fn gelu_erf(x: f32) -> f32 {
     r as f32
 }
 
+/// ONNX `LeakyRelu`: `x` for `x >= 0`, else `alpha · x`.
+#[inline]
+pub fn leaky_relu(x: f32, alpha: f32) -> f32 {
+    if x >= 0.0 { x } else { alpha * x }
+}
+
+/// ONNX `HardSigmoid`: `max(0, min(1, alpha · x + beta))` (NaN → 0).
+#[inline]
+pub fn hard_sigmoid(x: f32, alpha: f32, beta: f32) -> f32 {
+    let y = alpha * x + beta;
+    let y = if y > 0.0 { y } else { 0.0 };
+    if y < 1.0 { y } else { 1.0 }
+}
+
+/// ONNX `HardSwish`: `x · HardSigmoid(x)` with `alpha = 1/6`, `beta = 0.5`.
+#[inline]
+pub fn hard_swish(x: f32) -> f32 {
+    x * hard_sigmoid(x, 1.0 / 6.0, 0.5)
+}
+
+/// `e^x - 1` in f64, accurate near 0 (|relative error| ~1e-16).
+fn expm1_64(x: f64) -> f64 {
+    if x.abs() < 1e-5 {
+        x * (1.0 + x * (0.5 + x / 6.0))
+    } else {
+        exp64(x) - 1.0
+    }
+}
+
+/// `ln(1 + t)` in f64 for `t >= 0` (small `t` by its series).
+fn ln1p_64(t: f64) -> f64 {
+    if t < 1e-4 {
+        t * (1.0 - t * (0.5 - t / 3.0))
+    } else {
+        ln64(1.0 + t)
+    }
+}
+
+/// ONNX `Elu`: `x` for `x >= 0`, else `alpha · (e^x - 1)`.
+pub fn elu(x: f32, alpha: f32) -> f32 {
+    if x >= 0.0 || x.is_nan() {
+        x
+    } else {
+        (alpha as f64 * expm1_64(x as f64)) as f32
+    }
+}
+
+/// ONNX `Selu`: `gamma · x` for `x > 0`, else `gamma · alpha · (e^x - 1)`.
+pub fn selu(x: f32, alpha: f32, gamma: f32) -> f32 {
+    if x > 0.0 || x.is_nan() {
+        ((gamma as f64) * (x as f64)) as f32
+    } else {
+        (gamma as f64 * alpha as f64 * expm1_64(x as f64)) as f32
+    }
+}
+
+/// ONNX `Softplus`: `ln(1 + e^x)`, as `max(x, 0) + ln(1 + e^-|x|)` (no overflow).
+pub fn softplus(x: f32) -> f32 {
+    if x.is_nan() || x == f32::INFINITY {
+        return x;
+    }
+    let xd = x as f64;
+    (xd.max(0.0) + ln1p_64(exp64(-xd.abs()))) as f32
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -550,5 +616,44 @@ mod tests {
         );
         assert_eq!(relu(-2.0), 0.0);
         assert_eq!(recip(4.0), 0.25);
+    }
+
+    #[test]
+    fn activations_match_std() {
+        for x in samples() {
+            let xd = x as f64;
+            let want_elu = if x >= 0.0 || x.is_nan() {
+                x
+            } else {
+                xd.exp_m1() as f32
+            };
+            assert!(ulp_diff(elu(x, 1.0), want_elu) <= 1, "elu({x:e})");
+            let (a, g) = (1.673_263_2_f32, 1.050_701_f32);
+            let want_selu = if x > 0.0 || x.is_nan() {
+                (g as f64 * xd) as f32
+            } else {
+                (g as f64 * a as f64 * xd.exp_m1()) as f32
+            };
+            assert!(ulp_diff(selu(x, a, g), want_selu) <= 1, "selu({x:e})");
+            let want_sp = if x.is_nan() || x.is_infinite() && x > 0.0 {
+                x
+            } else {
+                (xd.max(0.0) + (-xd.abs()).exp().ln_1p()) as f32
+            };
+            assert!(
+                ulp_diff(softplus(x), want_sp) <= 1,
+                "softplus({x:e}) = {}",
+                softplus(x)
+            );
+        }
+        assert_eq!(leaky_relu(-2.0, 0.1), -0.2);
+        assert_eq!(leaky_relu(3.0, 0.1), 3.0);
+        assert_eq!(hard_sigmoid(1.0, 0.2, 0.5), 0.7);
+        assert_eq!(hard_sigmoid(10.0, 0.2, 0.5), 1.0);
+        assert_eq!(hard_sigmoid(-10.0, 0.2, 0.5), 0.0);
+        assert_eq!(hard_swish(3.0), 3.0);
+        assert_eq!(hard_swish(-3.0), 0.0);
+        assert_eq!(hard_swish(0.0), 0.0);
+        assert!((hard_swish(1.0) - 2.0 / 3.0).abs() < 1e-7);
     }
 }

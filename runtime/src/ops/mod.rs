@@ -5,6 +5,7 @@
 
 pub mod cast;
 pub mod concat;
+pub mod conv;
 pub mod elementwise;
 pub mod gather;
 pub mod gelu;

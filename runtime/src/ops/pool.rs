@@ -50,7 +50,7 @@ impl PoolGeom {
         self.out_dims[0] * self.out_dims[1] * self.out_dims[2]
     }
     /// Strides, kernel and dilation must be ≥ 1.
-    fn check(&self, x: &[f32], planes: usize, out: &[f32]) {
+    fn check<T>(&self, x: &[T], planes: usize, out: &[T]) {
         assert!(
             self.stride
                 .iter()
@@ -98,13 +98,13 @@ fn out_range(off: i64, stride: usize, in_len: usize, out_len: usize) -> (usize, 
 
 /// Folds every in-bounds tap of output row (`od`, `oh`) of one plane into `row` with `f`.
 #[inline(always)]
-fn fold_row(
+fn fold_row<T: Copy>(
     g: &PoolGeom,
-    plane: &[f32],
+    plane: &[T],
     od: usize,
     oh: usize,
-    row: &mut [f32],
-    f: impl Fn(f32, f32) -> f32 + Copy,
+    row: &mut [T],
+    f: impl Fn(T, T) -> T + Copy,
 ) {
     let [id_, ih_, iw_] = g.in_dims;
     let sd = (od * g.stride[0]) as i64 - g.pad_begin[0] as i64;
@@ -142,13 +142,20 @@ fn fold_row(
 }
 
 #[inline(always)]
-fn max2(a: f32, b: f32) -> f32 {
+fn max2<T: PartialOrd>(a: T, b: T) -> T {
     if b > a { b } else { a }
 }
 
-/// ONNX `MaxPool` (the `Values` output). Windows that hold no input element give `-inf`.
-/// NaN inputs are skipped, like padding.
-pub fn max_pool(x: &[f32], planes: usize, g: &PoolGeom, out: &mut [f32]) {
+/// ONNX `MaxPool` (the `Values` output), for any ordered element type (`f32`, `u8`, `i8`…).
+/// Windows that hold no input element give `lowest` (`-inf` for floats, the type's minimum
+/// for integers). NaN inputs are skipped, like padding.
+pub fn max_pool<T: Copy + PartialOrd + Send + Sync>(
+    x: &[T],
+    planes: usize,
+    g: &PoolGeom,
+    lowest: T,
+    out: &mut [T],
+) {
     g.check(x, planes, out);
     let (ip, op) = (g.in_plane(), g.out_plane());
     if op == 0 {
@@ -158,7 +165,7 @@ pub fn max_pool(x: &[f32], planes: usize, g: &PoolGeom, out: &mut [f32]) {
     plane_split(x, ip, out, op, work, |xp, yp| {
         for (r, row) in yp.chunks_exact_mut(g.out_dims[2]).enumerate() {
             let (od, oh) = (r / g.out_dims[1], r % g.out_dims[1]);
-            row.fill(f32::NEG_INFINITY);
+            row.fill(lowest);
             fold_row(g, xp, od, oh, row, max2);
         }
     });
@@ -204,13 +211,13 @@ pub fn avg_pool(x: &[f32], planes: usize, g: &PoolGeom, count_include_pad: bool,
 
 /// Calls `f(in_planes, out_planes)` on groups of whole planes, in parallel when the work
 /// (`out_plane · work` per plane) is large enough.
-fn plane_split(
-    x: &[f32],
+fn plane_split<T: Send + Sync>(
+    x: &[T],
     in_plane: usize,
-    out: &mut [f32],
+    out: &mut [T],
     out_plane: usize,
     work: usize,
-    f: impl Fn(&[f32], &mut [f32]) + Sync + Send,
+    f: impl Fn(&[T], &mut [T]) + Sync + Send,
 ) {
     let planes = out.len() / out_plane;
     let per_plane = (out_plane * work).max(1);
@@ -347,7 +354,7 @@ mod tests {
             let planes = 3;
             let x: Vec<f32> = (0..planes * ih * iw).map(|_| rnd()).collect();
             let mut out = vec![0.0; planes * oh * ow];
-            max_pool(&x, planes, &g, &mut out);
+            max_pool(&x, planes, &g, f32::NEG_INFINITY, &mut out);
             assert_eq!(out, reference(&x, planes, &g, None), "max {g:?}");
             for cip in [false, true] {
                 avg_pool(&x, planes, &g, cip, &mut out);
@@ -372,7 +379,7 @@ mod tests {
         };
         let x: Vec<f32> = (0..2 * 120).map(|i| ((i * 37) % 101) as f32).collect();
         let mut out = vec![0.0; 2 * 18];
-        max_pool(&x, 2, &g, &mut out);
+        max_pool(&x, 2, &g, f32::NEG_INFINITY, &mut out);
         assert_eq!(out, reference(&x, 2, &g, None));
         avg_pool(&x, 2, &g, true, &mut out);
         let want = reference(&x, 2, &g, Some(true));
@@ -398,8 +405,25 @@ mod tests {
             .map(|i| ((i * 7919) % 1009) as f32)
             .collect();
         let mut out = vec![0.0; planes * 32 * 32];
-        max_pool(&x, planes, &g, &mut out);
+        max_pool(&x, planes, &g, f32::NEG_INFINITY, &mut out);
         assert_eq!(out, reference(&x, planes, &g, None));
+    }
+
+    #[test]
+    fn max_pool_u8() {
+        let x: [u8; 9] = [1, 9, 3, 4, 5, 6, 200, 8, 0];
+        let g = PoolGeom {
+            in_dims: [1, 3, 3],
+            out_dims: [1, 2, 2],
+            kernel: [1, 2, 2],
+            stride: [1, 1, 1],
+            dilation: [1, 1, 1],
+            pad_begin: [0, 0, 0],
+            pad_end: [0, 0, 0],
+        };
+        let mut out = [0u8; 4];
+        max_pool(&x, 1, &g, 0, &mut out);
+        assert_eq!(out, [9, 9, 200, 8]);
     }
 
     #[test]

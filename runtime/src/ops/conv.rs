@@ -1,0 +1,985 @@
+//! Convolutions (ONNX `Conv`, `ConvInteger`, and kiln's fused int8 convolution), NCHW.
+//!
+//! Algorithms, chosen per layer by codegen (docs/design.md, decision 13):
+//! - **int8 GEMM** (the fused `DynamicQuantizeLinear → ConvInteger → scale → bias → act`): the
+//!   input is quantized once into NHWC u8 ([`quantize_nhwc`]), im2col copies `C/g`-byte runs
+//!   per kernel tap into the int8 GEMM's packed A layout ([`im2col_u8`]; taps in padding get
+//!   the zero point, so they contribute exactly 0), the GEMM (`gemm::qgemm_f32`, weights
+//!   prepacked at compile time with K ordered `(ky, kx, c)`) applies scale, bias and
+//!   activation and writes NHWC, and one transpose gives NCHW.
+//! - **depthwise** (one input channel per group, int8 or f32): a direct kernel over output rows
+//!   ([`depthwise`]). For int8 the products `(a − za)(w − wz)` are at most 255² and a window
+//!   has far fewer than 2^24 / 255² = 258 taps, so an f32 accumulation of them is exact: the
+//!   result is bit-identical to integer accumulation.
+//! - **float GEMM**: `W[Cout/g][K] · col[K][P]` with `col` built by [`im2col_f32_panels`] in
+//!   the packed-B layout of `matmul::sgemm` (so the result is NCHW directly), then bias and
+//!   activation per output channel ([`bias_act_rows`]).
+//! - **references** ([`conv_ref_f32`], [`conv_integer_ref`]): direct loops for weights only
+//!   known at run time, and the executable spec the fast paths are tested against.
+//!
+//! 1-D convolutions use the same code with `h = kh = oh = 1`. Sizes are checked with `assert!`;
+//! nothing allocates.
+use crate::gemm::Activation;
+use crate::isa::Isa;
+use crate::pack::padded_k;
+use crate::quantize::QParams;
+
+/// Geometry of one 2-D convolution (batch × channels × height × width, NCHW). `ph`/`pw` are the
+/// padding before the first row/column; the padding after is implied by `oh`/`ow`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub ph: usize,
+    pub pw: usize,
+    pub groups: usize,
+}
+
+impl ConvGeom {
+    /// Input channels per group.
+    pub const fn cg(&self) -> usize {
+        self.c_in / self.groups
+    }
+    /// Output channels per group.
+    pub const fn og(&self) -> usize {
+        self.c_out / self.groups
+    }
+    /// GEMM depth: `cg · kh · kw`.
+    pub const fn k(&self) -> usize {
+        self.cg() * self.kh * self.kw
+    }
+    /// Output pixels per image.
+    pub const fn pixels(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// GEMM rows of the int8 path: output pixels of the whole batch.
+    pub const fn rows(&self) -> usize {
+        self.batch * self.oh * self.ow
+    }
+    pub const fn input_len(&self) -> usize {
+        self.batch * self.c_in * self.h * self.w
+    }
+    pub const fn output_len(&self) -> usize {
+        self.batch * self.c_out * self.oh * self.ow
+    }
+
+    fn validate(&self) {
+        assert!(
+            self.groups > 0
+                && self.c_in.is_multiple_of(self.groups)
+                && self.c_out.is_multiple_of(self.groups),
+            "conv: channels not divisible by groups"
+        );
+        assert!(
+            self.sh > 0 && self.sw > 0 && self.dh > 0 && self.dw > 0,
+            "conv: zero stride or dilation"
+        );
+    }
+
+    /// Input row read by output row `oy` at kernel row `ky`, or `None` in the padding.
+    #[inline(always)]
+    fn in_y(&self, oy: usize, ky: usize) -> Option<usize> {
+        (oy * self.sh + ky * self.dh)
+            .checked_sub(self.ph)
+            .filter(|&v| v < self.h)
+    }
+    #[inline(always)]
+    fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
+        (ox * self.sw + kx * self.dw)
+            .checked_sub(self.pw)
+            .filter(|&v| v < self.w)
+    }
+    /// Output columns `[lo, hi)` whose input column for kernel column `kx` is inside the image.
+    #[inline(always)]
+    fn valid_x(&self, kx: usize) -> (usize, usize) {
+        let off = kx * self.dw; // ix = ox·sw + off − pw
+        let lo = if self.pw > off {
+            (self.pw - off).div_ceil(self.sw)
+        } else {
+            0
+        };
+        let hi = if self.w + self.pw > off {
+            ((self.w + self.pw - off - 1) / self.sw + 1).min(self.ow)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
+    }
+}
+
+/// Quantizes NCHW `x` (`batch` images of `c` × `hw`) into NHWC u8 `out`, with exactly the
+/// rounding of `quantize::quantize_u8`.
+pub fn quantize_nhwc(x: &[f32], batch: usize, c: usize, hw: usize, qp: QParams, out: &mut [u8]) {
+    let per = c * hw;
+    assert!(
+        x.len() >= batch * per && out.len() >= batch * per,
+        "quantize_nhwc: buffer too short"
+    );
+    let zp = qp.zero_point as f32;
+    const PB: usize = 32;
+    for b in 0..batch {
+        let xs = &x[b * per..(b + 1) * per];
+        let os = &mut out[b * per..(b + 1) * per];
+        // Blocks of PB pixels: each channel row contributes PB contiguous reads, and the PB
+        // output pixels (PB·c bytes) stay in L1 while the channels are swept.
+        for p0 in (0..hw).step_by(PB) {
+            let p1 = (p0 + PB).min(hw);
+            for ch in 0..c {
+                let row = &xs[ch * hw + p0..ch * hw + p1];
+                for (j, &v) in row.iter().enumerate() {
+                    os[(p0 + j) * c + ch] = crate::quantize::quantize_one(v, qp.scale, zp);
+                }
+            }
+        }
+    }
+}
+
+/// im2col for group `grp` of the int8 path: from NHWC u8 `q` (the whole batch) into `a`, the
+/// int8 GEMM's A layout (`rows()` × `padded_k(k())`, K ordered `(ky, kx, c)`, padding bytes 0),
+/// and `row_term[r] = Σ_k a[r][k] − K·za` (wrapping). Taps in the padding read `za`.
+pub fn im2col_u8(g: &ConvGeom, grp: usize, q: &[u8], za: u8, a: &mut [u8], row_term: &mut [i32]) {
+    g.validate();
+    let (cg, k) = (g.cg(), g.k());
+    let pk = padded_k(k);
+    let rows = g.rows();
+    assert!(q.len() >= g.input_len(), "im2col_u8: input too short");
+    assert!(a.len() >= rows * pk, "im2col_u8: A too short");
+    assert!(row_term.len() >= rows, "im2col_u8: row_term too short");
+    assert!(grp < g.groups, "im2col_u8: group out of range");
+    let kza = (k as i32).wrapping_mul(za as i32);
+    let c0 = grp * cg;
+    let fill = |a: &mut [u8], r: usize| {
+        let (b, p) = (r / g.pixels(), r % g.pixels());
+        let (oy, ox) = (p / g.ow, p % g.ow);
+        let dst = &mut a[..pk];
+        let mut off = 0;
+        for ky in 0..g.kh {
+            match g.in_y(oy, ky) {
+                None => {
+                    dst[off..off + g.kw * cg].fill(za);
+                    off += g.kw * cg;
+                }
+                Some(iy) => {
+                    let base = (b * g.h + iy) * g.w;
+                    for kx in 0..g.kw {
+                        match g.in_x(ox, kx) {
+                            None => dst[off..off + cg].fill(za),
+                            Some(ix) => {
+                                let s = (base + ix) * g.c_in + c0;
+                                dst[off..off + cg].copy_from_slice(&q[s..s + cg]);
+                            }
+                        }
+                        off += cg;
+                    }
+                }
+            }
+        }
+        dst[k..].fill(0);
+        let sum = dst[..k].iter().fold(0i32, |s, &v| s.wrapping_add(v as i32));
+        sum.wrapping_sub(kza)
+    };
+    let (a, row_term) = (&mut a[..rows * pk], &mut row_term[..rows]);
+    #[cfg(feature = "rayon")]
+    {
+        let n = crate::par::pieces(rows, crate::par::MIN_ELEMS.div_ceil(pk));
+        if n > 1 {
+            use rayon::prelude::*;
+            let per = rows.div_ceil(n);
+            a.par_chunks_mut(per * pk)
+                .zip(row_term.par_chunks_mut(per))
+                .enumerate()
+                .with_max_len(1)
+                .for_each(|(i, (a, rt))| {
+                    for (j, t) in rt.iter_mut().enumerate() {
+                        *t = fill(&mut a[j * pk..], i * per + j);
+                    }
+                });
+            return;
+        }
+    }
+    for (r, t) in row_term.iter_mut().enumerate() {
+        *t = fill(&mut a[r * pk..], r);
+    }
+}
+
+/// `row_term` of an A matrix used as is (1×1, stride 1, no padding, one group, `k` already a
+/// multiple of 4): `Σ_k a[r][k] − K·za` for each of the `rows` rows of `k` bytes.
+pub fn row_terms(a: &[u8], rows: usize, k: usize, za: u8, row_term: &mut [i32]) {
+    assert!(
+        a.len() >= rows * k && row_term.len() >= rows,
+        "row_terms: too short"
+    );
+    let kza = (k as i32).wrapping_mul(za as i32);
+    for (r, t) in row_term[..rows].iter_mut().enumerate() {
+        let s = a[r * k..(r + 1) * k]
+            .iter()
+            .fold(0i32, |s, &v| s.wrapping_add(v as i32));
+        *t = s.wrapping_sub(kza);
+    }
+}
+
+/// An input element of the depthwise kernel, as the f32 the products use.
+pub trait DwInput: Copy + Send + Sync {
+    /// `self − za` as f32 (exact for u8 with an integer `za`).
+    fn centered(self, za: f32) -> f32;
+}
+impl DwInput for u8 {
+    #[inline(always)]
+    fn centered(self, za: f32) -> f32 {
+        self as f32 - za
+    }
+}
+impl DwInput for f32 {
+    #[inline(always)]
+    fn centered(self, _za: f32) -> f32 {
+        self
+    }
+}
+
+/// Depthwise convolution (one input channel per group; `og()` output channels per group):
+/// `y[b][co][oy][ox] = act(Σ (x − za)·w[co][ky][kx] · scale[co] + bias[co])`, where `scale` is
+/// `a_scale · w_scale[co]` computed in that order (`w_scale` of length 1 or `c_out`; `None`
+/// means no scaling, the float path). `w` is `c_out × kh × kw`, for int8 already centered
+/// (`w − wz`, exact small integers stored as f32).
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise<T: DwInput>(
+    isa: Isa,
+    g: &ConvGeom,
+    x: &[T],
+    za: f32,
+    w: &[f32],
+    scale: Option<(f32, &[f32])>,
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) {
+    g.validate();
+    assert_eq!(
+        g.cg(),
+        1,
+        "depthwise: more than one input channel per group"
+    );
+    assert!(x.len() >= g.input_len(), "depthwise: input too short");
+    assert!(y.len() >= g.output_len(), "depthwise: output too short");
+    assert!(
+        w.len() >= g.c_out * g.kh * g.kw,
+        "depthwise: weights too short"
+    );
+    if let Some((_, ws)) = scale {
+        assert!(ws.len() == 1 || ws.len() >= g.c_out, "depthwise: scales");
+    }
+    if let Some(b) = bias {
+        assert!(b.len() >= g.c_out, "depthwise: bias too short");
+    }
+    let planes = g.batch * g.c_out;
+    let plane_len = g.pixels();
+    let y = &mut y[..planes * plane_len];
+    let one = |i: usize, out: &mut [f32]| {
+        let (b, co) = (i / g.c_out, i % g.c_out);
+        let ci = co / g.og();
+        let xp = &x[(b * g.c_in + ci) * g.h * g.w..][..g.h * g.w];
+        let wk = &w[co * g.kh * g.kw..][..g.kh * g.kw];
+        let s = scale.map(|(a, ws)| a * ws[if ws.len() == 1 { 0 } else { co }]);
+        let bb = bias.map(|b| b[co]);
+        dispatch_plane(isa, g, xp, za, wk, s, bb, act, out);
+    };
+    if plane_len == 0 {
+        return;
+    }
+    #[cfg(feature = "rayon")]
+    {
+        let per_plane = plane_len * g.kh * g.kw;
+        let n = crate::par::pieces(
+            planes,
+            (4 * crate::par::MIN_ELEMS).div_ceil(per_plane.max(1)),
+        );
+        if n > 1 {
+            use rayon::prelude::*;
+            let per = planes.div_ceil(n);
+            y.par_chunks_mut(per * plane_len)
+                .enumerate()
+                .with_max_len(1)
+                .for_each(|(c, ys)| {
+                    for (j, out) in ys.chunks_exact_mut(plane_len).enumerate() {
+                        one(c * per + j, out);
+                    }
+                });
+            return;
+        }
+    }
+    for (i, out) in y.chunks_exact_mut(plane_len).enumerate() {
+        one(i, out);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dispatch_plane<T: DwInput>(
+    isa: Isa,
+    g: &ConvGeom,
+    x: &[T],
+    za: f32,
+    w: &[f32],
+    s: Option<f32>,
+    b: Option<f32>,
+    act: Activation,
+    out: &mut [f32],
+) {
+    match isa.resolve() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `resolve` only returns families the CPU has; AVX-512 VNNI implies AVX-512 F.
+        Isa::Avx512Vnni => unsafe { plane_avx512(g, x, za, w, s, b, act, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above; AVX2 and AVX-VNNI imply AVX2.
+        Isa::Avx2 | Isa::AvxVnni => unsafe { plane_avx2(g, x, za, w, s, b, act, out) },
+        _ => plane(g, x, za, w, s, b, act, out),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn plane_avx512<T: DwInput>(
+    g: &ConvGeom,
+    x: &[T],
+    za: f32,
+    w: &[f32],
+    s: Option<f32>,
+    b: Option<f32>,
+    act: Activation,
+    out: &mut [f32],
+) {
+    plane(g, x, za, w, s, b, act, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn plane_avx2<T: DwInput>(
+    g: &ConvGeom,
+    x: &[T],
+    za: f32,
+    w: &[f32],
+    s: Option<f32>,
+    b: Option<f32>,
+    act: Activation,
+    out: &mut [f32],
+) {
+    plane(g, x, za, w, s, b, act, out)
+}
+
+/// One output plane of the depthwise kernel (inlined into each ISA wrapper so that the loops
+/// are vectorised for its width). No FMA is requested, and the products are exact anyway for
+/// int8; for f32 the sum runs in tap order.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn plane<T: DwInput>(
+    g: &ConvGeom,
+    x: &[T],
+    za: f32,
+    w: &[f32],
+    s: Option<f32>,
+    b: Option<f32>,
+    act: Activation,
+    out: &mut [f32],
+) {
+    const CH: usize = 256;
+    let mut acc = [0.0f32; CH];
+    for oy in 0..g.oh {
+        let orow = &mut out[oy * g.ow..(oy + 1) * g.ow];
+        for o0 in (0..g.ow).step_by(CH) {
+            let o1 = (o0 + CH).min(g.ow);
+            let acc = &mut acc[..o1 - o0];
+            acc.fill(0.0);
+            for ky in 0..g.kh {
+                let Some(iy) = g.in_y(oy, ky) else { continue };
+                let xrow = &x[iy * g.w..(iy + 1) * g.w];
+                for kx in 0..g.kw {
+                    let wv = w[ky * g.kw + kx];
+                    let (lo, hi) = g.valid_x(kx);
+                    let (lo, hi) = (lo.max(o0), hi.min(o1));
+                    if lo >= hi {
+                        continue;
+                    }
+                    let ix0 = lo * g.sw + kx * g.dw - g.pw;
+                    let dst = &mut acc[lo - o0..hi - o0];
+                    if g.sw == 1 {
+                        let src = &xrow[ix0..ix0 + (hi - lo)];
+                        for (d, &v) in dst.iter_mut().zip(src) {
+                            *d += v.centered(za) * wv;
+                        }
+                    } else {
+                        for (j, d) in dst.iter_mut().enumerate() {
+                            *d += xrow[ix0 + j * g.sw].centered(za) * wv;
+                        }
+                    }
+                }
+            }
+            let dst = &mut orow[o0..o1];
+            match (s, b) {
+                (Some(s), Some(b)) => {
+                    for (d, &a) in dst.iter_mut().zip(acc.iter()) {
+                        *d = act.apply(a * s + b);
+                    }
+                }
+                (Some(s), None) => {
+                    for (d, &a) in dst.iter_mut().zip(acc.iter()) {
+                        *d = act.apply(a * s);
+                    }
+                }
+                (None, Some(b)) => {
+                    for (d, &a) in dst.iter_mut().zip(acc.iter()) {
+                        *d = act.apply(a + b);
+                    }
+                }
+                (None, None) => {
+                    for (d, &a) in dst.iter_mut().zip(acc.iter()) {
+                        *d = act.apply(a);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Builds the packed B operand of `matmul::sgemm` for image `b`, group `grp` of the float
+/// path: `col[K][P]` (K ordered `(c, ky, kx)` like ONNX weights, P = output pixels) as
+/// `[P/16 panels][K][16]`, zero outside the image and in the last panel's tail.
+pub fn im2col_f32_panels(g: &ConvGeom, b: usize, grp: usize, x: &[f32], col: &mut [f32]) {
+    use crate::ops::matmul::SNR;
+    g.validate();
+    let (cg, k, p) = (g.cg(), g.k(), g.pixels());
+    let panels = p.div_ceil(SNR);
+    assert!(x.len() >= g.input_len(), "im2col_f32: input too short");
+    assert!(col.len() >= panels * k * SNR, "im2col_f32: col too short");
+    let img = &x[(b * g.c_in + grp * cg) * g.h * g.w..][..cg * g.h * g.w];
+    let fill = |pi: usize, panel: &mut [f32]| {
+        let mut oyx = [(0usize, 0usize); SNR];
+        let cnt = (p - pi * SNR).min(SNR);
+        for (j, e) in oyx.iter_mut().enumerate().take(cnt) {
+            let q = pi * SNR + j;
+            *e = (q / g.ow, q % g.ow);
+        }
+        let mut kk = 0;
+        for c in 0..cg {
+            let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let dst = &mut panel[kk * SNR..(kk + 1) * SNR];
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        *d = if j < cnt {
+                            let (oy, ox) = oyx[j];
+                            match (g.in_y(oy, ky), g.in_x(ox, kx)) {
+                                (Some(iy), Some(ix)) => plane[iy * g.w + ix],
+                                _ => 0.0,
+                            }
+                        } else {
+                            0.0
+                        };
+                    }
+                    kk += 1;
+                }
+            }
+        }
+    };
+    let col = &mut col[..panels * k * SNR];
+    if k == 0 {
+        return;
+    }
+    #[cfg(feature = "rayon")]
+    {
+        let n = crate::par::pieces(panels, crate::par::MIN_ELEMS.div_ceil(k * SNR));
+        if n > 1 {
+            use rayon::prelude::*;
+            col.par_chunks_mut(k * SNR)
+                .enumerate()
+                .for_each(|(pi, panel)| fill(pi, panel));
+            return;
+        }
+    }
+    for (pi, panel) in col.chunks_exact_mut(k * SNR).enumerate() {
+        fill(pi, panel);
+    }
+}
+
+/// In place over `rows` rows of `len` values: `y = act(y + bias[r])` (no add without a bias).
+pub fn bias_act_rows(
+    y: &mut [f32],
+    rows: usize,
+    len: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+) {
+    assert!(y.len() >= rows * len, "bias_act_rows: too short");
+    if let Some(b) = bias {
+        assert!(b.len() >= rows, "bias_act_rows: bias too short");
+    }
+    if act == Activation::None && bias.is_none() {
+        return;
+    }
+    for r in 0..rows {
+        let row = &mut y[r * len..(r + 1) * len];
+        match bias {
+            Some(b) => {
+                let b = b[r];
+                for v in row.iter_mut() {
+                    *v = act.apply(*v + b);
+                }
+            }
+            None => {
+                for v in row.iter_mut() {
+                    *v = act.apply(*v);
+                }
+            }
+        }
+    }
+}
+
+/// A per-channel affine map over `[outer][c][inner]` (inference BatchNormalization not folded
+/// into a convolution): `y = x·scale[ch] + shift[ch]`.
+pub fn channel_affine(
+    x: &[f32],
+    outer: usize,
+    c: usize,
+    inner: usize,
+    scale: &[f32],
+    shift: &[f32],
+    y: &mut [f32],
+) {
+    let n = outer * c * inner;
+    assert!(x.len() >= n && y.len() >= n, "channel_affine: too short");
+    assert!(
+        scale.len() >= c && shift.len() >= c,
+        "channel_affine: parameters too short"
+    );
+    if inner == 0 {
+        return;
+    }
+    for (i, (yr, xr)) in y[..n]
+        .chunks_exact_mut(inner)
+        .zip(x[..n].chunks_exact(inner))
+        .enumerate()
+    {
+        let (s, t) = (scale[i % c], shift[i % c]);
+        for (o, &v) in yr.iter_mut().zip(xr) {
+            *o = v * s + t;
+        }
+    }
+}
+
+/// The float GEMM path for one whole convolution: for every image and group, im2col into
+/// `col` (at least `ceil(P/16)·16·K` f32) and `W_g · col` into NCHW `y`, then bias and
+/// activation. `w` is ONNX's `[c_out][c_in/g][kh][kw]`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_f32_gemm(
+    isa: Isa,
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    col: &mut [f32],
+    y: &mut [f32],
+) {
+    use crate::ops::matmul::{FloatAct, PackedF32, sgemm};
+    g.validate();
+    let (k, p, og) = (g.k(), g.pixels(), g.og());
+    assert!(w.len() >= g.c_out * k, "conv_f32_gemm: weights too short");
+    assert!(y.len() >= g.output_len(), "conv_f32_gemm: output too short");
+    if p == 0 || g.c_out == 0 {
+        return;
+    }
+    for b in 0..g.batch {
+        for grp in 0..g.groups {
+            let rows = &mut y[(b * g.c_out + grp * og) * p..][..og * p];
+            if k == 0 {
+                rows.fill(0.0);
+                continue;
+            }
+            im2col_f32_panels(g, b, grp, x, col);
+            let packed = PackedF32 {
+                k,
+                n: p,
+                data: &col[..p.div_ceil(crate::ops::matmul::SNR) * crate::ops::matmul::SNR * k],
+                bias: None,
+            };
+            sgemm(
+                isa,
+                og,
+                &w[grp * og * k..],
+                k,
+                packed,
+                FloatAct::None,
+                rows,
+                p,
+            );
+        }
+    }
+    for b in 0..g.batch {
+        let ys = &mut y[b * g.c_out * p..][..g.c_out * p];
+        bias_act_rows(ys, g.c_out, p, bias, act);
+    }
+}
+
+/// Direct float convolution (weights known only at run time; the reference of the fast
+/// paths): `y = Σ x·w + bias`, summed in `(c, ky, kx)` order.
+pub fn conv_ref_f32(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    g.validate();
+    let (cg, og) = (g.cg(), g.og());
+    assert!(x.len() >= g.input_len(), "conv: input too short");
+    assert!(w.len() >= g.c_out * g.k(), "conv: weights too short");
+    assert!(y.len() >= g.output_len(), "conv: output too short");
+    if let Some(b) = bias {
+        assert!(b.len() >= g.c_out, "conv: bias too short");
+    }
+    for b in 0..g.batch {
+        for co in 0..g.c_out {
+            let grp = co / og;
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let mut s = 0.0f32;
+                    for c in 0..cg {
+                        let ci = grp * cg + c;
+                        for ky in 0..g.kh {
+                            let Some(iy) = g.in_y(oy, ky) else { continue };
+                            for kx in 0..g.kw {
+                                let Some(ix) = g.in_x(ox, kx) else { continue };
+                                let xv = x[((b * g.c_in + ci) * g.h + iy) * g.w + ix];
+                                let wv = w[((co * cg + c) * g.kh + ky) * g.kw + kx];
+                                s += xv * wv;
+                            }
+                        }
+                    }
+                    if let Some(bb) = bias {
+                        s += bb[co];
+                    }
+                    y[((b * g.c_out + co) * g.oh + oy) * g.ow + ox] = s;
+                }
+            }
+        }
+    }
+}
+
+/// Direct `ConvInteger`: `y = Σ (x − xz)(w − wz[co])` in wrapping i32, padding contributing 0
+/// (ONNX pads with the zero point). `wz` has 1 or `c_out` entries.
+pub fn conv_integer_ref<A: Copy + Into<i32>, B: Copy + Into<i32>>(
+    g: &ConvGeom,
+    x: &[A],
+    xz: i32,
+    w: &[B],
+    wz: &[i32],
+    y: &mut [i32],
+) {
+    g.validate();
+    let (cg, og) = (g.cg(), g.og());
+    assert!(x.len() >= g.input_len(), "conv_integer: input too short");
+    assert!(
+        w.len() >= g.c_out * g.k(),
+        "conv_integer: weights too short"
+    );
+    assert!(y.len() >= g.output_len(), "conv_integer: output too short");
+    assert!(
+        wz.len() == 1 || wz.len() >= g.c_out,
+        "conv_integer: weight zero points"
+    );
+    for b in 0..g.batch {
+        for co in 0..g.c_out {
+            let grp = co / og;
+            let z = wz[if wz.len() == 1 { 0 } else { co }];
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let mut s = 0i32;
+                    for c in 0..cg {
+                        let ci = grp * cg + c;
+                        for ky in 0..g.kh {
+                            let Some(iy) = g.in_y(oy, ky) else { continue };
+                            for kx in 0..g.kw {
+                                let Some(ix) = g.in_x(ox, kx) else { continue };
+                                let xv: i32 = x[((b * g.c_in + ci) * g.h + iy) * g.w + ix].into();
+                                let wv: i32 = w[((co * cg + c) * g.kh + ky) * g.kw + kx].into();
+                                s = s.wrapping_add(
+                                    xv.wrapping_sub(xz).wrapping_mul(wv.wrapping_sub(z)),
+                                );
+                            }
+                        }
+                    }
+                    y[((b * g.c_out + co) * g.oh + oy) * g.ow + ox] = s;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use crate::pack::PackedI8Owned;
+    use crate::quantize::{dynamic_qparams, quantize_u8};
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Deterministic pseudo-random values in [-1, 1).
+    fn vals(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(12345);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2000) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn geoms() -> Vec<ConvGeom> {
+        let base = ConvGeom {
+            batch: 2,
+            c_in: 8,
+            h: 9,
+            w: 11,
+            c_out: 12,
+            oh: 0,
+            ow: 0,
+            kh: 3,
+            kw: 3,
+            sh: 1,
+            sw: 1,
+            dh: 1,
+            dw: 1,
+            ph: 1,
+            pw: 1,
+            groups: 1,
+        };
+        let mut v = Vec::new();
+        for (kh, kw, s, d, p, groups, c_out) in [
+            (3, 3, 1, 1, 1, 1, 12),
+            (1, 1, 1, 1, 0, 1, 12),
+            (3, 3, 2, 1, 1, 1, 12),
+            (5, 5, 2, 2, 3, 1, 12),
+            (3, 3, 1, 1, 1, 2, 12),
+            (3, 3, 1, 1, 1, 8, 8),
+            (3, 3, 2, 1, 1, 8, 16),
+            (7, 1, 1, 1, 0, 1, 5),
+            (1, 7, 3, 1, 2, 4, 4),
+        ] {
+            let mut g = ConvGeom {
+                kh,
+                kw,
+                sh: s,
+                sw: s,
+                dh: d,
+                dw: d,
+                ph: p,
+                pw: p,
+                groups,
+                c_out,
+                ..base
+            };
+            // Symmetric padding (end = begin).
+            g.oh = (g.h + 2 * p - ((kh - 1) * d + 1)) / s + 1;
+            g.ow = (g.w + 2 * p - ((kw - 1) * d + 1)) / s + 1;
+            v.push(g);
+        }
+        v
+    }
+
+    /// ONNX weights [c_out][cg][kh][kw] → the int8 GEMM's B per group: [K = (ky,kx,c)][og].
+    fn gemm_weights(g: &ConvGeom, w: &[i8], grp: usize) -> Vec<i8> {
+        let (cg, og, k) = (g.cg(), g.og(), g.k());
+        let mut b = vec![0i8; k * og];
+        for o in 0..og {
+            let co = grp * og + o;
+            for c in 0..cg {
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let kk = (ky * g.kw + kx) * cg + c;
+                        b[kk * og + o] = w[((co * cg + c) * g.kh + ky) * g.kw + kx];
+                    }
+                }
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn int8_paths_match_conv_integer_reference() {
+        for g in geoms() {
+            let x = vals(g.input_len(), 7);
+            let qp = dynamic_qparams(&x);
+            let mut xq = vec![0u8; x.len()];
+            quantize_u8(&x, qp, &mut xq);
+            let w: Vec<i8> = vals(g.c_out * g.k(), 3)
+                .iter()
+                .map(|v| (v * 127.0) as i8)
+                .collect();
+            let mut reference = vec![0i32; g.output_len()];
+            conv_integer_ref(&g, &xq, qp.zero_point as i32, &w, &[0], &mut reference);
+            let wscale = 0.01f32;
+            let expect: Vec<f32> = reference
+                .iter()
+                .map(|&v| v as f32 * (qp.scale * wscale))
+                .collect();
+            for isa in Isa::all_available() {
+                // GEMM path: quantize NHWC, im2col, qgemm per group, NHWC → NCHW.
+                let mut q = vec![0u8; x.len()];
+                quantize_nhwc(&x, g.batch, g.c_in, g.h * g.w, qp, &mut q);
+                let (rows, pk, og) = (g.rows(), padded_k(g.k()), g.og());
+                let mut a = vec![0u8; rows * pk];
+                let mut rt = vec![0i32; rows];
+                let mut nhwc = vec![0f32; rows * g.c_out];
+                for grp in 0..g.groups {
+                    im2col_u8(&g, grp, &q, qp.zero_point, &mut a, &mut rt);
+                    let b = gemm_weights(&g, &w, grp);
+                    let packed = PackedI8Owned::pack(
+                        crate::pack::Weights::I8(&b),
+                        g.k(),
+                        og,
+                        &[0],
+                        &[wscale],
+                        None,
+                    );
+                    let p = crate::gemm::QGemm {
+                        m: rows,
+                        a: &a,
+                        row_term: &rt,
+                        a_zero_point: qp.zero_point as i32,
+                        a_scale: qp.scale,
+                        b: packed.as_ref(),
+                        act: Activation::None,
+                    };
+                    crate::gemm::qgemm_f32(isa, &p, &mut nhwc[grp * og..], g.c_out);
+                }
+                let mut y = vec![0f32; g.output_len()];
+                crate::ops::transpose::transpose(
+                    &nhwc,
+                    &[g.batch, g.pixels(), g.c_out],
+                    &[0, 2, 1],
+                    &mut y,
+                );
+                assert_eq!(y, expect, "gemm path {g:?} {isa:?}");
+                // Depthwise path.
+                if g.cg() == 1 {
+                    let wc: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+                    let mut y = vec![0f32; g.output_len()];
+                    depthwise(
+                        isa,
+                        &g,
+                        &xq,
+                        qp.zero_point as f32,
+                        &wc,
+                        Some((qp.scale, &[wscale])),
+                        None,
+                        Activation::None,
+                        &mut y,
+                    );
+                    assert_eq!(y, expect, "depthwise {g:?} {isa:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn float_paths_match_reference() {
+        for g in geoms() {
+            let x = vals(g.input_len(), 11);
+            let w = vals(g.c_out * g.k(), 5);
+            let bias = vals(g.c_out, 9);
+            let mut reference = vec![0f32; g.output_len()];
+            conv_ref_f32(&g, &x, &w, Some(&bias), &mut reference);
+            let relu: Vec<f32> = reference
+                .iter()
+                .map(|&v| Activation::Relu.apply(v))
+                .collect();
+            for isa in Isa::all_available() {
+                let mut col = vec![0f32; g.pixels().div_ceil(16) * 16 * g.k()];
+                let mut y = vec![0f32; g.output_len()];
+                conv_f32_gemm(
+                    isa,
+                    &g,
+                    &x,
+                    &w,
+                    Some(&bias),
+                    Activation::Relu,
+                    &mut col,
+                    &mut y,
+                );
+                for (a, b) in y.iter().zip(&relu) {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                        "gemm {g:?} {isa:?}: {a} vs {b}"
+                    );
+                }
+                if g.cg() == 1 {
+                    let mut y = vec![0f32; g.output_len()];
+                    depthwise(
+                        isa,
+                        &g,
+                        &x,
+                        0.0,
+                        &w,
+                        None,
+                        Some(&bias),
+                        Activation::Relu,
+                        &mut y,
+                    );
+                    for (a, b) in y.iter().zip(&relu) {
+                        assert!(
+                            (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                            "dw {g:?} {isa:?}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn padding_only_windows() {
+        // Output pixels whose whole window is padding: zero sum, bias only.
+        let g = ConvGeom {
+            batch: 1,
+            c_in: 1,
+            h: 1,
+            w: 1,
+            c_out: 1,
+            oh: 3,
+            ow: 3,
+            kh: 1,
+            kw: 1,
+            sh: 1,
+            sw: 1,
+            dh: 1,
+            dw: 1,
+            ph: 1,
+            pw: 1,
+            groups: 1,
+        };
+        let mut y = vec![0f32; 9];
+        conv_ref_f32(&g, &[2.0], &[3.0], Some(&[0.5]), &mut y);
+        assert_eq!(y, [0.5, 0.5, 0.5, 0.5, 6.5, 0.5, 0.5, 0.5, 0.5]);
+        let mut y2 = vec![0f32; 9];
+        depthwise(
+            Isa::current(),
+            &g,
+            &[2.0f32],
+            0.0,
+            &[3.0],
+            None,
+            Some(&[0.5]),
+            Activation::None,
+            &mut y2,
+        );
+        assert_eq!(y2, y);
+    }
+}
