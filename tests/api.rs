@@ -128,3 +128,52 @@ fn input_smaller_than_a_kernel_is_an_error_naming_the_node() {
     // L=6 → conv0: floor(0/2)+1 = 1 → conv1 (SAME, stride 2): 1 → conv2: 1.
     assert_eq!(out.y.shape(), &[1, 6, 1]);
 }
+
+mod fpn {
+    kiln::include_model!("tests/models/fpn_f32/model.onnx");
+}
+
+#[test]
+fn image_size_not_a_multiple_of_the_stride_is_an_error() {
+    // 36 → 18 → 9 → 5, upsampled to 10, concatenated with the 9-row skip connection.
+    let mut m = fpn::Model::new();
+    let x = vec![0.1f32; 3 * 36 * 40];
+    let err = m
+        .run(fpn::Inputs {
+            x: kiln::TensorRef::new(&x, &[1, 3, 36, 40]).unwrap(),
+        })
+        .err()
+        .expect("36 rows do not survive /8 then ×2");
+    match &err {
+        kiln::Error::DimsDiffer {
+            left_value,
+            right_value,
+            ..
+        } => assert_eq!((*left_value).min(*right_value), 9, "{err}"),
+        other => panic!("unexpected error {other:?}"),
+    }
+    // Wrong channel count: an Err naming the input, not a panic.
+    let x = vec![0.1f32; 4 * 32 * 32];
+    let err = m
+        .run(fpn::Inputs {
+            x: kiln::TensorRef::new(&x, &[1, 4, 32, 32]).unwrap(),
+        })
+        .err()
+        .expect("4 channels");
+    assert!(matches!(err, kiln::Error::InputShape { .. }), "{err:?}");
+    // Zero-sized image: an Err (a 3x3 stride-2 conv of nothing), not a panic.
+    let err = m
+        .run(fpn::Inputs {
+            x: kiln::TensorRef::new(&[], &[1, 3, 0, 32]).unwrap(),
+        })
+        .err()
+        .expect("empty image");
+    assert!(matches!(err, kiln::Error::DimTooSmall { .. }), "{err:?}");
+    let x = vec![0.1f32; 3 * 32 * 48];
+    let out = m
+        .run(fpn::Inputs {
+            x: kiln::TensorRef::new(&x, &[1, 3, 32, 48]).unwrap(),
+        })
+        .unwrap();
+    assert_eq!(out.y.shape(), &[1, 1, 32, 48]);
+}

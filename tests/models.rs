@@ -17,25 +17,28 @@ mod mlp_a_f32 {
 
 #[test]
 fn mlp_a_f32() {
-    let dir = common::case_dir("tests/models/mlp_a_f32");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_f32::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_f32::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_f32 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_f32 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.44e-5, 1.0e-5);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_f32")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_f32::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_f32::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_f32 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_f32 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.44e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -45,25 +48,28 @@ mod mlp_a_q_s8 {
 
 #[test]
 fn mlp_a_q_s8() {
-    let dir = common::case_dir("tests/models/mlp_a_q_s8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_q_s8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_q_s8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_q_s8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_q_s8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.53e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_q_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_q_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_q_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_q_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_q_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.53e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -73,25 +79,28 @@ mod mlp_a_q_s8_pc {
 
 #[test]
 fn mlp_a_q_s8_pc() {
-    let dir = common::case_dir("tests/models/mlp_a_q_s8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_q_s8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_q_s8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_q_s8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_q_s8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.53e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_q_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_q_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_q_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_q_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_q_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.53e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -101,25 +110,28 @@ mod mlp_a_q_s8_rr {
 
 #[test]
 fn mlp_a_q_s8_rr() {
-    let dir = common::case_dir("tests/models/mlp_a_q_s8_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_q_s8_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_q_s8_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_q_s8_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_q_s8_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.51e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_q_s8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_q_s8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_q_s8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_q_s8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_q_s8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.51e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -129,25 +141,28 @@ mod mlp_a_q_s8_pc_rr {
 
 #[test]
 fn mlp_a_q_s8_pc_rr() {
-    let dir = common::case_dir("tests/models/mlp_a_q_s8_pc_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_q_s8_pc_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_q_s8_pc_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_q_s8_pc_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_q_s8_pc_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.52e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_q_s8_pc_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_q_s8_pc_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_q_s8_pc_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_q_s8_pc_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_q_s8_pc_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.52e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -157,25 +172,28 @@ mod mlp_a_q_u8 {
 
 #[test]
 fn mlp_a_q_u8() {
-    let dir = common::case_dir("tests/models/mlp_a_q_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_q_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_q_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_q_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_q_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.54e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_q_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_q_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_q_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_q_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_q_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.54e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -185,25 +203,28 @@ mod mlp_a_q_u8_pc {
 
 #[test]
 fn mlp_a_q_u8_pc() {
-    let dir = common::case_dir("tests/models/mlp_a_q_u8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_q_u8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_q_u8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_q_u8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_q_u8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.54e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_q_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_q_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_q_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_q_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_q_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.54e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -213,25 +234,28 @@ mod mlp_a_q_u8_rr {
 
 #[test]
 fn mlp_a_q_u8_rr() {
-    let dir = common::case_dir("tests/models/mlp_a_q_u8_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_q_u8_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_q_u8_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_q_u8_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_q_u8_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.49e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_q_u8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_q_u8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_q_u8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_q_u8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_q_u8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.49e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -241,25 +265,28 @@ mod mlp_a_q_u8_pc_rr {
 
 #[test]
 fn mlp_a_q_u8_pc_rr() {
-    let dir = common::case_dir("tests/models/mlp_a_q_u8_pc_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_q_u8_pc_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_q_u8_pc_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_q_u8_pc_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_q_u8_pc_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.51e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_q_u8_pc_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_q_u8_pc_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_q_u8_pc_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_q_u8_pc_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_q_u8_pc_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.51e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -269,25 +296,28 @@ mod mlp_b_f32 {
 
 #[test]
 fn mlp_b_f32() {
-    let dir = common::case_dir("tests/models/mlp_b_f32");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_b_f32::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_b_f32::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_b_f32 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_b_f32 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.0e-5, 1.0e-5);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_b_f32")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_b_f32::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_b_f32::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_b_f32 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_b_f32 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.0e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -297,25 +327,28 @@ mod mlp_b_q_s8 {
 
 #[test]
 fn mlp_b_q_s8() {
-    let dir = common::case_dir("tests/models/mlp_b_q_s8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_b_q_s8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_b_q_s8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_b_q_s8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_b_q_s8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (7.75e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_b_q_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_b_q_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_b_q_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_b_q_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_b_q_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.75e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -325,25 +358,28 @@ mod mlp_b_q_s8_pc {
 
 #[test]
 fn mlp_b_q_s8_pc() {
-    let dir = common::case_dir("tests/models/mlp_b_q_s8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_b_q_s8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_b_q_s8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_b_q_s8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_b_q_s8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (7.71e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_b_q_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_b_q_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_b_q_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_b_q_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_b_q_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.71e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -353,25 +389,28 @@ mod mlp_b_q_s8_rr {
 
 #[test]
 fn mlp_b_q_s8_rr() {
-    let dir = common::case_dir("tests/models/mlp_b_q_s8_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_b_q_s8_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_b_q_s8_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_b_q_s8_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_b_q_s8_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (7.82e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_b_q_s8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_b_q_s8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_b_q_s8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_b_q_s8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_b_q_s8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.82e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -381,25 +420,28 @@ mod mlp_b_q_s8_pc_rr {
 
 #[test]
 fn mlp_b_q_s8_pc_rr() {
-    let dir = common::case_dir("tests/models/mlp_b_q_s8_pc_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_b_q_s8_pc_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_b_q_s8_pc_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_b_q_s8_pc_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_b_q_s8_pc_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (7.76e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_b_q_s8_pc_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_b_q_s8_pc_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_b_q_s8_pc_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_b_q_s8_pc_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_b_q_s8_pc_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.76e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -409,25 +451,28 @@ mod mlp_b_q_u8 {
 
 #[test]
 fn mlp_b_q_u8() {
-    let dir = common::case_dir("tests/models/mlp_b_q_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_b_q_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_b_q_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_b_q_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_b_q_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (7.7e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_b_q_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_b_q_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_b_q_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_b_q_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_b_q_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.7e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -437,25 +482,28 @@ mod mlp_b_q_u8_pc {
 
 #[test]
 fn mlp_b_q_u8_pc() {
-    let dir = common::case_dir("tests/models/mlp_b_q_u8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_b_q_u8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_b_q_u8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_b_q_u8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_b_q_u8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (7.67e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_b_q_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_b_q_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_b_q_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_b_q_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_b_q_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.67e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -465,25 +513,28 @@ mod mlp_b_q_u8_rr {
 
 #[test]
 fn mlp_b_q_u8_rr() {
-    let dir = common::case_dir("tests/models/mlp_b_q_u8_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_b_q_u8_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_b_q_u8_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_b_q_u8_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_b_q_u8_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (7.78e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_b_q_u8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_b_q_u8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_b_q_u8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_b_q_u8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_b_q_u8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.78e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -493,25 +544,28 @@ mod mlp_b_q_u8_pc_rr {
 
 #[test]
 fn mlp_b_q_u8_pc_rr() {
-    let dir = common::case_dir("tests/models/mlp_b_q_u8_pc_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_b_q_u8_pc_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_b_q_u8_pc_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_b_q_u8_pc_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_b_q_u8_pc_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (7.74e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_b_q_u8_pc_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_b_q_u8_pc_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_b_q_u8_pc_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_b_q_u8_pc_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_b_q_u8_pc_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.74e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -521,25 +575,28 @@ mod mlp_c_f32 {
 
 #[test]
 fn mlp_c_f32() {
-    let dir = common::case_dir("tests/models/mlp_c_f32");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_c_f32::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_c_f32::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_c_f32 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_c_f32 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.0e-5, 1.0e-5);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_c_f32")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_c_f32::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_c_f32::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_c_f32 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_c_f32 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.0e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -549,25 +606,28 @@ mod mlp_c_q_s8 {
 
 #[test]
 fn mlp_c_q_s8() {
-    let dir = common::case_dir("tests/models/mlp_c_q_s8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_c_q_s8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_c_q_s8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_c_q_s8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_c_q_s8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (5.98e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_c_q_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_c_q_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_c_q_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_c_q_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_c_q_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.98e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -577,25 +637,28 @@ mod mlp_c_q_s8_pc {
 
 #[test]
 fn mlp_c_q_s8_pc() {
-    let dir = common::case_dir("tests/models/mlp_c_q_s8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_c_q_s8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_c_q_s8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_c_q_s8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_c_q_s8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (5.98e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_c_q_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_c_q_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_c_q_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_c_q_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_c_q_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.98e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -605,25 +668,28 @@ mod mlp_c_q_s8_rr {
 
 #[test]
 fn mlp_c_q_s8_rr() {
-    let dir = common::case_dir("tests/models/mlp_c_q_s8_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_c_q_s8_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_c_q_s8_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_c_q_s8_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_c_q_s8_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (5.98e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_c_q_s8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_c_q_s8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_c_q_s8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_c_q_s8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_c_q_s8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.98e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -633,25 +699,28 @@ mod mlp_c_q_s8_pc_rr {
 
 #[test]
 fn mlp_c_q_s8_pc_rr() {
-    let dir = common::case_dir("tests/models/mlp_c_q_s8_pc_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_c_q_s8_pc_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_c_q_s8_pc_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_c_q_s8_pc_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_c_q_s8_pc_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (5.98e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_c_q_s8_pc_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_c_q_s8_pc_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_c_q_s8_pc_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_c_q_s8_pc_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_c_q_s8_pc_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.98e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -661,25 +730,28 @@ mod mlp_c_q_u8 {
 
 #[test]
 fn mlp_c_q_u8() {
-    let dir = common::case_dir("tests/models/mlp_c_q_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_c_q_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_c_q_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_c_q_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_c_q_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (5.99e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_c_q_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_c_q_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_c_q_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_c_q_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_c_q_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.99e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -689,25 +761,28 @@ mod mlp_c_q_u8_pc {
 
 #[test]
 fn mlp_c_q_u8_pc() {
-    let dir = common::case_dir("tests/models/mlp_c_q_u8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_c_q_u8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_c_q_u8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_c_q_u8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_c_q_u8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (5.97e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_c_q_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_c_q_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_c_q_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_c_q_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_c_q_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.97e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -717,25 +792,28 @@ mod mlp_c_q_u8_rr {
 
 #[test]
 fn mlp_c_q_u8_rr() {
-    let dir = common::case_dir("tests/models/mlp_c_q_u8_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_c_q_u8_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_c_q_u8_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_c_q_u8_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_c_q_u8_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (6.01e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_c_q_u8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_c_q_u8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_c_q_u8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_c_q_u8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_c_q_u8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (6.01e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -745,25 +823,28 @@ mod mlp_c_q_u8_pc_rr {
 
 #[test]
 fn mlp_c_q_u8_pc_rr() {
-    let dir = common::case_dir("tests/models/mlp_c_q_u8_pc_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_c_q_u8_pc_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_c_q_u8_pc_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_c_q_u8_pc_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_c_q_u8_pc_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (5.95e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_c_q_u8_pc_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_c_q_u8_pc_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_c_q_u8_pc_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_c_q_u8_pc_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_c_q_u8_pc_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.95e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -773,25 +854,28 @@ mod mlp_shared_f32 {
 
 #[test]
 fn mlp_shared_f32() {
-    let dir = common::case_dir("tests/models/mlp_shared_f32");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_shared_f32::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_shared_f32::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_shared_f32 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_shared_f32 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.66e-5, 1.0e-5);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_shared_f32")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_shared_f32::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_shared_f32::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_shared_f32 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_shared_f32 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.66e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -801,25 +885,28 @@ mod mlp_shared_q_s8 {
 
 #[test]
 fn mlp_shared_q_s8() {
-    let dir = common::case_dir("tests/models/mlp_shared_q_s8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_shared_q_s8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_shared_q_s8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_shared_q_s8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_shared_q_s8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.77e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_shared_q_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_shared_q_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_shared_q_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_shared_q_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_shared_q_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.77e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -829,25 +916,28 @@ mod mlp_shared_q_s8_pc {
 
 #[test]
 fn mlp_shared_q_s8_pc() {
-    let dir = common::case_dir("tests/models/mlp_shared_q_s8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_shared_q_s8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_shared_q_s8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_shared_q_s8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_shared_q_s8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.78e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_shared_q_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_shared_q_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_shared_q_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_shared_q_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_shared_q_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.78e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -857,25 +947,28 @@ mod mlp_shared_q_s8_rr {
 
 #[test]
 fn mlp_shared_q_s8_rr() {
-    let dir = common::case_dir("tests/models/mlp_shared_q_s8_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_shared_q_s8_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_shared_q_s8_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_shared_q_s8_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_shared_q_s8_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.74e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_shared_q_s8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_shared_q_s8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_shared_q_s8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_shared_q_s8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_shared_q_s8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.74e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -885,25 +978,28 @@ mod mlp_shared_q_s8_pc_rr {
 
 #[test]
 fn mlp_shared_q_s8_pc_rr() {
-    let dir = common::case_dir("tests/models/mlp_shared_q_s8_pc_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_shared_q_s8_pc_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_shared_q_s8_pc_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_shared_q_s8_pc_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_shared_q_s8_pc_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.74e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_shared_q_s8_pc_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_shared_q_s8_pc_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_shared_q_s8_pc_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_shared_q_s8_pc_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_shared_q_s8_pc_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.74e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -913,25 +1009,28 @@ mod mlp_shared_q_u8 {
 
 #[test]
 fn mlp_shared_q_u8() {
-    let dir = common::case_dir("tests/models/mlp_shared_q_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_shared_q_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_shared_q_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_shared_q_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_shared_q_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.76e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_shared_q_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_shared_q_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_shared_q_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_shared_q_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_shared_q_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.76e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -941,25 +1040,28 @@ mod mlp_shared_q_u8_pc {
 
 #[test]
 fn mlp_shared_q_u8_pc() {
-    let dir = common::case_dir("tests/models/mlp_shared_q_u8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_shared_q_u8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_shared_q_u8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_shared_q_u8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_shared_q_u8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.77e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_shared_q_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_shared_q_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_shared_q_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_shared_q_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_shared_q_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.77e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -969,25 +1071,28 @@ mod mlp_shared_q_u8_rr {
 
 #[test]
 fn mlp_shared_q_u8_rr() {
-    let dir = common::case_dir("tests/models/mlp_shared_q_u8_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_shared_q_u8_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_shared_q_u8_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_shared_q_u8_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_shared_q_u8_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.74e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_shared_q_u8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_shared_q_u8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_shared_q_u8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_shared_q_u8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_shared_q_u8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.74e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -997,25 +1102,28 @@ mod mlp_shared_q_u8_pc_rr {
 
 #[test]
 fn mlp_shared_q_u8_pc_rr() {
-    let dir = common::case_dir("tests/models/mlp_shared_q_u8_pc_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_shared_q_u8_pc_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_shared_q_u8_pc_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_shared_q_u8_pc_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_shared_q_u8_pc_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.77e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_shared_q_u8_pc_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_shared_q_u8_pc_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_shared_q_u8_pc_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_shared_q_u8_pc_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_shared_q_u8_pc_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.77e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1025,25 +1133,28 @@ mod mlp_3d_f32 {
 
 #[test]
 fn mlp_3d_f32() {
-    let dir = common::case_dir("tests/models/mlp_3d_f32");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_3d_f32::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_3d_f32::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_3d_f32 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_3d_f32 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.01e-5, 1.0e-5);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_3d_f32")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_3d_f32::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_3d_f32::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_3d_f32 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_3d_f32 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.01e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1053,25 +1164,28 @@ mod mlp_3d_q_s8 {
 
 #[test]
 fn mlp_3d_q_s8() {
-    let dir = common::case_dir("tests/models/mlp_3d_q_s8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_3d_q_s8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_3d_q_s8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_3d_q_s8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_3d_q_s8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.1e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_3d_q_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_3d_q_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_3d_q_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_3d_q_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_3d_q_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.1e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1081,25 +1195,28 @@ mod mlp_3d_q_s8_pc {
 
 #[test]
 fn mlp_3d_q_s8_pc() {
-    let dir = common::case_dir("tests/models/mlp_3d_q_s8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_3d_q_s8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_3d_q_s8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_3d_q_s8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_3d_q_s8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.11e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_3d_q_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_3d_q_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_3d_q_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_3d_q_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_3d_q_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.11e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1109,25 +1226,28 @@ mod mlp_3d_q_s8_rr {
 
 #[test]
 fn mlp_3d_q_s8_rr() {
-    let dir = common::case_dir("tests/models/mlp_3d_q_s8_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_3d_q_s8_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_3d_q_s8_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_3d_q_s8_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_3d_q_s8_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.13e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_3d_q_s8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_3d_q_s8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_3d_q_s8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_3d_q_s8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_3d_q_s8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.13e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1137,25 +1257,28 @@ mod mlp_3d_q_s8_pc_rr {
 
 #[test]
 fn mlp_3d_q_s8_pc_rr() {
-    let dir = common::case_dir("tests/models/mlp_3d_q_s8_pc_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_3d_q_s8_pc_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_3d_q_s8_pc_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_3d_q_s8_pc_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_3d_q_s8_pc_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.11e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_3d_q_s8_pc_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_3d_q_s8_pc_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_3d_q_s8_pc_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_3d_q_s8_pc_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_3d_q_s8_pc_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.11e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1165,25 +1288,28 @@ mod mlp_3d_q_u8 {
 
 #[test]
 fn mlp_3d_q_u8() {
-    let dir = common::case_dir("tests/models/mlp_3d_q_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_3d_q_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_3d_q_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_3d_q_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_3d_q_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.11e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_3d_q_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_3d_q_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_3d_q_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_3d_q_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_3d_q_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.11e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1193,25 +1319,28 @@ mod mlp_3d_q_u8_pc {
 
 #[test]
 fn mlp_3d_q_u8_pc() {
-    let dir = common::case_dir("tests/models/mlp_3d_q_u8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_3d_q_u8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_3d_q_u8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_3d_q_u8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_3d_q_u8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.12e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_3d_q_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_3d_q_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_3d_q_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_3d_q_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_3d_q_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.12e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1221,25 +1350,28 @@ mod mlp_3d_q_u8_rr {
 
 #[test]
 fn mlp_3d_q_u8_rr() {
-    let dir = common::case_dir("tests/models/mlp_3d_q_u8_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_3d_q_u8_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_3d_q_u8_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_3d_q_u8_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_3d_q_u8_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.08e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_3d_q_u8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_3d_q_u8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_3d_q_u8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_3d_q_u8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_3d_q_u8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.08e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1249,25 +1381,28 @@ mod mlp_3d_q_u8_pc_rr {
 
 #[test]
 fn mlp_3d_q_u8_pc_rr() {
-    let dir = common::case_dir("tests/models/mlp_3d_q_u8_pc_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_3d_q_u8_pc_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_3d_q_u8_pc_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_3d_q_u8_pc_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_3d_q_u8_pc_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.12e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_3d_q_u8_pc_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_3d_q_u8_pc_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_3d_q_u8_pc_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_3d_q_u8_pc_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_3d_q_u8_pc_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.12e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1277,25 +1412,28 @@ mod mlp_gemm_f32 {
 
 #[test]
 fn mlp_gemm_f32() {
-    let dir = common::case_dir("tests/models/mlp_gemm_f32");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_gemm_f32::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_gemm_f32::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_gemm_f32 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_gemm_f32 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.44e-5, 1.0e-5);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_gemm_f32")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_gemm_f32::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_gemm_f32::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_gemm_f32 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_gemm_f32 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.44e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1305,25 +1443,28 @@ mod mlp_gemm_q_s8 {
 
 #[test]
 fn mlp_gemm_q_s8() {
-    let dir = common::case_dir("tests/models/mlp_gemm_q_s8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_gemm_q_s8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_gemm_q_s8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_gemm_q_s8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_gemm_q_s8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.53e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_gemm_q_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_gemm_q_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_gemm_q_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_gemm_q_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_gemm_q_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.53e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1333,25 +1474,28 @@ mod mlp_gemm_q_s8_pc {
 
 #[test]
 fn mlp_gemm_q_s8_pc() {
-    let dir = common::case_dir("tests/models/mlp_gemm_q_s8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_gemm_q_s8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_gemm_q_s8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_gemm_q_s8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_gemm_q_s8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.54e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_gemm_q_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_gemm_q_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_gemm_q_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_gemm_q_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_gemm_q_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.54e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1361,25 +1505,28 @@ mod mlp_gemm_q_s8_rr {
 
 #[test]
 fn mlp_gemm_q_s8_rr() {
-    let dir = common::case_dir("tests/models/mlp_gemm_q_s8_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_gemm_q_s8_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_gemm_q_s8_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_gemm_q_s8_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_gemm_q_s8_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.57e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_gemm_q_s8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_gemm_q_s8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_gemm_q_s8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_gemm_q_s8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_gemm_q_s8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.57e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1389,25 +1536,28 @@ mod mlp_gemm_q_s8_pc_rr {
 
 #[test]
 fn mlp_gemm_q_s8_pc_rr() {
-    let dir = common::case_dir("tests/models/mlp_gemm_q_s8_pc_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_gemm_q_s8_pc_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_gemm_q_s8_pc_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_gemm_q_s8_pc_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_gemm_q_s8_pc_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.54e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_gemm_q_s8_pc_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_gemm_q_s8_pc_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_gemm_q_s8_pc_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_gemm_q_s8_pc_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_gemm_q_s8_pc_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.54e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1417,25 +1567,28 @@ mod mlp_gemm_q_u8 {
 
 #[test]
 fn mlp_gemm_q_u8() {
-    let dir = common::case_dir("tests/models/mlp_gemm_q_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_gemm_q_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_gemm_q_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_gemm_q_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_gemm_q_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.55e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_gemm_q_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_gemm_q_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_gemm_q_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_gemm_q_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_gemm_q_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.55e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1445,25 +1598,28 @@ mod mlp_gemm_q_u8_pc {
 
 #[test]
 fn mlp_gemm_q_u8_pc() {
-    let dir = common::case_dir("tests/models/mlp_gemm_q_u8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_gemm_q_u8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_gemm_q_u8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_gemm_q_u8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_gemm_q_u8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.55e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_gemm_q_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_gemm_q_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_gemm_q_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_gemm_q_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_gemm_q_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.55e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1473,25 +1629,28 @@ mod mlp_gemm_q_u8_rr {
 
 #[test]
 fn mlp_gemm_q_u8_rr() {
-    let dir = common::case_dir("tests/models/mlp_gemm_q_u8_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_gemm_q_u8_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_gemm_q_u8_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_gemm_q_u8_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_gemm_q_u8_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.55e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_gemm_q_u8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_gemm_q_u8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_gemm_q_u8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_gemm_q_u8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_gemm_q_u8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.55e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1501,25 +1660,28 @@ mod mlp_gemm_q_u8_pc_rr {
 
 #[test]
 fn mlp_gemm_q_u8_pc_rr() {
-    let dir = common::case_dir("tests/models/mlp_gemm_q_u8_pc_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_gemm_q_u8_pc_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_gemm_q_u8_pc_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_gemm_q_u8_pc_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_gemm_q_u8_pc_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.55e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_gemm_q_u8_pc_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_gemm_q_u8_pc_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_gemm_q_u8_pc_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_gemm_q_u8_pc_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_gemm_q_u8_pc_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.55e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1529,25 +1691,28 @@ mod mlp_big_k_f32 {
 
 #[test]
 fn mlp_big_k_f32() {
-    let dir = common::case_dir("tests/models/mlp_big_k_f32");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_big_k_f32::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_big_k_f32::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_big_k_f32 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_big_k_f32 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.55e-5, 1.0e-5);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_big_k_f32")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_big_k_f32::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_big_k_f32::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_big_k_f32 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_big_k_f32 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.55e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1557,25 +1722,28 @@ mod mlp_big_k_q_s8 {
 
 #[test]
 fn mlp_big_k_q_s8() {
-    let dir = common::case_dir("tests/models/mlp_big_k_q_s8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_big_k_q_s8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_big_k_q_s8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_big_k_q_s8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_big_k_q_s8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.68e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_big_k_q_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_big_k_q_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_big_k_q_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_big_k_q_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_big_k_q_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.68e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1585,25 +1753,28 @@ mod mlp_big_k_q_s8_pc {
 
 #[test]
 fn mlp_big_k_q_s8_pc() {
-    let dir = common::case_dir("tests/models/mlp_big_k_q_s8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_big_k_q_s8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_big_k_q_s8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_big_k_q_s8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_big_k_q_s8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.66e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_big_k_q_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_big_k_q_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_big_k_q_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_big_k_q_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_big_k_q_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.66e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1613,25 +1784,28 @@ mod mlp_big_k_q_u8 {
 
 #[test]
 fn mlp_big_k_q_u8() {
-    let dir = common::case_dir("tests/models/mlp_big_k_q_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_big_k_q_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_big_k_q_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_big_k_q_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_big_k_q_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.66e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_big_k_q_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_big_k_q_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_big_k_q_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_big_k_q_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_big_k_q_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.66e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1641,25 +1815,28 @@ mod mlp_big_k_q_u8_pc_rr {
 
 #[test]
 fn mlp_big_k_q_u8_pc_rr() {
-    let dir = common::case_dir("tests/models/mlp_big_k_q_u8_pc_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_big_k_q_u8_pc_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_big_k_q_u8_pc_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_big_k_q_u8_pc_rr [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_big_k_q_u8_pc_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.65e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_big_k_q_u8_pc_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_big_k_q_u8_pc_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_big_k_q_u8_pc_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_big_k_q_u8_pc_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_big_k_q_u8_pc_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.65e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1669,25 +1846,28 @@ mod block_ln_gelu_f32 {
 
 #[test]
 fn block_ln_gelu_f32() {
-    let dir = common::case_dir("tests/models/block_ln_gelu_f32");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = block_ln_gelu_f32::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(block_ln_gelu_f32::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("block_ln_gelu_f32 [{}]: {e:?}", isa.name()));
-        let what = format!("block_ln_gelu_f32 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (3.5e-5, 1.0e-5);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/block_ln_gelu_f32")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = block_ln_gelu_f32::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(block_ln_gelu_f32::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("block_ln_gelu_f32 [{}]: {e:?}", isa.name()));
+            let what = format!("block_ln_gelu_f32 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (3.5e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1697,25 +1877,28 @@ mod block_ln_gelu_q_s8 {
 
 #[test]
 fn block_ln_gelu_q_s8() {
-    let dir = common::case_dir("tests/models/block_ln_gelu_q_s8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = block_ln_gelu_q_s8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(block_ln_gelu_q_s8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("block_ln_gelu_q_s8 [{}]: {e:?}", isa.name()));
-        let what = format!("block_ln_gelu_q_s8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (3.59e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/block_ln_gelu_q_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = block_ln_gelu_q_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(block_ln_gelu_q_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("block_ln_gelu_q_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("block_ln_gelu_q_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (3.59e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1725,25 +1908,28 @@ mod block_ln_gelu_q_s8_pc_rr {
 
 #[test]
 fn block_ln_gelu_q_s8_pc_rr() {
-    let dir = common::case_dir("tests/models/block_ln_gelu_q_s8_pc_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = block_ln_gelu_q_s8_pc_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(block_ln_gelu_q_s8_pc_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("block_ln_gelu_q_s8_pc_rr [{}]: {e:?}", isa.name()));
-        let what = format!("block_ln_gelu_q_s8_pc_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (3.62e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/block_ln_gelu_q_s8_pc_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = block_ln_gelu_q_s8_pc_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(block_ln_gelu_q_s8_pc_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("block_ln_gelu_q_s8_pc_rr [{}]: {e:?}", isa.name()));
+            let what = format!("block_ln_gelu_q_s8_pc_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (3.62e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1753,25 +1939,28 @@ mod block_ln_gelu_q_u8_pc {
 
 #[test]
 fn block_ln_gelu_q_u8_pc() {
-    let dir = common::case_dir("tests/models/block_ln_gelu_q_u8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = block_ln_gelu_q_u8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(block_ln_gelu_q_u8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("block_ln_gelu_q_u8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("block_ln_gelu_q_u8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (3.6e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/block_ln_gelu_q_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = block_ln_gelu_q_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(block_ln_gelu_q_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("block_ln_gelu_q_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("block_ln_gelu_q_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (3.6e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1781,25 +1970,28 @@ mod cnn_a_f32 {
 
 #[test]
 fn cnn_a_f32() {
-    let dir = common::case_dir("tests/models/cnn_a_f32");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = cnn_a_f32::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(cnn_a_f32::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("cnn_a_f32 [{}]: {e:?}", isa.name()));
-        let what = format!("cnn_a_f32 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.0e-5, 1.0e-5);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/cnn_a_f32")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = cnn_a_f32::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(cnn_a_f32::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("cnn_a_f32 [{}]: {e:?}", isa.name()));
+            let what = format!("cnn_a_f32 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.0e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1809,25 +2001,28 @@ mod cnn_a_qc_s8 {
 
 #[test]
 fn cnn_a_qc_s8() {
-    let dir = common::case_dir("tests/models/cnn_a_qc_s8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = cnn_a_qc_s8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(cnn_a_qc_s8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("cnn_a_qc_s8 [{}]: {e:?}", isa.name()));
-        let what = format!("cnn_a_qc_s8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.74e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/cnn_a_qc_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = cnn_a_qc_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(cnn_a_qc_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("cnn_a_qc_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("cnn_a_qc_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.74e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1837,25 +2032,28 @@ mod cnn_a_qc_u8 {
 
 #[test]
 fn cnn_a_qc_u8() {
-    let dir = common::case_dir("tests/models/cnn_a_qc_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = cnn_a_qc_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(cnn_a_qc_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("cnn_a_qc_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("cnn_a_qc_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.78e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/cnn_a_qc_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = cnn_a_qc_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(cnn_a_qc_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("cnn_a_qc_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("cnn_a_qc_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.78e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1865,25 +2063,28 @@ mod cnn_a_qc_s8_rr {
 
 #[test]
 fn cnn_a_qc_s8_rr() {
-    let dir = common::case_dir("tests/models/cnn_a_qc_s8_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = cnn_a_qc_s8_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(cnn_a_qc_s8_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("cnn_a_qc_s8_rr [{}]: {e:?}", isa.name()));
-        let what = format!("cnn_a_qc_s8_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.73e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/cnn_a_qc_s8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = cnn_a_qc_s8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(cnn_a_qc_s8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("cnn_a_qc_s8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("cnn_a_qc_s8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.73e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1893,25 +2094,28 @@ mod cnn_1d_f32 {
 
 #[test]
 fn cnn_1d_f32() {
-    let dir = common::case_dir("tests/models/cnn_1d_f32");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = cnn_1d_f32::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(cnn_1d_f32::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("cnn_1d_f32 [{}]: {e:?}", isa.name()));
-        let what = format!("cnn_1d_f32 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.72e-5, 1.0e-5);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/cnn_1d_f32")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = cnn_1d_f32::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(cnn_1d_f32::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("cnn_1d_f32 [{}]: {e:?}", isa.name()));
+            let what = format!("cnn_1d_f32 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.72e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1921,25 +2125,28 @@ mod cnn_1d_qc_s8 {
 
 #[test]
 fn cnn_1d_qc_s8() {
-    let dir = common::case_dir("tests/models/cnn_1d_qc_s8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = cnn_1d_qc_s8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(cnn_1d_qc_s8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("cnn_1d_qc_s8 [{}]: {e:?}", isa.name()));
-        let what = format!("cnn_1d_qc_s8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.83e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/cnn_1d_qc_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = cnn_1d_qc_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(cnn_1d_qc_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("cnn_1d_qc_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("cnn_1d_qc_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.83e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1949,25 +2156,28 @@ mod cnn_1d_qc_u8 {
 
 #[test]
 fn cnn_1d_qc_u8() {
-    let dir = common::case_dir("tests/models/cnn_1d_qc_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = cnn_1d_qc_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(cnn_1d_qc_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("cnn_1d_qc_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("cnn_1d_qc_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.78e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/cnn_1d_qc_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = cnn_1d_qc_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(cnn_1d_qc_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("cnn_1d_qc_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("cnn_1d_qc_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.78e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -1977,25 +2187,648 @@ mod cnn_1d_qc_s8_rr {
 
 #[test]
 fn cnn_1d_qc_s8_rr() {
-    let dir = common::case_dir("tests/models/cnn_1d_qc_s8_rr");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = cnn_1d_qc_s8_rr::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(cnn_1d_qc_s8_rr::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("cnn_1d_qc_s8_rr [{}]: {e:?}", isa.name()));
-        let what = format!("cnn_1d_qc_s8_rr [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.83e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/cnn_1d_qc_s8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = cnn_1d_qc_s8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(cnn_1d_qc_s8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("cnn_1d_qc_s8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("cnn_1d_qc_s8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.83e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod mobilenet_v2_f32 {
+    kiln::include_model!("tests/models/mobilenet_v2_f32/model.onnx");
+}
+
+#[test]
+fn mobilenet_v2_f32() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/mobilenet_v2_f32")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mobilenet_v2_f32::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mobilenet_v2_f32::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mobilenet_v2_f32 [{}]: {e:?}", isa.name()));
+            let what = format!("mobilenet_v2_f32 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.0e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod mobilenet_v2_qc_s8 {
+    kiln::include_model!("tests/models/mobilenet_v2_qc_s8/model.onnx");
+}
+
+#[test]
+fn mobilenet_v2_qc_s8() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/mobilenet_v2_qc_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mobilenet_v2_qc_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mobilenet_v2_qc_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mobilenet_v2_qc_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("mobilenet_v2_qc_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.05e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod mobilenet_v2_qc_u8 {
+    kiln::include_model!("tests/models/mobilenet_v2_qc_u8/model.onnx");
+}
+
+#[test]
+fn mobilenet_v2_qc_u8() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/mobilenet_v2_qc_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mobilenet_v2_qc_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mobilenet_v2_qc_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mobilenet_v2_qc_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("mobilenet_v2_qc_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.09e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod mobilenet_v2_qc_s8_rr {
+    kiln::include_model!("tests/models/mobilenet_v2_qc_s8_rr/model.onnx");
+}
+
+#[test]
+fn mobilenet_v2_qc_s8_rr() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/mobilenet_v2_qc_s8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mobilenet_v2_qc_s8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mobilenet_v2_qc_s8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mobilenet_v2_qc_s8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mobilenet_v2_qc_s8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.04e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod mobilenet_v2_qm_s8_pc {
+    kiln::include_model!("tests/models/mobilenet_v2_qm_s8_pc/model.onnx");
+}
+
+#[test]
+fn mobilenet_v2_qm_s8_pc() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/mobilenet_v2_qm_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mobilenet_v2_qm_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mobilenet_v2_qm_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mobilenet_v2_qm_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mobilenet_v2_qm_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.08e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod mobilenet_v2_qm_u8 {
+    kiln::include_model!("tests/models/mobilenet_v2_qm_u8/model.onnx");
+}
+
+#[test]
+fn mobilenet_v2_qm_u8() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/mobilenet_v2_qm_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mobilenet_v2_qm_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mobilenet_v2_qm_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mobilenet_v2_qm_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("mobilenet_v2_qm_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.11e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod mobilenet_v3_f32 {
+    kiln::include_model!("tests/models/mobilenet_v3_f32/model.onnx");
+}
+
+#[test]
+fn mobilenet_v3_f32() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/mobilenet_v3_f32")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mobilenet_v3_f32::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mobilenet_v3_f32::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mobilenet_v3_f32 [{}]: {e:?}", isa.name()));
+            let what = format!("mobilenet_v3_f32 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.0e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod mobilenet_v3_qc_s8 {
+    kiln::include_model!("tests/models/mobilenet_v3_qc_s8/model.onnx");
+}
+
+#[test]
+fn mobilenet_v3_qc_s8() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/mobilenet_v3_qc_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mobilenet_v3_qc_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mobilenet_v3_qc_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mobilenet_v3_qc_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("mobilenet_v3_qc_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (3.48e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod mobilenet_v3_qc_u8 {
+    kiln::include_model!("tests/models/mobilenet_v3_qc_u8/model.onnx");
+}
+
+#[test]
+fn mobilenet_v3_qc_u8() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/mobilenet_v3_qc_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mobilenet_v3_qc_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mobilenet_v3_qc_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mobilenet_v3_qc_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("mobilenet_v3_qc_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (3.48e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod mobilenet_v3_qc_s8_rr {
+    kiln::include_model!("tests/models/mobilenet_v3_qc_s8_rr/model.onnx");
+}
+
+#[test]
+fn mobilenet_v3_qc_s8_rr() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/mobilenet_v3_qc_s8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mobilenet_v3_qc_s8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mobilenet_v3_qc_s8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mobilenet_v3_qc_s8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("mobilenet_v3_qc_s8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (3.48e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod resnet_f32 {
+    kiln::include_model!("tests/models/resnet_f32/model.onnx");
+}
+
+#[test]
+fn resnet_f32() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/resnet_f32")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = resnet_f32::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(resnet_f32::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("resnet_f32 [{}]: {e:?}", isa.name()));
+            let what = format!("resnet_f32 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.42e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod resnet_qc_s8 {
+    kiln::include_model!("tests/models/resnet_qc_s8/model.onnx");
+}
+
+#[test]
+fn resnet_qc_s8() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/resnet_qc_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = resnet_qc_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(resnet_qc_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("resnet_qc_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("resnet_qc_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.56e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod resnet_qc_u8 {
+    kiln::include_model!("tests/models/resnet_qc_u8/model.onnx");
+}
+
+#[test]
+fn resnet_qc_u8() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/resnet_qc_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = resnet_qc_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(resnet_qc_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("resnet_qc_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("resnet_qc_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.55e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod resnet_qc_s8_rr {
+    kiln::include_model!("tests/models/resnet_qc_s8_rr/model.onnx");
+}
+
+#[test]
+fn resnet_qc_s8_rr() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/resnet_qc_s8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = resnet_qc_s8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(resnet_qc_s8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("resnet_qc_s8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("resnet_qc_s8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.59e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod resnet_qm_s8_pc {
+    kiln::include_model!("tests/models/resnet_qm_s8_pc/model.onnx");
+}
+
+#[test]
+fn resnet_qm_s8_pc() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/resnet_qm_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = resnet_qm_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(resnet_qm_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("resnet_qm_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("resnet_qm_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.57e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod resnet_qm_u8 {
+    kiln::include_model!("tests/models/resnet_qm_u8/model.onnx");
+}
+
+#[test]
+fn resnet_qm_u8() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/resnet_qm_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = resnet_qm_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(resnet_qm_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("resnet_qm_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("resnet_qm_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.54e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod fpn_f32 {
+    kiln::include_model!("tests/models/fpn_f32/model.onnx");
+}
+
+#[test]
+fn fpn_f32() {
+    for set in 0..2 {
+        let dir =
+            common::case_dir("tests/models/fpn_f32").with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = fpn_f32::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(fpn_f32::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("fpn_f32 [{}]: {e:?}", isa.name()));
+            let what = format!("fpn_f32 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.0e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod fpn_qc_s8 {
+    kiln::include_model!("tests/models/fpn_qc_s8/model.onnx");
+}
+
+#[test]
+fn fpn_qc_s8() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/fpn_qc_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = fpn_qc_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(fpn_qc_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("fpn_qc_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("fpn_qc_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.0e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod fpn_qc_u8 {
+    kiln::include_model!("tests/models/fpn_qc_u8/model.onnx");
+}
+
+#[test]
+fn fpn_qc_u8() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/fpn_qc_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = fpn_qc_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(fpn_qc_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("fpn_qc_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("fpn_qc_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (6.98e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod fpn_qc_s8_rr {
+    kiln::include_model!("tests/models/fpn_qc_s8_rr/model.onnx");
+}
+
+#[test]
+fn fpn_qc_s8_rr() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/fpn_qc_s8_rr")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = fpn_qc_s8_rr::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(fpn_qc_s8_rr::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("fpn_qc_s8_rr [{}]: {e:?}", isa.name()));
+            let what = format!("fpn_qc_s8_rr [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (6.98e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -2005,25 +2838,28 @@ mod mlp_a_outlier_q_s8 {
 
 #[test]
 fn mlp_a_outlier_q_s8() {
-    let dir = common::case_dir("tests/models/mlp_a_outlier_q_s8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_outlier_q_s8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_outlier_q_s8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_outlier_q_s8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_outlier_q_s8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.22e-1, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_outlier_q_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_outlier_q_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_outlier_q_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_outlier_q_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_outlier_q_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.22e-1, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -2033,24 +2869,27 @@ mod sat_q_s8 {
 
 #[test]
 fn sat_q_s8() {
-    let dir = common::case_dir("tests/models/sat_q_s8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = sat_q_s8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(sat_q_s8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("sat_q_s8 [{}]: {e:?}", isa.name()));
-        let what = format!("sat_q_s8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (3.18e-1, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/sat_q_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = sat_q_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(sat_q_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("sat_q_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("sat_q_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (3.18e-1, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }

@@ -18,6 +18,7 @@ import glob
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -54,10 +55,11 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         dirs = glob.glob(os.path.join(ROOT, "tests", "models", "*_q_*"))
         dirs += glob.glob(os.path.join(ROOT, "tests", "models", "*_qc_*"))  # Conv too (--conv)
+        dirs += glob.glob(os.path.join(ROOT, "tests", "models", "*_qm_*"))  # CNNs, MatMul/Gemm only
         for case_dir in sorted(dirs):
             case = os.path.basename(case_dir)
             conv = "_qc_" in case
-            arch = case.split("_qc_" if conv else "_q_")[0]
+            arch = re.split("_q[cm]?_", case)[0]
             src = os.path.join(ROOT, "tests", "models", f"{arch}_f32", "model.onnx")
             if not os.path.exists(src):
                 continue  # built from inputs that are not committed as a float model
@@ -92,7 +94,8 @@ def main():
                 src, ref_path,
                 weight_type=QuantType.QUInt8 if q["weight_type"] == "QUInt8" else QuantType.QInt8,
                 per_channel=q["per_channel"], reduce_range=q["reduce_range"],
-                **(dict(op_types_to_quantize=["Conv", "MatMul"]) if conv else {}),
+                **(dict(op_types_to_quantize=["Conv", "MatMul"]) if conv else
+                   dict(op_types_to_quantize=["MatMul", "Gemm"]) if "_qm_" in case else {}),
             )
             ref = {t.name: numpy_helper.to_array(t) for t in onnx.load(ref_path).graph.initializer}
             mine = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}

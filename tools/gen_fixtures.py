@@ -372,7 +372,15 @@ CONV_QCONFIGS = {
     "qc_s8_rr": dict(weight_type=QuantType.QInt8, per_channel=False, reduce_range=True,
                      op_types_to_quantize=["Conv", "MatMul"]),
 }
+# The same CNNs with only their MatMul/Gemm layers quantized (convolutions stay float).
+MATMUL_ONLY_QCONFIGS = {
+    "qm_s8_pc": dict(weight_type=QuantType.QInt8, per_channel=True, reduce_range=False,
+                     op_types_to_quantize=["MatMul", "Gemm"]),
+    "qm_u8": dict(weight_type=QuantType.QUInt8, per_channel=False, reduce_range=False,
+                  op_types_to_quantize=["MatMul", "Gemm"]),
+}
 QCONFIGS.update(CONV_QCONFIGS)
+QCONFIGS.update(MATMUL_ONLY_QCONFIGS)
 
 
 def conv_w(rng, cout, cin_g, kh, kw=None):
@@ -500,10 +508,147 @@ MLPS = [
     ("mlp_big_k", mlp_big_k, normal_inputs, 7, ["q_s8", "q_s8_pc", "q_u8", "q_u8_pc_rr"]),
     ("block_ln_gelu", block_ln_gelu, normal_inputs, 9, ["q_s8", "q_s8_pc_rr", "q_u8_pc"]),
 ]
-# (architecture, builder, input generator, seed, input shape, quantized configs)
+class Net:
+    """A tiny graph builder for the CNN fixtures (seeded weights, unique names)."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        self.nodes, self.inits, self.n = [], [], 0
+
+    def name(self, p):
+        self.n += 1
+        return f"{p}{self.n}"
+
+    def const(self, a, p="k"):
+        nm = self.name(p)
+        self.inits.append(init(nm, np.asarray(a)))
+        return nm
+
+    def node(self, op, ins, p=None, n_out=1, **attrs):
+        nm = self.name(p or op.lower())
+        outs = [f"{nm}_out{i}" if n_out > 1 else nm for i in range(n_out)]
+        self.nodes.append(helper.make_node(op, ins, outs, name=nm, **attrs))
+        return outs if n_out > 1 else outs[0]
+
+    def conv(self, x, cin, cout, k, stride=1, group=1, pad=None, bias=True, **attrs):
+        w = self.const(conv_w(self.rng, cout, cin // group, k, k), "W")
+        ins = [x, w] + ([self.const(b(self.rng, cout), "B")] if bias else [])
+        p = k // 2 if pad is None else pad
+        return self.node("Conv", ins, "conv", strides=[stride, stride], group=group, pads=[p] * 4, **attrs)
+
+    def bn(self, x, c):
+        r = self.rng
+        ins = [x, self.const(r.uniform(0.5, 1.5, c).astype(np.float32), "g"), self.const(b(r, c), "beta"),
+               self.const(b(r, c), "mean"), self.const(r.uniform(0.5, 2.0, c).astype(np.float32), "var")]
+        return self.node("BatchNormalization", ins, "bn")
+
+    def relu6(self, x):
+        return self.node("Clip", [x, self.const(np.float32(0.0)), self.const(np.float32(6.0))], "relu6")
+
+    def model(self, x_shape, y, y_shape, name):
+        return make_model(self.nodes, [f32_io("x", x_shape)], [f32_io(y, y_shape)], self.inits, name)
+
+
+def mobilenet_v2():
+    """MobileNetV2-like: inverted residual blocks (1x1 expand + ReLU6, depthwise 3x3 + ReLU6,
+    1x1 project, residual Add when shapes allow), a strided stem, global pool, linear head."""
+    t = Net(31)
+    x = t.relu6(t.bn(t.conv("x", 3, 16, 3, stride=2, bias=False), 16))
+    c = 16
+    for cout, stride, expand in [(16, 1, 1), (24, 2, 4), (24, 1, 4), (32, 2, 4)]:
+        h = x
+        e = c * expand
+        if expand != 1:
+            h = t.relu6(t.conv(h, c, e, 1))
+        h = t.relu6(t.conv(h, e, e, 3, stride=stride, group=e))
+        h = t.conv(h, e, cout, 1)
+        x = t.node("Add", [x, h], "res") if stride == 1 and cout == c else h
+        c = cout
+    g = t.node("GlobalAveragePool", [x], "gap")
+    f = t.node("Flatten", [g], "flatten", axis=1)
+    y = t.node("Gemm", [f, t.const(w(t.rng, c, 10), "Wfc"), t.const(b(t.rng, 10), "Bfc")], "fc")
+    t.nodes[-1].output[0] = "y"
+    return t.model(["N", 3, "H", "W"], "y", ["N", 10], "mobilenet_v2")
+
+
+def mobilenet_v3():
+    """MobileNetV3-like: HardSwish activations, squeeze-excite (GlobalAveragePool → 1x1 Relu →
+    1x1 → HardSigmoid → Mul), depthwise 5x5, a HardSwish written as x·HardSigmoid(x) too."""
+    t = Net(32)
+    x = t.node("HardSwish", [t.bn(t.conv("x", 3, 16, 3, stride=2, bias=False), 16)], "hswish")
+    c = 16
+    for cout, k, stride, se in [(16, 3, 2, True), (24, 5, 1, False), (24, 5, 2, True)]:
+        e = c * 3
+        h = t.node("HardSwish", [t.conv(x, c, e, 1)], "hswish")
+        h = t.conv(h, e, e, k, stride=stride, group=e)
+        hs = t.node("HardSigmoid", [h], "hsig", alpha=1.0 / 6, beta=0.5)
+        h = t.node("Mul", [h, hs], "hswish_mul")
+        if se:
+            s_ = t.node("GlobalAveragePool", [h], "se_gap")
+            s_ = t.node("Relu", [t.conv(s_, e, e // 4, 1)], "se_relu")
+            s_ = t.node("HardSigmoid", [t.conv(s_, e // 4, e, 1)], "se_hsig", alpha=0.2, beta=0.5)
+            h = t.node("Mul", [h, s_], "se_scale")
+        h = t.conv(h, e, cout, 1)
+        x = t.node("Add", [x, h], "res") if stride == 1 and cout == c else h
+        c = cout
+    g = t.node("GlobalAveragePool", [x], "gap")
+    y = t.conv(g, c, 10, 1)
+    t.nodes[-1].output[0] = "y"
+    return t.model(["N", 3, "H", "W"], "y", ["N", 10, 1, 1], "mobilenet_v3")
+
+
+def resnet():
+    """ResNet-like: 7x7/2 stem + BatchNorm + Relu + MaxPool 3x3/2, basic blocks with BatchNorm and
+    residual adds (a strided block with a 1x1 projection shortcut), global pool, head."""
+    t = Net(33)
+    x = t.node("Relu", [t.bn(t.conv("x", 3, 16, 7, stride=2, bias=False), 16)], "relu")
+    x = t.node("MaxPool", [x], "maxpool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    c = 16
+    for cout, stride in [(16, 1), (32, 2)]:
+        h = t.node("Relu", [t.bn(t.conv(x, c, cout, 3, stride=stride, bias=False), cout)], "relu")
+        h = t.bn(t.conv(h, cout, cout, 3, bias=False), cout)
+        sc = x if stride == 1 and cout == c else t.bn(t.conv(x, c, cout, 1, stride=stride, bias=False), cout)
+        x = t.node("Relu", [t.node("Add", [h, sc], "res")], "relu")
+        c = cout
+    g = t.node("GlobalAveragePool", [x], "gap")
+    f = t.node("Flatten", [g], "flatten", axis=1)
+    y = t.node("Gemm", [f, t.const(w(t.rng, 10, c), "Wfc"), t.const(b(t.rng, 10), "Bfc")], "fc", transB=1)
+    t.nodes[-1].output[0] = "y"
+    return t.model(["N", 3, "H", "W"], "y", ["N", 10], "resnet")
+
+
+def fpn():
+    """FPN/U-Net-like segmentation head: an encoder of strided convs, a decoder that upsamples
+    with Resize (nearest ×2 and bilinear ×2), ConvTranspose (k2 s2) and Concat skip connections,
+    a sigmoid probability map at input resolution (as PP-OCR's DB head)."""
+    t = Net(34)
+    e1 = t.node("Relu", [t.conv("x", 3, 8, 3, stride=2)], "relu")          # /2
+    e2 = t.node("Relu", [t.conv(e1, 8, 16, 3, stride=2)], "relu")          # /4
+    e3 = t.node("Relu", [t.conv(e2, 16, 16, 3, stride=2)], "relu")         # /8
+    sc = t.const(np.array([1.0, 1.0, 2.0, 2.0], np.float32), "scales")
+    u3 = t.node("Resize", [e3, "", sc], "up_nearest", mode="nearest")      # /4
+    d2 = t.node("Concat", [u3, e2], "cat", axis=1)
+    d2 = t.node("Relu", [t.conv(d2, 32, 8, 3)], "relu")
+    u2 = t.node("Resize", [d2, "", sc], "up_linear", mode="linear", coordinate_transformation_mode="half_pixel")  # /2
+    d1 = t.node("Concat", [u2, e1], "cat", axis=1)
+    d1 = t.node("Relu", [t.conv(d1, 16, 8, 3)], "relu")
+    wt = t.const(conv_w(t.rng, 8, 4, 2, 2), "Wt")
+    up = t.node("ConvTranspose", [d1, wt, t.const(b(t.rng, 4), "Bt")], "deconv", kernel_shape=[2, 2], strides=[2, 2])  # /1
+    y = t.node("Sigmoid", [t.conv(up, 4, 1, 3)], "sigmoid")
+    t.nodes[-1].output[0] = "y"
+    return t.model(["N", 3, "H", "W"], "y", ["N", 1, "H", "W"], "fpn")
+
+
+# (architecture, builder, input generator, seed, input shapes, quantized configs). Several input
+# sizes per CNN: every shape is one test data set, all compared against onnxruntime.
+CONV_AND_MATMUL = list(CONV_QCONFIGS) + list(MATMUL_ONLY_QCONFIGS)
 CNNS = [
-    ("cnn_a", cnn_a, normal_inputs, 21, [2, 3, 19, 23], list(CONV_QCONFIGS)),
-    ("cnn_1d", cnn_1d, normal_inputs, 22, [3, 4, 37], list(CONV_QCONFIGS)),
+    ("cnn_a", cnn_a, normal_inputs, 21, [[2, 3, 19, 23]], list(CONV_QCONFIGS)),
+    ("cnn_1d", cnn_1d, normal_inputs, 22, [[3, 4, 37]], list(CONV_QCONFIGS)),
+    ("mobilenet_v2", mobilenet_v2, normal_inputs, 31, [[1, 3, 32, 32], [2, 3, 29, 41]], CONV_AND_MATMUL),
+    ("mobilenet_v3", mobilenet_v3, normal_inputs, 32, [[1, 3, 32, 32], [2, 3, 27, 35]], list(CONV_QCONFIGS)),
+    ("resnet", resnet, normal_inputs, 33, [[1, 3, 32, 32], [2, 3, 45, 37]], CONV_AND_MATMUL),
+    ("fpn", fpn, normal_inputs, 34, [[1, 3, 32, 32], [1, 3, 48, 64]], list(CONV_QCONFIGS)),
 ]
 EXTRA = [  # (case name, builder, input generator, seed, config)
     ("mlp_a_outlier_q_s8", mlp_a, outlier_inputs, 11, "q_s8"),
@@ -581,7 +726,20 @@ def tensor_pb(a: np.ndarray, name: str) -> bytes:
     return numpy_helper.from_array(a, name).SerializeToString(deterministic=True)
 
 
-def emit_case(case, m: onnx.ModelProto, x: np.ndarray, arch, cfg):
+def emit_case(case, m: onnx.ModelProto, xs, arch, cfg):
+    """One fixture; `xs` is an input array or a list of them (one test data set each, e.g.
+    several image sizes). The tolerance is computed per set; the largest is recorded."""
+    if not isinstance(xs, list):
+        xs = [xs]
+    sets = [emit_set(case, m, x, arch, cfg, i) for i, x in enumerate(xs)]
+    meta = max(sets, key=lambda mt: mt["atol"])
+    meta["inputs"][0]["shape"] = [list(x.shape) for x in xs] if len(xs) > 1 else list(xs[0].shape)
+    meta["data_sets"] = len(xs)
+    d = os.path.join(MODELS, case)
+    return meta
+
+
+def emit_set(case, m: onnx.ModelProto, x: np.ndarray, arch, cfg, set_index):
     mb = model_bytes(m)
     in_name, out_name = m.graph.input[0].name, m.graph.output[0].name
     feeds = {in_name: x}
@@ -608,8 +766,9 @@ def emit_case(case, m: onnx.ModelProto, x: np.ndarray, arch, cfg):
     assert worst <= atol / 2, f"{case}: reference spread {worst} too close to atol {atol}"
     d = os.path.join(MODELS, case)
     write_bytes(os.path.join(d, "model.onnx"), mb)
-    write_bytes(os.path.join(d, "test_data_set_0", "input_0.pb"), tensor_pb(x, in_name))
-    write_bytes(os.path.join(d, "test_data_set_0", "output_0.pb"), tensor_pb(y, out_name))
+    ds = f"test_data_set_{set_index}"
+    write_bytes(os.path.join(d, ds, "input_0.pb"), tensor_pb(x, in_name))
+    write_bytes(os.path.join(d, ds, "output_0.pb"), tensor_pb(y, out_name))
     meta = dict(
         case=case, architecture=arch,
         quantization=None if not quantized else dict(
@@ -628,7 +787,6 @@ def emit_case(case, m: onnx.ModelProto, x: np.ndarray, arch, cfg):
         atol=atol, rtol=rtol, tolerance_reason=why,
         reference="onnxruntime %s CPUExecutionProvider, 1 thread, ORT_ENABLE_ALL" % ort.__version__,
     )
-    write_text(os.path.join(d, "meta.json"), json.dumps(meta, indent=1) + "\n")
     return meta
 
 
@@ -642,14 +800,15 @@ def gen_models():
             q = quantize(f, cfg)
             patterns.setdefault(cfg, {})[arch] = node_pattern(q)
             metas.append(emit_case(f"{arch}_{cfg}", q, x, arch, cfg))
-    for arch, build, gen, seed, shape, cfgs in CNNS:
+    for arch, build, gen, seed, shapes, cfgs in CNNS:
         f = build()
-        x = gen(shape, seed)
-        metas.append(emit_case(f"{arch}_f32", f, x, arch, None))
+        onnx.checker.check_model(f, full_check=True)
+        xs = [gen(sh, seed + 100 * i) for i, sh in enumerate(shapes)]
+        metas.append(emit_case(f"{arch}_f32", f, xs, arch, None))
         for cfg in cfgs:
             q = quantize(f, cfg)
             patterns.setdefault(cfg, {})[arch] = node_pattern(q)
-            metas.append(emit_case(f"{arch}_{cfg}", q, x, arch, cfg))
+            metas.append(emit_case(f"{arch}_{cfg}", q, xs, arch, cfg))
     for case, build, gen, seed, cfg in EXTRA:
         f = build()
         x = gen([d.dim_value for d in f.graph.input[0].type.tensor_type.shape.dim], seed)
@@ -710,7 +869,8 @@ def gen_models_rs(metas):
             "",
             "#[test]",
             f"fn {c}() {{",
-            f'    let dir = common::case_dir("tests/models/{c}");',
+            f'    for set in 0..{m.get("data_sets", 1)} {{',
+            f'    let dir = common::case_dir("tests/models/{c}").with_file_name(format!("test_data_set_{{set}}"));',
             f'    let input_0 = common::load(dir.join("input_0.pb"));',
             f'    let want_0 = common::load(dir.join("output_0.pb"));',
             "    for isa in Isa::all_available() {",
@@ -718,10 +878,11 @@ def gen_models_rs(metas):
             "        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();",
             f"        let out = model.run({c}::Inputs {{ {i['field']}: x_0 }})",
             f"            .unwrap_or_else(|e| panic!(\"{c} [{{}}]: {{e:?}}\", isa.name()));",
-            f"        let what = format!(\"{c} [{{}}] {o['name']}\", isa.name());",
+            f"        let what = format!(\"{c} [{{}}] set {{set}} {o['name']}\", isa.name());",
             f"        assert_eq!(out.{o['field']}.shape(), &want_0.shape[..], \"{{what}}: shape\");",
             f"        let (atol, rtol) = ({rust_f32(m['atol'])}, {rust_f32(m['rtol'])});",
             f"        common::assert_close(&what, out.{o['field']}.data(), common::data::<f32>(&want_0), atol, rtol);",
+            "    }",
             "    }",
             "}",
             "",

@@ -849,6 +849,18 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
                     },
                 });
             }
+            Some(KilnOp::ConvTranspose { spec }) => {
+                layers.push(KLayer {
+                    node: n.name.clone(),
+                    kind: format!("ConvTranspose {}×{} f32", spec.kernel[0], spec.kernel[1]),
+                    m: g.show(&spec.batch.mul(&spec.h.mul(&spec.w))),
+                    k: spec.cg(),
+                    n: spec.og() * spec.kernel[0] * spec.kernel[1],
+                    epilogue: "col2im + bias".into(),
+                    avx2_safe: None,
+                    kernel: format!("f32 GEMM + col2im ({})", isa.name()),
+                });
+            }
             Some(KilnOp::ConvInteger { .. }) => {
                 *other_ops
                     .entry("ConvInteger (unfused, direct)".into())

@@ -99,9 +99,14 @@ fn quantize_matches_onnxruntime_quantize_dynamic_on_every_fixture() {
     for dir in dirs {
         let case = dir.file_name().unwrap().to_string_lossy().into_owned();
         // `<arch>_q_<cfg>`: MatMul/Gemm quantized; `<arch>_qc_<cfg>`: Conv too (ConvInteger).
-        let (arch, conv) = match (case.split_once("_q_"), case.split_once("_qc_")) {
-            (Some((a, _)), _) => (a, false),
-            (None, Some((a, _))) => (a, true),
+        // `<arch>_qm_<cfg>`: a CNN with only its MatMul/Gemm layers quantized.
+        let (arch, conv) = match (
+            case.split_once("_q_"),
+            case.split_once("_qc_"),
+            case.split_once("_qm_"),
+        ) {
+            (Some((a, _)), _, _) | (_, _, Some((a, _))) => (a, false),
+            (None, Some((a, _)), _) => (a, true),
             _ => continue,
         };
         let src = models.join(format!("{arch}_f32/model.onnx"));
@@ -159,7 +164,7 @@ fn quantize_matches_onnxruntime_quantize_dynamic_on_every_fixture() {
         assert_eq!(count("QConv"), n_of("ConvInteger"), "{case}");
         checked += 1;
     }
-    assert!(checked >= 56, "only {checked} fixtures checked");
+    assert!(checked >= 70, "only {checked} fixtures checked");
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 

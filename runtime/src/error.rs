@@ -159,6 +159,15 @@ pub enum Error {
         value: i64,
         node: &'static str,
     },
+    /// Two sizes a node needs equal differ for these input dims (e.g. an upsampled feature map
+    /// and a skip connection when the image size is not a multiple of the network's stride).
+    DimsDiffer {
+        node: &'static str,
+        left: &'static str,
+        left_value: usize,
+        right: &'static str,
+        right_value: usize,
+    },
     /// A value computed at run time is invalid for an op (e.g. an index out of range).
     Invalid {
         node: &'static str,
@@ -244,6 +253,18 @@ impl fmt::Display for Error {
                 f,
                 "node `{node}`: an input is smaller than its window (kernel or pool size after \
                  padding): `{expr}` is {value}, must be at least 0"
+            ),
+            Error::DimsDiffer {
+                node,
+                left,
+                left_value,
+                right,
+                right_value,
+            } => write!(
+                f,
+                "node `{node}`: `{left}` = {left_value} and `{right}` = {right_value} must be \
+                 equal for these input sizes (e.g. the image size is not a multiple of the \
+                 network's total stride)"
             ),
             Error::Invalid { node, what } => write!(f, "node `{node}`: {what}"),
         }

@@ -395,6 +395,15 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
             };
         });
     }
+    for c in &g.eq_checks {
+        let (a, b) = (ctx.dim(&c.a), ctx.dim(&c.b));
+        let (la, lb, node) = (g.show(&c.a), g.show(&c.b), &c.node);
+        checks.push(quote! {
+            if #a != #b {
+                return Err(#rt::Error::DimsDiffer { node: #node, left: #la, left_value: #a, right: #lb, right_value: #b });
+            }
+        });
+    }
     for c in &g.checks {
         let e = ctx.dim(&c.dim);
         let (max, what, node) = (lit(c.max), g.show(&c.dim), &c.node);

@@ -191,6 +191,22 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                     }},
                 }
             }
+            KilnOp::ConvTranspose { spec } => {
+                let geom = spec.geom_tokens(rt, &|d| c.dim(d));
+                let (x, w, y) = (c.src(inp(0)?), c.src(inp(1)?), c.dst(out));
+                let (xp, col) = (c.dst(n.outputs[1]), c.dst(n.outputs[2]));
+                let b = match n.input(2) {
+                    Some(b) => {
+                        let b = c.src(b);
+                        quote!(Some(&*#b))
+                    }
+                    None => quote!(None),
+                };
+                quote! {{
+                    let geom = #geom;
+                    #rt::ops::conv::conv_transpose_f32(isa, &geom, #x, #w, #b, #xp, #col, #y);
+                }}
+            }
             KilnOp::ConvInteger { spec } => {
                 let geom = spec.geom_tokens(rt, &|d| c.dim(d));
                 let (x, w, y) = (c.src(inp(0)?), c.src(inp(1)?), c.dst(out));

@@ -129,6 +129,10 @@ pub enum KilnOp {
     },
     /// Unfused ConvInteger (direct loops). inputs/outputs as in ONNX.
     ConvInteger { spec: ConvSpec },
+    /// Float ConvTranspose (GEMM + col2im). inputs: [x, wt, b?] with `wt` the weights
+    /// transposed per group to `[og·kh·kw][cg]` at compile time; outputs: [y, xp, col] (the
+    /// packed input panels and the GEMM result, scratch).
+    ConvTranspose { spec: ConvSpec },
 }
 
 /// How a float convolution runs (chosen at compile time per layer).
@@ -244,6 +248,17 @@ pub struct Graph {
     /// Symbols defined by a floor division of other dims (conv/pool output sizes on a symbolic
     /// height or width), computed after the inputs are bound, in this order.
     pub derived: Vec<Derived>,
+    /// Dims that differ as expressions but that a node needs equal, checked at run time
+    /// (`Error::DimsDiffer`).
+    pub eq_checks: Vec<EqCheck>,
+}
+
+/// Two dims a node needs equal (see [`Graph::eq_checks`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EqCheck {
+    pub a: Dim,
+    pub b: Dim,
+    pub node: String,
 }
 
 /// A symbol whose value is `floor(num / den)` (`den > 0`); `num` must be ≥ 0 at run time (it is

@@ -249,6 +249,142 @@ pub fn conv_spec(g: &mut Graph, n: &Node) -> Result<ConvSpec> {
     })
 }
 
+/// Parses a ConvTranspose node into a [`ConvSpec`] read the other way round (`h, w` inputs,
+/// `oh, ow` outputs, `pads` the begin padding cropped from the full output; see
+/// `kiln_runtime::ops::conv::conv_transpose_f32`).
+pub fn conv_transpose_spec(g: &mut Graph, n: &Node) -> Result<ConvSpec> {
+    let (x, w) = (req(n, 0)?, req(n, 1)?);
+    let xs = g.values[x].shape.clone();
+    let ws = g.values[w].shape.clone();
+    if xs.len() != ws.len() || !(3..=4).contains(&xs.len()) {
+        unsupported!(
+            "ConvTranspose with input {} and weights {}: kiln supports 1-D and 2-D",
+            g.show_shape(&xs),
+            g.show_shape(&ws)
+        );
+    }
+    let sp = xs.len() - 2;
+    let Some(c_in) = xs[1].as_usize() else {
+        unsupported!("ConvTranspose input channels must be static");
+    };
+    let Some(wdims) = crate::ir::static_shape(&ws) else {
+        unsupported!("ConvTranspose weights need a static shape");
+    };
+    let groups = n.attr_i("group")?.unwrap_or(1);
+    if groups < 1 || wdims[0] != c_in || !c_in.is_multiple_of(groups as usize) {
+        bail!("ConvTranspose: input has {c_in} channels, weights {wdims:?}, group {groups}");
+    }
+    let groups = groups as usize;
+    let c_out = wdims[1] * groups;
+    let mut kernel = [1usize; 2];
+    for i in 0..sp {
+        kernel[2 - sp + i] = wdims[2 + i];
+    }
+    let strides = ints(n, "strides", sp, 1)?;
+    let dilations = ints(n, "dilations", sp, 1)?;
+    let opad = match n.attr_ints("output_padding")? {
+        None => vec![0i64; sp],
+        Some(v) if v.len() == sp && v.iter().all(|&p| p >= 0) => v,
+        Some(v) => bail!("output_padding {v:?} is invalid for {sp} spatial dims"),
+    };
+    let auto_pad = match n.attrs.get("auto_pad") {
+        Some(crate::ir::Attr::String(s)) => s.clone(),
+        _ => "NOTSET".to_string(),
+    };
+    let explicit = match n.attr_ints("pads")? {
+        None => vec![0i64; 2 * sp],
+        Some(p) if p.len() == 2 * sp && p.iter().all(|&v| v >= 0) => p,
+        Some(p) => bail!("pads {p:?} are invalid for {sp} spatial dims"),
+    };
+    let out_shape = n.attr_ints("output_shape")?;
+    let one = Dim::constant(1);
+    let (mut ins, mut outs) = (
+        vec![one.clone(), one.clone()],
+        vec![one.clone(), one.clone()],
+    );
+    let mut pads = [PadBegin::Fixed(0), PadBegin::Fixed(0)];
+    for i in 0..sp {
+        let a = 2 - sp + i;
+        let input = xs[2 + i].clone();
+        let ek = ((kernel[a] - 1) * dilations[a] + 1) as i64;
+        let s = strides[a] as i64;
+        // The full (uncropped) output: s·(in − 1) + output_padding + ek.
+        let full = input.scale(s).add(&Dim::constant(opad[i] + ek - s));
+        let target = match (&out_shape, auto_pad.as_str()) {
+            (Some(os), _) => {
+                let os = &os[os.len().saturating_sub(sp)..];
+                Some(Dim::constant(os[i]))
+            }
+            (None, "SAME_UPPER" | "SAME_LOWER") => Some(input.scale(s)),
+            _ => None,
+        };
+        let (begin, out) = match target {
+            Some(out) => {
+                let Some(total) = full.sub(&out).as_const() else {
+                    unsupported!(
+                        "ConvTranspose with output_shape on a symbolic input size {}",
+                        g.show(&input)
+                    );
+                };
+                // As the ONNX reference computes it (floor division; a negative total
+                // extends the output at the end): SAME_UPPER crops the smaller half first,
+                // otherwise the larger half.
+                let half = total.div_euclid(2);
+                let begin = if auto_pad == "SAME_UPPER" {
+                    half
+                } else {
+                    total - half
+                };
+                if begin < 0 {
+                    unsupported!(
+                        "ConvTranspose output_shape {} is more than one element larger than the \
+                         full output {}",
+                        g.show(&out),
+                        g.show(&full)
+                    );
+                }
+                (begin, out)
+            }
+            None => {
+                let (pb, pe) = if auto_pad == "VALID" {
+                    (0, 0)
+                } else {
+                    (explicit[i], explicit[sp + i])
+                };
+                (pb, full.sub(&Dim::constant(pb + pe)))
+            }
+        };
+        pads[a] = PadBegin::Fixed(begin as usize);
+        ins[a] = input;
+        outs[a] = out;
+    }
+    Ok(ConvSpec {
+        batch: xs[0].clone(),
+        c_in,
+        c_out,
+        h: ins[0].clone(),
+        w: ins[1].clone(),
+        oh: outs[0].clone(),
+        ow: outs[1].clone(),
+        kernel,
+        strides,
+        dilations,
+        pads,
+        groups,
+        spatial: sp,
+    })
+}
+
+pub fn infer_conv_transpose(g: &mut Graph, n: &Node) -> Result<Vec<OutInfo>> {
+    let (x, w) = (req(n, 0)?, req(n, 1)?);
+    let (xt, wt) = (g.values[x].dtype, g.values[w].dtype);
+    if xt != DType::F32 || wt != DType::F32 {
+        unsupported!("ConvTranspose on {xt:?} x {wt:?} is not supported (float32 only)");
+    }
+    let spec = conv_transpose_spec(g, n)?;
+    Ok(vec![OutInfo::new(DType::F32, spec.out_shape())])
+}
+
 pub fn infer_conv(g: &mut Graph, n: &Node) -> Result<Vec<OutInfo>> {
     let (x, w) = (req(n, 0)?, req(n, 1)?);
     let (xt, wt) = (g.values[x].dtype, g.values[w].dtype);

@@ -33,6 +33,7 @@ pub const SUPPORTED: &[&str] = &[
     "ConstantOfShape",
     "Conv",
     "ConvInteger",
+    "ConvTranspose",
     "DequantizeLinear",
     "Div",
     "DynamicQuantizeLinear",
@@ -171,6 +172,7 @@ pub fn infer(g: &mut Graph, n: &Node) -> Result<Vec<OutInfo>> {
         "MatMul" => matmul::infer_matmul(g, n)?,
         "Conv" => conv::infer_conv(g, n)?,
         "ConvInteger" => conv::infer_conv_integer(g, n)?,
+        "ConvTranspose" => conv::infer_conv_transpose(g, n)?,
         "BatchNormalization" => conv::infer_batch_norm(g, n)?,
         "Gemm" => matmul::infer_gemm(g, n)?,
         "MatMulInteger" => matmul::infer_matmul_integer(g, n)?,
@@ -234,7 +236,34 @@ pub(crate) fn axis(a: i64, rank: usize) -> Result<usize> {
     Ok(v as usize)
 }
 
-/// numpy/ONNX multidirectional broadcasting over (possibly symbolic) dims.
+thread_local! {
+    /// Pairs of symbolic dims an op needs equal but that differ as expressions (e.g. an
+    /// upsampled `2·floor(H/8)` and a skip connection's `floor(H/4)`): they are equal only for
+    /// some input sizes, so the generated code checks them after binding the inputs. Collected
+    /// while one node is inferred, drained by `passes::infer`.
+    static ASSUMED_EQUAL: std::cell::RefCell<Vec<(Dim, Dim)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `a` and `b` must be equal: true if they are, or if either is symbolic (then the equality is
+/// recorded and checked at run time).
+pub(crate) fn assume_equal(a: &Dim, b: &Dim) -> bool {
+    if a == b {
+        return true;
+    }
+    if a.is_const() && b.is_const() {
+        return false;
+    }
+    ASSUMED_EQUAL.with(|v| v.borrow_mut().push((a.clone(), b.clone())));
+    true
+}
+
+/// The equalities recorded by [`assume_equal`] since the last call.
+pub(crate) fn take_assumed_equal() -> Vec<(Dim, Dim)> {
+    ASSUMED_EQUAL.with(|v| std::mem::take(&mut *v.borrow_mut()))
+}
+
+/// numpy/ONNX multidirectional broadcasting over (possibly symbolic) dims. Two different
+/// symbolic dims (neither the constant 1) are assumed equal and checked at run time.
 pub(crate) fn broadcast(g: &Graph, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>> {
     let r = a.len().max(b.len());
     let one = Dim::constant(1);
@@ -254,6 +283,8 @@ pub(crate) fn broadcast(g: &Graph, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>> {
             da.clone()
         } else if *da == 1 {
             db.clone()
+        } else if assume_equal(da, db) {
+            da.clone()
         } else {
             bail!(
                 "shapes {} and {} cannot be broadcast together",

@@ -259,7 +259,7 @@ pub fn infer_concat(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
             bail!("Concat inputs differ in element type or rank");
         }
         for (d, (a, b)) in v.shape.iter().zip(&first.shape).enumerate() {
-            if d != ax && a != b {
+            if d != ax && !super::assume_equal(a, b) {
                 bail!(
                     "Concat inputs differ outside the axis: {} vs {}",
                     g.show_shape(&v.shape),

@@ -18,6 +18,16 @@ pub(crate) fn attr_str(n: &Node, name: &str) -> Result<Option<String>> {
     }
 }
 
+/// `floor(num / den)` as a dim (symbolic sizes become derived dims computed at run time).
+fn floor_div(g: &mut Graph, num: &Dim, den: i64, node: &str) -> Result<Dim> {
+    g.floor_div(num, den, node)
+}
+
+/// `ceil(num / den)` as a dim.
+fn ceil_div(g: &mut Graph, num: &Dim, den: i64, node: &str) -> Result<Dim> {
+    floor_div(g, &num.add(&Dim::constant(den - 1)), den, node)
+}
+
 // ---- pooling ------------------------------------------------------------------------------
 
 /// Padding of a pool: explicit per-axis (begin, end), or `SAME_*` computed from the sizes.
@@ -136,12 +146,12 @@ pub fn infer_pool(g: &mut Graph, n: &Node) -> Result<Vec<OutInfo>> {
         let (inp, k, s, d) = (&xs[2 + i], a.kernel[i], a.strides[i], a.dilations[i]);
         let span = ((k - 1) * d + 1) as i64;
         let out = match &a.pads {
-            PoolPads::Same { .. } => g.ceil_div(inp, s as i64, &n.name)?,
+            PoolPads::Same { .. } => ceil_div(g, inp, s as i64, &n.name)?,
             PoolPads::Explicit { begin, end } => {
                 let (pb, pe) = (begin[i] as i64, end[i] as i64);
                 let num = inp.add(&Dim::constant(pb + pe - span));
                 if !a.ceil {
-                    g.floor_div(&num, s as i64, &n.name)?.add(&Dim::constant(1))
+                    floor_div(g, &num, s as i64, &n.name)?.add(&Dim::constant(1))
                 } else if let Some(iv) = inp.as_const() {
                     let num = iv + pb + pe - span;
                     if num < 0 {
@@ -157,7 +167,7 @@ pub fn infer_pool(g: &mut Graph, n: &Node) -> Result<Vec<OutInfo>> {
                     Dim::constant(o)
                 } else if pe + s as i64 <= span {
                     // The last window can never start in the end padding: no correction.
-                    g.ceil_div(&num, s as i64, &n.name)?.add(&Dim::constant(1))
+                    ceil_div(g, &num, s as i64, &n.name)?.add(&Dim::constant(1))
                 } else {
                     unsupported!(
                         "{} with ceil_mode, end padding {pe} and stride {s} over the symbolic \
@@ -701,7 +711,7 @@ fn scaled_dim(g: &mut Graph, d: &Dim, scale: f32, node: &str) -> Result<Dim> {
         }
     }
     let m = (s * (1u64 << e) as f64) as i64;
-    g.floor_div(&d.scale(m), 1i64 << e, node)
+    floor_div(g, &d.scale(m), 1i64 << e, node)
 }
 
 pub fn infer_resize(g: &mut Graph, n: &Node) -> Result<Vec<OutInfo>> {

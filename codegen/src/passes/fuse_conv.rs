@@ -14,7 +14,7 @@
 use super::Uses;
 use crate::error::Result;
 use crate::ir::{ConvAlgo, DType, Dim, Graph, KilnOp, Node, QConvKind, TensorData};
-use crate::ops::conv::{ConvSpec, PadBegin, batch_norm_affine, conv_spec};
+use crate::ops::conv::{ConvSpec, PadBegin, batch_norm_affine, conv_spec, conv_transpose_spec};
 use kiln_runtime::gemm::Activation;
 use kiln_runtime::pack::{PackedI8Owned, Weights, padded_k};
 
@@ -482,6 +482,54 @@ fn lower_rest(g: &mut Graph) -> Result<()> {
             "ConvInteger" => {
                 let spec = conv_spec(g, &n).map_err(|e| n.err(e))?;
                 g.nodes[i].kiln = Some(KilnOp::ConvInteger { spec });
+            }
+            "ConvTranspose" => {
+                let spec = conv_transpose_spec(g, &n).map_err(|e| n.err(e))?;
+                let w = n.input(1).unwrap();
+                let Some(TensorData::F32(wd)) = g.values[w].konst.clone() else {
+                    return Err(n.err(
+                        crate::error::Error::unsupported(
+                            "ConvTranspose with weights computed at run time",
+                        )
+                        .with_hint("kiln needs ConvTranspose weights as initializers"),
+                    ));
+                };
+                if let Some(b) = n.input(2)
+                    && g.values[b].konst.is_none()
+                {
+                    return Err(n.err(crate::error::Error::unsupported(
+                        "ConvTranspose with a bias computed at run time",
+                    )));
+                }
+                // [c_in][og][kh][kw] → per group [og·kh·kw][cg].
+                let (cg, og) = (spec.cg(), spec.og());
+                let rows = og * spec.kernel[0] * spec.kernel[1];
+                let mut wt = vec![0f32; spec.groups * rows * cg];
+                for grp in 0..spec.groups {
+                    for c in 0..cg {
+                        for r in 0..rows {
+                            wt[(grp * rows + r) * cg + c] = wd[(grp * cg + c) * rows + r];
+                        }
+                    }
+                }
+                let base = g.values[n.outputs[0]].name.clone();
+                let wv = new_const(g, format!("{base}:wt"), vec![wt.len()], wt);
+                let hw = spec.h.mul(&spec.w);
+                let xp = g.add_value(
+                    format!("{base}:xp"),
+                    DType::F32,
+                    vec![hw.add(&Dim::constant(15)).mul(&Dim::from(cg))],
+                );
+                let col = g.add_value(
+                    format!("{base}:col"),
+                    DType::F32,
+                    vec![hw.mul(&Dim::from(rows))],
+                );
+                let node = &mut g.nodes[i];
+                node.inputs[1] = Some(wv);
+                node.outputs.push(xp);
+                node.outputs.push(col);
+                node.kiln = Some(KilnOp::ConvTranspose { spec });
             }
             _ => {}
         }

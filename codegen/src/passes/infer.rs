@@ -11,7 +11,21 @@ pub fn run(g: &mut Graph) -> Result<()> {
             keep.push(n);
             continue;
         }
+        ops::take_assumed_equal();
         let outs = ops::infer(g, &n).map_err(|e| n.err(with_input_types(g, &n, e)))?;
+        for (a, b) in ops::take_assumed_equal() {
+            let known = g
+                .eq_checks
+                .iter()
+                .any(|c| (c.a == a && c.b == b) || (c.a == b && c.b == a));
+            if !known {
+                g.eq_checks.push(crate::ir::EqCheck {
+                    a,
+                    b,
+                    node: n.name.clone(),
+                });
+            }
+        }
         if outs.len() < n.outputs.len() {
             return Err(n.err(crate::error::Error::invalid(format!(
                 "{} produces {} outputs but the node declares {}",

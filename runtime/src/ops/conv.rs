@@ -632,6 +632,124 @@ pub fn conv_f32_gemm(
     }
 }
 
+/// `ConvTranspose` (f32) for a geometry read the other way round: `h, w` are the *input*
+/// sizes, `oh, ow` the output sizes, `ph, pw` the padding cropped from the top/left of the full
+/// output, and input pixel `(iy, ix)` tap `(ky, kx)` lands on output `(iy·sh + ky·dh − ph,
+/// ix·sw + kx·dw − pw)`. Per image and group: pack `x_g` (`cg × H·W`) into `xp` as sgemm's
+/// B panels, `col = Wt_g · x_g` (`Wt_g` is `[og·kh·kw][cg]`, the weights transposed at compile
+/// time), then scatter-add `col` into `y` (col2im), then bias. `xp` holds at least
+/// `⌈HW/16⌉·16·cg` floats, `col` at least `og·kh·kw·H·W`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose_f32(
+    isa: Isa,
+    g: &ConvGeom,
+    x: &[f32],
+    wt: &[f32],
+    bias: Option<&[f32]>,
+    xp: &mut [f32],
+    col: &mut [f32],
+    y: &mut [f32],
+) {
+    use crate::ops::matmul::{FloatAct, PackedF32, SNR, sgemm};
+    g.validate();
+    let (cg, og) = (g.cg(), g.og());
+    let hw = g.h * g.w;
+    let taps = g.kh * g.kw;
+    let rows = og * taps;
+    let panels = hw.div_ceil(SNR);
+    assert!(x.len() >= g.input_len(), "conv_transpose: input too short");
+    assert!(
+        wt.len() >= g.groups * rows * cg,
+        "conv_transpose: weights too short"
+    );
+    assert!(
+        y.len() >= g.output_len(),
+        "conv_transpose: output too short"
+    );
+    assert!(
+        xp.len() >= panels * SNR * cg,
+        "conv_transpose: xp too short"
+    );
+    assert!(col.len() >= rows * hw, "conv_transpose: col too short");
+    if let Some(b) = bias {
+        assert!(b.len() >= g.c_out, "conv_transpose: bias too short");
+    }
+    let y = &mut y[..g.output_len()];
+    y.fill(0.0);
+    let ohw = g.oh * g.ow;
+    for b in 0..g.batch {
+        for grp in 0..g.groups {
+            if hw == 0 || rows == 0 {
+                continue;
+            }
+            let xg = &x[(b * g.c_in + grp * cg) * hw..][..cg * hw];
+            for p in 0..panels {
+                for c in 0..cg {
+                    let dst = &mut xp[(p * cg + c) * SNR..][..SNR];
+                    let src = &xg[c * hw + p * SNR..c * hw + ((p + 1) * SNR).min(hw)];
+                    dst[..src.len()].copy_from_slice(src);
+                    dst[src.len()..].fill(0.0);
+                }
+            }
+            let packed = PackedF32 {
+                k: cg,
+                n: hw,
+                data: &xp[..panels * SNR * cg],
+                bias: None,
+            };
+            if cg == 0 {
+                col[..rows * hw].fill(0.0);
+            } else {
+                sgemm(
+                    isa,
+                    rows,
+                    &wt[grp * rows * cg..],
+                    cg,
+                    packed,
+                    FloatAct::None,
+                    col,
+                    hw,
+                );
+            }
+            for o in 0..og {
+                let yc = &mut y[(b * g.c_out + grp * og + o) * ohw..][..ohw];
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        let r = (o * g.kh + ky) * g.kw + kx;
+                        let cr = &col[r * hw..(r + 1) * hw];
+                        for iy in 0..g.h {
+                            let Some(oy) = (iy * g.sh + ky * g.dh)
+                                .checked_sub(g.ph)
+                                .filter(|&v| v < g.oh)
+                            else {
+                                continue;
+                            };
+                            for ix in 0..g.w {
+                                if let Some(ox) = (ix * g.sw + kx * g.dw)
+                                    .checked_sub(g.pw)
+                                    .filter(|&v| v < g.ow)
+                                {
+                                    yc[oy * g.ow + ox] += cr[iy * g.w + ix];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(bb) = bias
+        && ohw > 0
+    {
+        for (i, plane) in y.chunks_exact_mut(ohw).enumerate() {
+            let v = bb[i % g.c_out];
+            for e in plane {
+                *e += v;
+            }
+        }
+    }
+}
+
 /// Direct float convolution (weights known only at run time; the reference of the fast
 /// paths): `y = Σ x·w + bias`, summed in `(c, ky, kx)` order.
 pub fn conv_ref_f32(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
@@ -939,6 +1057,100 @@ mod tests {
                             "dw {g:?} {isa:?}: {a} vs {b}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    /// ConvTranspose by its definition (scatter of every input pixel × kernel tap).
+    fn conv_transpose_ref(g: &ConvGeom, x: &[f32], w: &[f32], y: &mut [f32]) {
+        let (cg, og) = (g.cg(), g.og());
+        y.fill(0.0);
+        for b in 0..g.batch {
+            for ci in 0..g.c_in {
+                let grp = ci / cg;
+                for o in 0..og {
+                    let co = grp * og + o;
+                    for iy in 0..g.h {
+                        for ix in 0..g.w {
+                            for ky in 0..g.kh {
+                                for kx in 0..g.kw {
+                                    let oy = (iy * g.sh + ky * g.dh) as isize - g.ph as isize;
+                                    let ox = (ix * g.sw + kx * g.dw) as isize - g.pw as isize;
+                                    if oy < 0
+                                        || ox < 0
+                                        || oy >= g.oh as isize
+                                        || ox >= g.ow as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv = x[((b * g.c_in + ci) * g.h + iy) * g.w + ix];
+                                    let wv = w[(((ci * og) + o) * g.kh + ky) * g.kw + kx];
+                                    y[((b * g.c_out + co) * g.oh + oy as usize) * g.ow
+                                        + ox as usize] += xv * wv;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn conv_transpose_matches_definition() {
+        for (k, s, d, p, groups, op) in [
+            (2, 2, 1, 0, 1, 0),
+            (3, 2, 1, 1, 1, 1),
+            (4, 2, 1, 1, 2, 0),
+            (3, 1, 2, 2, 1, 0),
+        ] {
+            let mut g = ConvGeom {
+                batch: 2,
+                c_in: 4,
+                h: 5,
+                w: 7,
+                c_out: 6,
+                oh: 0,
+                ow: 0,
+                kh: k,
+                kw: k,
+                sh: s,
+                sw: s,
+                dh: d,
+                dw: d,
+                ph: p,
+                pw: p,
+                groups,
+            };
+            g.oh = s * (g.h - 1) + op + (k - 1) * d + 1 - 2 * p;
+            g.ow = s * (g.w - 1) + op + (k - 1) * d + 1 - 2 * p;
+            let (cg, og) = (g.cg(), g.og());
+            let x = vals(g.input_len(), 1);
+            // ONNX layout [c_in][og][kh][kw].
+            let w = vals(g.c_in * og * k * k, 2);
+            let mut want = vec![0f32; g.output_len()];
+            conv_transpose_ref(&g, &x, &w, &mut want);
+            // Transposed per group: [og·kh·kw][cg].
+            let rows = og * k * k;
+            let mut wt = vec![0f32; groups * rows * cg];
+            for grp in 0..groups {
+                for c in 0..cg {
+                    for r in 0..rows {
+                        wt[(grp * rows + r) * cg + c] = w[((grp * cg + c) * rows) + r];
+                    }
+                }
+            }
+            for isa in Isa::all_available() {
+                let mut xp = vec![0f32; (g.h * g.w).div_ceil(16) * 16 * cg];
+                let mut col = vec![0f32; rows * g.h * g.w];
+                let mut y = vec![0f32; g.output_len()];
+                conv_transpose_f32(isa, &g, &x, &wt, None, &mut xp, &mut col, &mut y);
+                for (a, b) in y.iter().zip(&want) {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                        "{g:?} {isa:?}: {a} vs {b}"
+                    );
                 }
             }
         }
