@@ -107,17 +107,15 @@ pub fn pool_attrs(g: &Graph, n: &Node) -> Result<PoolAttrs> {
     };
     if let PoolPads::Explicit { begin, end } = &pads {
         for i in 0..sp {
-            if begin[i] >= (kernel[i] - 1) * dilations[i] + 1
-                || end[i] >= (kernel[i] - 1) * dilations[i] + 1
-            {
-                // ONNX requires pads smaller than the window; kiln's kernels would still work,
-                // but the spec's output sizes assume it.
+            // ONNX requires pads smaller than the window (so no window is all padding); the
+            // output sizes below assume it.
+            let span = (kernel[i] - 1) * dilations[i] + 1;
+            if begin[i].max(end[i]) >= span {
                 bail!(
-                    "{} pads ({}, {}) on spatial axis {i} must be smaller than the window ({})",
+                    "{} pads ({}, {}) on spatial axis {i} must be smaller than the window ({span})",
                     n.op,
                     begin[i],
                     end[i],
-                    (kernel[i] - 1) * dilations[i] + 1
                 );
             }
         }
@@ -742,12 +740,13 @@ pub fn infer_resize(g: &mut Graph, n: &Node) -> Result<Vec<OutInfo>> {
     };
     if p.linear {
         // Interpolation on the last two axes only; the others must keep their size.
-        for a in 0..shape.len().saturating_sub(2) {
+        let outer = shape.len().saturating_sub(2);
+        for (a, (out_d, in_d)) in shape.iter().zip(&x.shape).enumerate().take(outer) {
             let unit = match &p.scales[a] {
                 AxisScale::Factor(f) => *f == 1.0,
                 AxisScale::FromSizes => true,
             };
-            if !(shape[a] == x.shape[a] && unit) {
+            if !(out_d == in_d && unit) {
                 unsupported!(
                     "{} linear on axis {a} of {} is not supported (bilinear over the last two \
                      axes only)",

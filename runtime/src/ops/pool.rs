@@ -68,6 +68,11 @@ impl PoolGeom {
 /// the range `(first, end)` of `j` (empty if `first >= end`).
 #[inline]
 fn taps(start: i64, kernel: usize, dilation: usize, lo: i64, hi: i64) -> (usize, usize) {
+    if dilation == 1 {
+        let first = (lo - start).clamp(0, kernel as i64);
+        let end = (hi - start).clamp(first, kernel as i64);
+        return (first as usize, end as usize);
+    }
     let d = dilation as i64;
     let first = if start >= lo {
         0
@@ -86,6 +91,11 @@ fn taps(start: i64, kernel: usize, dilation: usize, lo: i64, hi: i64) -> (usize,
 /// `[0, in_len)`.
 #[inline]
 fn out_range(off: i64, stride: usize, in_len: usize, out_len: usize) -> (usize, usize) {
+    if stride == 1 {
+        let lo = (-off).clamp(0, out_len as i64);
+        let hi = (in_len as i64 - off).clamp(lo, out_len as i64);
+        return (lo as usize, hi as usize);
+    }
     let s = stride as i64;
     let lo = if off >= 0 { 0 } else { (-off + s - 1) / s };
     let hi = if (in_len as i64) <= off {
@@ -96,10 +106,48 @@ fn out_range(off: i64, stride: usize, in_len: usize, out_len: usize) -> (usize, 
     (lo as usize, hi.max(lo) as usize)
 }
 
+/// Kernel widths whose column ranges are precomputed once per call.
+const MAX_KW: usize = 16;
+
+/// Per kernel column `kw`: the output columns `lo..hi` it reaches inside the input and the
+/// input column of `lo` (the same for every row, so computed once).
+#[derive(Clone, Copy)]
+struct ColTaps {
+    n: usize,
+    tab: [(usize, usize, usize); MAX_KW],
+}
+
+impl ColTaps {
+    fn new(g: &PoolGeom) -> Self {
+        let mut t = ColTaps {
+            n: g.kernel[2].min(MAX_KW),
+            tab: [(0, 0, 0); MAX_KW],
+        };
+        for kw in 0..t.n {
+            t.tab[kw] = col_taps(g, kw);
+        }
+        t
+    }
+}
+
+#[inline]
+fn col_taps(g: &PoolGeom, kw: usize) -> (usize, usize, usize) {
+    let off = (kw * g.dilation[2]) as i64 - g.pad_begin[2] as i64;
+    let (lo, hi) = out_range(off, g.stride[2], g.in_dims[2], g.out_dims[2]);
+    let first = if lo < hi {
+        (lo as i64 * g.stride[2] as i64 + off) as usize
+    } else {
+        0
+    };
+    (lo, hi, first)
+}
+
 /// Folds every in-bounds tap of output row (`od`, `oh`) of one plane into `row` with `f`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn fold_row<T: Copy>(
     g: &PoolGeom,
+    cols: &ColTaps,
     plane: &[T],
     od: usize,
     oh: usize,
@@ -118,12 +166,14 @@ fn fold_row<T: Copy>(
             let h = (sh + (kh * g.dilation[1]) as i64) as usize;
             let in_row = &plane[(d * ih_ + h) * iw_..][..iw_];
             for kw in 0..g.kernel[2] {
-                let off = (kw * g.dilation[2]) as i64 - g.pad_begin[2] as i64;
-                let (lo, hi) = out_range(off, sw, iw_, row.len());
+                let (lo, hi, first) = if kw < cols.n {
+                    cols.tab[kw]
+                } else {
+                    col_taps(g, kw)
+                };
                 if lo >= hi {
                     continue;
                 }
-                let first = (lo as i64 * sw as i64 + off) as usize;
                 let dst = &mut row[lo..hi];
                 if sw == 1 {
                     let src = &in_row[first..first + dst.len()];
@@ -131,9 +181,9 @@ fn fold_row<T: Copy>(
                         *o = f(*o, v);
                     }
                 } else {
-                    let src = in_row[first..].iter().step_by(sw);
-                    for (o, &v) in dst.iter_mut().zip(src) {
-                        *o = f(*o, v);
+                    // `chunks` keeps the strided gather free of bounds checks.
+                    for (o, c) in dst.iter_mut().zip(in_row[first..].chunks(sw)) {
+                        *o = f(*o, c[0]);
                     }
                 }
             }
@@ -162,11 +212,12 @@ pub fn max_pool<T: Copy + PartialOrd + Send + Sync>(
         return;
     }
     let work = g.kernel[0] * g.kernel[1] * g.kernel[2];
+    let cols = ColTaps::new(g);
     plane_split(x, ip, out, op, work, |xp, yp| {
         for (r, row) in yp.chunks_exact_mut(g.out_dims[2]).enumerate() {
             let (od, oh) = (r / g.out_dims[1], r % g.out_dims[1]);
             row.fill(lowest);
-            fold_row(g, xp, od, oh, row, max2);
+            fold_row(g, &cols, xp, od, oh, row, max2);
         }
     });
 }
@@ -182,11 +233,12 @@ pub fn avg_pool(x: &[f32], planes: usize, g: &PoolGeom, count_include_pad: bool,
         return;
     }
     let work = g.kernel[0] * g.kernel[1] * g.kernel[2];
+    let cols = ColTaps::new(g);
     plane_split(x, ip, out, op, work, |xp, yp| {
         for (r, row) in yp.chunks_exact_mut(g.out_dims[2]).enumerate() {
             let (od, oh) = (r / g.out_dims[1], r % g.out_dims[1]);
             row.fill(0.0);
-            fold_row(g, xp, od, oh, row, |a, b| a + b);
+            fold_row(g, &cols, xp, od, oh, row, |a, b| a + b);
             // Divisor: separable per axis, the product of the counted taps.
             let count_axis = |ax: usize, o: usize| -> usize {
                 let start = (o * g.stride[ax]) as i64 - g.pad_begin[ax] as i64;
@@ -444,5 +496,55 @@ mod tests {
         assert_eq!(out, [2.5, -3.0]);
         global_max_pool(&x, 2, 4, &mut out);
         assert_eq!(out, [4.0, -1.0]);
+    }
+
+    /// Rough throughput on vision-network shapes; run with
+    /// `cargo test -p kiln-runtime --release --lib -- --ignored --nocapture pool_speed`.
+    #[test]
+    #[ignore]
+    fn pool_speed() {
+        let time = |f: &mut dyn FnMut()| {
+            f();
+            let t = std::time::Instant::now();
+            let mut reps = 0;
+            while t.elapsed().as_secs_f64() < 0.5 {
+                f();
+                reps += 1;
+            }
+            t.elapsed().as_secs_f64() / reps as f64
+        };
+        // ResNet stem MaxPool 3x3/2 pad 1: 64 x 112x112 → 56x56.
+        let g = PoolGeom {
+            in_dims: [1, 112, 112],
+            out_dims: [1, 56, 56],
+            kernel: [1, 3, 3],
+            stride: [1, 2, 2],
+            dilation: [1, 1, 1],
+            pad_begin: [0, 1, 1],
+            pad_end: [0, 1, 1],
+        };
+        let x: Vec<f32> = (0..64 * 112 * 112).map(|i| (i % 251) as f32).collect();
+        let mut out = vec![0.0; 64 * 56 * 56];
+        let dt = time(&mut || max_pool(&x, 64, &g, f32::NEG_INFINITY, &mut out));
+        std::println!(
+            "maxpool 3x3/2 64x112x112: {:.1} us ({:.2} GB/s in)",
+            dt * 1e6,
+            x.len() as f64 * 4.0 / dt / 1e9
+        );
+        let dt = time(&mut || avg_pool(&x, 64, &g, false, &mut out));
+        std::println!("avgpool 3x3/2 64x112x112: {:.1} us", dt * 1e6);
+        // Stride 1 3x3 (SPP-style) on 128 x 40x40.
+        let g1 = PoolGeom {
+            in_dims: [1, 40, 40],
+            out_dims: [1, 40, 40],
+            stride: [1, 1, 1],
+            ..g
+        };
+        let x1: Vec<f32> = (0..128 * 1600).map(|i| (i % 97) as f32).collect();
+        let mut o1 = vec![0.0; 128 * 1600];
+        let dt = time(&mut || max_pool(&x1, 128, &g1, f32::NEG_INFINITY, &mut o1));
+        std::println!("maxpool 3x3/1 128x40x40: {:.1} us", dt * 1e6);
+        let dt = time(&mut || global_avg_pool(&x, 64, 112 * 112, &mut out[..64]));
+        std::println!("global avg 64x112x112: {:.1} us", dt * 1e6);
     }
 }
