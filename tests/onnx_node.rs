@@ -210,6 +210,624 @@ fn test_add_uint8() {
     }
 }
 
+mod test_averagepool_1d_default {
+    kiln::include_model!("tests/onnx_node/test_averagepool_1d_default/model.onnx");
+}
+
+#[test]
+fn test_averagepool_1d_default() {
+    let dir = common::case_dir("tests/onnx_node/test_averagepool_1d_default");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_1d_default::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_averagepool_1d_default::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_averagepool_1d_default [{}]: {e:?}", isa.name()));
+        let what = format!("test_averagepool_1d_default [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_2d_ceil {
+    kiln::include_model!("tests/onnx_node/test_averagepool_2d_ceil/model.onnx");
+}
+
+#[test]
+fn test_averagepool_2d_ceil() {
+    let dir = common::case_dir("tests/onnx_node/test_averagepool_2d_ceil");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_2d_ceil::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_averagepool_2d_ceil::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_averagepool_2d_ceil [{}]: {e:?}", isa.name()));
+        let what = format!("test_averagepool_2d_ceil [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_2d_ceil_last_window_starts_on_pad {
+    kiln::include_model!(
+        "tests/onnx_node/test_averagepool_2d_ceil_last_window_starts_on_pad/model.onnx"
+    );
+}
+
+#[test]
+fn test_averagepool_2d_ceil_last_window_starts_on_pad() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_averagepool_2d_ceil_last_window_starts_on_pad");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_2d_ceil_last_window_starts_on_pad::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_averagepool_2d_ceil_last_window_starts_on_pad::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_averagepool_2d_ceil_last_window_starts_on_pad [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_averagepool_2d_ceil_last_window_starts_on_pad [{}] y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_2d_default {
+    kiln::include_model!("tests/onnx_node/test_averagepool_2d_default/model.onnx");
+}
+
+#[test]
+fn test_averagepool_2d_default() {
+    let dir = common::case_dir("tests/onnx_node/test_averagepool_2d_default");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_2d_default::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_averagepool_2d_default::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_averagepool_2d_default [{}]: {e:?}", isa.name()));
+        let what = format!("test_averagepool_2d_default [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_2d_dilations {
+    kiln::include_model!("tests/onnx_node/test_averagepool_2d_dilations/model.onnx");
+}
+
+#[test]
+fn test_averagepool_2d_dilations() {
+    let dir = common::case_dir("tests/onnx_node/test_averagepool_2d_dilations");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_2d_dilations::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_averagepool_2d_dilations::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_averagepool_2d_dilations [{}]: {e:?}", isa.name()));
+        let what = format!("test_averagepool_2d_dilations [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_2d_pads {
+    kiln::include_model!("tests/onnx_node/test_averagepool_2d_pads/model.onnx");
+}
+
+#[test]
+fn test_averagepool_2d_pads() {
+    let dir = common::case_dir("tests/onnx_node/test_averagepool_2d_pads");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_2d_pads::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_averagepool_2d_pads::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_averagepool_2d_pads [{}]: {e:?}", isa.name()));
+        let what = format!("test_averagepool_2d_pads [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_2d_pads_count_include_pad {
+    kiln::include_model!("tests/onnx_node/test_averagepool_2d_pads_count_include_pad/model.onnx");
+}
+
+#[test]
+fn test_averagepool_2d_pads_count_include_pad() {
+    let dir = common::case_dir("tests/onnx_node/test_averagepool_2d_pads_count_include_pad");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_2d_pads_count_include_pad::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_averagepool_2d_pads_count_include_pad::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_averagepool_2d_pads_count_include_pad [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_averagepool_2d_pads_count_include_pad [{}] y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_2d_precomputed_pads {
+    kiln::include_model!("tests/onnx_node/test_averagepool_2d_precomputed_pads/model.onnx");
+}
+
+#[test]
+fn test_averagepool_2d_precomputed_pads() {
+    let dir = common::case_dir("tests/onnx_node/test_averagepool_2d_precomputed_pads");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_2d_precomputed_pads::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_averagepool_2d_precomputed_pads::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_averagepool_2d_precomputed_pads [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_averagepool_2d_precomputed_pads [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_2d_precomputed_pads_count_include_pad {
+    kiln::include_model!(
+        "tests/onnx_node/test_averagepool_2d_precomputed_pads_count_include_pad/model.onnx"
+    );
+}
+
+#[test]
+fn test_averagepool_2d_precomputed_pads_count_include_pad() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_averagepool_2d_precomputed_pads_count_include_pad");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_averagepool_2d_precomputed_pads_count_include_pad::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_averagepool_2d_precomputed_pads_count_include_pad::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_averagepool_2d_precomputed_pads_count_include_pad [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_averagepool_2d_precomputed_pads_count_include_pad [{}] y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_2d_precomputed_same_upper {
+    kiln::include_model!("tests/onnx_node/test_averagepool_2d_precomputed_same_upper/model.onnx");
+}
+
+#[test]
+fn test_averagepool_2d_precomputed_same_upper() {
+    let dir = common::case_dir("tests/onnx_node/test_averagepool_2d_precomputed_same_upper");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_2d_precomputed_same_upper::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_averagepool_2d_precomputed_same_upper::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_averagepool_2d_precomputed_same_upper [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_averagepool_2d_precomputed_same_upper [{}] y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_2d_precomputed_strides {
+    kiln::include_model!("tests/onnx_node/test_averagepool_2d_precomputed_strides/model.onnx");
+}
+
+#[test]
+fn test_averagepool_2d_precomputed_strides() {
+    let dir = common::case_dir("tests/onnx_node/test_averagepool_2d_precomputed_strides");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_2d_precomputed_strides::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_averagepool_2d_precomputed_strides::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_averagepool_2d_precomputed_strides [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_averagepool_2d_precomputed_strides [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_2d_same_lower {
+    kiln::include_model!("tests/onnx_node/test_averagepool_2d_same_lower/model.onnx");
+}
+
+#[test]
+fn test_averagepool_2d_same_lower() {
+    let dir = common::case_dir("tests/onnx_node/test_averagepool_2d_same_lower");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_2d_same_lower::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_averagepool_2d_same_lower::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_averagepool_2d_same_lower [{}]: {e:?}", isa.name()));
+        let what = format!("test_averagepool_2d_same_lower [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_2d_same_upper {
+    kiln::include_model!("tests/onnx_node/test_averagepool_2d_same_upper/model.onnx");
+}
+
+#[test]
+fn test_averagepool_2d_same_upper() {
+    let dir = common::case_dir("tests/onnx_node/test_averagepool_2d_same_upper");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_2d_same_upper::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_averagepool_2d_same_upper::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_averagepool_2d_same_upper [{}]: {e:?}", isa.name()));
+        let what = format!("test_averagepool_2d_same_upper [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_2d_strides {
+    kiln::include_model!("tests/onnx_node/test_averagepool_2d_strides/model.onnx");
+}
+
+#[test]
+fn test_averagepool_2d_strides() {
+    let dir = common::case_dir("tests/onnx_node/test_averagepool_2d_strides");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_2d_strides::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_averagepool_2d_strides::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_averagepool_2d_strides [{}]: {e:?}", isa.name()));
+        let what = format!("test_averagepool_2d_strides [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_3d_default {
+    kiln::include_model!("tests/onnx_node/test_averagepool_3d_default/model.onnx");
+}
+
+#[test]
+fn test_averagepool_3d_default() {
+    let dir = common::case_dir("tests/onnx_node/test_averagepool_3d_default");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_3d_default::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_averagepool_3d_default::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_averagepool_3d_default [{}]: {e:?}", isa.name()));
+        let what = format!("test_averagepool_3d_default [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False {
+    kiln::include_model!(
+        "tests/onnx_node/test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False/model.onnx"
+    );
+}
+
+#[test]
+fn test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model.run(test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False [{}]: {e:?}", isa.name()));
+        let what = format!(
+            "test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False [{}] y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True {
+    kiln::include_model!(
+        "tests/onnx_node/test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True/model.onnx"
+    );
+}
+
+#[test]
+fn test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model.run(test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True [{}]: {e:?}", isa.name()));
+        let what = format!(
+            "test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True [{}] y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_False {
+    kiln::include_model!(
+        "tests/onnx_node/test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_False/model.onnx"
+    );
+}
+
+#[test]
+fn test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_False() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_False",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_False::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model.run(test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_False::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_False [{}]: {e:?}", isa.name()));
+        let what = format!(
+            "test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_False [{}] y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True {
+    kiln::include_model!(
+        "tests/onnx_node/test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True/model.onnx"
+    );
+}
+
+#[test]
+fn test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model.run(test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True [{}]: {e:?}", isa.name()));
+        let what = format!(
+            "test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True [{}] y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_averagepool_3d_dilations_small {
+    kiln::include_model!("tests/onnx_node/test_averagepool_3d_dilations_small/model.onnx");
+}
+
+#[test]
+fn test_averagepool_3d_dilations_small() {
+    let dir = common::case_dir("tests/onnx_node/test_averagepool_3d_dilations_small");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_averagepool_3d_dilations_small::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_averagepool_3d_dilations_small::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_averagepool_3d_dilations_small [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_averagepool_3d_dilations_small [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_cast_DOUBLE_to_FLOAT {
     kiln::include_model!("tests/onnx_node/test_cast_DOUBLE_to_FLOAT/model.onnx");
 }
@@ -258,6 +876,87 @@ fn test_cast_FLOAT_to_DOUBLE() {
             &what,
             out.output.data(),
             common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_constant_pad {
+    kiln::include_model!("tests/onnx_node/test_constant_pad/model.onnx");
+}
+
+#[test]
+fn test_constant_pad() {
+    let dir = common::case_dir("tests/onnx_node/test_constant_pad");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_constant_pad::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_constant_pad::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_constant_pad [{}]: {e:?}", isa.name()));
+        let what = format!("test_constant_pad [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_constant_pad_axes {
+    kiln::include_model!("tests/onnx_node/test_constant_pad_axes/model.onnx");
+}
+
+#[test]
+fn test_constant_pad_axes() {
+    let dir = common::case_dir("tests/onnx_node/test_constant_pad_axes");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_constant_pad_axes::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_constant_pad_axes::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_constant_pad_axes [{}]: {e:?}", isa.name()));
+        let what = format!("test_constant_pad_axes [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_constant_pad_negative_axes {
+    kiln::include_model!("tests/onnx_node/test_constant_pad_negative_axes/model.onnx");
+}
+
+#[test]
+fn test_constant_pad_negative_axes() {
+    let dir = common::case_dir("tests/onnx_node/test_constant_pad_negative_axes");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_constant_pad_negative_axes::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_constant_pad_negative_axes::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_constant_pad_negative_axes [{}]: {e:?}", isa.name()));
+        let what = format!("test_constant_pad_negative_axes [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
             1.0e-5,
             1.0e-5,
         );
@@ -636,6 +1335,108 @@ fn test_dynamicquantizelinear_min_adjusted() {
         );
         assert_eq!(out.y_zero_point.shape(), &want_2.shape[..], "{what}: shape");
         common::assert_exact(&what, out.y_zero_point.data(), common::data::<u8>(&want_2));
+    }
+}
+
+mod test_edge_pad {
+    kiln::include_model!("tests/onnx_node/test_edge_pad/model.onnx");
+}
+
+#[test]
+fn test_edge_pad() {
+    let dir = common::case_dir("tests/onnx_node/test_edge_pad");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_edge_pad::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_edge_pad::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_edge_pad [{}]: {e:?}", isa.name()));
+        let what = format!("test_edge_pad [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_elu {
+    kiln::include_model!("tests/onnx_node/test_elu/model.onnx");
+}
+
+#[test]
+fn test_elu() {
+    let dir = common::case_dir("tests/onnx_node/test_elu");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_elu::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_elu::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_elu [{}]: {e:?}", isa.name()));
+        let what = format!("test_elu [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_elu_default {
+    kiln::include_model!("tests/onnx_node/test_elu_default/model.onnx");
+}
+
+#[test]
+fn test_elu_default() {
+    let dir = common::case_dir("tests/onnx_node/test_elu_default");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_elu_default::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_elu_default::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_elu_default [{}]: {e:?}", isa.name()));
+        let what = format!("test_elu_default [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_elu_example {
+    kiln::include_model!("tests/onnx_node/test_elu_example/model.onnx");
+}
+
+#[test]
+fn test_elu_example() {
+    let dir = common::case_dir("tests/onnx_node/test_elu_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_elu_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_elu_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_elu_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_elu_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -1269,6 +2070,224 @@ fn test_gemm_transposeB() {
     }
 }
 
+mod test_globalaveragepool {
+    kiln::include_model!("tests/onnx_node/test_globalaveragepool/model.onnx");
+}
+
+#[test]
+fn test_globalaveragepool() {
+    let dir = common::case_dir("tests/onnx_node/test_globalaveragepool");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_globalaveragepool::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_globalaveragepool::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_globalaveragepool [{}]: {e:?}", isa.name()));
+        let what = format!("test_globalaveragepool [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_globalaveragepool_precomputed {
+    kiln::include_model!("tests/onnx_node/test_globalaveragepool_precomputed/model.onnx");
+}
+
+#[test]
+fn test_globalaveragepool_precomputed() {
+    let dir = common::case_dir("tests/onnx_node/test_globalaveragepool_precomputed");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_globalaveragepool_precomputed::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_globalaveragepool_precomputed::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_globalaveragepool_precomputed [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_globalaveragepool_precomputed [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_globalmaxpool {
+    kiln::include_model!("tests/onnx_node/test_globalmaxpool/model.onnx");
+}
+
+#[test]
+fn test_globalmaxpool() {
+    let dir = common::case_dir("tests/onnx_node/test_globalmaxpool");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_globalmaxpool::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_globalmaxpool::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_globalmaxpool [{}]: {e:?}", isa.name()));
+        let what = format!("test_globalmaxpool [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_globalmaxpool_precomputed {
+    kiln::include_model!("tests/onnx_node/test_globalmaxpool_precomputed/model.onnx");
+}
+
+#[test]
+fn test_globalmaxpool_precomputed() {
+    let dir = common::case_dir("tests/onnx_node/test_globalmaxpool_precomputed");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_globalmaxpool_precomputed::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_globalmaxpool_precomputed::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_globalmaxpool_precomputed [{}]: {e:?}", isa.name()));
+        let what = format!("test_globalmaxpool_precomputed [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_hardsigmoid {
+    kiln::include_model!("tests/onnx_node/test_hardsigmoid/model.onnx");
+}
+
+#[test]
+fn test_hardsigmoid() {
+    let dir = common::case_dir("tests/onnx_node/test_hardsigmoid");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_hardsigmoid::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_hardsigmoid::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_hardsigmoid [{}]: {e:?}", isa.name()));
+        let what = format!("test_hardsigmoid [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_hardsigmoid_default {
+    kiln::include_model!("tests/onnx_node/test_hardsigmoid_default/model.onnx");
+}
+
+#[test]
+fn test_hardsigmoid_default() {
+    let dir = common::case_dir("tests/onnx_node/test_hardsigmoid_default");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_hardsigmoid_default::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_hardsigmoid_default::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_hardsigmoid_default [{}]: {e:?}", isa.name()));
+        let what = format!("test_hardsigmoid_default [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_hardsigmoid_example {
+    kiln::include_model!("tests/onnx_node/test_hardsigmoid_example/model.onnx");
+}
+
+#[test]
+fn test_hardsigmoid_example() {
+    let dir = common::case_dir("tests/onnx_node/test_hardsigmoid_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_hardsigmoid_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_hardsigmoid_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_hardsigmoid_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_hardsigmoid_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_hardswish {
+    kiln::include_model!("tests/onnx_node/test_hardswish/model.onnx");
+}
+
+#[test]
+fn test_hardswish() {
+    let dir = common::case_dir("tests/onnx_node/test_hardswish");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_hardswish::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_hardswish::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_hardswish [{}]: {e:?}", isa.name()));
+        let what = format!("test_hardswish [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_identity {
     kiln::include_model!("tests/onnx_node/test_identity/model.onnx");
 }
@@ -1285,6 +2304,87 @@ fn test_identity() {
             .run(test_identity::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("test_identity [{}]: {e:?}", isa.name()));
         let what = format!("test_identity [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_leakyrelu {
+    kiln::include_model!("tests/onnx_node/test_leakyrelu/model.onnx");
+}
+
+#[test]
+fn test_leakyrelu() {
+    let dir = common::case_dir("tests/onnx_node/test_leakyrelu");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_leakyrelu::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_leakyrelu::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_leakyrelu [{}]: {e:?}", isa.name()));
+        let what = format!("test_leakyrelu [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_leakyrelu_default {
+    kiln::include_model!("tests/onnx_node/test_leakyrelu_default/model.onnx");
+}
+
+#[test]
+fn test_leakyrelu_default() {
+    let dir = common::case_dir("tests/onnx_node/test_leakyrelu_default");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_leakyrelu_default::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_leakyrelu_default::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_leakyrelu_default [{}]: {e:?}", isa.name()));
+        let what = format!("test_leakyrelu_default [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_leakyrelu_example {
+    kiln::include_model!("tests/onnx_node/test_leakyrelu_example/model.onnx");
+}
+
+#[test]
+fn test_leakyrelu_example() {
+    let dir = common::case_dir("tests/onnx_node/test_leakyrelu_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_leakyrelu_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_leakyrelu_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_leakyrelu_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_leakyrelu_example [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_close(
             &what,
@@ -1412,6 +2512,492 @@ fn test_matmulinteger() {
         let what = format!("test_matmulinteger [{}] Y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_exact(&what, out.y.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_maxpool_1d_default {
+    kiln::include_model!("tests/onnx_node/test_maxpool_1d_default/model.onnx");
+}
+
+#[test]
+fn test_maxpool_1d_default() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_1d_default");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_1d_default::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_1d_default::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_maxpool_1d_default [{}]: {e:?}", isa.name()));
+        let what = format!("test_maxpool_1d_default [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_maxpool_2d_ceil {
+    kiln::include_model!("tests/onnx_node/test_maxpool_2d_ceil/model.onnx");
+}
+
+#[test]
+fn test_maxpool_2d_ceil() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_2d_ceil");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_2d_ceil::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_2d_ceil::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_maxpool_2d_ceil [{}]: {e:?}", isa.name()));
+        let what = format!("test_maxpool_2d_ceil [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_maxpool_2d_ceil_output_size_reduce_by_one {
+    kiln::include_model!(
+        "tests/onnx_node/test_maxpool_2d_ceil_output_size_reduce_by_one/model.onnx"
+    );
+}
+
+#[test]
+fn test_maxpool_2d_ceil_output_size_reduce_by_one() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_2d_ceil_output_size_reduce_by_one");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_2d_ceil_output_size_reduce_by_one::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_2d_ceil_output_size_reduce_by_one::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_maxpool_2d_ceil_output_size_reduce_by_one [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_maxpool_2d_ceil_output_size_reduce_by_one [{}] y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_maxpool_2d_default {
+    kiln::include_model!("tests/onnx_node/test_maxpool_2d_default/model.onnx");
+}
+
+#[test]
+fn test_maxpool_2d_default() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_2d_default");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_2d_default::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_2d_default::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_maxpool_2d_default [{}]: {e:?}", isa.name()));
+        let what = format!("test_maxpool_2d_default [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_maxpool_2d_dilations {
+    kiln::include_model!("tests/onnx_node/test_maxpool_2d_dilations/model.onnx");
+}
+
+#[test]
+fn test_maxpool_2d_dilations() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_2d_dilations");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_2d_dilations::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_2d_dilations::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_maxpool_2d_dilations [{}]: {e:?}", isa.name()));
+        let what = format!("test_maxpool_2d_dilations [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_maxpool_2d_pads {
+    kiln::include_model!("tests/onnx_node/test_maxpool_2d_pads/model.onnx");
+}
+
+#[test]
+fn test_maxpool_2d_pads() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_2d_pads");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_2d_pads::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_2d_pads::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_maxpool_2d_pads [{}]: {e:?}", isa.name()));
+        let what = format!("test_maxpool_2d_pads [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_maxpool_2d_precomputed_pads {
+    kiln::include_model!("tests/onnx_node/test_maxpool_2d_precomputed_pads/model.onnx");
+}
+
+#[test]
+fn test_maxpool_2d_precomputed_pads() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_2d_precomputed_pads");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_2d_precomputed_pads::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_2d_precomputed_pads::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_maxpool_2d_precomputed_pads [{}]: {e:?}", isa.name()));
+        let what = format!("test_maxpool_2d_precomputed_pads [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_maxpool_2d_precomputed_same_upper {
+    kiln::include_model!("tests/onnx_node/test_maxpool_2d_precomputed_same_upper/model.onnx");
+}
+
+#[test]
+fn test_maxpool_2d_precomputed_same_upper() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_2d_precomputed_same_upper");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_2d_precomputed_same_upper::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_2d_precomputed_same_upper::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_maxpool_2d_precomputed_same_upper [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_maxpool_2d_precomputed_same_upper [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_maxpool_2d_precomputed_strides {
+    kiln::include_model!("tests/onnx_node/test_maxpool_2d_precomputed_strides/model.onnx");
+}
+
+#[test]
+fn test_maxpool_2d_precomputed_strides() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_2d_precomputed_strides");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_2d_precomputed_strides::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_2d_precomputed_strides::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_maxpool_2d_precomputed_strides [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_maxpool_2d_precomputed_strides [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_maxpool_2d_same_lower {
+    kiln::include_model!("tests/onnx_node/test_maxpool_2d_same_lower/model.onnx");
+}
+
+#[test]
+fn test_maxpool_2d_same_lower() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_2d_same_lower");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_2d_same_lower::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_2d_same_lower::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_maxpool_2d_same_lower [{}]: {e:?}", isa.name()));
+        let what = format!("test_maxpool_2d_same_lower [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_maxpool_2d_same_upper {
+    kiln::include_model!("tests/onnx_node/test_maxpool_2d_same_upper/model.onnx");
+}
+
+#[test]
+fn test_maxpool_2d_same_upper() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_2d_same_upper");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_2d_same_upper::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_2d_same_upper::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_maxpool_2d_same_upper [{}]: {e:?}", isa.name()));
+        let what = format!("test_maxpool_2d_same_upper [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_maxpool_2d_strides {
+    kiln::include_model!("tests/onnx_node/test_maxpool_2d_strides/model.onnx");
+}
+
+#[test]
+fn test_maxpool_2d_strides() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_2d_strides");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_2d_strides::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_2d_strides::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_maxpool_2d_strides [{}]: {e:?}", isa.name()));
+        let what = format!("test_maxpool_2d_strides [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_maxpool_2d_uint8 {
+    kiln::include_model!("tests/onnx_node/test_maxpool_2d_uint8/model.onnx");
+}
+
+#[test]
+fn test_maxpool_2d_uint8() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_2d_uint8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_2d_uint8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_2d_uint8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_maxpool_2d_uint8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_maxpool_2d_uint8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_maxpool_3d_default {
+    kiln::include_model!("tests/onnx_node/test_maxpool_3d_default/model.onnx");
+}
+
+#[test]
+fn test_maxpool_3d_default() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_3d_default");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_3d_default::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_3d_default::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_maxpool_3d_default [{}]: {e:?}", isa.name()));
+        let what = format!("test_maxpool_3d_default [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_maxpool_3d_dilations {
+    kiln::include_model!("tests/onnx_node/test_maxpool_3d_dilations/model.onnx");
+}
+
+#[test]
+fn test_maxpool_3d_dilations() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_3d_dilations");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_3d_dilations::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_3d_dilations::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_maxpool_3d_dilations [{}]: {e:?}", isa.name()));
+        let what = format!("test_maxpool_3d_dilations [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_maxpool_3d_dilations_use_ref_impl {
+    kiln::include_model!("tests/onnx_node/test_maxpool_3d_dilations_use_ref_impl/model.onnx");
+}
+
+#[test]
+fn test_maxpool_3d_dilations_use_ref_impl() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_3d_dilations_use_ref_impl");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_3d_dilations_use_ref_impl::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_3d_dilations_use_ref_impl::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_maxpool_3d_dilations_use_ref_impl [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_maxpool_3d_dilations_use_ref_impl [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_maxpool_3d_dilations_use_ref_impl_large {
+    kiln::include_model!("tests/onnx_node/test_maxpool_3d_dilations_use_ref_impl_large/model.onnx");
+}
+
+#[test]
+fn test_maxpool_3d_dilations_use_ref_impl_large() {
+    let dir = common::case_dir("tests/onnx_node/test_maxpool_3d_dilations_use_ref_impl_large");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_maxpool_3d_dilations_use_ref_impl_large::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_maxpool_3d_dilations_use_ref_impl_large::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_maxpool_3d_dilations_use_ref_impl_large [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_maxpool_3d_dilations_use_ref_impl_large [{}] y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -1637,6 +3223,27 @@ fn test_mul_uint8() {
         let what = format!("test_mul_uint8 [{}] z", isa.name());
         assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_exact(&what, out.z.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_reflect_pad {
+    kiln::include_model!("tests/onnx_node/test_reflect_pad/model.onnx");
+}
+
+#[test]
+fn test_reflect_pad() {
+    let dir = common::case_dir("tests/onnx_node/test_reflect_pad");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reflect_pad::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reflect_pad::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_reflect_pad [{}]: {e:?}", isa.name()));
+        let what = format!("test_reflect_pad [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i32>(&want_0));
     }
 }
 
@@ -2056,6 +3663,1551 @@ fn test_reshape_zero_dim() {
     }
 }
 
+#[cfg(kiln_run_ignored)]
+mod test_resize_downsample_scales_cubic {
+    kiln::include_model!("tests/onnx_node/test_resize_downsample_scales_cubic/model.onnx");
+}
+
+#[ignore = "Resize mode cubic is not supported"]
+#[test]
+fn test_resize_downsample_scales_cubic() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir = common::case_dir("tests/onnx_node/test_resize_downsample_scales_cubic");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = test_resize_downsample_scales_cubic::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_downsample_scales_cubic::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "test_resize_downsample_scales_cubic [{}]: {e:?}",
+                        isa.name()
+                    )
+                });
+            let what = format!("test_resize_downsample_scales_cubic [{}] Y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_downsample_scales_cubic_A_n0p5_exclude_outside {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_downsample_scales_cubic_A_n0p5_exclude_outside/model.onnx"
+    );
+}
+
+#[ignore = "Resize mode cubic is not supported"]
+#[test]
+fn test_resize_downsample_scales_cubic_A_n0p5_exclude_outside() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir = common::case_dir(
+            "tests/onnx_node/test_resize_downsample_scales_cubic_A_n0p5_exclude_outside",
+        );
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model =
+                test_resize_downsample_scales_cubic_A_n0p5_exclude_outside::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_downsample_scales_cubic_A_n0p5_exclude_outside::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "test_resize_downsample_scales_cubic_A_n0p5_exclude_outside [{}]: {e:?}",
+                        isa.name()
+                    )
+                });
+            let what = format!(
+                "test_resize_downsample_scales_cubic_A_n0p5_exclude_outside [{}] Y",
+                isa.name()
+            );
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_downsample_scales_cubic_align_corners {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_downsample_scales_cubic_align_corners/model.onnx"
+    );
+}
+
+#[ignore = "Resize mode cubic is not supported"]
+#[test]
+fn test_resize_downsample_scales_cubic_align_corners() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir =
+            common::case_dir("tests/onnx_node/test_resize_downsample_scales_cubic_align_corners");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = test_resize_downsample_scales_cubic_align_corners::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_downsample_scales_cubic_align_corners::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "test_resize_downsample_scales_cubic_align_corners [{}]: {e:?}",
+                        isa.name()
+                    )
+                });
+            let what = format!(
+                "test_resize_downsample_scales_cubic_align_corners [{}] Y",
+                isa.name()
+            );
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_downsample_scales_cubic_antialias {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_downsample_scales_cubic_antialias/model.onnx"
+    );
+}
+
+#[ignore = "Resize antialias is not supported"]
+#[test]
+fn test_resize_downsample_scales_cubic_antialias() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir = common::case_dir("tests/onnx_node/test_resize_downsample_scales_cubic_antialias");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = test_resize_downsample_scales_cubic_antialias::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_downsample_scales_cubic_antialias::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "test_resize_downsample_scales_cubic_antialias [{}]: {e:?}",
+                        isa.name()
+                    )
+                });
+            let what = format!(
+                "test_resize_downsample_scales_cubic_antialias [{}] Y",
+                isa.name()
+            );
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+mod test_resize_downsample_scales_linear {
+    kiln::include_model!("tests/onnx_node/test_resize_downsample_scales_linear/model.onnx");
+}
+
+#[test]
+fn test_resize_downsample_scales_linear() {
+    let dir = common::case_dir("tests/onnx_node/test_resize_downsample_scales_linear");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_resize_downsample_scales_linear::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_downsample_scales_linear::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_downsample_scales_linear [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_resize_downsample_scales_linear [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_downsample_scales_linear_align_corners {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_downsample_scales_linear_align_corners/model.onnx"
+    );
+}
+
+#[ignore = "align_corners with a fractional output length (scale 0.6): the ONNX reference divides by scale*in - 1 = 1.4, kiln and onnxruntime by the integer output length - 1 = 1 (ORT differs from the expected output by 0.86 too)"]
+#[test]
+fn test_resize_downsample_scales_linear_align_corners() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir =
+            common::case_dir("tests/onnx_node/test_resize_downsample_scales_linear_align_corners");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model =
+                test_resize_downsample_scales_linear_align_corners::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_downsample_scales_linear_align_corners::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "test_resize_downsample_scales_linear_align_corners [{}]: {e:?}",
+                        isa.name()
+                    )
+                });
+            let what = format!(
+                "test_resize_downsample_scales_linear_align_corners [{}] Y",
+                isa.name()
+            );
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_downsample_scales_linear_antialias {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_downsample_scales_linear_antialias/model.onnx"
+    );
+}
+
+#[ignore = "Resize antialias is not supported"]
+#[test]
+fn test_resize_downsample_scales_linear_antialias() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir =
+            common::case_dir("tests/onnx_node/test_resize_downsample_scales_linear_antialias");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = test_resize_downsample_scales_linear_antialias::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_downsample_scales_linear_antialias::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "test_resize_downsample_scales_linear_antialias [{}]: {e:?}",
+                        isa.name()
+                    )
+                });
+            let what = format!(
+                "test_resize_downsample_scales_linear_antialias [{}] Y",
+                isa.name()
+            );
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+mod test_resize_downsample_scales_linear_half_pixel_symmetric {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_downsample_scales_linear_half_pixel_symmetric/model.onnx"
+    );
+}
+
+#[test]
+fn test_resize_downsample_scales_linear_half_pixel_symmetric() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_resize_downsample_scales_linear_half_pixel_symmetric",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_resize_downsample_scales_linear_half_pixel_symmetric::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_downsample_scales_linear_half_pixel_symmetric::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_downsample_scales_linear_half_pixel_symmetric [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_resize_downsample_scales_linear_half_pixel_symmetric [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_resize_downsample_scales_nearest {
+    kiln::include_model!("tests/onnx_node/test_resize_downsample_scales_nearest/model.onnx");
+}
+
+#[test]
+fn test_resize_downsample_scales_nearest() {
+    let dir = common::case_dir("tests/onnx_node/test_resize_downsample_scales_nearest");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_resize_downsample_scales_nearest::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_downsample_scales_nearest::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_downsample_scales_nearest [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_resize_downsample_scales_nearest [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_downsample_sizes_cubic {
+    kiln::include_model!("tests/onnx_node/test_resize_downsample_sizes_cubic/model.onnx");
+}
+
+#[ignore = "Resize mode cubic is not supported"]
+#[test]
+fn test_resize_downsample_sizes_cubic() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir = common::case_dir("tests/onnx_node/test_resize_downsample_sizes_cubic");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = test_resize_downsample_sizes_cubic::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_downsample_sizes_cubic::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!("test_resize_downsample_sizes_cubic [{}]: {e:?}", isa.name())
+                });
+            let what = format!("test_resize_downsample_sizes_cubic [{}] Y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_downsample_sizes_cubic_antialias {
+    kiln::include_model!("tests/onnx_node/test_resize_downsample_sizes_cubic_antialias/model.onnx");
+}
+
+#[ignore = "Resize antialias is not supported"]
+#[test]
+fn test_resize_downsample_sizes_cubic_antialias() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir = common::case_dir("tests/onnx_node/test_resize_downsample_sizes_cubic_antialias");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = test_resize_downsample_sizes_cubic_antialias::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_downsample_sizes_cubic_antialias::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "test_resize_downsample_sizes_cubic_antialias [{}]: {e:?}",
+                        isa.name()
+                    )
+                });
+            let what = format!(
+                "test_resize_downsample_sizes_cubic_antialias [{}] Y",
+                isa.name()
+            );
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_downsample_sizes_linear_antialias {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_downsample_sizes_linear_antialias/model.onnx"
+    );
+}
+
+#[ignore = "Resize antialias is not supported"]
+#[test]
+fn test_resize_downsample_sizes_linear_antialias() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir = common::case_dir("tests/onnx_node/test_resize_downsample_sizes_linear_antialias");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = test_resize_downsample_sizes_linear_antialias::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_downsample_sizes_linear_antialias::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "test_resize_downsample_sizes_linear_antialias [{}]: {e:?}",
+                        isa.name()
+                    )
+                });
+            let what = format!(
+                "test_resize_downsample_sizes_linear_antialias [{}] Y",
+                isa.name()
+            );
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+mod test_resize_downsample_sizes_linear_pytorch_half_pixel {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_downsample_sizes_linear_pytorch_half_pixel/model.onnx"
+    );
+}
+
+#[test]
+fn test_resize_downsample_sizes_linear_pytorch_half_pixel() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_resize_downsample_sizes_linear_pytorch_half_pixel");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_resize_downsample_sizes_linear_pytorch_half_pixel::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_downsample_sizes_linear_pytorch_half_pixel::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_downsample_sizes_linear_pytorch_half_pixel [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_resize_downsample_sizes_linear_pytorch_half_pixel [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_resize_downsample_sizes_nearest {
+    kiln::include_model!("tests/onnx_node/test_resize_downsample_sizes_nearest/model.onnx");
+}
+
+#[test]
+fn test_resize_downsample_sizes_nearest() {
+    let dir = common::case_dir("tests/onnx_node/test_resize_downsample_sizes_nearest");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_resize_downsample_sizes_nearest::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_downsample_sizes_nearest::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_downsample_sizes_nearest [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_resize_downsample_sizes_nearest [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_resize_downsample_sizes_nearest_not_larger {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_downsample_sizes_nearest_not_larger/model.onnx"
+    );
+}
+
+#[test]
+fn test_resize_downsample_sizes_nearest_not_larger() {
+    let dir = common::case_dir("tests/onnx_node/test_resize_downsample_sizes_nearest_not_larger");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_resize_downsample_sizes_nearest_not_larger::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_downsample_sizes_nearest_not_larger::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_downsample_sizes_nearest_not_larger [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_resize_downsample_sizes_nearest_not_larger [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_resize_downsample_sizes_nearest_not_smaller {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_downsample_sizes_nearest_not_smaller/model.onnx"
+    );
+}
+
+#[test]
+fn test_resize_downsample_sizes_nearest_not_smaller() {
+    let dir = common::case_dir("tests/onnx_node/test_resize_downsample_sizes_nearest_not_smaller");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_resize_downsample_sizes_nearest_not_smaller::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_downsample_sizes_nearest_not_smaller::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_downsample_sizes_nearest_not_smaller [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_resize_downsample_sizes_nearest_not_smaller [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_tf_crop_and_resize {
+    kiln::include_model!("tests/onnx_node/test_resize_tf_crop_and_resize/model.onnx");
+}
+
+#[ignore = "Resize coordinate_transformation_mode tf_crop_and_resize is not supported"]
+#[test]
+fn test_resize_tf_crop_and_resize() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir = common::case_dir("tests/onnx_node/test_resize_tf_crop_and_resize");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = test_resize_tf_crop_and_resize::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_tf_crop_and_resize::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!("test_resize_tf_crop_and_resize [{}]: {e:?}", isa.name())
+                });
+            let what = format!("test_resize_tf_crop_and_resize [{}] Y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_tf_crop_and_resize_axes_2_3 {
+    kiln::include_model!("tests/onnx_node/test_resize_tf_crop_and_resize_axes_2_3/model.onnx");
+}
+
+#[ignore = "Resize coordinate_transformation_mode tf_crop_and_resize is not supported"]
+#[test]
+fn test_resize_tf_crop_and_resize_axes_2_3() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir = common::case_dir("tests/onnx_node/test_resize_tf_crop_and_resize_axes_2_3");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = test_resize_tf_crop_and_resize_axes_2_3::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_tf_crop_and_resize_axes_2_3::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "test_resize_tf_crop_and_resize_axes_2_3 [{}]: {e:?}",
+                        isa.name()
+                    )
+                });
+            let what = format!("test_resize_tf_crop_and_resize_axes_2_3 [{}] Y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_tf_crop_and_resize_axes_3_2 {
+    kiln::include_model!("tests/onnx_node/test_resize_tf_crop_and_resize_axes_3_2/model.onnx");
+}
+
+#[ignore = "Resize coordinate_transformation_mode tf_crop_and_resize is not supported"]
+#[test]
+fn test_resize_tf_crop_and_resize_axes_3_2() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir = common::case_dir("tests/onnx_node/test_resize_tf_crop_and_resize_axes_3_2");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = test_resize_tf_crop_and_resize_axes_3_2::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_tf_crop_and_resize_axes_3_2::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "test_resize_tf_crop_and_resize_axes_3_2 [{}]: {e:?}",
+                        isa.name()
+                    )
+                });
+            let what = format!("test_resize_tf_crop_and_resize_axes_3_2 [{}] Y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_tf_crop_and_resize_extrapolation_value {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_tf_crop_and_resize_extrapolation_value/model.onnx"
+    );
+}
+
+#[ignore = "Resize coordinate_transformation_mode tf_crop_and_resize is not supported"]
+#[test]
+fn test_resize_tf_crop_and_resize_extrapolation_value() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir =
+            common::case_dir("tests/onnx_node/test_resize_tf_crop_and_resize_extrapolation_value");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model =
+                test_resize_tf_crop_and_resize_extrapolation_value::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_tf_crop_and_resize_extrapolation_value::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "test_resize_tf_crop_and_resize_extrapolation_value [{}]: {e:?}",
+                        isa.name()
+                    )
+                });
+            let what = format!(
+                "test_resize_tf_crop_and_resize_extrapolation_value [{}] Y",
+                isa.name()
+            );
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_upsample_scales_cubic {
+    kiln::include_model!("tests/onnx_node/test_resize_upsample_scales_cubic/model.onnx");
+}
+
+#[ignore = "Resize mode cubic is not supported"]
+#[test]
+fn test_resize_upsample_scales_cubic() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir = common::case_dir("tests/onnx_node/test_resize_upsample_scales_cubic");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = test_resize_upsample_scales_cubic::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_upsample_scales_cubic::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!("test_resize_upsample_scales_cubic [{}]: {e:?}", isa.name())
+                });
+            let what = format!("test_resize_upsample_scales_cubic [{}] Y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_upsample_scales_cubic_A_n0p5_exclude_outside {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_upsample_scales_cubic_A_n0p5_exclude_outside/model.onnx"
+    );
+}
+
+#[ignore = "Resize mode cubic is not supported"]
+#[test]
+fn test_resize_upsample_scales_cubic_A_n0p5_exclude_outside() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir = common::case_dir(
+            "tests/onnx_node/test_resize_upsample_scales_cubic_A_n0p5_exclude_outside",
+        );
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model =
+                test_resize_upsample_scales_cubic_A_n0p5_exclude_outside::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_upsample_scales_cubic_A_n0p5_exclude_outside::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "test_resize_upsample_scales_cubic_A_n0p5_exclude_outside [{}]: {e:?}",
+                        isa.name()
+                    )
+                });
+            let what = format!(
+                "test_resize_upsample_scales_cubic_A_n0p5_exclude_outside [{}] Y",
+                isa.name()
+            );
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_upsample_scales_cubic_align_corners {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_upsample_scales_cubic_align_corners/model.onnx"
+    );
+}
+
+#[ignore = "Resize mode cubic is not supported"]
+#[test]
+fn test_resize_upsample_scales_cubic_align_corners() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir =
+            common::case_dir("tests/onnx_node/test_resize_upsample_scales_cubic_align_corners");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = test_resize_upsample_scales_cubic_align_corners::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_upsample_scales_cubic_align_corners::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "test_resize_upsample_scales_cubic_align_corners [{}]: {e:?}",
+                        isa.name()
+                    )
+                });
+            let what = format!(
+                "test_resize_upsample_scales_cubic_align_corners [{}] Y",
+                isa.name()
+            );
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_upsample_scales_cubic_asymmetric {
+    kiln::include_model!("tests/onnx_node/test_resize_upsample_scales_cubic_asymmetric/model.onnx");
+}
+
+#[ignore = "Resize mode cubic is not supported"]
+#[test]
+fn test_resize_upsample_scales_cubic_asymmetric() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir = common::case_dir("tests/onnx_node/test_resize_upsample_scales_cubic_asymmetric");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = test_resize_upsample_scales_cubic_asymmetric::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_upsample_scales_cubic_asymmetric::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "test_resize_upsample_scales_cubic_asymmetric [{}]: {e:?}",
+                        isa.name()
+                    )
+                });
+            let what = format!(
+                "test_resize_upsample_scales_cubic_asymmetric [{}] Y",
+                isa.name()
+            );
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+mod test_resize_upsample_scales_linear {
+    kiln::include_model!("tests/onnx_node/test_resize_upsample_scales_linear/model.onnx");
+}
+
+#[test]
+fn test_resize_upsample_scales_linear() {
+    let dir = common::case_dir("tests/onnx_node/test_resize_upsample_scales_linear");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_resize_upsample_scales_linear::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_upsample_scales_linear::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_resize_upsample_scales_linear [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_resize_upsample_scales_linear [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_resize_upsample_scales_linear_align_corners {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_upsample_scales_linear_align_corners/model.onnx"
+    );
+}
+
+#[test]
+fn test_resize_upsample_scales_linear_align_corners() {
+    let dir = common::case_dir("tests/onnx_node/test_resize_upsample_scales_linear_align_corners");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_resize_upsample_scales_linear_align_corners::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_upsample_scales_linear_align_corners::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_upsample_scales_linear_align_corners [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_resize_upsample_scales_linear_align_corners [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_resize_upsample_scales_linear_half_pixel_symmetric {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_upsample_scales_linear_half_pixel_symmetric/model.onnx"
+    );
+}
+
+#[test]
+fn test_resize_upsample_scales_linear_half_pixel_symmetric() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_resize_upsample_scales_linear_half_pixel_symmetric");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_resize_upsample_scales_linear_half_pixel_symmetric::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_upsample_scales_linear_half_pixel_symmetric::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_upsample_scales_linear_half_pixel_symmetric [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_resize_upsample_scales_linear_half_pixel_symmetric [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_resize_upsample_scales_nearest {
+    kiln::include_model!("tests/onnx_node/test_resize_upsample_scales_nearest/model.onnx");
+}
+
+#[test]
+fn test_resize_upsample_scales_nearest() {
+    let dir = common::case_dir("tests/onnx_node/test_resize_upsample_scales_nearest");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_resize_upsample_scales_nearest::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_upsample_scales_nearest::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_upsample_scales_nearest [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_resize_upsample_scales_nearest [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_resize_upsample_scales_nearest_axes_2_3 {
+    kiln::include_model!("tests/onnx_node/test_resize_upsample_scales_nearest_axes_2_3/model.onnx");
+}
+
+#[test]
+fn test_resize_upsample_scales_nearest_axes_2_3() {
+    let dir = common::case_dir("tests/onnx_node/test_resize_upsample_scales_nearest_axes_2_3");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_resize_upsample_scales_nearest_axes_2_3::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_upsample_scales_nearest_axes_2_3::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_upsample_scales_nearest_axes_2_3 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_resize_upsample_scales_nearest_axes_2_3 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_resize_upsample_scales_nearest_axes_3_2 {
+    kiln::include_model!("tests/onnx_node/test_resize_upsample_scales_nearest_axes_3_2/model.onnx");
+}
+
+#[test]
+fn test_resize_upsample_scales_nearest_axes_3_2() {
+    let dir = common::case_dir("tests/onnx_node/test_resize_upsample_scales_nearest_axes_3_2");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_resize_upsample_scales_nearest_axes_3_2::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_upsample_scales_nearest_axes_3_2::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_upsample_scales_nearest_axes_3_2 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_resize_upsample_scales_nearest_axes_3_2 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_resize_upsample_sizes_cubic {
+    kiln::include_model!("tests/onnx_node/test_resize_upsample_sizes_cubic/model.onnx");
+}
+
+#[ignore = "Resize mode cubic is not supported"]
+#[test]
+fn test_resize_upsample_sizes_cubic() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir = common::case_dir("tests/onnx_node/test_resize_upsample_sizes_cubic");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = test_resize_upsample_sizes_cubic::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_resize_upsample_sizes_cubic::Inputs { x: x_0 })
+                .unwrap_or_else(|e| {
+                    panic!("test_resize_upsample_sizes_cubic [{}]: {e:?}", isa.name())
+                });
+            let what = format!("test_resize_upsample_sizes_cubic [{}] Y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-5,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+mod test_resize_upsample_sizes_nearest {
+    kiln::include_model!("tests/onnx_node/test_resize_upsample_sizes_nearest/model.onnx");
+}
+
+#[test]
+fn test_resize_upsample_sizes_nearest() {
+    let dir = common::case_dir("tests/onnx_node/test_resize_upsample_sizes_nearest");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_resize_upsample_sizes_nearest::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_upsample_sizes_nearest::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_resize_upsample_sizes_nearest [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_resize_upsample_sizes_nearest [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_resize_upsample_sizes_nearest_axes_2_3 {
+    kiln::include_model!("tests/onnx_node/test_resize_upsample_sizes_nearest_axes_2_3/model.onnx");
+}
+
+#[test]
+fn test_resize_upsample_sizes_nearest_axes_2_3() {
+    let dir = common::case_dir("tests/onnx_node/test_resize_upsample_sizes_nearest_axes_2_3");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_resize_upsample_sizes_nearest_axes_2_3::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_upsample_sizes_nearest_axes_2_3::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_upsample_sizes_nearest_axes_2_3 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_resize_upsample_sizes_nearest_axes_2_3 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_resize_upsample_sizes_nearest_axes_3_2 {
+    kiln::include_model!("tests/onnx_node/test_resize_upsample_sizes_nearest_axes_3_2/model.onnx");
+}
+
+#[test]
+fn test_resize_upsample_sizes_nearest_axes_3_2() {
+    let dir = common::case_dir("tests/onnx_node/test_resize_upsample_sizes_nearest_axes_3_2");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_resize_upsample_sizes_nearest_axes_3_2::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_upsample_sizes_nearest_axes_3_2::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_upsample_sizes_nearest_axes_3_2 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_resize_upsample_sizes_nearest_axes_3_2 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_resize_upsample_sizes_nearest_ceil_half_pixel {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_upsample_sizes_nearest_ceil_half_pixel/model.onnx"
+    );
+}
+
+#[test]
+fn test_resize_upsample_sizes_nearest_ceil_half_pixel() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_resize_upsample_sizes_nearest_ceil_half_pixel");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_resize_upsample_sizes_nearest_ceil_half_pixel::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_upsample_sizes_nearest_ceil_half_pixel::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_upsample_sizes_nearest_ceil_half_pixel [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_resize_upsample_sizes_nearest_ceil_half_pixel [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_resize_upsample_sizes_nearest_floor_align_corners {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_upsample_sizes_nearest_floor_align_corners/model.onnx"
+    );
+}
+
+#[test]
+fn test_resize_upsample_sizes_nearest_floor_align_corners() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_resize_upsample_sizes_nearest_floor_align_corners");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_resize_upsample_sizes_nearest_floor_align_corners::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_upsample_sizes_nearest_floor_align_corners::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_upsample_sizes_nearest_floor_align_corners [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_resize_upsample_sizes_nearest_floor_align_corners [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_resize_upsample_sizes_nearest_not_larger {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_upsample_sizes_nearest_not_larger/model.onnx"
+    );
+}
+
+#[test]
+fn test_resize_upsample_sizes_nearest_not_larger() {
+    let dir = common::case_dir("tests/onnx_node/test_resize_upsample_sizes_nearest_not_larger");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_resize_upsample_sizes_nearest_not_larger::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_upsample_sizes_nearest_not_larger::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_upsample_sizes_nearest_not_larger [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_resize_upsample_sizes_nearest_not_larger [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_resize_upsample_sizes_nearest_not_smaller {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_upsample_sizes_nearest_not_smaller/model.onnx"
+    );
+}
+
+#[test]
+fn test_resize_upsample_sizes_nearest_not_smaller() {
+    let dir = common::case_dir("tests/onnx_node/test_resize_upsample_sizes_nearest_not_smaller");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_resize_upsample_sizes_nearest_not_smaller::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_upsample_sizes_nearest_not_smaller::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_upsample_sizes_nearest_not_smaller [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_resize_upsample_sizes_nearest_not_smaller [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric {
+    kiln::include_model!(
+        "tests/onnx_node/test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric/model.onnx"
+    );
+}
+
+#[test]
+fn test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_selu {
+    kiln::include_model!("tests/onnx_node/test_selu/model.onnx");
+}
+
+#[test]
+fn test_selu() {
+    let dir = common::case_dir("tests/onnx_node/test_selu");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_selu::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_selu::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_selu [{}]: {e:?}", isa.name()));
+        let what = format!("test_selu [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_selu_default {
+    kiln::include_model!("tests/onnx_node/test_selu_default/model.onnx");
+}
+
+#[test]
+fn test_selu_default() {
+    let dir = common::case_dir("tests/onnx_node/test_selu_default");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_selu_default::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_selu_default::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_selu_default [{}]: {e:?}", isa.name()));
+        let what = format!("test_selu_default [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_selu_example {
+    kiln::include_model!("tests/onnx_node/test_selu_example/model.onnx");
+}
+
+#[test]
+fn test_selu_example() {
+    let dir = common::case_dir("tests/onnx_node/test_selu_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_selu_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_selu_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_selu_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_selu_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_sigmoid {
     kiln::include_model!("tests/onnx_node/test_sigmoid/model.onnx");
 }
@@ -2293,6 +5445,923 @@ fn test_softmax_negative_axis() {
             &what,
             out.y.data(),
             common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_softplus {
+    kiln::include_model!("tests/onnx_node/test_softplus/model.onnx");
+}
+
+#[test]
+fn test_softplus() {
+    let dir = common::case_dir("tests/onnx_node/test_softplus");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_softplus::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_softplus::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_softplus [{}]: {e:?}", isa.name()));
+        let what = format!("test_softplus [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_softplus_example {
+    kiln::include_model!("tests/onnx_node/test_softplus_example/model.onnx");
+}
+
+#[test]
+fn test_softplus_example() {
+    let dir = common::case_dir("tests/onnx_node/test_softplus_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_softplus_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_softplus_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_softplus_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_softplus_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_split_1d_uneven_split_opset18 {
+    kiln::include_model!("tests/onnx_node/test_split_1d_uneven_split_opset18/model.onnx");
+}
+
+#[test]
+fn test_split_1d_uneven_split_opset18() {
+    let dir = common::case_dir("tests/onnx_node/test_split_1d_uneven_split_opset18");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    let want_3 = common::load(dir.join("output_3.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_split_1d_uneven_split_opset18::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_split_1d_uneven_split_opset18::Inputs { input: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_split_1d_uneven_split_opset18 [{}]: {e:?}", isa.name())
+            });
+        let what = format!(
+            "test_split_1d_uneven_split_opset18 [{}] output_1",
+            isa.name()
+        );
+        assert_eq!(out.output_1.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_1.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_1d_uneven_split_opset18 [{}] output_2",
+            isa.name()
+        );
+        assert_eq!(out.output_2.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_2.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_1d_uneven_split_opset18 [{}] output_3",
+            isa.name()
+        );
+        assert_eq!(out.output_3.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_3.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_1d_uneven_split_opset18 [{}] output_4",
+            isa.name()
+        );
+        assert_eq!(out.output_4.shape(), &want_3.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_4.data(),
+            common::data::<f32>(&want_3),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_split_2d_uneven_split_opset18 {
+    kiln::include_model!("tests/onnx_node/test_split_2d_uneven_split_opset18/model.onnx");
+}
+
+#[test]
+fn test_split_2d_uneven_split_opset18() {
+    let dir = common::case_dir("tests/onnx_node/test_split_2d_uneven_split_opset18");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_split_2d_uneven_split_opset18::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_split_2d_uneven_split_opset18::Inputs { input: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_split_2d_uneven_split_opset18 [{}]: {e:?}", isa.name())
+            });
+        let what = format!(
+            "test_split_2d_uneven_split_opset18 [{}] output_1",
+            isa.name()
+        );
+        assert_eq!(out.output_1.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_1.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_2d_uneven_split_opset18 [{}] output_2",
+            isa.name()
+        );
+        assert_eq!(out.output_2.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_2.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_2d_uneven_split_opset18 [{}] output_3",
+            isa.name()
+        );
+        assert_eq!(out.output_3.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_3.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_split_equal_parts_1d_opset13 {
+    kiln::include_model!("tests/onnx_node/test_split_equal_parts_1d_opset13/model.onnx");
+}
+
+#[test]
+fn test_split_equal_parts_1d_opset13() {
+    let dir = common::case_dir("tests/onnx_node/test_split_equal_parts_1d_opset13");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_split_equal_parts_1d_opset13::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_split_equal_parts_1d_opset13::Inputs { input: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_split_equal_parts_1d_opset13 [{}]: {e:?}", isa.name())
+            });
+        let what = format!(
+            "test_split_equal_parts_1d_opset13 [{}] output_1",
+            isa.name()
+        );
+        assert_eq!(out.output_1.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_1.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_equal_parts_1d_opset13 [{}] output_2",
+            isa.name()
+        );
+        assert_eq!(out.output_2.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_2.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_equal_parts_1d_opset13 [{}] output_3",
+            isa.name()
+        );
+        assert_eq!(out.output_3.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_3.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_split_equal_parts_1d_opset18 {
+    kiln::include_model!("tests/onnx_node/test_split_equal_parts_1d_opset18/model.onnx");
+}
+
+#[test]
+fn test_split_equal_parts_1d_opset18() {
+    let dir = common::case_dir("tests/onnx_node/test_split_equal_parts_1d_opset18");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_split_equal_parts_1d_opset18::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_split_equal_parts_1d_opset18::Inputs { input: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_split_equal_parts_1d_opset18 [{}]: {e:?}", isa.name())
+            });
+        let what = format!(
+            "test_split_equal_parts_1d_opset18 [{}] output_1",
+            isa.name()
+        );
+        assert_eq!(out.output_1.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_1.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_equal_parts_1d_opset18 [{}] output_2",
+            isa.name()
+        );
+        assert_eq!(out.output_2.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_2.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_equal_parts_1d_opset18 [{}] output_3",
+            isa.name()
+        );
+        assert_eq!(out.output_3.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_3.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_split_equal_parts_2d {
+    kiln::include_model!("tests/onnx_node/test_split_equal_parts_2d/model.onnx");
+}
+
+#[test]
+fn test_split_equal_parts_2d() {
+    let dir = common::case_dir("tests/onnx_node/test_split_equal_parts_2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_split_equal_parts_2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_split_equal_parts_2d::Inputs { input: x_0 })
+            .unwrap_or_else(|e| panic!("test_split_equal_parts_2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_split_equal_parts_2d [{}] output_1", isa.name());
+        assert_eq!(out.output_1.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_1.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_split_equal_parts_2d [{}] output_2", isa.name());
+        assert_eq!(out.output_2.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_2.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_split_equal_parts_2d_opset13 {
+    kiln::include_model!("tests/onnx_node/test_split_equal_parts_2d_opset13/model.onnx");
+}
+
+#[test]
+fn test_split_equal_parts_2d_opset13() {
+    let dir = common::case_dir("tests/onnx_node/test_split_equal_parts_2d_opset13");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_split_equal_parts_2d_opset13::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_split_equal_parts_2d_opset13::Inputs { input: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_split_equal_parts_2d_opset13 [{}]: {e:?}", isa.name())
+            });
+        let what = format!(
+            "test_split_equal_parts_2d_opset13 [{}] output_1",
+            isa.name()
+        );
+        assert_eq!(out.output_1.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_1.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_equal_parts_2d_opset13 [{}] output_2",
+            isa.name()
+        );
+        assert_eq!(out.output_2.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_2.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_split_equal_parts_default_axis_opset13 {
+    kiln::include_model!("tests/onnx_node/test_split_equal_parts_default_axis_opset13/model.onnx");
+}
+
+#[test]
+fn test_split_equal_parts_default_axis_opset13() {
+    let dir = common::case_dir("tests/onnx_node/test_split_equal_parts_default_axis_opset13");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_split_equal_parts_default_axis_opset13::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_split_equal_parts_default_axis_opset13::Inputs { input: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_split_equal_parts_default_axis_opset13 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_split_equal_parts_default_axis_opset13 [{}] output_1",
+            isa.name()
+        );
+        assert_eq!(out.output_1.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_1.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_equal_parts_default_axis_opset13 [{}] output_2",
+            isa.name()
+        );
+        assert_eq!(out.output_2.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_2.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_equal_parts_default_axis_opset13 [{}] output_3",
+            isa.name()
+        );
+        assert_eq!(out.output_3.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_3.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_split_equal_parts_default_axis_opset18 {
+    kiln::include_model!("tests/onnx_node/test_split_equal_parts_default_axis_opset18/model.onnx");
+}
+
+#[test]
+fn test_split_equal_parts_default_axis_opset18() {
+    let dir = common::case_dir("tests/onnx_node/test_split_equal_parts_default_axis_opset18");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_split_equal_parts_default_axis_opset18::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_split_equal_parts_default_axis_opset18::Inputs { input: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_split_equal_parts_default_axis_opset18 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_split_equal_parts_default_axis_opset18 [{}] output_1",
+            isa.name()
+        );
+        assert_eq!(out.output_1.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_1.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_equal_parts_default_axis_opset18 [{}] output_2",
+            isa.name()
+        );
+        assert_eq!(out.output_2.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_2.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_equal_parts_default_axis_opset18 [{}] output_3",
+            isa.name()
+        );
+        assert_eq!(out.output_3.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_3.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_split_variable_parts_1d_opset13 {
+    kiln::include_model!("tests/onnx_node/test_split_variable_parts_1d_opset13/model.onnx");
+}
+
+#[test]
+fn test_split_variable_parts_1d_opset13() {
+    let dir = common::case_dir("tests/onnx_node/test_split_variable_parts_1d_opset13");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_split_variable_parts_1d_opset13::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_split_variable_parts_1d_opset13::Inputs { input: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_split_variable_parts_1d_opset13 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_split_variable_parts_1d_opset13 [{}] output_1",
+            isa.name()
+        );
+        assert_eq!(out.output_1.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_1.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_variable_parts_1d_opset13 [{}] output_2",
+            isa.name()
+        );
+        assert_eq!(out.output_2.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_2.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_split_variable_parts_1d_opset18 {
+    kiln::include_model!("tests/onnx_node/test_split_variable_parts_1d_opset18/model.onnx");
+}
+
+#[test]
+fn test_split_variable_parts_1d_opset18() {
+    let dir = common::case_dir("tests/onnx_node/test_split_variable_parts_1d_opset18");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_split_variable_parts_1d_opset18::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_split_variable_parts_1d_opset18::Inputs { input: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_split_variable_parts_1d_opset18 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_split_variable_parts_1d_opset18 [{}] output_1",
+            isa.name()
+        );
+        assert_eq!(out.output_1.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_1.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_variable_parts_1d_opset18 [{}] output_2",
+            isa.name()
+        );
+        assert_eq!(out.output_2.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_2.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_split_variable_parts_2d_opset13 {
+    kiln::include_model!("tests/onnx_node/test_split_variable_parts_2d_opset13/model.onnx");
+}
+
+#[test]
+fn test_split_variable_parts_2d_opset13() {
+    let dir = common::case_dir("tests/onnx_node/test_split_variable_parts_2d_opset13");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_split_variable_parts_2d_opset13::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_split_variable_parts_2d_opset13::Inputs { input: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_split_variable_parts_2d_opset13 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_split_variable_parts_2d_opset13 [{}] output_1",
+            isa.name()
+        );
+        assert_eq!(out.output_1.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_1.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_variable_parts_2d_opset13 [{}] output_2",
+            isa.name()
+        );
+        assert_eq!(out.output_2.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_2.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_split_variable_parts_2d_opset18 {
+    kiln::include_model!("tests/onnx_node/test_split_variable_parts_2d_opset18/model.onnx");
+}
+
+#[test]
+fn test_split_variable_parts_2d_opset18() {
+    let dir = common::case_dir("tests/onnx_node/test_split_variable_parts_2d_opset18");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_split_variable_parts_2d_opset18::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_split_variable_parts_2d_opset18::Inputs { input: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_split_variable_parts_2d_opset18 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_split_variable_parts_2d_opset18 [{}] output_1",
+            isa.name()
+        );
+        assert_eq!(out.output_1.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_1.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_variable_parts_2d_opset18 [{}] output_2",
+            isa.name()
+        );
+        assert_eq!(out.output_2.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_2.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_split_variable_parts_default_axis_opset13 {
+    kiln::include_model!(
+        "tests/onnx_node/test_split_variable_parts_default_axis_opset13/model.onnx"
+    );
+}
+
+#[test]
+fn test_split_variable_parts_default_axis_opset13() {
+    let dir = common::case_dir("tests/onnx_node/test_split_variable_parts_default_axis_opset13");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_split_variable_parts_default_axis_opset13::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_split_variable_parts_default_axis_opset13::Inputs { input: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_split_variable_parts_default_axis_opset13 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_split_variable_parts_default_axis_opset13 [{}] output_1",
+            isa.name()
+        );
+        assert_eq!(out.output_1.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_1.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_variable_parts_default_axis_opset13 [{}] output_2",
+            isa.name()
+        );
+        assert_eq!(out.output_2.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_2.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_split_variable_parts_default_axis_opset18 {
+    kiln::include_model!(
+        "tests/onnx_node/test_split_variable_parts_default_axis_opset18/model.onnx"
+    );
+}
+
+#[test]
+fn test_split_variable_parts_default_axis_opset18() {
+    let dir = common::case_dir("tests/onnx_node/test_split_variable_parts_default_axis_opset18");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_split_variable_parts_default_axis_opset18::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_split_variable_parts_default_axis_opset18::Inputs { input: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_split_variable_parts_default_axis_opset18 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_split_variable_parts_default_axis_opset18 [{}] output_1",
+            isa.name()
+        );
+        assert_eq!(out.output_1.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_1.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_variable_parts_default_axis_opset18 [{}] output_2",
+            isa.name()
+        );
+        assert_eq!(out.output_2.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_2.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_split_zero_size_splits_opset13 {
+    kiln::include_model!("tests/onnx_node/test_split_zero_size_splits_opset13/model.onnx");
+}
+
+#[test]
+fn test_split_zero_size_splits_opset13() {
+    let dir = common::case_dir("tests/onnx_node/test_split_zero_size_splits_opset13");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_split_zero_size_splits_opset13::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_split_zero_size_splits_opset13::Inputs { input: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_split_zero_size_splits_opset13 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_split_zero_size_splits_opset13 [{}] output_1",
+            isa.name()
+        );
+        assert_eq!(out.output_1.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_1.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_zero_size_splits_opset13 [{}] output_2",
+            isa.name()
+        );
+        assert_eq!(out.output_2.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_2.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_zero_size_splits_opset13 [{}] output_3",
+            isa.name()
+        );
+        assert_eq!(out.output_3.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_3.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_split_zero_size_splits_opset18 {
+    kiln::include_model!("tests/onnx_node/test_split_zero_size_splits_opset18/model.onnx");
+}
+
+#[test]
+fn test_split_zero_size_splits_opset18() {
+    let dir = common::case_dir("tests/onnx_node/test_split_zero_size_splits_opset18");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_split_zero_size_splits_opset18::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_split_zero_size_splits_opset18::Inputs { input: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_split_zero_size_splits_opset18 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_split_zero_size_splits_opset18 [{}] output_1",
+            isa.name()
+        );
+        assert_eq!(out.output_1.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_1.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_zero_size_splits_opset18 [{}] output_2",
+            isa.name()
+        );
+        assert_eq!(out.output_2.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_2.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_split_zero_size_splits_opset18 [{}] output_3",
+            isa.name()
+        );
+        assert_eq!(out.output_3.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output_3.data(),
+            common::data::<f32>(&want_2),
             1.0e-5,
             1.0e-5,
         );
@@ -2794,5 +6863,53 @@ fn test_transpose_default() {
             1.0e-5,
             1.0e-5,
         );
+    }
+}
+
+mod test_upsample_nearest {
+    kiln::include_model!("tests/onnx_node/test_upsample_nearest/model.onnx");
+}
+
+#[test]
+fn test_upsample_nearest() {
+    let dir = common::case_dir("tests/onnx_node/test_upsample_nearest");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_upsample_nearest::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_upsample_nearest::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_upsample_nearest [{}]: {e:?}", isa.name()));
+        let what = format!("test_upsample_nearest [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_wrap_pad {
+    kiln::include_model!("tests/onnx_node/test_wrap_pad/model.onnx");
+}
+
+#[test]
+fn test_wrap_pad() {
+    let dir = common::case_dir("tests/onnx_node/test_wrap_pad");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_wrap_pad::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_wrap_pad::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_wrap_pad [{}]: {e:?}", isa.name()));
+        let what = format!("test_wrap_pad [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i32>(&want_0));
     }
 }

@@ -13,6 +13,10 @@ inputs do not all have static shapes. Expected outputs are the ones shipped with
 the ONNX reference implementation); every selected case is also run through onnxruntime and any
 disagreement is printed (it documents where onnxruntime and the spec differ).
 
+Parameter inputs kiln needs at compile time (Resize scales/sizes, Pad pads, Split sizes: see
+CONST_INPUTS) are graph inputs in the node tests; the copied model holds them as initializers with
+the test data's values instead, and the generated test feeds only the remaining inputs.
+
 Files are written only when their content changes; case directories no longer selected are removed.
 """
 import argparse
@@ -50,12 +54,47 @@ SELECT = [
     r"(FLOAT|DOUBLE|INT8|INT16|INT32|INT64|UINT8|UINT16|UINT32|UINT64|BOOL)",
     r"test_matmul_(2d|3d|4d)",
     r"test_gemm.*",
+    # Vision ops (pooling, resize, pad, split, activations).
+    r"test_(max|average)pool_[123]d_.*",  # test_maxpool_with_argmax_*: the Indices output
+    r"test_global(average|max)pool.*",
+    r"test_resize_.*",
+    r"test_upsample_nearest",
+    r"test_(constant|edge|reflect|wrap)_pad.*",
+    r"test_split_(equal|variable|zero|1d|2d).*",  # test_split_to_sequence_*: sequences
+    r"test_(leakyrelu|hardsigmoid|hardswish|elu|selu|softplus)(_.*)?",
 ]
 
 # name -> reason: emitted as #[ignore = "reason"]. Filled automatically for cases whose shape-like
 # inputs are graph inputs (see SHAPE_INPUTS); add hand-written entries here.
 IGNORE = {}
+# Resize features kiln does not implement (compile errors naming them), and one case where kiln
+# follows onnxruntime rather than the ONNX reference.
+_RESIZE_UNSUPPORTED = {
+    "cubic": "Resize mode cubic is not supported",
+    "antialias": "Resize antialias is not supported",
+    "tf_crop_and_resize": "Resize coordinate_transformation_mode tf_crop_and_resize is not supported",
+}
+for _case in [
+    "downsample_scales_cubic", "downsample_scales_cubic_A_n0p5_exclude_outside",
+    "downsample_scales_cubic_align_corners", "downsample_scales_cubic_antialias",
+    "downsample_scales_linear_antialias", "downsample_sizes_cubic", "downsample_sizes_cubic_antialias",
+    "downsample_sizes_linear_antialias", "tf_crop_and_resize", "tf_crop_and_resize_axes_2_3",
+    "tf_crop_and_resize_axes_3_2", "tf_crop_and_resize_extrapolation_value", "upsample_scales_cubic",
+    "upsample_scales_cubic_A_n0p5_exclude_outside", "upsample_scales_cubic_align_corners",
+    "upsample_scales_cubic_asymmetric", "upsample_sizes_cubic",
+]:
+    IGNORE["test_resize_" + _case] = next(
+        v for k, v in sorted(_RESIZE_UNSUPPORTED.items(), key=lambda kv: kv[0] != "antialias")
+        if k in _case)
+IGNORE["test_resize_downsample_scales_linear_align_corners"] = (
+    "align_corners with a fractional output length (scale 0.6): the ONNX reference divides by "
+    "scale*in - 1 = 1.4, kiln and onnxruntime by the integer output length - 1 = 1 (ORT differs from "
+    "the expected output by 0.86 too)")
 SHAPE_INPUTS = {"Reshape": [1], "Expand": [1], "Tile": [1], "ConstantOfShape": [0]}
+# Parameter inputs that kiln needs at compile time and real models hold as initializers, but that
+# the node tests feed as graph inputs (every node-test input is a graph input). They are turned
+# into initializers holding exactly the test data's values; the expected outputs are unchanged.
+CONST_INPUTS = {"Resize": [1, 2, 3], "Upsample": [1], "Pad": [1, 2, 3], "Split": [1]}
 SHAPE_REASON = "shape given as a runtime input; needs data-dependent shapes"
 
 # ONNX elem_type -> (Rust type, comparison kind)
@@ -157,6 +196,29 @@ def select(name, model, data_dir):
     return None
 
 
+def freeze_params(model, data_dir):
+    """Returns (model, kept): the model with CONST_INPUTS graph inputs made initializers from the
+    test data, and the original indices of the graph inputs that remain."""
+    names = {i.name: j for j, i in enumerate(model.graph.input)}
+    frozen = set()
+    for n in model.graph.node:
+        for idx in CONST_INPUTS.get(n.op_type, []):
+            if idx < len(n.input) and n.input[idx] in names:
+                frozen.add(n.input[idx])
+    if not frozen:
+        return model, list(range(len(model.graph.input)))
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for name in sorted(frozen):
+        t = onnx.load_tensor(os.path.join(data_dir, f"input_{names[name]}.pb"))
+        t.name = name
+        m.graph.initializer.append(t)
+    kept = [j for j, i in enumerate(model.graph.input) if i.name not in frozen]
+    del m.graph.input[:]
+    m.graph.input.extend(model.graph.input[j] for j in kept)
+    return m, kept
+
+
 def shape_input_reason(model):
     graph_inputs = {i.name for i in model.graph.input}
     for n in model.graph.node:
@@ -191,8 +253,16 @@ def ort_check(d, model):
     return "; ".join(notes) or None
 
 
-def tol_for(model):
-    atol, rtol = DEFAULT_TOL
+# Per-case tolerances where the shipped expected output is itself rounded.
+CASE_TOL = {
+    # onnx writes this case's expected values by hand with 4 decimals (0.1511 for 0.151056…;
+    # kiln and onnxruntime agree to 1e-7).
+    "test_averagepool_2d_ceil_last_window_starts_on_pad": (1e-4, 0.0),
+}
+
+
+def tol_for(model, name=""):
+    atol, rtol = CASE_TOL.get(name, DEFAULT_TOL)
     for n in model.graph.node:
         a, r = OP_TOL.get(n.op_type, DEFAULT_TOL)
         atol, rtol = max(atol, a), max(rtol, r)
@@ -247,8 +317,8 @@ def gen_rust(cases):
             L.append("    {")
         body_start = len(L)
         L.append(f'    let dir = common::case_dir("tests/onnx_node/{name}");')
-        for j in range(len(model.graph.input)):
-            L.append(f'    let input_{j} = common::load(dir.join("input_{j}.pb"));')
+        for j, orig in enumerate(c["kept"]):
+            L.append(f'    let input_{j} = common::load(dir.join("input_{orig}.pb"));')
         for j in range(len(model.graph.output)):
             L.append(f'    let want_{j} = common::load(dir.join("output_{j}.pb"));')
         L += ["    for isa in Isa::all_available() {", f"        let mut model = {name}::Model::with_isa(isa);"]
@@ -298,15 +368,19 @@ def main():
             if why:
                 skipped.append((name, why))
                 continue
-            ignore = IGNORE.get(name) or shape_input_reason(model)
-            cases.append(dict(name=name, model=model, ignore=ignore, tol=tol_for(model),
+            frozen, kept = freeze_params(model, os.path.join(d, "test_data_set_0"))
+            ignore = IGNORE.get(name) or shape_input_reason(frozen)
+            cases.append(dict(name=name, model=frozen, kept=kept, ignore=ignore, tol=tol_for(model, name),
                               ort=ort_check(d, model),
                               ops=sorted({n.op_type for n in model.graph.node})))
             for root, _, files in os.walk(d):
                 for f in sorted(files):
                     src = os.path.join(root, f)
                     with open(src, "rb") as fh:
-                        write_bytes(os.path.join(OUT, name, os.path.relpath(src, d)), fh.read())
+                        data = fh.read()
+                    if src == os.path.join(d, "model.onnx") and frozen is not model:
+                        data = frozen.SerializeToString()
+                    write_bytes(os.path.join(OUT, name, os.path.relpath(src, d)), data)
     keep = {c["name"] for c in cases}
     if os.path.isdir(OUT):
         for d in sorted(os.listdir(OUT)):
