@@ -105,12 +105,11 @@ fn input_smaller_than_a_kernel_is_an_error_naming_the_node() {
     // conv0: kernel 5, dilation 2 (extent 9), pads 2 + 1: needs L ≥ 6.
     let mut m = cnn_1d::Model::new();
     let x = vec![0.5f32; 4 * 5];
-    let err = m
-        .run(cnn_1d::Inputs {
-            x: kiln::TensorRef::new(&x, &[1, 4, 5]).unwrap(),
-        })
-        .err()
-        .expect("L = 5 is smaller than conv0's window");
+    let Err(err) = m.run(cnn_1d::Inputs {
+        x: kiln::TensorRef::new(&x, &[1, 4, 5]).unwrap(),
+    }) else {
+        panic!("L = 5 is smaller than conv0's window");
+    };
     match &err {
         kiln::Error::DimTooSmall { value, node, .. } => {
             assert_eq!(*value, -1);
@@ -138,12 +137,11 @@ fn image_size_not_a_multiple_of_the_stride_is_an_error() {
     // 36 → 18 → 9 → 5, upsampled to 10, concatenated with the 9-row skip connection.
     let mut m = fpn::Model::new();
     let x = vec![0.1f32; 3 * 36 * 40];
-    let err = m
-        .run(fpn::Inputs {
-            x: kiln::TensorRef::new(&x, &[1, 3, 36, 40]).unwrap(),
-        })
-        .err()
-        .expect("36 rows do not survive /8 then ×2");
+    let Err(err) = m.run(fpn::Inputs {
+        x: kiln::TensorRef::new(&x, &[1, 3, 36, 40]).unwrap(),
+    }) else {
+        panic!("36 rows do not survive /8 then ×2");
+    };
     match &err {
         kiln::Error::DimsDiffer {
             left_value,
@@ -154,20 +152,18 @@ fn image_size_not_a_multiple_of_the_stride_is_an_error() {
     }
     // Wrong channel count: an Err naming the input, not a panic.
     let x = vec![0.1f32; 4 * 32 * 32];
-    let err = m
-        .run(fpn::Inputs {
-            x: kiln::TensorRef::new(&x, &[1, 4, 32, 32]).unwrap(),
-        })
-        .err()
-        .expect("4 channels");
+    let Err(err) = m.run(fpn::Inputs {
+        x: kiln::TensorRef::new(&x, &[1, 4, 32, 32]).unwrap(),
+    }) else {
+        panic!("4 channels");
+    };
     assert!(matches!(err, kiln::Error::InputShape { .. }), "{err:?}");
     // Zero-sized image: an Err (a 3x3 stride-2 conv of nothing), not a panic.
-    let err = m
-        .run(fpn::Inputs {
-            x: kiln::TensorRef::new(&[], &[1, 3, 0, 32]).unwrap(),
-        })
-        .err()
-        .expect("empty image");
+    let Err(err) = m.run(fpn::Inputs {
+        x: kiln::TensorRef::new(&[], &[1, 3, 0, 32]).unwrap(),
+    }) else {
+        panic!("empty image");
+    };
     assert!(matches!(err, kiln::Error::DimTooSmall { .. }), "{err:?}");
     let x = vec![0.1f32; 3 * 32 * 48];
     let out = m

@@ -828,6 +828,114 @@ fn test_averagepool_3d_dilations_small() {
     }
 }
 
+mod test_basic_conv_with_padding {
+    kiln::include_model!("tests/onnx_node/test_basic_conv_with_padding/model.onnx");
+}
+
+#[test]
+fn test_basic_conv_with_padding() {
+    let dir = common::case_dir("tests/onnx_node/test_basic_conv_with_padding");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_basic_conv_with_padding::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_basic_conv_with_padding::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_basic_conv_with_padding [{}]: {e:?}", isa.name()));
+        let what = format!("test_basic_conv_with_padding [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_basic_conv_without_padding {
+    kiln::include_model!("tests/onnx_node/test_basic_conv_without_padding/model.onnx");
+}
+
+#[test]
+fn test_basic_conv_without_padding() {
+    let dir = common::case_dir("tests/onnx_node/test_basic_conv_without_padding");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_basic_conv_without_padding::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_basic_conv_without_padding::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_basic_conv_without_padding [{}]: {e:?}", isa.name()));
+        let what = format!("test_basic_conv_without_padding [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_batchnorm_epsilon {
+    kiln::include_model!("tests/onnx_node/test_batchnorm_epsilon/model.onnx");
+}
+
+#[test]
+fn test_batchnorm_epsilon() {
+    let dir = common::case_dir("tests/onnx_node/test_batchnorm_epsilon");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_batchnorm_epsilon::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_batchnorm_epsilon::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_batchnorm_epsilon [{}]: {e:?}", isa.name()));
+        let what = format!("test_batchnorm_epsilon [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_batchnorm_example {
+    kiln::include_model!("tests/onnx_node/test_batchnorm_example/model.onnx");
+}
+
+#[test]
+fn test_batchnorm_example() {
+    let dir = common::case_dir("tests/onnx_node/test_batchnorm_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_batchnorm_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_batchnorm_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_batchnorm_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_batchnorm_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_cast_DOUBLE_to_FLOAT {
     kiln::include_model!("tests/onnx_node/test_cast_DOUBLE_to_FLOAT/model.onnx");
 }
@@ -958,6 +1066,488 @@ fn test_constant_pad_negative_axes() {
             out.y.data(),
             common::data::<f32>(&want_0),
             1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_conv_with_autopad_same {
+    kiln::include_model!("tests/onnx_node/test_conv_with_autopad_same/model.onnx");
+}
+
+#[test]
+fn test_conv_with_autopad_same() {
+    let dir = common::case_dir("tests/onnx_node/test_conv_with_autopad_same");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_conv_with_autopad_same::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_conv_with_autopad_same::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_conv_with_autopad_same [{}]: {e:?}", isa.name()));
+        let what = format!("test_conv_with_autopad_same [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_conv_with_strides_and_asymmetric_padding {
+    kiln::include_model!(
+        "tests/onnx_node/test_conv_with_strides_and_asymmetric_padding/model.onnx"
+    );
+}
+
+#[test]
+fn test_conv_with_strides_and_asymmetric_padding() {
+    let dir = common::case_dir("tests/onnx_node/test_conv_with_strides_and_asymmetric_padding");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_conv_with_strides_and_asymmetric_padding::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_conv_with_strides_and_asymmetric_padding::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_conv_with_strides_and_asymmetric_padding [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_conv_with_strides_and_asymmetric_padding [{}] y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_conv_with_strides_no_padding {
+    kiln::include_model!("tests/onnx_node/test_conv_with_strides_no_padding/model.onnx");
+}
+
+#[test]
+fn test_conv_with_strides_no_padding() {
+    let dir = common::case_dir("tests/onnx_node/test_conv_with_strides_no_padding");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_conv_with_strides_no_padding::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_conv_with_strides_no_padding::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_conv_with_strides_no_padding [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_conv_with_strides_no_padding [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_conv_with_strides_padding {
+    kiln::include_model!("tests/onnx_node/test_conv_with_strides_padding/model.onnx");
+}
+
+#[test]
+fn test_conv_with_strides_padding() {
+    let dir = common::case_dir("tests/onnx_node/test_conv_with_strides_padding");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_conv_with_strides_padding::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_conv_with_strides_padding::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_conv_with_strides_padding [{}]: {e:?}", isa.name()));
+        let what = format!("test_conv_with_strides_padding [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_convinteger_with_padding {
+    kiln::include_model!("tests/onnx_node/test_convinteger_with_padding/model.onnx");
+}
+
+#[test]
+fn test_convinteger_with_padding() {
+    let dir = common::case_dir("tests/onnx_node/test_convinteger_with_padding");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_convinteger_with_padding::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u8>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<u8>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_convinteger_with_padding::Inputs {
+                x: x_0,
+                w: x_1,
+                x_zero_point: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_convinteger_with_padding [{}]: {e:?}", isa.name()));
+        let what = format!("test_convinteger_with_padding [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_convinteger_without_padding {
+    kiln::include_model!("tests/onnx_node/test_convinteger_without_padding/model.onnx");
+}
+
+#[test]
+fn test_convinteger_without_padding() {
+    let dir = common::case_dir("tests/onnx_node/test_convinteger_without_padding");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_convinteger_without_padding::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u8>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<u8>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_convinteger_without_padding::Inputs {
+                x: x_0,
+                w: x_1,
+                x_zero_point: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_convinteger_without_padding [{}]: {e:?}", isa.name()));
+        let what = format!("test_convinteger_without_padding [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_convtranspose {
+    kiln::include_model!("tests/onnx_node/test_convtranspose/model.onnx");
+}
+
+#[test]
+fn test_convtranspose() {
+    let dir = common::case_dir("tests/onnx_node/test_convtranspose");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_convtranspose::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_convtranspose::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_convtranspose [{}]: {e:?}", isa.name()));
+        let what = format!("test_convtranspose [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_convtranspose_1d {
+    kiln::include_model!("tests/onnx_node/test_convtranspose_1d/model.onnx");
+}
+
+#[test]
+fn test_convtranspose_1d() {
+    let dir = common::case_dir("tests/onnx_node/test_convtranspose_1d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_convtranspose_1d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_convtranspose_1d::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_convtranspose_1d [{}]: {e:?}", isa.name()));
+        let what = format!("test_convtranspose_1d [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+#[cfg(kiln_run_ignored)]
+mod test_convtranspose_3d {
+    kiln::include_model!("tests/onnx_node/test_convtranspose_3d/model.onnx");
+}
+
+#[ignore = "3-D convolutions are not supported (kiln compiles 1-D and 2-D)"]
+#[test]
+fn test_convtranspose_3d() {
+    #[cfg(kiln_run_ignored)]
+    {
+        let dir = common::case_dir("tests/onnx_node/test_convtranspose_3d");
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = test_convtranspose_3d::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(test_convtranspose_3d::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("test_convtranspose_3d [{}]: {e:?}", isa.name()));
+            let what = format!("test_convtranspose_3d [{}] Y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                1.0e-4,
+                1.0e-5,
+            );
+        }
+    }
+}
+
+mod test_convtranspose_autopad_same {
+    kiln::include_model!("tests/onnx_node/test_convtranspose_autopad_same/model.onnx");
+}
+
+#[test]
+fn test_convtranspose_autopad_same() {
+    let dir = common::case_dir("tests/onnx_node/test_convtranspose_autopad_same");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_convtranspose_autopad_same::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_convtranspose_autopad_same::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_convtranspose_autopad_same [{}]: {e:?}", isa.name()));
+        let what = format!("test_convtranspose_autopad_same [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_convtranspose_dilations {
+    kiln::include_model!("tests/onnx_node/test_convtranspose_dilations/model.onnx");
+}
+
+#[test]
+fn test_convtranspose_dilations() {
+    let dir = common::case_dir("tests/onnx_node/test_convtranspose_dilations");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_convtranspose_dilations::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_convtranspose_dilations::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_convtranspose_dilations [{}]: {e:?}", isa.name()));
+        let what = format!("test_convtranspose_dilations [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_convtranspose_group_2 {
+    kiln::include_model!("tests/onnx_node/test_convtranspose_group_2/model.onnx");
+}
+
+#[test]
+fn test_convtranspose_group_2() {
+    let dir = common::case_dir("tests/onnx_node/test_convtranspose_group_2");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_convtranspose_group_2::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_convtranspose_group_2::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_convtranspose_group_2 [{}]: {e:?}", isa.name()));
+        let what = format!("test_convtranspose_group_2 [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_convtranspose_group_2_image_3 {
+    kiln::include_model!("tests/onnx_node/test_convtranspose_group_2_image_3/model.onnx");
+}
+
+#[test]
+fn test_convtranspose_group_2_image_3() {
+    let dir = common::case_dir("tests/onnx_node/test_convtranspose_group_2_image_3");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_convtranspose_group_2_image_3::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_convtranspose_group_2_image_3::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_convtranspose_group_2_image_3 [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_convtranspose_group_2_image_3 [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_convtranspose_kernel_shape {
+    kiln::include_model!("tests/onnx_node/test_convtranspose_kernel_shape/model.onnx");
+}
+
+#[test]
+fn test_convtranspose_kernel_shape() {
+    let dir = common::case_dir("tests/onnx_node/test_convtranspose_kernel_shape");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_convtranspose_kernel_shape::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_convtranspose_kernel_shape::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_convtranspose_kernel_shape [{}]: {e:?}", isa.name()));
+        let what = format!("test_convtranspose_kernel_shape [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_convtranspose_output_shape {
+    kiln::include_model!("tests/onnx_node/test_convtranspose_output_shape/model.onnx");
+}
+
+#[test]
+fn test_convtranspose_output_shape() {
+    let dir = common::case_dir("tests/onnx_node/test_convtranspose_output_shape");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_convtranspose_output_shape::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_convtranspose_output_shape::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_convtranspose_output_shape [{}]: {e:?}", isa.name()));
+        let what = format!("test_convtranspose_output_shape [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_convtranspose_pad {
+    kiln::include_model!("tests/onnx_node/test_convtranspose_pad/model.onnx");
+}
+
+#[test]
+fn test_convtranspose_pad() {
+    let dir = common::case_dir("tests/onnx_node/test_convtranspose_pad");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_convtranspose_pad::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_convtranspose_pad::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_convtranspose_pad [{}]: {e:?}", isa.name()));
+        let what = format!("test_convtranspose_pad [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_convtranspose_pads {
+    kiln::include_model!("tests/onnx_node/test_convtranspose_pads/model.onnx");
+}
+
+#[test]
+fn test_convtranspose_pads() {
+    let dir = common::case_dir("tests/onnx_node/test_convtranspose_pads");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_convtranspose_pads::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_convtranspose_pads::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_convtranspose_pads [{}]: {e:?}", isa.name()));
+        let what = format!("test_convtranspose_pads [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
             1.0e-5,
         );
     }

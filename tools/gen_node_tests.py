@@ -62,11 +62,15 @@ SELECT = [
     r"test_(constant|edge|reflect|wrap)_pad.*",
     r"test_split_(equal|variable|zero|1d|2d).*",  # test_split_to_sequence_*: sequences
     r"test_(leakyrelu|hardsigmoid|hardswish|elu|selu|softplus)(_.*)?",
+    # Convolutions (Conv, ConvInteger, ConvTranspose) and inference BatchNormalization.
+    r"test_(basic_)?conv(integer|transpose)?(_.*)?",
+    r"test_batchnorm_(epsilon|example)",  # the _training_mode variants need training outputs
 ]
 
 # name -> reason: emitted as #[ignore = "reason"]. Filled automatically for cases whose shape-like
 # inputs are graph inputs (see SHAPE_INPUTS); add hand-written entries here.
 IGNORE = {}
+IGNORE["test_convtranspose_3d"] = "3-D convolutions are not supported (kiln compiles 1-D and 2-D)"
 # Resize features kiln does not implement (compile errors naming them), and one case where kiln
 # follows onnxruntime rather than the ONNX reference.
 _RESIZE_UNSUPPORTED = {
@@ -94,7 +98,10 @@ SHAPE_INPUTS = {"Reshape": [1], "Expand": [1], "Tile": [1], "ConstantOfShape": [
 # Parameter inputs that kiln needs at compile time and real models hold as initializers, but that
 # the node tests feed as graph inputs (every node-test input is a graph input). They are turned
 # into initializers holding exactly the test data's values; the expected outputs are unchanged.
-CONST_INPUTS = {"Resize": [1, 2, 3], "Upsample": [1], "Pad": [1, 2, 3], "Split": [1]}
+CONST_INPUTS = {"Resize": [1, 2, 3], "Upsample": [1], "Pad": [1, 2, 3], "Split": [1],
+                # Conv weights/bias as initializers select the compiled algorithms (GEMM,
+                # depthwise) rather than the run-time-weights reference loops.
+                "Conv": [1, 2], "ConvInteger": [3], "ConvTranspose": [1, 2], "BatchNormalization": [1, 2, 3, 4]}
 SHAPE_REASON = "shape given as a runtime input; needs data-dependent shapes"
 
 # ONNX elem_type -> (Rust type, comparison kind)
@@ -116,6 +123,8 @@ OP_TOL = {
     # scales with K·eps·Σ|a·b|, not with |result|, so allow a larger absolute part.
     "MatMul": (1e-4, 1e-5),
     "Gemm": (1e-4, 1e-5),
+    "Conv": (1e-4, 1e-5),
+    "ConvTranspose": (1e-4, 1e-5),
 }
 
 from kiln_names import rust_fields  # noqa: E402  (tools/ is on sys.path when run as a script)

@@ -234,9 +234,12 @@ fn value_type(vi: &proto::ValueInfoProto, graph: &mut Graph) -> Result<(DType, V
         use proto::tensor_shape_proto::dimension::Value as D;
         match &d.value {
             Some(D::DimValue(v)) if *v >= 0 => dims.push(Dim::from(*v as usize)),
+            // -1 is the legacy marker of a dynamic dim (paddle2onnx, old exporters).
+            Some(D::DimValue(-1)) => dims.push(graph.sym(&format!("{name}_dim{i}"))),
             Some(D::DimValue(v)) => bail!("input `{name}` has a negative dimension {v}"),
-            // A named dim is decided per call; inputs sharing a name must agree.
-            Some(D::DimParam(p)) if !p.is_empty() => dims.push(graph.sym(p)),
+            // A named dim is decided per call; inputs sharing a name must agree. "?" is a
+            // placeholder some exporters write for every unknown dim: not a shared name.
+            Some(D::DimParam(p)) if !p.is_empty() && p != "?" => dims.push(graph.sym(p)),
             // An unnamed unknown dim gets a name of its own.
             _ => dims.push(graph.sym(&format!("{name}_dim{i}"))),
         }

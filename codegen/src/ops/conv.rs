@@ -93,7 +93,7 @@ impl ConvSpec {
                 } else {
                     quote!(t - t / 2)
                 };
-                quote!({ let t = ((#out).max(1) - 1) * #s + #ek; let t = t.saturating_sub(#input); #half })
+                quote!({ let t: usize = ((#out).max(1) - 1) * #s + #ek; let t = t.saturating_sub(#input); #half })
             }
         };
         let ph = pad(0, &h, &oh);
