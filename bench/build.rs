@@ -10,9 +10,22 @@ use std::path::Path;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(kiln_minilm)");
+    println!("cargo::rustc-check-cfg=cfg(kiln_ppocr)");
+    if Path::new("../models/ppocr/det.qc.onnx").exists()
+        && Path::new("../models/ppocr/cls.qc.onnx").exists()
+    {
+        for f in ["det.onnx", "det.qc.onnx", "cls.onnx", "cls.qc.onnx"] {
+            println!("cargo::rerun-if-changed=../models/ppocr/{f}");
+        }
+        println!("cargo::rustc-cfg=kiln_ppocr");
+    }
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=KILN_BENCH_MINILM");
-    for p in ["../build.rs", "../tools/fetch_minilm.py"] {
+    for p in [
+        "../build.rs",
+        "../tools/fetch_minilm.py",
+        "../tools/fetch_ppocr.py",
+    ] {
         if Path::new(p).exists() {
             println!("cargo::rerun-if-changed={p}");
         }

@@ -736,6 +736,7 @@ def emit_case(case, m: onnx.ModelProto, xs, arch, cfg):
     meta["inputs"][0]["shape"] = [list(x.shape) for x in xs] if len(xs) > 1 else list(xs[0].shape)
     meta["data_sets"] = len(xs)
     d = os.path.join(MODELS, case)
+    write_text(os.path.join(d, "meta.json"), json.dumps(meta, indent=1) + "\n")
     return meta
 
 

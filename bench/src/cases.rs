@@ -324,3 +324,104 @@ pub fn minilm_cases(root: &Path, _shapes: &[(usize, usize)]) -> Vec<Case> {
     }
     Vec::new()
 }
+
+// ---- (d) CNNs (issue 5) ------------------------------------------------------------------------
+//
+// The CNN fixtures (tests/models, symbolic N/H/W) at a realistic image size, float and with
+// their convolutions quantized (ConvInteger), and, with `--cfg kiln_ppocr` (bench/build.rs, when
+// tools/fetch_ppocr.py has written models/ppocr), PaddleOCR's text detector and direction
+// classifier. Every network runs as the same file in kiln, onnxruntime and RTen.
+
+macro_rules! cnn_models {
+    ($($name:ident => $path:literal, $out:ident, $cfg:meta;)*) => {
+        $(
+            #[cfg($cfg)]
+            #[allow(clippy::all)]
+            mod $name {
+                kiln::include_model!($path);
+            }
+        )*
+        /// (case name, model file relative to the repository, runner factory) of every CNN
+        /// compiled into the bench.
+        #[allow(clippy::type_complexity)]
+        fn cnn_models() -> Vec<(&'static str, &'static str, fn(Vec<f32>, Vec<usize>) -> Runner)> {
+            #[allow(unused_mut)]
+            let mut v: Vec<(&'static str, &'static str, fn(Vec<f32>, Vec<usize>) -> Runner)> = Vec::new();
+            $(
+                #[cfg($cfg)]
+                v.push((stringify!($name), &$path[3..], |x: Vec<f32>, shape: Vec<usize>| -> Runner {
+                    let mut model = $name::Model::new();
+                    Box::new(move || {
+                        let t = kiln::TensorRef::new(&x, &shape).unwrap();
+                        let out = model.run($name::Inputs { x: t }).unwrap();
+                        std::hint::black_box(out.$out.data());
+                    })
+                }));
+            )*
+            v
+        }
+    };
+}
+
+cnn_models! {
+    mobilenet_v2_f32 => "../tests/models/mobilenet_v2_f32/model.onnx", y, all();
+    mobilenet_v2_qc_s8 => "../tests/models/mobilenet_v2_qc_s8/model.onnx", y, all();
+    resnet_f32 => "../tests/models/resnet_f32/model.onnx", y, all();
+    resnet_qc_s8 => "../tests/models/resnet_qc_s8/model.onnx", y, all();
+    ppocr_det_f32 => "../models/ppocr/det.onnx", sigmoid_0_tmp_0, kiln_ppocr;
+    ppocr_det_qc_s8 => "../models/ppocr/det.qc.onnx", sigmoid_0_tmp_0, kiln_ppocr;
+    ppocr_cls_f32 => "../models/ppocr/cls.onnx", save_infer_model_scale_0_tmp_1, kiln_ppocr;
+    ppocr_cls_qc_s8 => "../models/ppocr/cls.qc.onnx", save_infer_model_scale_0_tmp_1, kiln_ppocr;
+}
+
+/// Input shape of each CNN case (all: the issue's sizes; quick: small ones).
+fn cnn_shape(name: &str, all: bool) -> Vec<usize> {
+    match (
+        name.split('_')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("_")
+            .as_str(),
+        all,
+    ) {
+        ("ppocr_det", true) => vec![1, 3, 320, 480],
+        ("ppocr_det", false) => vec![1, 3, 64, 96],
+        ("ppocr_cls", true) => vec![8, 3, 48, 192],
+        ("ppocr_cls", false) => vec![1, 3, 48, 192],
+        (_, true) => vec![1, 3, 224, 224],
+        (_, false) => vec![1, 3, 64, 64],
+    }
+}
+
+pub fn cnn_cases(root: &Path, all: bool) -> Vec<Case> {
+    #[cfg(not(kiln_ppocr))]
+    eprintln!(
+        "note: PP-OCR cases skipped (models/ppocr not found at build time: \
+         `python3 tools/fetch_ppocr.py`, then `touch bench/build.rs`)"
+    );
+    cnn_models()
+        .into_iter()
+        .map(|(name, path, make)| {
+            let shape = cnn_shape(name, all);
+            let x: Vec<f32> = pseudo_random(shape.iter().product(), 11)
+                .into_iter()
+                .map(|v| v * 0.5)
+                .collect();
+            let (x2, shape2) = (x.clone(), shape.clone());
+            let dims = shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("x");
+            Case {
+                name: format!("{name}_{dims}"),
+                onnx: root.join(path),
+                inputs: vec![("x".into(), shape, Input::F32(x))],
+                macs: None,
+                weight_bytes: None,
+                kernel: None,
+                make_kiln: Box::new(move || make(x2.clone(), shape2.clone())),
+            }
+        })
+        .collect()
+}

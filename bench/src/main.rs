@@ -276,6 +276,12 @@ fn main() {
         cases::MINILM_QUICK
     };
     all.extend(
+        cases::cnn_cases(&root, args.mode == Mode::All)
+            .into_iter()
+            .filter(|c| keep(&c.name))
+            .map(Ok),
+    );
+    all.extend(
         cases::minilm_cases(&root, minilm)
             .into_iter()
             .filter(|c| keep(&c.name))

@@ -149,6 +149,46 @@ pub fn quantize_u8(x: &[f32], qp: QParams, out: &mut [u8]) {
     }
 }
 
+/// [`quantize_u8`] with the SIMD row kernels of [`quantize_pack_a`] (bit-identical); large
+/// inputs are split across threads.
+pub fn quantize_u8_isa(isa: Isa, x: &[f32], qp: QParams, out: &mut [u8]) {
+    assert!(out.len() >= x.len(), "quantize_u8: output too short");
+    let isa = isa.resolve();
+    let out = &mut out[..x.len()];
+    #[cfg(feature = "rayon")]
+    {
+        let n = crate::par::pieces(x.len(), crate::par::MIN_ELEMS);
+        if n > 1 {
+            use rayon::prelude::*;
+            let per = x.len().div_ceil(n);
+            x.par_chunks(per)
+                .zip(out.par_chunks_mut(per))
+                .with_max_len(1)
+                .for_each(|(x, o)| {
+                    quantize_row(isa, x, qp, o);
+                });
+            return;
+        }
+    }
+    quantize_row(isa, x, qp, out);
+}
+
+/// Quantizes `x` into `out` (same length) on the calling thread with the best kernel of a
+/// resolved `isa`; returns the sum of the quantized values (wrapping).
+pub fn quantize_row(isa: Isa, x: &[f32], qp: QParams, out: &mut [u8]) -> i32 {
+    assert_eq!(x.len(), out.len(), "quantize_row: lengths differ");
+    let zp = qp.zero_point as f32;
+    match isa.resolve() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `resolve` returned a family the CPU has (AVX-512 F/BW).
+        Isa::Avx512Vnni => unsafe { x86::quantize_row_avx512(x, qp.scale, zp, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `resolve` returned a family the CPU has; all of them include AVX2.
+        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::quantize_row_avx2(x, qp.scale, zp, out) },
+        _ => quantize_row_scalar(x, qp.scale, zp, out),
+    }
+}
+
 /// The fused pass: quantize an M x K row-major f32 matrix (row stride `lda`) into `a`
 /// (M x padded_k(K) u8, row-major, padding bytes 0) and write `row_term[m] = rowsum_m − K·zp`
 /// (rowsum over the real K quantized values, wrapping i32). SIMD (AVX-512/AVX2) with scalar

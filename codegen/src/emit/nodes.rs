@@ -114,7 +114,7 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                         quote! {{
                             let geom = #geom;
                             let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
-                            #rt::quantize::quantize_u8(#x, qp, #q);
+                            #rt::quantize::quantize_u8_isa(isa, #x, qp, #q);
                             #rt::ops::conv::depthwise(isa, &geom, &*#q, qp.zero_point as f32, #w.0,
                                 Some((qp.scale, #w.1)), #b, #actt, #y);
                         }}
@@ -143,7 +143,7 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                             let geom = #geom;
                             let rows = geom.rows();
                             let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
-                            #rt::ops::conv::quantize_nhwc(#x, geom.batch, geom.c_in, #hw, qp, #q);
+                            #rt::ops::conv::quantize_nhwc(isa, #x, geom.batch, geom.c_in, #hw, qp, #q);
                             let (q, abuf, rterm, nhwc) = (&*#q, #a, #r, #nhwc);
                             let _ = &abuf;
                             for grp in 0..#ng {
@@ -516,7 +516,7 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
             }
             quote! {{
                 let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
-                #rt::quantize::quantize_u8(#x, qp, #y);
+                #rt::quantize::quantize_u8_isa(isa, #x, qp, #y);
                 #tail
             }}
         }

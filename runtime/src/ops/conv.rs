@@ -119,28 +119,71 @@ impl ConvGeom {
 }
 
 /// Quantizes NCHW `x` (`batch` images of `c` × `hw`) into NHWC u8 `out`, with exactly the
-/// rounding of `quantize::quantize_u8`.
-pub fn quantize_nhwc(x: &[f32], batch: usize, c: usize, hw: usize, qp: QParams, out: &mut [u8]) {
+/// rounding of `quantize::quantize_u8`: blocks of pixels are quantized channel row by channel
+/// row with the SIMD row kernel into a tile on the stack, then the tile is transposed into the
+/// NHWC rows. Blocks are split across threads.
+pub fn quantize_nhwc(
+    isa: Isa,
+    x: &[f32],
+    batch: usize,
+    c: usize,
+    hw: usize,
+    qp: QParams,
+    out: &mut [u8],
+) {
+    const TILE: usize = 16 * 1024;
     let per = c * hw;
     assert!(
         x.len() >= batch * per && out.len() >= batch * per,
         "quantize_nhwc: buffer too short"
     );
-    let zp = qp.zero_point as f32;
-    const PB: usize = 32;
-    for b in 0..batch {
+    if per == 0 {
+        return;
+    }
+    let isa = isa.resolve();
+    // Pixels per block: as many as fit the tile, a multiple of 16 when possible.
+    let pb = {
+        let n = (TILE / c).max(1).min(hw);
+        if n >= 16 { n / 16 * 16 } else { n }
+    };
+    let blocks = hw.div_ceil(pb);
+    let one = |b: usize, blk: usize, os: &mut [u8]| {
+        let mut tile = [0u8; TILE];
         let xs = &x[b * per..(b + 1) * per];
-        let os = &mut out[b * per..(b + 1) * per];
-        // Blocks of PB pixels: each channel row contributes PB contiguous reads, and the PB
-        // output pixels (PB·c bytes) stay in L1 while the channels are swept.
-        for p0 in (0..hw).step_by(PB) {
-            let p1 = (p0 + PB).min(hw);
-            for ch in 0..c {
-                let row = &xs[ch * hw + p0..ch * hw + p1];
-                for (j, &v) in row.iter().enumerate() {
-                    os[(p0 + j) * c + ch] = crate::quantize::quantize_one(v, qp.scale, zp);
-                }
+        let (p0, p1) = (blk * pb, ((blk + 1) * pb).min(hw));
+        let n = p1 - p0;
+        for ch in 0..c {
+            crate::quantize::quantize_row(
+                isa,
+                &xs[ch * hw + p0..ch * hw + p1],
+                qp,
+                &mut tile[ch * n..(ch + 1) * n],
+            );
+        }
+        // os holds pixels p0..p1 of image b (n rows of c bytes).
+        for j in 0..n {
+            let row = &mut os[j * c..(j + 1) * c];
+            for (ch, o) in row.iter_mut().enumerate() {
+                *o = tile[ch * n + j];
             }
+        }
+    };
+    let out = &mut out[..batch * per];
+    #[cfg(feature = "rayon")]
+    {
+        if crate::par::pieces(batch * per, crate::par::MIN_ELEMS) > 1 && batch * blocks > 1 {
+            use rayon::prelude::*;
+            out.par_chunks_mut(per).enumerate().for_each(|(b, img)| {
+                img.par_chunks_mut(pb * c)
+                    .enumerate()
+                    .for_each(|(blk, os)| one(b, blk, os));
+            });
+            return;
+        }
+    }
+    for (b, img) in out.chunks_mut(per).enumerate() {
+        for (blk, os) in img.chunks_mut(pb * c).enumerate() {
+            one(b, blk, os);
         }
     }
 }
@@ -382,6 +425,11 @@ unsafe fn plane_avx2<T: DwInput>(
 /// One output plane of the depthwise kernel (inlined into each ISA wrapper so that the loops
 /// are vectorised for its width). No FMA is requested, and the products are exact anyway for
 /// int8; for f32 the sum runs in tap order.
+///
+/// Per output row and chunk of up to `CH` outputs, each input row the window touches is
+/// converted once (centered, f32) into a zero-padded buffer split by column phase (`ix mod
+/// stride`), so that every kernel tap is one contiguous multiply-add over the chunk: no bounds
+/// checks and no strided loads in the inner loop.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn plane<T: DwInput>(
@@ -395,60 +443,125 @@ fn plane<T: DwInput>(
     out: &mut [f32],
 ) {
     const CH: usize = 256;
+    const BUF: usize = 2048;
+    let span = (g.kw - 1) * g.dw; // extra input columns one chunk needs beyond CH·sw
+    if CH * g.sw + span + 1 > BUF || g.sw > 8 {
+        return plane_generic(g, x, za, w, s, b, act, out);
+    }
     let mut acc = [0.0f32; CH];
+    let mut buf = [0.0f32; BUF];
     for oy in 0..g.oh {
         let orow = &mut out[oy * g.ow..(oy + 1) * g.ow];
         for o0 in (0..g.ow).step_by(CH) {
             let o1 = (o0 + CH).min(g.ow);
-            let acc = &mut acc[..o1 - o0];
+            let n = o1 - o0;
+            let acc = &mut acc[..n];
             acc.fill(0.0);
+            // Virtual columns v = ix + pw covered by this chunk: [o0·sw, o0·sw + len).
+            let v0 = o0 * g.sw;
+            let len = (n - 1) * g.sw + span + 1;
+            // Each phase r holds v0 + r, v0 + r + sw, …: `plen` entries.
+            let plen = len.div_ceil(g.sw);
             for ky in 0..g.kh {
                 let Some(iy) = g.in_y(oy, ky) else { continue };
                 let xrow = &x[iy * g.w..(iy + 1) * g.w];
-                for kx in 0..g.kw {
-                    let wv = w[ky * g.kw + kx];
-                    let (lo, hi) = g.valid_x(kx);
-                    let (lo, hi) = (lo.max(o0), hi.min(o1));
-                    if lo >= hi {
-                        continue;
+                for r in 0..g.sw {
+                    let ph = &mut buf[r * plen..(r + 1) * plen];
+                    // Phase r, entry u reads ix = v0 + r + u·sw − pw: valid for u in [ua, ub).
+                    let first = v0 + r; // ix + pw of u = 0
+                    let ua = g.pw.saturating_sub(first).div_ceil(g.sw).min(plen);
+                    let ub = if g.w + g.pw > first {
+                        (g.w + g.pw - first).div_ceil(g.sw).min(plen)
+                    } else {
+                        0
                     }
-                    let ix0 = lo * g.sw + kx * g.dw - g.pw;
-                    let dst = &mut acc[lo - o0..hi - o0];
+                    .max(ua);
+                    ph[..ua].fill(0.0);
+                    ph[ub..].fill(0.0);
+                    let ix0 = first + ua * g.sw - g.pw;
+                    let d = &mut ph[ua..ub];
                     if g.sw == 1 {
-                        let src = &xrow[ix0..ix0 + (hi - lo)];
-                        for (d, &v) in dst.iter_mut().zip(src) {
-                            *d += v.centered(za) * wv;
+                        for (d, &v) in d.iter_mut().zip(&xrow[ix0..ix0 + (ub - ua)]) {
+                            *d = v.centered(za);
                         }
                     } else {
-                        for (j, d) in dst.iter_mut().enumerate() {
-                            *d += xrow[ix0 + j * g.sw].centered(za) * wv;
+                        for (u, d) in d.iter_mut().enumerate() {
+                            *d = xrow[ix0 + u * g.sw].centered(za);
                         }
                     }
                 }
-            }
-            let dst = &mut orow[o0..o1];
-            match (s, b) {
-                (Some(s), Some(b)) => {
-                    for (d, &a) in dst.iter_mut().zip(acc.iter()) {
-                        *d = act.apply(a * s + b);
-                    }
-                }
-                (Some(s), None) => {
-                    for (d, &a) in dst.iter_mut().zip(acc.iter()) {
-                        *d = act.apply(a * s);
-                    }
-                }
-                (None, Some(b)) => {
-                    for (d, &a) in dst.iter_mut().zip(acc.iter()) {
-                        *d = act.apply(a + b);
-                    }
-                }
-                (None, None) => {
-                    for (d, &a) in dst.iter_mut().zip(acc.iter()) {
-                        *d = act.apply(a);
+                for kx in 0..g.kw {
+                    let wv = w[ky * g.kw + kx];
+                    let t = kx * g.dw;
+                    let (r, u0) = (t % g.sw, t / g.sw);
+                    let src = &buf[r * plen + u0..r * plen + u0 + n];
+                    for (a, &v) in acc.iter_mut().zip(src) {
+                        *a += v * wv;
                     }
                 }
             }
+            epilogue(&mut orow[o0..o1], acc, s, b, act);
+        }
+    }
+}
+
+/// `dst = act(acc·s + b)` (each part optional).
+#[inline(always)]
+fn epilogue(dst: &mut [f32], acc: &[f32], s: Option<f32>, b: Option<f32>, act: Activation) {
+    match (s, b) {
+        (Some(s), Some(b)) => {
+            for (d, &a) in dst.iter_mut().zip(acc) {
+                *d = act.apply(a * s + b);
+            }
+        }
+        (Some(s), None) => {
+            for (d, &a) in dst.iter_mut().zip(acc) {
+                *d = act.apply(a * s);
+            }
+        }
+        (None, Some(b)) => {
+            for (d, &a) in dst.iter_mut().zip(acc) {
+                *d = act.apply(a + b);
+            }
+        }
+        (None, None) => {
+            for (d, &a) in dst.iter_mut().zip(acc) {
+                *d = act.apply(a);
+            }
+        }
+    }
+}
+
+/// The plain loop nest, for geometries whose padded row chunk does not fit the stack buffer.
+#[allow(clippy::too_many_arguments)]
+fn plane_generic<T: DwInput>(
+    g: &ConvGeom,
+    x: &[T],
+    za: f32,
+    w: &[f32],
+    s: Option<f32>,
+    b: Option<f32>,
+    act: Activation,
+    out: &mut [f32],
+) {
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let mut a = 0.0f32;
+            for ky in 0..g.kh {
+                let Some(iy) = g.in_y(oy, ky) else { continue };
+                for kx in 0..g.kw {
+                    if let Some(ix) = g.in_x(ox, kx) {
+                        a += x[iy * g.w + ix].centered(za) * w[ky * g.kw + kx];
+                    }
+                }
+            }
+            epilogue(
+                &mut out[oy * g.ow + ox..oy * g.ow + ox + 1],
+                &[a],
+                s,
+                b,
+                act,
+            );
         }
     }
 }
@@ -456,6 +569,10 @@ fn plane<T: DwInput>(
 /// Builds the packed B operand of `matmul::sgemm` for image `b`, group `grp` of the float
 /// path: `col[K][P]` (K ordered `(c, ky, kx)` like ONNX weights, P = output pixels) as
 /// `[P/16 panels][K][16]`, zero outside the image and in the last panel's tail.
+///
+/// Written run by run: for each K row and output row, the pixels between two panel boundaries
+/// are one contiguous destination, filled from a contiguous (stride 1) or strided stretch of
+/// one input row, with zeros where the window leaves the image. Threads take panel ranges.
 pub fn im2col_f32_panels(g: &ConvGeom, b: usize, grp: usize, x: &[f32], col: &mut [f32]) {
     use crate::ops::matmul::SNR;
     g.validate();
@@ -464,53 +581,79 @@ pub fn im2col_f32_panels(g: &ConvGeom, b: usize, grp: usize, x: &[f32], col: &mu
     assert!(x.len() >= g.input_len(), "im2col_f32: input too short");
     assert!(col.len() >= panels * k * SNR, "im2col_f32: col too short");
     let img = &x[(b * g.c_in + grp * cg) * g.h * g.w..][..cg * g.h * g.w];
-    let fill = |pi: usize, panel: &mut [f32]| {
-        let mut oyx = [(0usize, 0usize); SNR];
-        let cnt = (p - pi * SNR).min(SNR);
-        for (j, e) in oyx.iter_mut().enumerate().take(cnt) {
-            let q = pi * SNR + j;
-            *e = (q / g.ow, q % g.ow);
+    let col = &mut col[..panels * k * SNR];
+    if k == 0 || p == 0 {
+        return;
+    }
+    // Fills panels [p0, p0 + n) (a chunk of `col` starting at panel p0).
+    let fill = |p0: usize, chunk: &mut [f32]| {
+        let n = chunk.len() / (k * SNR);
+        let (q0, q1) = (p0 * SNR, ((p0 + n) * SNR).min(p));
+        if q1 < (p0 + n) * SNR {
+            // The last panel's tail (pixels ≥ P): zero for every K row.
+            let last = &mut chunk[(n - 1) * k * SNR..];
+            for row in last.chunks_exact_mut(SNR) {
+                row[q1 - (p0 + n - 1) * SNR..].fill(0.0);
+            }
         }
-        let mut kk = 0;
+        let mut kidx = 0;
         for c in 0..cg {
             let plane = &img[c * g.h * g.w..(c + 1) * g.h * g.w];
             for ky in 0..g.kh {
                 for kx in 0..g.kw {
-                    let dst = &mut panel[kk * SNR..(kk + 1) * SNR];
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        *d = if j < cnt {
-                            let (oy, ox) = oyx[j];
-                            match (g.in_y(oy, ky), g.in_x(ox, kx)) {
-                                (Some(iy), Some(ix)) => plane[iy * g.w + ix],
-                                _ => 0.0,
+                    let (lo, hi) = g.valid_x(kx);
+                    let off = kx * g.dw; // ix = ox·sw + off − pw
+                    for oy in q0 / g.ow..q1.div_ceil(g.ow) {
+                        let iy = g.in_y(oy, ky);
+                        let (ra, rb) = ((oy * g.ow).max(q0), ((oy + 1) * g.ow).min(q1));
+                        let mut q = ra;
+                        while q < rb {
+                            let j = q % SNR;
+                            let len = (SNR - j).min(rb - q);
+                            let pi = q / SNR - p0;
+                            let dst = &mut chunk[(pi * k + kidx) * SNR + j..][..len];
+                            let ox = q - oy * g.ow;
+                            match iy {
+                                None => dst.fill(0.0),
+                                Some(iy) => {
+                                    let xr = &plane[iy * g.w..(iy + 1) * g.w];
+                                    let a = lo.clamp(ox, ox + len);
+                                    let e = hi.clamp(a, ox + len);
+                                    dst[..a - ox].fill(0.0);
+                                    dst[e - ox..].fill(0.0);
+                                    let d = &mut dst[a - ox..e - ox];
+                                    if g.sw == 1 {
+                                        let s0 = a + off - g.pw;
+                                        d.copy_from_slice(&xr[s0..s0 + (e - a)]);
+                                    } else {
+                                        for (t, v) in d.iter_mut().enumerate() {
+                                            *v = xr[(a + t) * g.sw + off - g.pw];
+                                        }
+                                    }
+                                }
                             }
-                        } else {
-                            0.0
-                        };
+                            q += len;
+                        }
                     }
-                    kk += 1;
+                    kidx += 1;
                 }
             }
         }
     };
-    let col = &mut col[..panels * k * SNR];
-    if k == 0 {
-        return;
-    }
     #[cfg(feature = "rayon")]
     {
         let n = crate::par::pieces(panels, crate::par::MIN_ELEMS.div_ceil(k * SNR));
         if n > 1 {
             use rayon::prelude::*;
-            col.par_chunks_mut(k * SNR)
+            let per = panels.div_ceil(n);
+            col.par_chunks_mut(per * k * SNR)
                 .enumerate()
-                .for_each(|(pi, panel)| fill(pi, panel));
+                .with_max_len(1)
+                .for_each(|(i, chunk)| fill(i * per, chunk));
             return;
         }
     }
-    for (pi, panel) in col.chunks_exact_mut(k * SNR).enumerate() {
-        fill(pi, panel);
-    }
+    fill(0, col);
 }
 
 /// In place over `rows` rows of `len` values: `y = act(y + bias[r])` (no add without a bias).
@@ -951,7 +1094,7 @@ mod tests {
             for isa in Isa::all_available() {
                 // GEMM path: quantize NHWC, im2col, qgemm per group, NHWC → NCHW.
                 let mut q = vec![0u8; x.len()];
-                quantize_nhwc(&x, g.batch, g.c_in, g.h * g.w, qp, &mut q);
+                quantize_nhwc(isa, &x, g.batch, g.c_in, g.h * g.w, qp, &mut q);
                 let (rows, pk, og) = (g.rows(), padded_k(g.k()), g.og());
                 let mut a = vec![0u8; rows * pk];
                 let mut rt = vec![0i32; rows];
