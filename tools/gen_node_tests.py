@@ -40,6 +40,10 @@ DUMP = os.environ.get("KILN_DUMP_NODE_TESTS", "/work/shared/tools/dump_onnx_node
 
 SELECT = [
     r"test_matmulinteger.*",
+    r"test_quantizelinear.*",
+    r"test_dequantizelinear.*",
+    r"test_qlinearmatmul.*",
+    r"test_qlinearconv.*",
     r"test_dynamicquantizelinear.*",
     r"test_(add|sub|mul|div)(_.*)?",
     r"test_relu",  # test_relu_expanded_ver18 is an expansion into other ops
@@ -368,7 +372,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         prefilter = "^(" + "|".join(SELECT) + ")"
         subprocess.run([sys.executable, DUMP, tmp, prefilter], check=True, stderr=subprocess.DEVNULL)
-        fill_missing_data(tmp, {n for n in os.listdir(tmp) if n.startswith("test_cast_")})
+        fill_missing_data(tmp, {n for n in os.listdir(tmp) if n.startswith(("test_cast_", "test_quantizelinear"))})
         cases, skipped = [], []
         for name in sorted(os.listdir(tmp)):
             d = os.path.join(tmp, name)

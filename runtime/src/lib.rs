@@ -29,6 +29,7 @@ pub mod kernels;
 pub mod ops;
 pub mod pack;
 pub(crate) mod par;
+pub mod qlinear;
 pub mod quantize;
 pub mod tensor;
 

@@ -224,6 +224,56 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
                 });
                 node_statics[ni] = Some(id);
             }
+            Some(KilnOp::QMatMul {
+                packed: Some(w), ..
+            }) => {
+                let e = packed_i8_expr(rt, &mut blob, w);
+                statics.push(quote! {
+                    static #id: #rt::pack::PackedI8<'static> = #e;
+                });
+                node_statics[ni] = Some(id);
+            }
+            Some(KilnOp::QLinearConv {
+                packed: Some((groups, _)),
+                ..
+            }) => {
+                let es: Vec<_> = groups
+                    .iter()
+                    .map(|w| packed_i8_expr(rt, &mut blob, w))
+                    .collect();
+                let ng = lit(es.len());
+                statics.push(quote! {
+                    static #id: [#rt::pack::PackedI8<'static>; #ng] = [#(#es),*];
+                });
+                node_statics[ni] = Some(id);
+            }
+            Some(KilnOp::DqMatMul { w, .. }) => {
+                let mut sec = |b: Vec<u8>| lit(blob.push(&b));
+                let (k, nn, bits, signed, bk, bn) =
+                    (lit(w.k), lit(w.n), w.bits, w.signed, lit(w.bk), lit(w.bn));
+                let (dl, pl) = (lit(w.data.len()), lit(w.scale.len()));
+                let data = sec(w.data.clone());
+                let scale = sec(w.scale.iter().flat_map(|x| x.to_le_bytes()).collect());
+                let zp = sec(w.zero_point.iter().flat_map(|x| x.to_le_bytes()).collect());
+                let bias = match &w.bias {
+                    Some(b) => {
+                        let o = sec(b.iter().flat_map(|x| x.to_le_bytes()).collect());
+                        let bl = lit(b.len());
+                        quote!(Some(#rt::blob::f32s(&BLOB, #o, #bl)))
+                    }
+                    None => quote!(None),
+                };
+                statics.push(quote! {
+                    static #id: #rt::ops::matmul::DqWeights<'static> = #rt::ops::matmul::DqWeights {
+                        k: #k, n: #nn, data: #rt::blob::u8s(&BLOB, #data, #dl), bits: #bits,
+                        signed: #signed, bk: #bk, bn: #bn,
+                        scale: #rt::blob::f32s(&BLOB, #scale, #pl),
+                        zero_point: #rt::blob::i32s(&BLOB, #zp, #pl),
+                        bias: #bias,
+                    };
+                });
+                node_statics[ni] = Some(id);
+            }
             Some(KilnOp::SGemm { weights: w, .. }) => {
                 let (k, nn) = (lit(w.k), lit(w.n));
                 let data = lit(blob.push(

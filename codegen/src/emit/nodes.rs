@@ -207,6 +207,149 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                     #rt::ops::conv::conv_transpose_f32(isa, &geom, #x, #w, #b, #xp, #col, #y);
                 }}
             }
+            KilnOp::QMatMul {
+                batches,
+                w_batches,
+                m,
+                k,
+                n: nn,
+                packed,
+            } => {
+                let a = inp(0)?;
+                let ta = super::rust_ty(g.values[a].dtype);
+                let ty = super::rust_ty(g.values[out].dtype);
+                let (xa, az, bs, ys, yz) = (
+                    c.src(a),
+                    c.src(inp(2)?),
+                    c.src(inp(4)?),
+                    c.src(inp(6)?),
+                    c.src(inp(7)?),
+                );
+                let (y, acc) = (c.dst(out), c.dst(n.outputs[1]));
+                let rows = c.dim(&batches.mul(m));
+                let (kk, nt) = (c.dim(k), c.dim(nn));
+                let a_s = c.src(inp(1)?);
+                let requant = quote! {
+                    #rt::qlinear::requantize::<#ty>(&*acc, rows, #nt, 1, None, (#a_s)[0], #bs, (#ys)[0], (#yz)[0], #y);
+                };
+                if packed.is_some() {
+                    let w = weights.expect("QMatMul weights emitted");
+                    let (ap, rtv) = (c.dst(n.outputs[2]), c.dst(n.outputs[3]));
+                    quote! {{
+                        let rows = #rows;
+                        let (acc, ap, rterm) = (#acc, #ap, #rtv);
+                        let zu = #rt::qlinear::pack_a::<#ta>(#xa, rows, #kk, (#az)[0], &mut *ap, &mut *rterm);
+                        #rt::gemm::qgemm_i32(isa, rows, &*ap, &*rterm, zu, #w, &mut *acc, #nt);
+                        #requant
+                    }}
+                } else {
+                    let b = c.src(inp(3)?);
+                    let bz = match n.input(5) {
+                        Some(z) => {
+                            let z = c.src(z);
+                            quote!(Some(#z))
+                        }
+                        None => quote!(None),
+                    };
+                    let (nb, wb, mm) = (c.dim(batches), c.dim(w_batches), c.dim(m));
+                    quote! {{
+                        let rows = #rows;
+                        let acc = #acc;
+                        #rt::qlinear::matmul_integer_batched(#xa, (#az)[0] as i32, #b, #bz, #nb, #wb, #mm, #kk, #nt, &mut *acc);
+                        #requant
+                    }}
+                }
+            }
+            KilnOp::QLinearConv { spec, packed } => {
+                let geom = spec.geom_tokens(rt, &|d| c.dim(d));
+                let ty = super::rust_ty(g.values[out].dtype);
+                let (x, xs, xz, ws, ys, yz) = (
+                    c.src(inp(0)?),
+                    c.src(inp(1)?),
+                    c.src(inp(2)?),
+                    c.src(inp(4)?),
+                    c.src(inp(6)?),
+                    c.src(inp(7)?),
+                );
+                let bias = match n.input(8) {
+                    Some(b) => {
+                        let b = c.src(b);
+                        quote!(Some(#b))
+                    }
+                    None => quote!(None),
+                };
+                let y = c.dst(out);
+                match packed {
+                    Some((groups, direct)) => {
+                        let w = weights.expect("QLinearConv weights emitted");
+                        let (acc, q, a, rtv) = (
+                            c.dst(n.outputs[1]),
+                            c.dst(n.outputs[2]),
+                            c.dst(n.outputs[3]),
+                            c.dst(n.outputs[4]),
+                        );
+                        let ng = lit(groups.len());
+                        let og = lit(spec.og());
+                        let hw = c.dim(&spec.h.mul(&spec.w));
+                        let fill = if *direct {
+                            quote! {
+                                #rt::ops::conv::row_terms(q, rows, geom.c_in, zu, &mut *rterm);
+                                let a: &[u8] = q;
+                            }
+                        } else {
+                            quote! {
+                                #rt::ops::conv::im2col_u8(&geom, grp, q, zu, &mut *abuf, &mut *rterm);
+                                let a: &[u8] = &*abuf;
+                            }
+                        };
+                        quote! {{
+                            let geom = #geom;
+                            let rows = geom.rows();
+                            let (acc, qb, abuf, rterm) = (#acc, #q, #a, #rtv);
+                            #rt::qlinear::to_nhwc_u8(#x, geom.batch, geom.c_in, #hw, &mut *qb);
+                            let q: &[u8] = &*qb;
+                            let zu = #rt::qlinear::QAct::to_u8_shifted((#xz)[0]);
+                            let _ = &abuf;
+                            for grp in 0..#ng {
+                                #fill
+                                #rt::gemm::qgemm_i32(isa, rows, a, &*rterm, zu as i32, #w[grp], &mut acc[grp * #og..], geom.c_out);
+                            }
+                            #rt::qlinear::requantize_nhwc_to_nchw::<#ty>(&*acc, geom.batch, geom.pixels(), geom.c_out, #bias, (#xs)[0], #ws, (#ys)[0], (#yz)[0], #y);
+                        }}
+                    }
+                    None => {
+                        let w = c.src(inp(3)?);
+                        let wz = match n.input(5) {
+                            Some(z) => match &g.values[z].konst {
+                                Some(d) => {
+                                    let v: Vec<i32> =
+                                        d.as_i64()?.into_iter().map(|v| v as i32).collect();
+                                    quote!(&[#(#v),*])
+                                }
+                                None if g.values[z].numel() == 1 => {
+                                    let z = c.src(z);
+                                    quote!(&[(#z)[0] as i32])
+                                }
+                                None => c.src(z),
+                            },
+                            None => quote!(&[0]),
+                        };
+                        let acc = c.dst(n.outputs[1]);
+                        quote! {{
+                            let geom = #geom;
+                            let acc = #acc;
+                            #rt::ops::conv::conv_integer_ref(&geom, #x, (#xz)[0] as i32, #w, #wz, &mut *acc);
+                            #rt::qlinear::requantize::<#ty>(&*acc, geom.batch, geom.c_out, geom.pixels(), #bias, (#xs)[0], #ws, (#ys)[0], (#yz)[0], #y);
+                        }}
+                    }
+                }
+            }
+            KilnOp::DqMatMul { m, .. } => {
+                let (x, y) = (c.src(inp(0)?), c.dst(out));
+                let w = weights.expect("DqMatMul weights emitted");
+                let m = c.dim(m);
+                quote! { #rt::ops::matmul::dq_matmul(isa, #m, #x, #w, #y); }
+            }
             KilnOp::ConvInteger { spec } => {
                 let geom = spec.geom_tokens(rt, &|d| c.dim(d));
                 let (x, w, y) = (c.src(inp(0)?), c.src(inp(1)?), c.dst(out));
@@ -227,9 +370,7 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                             let z = c.src(z);
                             quote!(&[(#z)[0] as i32])
                         }
-                        None => unsupported!(
-                            "ConvInteger with a per-channel weight zero point computed at run time"
-                        ),
+                        None => c.src(z),
                     },
                     None => quote!(&[0]),
                 };
@@ -422,13 +563,33 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
             let (x, y) = (c.src(xi), c.dst(out));
             quote! { #rt::ops::conv::channel_affine(#x, #outer, #ch, #inner, &[#(#s),*], &[#(#t),*], #y); }
         }
-        "DequantizeLinear" => {
-            let xi = inp(0)?;
-            let (scale, zp, _) = crate::ops::dequant_params(g, n)?;
-            let (s, z) = (scale[0], zp[0] as i32);
-            let t = super::rust_ty(g.values[xi].dtype);
-            let (x, y) = (c.src(xi), c.dst(out));
-            quote! { #rt::ops::elementwise::unary(#x, #y, |q: #t| ((q as i32).wrapping_sub(#z) as f32) * #s); }
+        "DequantizeLinear" | "QuantizeLinear" => {
+            let (xi, si) = (inp(0)?, inp(1)?);
+            let l = crate::ops::q_layout(g, n, xi, si, n.input(2))?;
+            let qt = if op == "QuantizeLinear" { out } else { xi };
+            let t = super::rust_ty(g.values[qt].dtype);
+            let (o, len, i, b) = (
+                c.dim(&l.outer),
+                c.dim(&l.len),
+                c.dim(&l.inner),
+                lit(l.block),
+            );
+            let (x, sc, y) = (c.src(xi), c.src(si), c.dst(out));
+            let zp = match n.input(2) {
+                Some(z) => {
+                    let z = c.src(z);
+                    quote!(Some(#z))
+                }
+                None => quote!(None),
+            };
+            let f = if op == "QuantizeLinear" {
+                quote!(quantize_linear)
+            } else {
+                quote!(dequantize_linear)
+            };
+            quote! {
+                #rt::qlinear::#f::<#t>(#x, #rt::qlinear::QAxis { outer: #o, len: #len, inner: #i, block: #b }, #sc, #zp, #y);
+            }
         }
         "MatMul" => {
             let (a, b) = (inp(0)?, inp(1)?);

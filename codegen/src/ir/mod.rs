@@ -56,6 +56,26 @@ pub struct Value {
     /// Integer contents known symbolically at compile time (shape arithmetic: the output of
     /// `Shape`, `Gather` on it, `Concat` of such values…). Only for rank ≤ 1 integer tensors.
     pub sym: Option<Vec<Dim>>,
+    /// A constant INT4/UINT4 tensor (values widened to I8/U8 in `konst`).
+    pub int4: bool,
+    /// For a float constant folded from a dequantization of quantized constants, the integers
+    /// and parameters it came from (fusions use them instead of the floats).
+    pub dq: Option<Box<DqOrigin>>,
+}
+
+/// `value = (q − zero_point) · scale` per tensor, per axis or per block (see
+/// `kiln_runtime::qlinear`): a float constant's quantized form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DqOrigin {
+    /// I8 or U8 (also for int4, see `int4`), or I32 (biases).
+    pub q: TensorData,
+    pub int4: bool,
+    pub scale: Vec<f32>,
+    pub zero_point: Vec<i32>,
+    /// `None`: per tensor; else the quantization axis.
+    pub axis: Option<usize>,
+    /// Block size along `axis` (0: one parameter per index of the axis).
+    pub block: usize,
 }
 
 impl Value {
@@ -133,6 +153,48 @@ pub enum KilnOp {
     /// transposed per group to `[og·kh·kw][cg]` at compile time; outputs: [y, xp, col] (the
     /// packed input panels and the GEMM result, scratch).
     ConvTranspose { spec: ConvSpec },
+    /// Integer matmul with a requantized 8-bit output: `QLinearMatMul`, or a static QDQ group
+    /// `DequantizeLinear → MatMul → QuantizeLinear` rewritten into one. inputs as
+    /// QLinearMatMul `[a, a_s, a_zp, b, b_s, b_zp, y_s, y_zp]`, with `b`/`b_zp` absent when the
+    /// weights are `packed` (constant 2-D B: int8 GEMM); outputs `[y, acc (i32)]`, plus
+    /// `[a_packed (u8), row_term (i32)]` when packed.
+    QMatMul {
+        batches: Dim,
+        w_batches: Dim,
+        m: Dim,
+        k: Dim,
+        n: Dim,
+        packed: Option<Box<PackedI8Owned>>,
+    },
+    /// `QLinearConv` (or a static QDQ Conv group). inputs as ONNX
+    /// `[x, x_s, x_zp, w, w_s, w_zp, y_s, y_zp, bias]`, `w`/`w_zp` absent when `packed`;
+    /// outputs `[y, acc (i32)]`, plus `[q (u8 NHWC), a (u8), row_term (i32)]` when packed
+    /// (constant weights, several input channels per group: im2col + int8 GEMM per group;
+    /// the bool is `direct`, see `QConvKind::Gemm`).
+    QLinearConv {
+        spec: ConvSpec,
+        packed: Option<(Vec<PackedI8Owned>, bool)>,
+    },
+    /// Weight-only quantization: `y = x · dequant(W)` in f32 with W kept quantized (8-bit or
+    /// 4-bit packed) and dequantized inside the kernel. inputs: [x]; outputs: [y].
+    DqMatMul { m: Dim, w: Box<DqWeightsOwned> },
+}
+
+/// Quantized constant weights of a [`KilnOp::DqMatMul`] (see `kiln_runtime::ops::dq_matmul`).
+#[derive(Clone, Debug)]
+pub struct DqWeightsOwned {
+    pub k: usize,
+    pub n: usize,
+    /// 8-bit: one byte per weight (`signed`: i8 bits); 4-bit: two per byte, low nibble first.
+    pub data: Vec<u8>,
+    pub bits: u8,
+    pub signed: bool,
+    /// Parameter grid: `(k / bk) * grid_n + n / bn`.
+    pub bk: usize,
+    pub bn: usize,
+    pub scale: Vec<f32>,
+    pub zero_point: Vec<i32>,
+    pub bias: Option<Vec<f32>>,
 }
 
 /// How a float convolution runs (chosen at compile time per layer).
@@ -318,6 +380,8 @@ impl Graph {
             shape,
             konst: None,
             sym: None,
+            int4: false,
+            dq: None,
         });
         self.values.len() - 1
     }

@@ -203,6 +203,8 @@ pub struct Tensor {
     pub name: String,
     pub shape: Vec<usize>,
     pub data: TensorData,
+    /// Stored as INT4/UINT4 (two per byte) in the file; `data` holds one value per I8/U8.
+    pub int4: bool,
 }
 
 impl Tensor {

@@ -102,6 +102,8 @@ fn convert_graph(
             shape: crate::ir::from_static(&t.shape),
             konst: Some(t.data),
             sym: None,
+            int4: t.int4,
+            dq: None,
         });
         names.insert(graph.values[id].name.clone(), id);
     }
@@ -312,6 +314,9 @@ pub fn tensor_from_proto(t: &proto::TensorProto, base: &Path) -> Result<Tensor> 
         unsupported!("tensor `{name}` is segmented, which is not supported");
     }
     let code = t.data_type.unwrap_or(0);
+    if code == 21 || code == 22 {
+        return int4_from_proto(t, name, code == 22, base);
+    }
     let dtype = DType::from_onnx(code).ok_or_else(|| {
         Error::unsupported(format!(
             "tensor `{name}` has element type {} which kiln does not support",
@@ -377,7 +382,63 @@ pub fn tensor_from_proto(t: &proto::TensorProto, base: &Path) -> Result<Tensor> 
             DType::Bool => TensorData::Bool(t.int32_data.iter().map(|&v| v != 0).collect()),
         }
     };
-    Ok(Tensor { name, shape, data })
+    Ok(Tensor {
+        name,
+        shape,
+        data,
+        int4: false,
+    })
+}
+
+/// INT4 (`signed`) / UINT4 tensors: two values per byte, the first in the low nibble (raw or
+/// external data), or two per `int32_data` entry. Widened to one I8/U8 value each.
+fn int4_from_proto(
+    t: &proto::TensorProto,
+    name: String,
+    signed: bool,
+    base: &Path,
+) -> Result<Tensor> {
+    let mut shape = Vec::with_capacity(t.dims.len());
+    let mut numel: u64 = 1;
+    for &d in &t.dims {
+        if d < 0 {
+            bail!("tensor `{name}` has a negative dimension {d}");
+        }
+        numel = numel.saturating_mul(d as u64);
+        shape.push(d as usize);
+    }
+    crate::ir::check_shape(&crate::ir::from_static(&shape), &format!("tensor `{name}`"))?;
+    if numel > MAX_TENSOR_BYTES {
+        bail!("tensor `{name}` claims {numel} elements, too large to be a real model constant");
+    }
+    let numel = numel as usize;
+    let nbytes = numel.div_ceil(2);
+    let external = t.data_location == Some(proto::tensor_proto::DataLocation::External as i32);
+    let bytes: Vec<u8> = if external {
+        read_external(t, &name, base, nbytes)?
+    } else if let Some(raw) = &t.raw_data {
+        raw.clone()
+    } else {
+        t.int32_data.iter().map(|&v| v as u8).collect()
+    };
+    if bytes.len() != nbytes {
+        bail!(
+            "tensor `{name}` has {} bytes of 4-bit data but its shape {shape:?} needs {nbytes}",
+            bytes.len()
+        );
+    }
+    let nib = |i: usize| (bytes[i / 2] >> (4 * (i % 2))) & 0xf;
+    let data = if signed {
+        TensorData::I8((0..numel).map(|i| ((nib(i) << 4) as i8) >> 4).collect())
+    } else {
+        TensorData::U8((0..numel).map(nib).collect())
+    };
+    Ok(Tensor {
+        name,
+        shape,
+        data,
+        int4: true,
+    })
 }
 
 fn read_external(

@@ -16,7 +16,7 @@ use crate::ir::{DType, Dim, Graph, Node, TensorData, from_static};
 pub(crate) use elementwise::{BinaryOp, UnaryOp, clip_bounds, softmax_dims};
 pub(crate) use matmul::gemm_dims;
 pub(crate) use norm::{layer_norm_dims, reduce_dims};
-pub(crate) use quant::dequant_params;
+pub(crate) use quant::{conv_proxy, q_layout, qmatmul_dims};
 pub(crate) use shape::{concat_axis, slice_params, transpose_perm};
 pub(crate) use symbolic::fill_value as symbolic_fill_value;
 pub(crate) use vision::{AxisScale, PoolPads, pad_params, pool_attrs, resize_params, split_params};
@@ -57,6 +57,9 @@ pub const SUPPORTED: &[&str] = &[
     "Mul",
     "Pad",
     "Pow",
+    "QLinearConv",
+    "QLinearMatMul",
+    "QuantizeLinear",
     "ReduceMean",
     "ReduceSum",
     "Relu",
@@ -88,6 +91,8 @@ pub struct OutInfo {
     pub sym: Option<Vec<Dim>>,
     /// Run-time bounds on symbolic dims this node relies on (`dim ≤ max`).
     pub checks: Vec<(Dim, usize)>,
+    /// For a folded dequantization: the quantized constant it came from.
+    pub dq: Option<Box<crate::ir::DqOrigin>>,
 }
 
 impl OutInfo {
@@ -98,6 +103,7 @@ impl OutInfo {
             konst: None,
             sym: None,
             checks: Vec::new(),
+            dq: None,
         }
     }
     pub fn konst(shape: Vec<usize>, data: TensorData) -> Self {
@@ -107,6 +113,7 @@ impl OutInfo {
             konst: Some(data),
             sym: None,
             checks: Vec::new(),
+            dq: None,
         }
     }
     /// Integer contents known at compile time; constant values become `konst`.
@@ -120,6 +127,7 @@ impl OutInfo {
                 konst: None,
                 sym: Some(vals),
                 checks: Vec::new(),
+                dq: None,
             },
         }
     }
@@ -178,6 +186,9 @@ pub fn infer(g: &mut Graph, n: &Node) -> Result<Vec<OutInfo>> {
         "MatMulInteger" => matmul::infer_matmul_integer(g, n)?,
         "DynamicQuantizeLinear" => quant::infer_dql(g, n)?,
         "DequantizeLinear" => quant::infer_dequantize(g, n)?,
+        "QuantizeLinear" => quant::infer_quantize(g, n)?,
+        "QLinearMatMul" => quant::infer_qlinear_matmul(g, n)?,
+        "QLinearConv" => quant::infer_qlinear_conv(g, n)?,
         "MaxPool" | "AveragePool" => vision::infer_pool(g, n)?,
         "GlobalAveragePool" | "GlobalMaxPool" => vision::infer_global_pool(g, n)?,
         "Pad" => vision::infer_pad(g, n)?,
@@ -198,7 +209,31 @@ pub fn infer(g: &mut Graph, n: &Node) -> Result<Vec<OutInfo>> {
 }
 
 fn unknown_domain(n: &Node) -> Error {
-    let hint = if n.domain == "com.microsoft" {
+    let qop = [
+        "QLinearAdd",
+        "QLinearMul",
+        "QLinearConcat",
+        "QLinearGlobalAveragePool",
+        "QLinearAveragePool",
+        "QLinearSigmoid",
+        "QLinearLeakyRelu",
+        "QLinearSoftmax",
+        "QLinearReduceMean",
+        "QLinearWhere",
+        "QGemm",
+    ];
+    let hint = if n.domain == "com.microsoft" && qop.contains(&n.op.as_str()) {
+        format!(
+            "`{}` is an onnxruntime QOperator extension (domain com.microsoft), not standard \
+             ONNX. kiln compiles the standard QLinearMatMul/QLinearConv/QuantizeLinear/\
+             DequantizeLinear. Re-quantize with quantize_static(..., \
+             quant_format=QuantFormat.QDQ) (kiln compiles QDQ models, fusing MatMul/Conv into \
+             integer kernels), or with QuantFormat.QOperator and \
+             op_types_to_quantize=[\"MatMul\", \"Conv\"] so that only standard QLinear ops are \
+             written",
+            n.op
+        )
+    } else if n.domain == "com.microsoft" {
         format!(
             "`{}` is an onnxruntime contrib op (domain com.microsoft), specific to that runtime. \
              Re-export or re-quantize the float model with standard ONNX ops (e.g. \

@@ -96,6 +96,8 @@ fn fold_batch_norm(g: &mut Graph) -> Result<()> {
             shape: vec![],
             konst: None,
             sym: None,
+            int4: false,
+            dq: None,
         });
     }
     Ok(())
@@ -300,7 +302,7 @@ fn fuse_conv_integer(g: &mut Graph) -> Result<()> {
             None => vec![0],
         };
         let s = &m.spec;
-        let (cg, og, k) = (s.cg(), s.og(), s.k());
+        let (cg, k) = (s.cg(), s.k());
         let (kh, kw) = (s.kernel[0], s.kernel[1]);
         let zp_of = |co: usize| zps[if zps.len() == 1 { 0 } else { co }];
         let wval = |co: usize, c: usize, ky: usize, kx: usize| -> i32 {
@@ -333,38 +335,7 @@ fn fuse_conv_integer(g: &mut Graph) -> Result<()> {
                 vec![q],
             )
         } else {
-            let mut packed = Vec::with_capacity(s.groups);
-            for grp in 0..s.groups {
-                let mut b = vec![0i32; k * og];
-                for o in 0..og {
-                    let co = grp * og + o;
-                    for c in 0..cg {
-                        for ky in 0..kh {
-                            for kx in 0..kw {
-                                b[((ky * kw + kx) * cg + c) * og + o] = wval(co, c, ky, kx);
-                            }
-                        }
-                    }
-                }
-                let gz: Vec<i32> = if zps.len() == 1 {
-                    zps.clone()
-                } else {
-                    zps[grp * og..(grp + 1) * og].to_vec()
-                };
-                let gs = &m.scales[grp * og..(grp + 1) * og];
-                let gb = m.bias.as_ref().map(|b| &b[grp * og..(grp + 1) * og]);
-                let p = match &wdata {
-                    TensorData::I8(_) => {
-                        let b: Vec<i8> = b.iter().map(|&v| v as i8).collect();
-                        PackedI8Owned::pack(Weights::I8(&b), k, og, &gz, gs, gb)
-                    }
-                    _ => {
-                        let b: Vec<u8> = b.iter().map(|&v| v as u8).collect();
-                        PackedI8Owned::pack(Weights::U8(&b), k, og, &gz, gs, gb)
-                    }
-                };
-                packed.push(p);
-            }
+            let packed = pack_groups(s, &wdata, &zps, &m.scales, m.bias.as_deref());
             let direct = direct_a(s);
             let rows = s.batch.mul(&s.pixels());
             let q = g.add_value(format!("{base}:q"), DType::U8, vec![xshape_len]);
@@ -421,9 +392,63 @@ fn fuse_conv_integer(g: &mut Graph) -> Result<()> {
     Ok(())
 }
 
+/// Packs constant conv weights `[C_out][C/g][kh][kw]` (I8 or U8 data) per group for the int8
+/// GEMM, with K ordered (ky, kx, c); `zps` has 1 or `c_out` entries, `scales` `c_out`.
+pub(crate) fn pack_groups(
+    s: &ConvSpec,
+    wdata: &TensorData,
+    zps: &[i32],
+    scales: &[f32],
+    bias: Option<&[f32]>,
+) -> Vec<PackedI8Owned> {
+    let (cg, og, k) = (s.cg(), s.og(), s.k());
+    let (kh, kw) = (s.kernel[0], s.kernel[1]);
+    let wval = |co: usize, c: usize, ky: usize, kx: usize| -> i32 {
+        let idx = ((co * cg + c) * kh + ky) * kw + kx;
+        match wdata {
+            TensorData::I8(d) => d[idx] as i32,
+            TensorData::U8(d) => d[idx] as i32,
+            _ => unreachable!("callers check the weight type"),
+        }
+    };
+    let mut packed = Vec::with_capacity(s.groups);
+    for grp in 0..s.groups {
+        let mut b = vec![0i32; k * og];
+        for o in 0..og {
+            let co = grp * og + o;
+            for c in 0..cg {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        b[((ky * kw + kx) * cg + c) * og + o] = wval(co, c, ky, kx);
+                    }
+                }
+            }
+        }
+        let gz: Vec<i32> = if zps.len() == 1 {
+            zps.to_vec()
+        } else {
+            zps[grp * og..(grp + 1) * og].to_vec()
+        };
+        let gs = &scales[grp * og..(grp + 1) * og];
+        let gb = bias.map(|b| &b[grp * og..(grp + 1) * og]);
+        let p = match wdata {
+            TensorData::I8(_) => {
+                let b: Vec<i8> = b.iter().map(|&v| v as i8).collect();
+                PackedI8Owned::pack(Weights::I8(&b), k, og, &gz, gs, gb)
+            }
+            _ => {
+                let b: Vec<u8> = b.iter().map(|&v| v as u8).collect();
+                PackedI8Owned::pack(Weights::U8(&b), k, og, &gz, gs, gb)
+            }
+        };
+        packed.push(p);
+    }
+    packed
+}
+
 /// A 1×1, stride-1, unpadded, single-group convolution whose channel count is a whole number
 /// of K groups: the NHWC quantized input already is the GEMM's A matrix.
-fn direct_a(s: &ConvSpec) -> bool {
+pub(crate) fn direct_a(s: &ConvSpec) -> bool {
     s.kernel == [1, 1]
         && s.strides == [1, 1]
         && s.groups == 1

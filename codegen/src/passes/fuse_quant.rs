@@ -278,7 +278,7 @@ fn scale_product(
 
 /// A constant f32 that broadcasts along the last axis only (scalar, [n], [1, n] …), expanded
 /// to n values.
-fn column_vector(g: &Graph, v: usize, ncols: usize) -> Option<Vec<f32>> {
+pub(crate) fn column_vector(g: &Graph, v: usize, ncols: usize) -> Option<Vec<f32>> {
     let val = &g.values[v];
     let TensorData::F32(d) = val.konst.as_ref()? else {
         return None;

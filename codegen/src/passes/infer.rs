@@ -62,6 +62,7 @@ pub fn run(g: &mut Graph) -> Result<()> {
             folded &= info.konst.is_some() || info.sym.is_some();
             v.konst = info.konst;
             v.sym = info.sym;
+            v.dq = info.dq;
         }
         if !folded {
             keep.push(n);

@@ -3,7 +3,11 @@
 //!    are evaluated at compile time (constant folding) and disappear.
 //! 2. `fuse_patterns` — exporter decompositions of GELU (erf) and LayerNorm become one node
 //!    each; then `dce` drops the replaced nodes so that single-consumer checks below hold.
-//! 3. `fuse_quant` — onnxruntime's dynamic-quantization pattern
+//! 3. `fuse_qdq` — static QDQ groups (DequantizeLinear → MatMul/Conv → QuantizeLinear) become
+//!    QLinearMatMul/QLinearConv, every QLinear op becomes an integer kiln op, and float MatMuls
+//!    with dequantized constant weights become weight-only `DqMatMul`s. Before 4–6, so that
+//!    those do not claim the MatMul/Conv first.
+//! 3b. `fuse_quant` — onnxruntime's dynamic-quantization pattern
 //!    `DynamicQuantizeLinear → MatMulInteger → Cast → Mul(scales) [→ Add bias] [→ Relu]` becomes
 //!    `QuantizeDyn` (once per DynamicQuantizeLinear, shared by all its MatMulIntegers) + one
 //!    `QGemm` per MatMulInteger with packed weights. Needs shapes and constants from 1.
@@ -17,6 +21,7 @@ mod dce;
 mod fuse_conv;
 mod fuse_float;
 mod fuse_patterns;
+mod fuse_qdq;
 mod fuse_quant;
 mod infer;
 
@@ -27,6 +32,7 @@ pub fn run(g: &mut Graph) -> Result<()> {
     infer::run(g)?;
     fuse_patterns::run(g);
     dce::run(g);
+    fuse_qdq::run(g)?;
     fuse_quant::run(g)?;
     fuse_conv::run(g)?;
     fuse_float::run(g)?;

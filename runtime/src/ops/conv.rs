@@ -934,12 +934,12 @@ pub fn conv_ref_f32(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y:
 
 /// Direct `ConvInteger`: `y = Σ (x − xz)(w − wz[co])` in wrapping i32, padding contributing 0
 /// (ONNX pads with the zero point). `wz` has 1 or `c_out` entries.
-pub fn conv_integer_ref<A: Copy + Into<i32>, B: Copy + Into<i32>>(
+pub fn conv_integer_ref<A: Copy + Into<i32>, B: Copy + Into<i32>, Z: Copy + Into<i32>>(
     g: &ConvGeom,
     x: &[A],
     xz: i32,
     w: &[B],
-    wz: &[i32],
+    wz: &[Z],
     y: &mut [i32],
 ) {
     g.validate();
@@ -957,7 +957,7 @@ pub fn conv_integer_ref<A: Copy + Into<i32>, B: Copy + Into<i32>>(
     for b in 0..g.batch {
         for co in 0..g.c_out {
             let grp = co / og;
-            let z = wz[if wz.len() == 1 { 0 } else { co }];
+            let z: i32 = wz[if wz.len() == 1 { 0 } else { co }].into();
             for oy in 0..g.oh {
                 for ox in 0..g.ow {
                     let mut s = 0i32;

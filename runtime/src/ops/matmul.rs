@@ -258,6 +258,129 @@ fn gemm_rowmajor(isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c
     }
 }
 
+/// Quantized constant weights of a weight-only `MatMul` (`y = x · dequant(W)`), kept at their
+/// quantized size: `W[k][n] = (q[k][n] − zero_point[p]) as f32 · scale[p]` with
+/// `p = (k / bk) · ceil(n_total / bn) + n / bn` (per tensor: `bk = k`, `bn = n`; per column:
+/// `bk = k`, `bn = 1`; blocked along K: `bk = block`, `bn = 1`; …).
+#[derive(Clone, Copy, Debug)]
+pub struct DqWeights<'a> {
+    pub k: usize,
+    pub n: usize,
+    /// Row-major `[k][n]`: 8-bit, one byte per weight (`signed`: i8 bits), or 4-bit, two per
+    /// byte, element `i` in the low nibble of byte `i / 2` when `i` is even.
+    pub data: &'a [u8],
+    pub bits: u8,
+    pub signed: bool,
+    pub bk: usize,
+    pub bn: usize,
+    pub scale: &'a [f32],
+    pub zero_point: &'a [i32],
+    pub bias: Option<&'a [f32]>,
+}
+
+impl DqWeights<'_> {
+    /// The quantized integer at `(k, n)`.
+    #[inline(always)]
+    pub fn q(&self, k: usize, n: usize) -> i32 {
+        let i = k * self.n + n;
+        if self.bits == 4 {
+            let v = (self.data[i / 2] >> (4 * (i % 2))) & 0xf;
+            if self.signed {
+                (((v << 4) as i8) >> 4) as i32
+            } else {
+                v as i32
+            }
+        } else if self.signed {
+            self.data[i] as i8 as i32
+        } else {
+            self.data[i] as i32
+        }
+    }
+    /// The dequantized weight at `(k, n)`: exactly ONNX `DequantizeLinear`.
+    #[inline(always)]
+    pub fn get(&self, k: usize, n: usize) -> f32 {
+        let p = (k / self.bk) * self.n.div_ceil(self.bn) + n / self.bn;
+        self.q(k, n).wrapping_sub(self.zero_point[p]) as f32 * self.scale[p]
+    }
+    fn assert_valid(&self) {
+        let (bk, bn) = (self.bk.max(1), self.bn.max(1));
+        let params = self.k.div_ceil(bk) * self.n.div_ceil(bn);
+        assert!(self.bk > 0 && self.bn > 0, "DqWeights: block sizes");
+        assert!(self.bits == 4 || self.bits == 8, "DqWeights: bits");
+        let bytes = if self.bits == 4 {
+            (self.k * self.n).div_ceil(2)
+        } else {
+            self.k * self.n
+        };
+        assert!(self.data.len() >= bytes, "DqWeights: data too short");
+        assert!(
+            self.scale.len() >= params && self.zero_point.len() >= params,
+            "DqWeights: parameters too short"
+        );
+        assert!(
+            self.bias.is_none_or(|b| b.len() >= self.n),
+            "DqWeights: bias"
+        );
+    }
+}
+
+/// Weight-only quantized matmul: `out[m][n] = Σ_k x[m][k] · W[k][n] + bias[n]` (`x` row-major
+/// `m × k`, `out` `m × n`), with W dequantized inside the kernel: each `KC × 32` block of W is
+/// dequantized once per call into a stack buffer in the packed panel layout and fed to the same
+/// f32 kernels as [`sgemm`]. No heap allocation. Numerics: those of `MatMul` on the dequantized
+/// weights (which are exact `DequantizeLinear` values), within float summation order.
+pub fn dq_matmul(isa: Isa, m: usize, x: &[f32], w: DqWeights<'_>, out: &mut [f32]) {
+    w.assert_valid();
+    let (k, n) = (w.k, w.n);
+    assert!(x.len() >= m * k, "dq_matmul: x too short");
+    assert!(out.len() >= m * n, "dq_matmul: out too short");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for r in 0..m {
+            for c in 0..n {
+                out[r * n + c] = w.bias.map_or(0.0, |b| b[c]);
+            }
+        }
+        return;
+    }
+    let isa = isa.resolve();
+    let mut buf = [0.0f32; KC * NC];
+    for n0 in (0..n).step_by(NC) {
+        let nc = NC.min(n - n0);
+        let np = nc.div_ceil(SNR);
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            for p in 0..np {
+                let c0 = n0 + p * SNR;
+                let wd = SNR.min(n - c0);
+                let panel = &mut buf[p * kc * SNR..(p + 1) * kc * SNR];
+                for (kk, row) in panel.chunks_exact_mut(SNR).enumerate() {
+                    for (j, v) in row[..wd].iter_mut().enumerate() {
+                        *v = w.get(k0 + kk, c0 + j);
+                    }
+                    row[wd..].fill(0.0);
+                }
+            }
+            block(
+                isa,
+                m,
+                kc,
+                &x[k0..],
+                k,
+                &buf[..np * kc * SNR],
+                nc,
+                w.bias.map(|b| &b[n0..]),
+                k0 > 0,
+                false,
+                &mut out[n0..],
+                n,
+            );
+        }
+    }
+}
+
 /// Shared safe entry to the kernels: C[0..m][0..n] (=|+=) A[0..m][0..kc] · panels, + bias,
 /// relu. `bp` holds `ceil(n/16)` panels of `[kc][16]` back to back. With `accumulate`, C's
 /// current values are the starting sums and `bias` is ignored.

@@ -1,0 +1,461 @@
+//! Static and weight-only quantization (docs/design.md, decision 15).
+//!
+//! 1. *Static QDQ groups.* `quantize_static(..., QuantFormat.QDQ)` writes every quantized op as
+//!    ```text
+//!    x_q ─ DequantizeLinear ─ MatMul|Conv(·, DequantizeLinear(W_q) [, DequantizeLinear(B_i32)]) ─ QuantizeLinear ─ y_q
+//!    ```
+//!    Inference folds the weight's DequantizeLinear and keeps the integers (`Value::dq`); here
+//!    the group becomes the equivalent `QLinearMatMul` / `QLinearConv` (per-tensor activation
+//!    parameters, weights per tensor or per output channel, an int32 bias whose scale is
+//!    `x_s·W_s`), so QDQ and QOperator models share one integer pipeline. Groups that do not
+//!    fit stay as they are and run in float (dequantize, float op, quantize).
+//! 2. *Lowering.* Every `QLinearMatMul` becomes a `QMatMul` (constant 2-D B: packed for the int8
+//!    GEMM; else direct integer loops) and every `QLinearConv` a `KilnOp::QLinearConv`
+//!    (constant weights with several channels per group: NHWC + im2col + int8 GEMM per group;
+//!    else direct loops); both requantize their i32 accumulators to the 8-bit output.
+//! 3. *Weight-only.* A float `MatMul` whose 2-D weight is a dequantized constant (int8, uint8,
+//!    int4, uint4; per tensor, per axis or blocked) becomes a `DqMatMul`, which keeps the
+//!    integers in the binary and dequantizes them inside the kernel; a following bias `Add`
+//!    joins it.
+use super::Uses;
+use super::fuse_conv::{direct_a, pack_groups};
+use crate::error::Result;
+use crate::ir::{
+    DType, Dim, DqOrigin, DqWeightsOwned, Graph, KilnOp, Node, TensorData, from_static, numel,
+};
+use crate::ops::{conv_proxy, qmatmul_dims};
+use kiln_runtime::pack::{PackedI8Owned, Weights, padded_k};
+
+pub fn run(g: &mut Graph) -> Result<()> {
+    rewrite_qdq(g);
+    super::dce::run(g);
+    lower_qlinear(g)?;
+    weight_only(g);
+    Ok(())
+}
+
+fn new_const(g: &mut Graph, name: String, shape: Vec<usize>, data: TensorData) -> usize {
+    let v = g.add_value(name, data.dtype(), from_static(&shape));
+    g.values[v].konst = Some(data);
+    v
+}
+
+fn scalar_const(g: &Graph, v: usize) -> bool {
+    g.values[v].konst.as_ref().is_some_and(|k| k.len() == 1)
+}
+
+/// A zero point value: the given one, or a new constant 0 of `dtype`.
+fn zp_or_zero(g: &mut Graph, zp: Option<usize>, dtype: DType, name: &str) -> usize {
+    zp.unwrap_or_else(|| {
+        let d = crate::ops::int_data(dtype, &[0]);
+        new_const(g, format!("{name}:zero_point"), vec![], d)
+    })
+}
+
+/// `v = DequantizeLinear(x_q, scale, zp)` with a run-time 8-bit `x_q` and constant per-tensor
+/// parameters: `(x_q, scale, zp)`.
+fn dq_input(g: &Graph, uses: &Uses, v: usize) -> Option<(usize, usize, Option<usize>)> {
+    let n = &g.nodes[uses.producers[v]?];
+    if n.op != "DequantizeLinear" || !n.domain.is_empty() || n.kiln.is_some() {
+        return None;
+    }
+    let xq = n.input(0)?;
+    let xv = &g.values[xq];
+    if xv.konst.is_some() || xv.int4 || !matches!(xv.dtype, DType::U8 | DType::I8) {
+        return None;
+    }
+    let s = n.input(1)?;
+    if !scalar_const(g, s) || n.attr_i("block_size").ok()?.unwrap_or(0) != 0 {
+        return None;
+    }
+    let z = n.input(2);
+    if z.is_some_and(|z| !scalar_const(g, z)) {
+        return None;
+    }
+    Some((xq, s, z))
+}
+
+/// `v`'s only consumer is `QuantizeLinear(v, scale, zp)` to 8 bits with constant per-tensor
+/// parameters: `(node, scale, zp, output)`.
+fn q_output(g: &Graph, uses: &Uses, v: usize) -> Option<(usize, usize, Option<usize>, usize)> {
+    let qi = uses.sole_consumer(v)?;
+    let n = &g.nodes[qi];
+    if n.op != "QuantizeLinear" || !n.domain.is_empty() || n.kiln.is_some() || n.input(0)? != v {
+        return None;
+    }
+    let s = n.input(1)?;
+    let z = n.input(2);
+    if !scalar_const(g, s) || z.is_some_and(|z| !scalar_const(g, z)) {
+        return None;
+    }
+    let out = n.outputs[0];
+    if !matches!(g.values[out].dtype, DType::U8 | DType::I8) {
+        return None;
+    }
+    Some((qi, s, z, out))
+}
+
+/// The 8-bit integers of a dequantized constant weight, quantized per tensor or along `axis`
+/// (no blocks): `(q, scales, zero points)`.
+fn weight_origin(g: &Graph, w: usize, axis: usize) -> Option<&DqOrigin> {
+    let o = g.values[w].dq.as_deref()?;
+    let ok = matches!(o.q, TensorData::I8(_) | TensorData::U8(_))
+        && !o.int4
+        && o.block == 0
+        && (o.axis.is_none() || o.axis == Some(axis));
+    ok.then_some(o)
+}
+
+/// Constants `[W_q, W_s, W_zp]` for a QLinear node from a weight's origin.
+fn weight_consts(g: &mut Graph, w: usize, o: &DqOrigin) -> [usize; 3] {
+    let shape = g.values[w].static_shape().unwrap_or_default();
+    let name = g.values[w].name.clone();
+    let ps: Vec<usize> = if o.axis.is_some() {
+        vec![o.scale.len()]
+    } else {
+        vec![]
+    };
+    let zd: Vec<i64> = o.zero_point.iter().map(|&z| z as i64).collect();
+    let zdata = crate::ops::int_data(o.q.dtype(), &zd);
+    [
+        new_const(g, format!("{name}:q"), shape, o.q.clone()),
+        new_const(
+            g,
+            format!("{name}:scale"),
+            ps.clone(),
+            TensorData::F32(o.scale.clone()),
+        ),
+        new_const(g, format!("{name}:zp"), ps, zdata),
+    ]
+}
+
+fn rewrite_qdq(g: &mut Graph) {
+    let uses = Uses::of(g);
+    let mut replace: Vec<(usize, Node, usize)> = Vec::new(); // (op node, new node, Q node)
+    for i in 0..g.nodes.len() {
+        let n = g.nodes[i].clone();
+        if n.kiln.is_some() || !n.domain.is_empty() || !matches!(n.op.as_str(), "MatMul" | "Conv") {
+            continue;
+        }
+        let (Some(x), Some(w)) = (n.input(0), n.input(1)) else {
+            continue;
+        };
+        let Some((xq, xs, xz)) = dq_input(g, &uses, x) else {
+            continue;
+        };
+        let Some((qi, ys, yz, out)) = q_output(g, &uses, n.outputs[0]) else {
+            continue;
+        };
+        let is_conv = n.op == "Conv";
+        if !is_conv && (g.values[w].shape.len() != 2 || g.values[x].shape.len() < 2) {
+            continue;
+        }
+        let Some(o) = weight_origin(g, w, if is_conv { 0 } else { 1 }).cloned() else {
+            continue;
+        };
+        // Conv bias: int32, zero point 0, scale x_s·W_s per channel (what quantizers write).
+        let mut bias = None;
+        if is_conv && let Some(b) = n.input(2) {
+            let xs_v = g.values[xs].konst.as_ref().unwrap().as_f32()[0];
+            let ok = g.values[b].dq.as_deref().is_some_and(|bo| {
+                let TensorData::I32(_) = bo.q else {
+                    return false;
+                };
+                let c = bo.q.len();
+                bo.zero_point.iter().all(|&z| z == 0)
+                    && (0..c).all(|j| {
+                        let want = xs_v * o.scale[if o.scale.len() == 1 { 0 } else { j }];
+                        let have = bo.scale[if bo.scale.len() == 1 { 0 } else { j }];
+                        (have - want).abs() <= 1e-6 * want.abs()
+                    })
+            });
+            if !ok {
+                continue;
+            }
+            let bo = g.values[b].dq.clone().unwrap();
+            let name = format!("{}:bias_i32", g.values[b].name);
+            bias = Some(new_const(g, name, vec![bo.q.len()], bo.q.clone()));
+        }
+        let xzv = zp_or_zero(g, xz, g.values[xq].dtype, &g.values[xq].name.clone());
+        let yzv = zp_or_zero(g, yz, g.values[out].dtype, &g.values[out].name.clone());
+        let [wq, ws, wz] = weight_consts(g, w, &o);
+        let mut inputs = vec![
+            Some(xq),
+            Some(xs),
+            Some(xzv),
+            Some(wq),
+            Some(ws),
+            Some(wz),
+            Some(ys),
+            Some(yzv),
+        ];
+        if let Some(b) = bias {
+            inputs.push(Some(b));
+        }
+        let node = Node {
+            name: n.name.clone(),
+            op: if is_conv {
+                "QLinearConv"
+            } else {
+                "QLinearMatMul"
+            }
+            .into(),
+            domain: String::new(),
+            inputs,
+            outputs: vec![out],
+            attrs: if is_conv {
+                n.attrs.clone()
+            } else {
+                Default::default()
+            },
+            kiln: None,
+        };
+        replace.push((i, node, qi));
+    }
+    if replace.is_empty() {
+        return;
+    }
+    let remove: Vec<usize> = replace.iter().map(|r| r.2).collect();
+    let old = std::mem::take(&mut g.nodes);
+    for (i, n) in old.into_iter().enumerate() {
+        if let Some(r) = replace.iter().position(|r| r.0 == i) {
+            g.nodes.push(replace[r].1.clone());
+        } else if !remove.contains(&i) {
+            g.nodes.push(n);
+        }
+    }
+}
+
+fn zero_points_i32(g: &Graph, z: Option<usize>) -> Option<Vec<i32>> {
+    match z {
+        None => Some(vec![0]),
+        Some(z) => Some(
+            g.values[z]
+                .konst
+                .as_ref()?
+                .as_i64()
+                .ok()?
+                .into_iter()
+                .map(|v| v as i32)
+                .collect(),
+        ),
+    }
+}
+
+fn lower_qlinear(g: &mut Graph) -> Result<()> {
+    for i in 0..g.nodes.len() {
+        let n = g.nodes[i].clone();
+        if n.kiln.is_some() || !n.domain.is_empty() {
+            continue;
+        }
+        match n.op.as_str() {
+            "QLinearMatMul" => {
+                let (a, b) = (n.input(0).unwrap(), n.input(3).unwrap());
+                let d = qmatmul_dims(g, &g.values[a].shape, &g.values[b].shape)
+                    .map_err(|e| n.err(e))?;
+                let base = g.values[n.outputs[0]].name.clone();
+                let rows = d.batches.mul(&d.m);
+                let (k, nn) = (d.k.as_usize(), d.n.as_usize());
+                let zps = zero_points_i32(g, n.input(5));
+                let packed = match (&g.values[b].konst, k, nn, zps) {
+                    (
+                        Some(w @ (TensorData::I8(_) | TensorData::U8(_))),
+                        Some(k),
+                        Some(nn),
+                        Some(z),
+                    ) if g.values[b].shape.len() == 2 && k > 0 && k <= super::fuse_quant::MAX_K => {
+                        let ones = vec![1.0f32; nn];
+                        let wt = match w {
+                            TensorData::I8(v) => Weights::I8(v),
+                            TensorData::U8(v) => Weights::U8(v),
+                            _ => unreachable!(),
+                        };
+                        Some(Box::new(PackedI8Owned::pack(wt, k, nn, &z, &ones, None)))
+                    }
+                    _ => None,
+                };
+                let acc = g.add_value(format!("{base}:acc"), DType::I32, vec![rows.mul(&d.n)]);
+                let mut outputs = vec![n.outputs[0], acc];
+                let node = &mut g.nodes[i];
+                if let Some(p) = &packed {
+                    let pk = padded_k(p.k);
+                    node.inputs[3] = None;
+                    if node.inputs.len() > 5 {
+                        node.inputs[5] = None;
+                    }
+                    let ap = g.add_value(
+                        format!("{base}:a"),
+                        DType::U8,
+                        vec![rows.mul(&Dim::from(pk))],
+                    );
+                    let rt = g.add_value(format!("{base}:rowterm"), DType::I32, vec![rows.clone()]);
+                    outputs.push(ap);
+                    outputs.push(rt);
+                }
+                let node = &mut g.nodes[i];
+                node.outputs = outputs;
+                node.kiln = Some(KilnOp::QMatMul {
+                    batches: d.batches,
+                    w_batches: d.w_batches,
+                    m: d.m,
+                    k: d.k,
+                    n: d.n,
+                    packed,
+                });
+            }
+            "QLinearConv" => {
+                let spec = crate::ops::conv::conv_spec(g, &conv_proxy(&n)).map_err(|e| n.err(e))?;
+                let w = n.input(3).unwrap();
+                let base = g.values[n.outputs[0]].name.clone();
+                let zps = zero_points_i32(g, n.input(5));
+                let packed = match (&g.values[w].konst, zps) {
+                    (Some(wd @ (TensorData::I8(_) | TensorData::U8(_))), Some(z))
+                        if !spec.depthwise()
+                            && spec.k() > 0
+                            && spec.k() <= super::fuse_quant::MAX_K =>
+                    {
+                        let ones = vec![1.0f32; spec.c_out];
+                        Some((pack_groups(&spec, wd, &z, &ones, None), direct_a(&spec)))
+                    }
+                    _ => None,
+                };
+                let rows = spec.batch.mul(&spec.pixels());
+                let mut outputs = vec![n.outputs[0]];
+                if let Some((_, direct)) = &packed {
+                    let acc = g.add_value(
+                        format!("{base}:acc"),
+                        DType::I32,
+                        vec![rows.mul(&Dim::from(spec.c_out))],
+                    );
+                    let xlen = g.values[n.input(0).unwrap()].numel();
+                    let q = g.add_value(format!("{base}:q"), DType::U8, vec![xlen]);
+                    let a_len = if *direct {
+                        Dim::constant(0)
+                    } else {
+                        rows.mul(&Dim::from(padded_k(spec.k())))
+                    };
+                    let a = g.add_value(format!("{base}:a"), DType::U8, vec![a_len]);
+                    let rt = g.add_value(format!("{base}:rowterm"), DType::I32, vec![rows]);
+                    outputs.extend([acc, q, a, rt]);
+                    let node = &mut g.nodes[i];
+                    node.inputs[3] = None;
+                    if node.inputs.len() > 5 {
+                        node.inputs[5] = None;
+                    }
+                } else {
+                    let olen = g.values[n.outputs[0]].numel();
+                    let acc = g.add_value(format!("{base}:acc"), DType::I32, vec![olen]);
+                    outputs.push(acc);
+                }
+                let node = &mut g.nodes[i];
+                node.outputs = outputs;
+                node.kiln = Some(KilnOp::QLinearConv { spec, packed });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Parameter grid `(bk, bn)` of a `[K][N]` weight quantized per tensor, per axis or blocked.
+fn grid(o: &DqOrigin, k: usize, n: usize) -> Option<(usize, usize)> {
+    Some(match (o.axis, o.block) {
+        (None, _) => (k.max(1), n.max(1)),
+        (Some(0), 0) => (1, n.max(1)),
+        (Some(1), 0) => (k.max(1), 1),
+        (Some(0), b) => (b, 1),
+        (Some(1), b) => (1, b),
+        _ => return None,
+    })
+}
+
+fn weight_only(g: &mut Graph) {
+    let uses = Uses::of(g);
+    let mut remove = Vec::new();
+    for i in 0..g.nodes.len() {
+        let n = g.nodes[i].clone();
+        if n.kiln.is_some() || !n.domain.is_empty() || n.op != "MatMul" {
+            continue;
+        }
+        let (Some(x), Some(w)) = (n.input(0), n.input(1)) else {
+            continue;
+        };
+        let (xv, wv) = (&g.values[x], &g.values[w]);
+        if xv.dtype != DType::F32 || xv.konst.is_some() || xv.shape.is_empty() {
+            continue;
+        }
+        let Some(o) = wv.dq.as_deref() else { continue };
+        let Some(ws) = wv.static_shape() else {
+            continue;
+        };
+        if ws.len() != 2 || !matches!(o.q, TensorData::I8(_) | TensorData::U8(_)) {
+            continue;
+        }
+        let (k, nn) = (ws[0], ws[1]);
+        if xv.shape.last().and_then(Dim::as_usize) != Some(k) {
+            continue;
+        }
+        let Some((bk, bn)) = grid(o, k, nn) else {
+            continue;
+        };
+        let signed = matches!(o.q, TensorData::I8(_));
+        let bytes: Vec<u8> = match &o.q {
+            TensorData::I8(v) => v.iter().map(|&b| b as u8).collect(),
+            TensorData::U8(v) => v.clone(),
+            _ => unreachable!(),
+        };
+        let (data, bits) = if o.int4 {
+            let mut d = vec![0u8; bytes.len().div_ceil(2)];
+            for (j, b) in bytes.iter().enumerate() {
+                d[j / 2] |= (b & 0xf) << (4 * (j % 2));
+            }
+            (d, 4)
+        } else {
+            (bytes, 8)
+        };
+        let m = numel(&xv.shape[..xv.shape.len() - 1]);
+        let mut out = n.outputs[0];
+        let mut bias = None;
+        if let Some(a) = uses.sole_consumer(out) {
+            let an = &g.nodes[a];
+            if an.op == "Add" && an.domain.is_empty() && an.kiln.is_none() {
+                let other = if an.input(0) == Some(out) {
+                    an.input(1)
+                } else {
+                    an.input(0)
+                };
+                if let Some(b) = other.and_then(|b| super::fuse_quant::column_vector(g, b, nn))
+                    && g.values[an.outputs[0]].shape == g.values[out].shape
+                {
+                    bias = Some(b);
+                    remove.push(a);
+                    out = an.outputs[0];
+                }
+            }
+        }
+        let w = DqWeightsOwned {
+            k,
+            n: nn,
+            data,
+            bits,
+            signed,
+            bk,
+            bn,
+            scale: o.scale.clone(),
+            zero_point: o.zero_point.clone(),
+            bias,
+        };
+        let node = &mut g.nodes[i];
+        node.inputs = vec![Some(x)];
+        node.outputs = vec![out];
+        node.kiln = Some(KilnOp::DqMatMul { m, w: Box::new(w) });
+    }
+    if !remove.is_empty() {
+        let old = std::mem::take(&mut g.nodes);
+        for (i, n) in old.into_iter().enumerate() {
+            if !remove.contains(&i) {
+                g.nodes.push(n);
+            }
+        }
+    }
+}

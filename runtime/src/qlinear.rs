@@ -1,0 +1,572 @@
+//! Static (ONNX `QuantizeLinear` / `DequantizeLinear`) quantization and the requantizing
+//! epilogue of the integer pipelines (`QLinearMatMul`, `QLinearConv`, and the static QDQ groups
+//! codegen turns into them).
+//!
+//! Semantics (ONNX, opset 10–21; onnxruntime computes the same in f32):
+//!
+//! ```text
+//! QuantizeLinear    y = saturate(round_half_even(x / scale) + zero_point)   (true division)
+//! DequantizeLinear  y = (x − zero_point) as f32 · scale                      (difference in i32)
+//! requantize        y = saturate(round_half_even((acc + bias) as f32 · m[c]) + y_zero_point),
+//!                   m[c] = a_scale · b_scale[c] / y_scale                    (f32, this order)
+//! ```
+//!
+//! `saturate` clamps to the output type's range; a NaN value becomes 0 (Rust's saturating `as`,
+//! the same rule as `DynamicQuantizeLinear` in `quantize.rs`). The integer accumulation before
+//! `requantize` is exact (wrapping i32), and the epilogue has one order of operations without
+//! FMA, so the result does not depend on the ISA.
+//!
+//! Parameters are per tensor (one scale), per axis (one per index of the quantization axis), or
+//! blocked (opset 21: `block_size` consecutive indices of the axis share a scale; the scale
+//! tensor has the input's shape with the axis dim `ceil(len / block_size)`). [`QAxis`] describes
+//! the input as `outer × len × inner` around the quantization axis.
+use crate::quantize::round_half_even;
+
+/// An integer element type of a quantized tensor.
+pub trait QInt: Copy + Default + Send + Sync + 'static {
+    /// `v` (an integer-valued f32, or NaN/±inf) saturated to the type; NaN → 0.
+    fn from_f32_sat(v: f32) -> Self;
+    fn to_i32(self) -> i32;
+}
+
+macro_rules! qint {
+    ($($t:ty),*) => {$(
+        impl QInt for $t {
+            #[inline(always)]
+            fn from_f32_sat(v: f32) -> Self {
+                v as $t
+            }
+            #[inline(always)]
+            fn to_i32(self) -> i32 {
+                self as i32
+            }
+        }
+    )*};
+}
+qint!(u8, i8, u16, i16, i32);
+
+/// An 8-bit activation type the int8 GEMM can read (as u8: i8 values are shifted by +128,
+/// `a ^ 0x80`, with the zero point shifted alike, which leaves `a − za` unchanged).
+pub trait QAct: QInt {
+    fn to_u8_shifted(self) -> u8;
+}
+impl QAct for u8 {
+    #[inline(always)]
+    fn to_u8_shifted(self) -> u8 {
+        self
+    }
+}
+impl QAct for i8 {
+    #[inline(always)]
+    fn to_u8_shifted(self) -> u8 {
+        (self as u8) ^ 0x80
+    }
+}
+
+/// The shape of a quantized tensor around its quantization axis, and the parameter layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QAxis {
+    /// Product of the dims before the axis (1 for per-tensor).
+    pub outer: usize,
+    /// The axis dim (the whole tensor for per-tensor).
+    pub len: usize,
+    /// Product of the dims after the axis.
+    pub inner: usize,
+    /// 0: per axis (or per tensor when the scale has one element); else the block size.
+    pub block: usize,
+}
+
+impl QAxis {
+    /// Per tensor over `n` elements.
+    pub const fn tensor(n: usize) -> QAxis {
+        QAxis {
+            outer: 1,
+            len: n,
+            inner: 1,
+            block: 0,
+        }
+    }
+    /// Number of scales this layout needs (`per_tensor`: the scale has one element).
+    pub const fn params(&self, per_tensor: bool) -> usize {
+        if per_tensor {
+            1
+        } else if self.block == 0 {
+            self.len
+        } else {
+            self.outer * self.len.div_ceil(self.block) * self.inner
+        }
+    }
+    fn check(&self, n: usize, scales: usize, zps: Option<usize>, what: &str) {
+        assert!(
+            self.outer * self.len * self.inner == n,
+            "{what}: shape does not match the data"
+        );
+        let per_tensor = scales == 1 && (self.block == 0 || self.params(false) == 1);
+        assert!(
+            scales == self.params(per_tensor),
+            "{what}: wrong number of scales"
+        );
+        if let Some(z) = zps {
+            assert!(z == scales, "{what}: zero point and scale sizes differ");
+        }
+    }
+}
+
+/// Parameter index of element `(o, a, i)`.
+#[inline(always)]
+fn pidx(ax: &QAxis, n_params: usize, o: usize, a: usize, i: usize) -> usize {
+    if n_params == 1 {
+        0
+    } else if ax.block == 0 {
+        a
+    } else {
+        (o * ax.len.div_ceil(ax.block) + a / ax.block) * ax.inner + i
+    }
+}
+
+/// `QuantizeLinear`: `y = saturate(round_half_even(x / scale) + zp)`. `zp` `None` means 0.
+pub fn quantize_linear<T: QInt>(
+    x: &[f32],
+    ax: QAxis,
+    scale: &[f32],
+    zp: Option<&[T]>,
+    y: &mut [T],
+) {
+    ax.check(x.len(), scale.len(), zp.map(<[T]>::len), "quantize_linear");
+    assert!(y.len() >= x.len(), "quantize_linear: output too short");
+    let np = scale.len();
+    let mut j = 0;
+    for o in 0..ax.outer {
+        for a in 0..ax.len {
+            if np == 1 || ax.block == 0 {
+                let p = pidx(&ax, np, o, a, 0);
+                let (s, z) = (scale[p], zp.map_or(0.0, |z| z[p].to_i32() as f32));
+                for (d, &v) in y[j..j + ax.inner].iter_mut().zip(&x[j..j + ax.inner]) {
+                    *d = T::from_f32_sat(round_half_even(v / s) + z);
+                }
+            } else {
+                for i in 0..ax.inner {
+                    let p = pidx(&ax, np, o, a, i);
+                    let z = zp.map_or(0.0, |z| z[p].to_i32() as f32);
+                    y[j + i] = T::from_f32_sat(round_half_even(x[j + i] / scale[p]) + z);
+                }
+            }
+            j += ax.inner;
+        }
+    }
+}
+
+/// `DequantizeLinear`: `y = (x − zp) · scale`, the difference in wrapping i32. `zp` `None`
+/// means 0.
+pub fn dequantize_linear<T: QInt>(
+    x: &[T],
+    ax: QAxis,
+    scale: &[f32],
+    zp: Option<&[T]>,
+    y: &mut [f32],
+) {
+    ax.check(
+        x.len(),
+        scale.len(),
+        zp.map(<[T]>::len),
+        "dequantize_linear",
+    );
+    assert!(y.len() >= x.len(), "dequantize_linear: output too short");
+    let np = scale.len();
+    let mut j = 0;
+    for o in 0..ax.outer {
+        for a in 0..ax.len {
+            for i in 0..ax.inner {
+                let p = pidx(&ax, np, o, a, i);
+                let z = zp.map_or(0, |z| z[p].to_i32());
+                y[j + i] = x[j + i].to_i32().wrapping_sub(z) as f32 * scale[p];
+            }
+            j += ax.inner;
+        }
+    }
+}
+
+/// The requantizing epilogue over an `outer × ch × inner` i32 tensor (a GEMM result
+/// `[rows, n]` is `outer = rows, ch = n, inner = 1`; an NCHW convolution output is
+/// `outer = batch, ch = C, inner = H·W`):
+/// `y = saturate(round_half_even((acc + bias[c]) as f32 · (a_scale · b_scale[c] / y_scale)) + y_zp)`.
+/// `b_scale` has 1 or `ch` entries; `bias` (if any) `ch`.
+#[allow(clippy::too_many_arguments)]
+pub fn requantize<T: QInt>(
+    acc: &[i32],
+    outer: usize,
+    ch: usize,
+    inner: usize,
+    bias: Option<&[i32]>,
+    a_scale: f32,
+    b_scale: &[f32],
+    y_scale: f32,
+    y_zp: T,
+    y: &mut [T],
+) {
+    let n = outer * ch * inner;
+    assert!(
+        acc.len() >= n && y.len() >= n,
+        "requantize: buffers too short"
+    );
+    assert!(
+        b_scale.len() == 1 || b_scale.len() == ch,
+        "requantize: b_scale length"
+    );
+    assert!(
+        bias.is_none_or(|b| b.len() == ch),
+        "requantize: bias length"
+    );
+    let z = y_zp.to_i32() as f32;
+    let mut j = 0;
+    for _ in 0..outer {
+        for c in 0..ch {
+            let m = a_scale * b_scale[if b_scale.len() == 1 { 0 } else { c }] / y_scale;
+            let b = bias.map_or(0, |b| b[c]);
+            if inner == 1 {
+                y[j] = T::from_f32_sat(round_half_even(acc[j].wrapping_add(b) as f32 * m) + z);
+            } else {
+                for (d, &v) in y[j..j + inner].iter_mut().zip(&acc[j..j + inner]) {
+                    *d = T::from_f32_sat(round_half_even(v.wrapping_add(b) as f32 * m) + z);
+                }
+            }
+            j += inner;
+        }
+    }
+}
+
+/// Packs an `m × k` row-major quantized activation (u8, or i8 shifted by +128) into the int8
+/// GEMM's A layout (`m × padded_k(k)`, padding 0) and writes
+/// `row_term[r] = Σ_k a_u8 − k·za_u8` (wrapping). Returns the shifted zero point `za_u8`.
+pub fn pack_a<T: QAct>(
+    a: &[T],
+    m: usize,
+    k: usize,
+    za: T,
+    out: &mut [u8],
+    row_term: &mut [i32],
+) -> i32 {
+    let pk = crate::pack::padded_k(k);
+    assert!(a.len() >= m * k, "pack_a: input too short");
+    assert!(
+        out.len() >= m * pk && row_term.len() >= m,
+        "pack_a: output too short"
+    );
+    let zu = za.to_u8_shifted() as i32;
+    for r in 0..m {
+        let dst = &mut out[r * pk..(r + 1) * pk];
+        let mut s = 0i32;
+        for (d, &v) in dst.iter_mut().zip(&a[r * k..(r + 1) * k]) {
+            *d = v.to_u8_shifted();
+            s = s.wrapping_add(*d as i32);
+        }
+        dst[k..].fill(0);
+        row_term[r] = s.wrapping_sub((k as i32).wrapping_mul(zu));
+    }
+    zu
+}
+
+/// NCHW quantized activations (u8, or i8 shifted by +128) → NHWC u8 (the layout `QConv`'s
+/// im2col reads). `hw` = pixels per image.
+pub fn to_nhwc_u8<T: QAct>(x: &[T], batch: usize, c: usize, hw: usize, out: &mut [u8]) {
+    assert!(
+        x.len() >= batch * c * hw && out.len() >= batch * c * hw,
+        "to_nhwc_u8: sizes"
+    );
+    for b in 0..batch {
+        let (src, dst) = (
+            &x[b * c * hw..(b + 1) * c * hw],
+            &mut out[b * c * hw..(b + 1) * c * hw],
+        );
+        for ch in 0..c {
+            for p in 0..hw {
+                dst[p * c + ch] = src[ch * hw + p].to_u8_shifted();
+            }
+        }
+    }
+}
+
+/// Requantizes an NHWC i32 GEMM result (`rows = batch·pixels`, `c` channels) into an NCHW
+/// output: the layout change and the epilogue of [`requantize`] in one pass.
+#[allow(clippy::too_many_arguments)]
+pub fn requantize_nhwc_to_nchw<T: QInt>(
+    acc: &[i32],
+    batch: usize,
+    hw: usize,
+    c: usize,
+    bias: Option<&[i32]>,
+    a_scale: f32,
+    b_scale: &[f32],
+    y_scale: f32,
+    y_zp: T,
+    y: &mut [T],
+) {
+    let n = batch * hw * c;
+    assert!(
+        acc.len() >= n && y.len() >= n,
+        "requantize_nhwc_to_nchw: sizes"
+    );
+    assert!(
+        b_scale.len() == 1 || b_scale.len() == c,
+        "requantize: b_scale length"
+    );
+    assert!(bias.is_none_or(|b| b.len() == c), "requantize: bias length");
+    let z = y_zp.to_i32() as f32;
+    for b in 0..batch {
+        for ch in 0..c {
+            let m = a_scale * b_scale[if b_scale.len() == 1 { 0 } else { ch }] / y_scale;
+            let bb = bias.map_or(0, |v| v[ch]);
+            let dst = &mut y[(b * c + ch) * hw..(b * c + ch + 1) * hw];
+            for (p, d) in dst.iter_mut().enumerate() {
+                let v = acc[(b * hw + p) * c + ch].wrapping_add(bb);
+                *d = T::from_f32_sat(round_half_even(v as f32 * m) + z);
+            }
+        }
+    }
+}
+
+/// Batched integer matmul of two quantized activations (`QLinearMatMul` between run-time
+/// tensors, any u8/i8 mix): `out[b] = (a[b] − za)·(w[b'] − zb)` where `b' = b % w_batches`
+/// (a 2-D B is one batch, broadcast), each `m × k` by `k × n`, wrapping i32. `zb` (if any)
+/// has 1 or `n` entries.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_integer_batched<A: QInt, B: QInt>(
+    a: &[A],
+    za: i32,
+    w: &[B],
+    zb: Option<&[B]>,
+    batches: usize,
+    w_batches: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    out: &mut [i32],
+) {
+    assert!(
+        w_batches >= 1 && batches % w_batches == 0,
+        "matmul_integer_batched: batches"
+    );
+    assert!(
+        a.len() >= batches * m * k && w.len() >= w_batches * k * n,
+        "matmul_integer_batched: inputs"
+    );
+    assert!(
+        out.len() >= batches * m * n,
+        "matmul_integer_batched: output"
+    );
+    for bi in 0..batches {
+        let wb = &w[(bi % w_batches) * k * n..];
+        let ab = &a[bi * m * k..];
+        let ob = &mut out[bi * m * n..(bi + 1) * m * n];
+        for r in 0..m {
+            for c in 0..n {
+                let z = zb.map_or(0, |z| z[if z.len() == 1 { 0 } else { c }].to_i32());
+                let mut s = 0i32;
+                for kk in 0..k {
+                    let x = ab[r * k + kk].to_i32().wrapping_sub(za);
+                    s = s.wrapping_add(x.wrapping_mul(wb[kk * n + c].to_i32().wrapping_sub(z)));
+                }
+                ob[r * n + c] = s;
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    #[test]
+    fn requant_quantize_ties_and_saturation() {
+        let x = [
+            0.5f32,
+            1.5,
+            2.5,
+            -0.5,
+            -1.5,
+            1000.0,
+            -1000.0,
+            f32::NAN,
+            0.25,
+        ];
+        let mut y = [0u8; 9];
+        quantize_linear(&x, QAxis::tensor(9), &[1.0], Some(&[10u8]), &mut y);
+        assert_eq!(y, [10, 12, 12, 10, 8, 255, 0, 0, 10]);
+        let mut y = [0i8; 9];
+        quantize_linear(&x, QAxis::tensor(9), &[0.5], None, &mut y);
+        assert_eq!(y, [1, 3, 5, -1, -3, 127, -128, 0, 0]);
+    }
+
+    #[test]
+    fn requant_quantize_axis_and_blocked() {
+        // x [2, 4, 2], axis 1; per axis: scales [4]; blocked 3 along axis: scales [2, 2, 2].
+        let x: Vec<f32> = (0..16).map(|v| v as f32 - 5.0).collect();
+        let ax = QAxis {
+            outer: 2,
+            len: 4,
+            inner: 2,
+            block: 0,
+        };
+        let s = [1.0f32, 2.0, 4.0, 0.5];
+        let z = [0i16, 1, -1, 3];
+        let mut y = vec![0i16; 16];
+        quantize_linear(&x, ax, &s, Some(&z), &mut y);
+        for (j, &v) in x.iter().enumerate() {
+            let a = (j / 2) % 4;
+            assert_eq!(y[j] as f32, (v / s[a]).round_ties_even() + z[a] as f32);
+        }
+        let ab = QAxis { block: 3, ..ax };
+        let s: Vec<f32> = (0..8).map(|i| 0.5 + i as f32 * 0.25).collect();
+        let mut y = vec![0i8; 16];
+        quantize_linear(&x, ab, &s, None, &mut y);
+        let mut back = vec![0f32; 16];
+        dequantize_linear(&y, ab, &s, None, &mut back);
+        for j in 0..16 {
+            let (o, a, i) = (j / 8, (j / 2) % 4, j % 2);
+            let p = (o * 2 + a / 3) * 2 + i;
+            assert_eq!(y[j] as f32, (x[j] / s[p]).round_ties_even());
+            assert_eq!(back[j], y[j] as f32 * s[p]);
+        }
+    }
+
+    #[test]
+    fn requant_epilogue_matches_formula() {
+        let acc: Vec<i32> = (-20..20).map(|v| v * 37).collect();
+        let bs = [0.5f32, 0.25, 0.125, 1.0];
+        let bias = [3, -4, 0, 100];
+        let mut y = vec![0u8; 40];
+        requantize(&acc, 10, 4, 1, Some(&bias), 0.1, &bs, 0.3, 128u8, &mut y);
+        for j in 0..40 {
+            let c = j % 4;
+            let m = 0.1f32 * bs[c] / 0.3;
+            let want = ((acc[j] + bias[c]) as f32 * m).round_ties_even() + 128.0;
+            assert_eq!(y[j], want.clamp(0.0, 255.0) as u8);
+        }
+        // NHWC → NCHW variant agrees with requantize on the transposed accumulators.
+        let (batch, hw, c) = (2, 5, 4);
+        let mut nchw_acc = vec![0i32; 40];
+        for b in 0..batch {
+            for p in 0..hw {
+                for ch in 0..c {
+                    nchw_acc[(b * c + ch) * hw + p] = acc[(b * hw + p) * c + ch];
+                }
+            }
+        }
+        let (mut y1, mut y2) = (vec![0i8; 40], vec![0i8; 40]);
+        requantize(
+            &nchw_acc,
+            batch,
+            c,
+            hw,
+            Some(&bias),
+            0.1,
+            &bs,
+            0.3,
+            -3i8,
+            &mut y1,
+        );
+        requantize_nhwc_to_nchw(
+            &acc,
+            batch,
+            hw,
+            c,
+            Some(&bias),
+            0.1,
+            &bs,
+            0.3,
+            -3i8,
+            &mut y2,
+        );
+        assert_eq!(y1, y2);
+    }
+
+    #[test]
+    fn requant_pack_a_i8_shift_is_exact() {
+        let a: Vec<i8> = (0..15).map(|v| (v * 19 - 128) as i8).collect();
+        let (m, k) = (3, 5);
+        let mut out = vec![9u8; m * 8];
+        let mut rt = vec![0i32; m];
+        let zu = pack_a(&a, m, k, -7i8, &mut out, &mut rt);
+        assert_eq!(zu, 121);
+        for r in 0..m {
+            let mut s = 0;
+            for kk in 0..k {
+                assert_eq!(out[r * 8 + kk] as i32 - zu, a[r * k + kk] as i32 + 7);
+                s += out[r * 8 + kk] as i32;
+            }
+            assert_eq!(&out[r * 8 + k..r * 8 + 8], &[0, 0, 0]);
+            assert_eq!(rt[r], s - k as i32 * zu);
+        }
+    }
+
+    #[test]
+    fn requant_dq_matmul_matches_reference() {
+        use crate::isa::Isa;
+        use crate::ops::matmul::{DqWeights, dq_matmul};
+        let (m, k, n) = (3, 300, 37);
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919) % 201) as f32 / 50.0 - 2.0)
+            .collect();
+        let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.1 - 1.0).collect();
+        let bytes: Vec<u8> = (0..k * n)
+            .map(|i| ((i * 2654435761usize) >> 7) as u8)
+            .collect();
+        for (bits, signed, bk, bn) in [
+            (8u8, false, k, 1),
+            (8, true, k, n),
+            (4, true, 32, 1),
+            (4, false, 1, n),
+        ] {
+            let params = k.div_ceil(bk) * n.div_ceil(bn);
+            let scale: Vec<f32> = (0..params)
+                .map(|i| 0.01 + (i % 13) as f32 * 0.003)
+                .collect();
+            let zp: Vec<i32> = (0..params)
+                .map(|i| {
+                    if signed {
+                        (i % 5) as i32 - 2
+                    } else {
+                        (i % 7) as i32 + if bits == 8 { 120 } else { 5 }
+                    }
+                })
+                .collect();
+            let w = DqWeights {
+                k,
+                n,
+                data: &bytes,
+                bits,
+                signed,
+                bk,
+                bn,
+                scale: &scale,
+                zero_point: &zp,
+                bias: Some(&bias),
+            };
+            for isa in Isa::all_available() {
+                let mut out = vec![0f32; m * n];
+                dq_matmul(isa, m, &x, w, &mut out);
+                for r in 0..m {
+                    for c in 0..n {
+                        let (mut want, mut mag) = (bias[c] as f64, bias[c].abs() as f64);
+                        for kk in 0..k {
+                            let q = w.q(kk, c);
+                            let p = (kk / bk) * n.div_ceil(bn) + c / bn;
+                            let wv = (q - zp[p]) as f32 * scale[p];
+                            assert_eq!(wv, w.get(kk, c));
+                            want += x[r * k + kk] as f64 * wv as f64;
+                            mag += (x[r * k + kk] as f64 * wv as f64).abs();
+                        }
+                        let tol = (k + 2) as f64 * f32::EPSILON as f64 * mag;
+                        let got = out[r * n + c] as f64;
+                        assert!(
+                            (got - want).abs() <= tol,
+                            "{isa:?} bits {bits} ({r},{c}): {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
