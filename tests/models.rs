@@ -2893,3 +2893,535 @@ fn sat_q_s8() {
         }
     }
 }
+
+mod mlp_a_qdq_u8 {
+    kiln::include_model!("tests/models/mlp_a_qdq_u8/model.onnx");
+}
+
+#[test]
+fn mlp_a_qdq_u8() {
+    let dir = common::case_dir("tests/models/mlp_a_qdq_u8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = mlp_a_qdq_u8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(mlp_a_qdq_u8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("mlp_a_qdq_u8 [{}]: {e:?}", isa.name()));
+        let what = format!("mlp_a_qdq_u8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (4.75e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod mlp_a_qdq_u8_pc {
+    kiln::include_model!("tests/models/mlp_a_qdq_u8_pc/model.onnx");
+}
+
+#[test]
+fn mlp_a_qdq_u8_pc() {
+    let dir = common::case_dir("tests/models/mlp_a_qdq_u8_pc");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = mlp_a_qdq_u8_pc::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(mlp_a_qdq_u8_pc::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("mlp_a_qdq_u8_pc [{}]: {e:?}", isa.name()));
+        let what = format!("mlp_a_qdq_u8_pc [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (4.75e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod mlp_a_qdq_s8 {
+    kiln::include_model!("tests/models/mlp_a_qdq_s8/model.onnx");
+}
+
+#[test]
+fn mlp_a_qdq_s8() {
+    let dir = common::case_dir("tests/models/mlp_a_qdq_s8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = mlp_a_qdq_s8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(mlp_a_qdq_s8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("mlp_a_qdq_s8 [{}]: {e:?}", isa.name()));
+        let what = format!("mlp_a_qdq_s8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (4.75e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod mlp_a_qdq_s8_pc {
+    kiln::include_model!("tests/models/mlp_a_qdq_s8_pc/model.onnx");
+}
+
+#[test]
+fn mlp_a_qdq_s8_pc() {
+    let dir = common::case_dir("tests/models/mlp_a_qdq_s8_pc");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = mlp_a_qdq_s8_pc::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(mlp_a_qdq_s8_pc::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("mlp_a_qdq_s8_pc [{}]: {e:?}", isa.name()));
+        let what = format!("mlp_a_qdq_s8_pc [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (4.75e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod mlp_a_qdq_u8w_u8 {
+    kiln::include_model!("tests/models/mlp_a_qdq_u8w_u8/model.onnx");
+}
+
+#[test]
+fn mlp_a_qdq_u8w_u8() {
+    let dir = common::case_dir("tests/models/mlp_a_qdq_u8w_u8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = mlp_a_qdq_u8w_u8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(mlp_a_qdq_u8w_u8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("mlp_a_qdq_u8w_u8 [{}]: {e:?}", isa.name()));
+        let what = format!("mlp_a_qdq_u8w_u8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (4.75e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod mlp_a_qop_u8 {
+    kiln::include_model!("tests/models/mlp_a_qop_u8/model.onnx");
+}
+
+#[test]
+fn mlp_a_qop_u8() {
+    let dir = common::case_dir("tests/models/mlp_a_qop_u8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = mlp_a_qop_u8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(mlp_a_qop_u8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("mlp_a_qop_u8 [{}]: {e:?}", isa.name()));
+        let what = format!("mlp_a_qop_u8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (1.53e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod mlp_a_qop_s8_pc {
+    kiln::include_model!("tests/models/mlp_a_qop_s8_pc/model.onnx");
+}
+
+#[test]
+fn mlp_a_qop_s8_pc() {
+    let dir = common::case_dir("tests/models/mlp_a_qop_s8_pc");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = mlp_a_qop_s8_pc::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(mlp_a_qop_s8_pc::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("mlp_a_qop_s8_pc [{}]: {e:?}", isa.name()));
+        let what = format!("mlp_a_qop_s8_pc [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (1.53e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod mlp_3d_qdq_u8_pc {
+    kiln::include_model!("tests/models/mlp_3d_qdq_u8_pc/model.onnx");
+}
+
+#[test]
+fn mlp_3d_qdq_u8_pc() {
+    let dir = common::case_dir("tests/models/mlp_3d_qdq_u8_pc");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = mlp_3d_qdq_u8_pc::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(mlp_3d_qdq_u8_pc::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("mlp_3d_qdq_u8_pc [{}]: {e:?}", isa.name()));
+        let what = format!("mlp_3d_qdq_u8_pc [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (5.12e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod mlp_3d_qdq_s8 {
+    kiln::include_model!("tests/models/mlp_3d_qdq_s8/model.onnx");
+}
+
+#[test]
+fn mlp_3d_qdq_s8() {
+    let dir = common::case_dir("tests/models/mlp_3d_qdq_s8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = mlp_3d_qdq_s8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(mlp_3d_qdq_s8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("mlp_3d_qdq_s8 [{}]: {e:?}", isa.name()));
+        let what = format!("mlp_3d_qdq_s8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (5.12e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod mlp_3d_qop_u8 {
+    kiln::include_model!("tests/models/mlp_3d_qop_u8/model.onnx");
+}
+
+#[test]
+fn mlp_3d_qop_u8() {
+    let dir = common::case_dir("tests/models/mlp_3d_qop_u8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = mlp_3d_qop_u8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(mlp_3d_qop_u8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("mlp_3d_qop_u8 [{}]: {e:?}", isa.name()));
+        let what = format!("mlp_3d_qop_u8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (5.12e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod cnn_a_qdq_u8 {
+    kiln::include_model!("tests/models/cnn_a_qdq_u8/model.onnx");
+}
+
+#[test]
+fn cnn_a_qdq_u8() {
+    let dir = common::case_dir("tests/models/cnn_a_qdq_u8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = cnn_a_qdq_u8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(cnn_a_qdq_u8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("cnn_a_qdq_u8 [{}]: {e:?}", isa.name()));
+        let what = format!("cnn_a_qdq_u8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (4.63e-3, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod cnn_a_qdq_u8_pc {
+    kiln::include_model!("tests/models/cnn_a_qdq_u8_pc/model.onnx");
+}
+
+#[test]
+fn cnn_a_qdq_u8_pc() {
+    let dir = common::case_dir("tests/models/cnn_a_qdq_u8_pc");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = cnn_a_qdq_u8_pc::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(cnn_a_qdq_u8_pc::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("cnn_a_qdq_u8_pc [{}]: {e:?}", isa.name()));
+        let what = format!("cnn_a_qdq_u8_pc [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (4.63e-3, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod cnn_a_qdq_s8_pc {
+    kiln::include_model!("tests/models/cnn_a_qdq_s8_pc/model.onnx");
+}
+
+#[test]
+fn cnn_a_qdq_s8_pc() {
+    let dir = common::case_dir("tests/models/cnn_a_qdq_s8_pc");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = cnn_a_qdq_s8_pc::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(cnn_a_qdq_s8_pc::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("cnn_a_qdq_s8_pc [{}]: {e:?}", isa.name()));
+        let what = format!("cnn_a_qdq_s8_pc [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (4.63e-3, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod cnn_a_qop_u8 {
+    kiln::include_model!("tests/models/cnn_a_qop_u8/model.onnx");
+}
+
+#[test]
+fn cnn_a_qop_u8() {
+    let dir = common::case_dir("tests/models/cnn_a_qop_u8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = cnn_a_qop_u8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(cnn_a_qop_u8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("cnn_a_qop_u8 [{}]: {e:?}", isa.name()));
+        let what = format!("cnn_a_qop_u8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (2.73e-3, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod cnn_a_qop_s8_pc {
+    kiln::include_model!("tests/models/cnn_a_qop_s8_pc/model.onnx");
+}
+
+#[test]
+fn cnn_a_qop_s8_pc() {
+    let dir = common::case_dir("tests/models/cnn_a_qop_s8_pc");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = cnn_a_qop_s8_pc::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(cnn_a_qop_s8_pc::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("cnn_a_qop_s8_pc [{}]: {e:?}", isa.name()));
+        let what = format!("cnn_a_qop_s8_pc [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (2.73e-3, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod wo_gemm_tb_s8_u4 {
+    kiln::include_model!("tests/models/wo_gemm_tb_s8_u4/model.onnx");
+}
+
+#[test]
+fn wo_gemm_tb_s8_u4() {
+    let dir = common::case_dir("tests/models/wo_gemm_tb_s8_u4");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = wo_gemm_tb_s8_u4::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(wo_gemm_tb_s8_u4::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("wo_gemm_tb_s8_u4 [{}]: {e:?}", isa.name()));
+        let what = format!("wo_gemm_tb_s8_u4 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (1.89e-5, 1.0e-5);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod wo_axis_s8_u8 {
+    kiln::include_model!("tests/models/wo_axis_s8_u8/model.onnx");
+}
+
+#[test]
+fn wo_axis_s8_u8() {
+    let dir = common::case_dir("tests/models/wo_axis_s8_u8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = wo_axis_s8_u8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(wo_axis_s8_u8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("wo_axis_s8_u8 [{}]: {e:?}", isa.name()));
+        let what = format!("wo_axis_s8_u8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (1.06e-5, 1.0e-5);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod wo_blocked_s4_u4 {
+    kiln::include_model!("tests/models/wo_blocked_s4_u4/model.onnx");
+}
+
+#[test]
+fn wo_blocked_s4_u4() {
+    let dir = common::case_dir("tests/models/wo_blocked_s4_u4");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = wo_blocked_s4_u4::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(wo_blocked_s4_u4::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("wo_blocked_s4_u4 [{}]: {e:?}", isa.name()));
+        let what = format!("wo_blocked_s4_u4 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (1.49e-5, 1.0e-5);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod wo_cast_mul_s8_u8 {
+    kiln::include_model!("tests/models/wo_cast_mul_s8_u8/model.onnx");
+}
+
+#[test]
+fn wo_cast_mul_s8_u8() {
+    let dir = common::case_dir("tests/models/wo_cast_mul_s8_u8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = wo_cast_mul_s8_u8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(wo_cast_mul_s8_u8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("wo_cast_mul_s8_u8 [{}]: {e:?}", isa.name()));
+        let what = format!("wo_cast_mul_s8_u8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (1.31e-5, 1.0e-5);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}

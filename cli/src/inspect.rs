@@ -716,6 +716,7 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
     let (mut qdyn, mut qgemm, mut sgemm, mut gelu, mut ln, mut act_fused) = (0, 0, 0, 0, 0, 0);
     let mut gelu_epilogue = 0;
     let (mut qconv, mut sconv) = (0, 0);
+    let (mut qlinear, mut qlinear_conv, mut dq_mm) = (0, 0, 0);
     for n in &g.nodes {
         match &n.kiln {
             Some(KilnOp::QuantizeDyn { .. }) => qdyn += 1,
@@ -861,6 +862,89 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
                     kernel: format!("f32 GEMM + col2im ({})", isa.name()),
                 });
             }
+            Some(KilnOp::QMatMul {
+                batches,
+                m,
+                k,
+                n: nn,
+                packed,
+                ..
+            }) => {
+                qlinear += 1;
+                let (kind, kernel, safe) = match packed {
+                    Some(w) => (
+                        "QLinearMatMul (8-bit in → i32 → requantized 8-bit out)",
+                        qgemm_kernel(isa, w.avx2_safe),
+                        Some(w.avx2_safe),
+                    ),
+                    None => (
+                        "QLinearMatMul (run-time B)",
+                        "direct integer loops".into(),
+                        None,
+                    ),
+                };
+                layers.push(KLayer {
+                    node: n.name.clone(),
+                    kind: kind.into(),
+                    m: g.show(&batches.mul(m)),
+                    k: k.as_usize().unwrap_or(0),
+                    n: nn.as_usize().unwrap_or(0),
+                    epilogue: "zero points + requantize (round half even, saturate)".into(),
+                    avx2_safe: safe,
+                    kernel,
+                });
+            }
+            Some(KilnOp::QLinearConv { spec, packed }) => {
+                qlinear_conv += 1;
+                let (kind, kernel, safe) = match packed {
+                    Some((groups, direct)) => (
+                        format!(
+                            "QLinearConv {}×{} {} (8-bit in → requantized 8-bit out)",
+                            spec.kernel[0],
+                            spec.kernel[1],
+                            if *direct {
+                                "direct GEMM"
+                            } else {
+                                "im2col + GEMM"
+                            }
+                        ),
+                        qgemm_kernel(isa, groups.iter().all(|w| w.avx2_safe)),
+                        Some(groups.iter().all(|w| w.avx2_safe)),
+                    ),
+                    None => (
+                        format!("QLinearConv {}×{} direct", spec.kernel[0], spec.kernel[1]),
+                        "direct integer loops (depthwise or run-time weights)".into(),
+                        None,
+                    ),
+                };
+                layers.push(KLayer {
+                    node: n.name.clone(),
+                    kind,
+                    m: g.show(&spec.batch.mul(&spec.pixels())),
+                    k: spec.k(),
+                    n: spec.c_out,
+                    epilogue: "zero points + bias + requantize".into(),
+                    avx2_safe: safe,
+                    kernel,
+                });
+            }
+            Some(KilnOp::DqMatMul { m, w }) => {
+                dq_mm += 1;
+                layers.push(KLayer {
+                    node: n.name.clone(),
+                    kind: format!(
+                        "DqMatMul (weight-only {}-bit {}, dequantized in the kernel)",
+                        w.bits,
+                        if w.signed { "signed" } else { "unsigned" }
+                    ),
+                    m: g.show(m),
+                    k: w.k,
+                    n: w.n,
+                    epilogue: if w.bias.is_some() { "bias" } else { "-" }.into(),
+                    avx2_safe: None,
+                    kernel: format!("f32 GEMM on dequantized blocks ({})", isa.name()),
+                });
+            }
             Some(KilnOp::ConvInteger { .. }) => {
                 *other_ops
                     .entry("ConvInteger (unfused, direct)".into())
@@ -912,6 +996,27 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
             "DynamicQuantizeLinear → ConvInteger → Cast → Mul [→ Add] [→ BatchNorm] [→ act] ⇒ QConv"
                 .to_string(),
             qconv,
+        ));
+    }
+    if qlinear > 0 {
+        fusions.push((
+            "QLinearMatMul, or DequantizeLinear → MatMul → QuantizeLinear (static QDQ) ⇒ int8 GEMM + requantize"
+                .to_string(),
+            qlinear,
+        ));
+    }
+    if qlinear_conv > 0 {
+        fusions.push((
+            "QLinearConv, or DequantizeLinear → Conv → QuantizeLinear (static QDQ) ⇒ integer conv + requantize"
+                .to_string(),
+            qlinear_conv,
+        ));
+    }
+    if dq_mm > 0 {
+        fusions.push((
+            "MatMul on DequantizeLinear'd (or Cast → Mul) constant weights [+ bias] ⇒ DqMatMul (weight-only)"
+                .to_string(),
+            dq_mm,
         ));
     }
     if sconv > 0 {

@@ -16,7 +16,7 @@ use crate::ir::{DType, Dim, Graph, Node, TensorData, from_static};
 pub(crate) use elementwise::{BinaryOp, UnaryOp, clip_bounds, softmax_dims};
 pub(crate) use matmul::gemm_dims;
 pub(crate) use norm::{layer_norm_dims, reduce_dims};
-pub(crate) use quant::{conv_proxy, q_layout, qmatmul_dims};
+pub(crate) use quant::{conv_proxy, propagate_dq, q_layout, qmatmul_dims};
 pub(crate) use shape::{concat_axis, slice_params, transpose_perm};
 pub(crate) use symbolic::fill_value as symbolic_fill_value;
 pub(crate) use vision::{AxisScale, PoolPads, pad_params, pool_attrs, resize_params, split_params};

@@ -475,3 +475,107 @@ pub fn conv_proxy(n: &Node) -> Node {
     p.inputs = vec![n.input(0), n.input(3)];
     p
 }
+
+/// The quantized form of a float constant folded from `Cast(int8/uint8 constant)`, then
+/// `Sub(·, zero point)` and `Mul(·, scale)` (the chain some exporters write instead of
+/// DequantizeLinear), per tensor or along one axis. Only forms whose folded floats equal
+/// `(q − zp) as f32 · scale` bit for bit are recognised (a Sub after a Mul, or a second Mul,
+/// are not).
+pub fn propagate_dq(g: &Graph, n: &Node) -> Option<DqOrigin> {
+    if !n.domain.is_empty() && n.domain != "ai.onnx" {
+        return None;
+    }
+    let out = &g.values[*n.outputs.first()?];
+    if out.dtype != DType::F32 {
+        return None;
+    }
+    let oshape = out.static_shape()?;
+    match n.op.as_str() {
+        "Cast" => {
+            let x = &g.values[n.input(0)?];
+            match x.konst.as_ref()? {
+                q @ (TensorData::I8(_) | TensorData::U8(_)) => Some(DqOrigin {
+                    q: q.clone(),
+                    int4: x.int4,
+                    scale: vec![1.0],
+                    zero_point: vec![0],
+                    axis: None,
+                    block: 0,
+                }),
+                _ => None,
+            }
+        }
+        "Sub" | "Mul" => {
+            let (a, b) = (n.input(0)?, n.input(1)?);
+            let (d, c) = if g.values[a].dq.is_some() {
+                (a, b)
+            } else if n.op == "Mul" && g.values[b].dq.is_some() {
+                (b, a)
+            } else {
+                return None;
+            };
+            let o = g.values[d].dq.as_deref()?;
+            if g.values[d].static_shape()? != oshape
+                || o.block != 0
+                || !o.scale.iter().all(|&s| s == 1.0)
+            {
+                return None;
+            }
+            let TensorData::F32(cd) = g.values[c].konst.as_ref()? else {
+                return None;
+            };
+            let cshape = g.values[c].static_shape()?;
+            let rank = oshape.len();
+            if cshape.len() > rank {
+                return None;
+            }
+            let off = rank - cshape.len();
+            let non1: Vec<usize> = (0..cshape.len())
+                .filter(|&i| cshape[i] != 1)
+                .map(|i| i + off)
+                .collect();
+            let cax = match non1.as_slice() {
+                [] => None,
+                [ax] if cshape[ax - off] == oshape[*ax] => Some(*ax),
+                _ => return None,
+            };
+            let axis = match (o.axis, cax) {
+                (None, x) => x,
+                (Some(a), None) => Some(a),
+                (Some(a), Some(b)) if a == b => Some(a),
+                _ => return None,
+            };
+            let len = axis.map_or(1, |a| oshape[a]);
+            let cvals: Vec<f32> = if cd.len() == len {
+                cd.clone()
+            } else {
+                vec![cd[0]; len]
+            };
+            let mut zp: Vec<i32> = if o.zero_point.len() == len {
+                o.zero_point.clone()
+            } else {
+                vec![o.zero_point[0]; len]
+            };
+            let mut scale = vec![1.0f32; len];
+            if n.op == "Sub" {
+                for (z, &c) in zp.iter_mut().zip(&cvals) {
+                    if c.fract() != 0.0 || c.abs() > 255.0 {
+                        return None;
+                    }
+                    *z += c as i32;
+                }
+            } else {
+                scale = cvals;
+            }
+            Some(DqOrigin {
+                q: o.q.clone(),
+                int4: o.int4,
+                scale,
+                zero_point: zp,
+                axis,
+                block: 0,
+            })
+        }
+        _ => None,
+    }
+}

@@ -369,17 +369,59 @@ fn grid(o: &DqOrigin, k: usize, n: usize) -> Option<(usize, usize)> {
     })
 }
 
+/// The origin of `Wᵀ` for a `[r][c]` weight (quantized along axis 0 or 1, or per tensor).
+fn transpose_origin(o: &DqOrigin, r: usize, c: usize) -> DqOrigin {
+    fn tr<T: Copy>(v: &[T], r: usize, c: usize) -> Vec<T> {
+        (0..c * r).map(|i| v[(i % r) * c + i / r]).collect()
+    }
+    let q = match &o.q {
+        TensorData::I8(v) => TensorData::I8(tr(v, r, c)),
+        TensorData::U8(v) => TensorData::U8(tr(v, r, c)),
+        other => other.clone(),
+    };
+    // Blocked parameters have the weight's rank: transpose their grid too.
+    let (scale, zero_point) = match (o.axis, o.block) {
+        (Some(a), b) if b > 0 => {
+            let (pr, pc) = if a == 0 {
+                (r.div_ceil(b), c)
+            } else {
+                (r, c.div_ceil(b))
+            };
+            (tr(&o.scale, pr, pc), tr(&o.zero_point, pr, pc))
+        }
+        _ => (o.scale.clone(), o.zero_point.clone()),
+    };
+    DqOrigin {
+        q,
+        int4: o.int4,
+        scale,
+        zero_point,
+        axis: o.axis.map(|a| 1 - a),
+        block: o.block,
+    }
+}
+
 fn weight_only(g: &mut Graph) {
     let uses = Uses::of(g);
     let mut remove = Vec::new();
     for i in 0..g.nodes.len() {
         let n = g.nodes[i].clone();
-        if n.kiln.is_some() || !n.domain.is_empty() || n.op != "MatMul" {
+        if n.kiln.is_some() || !n.domain.is_empty() || !matches!(n.op.as_str(), "MatMul" | "Gemm") {
             continue;
         }
         let (Some(x), Some(w)) = (n.input(0), n.input(1)) else {
             continue;
         };
+        let gemm = n.op == "Gemm";
+        let trans_b = gemm && n.attr_i("transB").ok().flatten().unwrap_or(0) != 0;
+        if gemm
+            && (n.attr_i("transA").ok().flatten().unwrap_or(0) != 0
+                || n.attr_f("alpha").ok().flatten().unwrap_or(1.0) != 1.0
+                || n.attr_f("beta").ok().flatten().unwrap_or(1.0) != 1.0
+                || g.values[x].shape.len() != 2)
+        {
+            continue;
+        }
         let (xv, wv) = (&g.values[x], &g.values[w]);
         if xv.dtype != DType::F32 || xv.konst.is_some() || xv.shape.is_empty() {
             continue;
@@ -391,10 +433,27 @@ fn weight_only(g: &mut Graph) {
         if ws.len() != 2 || !matches!(o.q, TensorData::I8(_) | TensorData::U8(_)) {
             continue;
         }
-        let (k, nn) = (ws[0], ws[1]);
+        let o = &if trans_b {
+            transpose_origin(o, ws[0], ws[1])
+        } else {
+            o.clone()
+        };
+        let (k, nn) = if trans_b {
+            (ws[1], ws[0])
+        } else {
+            (ws[0], ws[1])
+        };
         if xv.shape.last().and_then(Dim::as_usize) != Some(k) {
             continue;
         }
+        // Gemm's C: a constant per-column bias (or none).
+        let gemm_bias = match n.input(2) {
+            Some(cv) if gemm => match super::fuse_quant::column_vector(g, cv, nn) {
+                Some(b) => Some(b),
+                None => continue,
+            },
+            _ => None,
+        };
         let Some((bk, bn)) = grid(o, k, nn) else {
             continue;
         };
@@ -415,8 +474,10 @@ fn weight_only(g: &mut Graph) {
         };
         let m = numel(&xv.shape[..xv.shape.len() - 1]);
         let mut out = n.outputs[0];
-        let mut bias = None;
-        if let Some(a) = uses.sole_consumer(out) {
+        let mut bias = gemm_bias;
+        if bias.is_none()
+            && let Some(a) = uses.sole_consumer(out)
+        {
             let an = &g.nodes[a];
             if an.op == "Add" && an.domain.is_empty() && an.kiln.is_none() {
                 let other = if an.input(0) == Some(out) {

@@ -66,6 +66,11 @@ pub fn run(g: &mut Graph) -> Result<()> {
         }
         if !folded {
             keep.push(n);
+        } else if let Some(&o) = n.outputs.first()
+            && g.values[o].dq.is_none()
+            && let Some(d) = ops::propagate_dq(g, &n)
+        {
+            g.values[o].dq = Some(Box::new(d));
         }
     }
     g.nodes = keep;
