@@ -121,6 +121,30 @@ def cases():
     )
 
 
+def qdq_cases():
+    """Malformed static quantization: each must be a compile error naming the node and tensor."""
+    u8 = lambda name, shape: helper.make_tensor_value_info(name, TensorProto.UINT8, shape)  # noqa: E731
+    arr = numpy_helper.from_array
+    # A QuantizeLinear whose scale is 0 (a calibration of an all-zero tensor, hand-edited model).
+    yield "qdq_zero_scale", model(
+        [helper.make_node("QuantizeLinear", ["x", "x_scale", "x_zp"], ["y"], name="x_quant")],
+        [f32("x", [1, 4])], [u8("y", [1, 4])],
+        [arr(np.array(0.0, np.float32), "x_scale"), arr(np.array(128, np.uint8), "x_zp")])
+    # Per-axis weight scales that do not match the axis (4 scales for 3 columns).
+    yield "qdq_scale_shape", model(
+        [helper.make_node("DequantizeLinear", ["W_q", "W_scale"], ["W"], name="W_dequant", axis=1),
+         helper.make_node("MatMul", ["x", "W"], ["y"], name="fc")],
+        [f32("x", [1, 4])], [f32("y", [1, 3])],
+        [arr(np.ones((4, 3), np.int8), "W_q"), arr(np.full(4, 0.1, np.float32), "W_scale")])
+    # onnxruntime's QOperator extension (quantize_static(..., QuantFormat.QOperator) on an Add).
+    yield "qlinear_contrib", model(
+        [helper.make_node("QLinearAdd", ["a", "s", "z", "a", "s", "z", "s", "z"], ["y"], name="add_quant",
+                          domain="com.microsoft")],
+        [u8("a", [1, 4])], [u8("y", [1, 4])],
+        [arr(np.array(0.1, np.float32), "s"), arr(np.array(128, np.uint8), "z")],
+        opset=OPSET + [helper.make_opsetid("com.microsoft", 1)])
+
+
 def i64(name, v):
     return numpy_helper.from_array(np.array(v, np.int64), name)
 
@@ -242,7 +266,7 @@ def write_all(out, items):
 
 
 def main():
-    write_all(OUT, cases())
+    write_all(OUT, list(cases()) + list(qdq_cases()))
     write_all(FUZZ_OUT, fuzz_regressions())
 
 
