@@ -716,7 +716,7 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
     let (mut qdyn, mut qgemm, mut sgemm, mut gelu, mut ln, mut act_fused) = (0, 0, 0, 0, 0, 0);
     let mut gelu_epilogue = 0;
     let (mut qconv, mut sconv) = (0, 0);
-    let (mut qlinear, mut qlinear_conv, mut dq_mm) = (0, 0, 0);
+    let (mut qlinear, mut qlinear_conv, mut dq_mm, mut qdq_map) = (0, 0, 0, 0);
     for n in &g.nodes {
         match &n.kiln {
             Some(KilnOp::QuantizeDyn { .. }) => qdyn += 1,
@@ -945,6 +945,7 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
                     kernel: format!("f32 GEMM on dequantized blocks ({})", isa.name()),
                 });
             }
+            Some(KilnOp::QdqMap { .. }) => qdq_map += 1,
             Some(KilnOp::ConvInteger { .. }) => {
                 *other_ops
                     .entry("ConvInteger (unfused, direct)".into())
@@ -1010,6 +1011,13 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
             "QLinearConv, or DequantizeLinear → Conv → QuantizeLinear (static QDQ) ⇒ integer conv + requantize"
                 .to_string(),
             qlinear_conv,
+        ));
+    }
+    if qdq_map > 0 {
+        fusions.push((
+            "DequantizeLinear → [Add/Sub/Mul const, BatchNorm, Relu, Clip]… → QuantizeLinear ⇒ one 8-bit → 8-bit pass"
+                .to_string(),
+            qdq_map,
         ));
     }
     if dq_mm > 0 {

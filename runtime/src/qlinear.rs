@@ -372,6 +372,87 @@ pub fn matmul_integer_batched<A: QInt, B: QInt>(
     }
 }
 
+/// One float step of a fused `DequantizeLinear → … → QuantizeLinear` chain ([`qdq_map`]).
+/// Per-channel constants have 1 or `ch` entries.
+#[derive(Clone, Copy, Debug)]
+pub enum MapStep<'a> {
+    /// `v + c`
+    Add(&'a [f32]),
+    /// `v − c`
+    Sub(&'a [f32]),
+    /// `v · c`
+    Mul(&'a [f32]),
+    /// `v · s + t` (BatchNormalization's inference form)
+    Affine(&'a [f32], &'a [f32]),
+    /// `if v > 0 { v } else { 0 }`
+    Relu,
+    /// `min'(max'(v, lo), hi)` as in `gemm::Activation::Clip`
+    Clip(f32, f32),
+}
+
+/// A static-quantization chain in one pass, 8-bit in and 8-bit out, with no float buffer:
+/// `y = QuantizeLinear(steps(DequantizeLinear(x)))` per element, each step in exactly the f32
+/// operations the unfused ops perform (so the result is bit-identical to running them one by
+/// one). The tensor is `outer × ch × inner` around the channel axis of the per-channel
+/// constants.
+#[allow(clippy::too_many_arguments)]
+pub fn qdq_map<A: QInt, Y: QInt>(
+    x: &[A],
+    outer: usize,
+    ch: usize,
+    inner: usize,
+    x_scale: f32,
+    x_zp: i32,
+    steps: &[MapStep<'_>],
+    y_scale: f32,
+    y_zp: i32,
+    y: &mut [Y],
+) {
+    let n = outer * ch * inner;
+    assert!(x.len() >= n && y.len() >= n, "qdq_map: buffers too short");
+    let pc = |v: &[f32], c: usize| v[if v.len() == 1 { 0 } else { c }];
+    for st in steps {
+        let ok = match st {
+            MapStep::Add(v) | MapStep::Sub(v) | MapStep::Mul(v) => v.len() == 1 || v.len() == ch,
+            MapStep::Affine(s, t) => {
+                (s.len() == 1 || s.len() == ch) && (t.len() == 1 || t.len() == ch)
+            }
+            _ => true,
+        };
+        assert!(ok, "qdq_map: per-channel constant length");
+    }
+    let z = y_zp as f32;
+    let mut j = 0;
+    for _ in 0..outer {
+        for c in 0..ch {
+            for i in j..j + inner {
+                let mut v = x[i].to_i32().wrapping_sub(x_zp) as f32 * x_scale;
+                for st in steps {
+                    v = match *st {
+                        MapStep::Add(k) => v + pc(k, c),
+                        MapStep::Sub(k) => v - pc(k, c),
+                        MapStep::Mul(k) => v * pc(k, c),
+                        MapStep::Affine(s, t) => v * pc(s, c) + pc(t, c),
+                        MapStep::Relu => {
+                            if v > 0.0 {
+                                v
+                            } else {
+                                0.0
+                            }
+                        }
+                        MapStep::Clip(lo, hi) => {
+                            let v = if v > lo { v } else { lo };
+                            if v < hi { v } else { hi }
+                        }
+                    };
+                }
+                y[i] = Y::from_f32_sat(round_half_even(v / y_scale) + z);
+            }
+            j += inner;
+        }
+    }
+}
+
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
@@ -568,5 +649,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn requant_qdq_map_equals_unfused_ops() {
+        let x: Vec<u8> = (0..60).map(|v| (v * 37 % 256) as u8).collect();
+        let (outer, ch, inner) = (2, 3, 10);
+        let b = [0.5f32, -0.25, 1.0];
+        let (s, t) = ([1.5f32, 0.5, -2.0], [0.1f32, 0.2, 0.3]);
+        let steps = [
+            MapStep::Add(&b),
+            MapStep::Affine(&s, &t),
+            MapStep::Relu,
+            MapStep::Clip(0.0, 6.0),
+        ];
+        let mut y = vec![0i8; 60];
+        qdq_map(&x, outer, ch, inner, 0.05, 100, &steps, 0.03, -10, &mut y);
+        let ax = QAxis::tensor(60);
+        let mut f = vec![0f32; 60];
+        dequantize_linear(&x, ax, &[0.05], Some(&[100u8]), &mut f);
+        for (i, v) in f.iter_mut().enumerate() {
+            let c = (i / inner) % ch;
+            let w = (*v + b[c]) * s[c] + t[c];
+            *v = if w > 0.0 { w } else { 0.0 };
+            *v = v.min(6.0);
+        }
+        let mut want = vec![0i8; 60];
+        quantize_linear(&f, ax, &[0.03], Some(&[-10i8]), &mut want);
+        assert_eq!(y, want);
     }
 }

@@ -247,6 +247,46 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
                 });
                 node_statics[ni] = Some(id);
             }
+            Some(KilnOp::QdqMap { steps, .. }) => {
+                let mut f32s = |v: &[f32]| {
+                    let o = lit(
+                        blob.push(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+                    );
+                    let l = lit(v.len());
+                    quote!(#rt::blob::f32s(&BLOB, #o, #l))
+                };
+                let es: Vec<TokenStream> = steps
+                    .iter()
+                    .map(|s| match s {
+                        crate::ir::MapStepOwned::Add(v) => {
+                            let e = f32s(v);
+                            quote!(#rt::qlinear::MapStep::Add(#e))
+                        }
+                        crate::ir::MapStepOwned::Sub(v) => {
+                            let e = f32s(v);
+                            quote!(#rt::qlinear::MapStep::Sub(#e))
+                        }
+                        crate::ir::MapStepOwned::Mul(v) => {
+                            let e = f32s(v);
+                            quote!(#rt::qlinear::MapStep::Mul(#e))
+                        }
+                        crate::ir::MapStepOwned::Affine(a, b) => {
+                            let (ea, eb) = (f32s(a), f32s(b));
+                            quote!(#rt::qlinear::MapStep::Affine(#ea, #eb))
+                        }
+                        crate::ir::MapStepOwned::Relu => quote!(#rt::qlinear::MapStep::Relu),
+                        crate::ir::MapStepOwned::Clip(lo, hi) => {
+                            let (lo, hi) = (nodes::f32_tokens(*lo), nodes::f32_tokens(*hi));
+                            quote!(#rt::qlinear::MapStep::Clip(#lo, #hi))
+                        }
+                    })
+                    .collect();
+                let ns = lit(es.len());
+                statics.push(quote! {
+                    static #id: [#rt::qlinear::MapStep<'static>; #ns] = [#(#es),*];
+                });
+                node_statics[ni] = Some(id);
+            }
             Some(KilnOp::DqMatMul { w, .. }) => {
                 let mut sec = |b: Vec<u8>| lit(blob.push(&b));
                 let (k, nn, bits, signed, bk, bn) =

@@ -20,6 +20,10 @@ fn act_tokens(rt: &TokenStream, act: &Activation) -> TokenStream {
 }
 
 /// An `f32` expression; NaN and infinities have no literal form (quote's would panic).
+pub(crate) fn f32_tokens(v: f32) -> TokenStream {
+    f32_lit(v)
+}
+
 fn f32_lit(v: f32) -> TokenStream {
     if v.is_nan() {
         quote!(f32::NAN)
@@ -342,6 +346,29 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                             #rt::qlinear::requantize::<#ty>(&*acc, geom.batch, geom.c_out, geom.pixels(), #bias, (#xs)[0], #ws, (#ys)[0], (#yz)[0], #y);
                         }}
                     }
+                }
+            }
+            KilnOp::QdqMap {
+                outer,
+                ch,
+                inner,
+                x_scale,
+                x_zp,
+                y_scale,
+                y_zp,
+                ..
+            } => {
+                let xi = inp(0)?;
+                let (ta, ty) = (
+                    super::rust_ty(g.values[xi].dtype),
+                    super::rust_ty(g.values[out].dtype),
+                );
+                let (x, y) = (c.src(xi), c.dst(out));
+                let w = weights.expect("QdqMap steps emitted");
+                let (o, chl, i) = (c.dim(outer), lit(*ch), c.dim(inner));
+                let (xs, ys) = (f32_lit(*x_scale), f32_lit(*y_scale));
+                quote! {
+                    #rt::qlinear::qdq_map::<#ta, #ty>(#x, #o, #chl, #i, #xs, #x_zp, &#w, #ys, #y_zp, #y);
                 }
             }
             KilnOp::DqMatMul { m, .. } => {

@@ -178,6 +178,30 @@ pub enum KilnOp {
     /// Weight-only quantization: `y = x · dequant(W)` in f32 with W kept quantized (8-bit or
     /// 4-bit packed) and dequantized inside the kernel. inputs: [x]; outputs: [y].
     DqMatMul { m: Dim, w: Box<DqWeightsOwned> },
+    /// A static-quantization chain `DequantizeLinear → [Add|Sub|Mul by a constant,
+    /// BatchNormalization, Relu, Clip]… → QuantizeLinear` as one 8-bit → 8-bit pass
+    /// (`kiln_runtime::qlinear::qdq_map`). inputs: [x_q]; outputs: [y_q].
+    QdqMap {
+        outer: Dim,
+        ch: usize,
+        inner: Dim,
+        x_scale: f32,
+        x_zp: i32,
+        steps: Vec<MapStepOwned>,
+        y_scale: f32,
+        y_zp: i32,
+    },
+}
+
+/// One step of a [`KilnOp::QdqMap`] (see `kiln_runtime::qlinear::MapStep`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum MapStepOwned {
+    Add(Vec<f32>),
+    Sub(Vec<f32>),
+    Mul(Vec<f32>),
+    Affine(Vec<f32>, Vec<f32>),
+    Relu,
+    Clip(f32, f32),
 }
 
 /// Quantized constant weights of a [`KilnOp::DqMatMul`] (see `kiln_runtime::ops::dq_matmul`).

@@ -21,13 +21,16 @@ use super::Uses;
 use super::fuse_conv::{direct_a, pack_groups};
 use crate::error::Result;
 use crate::ir::{
-    DType, Dim, DqOrigin, DqWeightsOwned, Graph, KilnOp, Node, TensorData, from_static, numel,
+    DType, Dim, DqOrigin, DqWeightsOwned, Graph, KilnOp, MapStepOwned, Node, TensorData,
+    from_static, numel,
 };
 use crate::ops::{conv_proxy, qmatmul_dims};
 use kiln_runtime::pack::{PackedI8Owned, Weights, padded_k};
 
 pub fn run(g: &mut Graph) -> Result<()> {
     rewrite_qdq(g);
+    super::dce::run(g);
+    fuse_glue(g);
     super::dce::run(g);
     lower_qlinear(g)?;
     weight_only(g);
@@ -216,6 +219,172 @@ fn rewrite_qdq(g: &mut Graph) {
         return;
     }
     let remove: Vec<usize> = replace.iter().map(|r| r.2).collect();
+    let old = std::mem::take(&mut g.nodes);
+    for (i, n) in old.into_iter().enumerate() {
+        if let Some(r) = replace.iter().position(|r| r.0 == i) {
+            g.nodes.push(replace[r].1.clone());
+        } else if !remove.contains(&i) {
+            g.nodes.push(n);
+        }
+    }
+}
+
+/// A constant operand of an elementwise op on a tensor of `shape`: a scalar, or one value per
+/// index of one axis (right-aligned broadcasting); `(values, axis)`.
+fn channel_const(g: &Graph, v: usize, shape: &[Dim]) -> Option<(Vec<f32>, Option<usize>)> {
+    let TensorData::F32(d) = g.values[v].konst.as_ref()? else {
+        return None;
+    };
+    let cs = g.values[v].static_shape()?;
+    if cs.len() > shape.len() || d.is_empty() {
+        return None;
+    }
+    let off = shape.len() - cs.len();
+    let non1: Vec<usize> = (0..cs.len()).filter(|&i| cs[i] != 1).collect();
+    match non1.as_slice() {
+        [] => Some((vec![d[0]], None)),
+        [p] if shape[p + off].as_usize() == Some(cs[*p]) => Some((d.clone(), Some(p + off))),
+        _ => None,
+    }
+}
+
+fn scalar_of(g: &Graph, v: Option<usize>) -> Option<f64> {
+    match v {
+        None => Some(0.0),
+        Some(v) => {
+            let k = g.values[v].konst.as_ref()?;
+            Some(match k {
+                TensorData::F32(d) => d[0] as f64,
+                other => other.as_i64().ok()?[0] as f64,
+            })
+        }
+    }
+}
+
+/// `DequantizeLinear → [Add|Sub|Mul by a constant, BatchNormalization, Relu, Clip]… →
+/// QuantizeLinear` (the float glue static QDQ graphs keep between their quantized MatMuls and
+/// Convs: bias Adds, BatchNorms, activations) becomes one `QdqMap` pass, 8-bit to 8-bit.
+fn fuse_glue(g: &mut Graph) {
+    let uses = Uses::of(g);
+    let mut replace: Vec<(usize, Node)> = Vec::new();
+    let mut remove: Vec<usize> = Vec::new();
+    for i in 0..g.nodes.len() {
+        let dn = g.nodes[i].clone();
+        if dn.op != "DequantizeLinear" || !dn.domain.is_empty() || dn.kiln.is_some() {
+            continue;
+        }
+        let d_out = dn.outputs[0];
+        let Some((xq, xs, xz)) = dq_input(g, &uses, d_out) else {
+            continue;
+        };
+        let shape = g.values[d_out].shape.clone();
+        let (mut cur, mut steps, mut chain, mut axis) = (d_out, Vec::new(), Vec::new(), None);
+        let mut ok_axis = true;
+        let q = loop {
+            let Some(ci) = uses.sole_consumer(cur) else {
+                break None;
+            };
+            let cn = g.nodes[ci].clone();
+            if cn.kiln.is_some() || !cn.domain.is_empty() {
+                break None;
+            }
+            if cn.op == "QuantizeLinear" {
+                break q_output(g, &uses, cur);
+            }
+            let o = cn.outputs[0];
+            if cn.outputs.len() != 1
+                || g.values[o].shape != shape
+                || g.values[o].dtype != DType::F32
+            {
+                break None;
+            }
+            let mut set_axis = |a: Option<usize>| match (axis, a) {
+                (_, None) => {}
+                (None, Some(a)) => axis = Some(a),
+                (Some(b), Some(a)) => ok_axis &= a == b,
+            };
+            let step = match cn.op.as_str() {
+                "Relu" => MapStepOwned::Relu,
+                "Clip" => match crate::ops::clip_bounds(g, &cn) {
+                    Ok((lo, hi)) => MapStepOwned::Clip(lo, hi),
+                    Err(_) => break None,
+                },
+                "Add" | "Sub" | "Mul" => {
+                    let (Some(a), Some(b)) = (cn.input(0), cn.input(1)) else {
+                        break None;
+                    };
+                    if cn.op == "Sub" && a != cur {
+                        break None;
+                    }
+                    let other = if a == cur { b } else { a };
+                    let Some((vals, ax)) = channel_const(g, other, &shape) else {
+                        break None;
+                    };
+                    set_axis(ax);
+                    match cn.op.as_str() {
+                        "Add" => MapStepOwned::Add(vals),
+                        "Sub" => MapStepOwned::Sub(vals),
+                        _ => MapStepOwned::Mul(vals),
+                    }
+                }
+                "BatchNormalization" if shape.len() >= 2 => {
+                    match crate::ops::conv::batch_norm_affine(g, &cn) {
+                        Ok((s, t)) if shape[1].as_usize() == Some(s.len()) => {
+                            set_axis(Some(1));
+                            MapStepOwned::Affine(s, t)
+                        }
+                        _ => break None,
+                    }
+                }
+                _ => break None,
+            };
+            steps.push(step);
+            chain.push(ci);
+            cur = o;
+        };
+        let Some((qi, ys, yz, out)) = q else { continue };
+        if steps.is_empty() || !ok_axis {
+            continue;
+        }
+        let (Some(x_scale), Some(x_zp), Some(y_scale), Some(y_zp)) = (
+            scalar_of(g, Some(xs)),
+            scalar_of(g, xz),
+            scalar_of(g, Some(ys)),
+            scalar_of(g, yz),
+        ) else {
+            continue;
+        };
+        let (outer, ch, inner) = match axis {
+            None => (numel(&shape), 1, Dim::constant(1)),
+            Some(a) => match shape[a].as_usize() {
+                Some(c) => (numel(&shape[..a]), c, numel(&shape[a + 1..])),
+                None => continue,
+            },
+        };
+        let node = Node {
+            name: g.nodes[qi].name.clone(),
+            op: "QdqMap".into(),
+            domain: "kiln".into(),
+            inputs: vec![Some(xq)],
+            outputs: vec![out],
+            attrs: Default::default(),
+            kiln: Some(KilnOp::QdqMap {
+                outer,
+                ch,
+                inner,
+                x_scale: x_scale as f32,
+                x_zp: x_zp as i32,
+                steps,
+                y_scale: y_scale as f32,
+                y_zp: y_zp as i32,
+            }),
+        };
+        remove.extend(chain);
+        replace.push((qi, node));
+    }
+    if replace.is_empty() {
+        return;
+    }
     let old = std::mem::take(&mut g.nodes);
     for (i, n) in old.into_iter().enumerate() {
         if let Some(r) = replace.iter().position(|r| r.0 == i) {
