@@ -3314,6 +3314,34 @@ fn cnn_a_qop_s8_pc() {
     }
 }
 
+mod wo_gather_s8_u8 {
+    kiln::include_model!("tests/models/wo_gather_s8_u8/model.onnx");
+}
+
+#[test]
+fn wo_gather_s8_u8() {
+    let dir = common::case_dir("tests/models/wo_gather_s8_u8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = wo_gather_s8_u8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(wo_gather_s8_u8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("wo_gather_s8_u8 [{}]: {e:?}", isa.name()));
+        let what = format!("wo_gather_s8_u8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (3.94e-5, 1.0e-5);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
 mod wo_gemm_tb_s8_u4 {
     kiln::include_model!("tests/models/wo_gemm_tb_s8_u4/model.onnx");
 }

@@ -1085,7 +1085,36 @@ def wo_gemm_tb():
     return m
 
 
+def wo_gather():
+    """Quantized embedding tables: Gather(DequantizeLinear(table)) with an int8 table quantized
+    per row (axis 0, the gathered axis) and a uint8 table per column (axis 1), then a weight-only
+    MatMul. The input is float (the indices come from a Cast, as kiln's fixture harness feeds f32)."""
+    rng = np.random.default_rng(36)
+    t0 = rng.normal(0, 1, (50, 16)).astype(np.float32)
+    q0, s0, _ = q_int8_axis(t0, 0, True)
+    q1, s1, z1 = q_int8_axis(rng.normal(0, 1, (50, 16)).astype(np.float32), 1, False)
+    qw, sw, _ = q_int8_axis(w(rng, 16, 4), 1, True)
+    inits = [init("T0_q", q0), init("T0_s", s0), init("T1_q", q1), init("T1_s", s1), init("T1_z", z1),
+             init("W_q", qw), init("W_s", sw)]
+    nodes = [
+        helper.make_node("Cast", ["x"], ["ids"], name="ids", to=TensorProto.INT64),
+        helper.make_node("DequantizeLinear", ["T0_q", "T0_s"], ["T0"], name="dq_t0", axis=0),
+        helper.make_node("DequantizeLinear", ["T1_q", "T1_s", "T1_z"], ["T1"], name="dq_t1", axis=1),
+        helper.make_node("DequantizeLinear", ["W_q", "W_s"], ["W"], name="dq_w", axis=1),
+        helper.make_node("Gather", ["T0", "ids"], ["e0"], name="embed0", axis=0),
+        helper.make_node("Gather", ["T1", "ids"], ["e1"], name="embed1", axis=0),
+        helper.make_node("Add", ["e0", "e1"], ["e"], name="sum"),
+        helper.make_node("MatMul", ["e", "W"], ["y"], name="head"),
+    ]
+    return make_model(nodes, [f32_io("x", [2, 5])], [f32_io("y", [2, 5, 4])], inits, "wo_gather")
+
+
+def id_inputs(shape, seed):
+    return np.random.default_rng(4000 + seed).integers(0, 50, shape).astype(np.float32)
+
+
 WEIGHT_ONLY = [  # (case, builder, seed)
+    ("wo_gather_s8_u8", wo_gather, 36),
     ("wo_gemm_tb_s8_u4", wo_gemm_tb, 35),
     ("wo_axis_s8_u8", wo_axis, 31),
     ("wo_blocked_s4_u4", wo_blocked_int4, 32),
@@ -1108,7 +1137,8 @@ def gen_static():
             metas.append(emit_generic(f"{arch}_{cfg}", q, x, arch, quant, "static"))
     for case, build, seed in WEIGHT_ONLY:
         m = build()
-        x = normal_inputs([d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim], seed)
+        gen = id_inputs if case.startswith("wo_gather") else normal_inputs
+        x = gen([d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim], seed)
         quant = dict(tool="tools/gen_fixtures.py (hand-built weight-only graph)", format="weight-only")
         metas.append(emit_generic(case, m, x, case, quant, "weight_only"))
     return metas

@@ -34,7 +34,126 @@ pub fn run(g: &mut Graph) -> Result<()> {
     super::dce::run(g);
     lower_qlinear(g)?;
     weight_only(g);
+    gather_quantized(g);
     Ok(())
+}
+
+/// `Gather(DequantizeLinear(table_q), idx)` → `DequantizeLinear(Gather(table_q, idx))`: a
+/// quantized embedding table stays quantized in the binary (int4 tables widened to one byte per
+/// value) and only the gathered rows are dequantized, per tensor or along an axis other than
+/// the gathered one.
+fn gather_quantized(g: &mut Graph) {
+    let mut edits: Vec<(usize, Node)> = Vec::new(); // (insert after node, DequantizeLinear)
+    for i in 0..g.nodes.len() {
+        let n = g.nodes[i].clone();
+        if n.kiln.is_some() || !n.domain.is_empty() || n.op != "Gather" {
+            continue;
+        }
+        let (Some(d), Some(idx)) = (n.input(0), n.input(1)) else {
+            continue;
+        };
+        let Some(o) = g.values[d].dq.as_deref().cloned() else {
+            continue;
+        };
+        let rank = g.values[d].shape.len();
+        let Ok(ga) = crate::ops::axis(n.attr_i("axis").ok().flatten().unwrap_or(0), rank.max(1))
+        else {
+            continue;
+        };
+        if !matches!(o.q, TensorData::I8(_) | TensorData::U8(_)) || o.block != 0 {
+            continue;
+        }
+        let ir = g.values[idx].shape.len();
+        let Some(ds) = g.values[d].static_shape() else {
+            continue;
+        };
+        // Per-row scales of a [V, D] table gathered along its rows: gather the scales too and
+        // dequantize each row as one block of the last axis.
+        let per_row = o.axis == Some(ga) && ga == 0 && rank == 2;
+        let out_axis = match o.axis {
+            None => None,
+            Some(a) if a < ga => Some(a),
+            Some(a) if a > ga => Some(a - 1 + ir),
+            _ if per_row => Some(ir),
+            _ => continue,
+        };
+        let out = n.outputs[0];
+        let name = g.values[d].name.clone();
+        let wq = new_const(g, format!("{name}:q"), ds.clone(), o.q.clone());
+        let ps: Vec<usize> = if o.axis.is_some() {
+            vec![o.scale.len()]
+        } else {
+            vec![]
+        };
+        let ps = if per_row { vec![ds[0], 1] } else { ps };
+        let zd: Vec<i64> = o.zero_point.iter().map(|&z| z as i64).collect();
+        let mut ws = new_const(
+            g,
+            format!("{name}:scale"),
+            ps.clone(),
+            TensorData::F32(o.scale),
+        );
+        let mut wz = new_const(
+            g,
+            format!("{name}:zp"),
+            ps,
+            crate::ops::int_data(o.q.dtype(), &zd),
+        );
+        let oname = g.values[out].name.clone();
+        let oshape = g.values[out].shape.clone();
+        let gq = g.add_value(format!("{oname}:q"), o.q.dtype(), oshape.clone());
+        let node = &mut g.nodes[i];
+        node.inputs[0] = Some(wq);
+        node.outputs = vec![gq];
+        let mut attrs = std::collections::BTreeMap::new();
+        if let Some(a) = out_axis {
+            attrs.insert("axis".to_string(), crate::ir::Attr::Int(a as i64));
+        }
+        if per_row {
+            attrs.insert("block_size".to_string(), crate::ir::Attr::Int(ds[1] as i64));
+            let mut pshape = oshape.clone();
+            *pshape.last_mut().unwrap() = Dim::constant(1);
+            let gs = g.add_value(format!("{oname}:scale"), DType::F32, pshape.clone());
+            let gz = g.add_value(format!("{oname}:zp"), o.q.dtype(), pshape);
+            for (src, dst, what) in [(ws, gs, "scale"), (wz, gz, "zp")] {
+                edits.push((
+                    i,
+                    Node {
+                        name: format!("{}:gather_{what}", n.name),
+                        op: "Gather".into(),
+                        domain: String::new(),
+                        inputs: vec![Some(src), Some(idx)],
+                        outputs: vec![dst],
+                        attrs: Default::default(),
+                        kiln: None,
+                    },
+                ));
+            }
+            (ws, wz) = (gs, gz);
+        }
+        edits.push((
+            i,
+            Node {
+                name: format!("{}:dequantize", n.name),
+                op: "DequantizeLinear".into(),
+                domain: String::new(),
+                inputs: vec![Some(gq), Some(ws), Some(wz)],
+                outputs: vec![out],
+                attrs,
+                kiln: None,
+            },
+        ));
+    }
+    if edits.is_empty() {
+        return;
+    }
+    let old = std::mem::take(&mut g.nodes);
+    for (i, n) in old.into_iter().enumerate() {
+        g.nodes.push(n);
+        for e in edits.iter().filter(|e| e.0 == i) {
+            g.nodes.push(e.1.clone());
+        }
+    }
 }
 
 fn new_const(g: &mut Graph, name: String, shape: Vec<usize>, data: TensorData) -> usize {
