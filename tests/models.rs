@@ -3174,6 +3174,62 @@ fn mlp_3d_qop_u8() {
     }
 }
 
+mod mlp_gemm_qdq_u8_pc {
+    kiln::include_model!("tests/models/mlp_gemm_qdq_u8_pc/model.onnx");
+}
+
+#[test]
+fn mlp_gemm_qdq_u8_pc() {
+    let dir = common::case_dir("tests/models/mlp_gemm_qdq_u8_pc");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = mlp_gemm_qdq_u8_pc::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(mlp_gemm_qdq_u8_pc::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("mlp_gemm_qdq_u8_pc [{}]: {e:?}", isa.name()));
+        let what = format!("mlp_gemm_qdq_u8_pc [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (5.07e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
+mod mlp_gemm_qdq_s8 {
+    kiln::include_model!("tests/models/mlp_gemm_qdq_s8/model.onnx");
+}
+
+#[test]
+fn mlp_gemm_qdq_s8() {
+    let dir = common::case_dir("tests/models/mlp_gemm_qdq_s8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = mlp_gemm_qdq_s8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(mlp_gemm_qdq_s8::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("mlp_gemm_qdq_s8 [{}]: {e:?}", isa.name()));
+        let what = format!("mlp_gemm_qdq_s8 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        let (atol, rtol) = (5.07e-2, 0.0e+0);
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            atol,
+            rtol,
+        );
+    }
+}
+
 mod cnn_a_qdq_u8 {
     kiln::include_model!("tests/models/cnn_a_qdq_u8/model.onnx");
 }

@@ -866,6 +866,7 @@ SCONFIGS = {
 STATIC = [
     ("mlp_a", mlp_a, normal_inputs, 1, [1, 64], list(SCONFIGS)),
     ("mlp_3d", mlp_3d, normal_inputs, 5, [2, 3, 40], ["qdq_u8_pc", "qdq_s8", "qop_u8"]),
+    ("mlp_gemm", mlp_gemm, normal_inputs, 6, [4, 33], ["qdq_u8_pc", "qdq_s8"]),
     ("cnn_a", cnn_a, normal_inputs, 21, [2, 3, 19, 23], ["qdq_u8", "qdq_u8_pc", "qdq_s8_pc", "qop_u8", "qop_s8_pc"]),
 ]
 

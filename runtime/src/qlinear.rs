@@ -20,6 +20,7 @@
 //! blocked (opset 21: `block_size` consecutive indices of the axis share a scale; the scale
 //! tensor has the input's shape with the axis dim `ceil(len / block_size)`). [`QAxis`] describes
 //! the input as `outer × len × inner` around the quantization axis.
+use crate::isa::Isa;
 use crate::quantize::round_half_even;
 
 /// An integer element type of a quantized tensor.
@@ -34,7 +35,16 @@ macro_rules! qint {
         impl QInt for $t {
             #[inline(always)]
             fn from_f32_sat(v: f32) -> Self {
-                v as $t
+                // Written as selects so that it vectorises: the same value as the saturating
+                // `v as $t` (NaN → 0).
+                const LO: f32 = <$t>::MIN as f32;
+                const HI: f32 = <$t>::MAX as f32;
+                let c = if v > LO { v } else { LO };
+                let c = if c < HI { c } else { HI };
+                let c = if v.is_nan() { 0.0 } else { c };
+                // SAFETY: `c` is finite and within the type's range (both bounds are exact in
+                // f32 for 8- and 16-bit types), so it converts to i32 exactly.
+                unsafe { c.to_int_unchecked::<i32>() as $t }
             }
             #[inline(always)]
             fn to_i32(self) -> i32 {
@@ -43,7 +53,18 @@ macro_rules! qint {
         }
     )*};
 }
-qint!(u8, i8, u16, i16, i32);
+qint!(u8, i8, u16, i16);
+
+impl QInt for i32 {
+    #[inline(always)]
+    fn from_f32_sat(v: f32) -> Self {
+        v as i32
+    }
+    #[inline(always)]
+    fn to_i32(self) -> i32 {
+        self
+    }
+}
 
 /// An 8-bit activation type the int8 GEMM can read (as u8: i8 values are shifted by +128,
 /// `a ^ 0x80`, with the zero point shifted alike, which leaves `a − za` unchanged).
@@ -193,6 +214,7 @@ pub fn dequantize_linear<T: QInt>(
 /// `b_scale` has 1 or `ch` entries; `bias` (if any) `ch`.
 #[allow(clippy::too_many_arguments)]
 pub fn requantize<T: QInt>(
+    isa: Isa,
     acc: &[i32],
     outer: usize,
     ch: usize,
@@ -218,27 +240,93 @@ pub fn requantize<T: QInt>(
         "requantize: bias length"
     );
     let z = y_zp.to_i32() as f32;
+    let mult = |c: usize| a_scale * b_scale[if b_scale.len() == 1 { 0 } else { c }] / y_scale;
+    if inner == 1 {
+        // GEMM output: the multipliers and biases of a block of columns once, then every row.
+        const CB: usize = 64;
+        for c0 in (0..ch).step_by(CB) {
+            let cw = CB.min(ch - c0);
+            let (mut m, mut b) = ([0f32; CB], [0i32; CB]);
+            for j in 0..cw {
+                m[j] = mult(c0 + j);
+                b[j] = bias.map_or(0, |v| v[c0 + j]);
+            }
+            let blk = ColBlock {
+                m: &m[..cw],
+                b: &b[..cw],
+                z,
+            };
+            with_simd(isa, || {
+                for r in 0..outer {
+                    let (src, dst) = (&acc[r * ch + c0..][..cw], &mut y[r * ch + c0..][..cw]);
+                    blk.run(src, dst);
+                }
+            });
+        }
+        return;
+    }
     let mut j = 0;
     for _ in 0..outer {
         for c in 0..ch {
-            let m = a_scale * b_scale[if b_scale.len() == 1 { 0 } else { c }] / y_scale;
-            let b = bias.map_or(0, |b| b[c]);
-            if inner == 1 {
-                y[j] = T::from_f32_sat(round_half_even(acc[j].wrapping_add(b) as f32 * m) + z);
-            } else {
-                for (d, &v) in y[j..j + inner].iter_mut().zip(&acc[j..j + inner]) {
-                    *d = T::from_f32_sat(round_half_even(v.wrapping_add(b) as f32 * m) + z);
-                }
+            let (m, b) = (mult(c), bias.map_or(0, |b| b[c]));
+            for (d, &v) in y[j..j + inner].iter_mut().zip(&acc[j..j + inner]) {
+                *d = T::from_f32_sat(round_half_even(v.wrapping_add(b) as f32 * m) + z);
             }
             j += inner;
         }
     }
 }
 
+/// Per-column multipliers, int32 biases and the output zero point of one block of columns.
+struct ColBlock<'a> {
+    m: &'a [f32],
+    b: &'a [i32],
+    z: f32,
+}
+
+impl ColBlock<'_> {
+    #[inline(always)]
+    fn run<T: QInt>(&self, src: &[i32], dst: &mut [T]) {
+        let n = dst.len().min(src.len()).min(self.m.len()).min(self.b.len());
+        let (src, dst, m, b) = (&src[..n], &mut dst[..n], &self.m[..n], &self.b[..n]);
+        for j in 0..n {
+            dst[j] =
+                T::from_f32_sat(round_half_even(src[j].wrapping_add(b[j]) as f32 * m[j]) + self.z);
+        }
+    }
+}
+
+/// Runs `f` compiled for the widest x86 vector extension `isa` has (the same scalar Rust, so
+/// the same results: integer ops, one f32 multiply, exact rounding; no FMA contraction).
+#[inline(always)]
+fn with_simd<F: FnOnce()>(isa: Isa, f: F) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        fn avx512<F: FnOnce()>(f: F) {
+            f()
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2<F: FnOnce()>(f: F) {
+            f()
+        }
+        match isa.resolve() {
+            // SAFETY: `resolve` returned a family the CPU has; AVX-512 VNNI implies F, BW, VL.
+            Isa::Avx512Vnni => return unsafe { avx512(f) },
+            // SAFETY: as above; every x86 SIMD family includes AVX2.
+            Isa::Avx2 | Isa::AvxVnni => return unsafe { avx2(f) },
+            _ => {}
+        }
+    }
+    let _ = isa;
+    f()
+}
+
 /// Packs an `m × k` row-major quantized activation (u8, or i8 shifted by +128) into the int8
 /// GEMM's A layout (`m × padded_k(k)`, padding 0) and writes
 /// `row_term[r] = Σ_k a_u8 − k·za_u8` (wrapping). Returns the shifted zero point `za_u8`.
 pub fn pack_a<T: QAct>(
+    isa: Isa,
     a: &[T],
     m: usize,
     k: usize,
@@ -253,16 +341,18 @@ pub fn pack_a<T: QAct>(
         "pack_a: output too short"
     );
     let zu = za.to_u8_shifted() as i32;
-    for r in 0..m {
-        let dst = &mut out[r * pk..(r + 1) * pk];
-        let mut s = 0i32;
-        for (d, &v) in dst.iter_mut().zip(&a[r * k..(r + 1) * k]) {
-            *d = v.to_u8_shifted();
-            s = s.wrapping_add(*d as i32);
+    with_simd(isa, || {
+        for r in 0..m {
+            let dst = &mut out[r * pk..(r + 1) * pk];
+            let mut s = 0i32;
+            for (d, &v) in dst.iter_mut().zip(&a[r * k..(r + 1) * k]) {
+                *d = v.to_u8_shifted();
+                s = s.wrapping_add(*d as i32);
+            }
+            dst[k..].fill(0);
+            row_term[r] = s.wrapping_sub((k as i32).wrapping_mul(zu));
         }
-        dst[k..].fill(0);
-        row_term[r] = s.wrapping_sub((k as i32).wrapping_mul(zu));
-    }
+    });
     zu
 }
 
@@ -343,7 +433,7 @@ pub fn matmul_integer_batched<A: QInt, B: QInt>(
     out: &mut [i32],
 ) {
     assert!(
-        w_batches >= 1 && batches % w_batches == 0,
+        w_batches >= 1 && batches.is_multiple_of(w_batches),
         "matmul_integer_batched: batches"
     );
     assert!(
@@ -518,7 +608,19 @@ mod tests {
         let bs = [0.5f32, 0.25, 0.125, 1.0];
         let bias = [3, -4, 0, 100];
         let mut y = vec![0u8; 40];
-        requantize(&acc, 10, 4, 1, Some(&bias), 0.1, &bs, 0.3, 128u8, &mut y);
+        requantize(
+            Isa::Scalar,
+            &acc,
+            10,
+            4,
+            1,
+            Some(&bias),
+            0.1,
+            &bs,
+            0.3,
+            128u8,
+            &mut y,
+        );
         for j in 0..40 {
             let c = j % 4;
             let m = 0.1f32 * bs[c] / 0.3;
@@ -537,6 +639,7 @@ mod tests {
         }
         let (mut y1, mut y2) = (vec![0i8; 40], vec![0i8; 40]);
         requantize(
+            Isa::Scalar,
             &nchw_acc,
             batch,
             c,
@@ -569,7 +672,7 @@ mod tests {
         let (m, k) = (3, 5);
         let mut out = vec![9u8; m * 8];
         let mut rt = vec![0i32; m];
-        let zu = pack_a(&a, m, k, -7i8, &mut out, &mut rt);
+        let zu = pack_a(Isa::Scalar, &a, m, k, -7i8, &mut out, &mut rt);
         assert_eq!(zu, 121);
         for r in 0..m {
             let mut s = 0;
@@ -677,5 +780,118 @@ mod tests {
         let mut want = vec![0i8; 60];
         quantize_linear(&f, ax, &[0.03], Some(&[-10i8]), &mut want);
         assert_eq!(y, want);
+    }
+
+    /// Speed of the static and weight-only paths against their float / dynamic counterparts:
+    /// `cargo test -p kiln-runtime --release --lib -- --ignored --nocapture requant_speed`.
+    #[test]
+    #[ignore]
+    fn requant_speed() {
+        use crate::gemm::{Activation, QGemm, qgemm_f32, qgemm_i32};
+        use crate::isa::Isa;
+        use crate::ops::matmul::{DqWeights, FloatAct, PackedF32Owned, dq_matmul, sgemm};
+        use crate::pack::{PackedI8Owned, Weights, padded_k};
+        use std::time::Instant;
+        let time = |f: &mut dyn FnMut()| {
+            let mut best = f64::MAX;
+            for _ in 0..7 {
+                let t = Instant::now();
+                for _ in 0..20 {
+                    f();
+                }
+                best = best.min(t.elapsed().as_secs_f64() / 20.0);
+            }
+            best * 1e6
+        };
+        let isa = Isa::current();
+        for (m, k, n) in [(1, 1024, 1024), (64, 1024, 1024)] {
+            let wf: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 7919) % 255) as f32 / 127.0 - 1.0)
+                .collect();
+            let wq: Vec<i8> = (0..k * n).map(|i| ((i * 7919) % 255) as i8).collect();
+            let x: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 / 8.0 - 1.0).collect();
+            let xq: Vec<u8> = (0..m * k).map(|i| (i % 251) as u8).collect();
+            let mut y = vec![0f32; m * n];
+            let pf = PackedF32Owned::pack(&wf, k, n, false, None);
+            let t_f32 = time(&mut || sgemm(isa, m, &x, k, pf.as_ref(), FloatAct::None, &mut y, n));
+            let bytes: Vec<u8> = wq.iter().map(|&v| v as u8).collect();
+            let sc = vec![0.01f32; n];
+            let zp = vec![0i32; n];
+            let w8 = DqWeights {
+                k,
+                n,
+                data: &bytes,
+                bits: 8,
+                signed: true,
+                bk: k,
+                bn: 1,
+                scale: &sc,
+                zero_point: &zp,
+                bias: None,
+            };
+            let t_dq8 = time(&mut || dq_matmul(isa, m, &x, w8, &mut y));
+            let sb = vec![0.01f32; k.div_ceil(32) * n];
+            let zb = vec![0i32; k.div_ceil(32) * n];
+            let w4 = DqWeights {
+                bits: 4,
+                bk: 32,
+                scale: &sb,
+                zero_point: &zb,
+                ..w8
+            };
+            let t_dq4 = time(&mut || dq_matmul(isa, m, &x, w4, &mut y));
+            let p8 = PackedI8Owned::pack(Weights::I8(&wq), k, n, &[0], &sc, None);
+            let pk = padded_k(k);
+            let (mut a, mut rt) = (vec![0u8; m * pk], vec![0i32; m]);
+            let mut acc = vec![0i32; m * n];
+            let mut yq = vec![0u8; m * n];
+            let t_static = time(&mut || {
+                let zu = pack_a(isa, &xq, m, k, 128u8, &mut a, &mut rt);
+                qgemm_i32(isa, m, &a, &rt, zu, p8.as_ref(), &mut acc, n);
+                requantize(isa, &acc, m, n, 1, None, 0.02, &sc, 0.05, 128u8, &mut yq);
+            });
+            let (mut a2, mut rt2) = (vec![0u8; m * pk], vec![0i32; m]);
+            let t_dyn = time(&mut || {
+                let qp = crate::quantize::dynamic_qparams_isa(isa, &x);
+                crate::quantize::quantize_pack_a(isa, &x, m, k, k, qp, &mut a2, &mut rt2);
+                let p = QGemm {
+                    m,
+                    a: &a2,
+                    row_term: &rt2,
+                    a_zero_point: qp.zero_point as i32,
+                    a_scale: qp.scale,
+                    b: p8.as_ref(),
+                    act: Activation::None,
+                };
+                qgemm_f32(isa, &p, &mut y, n);
+            });
+            let t_pack = time(&mut || {
+                pack_a(isa, &xq, m, k, 128u8, &mut a, &mut rt);
+            });
+            let t_req = time(&mut || {
+                requantize(isa, &acc, m, n, 1, None, 0.02, &sc, 0.05, 128u8, &mut yq);
+            });
+            let t_req_s = time(&mut || {
+                requantize(
+                    Isa::Scalar,
+                    &acc,
+                    m,
+                    n,
+                    1,
+                    None,
+                    0.02,
+                    &sc,
+                    0.05,
+                    128u8,
+                    &mut yq,
+                );
+            });
+            std::println!(
+                "  pack_a {t_pack:.1} µs, requantize {t_req:.1} µs (scalar build {t_req_s:.1} µs)"
+            );
+            std::println!(
+                "{m}x{k}x{n} {isa:?}: f32 sgemm {t_f32:.1} µs | weight-only int8 {t_dq8:.1} µs, int4 blocked {t_dq4:.1} µs | static int8 (pack A + GEMM + requantize) {t_static:.1} µs | dynamic int8 {t_dyn:.1} µs"
+            );
+        }
     }
 }

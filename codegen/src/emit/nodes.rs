@@ -233,8 +233,15 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                 let rows = c.dim(&batches.mul(m));
                 let (kk, nt) = (c.dim(k), c.dim(nn));
                 let a_s = c.src(inp(1)?);
+                let bias = match n.input(8) {
+                    Some(b) => {
+                        let b = c.src(b);
+                        quote!(Some(#b))
+                    }
+                    None => quote!(None),
+                };
                 let requant = quote! {
-                    #rt::qlinear::requantize::<#ty>(&*acc, rows, #nt, 1, None, (#a_s)[0], #bs, (#ys)[0], (#yz)[0], #y);
+                    #rt::qlinear::requantize::<#ty>(isa, &*acc, rows, #nt, 1, #bias, (#a_s)[0], #bs, (#ys)[0], (#yz)[0], #y);
                 };
                 if packed.is_some() {
                     let w = weights.expect("QMatMul weights emitted");
@@ -242,7 +249,7 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                     quote! {{
                         let rows = #rows;
                         let (acc, ap, rterm) = (#acc, #ap, #rtv);
-                        let zu = #rt::qlinear::pack_a::<#ta>(#xa, rows, #kk, (#az)[0], &mut *ap, &mut *rterm);
+                        let zu = #rt::qlinear::pack_a::<#ta>(isa, #xa, rows, #kk, (#az)[0], &mut *ap, &mut *rterm);
                         #rt::gemm::qgemm_i32(isa, rows, &*ap, &*rterm, zu, #w, &mut *acc, #nt);
                         #requant
                     }}
@@ -343,7 +350,7 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                             let geom = #geom;
                             let acc = #acc;
                             #rt::ops::conv::conv_integer_ref(&geom, #x, (#xz)[0] as i32, #w, #wz, &mut *acc);
-                            #rt::qlinear::requantize::<#ty>(&*acc, geom.batch, geom.c_out, geom.pixels(), #bias, (#xs)[0], #ws, (#ys)[0], (#yz)[0], #y);
+                            #rt::qlinear::requantize::<#ty>(isa, &*acc, geom.batch, geom.c_out, geom.pixels(), #bias, (#xs)[0], #ws, (#ys)[0], (#yz)[0], #y);
                         }}
                     }
                 }

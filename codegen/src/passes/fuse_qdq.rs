@@ -256,7 +256,10 @@ fn rewrite_qdq(g: &mut Graph) {
     let mut replace: Vec<(usize, Node, usize)> = Vec::new(); // (op node, new node, Q node)
     for i in 0..g.nodes.len() {
         let n = g.nodes[i].clone();
-        if n.kiln.is_some() || !n.domain.is_empty() || !matches!(n.op.as_str(), "MatMul" | "Conv") {
+        if n.kiln.is_some()
+            || !n.domain.is_empty()
+            || !matches!(n.op.as_str(), "MatMul" | "Conv" | "Gemm")
+        {
             continue;
         }
         let (Some(x), Some(w)) = (n.input(0), n.input(1)) else {
@@ -269,22 +272,44 @@ fn rewrite_qdq(g: &mut Graph) {
             continue;
         };
         let is_conv = n.op == "Conv";
+        let gemm = n.op == "Gemm";
+        let trans_b = gemm && n.attr_i("transB").ok().flatten().unwrap_or(0) != 0;
+        if gemm
+            && (n.attr_i("transA").ok().flatten().unwrap_or(0) != 0
+                || n.attr_f("alpha").ok().flatten().unwrap_or(1.0) != 1.0
+                || n.attr_f("beta").ok().flatten().unwrap_or(1.0) != 1.0
+                || g.values[x].shape.len() != 2)
+        {
+            continue;
+        }
         if !is_conv && (g.values[w].shape.len() != 2 || g.values[x].shape.len() < 2) {
             continue;
         }
-        let Some(o) = weight_origin(g, w, if is_conv { 0 } else { 1 }).cloned() else {
+        let w_axis = if is_conv || trans_b { 0 } else { 1 };
+        let Some(o) = weight_origin(g, w, w_axis).cloned() else {
             continue;
         };
-        // Conv bias: int32, zero point 0, scale x_s·W_s per channel (what quantizers write).
+        let o = if trans_b {
+            let ws = g.values[w].static_shape().unwrap_or_default();
+            transpose_origin(&o, ws[0], ws[1])
+        } else {
+            o
+        };
+        // Bias (Conv's B, Gemm's C): int32, zero point 0, scale x_s·W_s per output channel
+        // (what quantizers write), one value per channel.
         let mut bias = None;
-        if is_conv && let Some(b) = n.input(2) {
+        let n_out = g.values[n.outputs[0]].shape.get(1).and_then(Dim::as_usize);
+        if (is_conv || gemm)
+            && let Some(b) = n.input(2)
+        {
             let xs_v = g.values[xs].konst.as_ref().unwrap().as_f32()[0];
             let ok = g.values[b].dq.as_deref().is_some_and(|bo| {
                 let TensorData::I32(_) = bo.q else {
                     return false;
                 };
                 let c = bo.q.len();
-                bo.zero_point.iter().all(|&z| z == 0)
+                Some(c) == n_out
+                    && bo.zero_point.iter().all(|&z| z == 0)
                     && (0..c).all(|j| {
                         let want = xs_v * o.scale[if o.scale.len() == 1 { 0 } else { j }];
                         let have = bo.scale[if bo.scale.len() == 1 { 0 } else { j }];
@@ -301,6 +326,11 @@ fn rewrite_qdq(g: &mut Graph) {
         let xzv = zp_or_zero(g, xz, g.values[xq].dtype, &g.values[xq].name.clone());
         let yzv = zp_or_zero(g, yz, g.values[out].dtype, &g.values[out].name.clone());
         let [wq, ws, wz] = weight_consts(g, w, &o);
+        if trans_b {
+            // The constants hold Wᵀ ([K][N]); give the value that shape.
+            let s = g.values[w].shape.clone();
+            g.values[wq].shape = vec![s[1].clone(), s[0].clone()];
+        }
         let mut inputs = vec![
             Some(xq),
             Some(xs),

@@ -4,18 +4,20 @@
 //! 2. `fuse_patterns` — exporter decompositions of GELU (erf) and LayerNorm become one node
 //!    each; then `dce` drops the replaced nodes so that single-consumer checks below hold.
 //! 3. `fuse_qdq` — static QDQ groups (DequantizeLinear → MatMul/Conv → QuantizeLinear) become
-//!    QLinearMatMul/QLinearConv, every QLinear op becomes an integer kiln op, and float MatMuls
-//!    with dequantized constant weights become weight-only `DqMatMul`s. Before 4–6, so that
-//!    those do not claim the MatMul/Conv first.
-//! 3b. `fuse_quant` — onnxruntime's dynamic-quantization pattern
+//!    QLinearMatMul/QLinearConv and every QLinear op an integer kiln op; the float glue between
+//!    them (DequantizeLinear → Add/BatchNorm/Relu… → QuantizeLinear) becomes one 8-bit pass; float
+//!    MatMul/Gemm with dequantized constant weights become weight-only `DqMatMul`s, and Gathers
+//!    from dequantized tables gather the integers. Before 4–6, so that those do not claim the
+//!    MatMul/Conv first.
+//! 4. `fuse_quant` — onnxruntime's dynamic-quantization pattern
 //!    `DynamicQuantizeLinear → MatMulInteger → Cast → Mul(scales) [→ Add bias] [→ Relu]` becomes
 //!    `QuantizeDyn` (once per DynamicQuantizeLinear, shared by all its MatMulIntegers) + one
 //!    `QGemm` per MatMulInteger with packed weights. Needs shapes and constants from 1.
-//! 4. `fuse_conv` — BatchNorm folding, the dynamic-quantization pattern around `ConvInteger`
+//! 5. `fuse_conv` — BatchNorm folding, the dynamic-quantization pattern around `ConvInteger`
 //!    → `QConv`, and the per-layer algorithm choice for every other convolution.
-//! 5. `fuse_float` — MatMul/Gemm with constant weights become prepacked `SGemm`s with the bias
-//!    Add and Relu folded in. After 2 so that quantized chains are claimed first.
-//! 6. `dce` — drops nodes whose outputs nobody reads (the absorbed Cast/Mul/Add nodes, scale
+//! 6. `fuse_float` — MatMul/Gemm with constant weights become prepacked `SGemm`s with the bias
+//!    Add and Relu folded in. After 3–5 so that quantized chains are claimed first.
+//! 7. `dce` — drops nodes whose outputs nobody reads (the absorbed Cast/Mul/Add nodes, scale
 //!    products, unused DynamicQuantizeLinear outputs).
 mod dce;
 mod fuse_conv;

@@ -302,6 +302,111 @@ impl DqWeights<'_> {
         let p = (k / self.bk) * self.n.div_ceil(self.bn) + n / self.bn;
         self.q(k, n).wrapping_sub(self.zero_point[p]) as f32 * self.scale[p]
     }
+    /// `out[j] = get(k, c0 + j)` for `j < out.len()` (≤ 16 columns of one row), with the
+    /// integer decode and the parameter lookup hoisted out of the per-element work.
+    #[inline(always)]
+    fn dequant_row(&self, k: usize, c0: usize, prow: usize, out: &mut [f32]) {
+        let wd = out.len();
+        debug_assert!(wd <= SNR);
+        let base = k * self.n + c0;
+        if wd == SNR && self.bn == 1 && (self.bits == 8 || base % 2 == 0) {
+            // The common case (a whole panel row, per-column or blocked-along-K parameters):
+            // fixed-size arrays, so the decode and the multiply vectorise.
+            let sc: &[f32; SNR] = self.scale[prow + c0..prow + c0 + SNR].try_into().unwrap();
+            let zp: &[i32; SNR] = self.zero_point[prow + c0..prow + c0 + SNR]
+                .try_into()
+                .unwrap();
+            let mut q = [0i32; SNR];
+            if self.bits == 8 {
+                let src: &[u8; SNR] = self.data[base..base + SNR].try_into().unwrap();
+                if self.signed {
+                    for j in 0..SNR {
+                        q[j] = src[j] as i8 as i32;
+                    }
+                } else {
+                    for j in 0..SNR {
+                        q[j] = src[j] as i32;
+                    }
+                }
+            } else {
+                let src: &[u8; SNR / 2] =
+                    self.data[base / 2..base / 2 + SNR / 2].try_into().unwrap();
+                for j in 0..SNR / 2 {
+                    let b = src[j];
+                    (q[2 * j], q[2 * j + 1]) = if self.signed {
+                        (((b << 4) as i8 >> 4) as i32, (b as i8 >> 4) as i32)
+                    } else {
+                        ((b & 0xf) as i32, (b >> 4) as i32)
+                    };
+                }
+            }
+            for j in 0..SNR {
+                out[j] = q[j].wrapping_sub(zp[j]) as f32 * sc[j];
+            }
+            return;
+        }
+        let mut q = [0i32; SNR];
+        match (self.bits, self.signed) {
+            (8, true) => {
+                for (d, &b) in q.iter_mut().zip(&self.data[base..base + wd]) {
+                    *d = b as i8 as i32;
+                }
+            }
+            (8, false) => {
+                for (d, &b) in q.iter_mut().zip(&self.data[base..base + wd]) {
+                    *d = b as i32;
+                }
+            }
+            (_, signed) if base % 2 == 0 => {
+                // Whole bytes: two values each, low nibble first.
+                for (j, &b) in self.data[base / 2..(base + wd).div_ceil(2)]
+                    .iter()
+                    .enumerate()
+                {
+                    let (lo, hi) = if signed {
+                        (((b << 4) as i8 >> 4) as i32, (b as i8 >> 4) as i32)
+                    } else {
+                        ((b & 0xf) as i32, (b >> 4) as i32)
+                    };
+                    q[2 * j] = lo;
+                    if 2 * j + 1 < SNR {
+                        q[2 * j + 1] = hi;
+                    }
+                }
+            }
+            (_, signed) => {
+                for (j, d) in q.iter_mut().enumerate().take(wd) {
+                    let i = base + j;
+                    let v = (self.data[i / 2] >> (4 * (i % 2))) & 0xf;
+                    *d = if signed {
+                        (((v << 4) as i8) >> 4) as i32
+                    } else {
+                        v as i32
+                    };
+                }
+            }
+        }
+        if self.bn == 1 {
+            let (sc, zp) = (
+                &self.scale[prow + c0..prow + c0 + wd],
+                &self.zero_point[prow + c0..prow + c0 + wd],
+            );
+            for j in 0..wd {
+                out[j] = q[j].wrapping_sub(zp[j]) as f32 * sc[j];
+            }
+        } else if c0 / self.bn == (c0 + wd - 1) / self.bn {
+            let pi = prow + c0 / self.bn;
+            let (sc, zp) = (self.scale[pi], self.zero_point[pi]);
+            for j in 0..wd {
+                out[j] = q[j].wrapping_sub(zp) as f32 * sc;
+            }
+        } else {
+            for j in 0..wd {
+                let pi = prow + (c0 + j) / self.bn;
+                out[j] = q[j].wrapping_sub(self.zero_point[pi]) as f32 * self.scale[pi];
+            }
+        }
+    }
     fn assert_valid(&self) {
         let (bk, bn) = (self.bk.max(1), self.bn.max(1));
         let params = self.k.div_ceil(bk) * self.n.div_ceil(bn);
@@ -322,6 +427,85 @@ impl DqWeights<'_> {
             "DqWeights: bias"
         );
     }
+}
+
+/// Dequantizes rows `k0..k0+kc` of the `np` panels starting at column `n0` into `buf` (the
+/// packed `[np][kc][16]` layout, zero padded). The same code compiled for AVX-512 / AVX2 when
+/// the family has it (the decode and multiply vectorise; the result is identical: integer
+/// decode, one i32 → f32 conversion and one multiply per weight).
+#[allow(clippy::too_many_arguments)]
+fn dequant_panels(
+    isa: Isa,
+    w: &DqWeights<'_>,
+    k0: usize,
+    kc: usize,
+    n0: usize,
+    np: usize,
+    gn: usize,
+    buf: &mut [f32],
+) {
+    #[inline(always)]
+    fn body(
+        w: &DqWeights<'_>,
+        k0: usize,
+        kc: usize,
+        n0: usize,
+        np: usize,
+        gn: usize,
+        buf: &mut [f32],
+    ) {
+        for p in 0..np {
+            let c0 = n0 + p * SNR;
+            let wd = SNR.min(w.n - c0);
+            let panel = &mut buf[p * kc * SNR..(p + 1) * kc * SNR];
+            // Parameter row of k: (k / bk) · grid_n, tracked without a division per row.
+            let (mut kb, mut rem) = (k0 / w.bk, k0 % w.bk);
+            for (kk, row) in panel.chunks_exact_mut(SNR).enumerate() {
+                w.dequant_row(k0 + kk, c0, kb * gn, &mut row[..wd]);
+                row[wd..].fill(0.0);
+                rem += 1;
+                if rem == w.bk {
+                    (kb, rem) = (kb + 1, 0);
+                }
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        fn avx512(
+            w: &DqWeights<'_>,
+            k0: usize,
+            kc: usize,
+            n0: usize,
+            np: usize,
+            gn: usize,
+            buf: &mut [f32],
+        ) {
+            body(w, k0, kc, n0, np, gn, buf)
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2(
+            w: &DqWeights<'_>,
+            k0: usize,
+            kc: usize,
+            n0: usize,
+            np: usize,
+            gn: usize,
+            buf: &mut [f32],
+        ) {
+            body(w, k0, kc, n0, np, gn, buf)
+        }
+        match isa {
+            // SAFETY: `isa` is resolved (the CPU has the family); AVX-512 VNNI implies F, BW, VL.
+            Isa::Avx512Vnni => return unsafe { avx512(w, k0, kc, n0, np, gn, buf) },
+            // SAFETY: as above; every x86 SIMD family includes AVX2.
+            Isa::Avx2 | Isa::AvxVnni => return unsafe { avx2(w, k0, kc, n0, np, gn, buf) },
+            _ => {}
+        }
+    }
+    let _ = isa;
+    body(w, k0, kc, n0, np, gn, buf)
 }
 
 /// Weight-only quantized matmul: `out[m][n] = Σ_k x[m][k] · W[k][n] + bias[n]` (`x` row-major
@@ -346,23 +530,14 @@ pub fn dq_matmul(isa: Isa, m: usize, x: &[f32], w: DqWeights<'_>, out: &mut [f32
         return;
     }
     let isa = isa.resolve();
+    let gn = n.div_ceil(w.bn);
     let mut buf = [0.0f32; KC * NC];
     for n0 in (0..n).step_by(NC) {
         let nc = NC.min(n - n0);
         let np = nc.div_ceil(SNR);
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
-            for p in 0..np {
-                let c0 = n0 + p * SNR;
-                let wd = SNR.min(n - c0);
-                let panel = &mut buf[p * kc * SNR..(p + 1) * kc * SNR];
-                for (kk, row) in panel.chunks_exact_mut(SNR).enumerate() {
-                    for (j, v) in row[..wd].iter_mut().enumerate() {
-                        *v = w.get(k0 + kk, c0 + j);
-                    }
-                    row[wd..].fill(0.0);
-                }
-            }
+            dequant_panels(isa, &w, k0, kc, n0, np, gn, &mut buf);
             block(
                 isa,
                 m,
