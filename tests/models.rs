@@ -2900,25 +2900,28 @@ mod mlp_a_qdq_u8 {
 
 #[test]
 fn mlp_a_qdq_u8() {
-    let dir = common::case_dir("tests/models/mlp_a_qdq_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_qdq_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_qdq_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_qdq_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_qdq_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (4.75e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_qdq_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_qdq_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_qdq_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_qdq_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_qdq_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (4.75e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -2928,25 +2931,28 @@ mod mlp_a_qdq_u8_pc {
 
 #[test]
 fn mlp_a_qdq_u8_pc() {
-    let dir = common::case_dir("tests/models/mlp_a_qdq_u8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_qdq_u8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_qdq_u8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_qdq_u8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_qdq_u8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (4.75e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_qdq_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_qdq_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_qdq_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_qdq_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_qdq_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (4.75e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -2956,25 +2962,28 @@ mod mlp_a_qdq_s8 {
 
 #[test]
 fn mlp_a_qdq_s8() {
-    let dir = common::case_dir("tests/models/mlp_a_qdq_s8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_qdq_s8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_qdq_s8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_qdq_s8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_qdq_s8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (4.75e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_qdq_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_qdq_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_qdq_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_qdq_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_qdq_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (4.75e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -2984,25 +2993,28 @@ mod mlp_a_qdq_s8_pc {
 
 #[test]
 fn mlp_a_qdq_s8_pc() {
-    let dir = common::case_dir("tests/models/mlp_a_qdq_s8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_qdq_s8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_qdq_s8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_qdq_s8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_qdq_s8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (4.75e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_qdq_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_qdq_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_qdq_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_qdq_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_qdq_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (4.75e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3012,25 +3024,28 @@ mod mlp_a_qdq_u8w_u8 {
 
 #[test]
 fn mlp_a_qdq_u8w_u8() {
-    let dir = common::case_dir("tests/models/mlp_a_qdq_u8w_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_qdq_u8w_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_qdq_u8w_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_qdq_u8w_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_qdq_u8w_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (4.75e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_qdq_u8w_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_qdq_u8w_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_qdq_u8w_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_qdq_u8w_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_qdq_u8w_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (4.75e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3040,25 +3055,28 @@ mod mlp_a_qop_u8 {
 
 #[test]
 fn mlp_a_qop_u8() {
-    let dir = common::case_dir("tests/models/mlp_a_qop_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_qop_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_qop_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_qop_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_qop_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.53e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_qop_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_qop_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_qop_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_qop_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_qop_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.53e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3068,25 +3086,28 @@ mod mlp_a_qop_s8_pc {
 
 #[test]
 fn mlp_a_qop_s8_pc() {
-    let dir = common::case_dir("tests/models/mlp_a_qop_s8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_a_qop_s8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_a_qop_s8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_a_qop_s8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_a_qop_s8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.53e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_a_qop_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_a_qop_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_a_qop_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_a_qop_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_a_qop_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.53e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3096,25 +3117,28 @@ mod mlp_3d_qdq_u8_pc {
 
 #[test]
 fn mlp_3d_qdq_u8_pc() {
-    let dir = common::case_dir("tests/models/mlp_3d_qdq_u8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_3d_qdq_u8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_3d_qdq_u8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_3d_qdq_u8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_3d_qdq_u8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (5.12e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_3d_qdq_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_3d_qdq_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_3d_qdq_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_3d_qdq_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_3d_qdq_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.12e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3124,25 +3148,28 @@ mod mlp_3d_qdq_s8 {
 
 #[test]
 fn mlp_3d_qdq_s8() {
-    let dir = common::case_dir("tests/models/mlp_3d_qdq_s8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_3d_qdq_s8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_3d_qdq_s8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_3d_qdq_s8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_3d_qdq_s8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (5.12e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_3d_qdq_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_3d_qdq_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_3d_qdq_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_3d_qdq_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_3d_qdq_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.12e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3152,25 +3179,28 @@ mod mlp_3d_qop_u8 {
 
 #[test]
 fn mlp_3d_qop_u8() {
-    let dir = common::case_dir("tests/models/mlp_3d_qop_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_3d_qop_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_3d_qop_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_3d_qop_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_3d_qop_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (5.12e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_3d_qop_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_3d_qop_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_3d_qop_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_3d_qop_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_3d_qop_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.12e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3180,25 +3210,28 @@ mod mlp_gemm_qdq_u8_pc {
 
 #[test]
 fn mlp_gemm_qdq_u8_pc() {
-    let dir = common::case_dir("tests/models/mlp_gemm_qdq_u8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_gemm_qdq_u8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_gemm_qdq_u8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_gemm_qdq_u8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_gemm_qdq_u8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (5.07e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_gemm_qdq_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_gemm_qdq_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_gemm_qdq_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_gemm_qdq_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_gemm_qdq_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.07e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3208,25 +3241,28 @@ mod mlp_gemm_qdq_s8 {
 
 #[test]
 fn mlp_gemm_qdq_s8() {
-    let dir = common::case_dir("tests/models/mlp_gemm_qdq_s8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = mlp_gemm_qdq_s8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(mlp_gemm_qdq_s8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("mlp_gemm_qdq_s8 [{}]: {e:?}", isa.name()));
-        let what = format!("mlp_gemm_qdq_s8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (5.07e-2, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mlp_gemm_qdq_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mlp_gemm_qdq_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mlp_gemm_qdq_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mlp_gemm_qdq_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("mlp_gemm_qdq_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.07e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3236,25 +3272,28 @@ mod cnn_a_qdq_u8 {
 
 #[test]
 fn cnn_a_qdq_u8() {
-    let dir = common::case_dir("tests/models/cnn_a_qdq_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = cnn_a_qdq_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(cnn_a_qdq_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("cnn_a_qdq_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("cnn_a_qdq_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (4.63e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/cnn_a_qdq_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = cnn_a_qdq_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(cnn_a_qdq_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("cnn_a_qdq_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("cnn_a_qdq_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (4.63e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3264,25 +3303,28 @@ mod cnn_a_qdq_u8_pc {
 
 #[test]
 fn cnn_a_qdq_u8_pc() {
-    let dir = common::case_dir("tests/models/cnn_a_qdq_u8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = cnn_a_qdq_u8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(cnn_a_qdq_u8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("cnn_a_qdq_u8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("cnn_a_qdq_u8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (4.63e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/cnn_a_qdq_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = cnn_a_qdq_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(cnn_a_qdq_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("cnn_a_qdq_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("cnn_a_qdq_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (4.63e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3292,25 +3334,28 @@ mod cnn_a_qdq_s8_pc {
 
 #[test]
 fn cnn_a_qdq_s8_pc() {
-    let dir = common::case_dir("tests/models/cnn_a_qdq_s8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = cnn_a_qdq_s8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(cnn_a_qdq_s8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("cnn_a_qdq_s8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("cnn_a_qdq_s8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (4.63e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/cnn_a_qdq_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = cnn_a_qdq_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(cnn_a_qdq_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("cnn_a_qdq_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("cnn_a_qdq_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (4.63e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3320,25 +3365,28 @@ mod cnn_a_qop_u8 {
 
 #[test]
 fn cnn_a_qop_u8() {
-    let dir = common::case_dir("tests/models/cnn_a_qop_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = cnn_a_qop_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(cnn_a_qop_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("cnn_a_qop_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("cnn_a_qop_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.73e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/cnn_a_qop_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = cnn_a_qop_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(cnn_a_qop_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("cnn_a_qop_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("cnn_a_qop_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.73e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3348,25 +3396,28 @@ mod cnn_a_qop_s8_pc {
 
 #[test]
 fn cnn_a_qop_s8_pc() {
-    let dir = common::case_dir("tests/models/cnn_a_qop_s8_pc");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = cnn_a_qop_s8_pc::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(cnn_a_qop_s8_pc::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("cnn_a_qop_s8_pc [{}]: {e:?}", isa.name()));
-        let what = format!("cnn_a_qop_s8_pc [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (2.73e-3, 0.0e+0);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/cnn_a_qop_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = cnn_a_qop_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(cnn_a_qop_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("cnn_a_qop_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("cnn_a_qop_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.73e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3376,25 +3427,28 @@ mod wo_gather_s8_u8 {
 
 #[test]
 fn wo_gather_s8_u8() {
-    let dir = common::case_dir("tests/models/wo_gather_s8_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = wo_gather_s8_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(wo_gather_s8_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("wo_gather_s8_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("wo_gather_s8_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (3.94e-5, 1.0e-5);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/wo_gather_s8_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = wo_gather_s8_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(wo_gather_s8_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("wo_gather_s8_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("wo_gather_s8_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (3.94e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3404,25 +3458,28 @@ mod wo_gemm_tb_s8_u4 {
 
 #[test]
 fn wo_gemm_tb_s8_u4() {
-    let dir = common::case_dir("tests/models/wo_gemm_tb_s8_u4");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = wo_gemm_tb_s8_u4::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(wo_gemm_tb_s8_u4::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("wo_gemm_tb_s8_u4 [{}]: {e:?}", isa.name()));
-        let what = format!("wo_gemm_tb_s8_u4 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.89e-5, 1.0e-5);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/wo_gemm_tb_s8_u4")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = wo_gemm_tb_s8_u4::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(wo_gemm_tb_s8_u4::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("wo_gemm_tb_s8_u4 [{}]: {e:?}", isa.name()));
+            let what = format!("wo_gemm_tb_s8_u4 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.89e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3432,25 +3489,28 @@ mod wo_axis_s8_u8 {
 
 #[test]
 fn wo_axis_s8_u8() {
-    let dir = common::case_dir("tests/models/wo_axis_s8_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = wo_axis_s8_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(wo_axis_s8_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("wo_axis_s8_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("wo_axis_s8_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.06e-5, 1.0e-5);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/wo_axis_s8_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = wo_axis_s8_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(wo_axis_s8_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("wo_axis_s8_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("wo_axis_s8_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.06e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3460,25 +3520,28 @@ mod wo_blocked_s4_u4 {
 
 #[test]
 fn wo_blocked_s4_u4() {
-    let dir = common::case_dir("tests/models/wo_blocked_s4_u4");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = wo_blocked_s4_u4::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(wo_blocked_s4_u4::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("wo_blocked_s4_u4 [{}]: {e:?}", isa.name()));
-        let what = format!("wo_blocked_s4_u4 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.49e-5, 1.0e-5);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/wo_blocked_s4_u4")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = wo_blocked_s4_u4::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(wo_blocked_s4_u4::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("wo_blocked_s4_u4 [{}]: {e:?}", isa.name()));
+            let what = format!("wo_blocked_s4_u4 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.49e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }
 
@@ -3488,24 +3551,27 @@ mod wo_cast_mul_s8_u8 {
 
 #[test]
 fn wo_cast_mul_s8_u8() {
-    let dir = common::case_dir("tests/models/wo_cast_mul_s8_u8");
-    let input_0 = common::load(dir.join("input_0.pb"));
-    let want_0 = common::load(dir.join("output_0.pb"));
-    for isa in Isa::all_available() {
-        let mut model = wo_cast_mul_s8_u8::Model::with_isa(isa);
-        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
-        let out = model
-            .run(wo_cast_mul_s8_u8::Inputs { x: x_0 })
-            .unwrap_or_else(|e| panic!("wo_cast_mul_s8_u8 [{}]: {e:?}", isa.name()));
-        let what = format!("wo_cast_mul_s8_u8 [{}] y", isa.name());
-        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-        let (atol, rtol) = (1.31e-5, 1.0e-5);
-        common::assert_close(
-            &what,
-            out.y.data(),
-            common::data::<f32>(&want_0),
-            atol,
-            rtol,
-        );
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/wo_cast_mul_s8_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = wo_cast_mul_s8_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(wo_cast_mul_s8_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("wo_cast_mul_s8_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("wo_cast_mul_s8_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.31e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
     }
 }

@@ -1553,6 +1553,181 @@ fn test_convtranspose_pads() {
     }
 }
 
+mod test_dequantizelinear {
+    kiln::include_model!("tests/onnx_node/test_dequantizelinear/model.onnx");
+}
+
+#[test]
+fn test_dequantizelinear() {
+    let dir = common::case_dir("tests/onnx_node/test_dequantizelinear");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_dequantizelinear::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<u8>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_dequantizelinear::Inputs {
+                x: x_0,
+                x_scale: x_1,
+                x_zero_point: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_dequantizelinear [{}]: {e:?}", isa.name()));
+        let what = format!("test_dequantizelinear [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_dequantizelinear_axis {
+    kiln::include_model!("tests/onnx_node/test_dequantizelinear_axis/model.onnx");
+}
+
+#[test]
+fn test_dequantizelinear_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_dequantizelinear_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_dequantizelinear_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<u8>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_dequantizelinear_axis::Inputs {
+                x: x_0,
+                x_scale: x_1,
+                x_zero_point: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_dequantizelinear_axis [{}]: {e:?}", isa.name()));
+        let what = format!("test_dequantizelinear_axis [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_dequantizelinear_blocked {
+    kiln::include_model!("tests/onnx_node/test_dequantizelinear_blocked/model.onnx");
+}
+
+#[test]
+fn test_dequantizelinear_blocked() {
+    let dir = common::case_dir("tests/onnx_node/test_dequantizelinear_blocked");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_dequantizelinear_blocked::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<u8>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_dequantizelinear_blocked::Inputs {
+                x: x_0,
+                x_scale: x_1,
+                x_zero_point: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_dequantizelinear_blocked [{}]: {e:?}", isa.name()));
+        let what = format!("test_dequantizelinear_blocked [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_dequantizelinear_int16 {
+    kiln::include_model!("tests/onnx_node/test_dequantizelinear_int16/model.onnx");
+}
+
+#[test]
+fn test_dequantizelinear_int16() {
+    let dir = common::case_dir("tests/onnx_node/test_dequantizelinear_int16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_dequantizelinear_int16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<i16>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_dequantizelinear_int16::Inputs {
+                x: x_0,
+                x_scale: x_1,
+                x_zero_point: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_dequantizelinear_int16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_dequantizelinear_int16 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_dequantizelinear_uint16 {
+    kiln::include_model!("tests/onnx_node/test_dequantizelinear_uint16/model.onnx");
+}
+
+#[test]
+fn test_dequantizelinear_uint16() {
+    let dir = common::case_dir("tests/onnx_node/test_dequantizelinear_uint16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_dequantizelinear_uint16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<u16>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_dequantizelinear_uint16::Inputs {
+                x: x_0,
+                x_scale: x_1,
+                x_zero_point: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_dequantizelinear_uint16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_dequantizelinear_uint16 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_div {
     kiln::include_model!("tests/onnx_node/test_div/model.onnx");
 }
@@ -3813,6 +3988,421 @@ fn test_mul_uint8() {
         let what = format!("test_mul_uint8 [{}] z", isa.name());
         assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_exact(&what, out.z.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_qlinearconv {
+    kiln::include_model!("tests/onnx_node/test_qlinearconv/model.onnx");
+}
+
+#[test]
+fn test_qlinearconv() {
+    let dir = common::case_dir("tests/onnx_node/test_qlinearconv");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let input_6 = common::load(dir.join("input_6.pb"));
+    let input_7 = common::load(dir.join("input_7.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_qlinearconv::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<u8>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<u8>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<u8>(&input_5), &input_5.shape).unwrap();
+        let x_6 = kiln::TensorRef::new(common::data::<f32>(&input_6), &input_6.shape).unwrap();
+        let x_7 = kiln::TensorRef::new(common::data::<u8>(&input_7), &input_7.shape).unwrap();
+        let out = model
+            .run(test_qlinearconv::Inputs {
+                x: x_0,
+                x_scale: x_1,
+                x_zero_point: x_2,
+                w: x_3,
+                w_scale: x_4,
+                w_zero_point: x_5,
+                y_scale: x_6,
+                y_zero_point: x_7,
+            })
+            .unwrap_or_else(|e| panic!("test_qlinearconv [{}]: {e:?}", isa.name()));
+        let what = format!("test_qlinearconv [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_qlinearmatmul_2D_int8_float32 {
+    kiln::include_model!("tests/onnx_node/test_qlinearmatmul_2D_int8_float32/model.onnx");
+}
+
+#[test]
+fn test_qlinearmatmul_2D_int8_float32() {
+    let dir = common::case_dir("tests/onnx_node/test_qlinearmatmul_2D_int8_float32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let input_6 = common::load(dir.join("input_6.pb"));
+    let input_7 = common::load(dir.join("input_7.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_qlinearmatmul_2D_int8_float32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<i8>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<i8>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<i8>(&input_5), &input_5.shape).unwrap();
+        let x_6 = kiln::TensorRef::new(common::data::<f32>(&input_6), &input_6.shape).unwrap();
+        let x_7 = kiln::TensorRef::new(common::data::<i8>(&input_7), &input_7.shape).unwrap();
+        let out = model
+            .run(test_qlinearmatmul_2D_int8_float32::Inputs {
+                a: x_0,
+                a_scale: x_1,
+                a_zero_point: x_2,
+                b: x_3,
+                b_scale: x_4,
+                b_zero_point: x_5,
+                y_scale: x_6,
+                y_zero_point: x_7,
+            })
+            .unwrap_or_else(|e| {
+                panic!("test_qlinearmatmul_2D_int8_float32 [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_qlinearmatmul_2D_int8_float32 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i8>(&want_0));
+    }
+}
+
+mod test_qlinearmatmul_2D_uint8_float32 {
+    kiln::include_model!("tests/onnx_node/test_qlinearmatmul_2D_uint8_float32/model.onnx");
+}
+
+#[test]
+fn test_qlinearmatmul_2D_uint8_float32() {
+    let dir = common::case_dir("tests/onnx_node/test_qlinearmatmul_2D_uint8_float32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let input_6 = common::load(dir.join("input_6.pb"));
+    let input_7 = common::load(dir.join("input_7.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_qlinearmatmul_2D_uint8_float32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<u8>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<u8>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<u8>(&input_5), &input_5.shape).unwrap();
+        let x_6 = kiln::TensorRef::new(common::data::<f32>(&input_6), &input_6.shape).unwrap();
+        let x_7 = kiln::TensorRef::new(common::data::<u8>(&input_7), &input_7.shape).unwrap();
+        let out = model
+            .run(test_qlinearmatmul_2D_uint8_float32::Inputs {
+                a: x_0,
+                a_scale: x_1,
+                a_zero_point: x_2,
+                b: x_3,
+                b_scale: x_4,
+                b_zero_point: x_5,
+                y_scale: x_6,
+                y_zero_point: x_7,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_qlinearmatmul_2D_uint8_float32 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_qlinearmatmul_2D_uint8_float32 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_qlinearmatmul_3D_int8_float32 {
+    kiln::include_model!("tests/onnx_node/test_qlinearmatmul_3D_int8_float32/model.onnx");
+}
+
+#[test]
+fn test_qlinearmatmul_3D_int8_float32() {
+    let dir = common::case_dir("tests/onnx_node/test_qlinearmatmul_3D_int8_float32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let input_6 = common::load(dir.join("input_6.pb"));
+    let input_7 = common::load(dir.join("input_7.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_qlinearmatmul_3D_int8_float32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<i8>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<i8>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<i8>(&input_5), &input_5.shape).unwrap();
+        let x_6 = kiln::TensorRef::new(common::data::<f32>(&input_6), &input_6.shape).unwrap();
+        let x_7 = kiln::TensorRef::new(common::data::<i8>(&input_7), &input_7.shape).unwrap();
+        let out = model
+            .run(test_qlinearmatmul_3D_int8_float32::Inputs {
+                a: x_0,
+                a_scale: x_1,
+                a_zero_point: x_2,
+                b: x_3,
+                b_scale: x_4,
+                b_zero_point: x_5,
+                y_scale: x_6,
+                y_zero_point: x_7,
+            })
+            .unwrap_or_else(|e| {
+                panic!("test_qlinearmatmul_3D_int8_float32 [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_qlinearmatmul_3D_int8_float32 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i8>(&want_0));
+    }
+}
+
+mod test_qlinearmatmul_3D_uint8_float32 {
+    kiln::include_model!("tests/onnx_node/test_qlinearmatmul_3D_uint8_float32/model.onnx");
+}
+
+#[test]
+fn test_qlinearmatmul_3D_uint8_float32() {
+    let dir = common::case_dir("tests/onnx_node/test_qlinearmatmul_3D_uint8_float32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let input_6 = common::load(dir.join("input_6.pb"));
+    let input_7 = common::load(dir.join("input_7.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_qlinearmatmul_3D_uint8_float32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<u8>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<u8>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<u8>(&input_5), &input_5.shape).unwrap();
+        let x_6 = kiln::TensorRef::new(common::data::<f32>(&input_6), &input_6.shape).unwrap();
+        let x_7 = kiln::TensorRef::new(common::data::<u8>(&input_7), &input_7.shape).unwrap();
+        let out = model
+            .run(test_qlinearmatmul_3D_uint8_float32::Inputs {
+                a: x_0,
+                a_scale: x_1,
+                a_zero_point: x_2,
+                b: x_3,
+                b_scale: x_4,
+                b_zero_point: x_5,
+                y_scale: x_6,
+                y_zero_point: x_7,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_qlinearmatmul_3D_uint8_float32 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_qlinearmatmul_3D_uint8_float32 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_quantizelinear {
+    kiln::include_model!("tests/onnx_node/test_quantizelinear/model.onnx");
+}
+
+#[test]
+fn test_quantizelinear() {
+    let dir = common::case_dir("tests/onnx_node/test_quantizelinear");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_quantizelinear::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<u8>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_quantizelinear::Inputs {
+                x: x_0,
+                y_scale: x_1,
+                y_zero_point: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_quantizelinear [{}]: {e:?}", isa.name()));
+        let what = format!("test_quantizelinear [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_quantizelinear_axis {
+    kiln::include_model!("tests/onnx_node/test_quantizelinear_axis/model.onnx");
+}
+
+#[test]
+fn test_quantizelinear_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_quantizelinear_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_quantizelinear_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<u8>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_quantizelinear_axis::Inputs {
+                x: x_0,
+                y_scale: x_1,
+                y_zero_point: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_quantizelinear_axis [{}]: {e:?}", isa.name()));
+        let what = format!("test_quantizelinear_axis [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_quantizelinear_blocked_asymmetric {
+    kiln::include_model!("tests/onnx_node/test_quantizelinear_blocked_asymmetric/model.onnx");
+}
+
+#[test]
+fn test_quantizelinear_blocked_asymmetric() {
+    let dir = common::case_dir("tests/onnx_node/test_quantizelinear_blocked_asymmetric");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_quantizelinear_blocked_asymmetric::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<u8>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_quantizelinear_blocked_asymmetric::Inputs {
+                x: x_0,
+                y_scale: x_1,
+                y_zero_point: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_quantizelinear_blocked_asymmetric [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_quantizelinear_blocked_asymmetric [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_quantizelinear_blocked_symmetric {
+    kiln::include_model!("tests/onnx_node/test_quantizelinear_blocked_symmetric/model.onnx");
+}
+
+#[test]
+fn test_quantizelinear_blocked_symmetric() {
+    let dir = common::case_dir("tests/onnx_node/test_quantizelinear_blocked_symmetric");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_quantizelinear_blocked_symmetric::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_quantizelinear_blocked_symmetric::Inputs {
+                x: x_0,
+                y_scale: x_1,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_quantizelinear_blocked_symmetric [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_quantizelinear_blocked_symmetric [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i16>(&want_0));
+    }
+}
+
+mod test_quantizelinear_int16 {
+    kiln::include_model!("tests/onnx_node/test_quantizelinear_int16/model.onnx");
+}
+
+#[test]
+fn test_quantizelinear_int16() {
+    let dir = common::case_dir("tests/onnx_node/test_quantizelinear_int16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_quantizelinear_int16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<i16>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_quantizelinear_int16::Inputs {
+                x: x_0,
+                y_scale: x_1,
+                y_zero_point: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_quantizelinear_int16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_quantizelinear_int16 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i16>(&want_0));
+    }
+}
+
+mod test_quantizelinear_uint16 {
+    kiln::include_model!("tests/onnx_node/test_quantizelinear_uint16/model.onnx");
+}
+
+#[test]
+fn test_quantizelinear_uint16() {
+    let dir = common::case_dir("tests/onnx_node/test_quantizelinear_uint16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_quantizelinear_uint16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<u16>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_quantizelinear_uint16::Inputs {
+                x: x_0,
+                y_scale: x_1,
+                y_zero_point: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_quantizelinear_uint16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_quantizelinear_uint16 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<u16>(&want_0));
     }
 }
 
