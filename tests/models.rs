@@ -3421,6 +3421,316 @@ fn cnn_a_qop_s8_pc() {
     }
 }
 
+mod mobilenet_v2_qdq_u8_pc {
+    kiln::include_model!("tests/models/mobilenet_v2_qdq_u8_pc/model.onnx");
+}
+
+#[test]
+fn mobilenet_v2_qdq_u8_pc() {
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mobilenet_v2_qdq_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mobilenet_v2_qdq_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mobilenet_v2_qdq_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mobilenet_v2_qdq_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mobilenet_v2_qdq_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (6.84e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod mobilenet_v2_qdq_s8_pc {
+    kiln::include_model!("tests/models/mobilenet_v2_qdq_s8_pc/model.onnx");
+}
+
+#[test]
+fn mobilenet_v2_qdq_s8_pc() {
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mobilenet_v2_qdq_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mobilenet_v2_qdq_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mobilenet_v2_qdq_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mobilenet_v2_qdq_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mobilenet_v2_qdq_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (6.84e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod mobilenet_v2_qop_u8 {
+    kiln::include_model!("tests/models/mobilenet_v2_qop_u8/model.onnx");
+}
+
+#[test]
+fn mobilenet_v2_qop_u8() {
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mobilenet_v2_qop_u8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mobilenet_v2_qop_u8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mobilenet_v2_qop_u8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mobilenet_v2_qop_u8 [{}]: {e:?}", isa.name()));
+            let what = format!("mobilenet_v2_qop_u8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (4.67e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod mobilenet_v3_qdq_u8_pc {
+    kiln::include_model!("tests/models/mobilenet_v3_qdq_u8_pc/model.onnx");
+}
+
+#[test]
+fn mobilenet_v3_qdq_u8_pc() {
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mobilenet_v3_qdq_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mobilenet_v3_qdq_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mobilenet_v3_qdq_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mobilenet_v3_qdq_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mobilenet_v3_qdq_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.46e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod mobilenet_v3_qdq_s8_pc {
+    kiln::include_model!("tests/models/mobilenet_v3_qdq_s8_pc/model.onnx");
+}
+
+#[test]
+fn mobilenet_v3_qdq_s8_pc() {
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/mobilenet_v3_qdq_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = mobilenet_v3_qdq_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(mobilenet_v3_qdq_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("mobilenet_v3_qdq_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("mobilenet_v3_qdq_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (5.46e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod resnet_qdq_u8_pc {
+    kiln::include_model!("tests/models/resnet_qdq_u8_pc/model.onnx");
+}
+
+#[test]
+fn resnet_qdq_u8_pc() {
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/resnet_qdq_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = resnet_qdq_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(resnet_qdq_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("resnet_qdq_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("resnet_qdq_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.71e-1, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod resnet_qdq_s8_pc {
+    kiln::include_model!("tests/models/resnet_qdq_s8_pc/model.onnx");
+}
+
+#[test]
+fn resnet_qdq_s8_pc() {
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/resnet_qdq_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = resnet_qdq_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(resnet_qdq_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("resnet_qdq_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("resnet_qdq_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.71e-1, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod resnet_qop_s8_pc {
+    kiln::include_model!("tests/models/resnet_qop_s8_pc/model.onnx");
+}
+
+#[test]
+fn resnet_qop_s8_pc() {
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/resnet_qop_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = resnet_qop_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(resnet_qop_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("resnet_qop_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("resnet_qop_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (8.03e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod fpn_qdq_u8_pc {
+    kiln::include_model!("tests/models/fpn_qdq_u8_pc/model.onnx");
+}
+
+#[test]
+fn fpn_qdq_u8_pc() {
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/fpn_qdq_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = fpn_qdq_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(fpn_qdq_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("fpn_qdq_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("fpn_qdq_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.34e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod fpn_qdq_s8_pc {
+    kiln::include_model!("tests/models/fpn_qdq_s8_pc/model.onnx");
+}
+
+#[test]
+fn fpn_qdq_s8_pc() {
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/fpn_qdq_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = fpn_qdq_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(fpn_qdq_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("fpn_qdq_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("fpn_qdq_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (7.34e-3, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
 mod wo_gather_s8_u8 {
     kiln::include_model!("tests/models/wo_gather_s8_u8/model.onnx");
 }

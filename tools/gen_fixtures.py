@@ -868,6 +868,10 @@ STATIC = [
     ("mlp_3d", mlp_3d, normal_inputs, 5, [2, 3, 40], ["qdq_u8_pc", "qdq_s8", "qop_u8"]),
     ("mlp_gemm", mlp_gemm, normal_inputs, 6, [4, 33], ["qdq_u8_pc", "qdq_s8"]),
     ("cnn_a", cnn_a, normal_inputs, 21, [2, 3, 19, 23], ["qdq_u8", "qdq_u8_pc", "qdq_s8_pc", "qop_u8", "qop_s8_pc"]),
+    ("mobilenet_v2", mobilenet_v2, normal_inputs, 31, [2, 3, 29, 41], ["qdq_u8_pc", "qdq_s8_pc", "qop_u8"]),
+    ("mobilenet_v3", mobilenet_v3, normal_inputs, 32, [2, 3, 27, 35], ["qdq_u8_pc", "qdq_s8_pc"]),
+    ("resnet", resnet, normal_inputs, 33, [2, 3, 45, 37], ["qdq_u8_pc", "qdq_s8_pc", "qop_s8_pc"]),
+    ("fpn", fpn, normal_inputs, 34, [1, 3, 48, 64], ["qdq_u8_pc", "qdq_s8_pc"]),
 ]
 
 
