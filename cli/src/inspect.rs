@@ -894,7 +894,11 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
                     kernel,
                 });
             }
-            Some(KilnOp::QLinearConv { spec, packed }) => {
+            Some(KilnOp::QLinearConv {
+                spec,
+                packed,
+                depthwise,
+            }) => {
                 qlinear_conv += 1;
                 let (kind, kernel, safe) = match packed {
                     Some((groups, direct)) => (
@@ -911,9 +915,17 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
                         qgemm_kernel(isa, groups.iter().all(|w| w.avx2_safe)),
                         Some(groups.iter().all(|w| w.avx2_safe)),
                     ),
+                    None if depthwise.is_some() => (
+                        format!(
+                            "QLinearConv {}×{} depthwise",
+                            spec.kernel[0], spec.kernel[1]
+                        ),
+                        "depthwise direct (exact f32 accumulation of int8 products)".into(),
+                        None,
+                    ),
                     None => (
                         format!("QLinearConv {}×{} direct", spec.kernel[0], spec.kernel[1]),
-                        "direct integer loops (depthwise or run-time weights)".into(),
+                        "direct integer loops (run-time weights)".into(),
                         None,
                     ),
                 };

@@ -277,6 +277,48 @@ pub fn requantize<T: QInt>(
     }
 }
 
+/// [`requantize`] for accumulators held exactly in f32 (the depthwise kernel's: integral values
+/// below 2^24, so `as i32` is exact), over an `outer × ch × inner` tensor.
+#[allow(clippy::too_many_arguments)]
+pub fn requantize_f32acc<T: QInt>(
+    acc: &[f32],
+    outer: usize,
+    ch: usize,
+    inner: usize,
+    bias: Option<&[i32]>,
+    a_scale: f32,
+    b_scale: &[f32],
+    y_scale: f32,
+    y_zp: T,
+    y: &mut [T],
+) {
+    let n = outer * ch * inner;
+    assert!(
+        acc.len() >= n && y.len() >= n,
+        "requantize_f32acc: buffers too short"
+    );
+    assert!(
+        b_scale.len() == 1 || b_scale.len() == ch,
+        "requantize: b_scale length"
+    );
+    assert!(
+        bias.is_none_or(|b| b.len() == ch),
+        "requantize: bias length"
+    );
+    let z = y_zp.to_i32() as f32;
+    let mut j = 0;
+    for _ in 0..outer {
+        for c in 0..ch {
+            let m = a_scale * b_scale[if b_scale.len() == 1 { 0 } else { c }] / y_scale;
+            let b = bias.map_or(0, |b| b[c]);
+            for (d, &v) in y[j..j + inner].iter_mut().zip(&acc[j..j + inner]) {
+                *d = T::from_f32_sat(round_half_even((v as i32).wrapping_add(b) as f32 * m) + z);
+            }
+            j += inner;
+        }
+    }
+}
+
 /// Per-column multipliers, int32 biases and the output zero point of one block of columns.
 struct ColBlock<'a> {
     m: &'a [f32],

@@ -247,6 +247,17 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
                 });
                 node_statics[ni] = Some(id);
             }
+            Some(KilnOp::QLinearConv {
+                depthwise: Some(w), ..
+            }) => {
+                let o =
+                    lit(blob.push(&w.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()));
+                let l = lit(w.len());
+                statics.push(quote! {
+                    static #id: &[f32] = #rt::blob::f32s(&BLOB, #o, #l);
+                });
+                node_statics[ni] = Some(id);
+            }
             Some(KilnOp::QdqMap { steps, .. }) => {
                 let mut f32s = |v: &[f32]| {
                     let o = lit(

@@ -271,7 +271,11 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                     }}
                 }
             }
-            KilnOp::QLinearConv { spec, packed } => {
+            KilnOp::QLinearConv {
+                spec,
+                packed,
+                depthwise,
+            } => {
                 let geom = spec.geom_tokens(rt, &|d| c.dim(d));
                 let ty = super::rust_ty(g.values[out].dtype);
                 let (x, xs, xz, ws, ys, yz) = (
@@ -290,6 +294,17 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                     None => quote!(None),
                 };
                 let y = c.dst(out);
+                if depthwise.is_some() {
+                    let w = weights.expect("QLinearConv depthwise weights emitted");
+                    let acc = c.dst(n.outputs[1]);
+                    return Ok(quote! {{
+                        let geom = #geom;
+                        let acc = #acc;
+                        #rt::ops::conv::depthwise(isa, &geom, #x, (#xz)[0] as f32, #w, None, None,
+                            #rt::gemm::Activation::None, &mut *acc);
+                        #rt::qlinear::requantize_f32acc::<#ty>(&*acc, geom.batch, geom.c_out, geom.pixels(), #bias, (#xs)[0], #ws, (#ys)[0], (#yz)[0], #y);
+                    }});
+                }
                 match packed {
                     Some((groups, direct)) => {
                         let w = weights.expect("QLinearConv weights emitted");

@@ -174,6 +174,9 @@ pub enum KilnOp {
     QLinearConv {
         spec: ConvSpec,
         packed: Option<(Vec<PackedI8Owned>, bool)>,
+        /// Depthwise with constant weights: `w − w_zp` per output channel × kh × kw (exact in
+        /// f32) for the exact-f32 depthwise kernel; outputs `[y, acc (f32)]`, `w`/`w_zp` absent.
+        depthwise: Option<Vec<f32>>,
     },
     /// Weight-only quantization: `y = x · dequant(W)` in f32 with W kept quantized (8-bit or
     /// 4-bit packed) and dequantized inside the kernel. inputs: [x]; outputs: [y].

@@ -637,6 +637,30 @@ fn lower_qlinear(g: &mut Graph) -> Result<()> {
                     }
                     _ => None,
                 };
+                // Depthwise, constant weights: centered weights for the exact f32 kernel
+                // (≤ 258 taps keeps every window sum below 2^24: exact).
+                let xt = g.values[n.input(0).unwrap()].dtype;
+                let depthwise = match (&g.values[w].konst, zero_points_i32(g, n.input(5))) {
+                    (Some(wd @ (TensorData::I8(_) | TensorData::U8(_))), Some(z))
+                        if packed.is_none()
+                            && spec.depthwise()
+                            && spec.kernel[0] * spec.kernel[1] <= 258
+                            && matches!(xt, DType::U8 | DType::I8) =>
+                    {
+                        let wv = wd.as_i64().unwrap_or_default();
+                        let per = spec.kernel[0] * spec.kernel[1];
+                        Some(
+                            wv.iter()
+                                .enumerate()
+                                .map(|(i, &v)| {
+                                    let co = i / per;
+                                    (v as i32 - z[if z.len() == 1 { 0 } else { co }]) as f32
+                                })
+                                .collect::<Vec<f32>>(),
+                        )
+                    }
+                    _ => None,
+                };
                 let rows = spec.batch.mul(&spec.pixels());
                 let mut outputs = vec![n.outputs[0]];
                 if let Some((_, direct)) = &packed {
@@ -660,6 +684,15 @@ fn lower_qlinear(g: &mut Graph) -> Result<()> {
                     if node.inputs.len() > 5 {
                         node.inputs[5] = None;
                     }
+                } else if depthwise.is_some() {
+                    let olen = g.values[n.outputs[0]].numel();
+                    let acc = g.add_value(format!("{base}:acc"), DType::F32, vec![olen]);
+                    outputs.push(acc);
+                    let node = &mut g.nodes[i];
+                    node.inputs[3] = None;
+                    if node.inputs.len() > 5 {
+                        node.inputs[5] = None;
+                    }
                 } else {
                     let olen = g.values[n.outputs[0]].numel();
                     let acc = g.add_value(format!("{base}:acc"), DType::I32, vec![olen]);
@@ -667,7 +700,11 @@ fn lower_qlinear(g: &mut Graph) -> Result<()> {
                 }
                 let node = &mut g.nodes[i];
                 node.outputs = outputs;
-                node.kiln = Some(KilnOp::QLinearConv { spec, packed });
+                node.kiln = Some(KilnOp::QLinearConv {
+                    spec,
+                    packed,
+                    depthwise,
+                });
             }
             _ => {}
         }

@@ -283,6 +283,12 @@ impl DwInput for u8 {
         self as f32 - za
     }
 }
+impl DwInput for i8 {
+    #[inline(always)]
+    fn centered(self, za: f32) -> f32 {
+        self as f32 - za
+    }
+}
 impl DwInput for f32 {
     #[inline(always)]
     fn centered(self, _za: f32) -> f32 {
