@@ -309,7 +309,7 @@ impl DqWeights<'_> {
         let wd = out.len();
         debug_assert!(wd <= SNR);
         let base = k * self.n + c0;
-        if wd == SNR && self.bn == 1 && (self.bits == 8 || base % 2 == 0) {
+        if wd == SNR && self.bn == 1 && (self.bits == 8 || base.is_multiple_of(2)) {
             // The common case (a whole panel row, per-column or blocked-along-K parameters):
             // fixed-size arrays, so the decode and the multiply vectorise.
             let sc: &[f32; SNR] = self.scale[prow + c0..prow + c0 + SNR].try_into().unwrap();
@@ -357,7 +357,7 @@ impl DqWeights<'_> {
                     *d = b as i32;
                 }
             }
-            (_, signed) if base % 2 == 0 => {
+            (_, signed) if base.is_multiple_of(2) => {
                 // Whole bytes: two values each, low nibble first.
                 for (j, &b) in self.data[base / 2..(base + wd).div_ceil(2)]
                     .iter()
