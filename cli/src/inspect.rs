@@ -660,14 +660,14 @@ pub fn advice(d: &str, o: &str) -> String {
              a session, or optimize_model / the transformers optimizer): start from the original \
              float export and run `kiln quantize` on it (or quantize_dynamic without optimization)"
         ),
+        "com.microsoft" if o.starts_with("QLinear") || o == "QGemm" => format!(
+            "`{o}` is onnxruntime's QOperator extension, not standard ONNX: re-quantize with \
+             quantize_static(..., quant_format=QuantFormat.QDQ), which kiln compiles into integer \
+             kernels"
+        ),
         "com.microsoft" => format!(
             "`{o}` is an onnxruntime contrib op: re-export the model with standard ONNX ops only"
         ),
-        "" if o == "QuantizeLinear" || o.starts_with("QLinear") || o == "ConvInteger" => {
-            "static (QDQ / QOperator) quantization is not supported yet: quantize the float model \
-             dynamically with `kiln quantize`"
-                .into()
-        }
         "" if CNN.contains(&o) => {
             "CNN operators are not supported yet (tracked as an open issue)".into()
         }
