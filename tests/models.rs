@@ -3731,6 +3731,37 @@ fn fpn_qdq_s8_pc() {
     }
 }
 
+mod wo_conv_s8_u8_s4 {
+    kiln::include_model!("tests/models/wo_conv_s8_u8_s4/model.onnx");
+}
+
+#[test]
+fn wo_conv_s8_u8_s4() {
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/wo_conv_s8_u8_s4")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = wo_conv_s8_u8_s4::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(wo_conv_s8_u8_s4::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("wo_conv_s8_u8_s4 [{}]: {e:?}", isa.name()));
+            let what = format!("wo_conv_s8_u8_s4 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (2.73e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
 mod wo_gather_s8_u8 {
     kiln::include_model!("tests/models/wo_gather_s8_u8/model.onnx");
 }

@@ -1114,11 +1114,42 @@ def wo_gather():
     return make_model(nodes, [f32_io("x", [2, 5])], [f32_io("y", [2, 5, 4])], inits, "wo_gather")
 
 
+def wo_conv():
+    """Weight-only convolutions: a 3x3 Conv with int8 weights per output channel (axis 0) and a
+    bias, Relu, a depthwise 3x3 Conv with uint8 weights per tensor (zero point), a 1x1 Conv with
+    int4 weights blocked along the input channels (opset 21)."""
+    rng = np.random.default_rng(37)
+    q0, s0, _ = q_int8_axis(conv_w(rng, 8, 3, 3, 3), 0, True)
+    w1 = conv_w(rng, 8, 1, 3, 3)
+    s1 = np.float32((w1.max() - w1.min()) / 255.0)
+    z1 = np.uint8(np.clip(np.rint(-w1.min() / s1), 0, 255))
+    q1 = np.clip(np.rint(w1 / s1) + z1, 0, 255).astype(np.uint8)
+    q2, s2, _ = q_int4(conv_w(rng, 6, 8, 1, 1), 1, 4, True)
+    inits = [init("W0_q", q0), init("W0_s", s0), init("B0", b(rng, 8)),
+             init("W1_q", q1), init("W1_s", np.array(s1)), init("W1_z", np.array(z1)),
+             int4_init("W2_q", q2, True), init("W2_s", s2)]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["W0_q", "W0_s"], ["W0"], name="dq0", axis=0),
+        helper.make_node("DequantizeLinear", ["W1_q", "W1_s", "W1_z"], ["W1"], name="dq1"),
+        helper.make_node("DequantizeLinear", ["W2_q", "W2_s"], ["W2"], name="dq2", axis=1, block_size=4),
+        helper.make_node("Conv", ["x", "W0", "B0"], ["c0"], name="conv0", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["r0"], name="relu0"),
+        helper.make_node("Conv", ["r0", "W1"], ["c1"], name="dw1", group=8, pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["c1", "W2"], ["y"], name="pw2"),
+    ]
+    g = helper.make_graph(nodes, "wo_conv", [f32_io("x", [2, 3, 11, 9])], [f32_io("y", [2, 6, 11, 9])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], producer_name="kiln gen_fixtures")
+    m.ir_version = 10
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
 def id_inputs(shape, seed):
     return np.random.default_rng(4000 + seed).integers(0, 50, shape).astype(np.float32)
 
 
 WEIGHT_ONLY = [  # (case, builder, seed)
+    ("wo_conv_s8_u8_s4", wo_conv, 37),
     ("wo_gather_s8_u8", wo_gather, 36),
     ("wo_gemm_tb_s8_u4", wo_gemm_tb, 35),
     ("wo_axis_s8_u8", wo_axis, 31),

@@ -472,7 +472,15 @@ fn lower_rest(g: &mut Graph) -> Result<()> {
             "Conv" => {
                 let spec = conv_spec(g, &n).map_err(|e| n.err(e))?;
                 let w = n.input(1).unwrap();
-                let const_w = g.values[w].konst.is_some()
+                // Dense weights: constants, or a weight-only layer's run-time DequantizeLinear of
+                // constant integers (`fuse_qdq`): the fast algorithms take either.
+                let dequantized = uses.producers[w].is_some_and(|p| {
+                    let pn = &g.nodes[p];
+                    pn.op == "DequantizeLinear"
+                        && pn.kiln.is_none()
+                        && pn.input(0).is_some_and(|q| g.values[q].konst.is_some())
+                });
+                let const_w = (g.values[w].konst.is_some() || dequantized)
                     && n.input(2).is_none_or(|b| g.values[b].konst.is_some());
                 let algo = if !const_w {
                     ConvAlgo::Reference

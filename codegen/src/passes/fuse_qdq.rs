@@ -35,7 +35,92 @@ pub fn run(g: &mut Graph) -> Result<()> {
     lower_qlinear(g)?;
     weight_only(g);
     gather_quantized(g);
+    conv_weight_only(g);
     Ok(())
+}
+
+/// Weight-only `Conv(x, DequantizeLinear(W_q))`: the integers stay in the binary (int4 widened
+/// to one byte) and a DequantizeLinear recomputes the float weights into a buffer at the start
+/// of each call (a small cost next to the convolution's MACs); `fuse_conv` then runs the usual
+/// GEMM or depthwise algorithm on them.
+fn conv_weight_only(g: &mut Graph) {
+    let mut edits: Vec<(usize, Node)> = Vec::new(); // (insert before node, DequantizeLinear)
+    for i in 0..g.nodes.len() {
+        let n = g.nodes[i].clone();
+        if n.kiln.is_some() || !n.domain.is_empty() || n.op != "Conv" {
+            continue;
+        }
+        let Some(w) = n.input(1) else { continue };
+        let Some(o) = g.values[w].dq.as_deref().cloned() else {
+            continue;
+        };
+        let Some(ws) = g.values[w].static_shape() else {
+            continue;
+        };
+        if !matches!(o.q, TensorData::I8(_) | TensorData::U8(_)) {
+            continue;
+        }
+        let name = g.values[w].name.clone();
+        let rank = ws.len();
+        let wq = new_const(g, format!("{name}:q"), ws.clone(), o.q.clone());
+        let ps: Vec<usize> = match (o.axis, o.block) {
+            (None, _) => vec![],
+            (Some(_), 0) => vec![o.scale.len()],
+            (Some(a), b) => {
+                let mut p = ws.clone();
+                p[a] = ws[a].div_ceil(b);
+                p
+            }
+        };
+        let zd: Vec<i64> = o.zero_point.iter().map(|&z| z as i64).collect();
+        let sc = new_const(
+            g,
+            format!("{name}:scale"),
+            ps.clone(),
+            TensorData::F32(o.scale),
+        );
+        let zp = new_const(
+            g,
+            format!("{name}:zp"),
+            ps,
+            crate::ops::int_data(o.q.dtype(), &zd),
+        );
+        let wf = g.add_value(format!("{name}:dequantized"), DType::F32, from_static(&ws));
+        let mut attrs = std::collections::BTreeMap::new();
+        if let Some(a) = o.axis {
+            attrs.insert("axis".to_string(), crate::ir::Attr::Int(a as i64));
+            if o.block > 0 {
+                attrs.insert(
+                    "block_size".to_string(),
+                    crate::ir::Attr::Int(o.block as i64),
+                );
+            }
+        }
+        let _ = rank;
+        g.nodes[i].inputs[1] = Some(wf);
+        edits.push((
+            i,
+            Node {
+                name: format!("{}:dequantize_weights", n.name),
+                op: "DequantizeLinear".into(),
+                domain: String::new(),
+                inputs: vec![Some(wq), Some(sc), Some(zp)],
+                outputs: vec![wf],
+                attrs,
+                kiln: None,
+            },
+        ));
+    }
+    if edits.is_empty() {
+        return;
+    }
+    let old = std::mem::take(&mut g.nodes);
+    for (i, n) in old.into_iter().enumerate() {
+        for e in edits.iter().filter(|e| e.0 == i) {
+            g.nodes.push(e.1.clone());
+        }
+        g.nodes.push(n);
+    }
 }
 
 /// `Gather(DequantizeLinear(table_q), idx)` → `DequantizeLinear(Gather(table_q, idx))`: a
