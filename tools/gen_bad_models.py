@@ -136,6 +136,13 @@ def qdq_cases():
          helper.make_node("MatMul", ["x", "W"], ["y"], name="fc")],
         [f32("x", [1, 4])], [f32("y", [1, 3])],
         [arr(np.ones((4, 3), np.int8), "W_q"), arr(np.full(4, 0.1, np.float32), "W_scale")])
+    # A float8 weight (DequantizeLinear of FLOAT8E4M3FN, opset 19+): not supported.
+    f8 = helper.make_tensor("W_f8", TensorProto.FLOAT8E4M3FN, [4, 3], [1.0] * 12)
+    yield "qdq_float8", model(
+        [helper.make_node("DequantizeLinear", ["W_f8", "W_scale"], ["W"], name="W_dequant"),
+         helper.make_node("MatMul", ["x", "W"], ["y"], name="fc")],
+        [f32("x", [1, 4])], [f32("y", [1, 3])],
+        [f8, arr(np.array(0.1, np.float32), "W_scale")], opset=[helper.make_opsetid("", 21)])
     # onnxruntime's QOperator extension (quantize_static(..., QuantFormat.QOperator) on an Add).
     yield "qlinear_contrib", model(
         [helper.make_node("QLinearAdd", ["a", "s", "z", "a", "s", "z", "s", "z"], ["y"], name="add_quant",

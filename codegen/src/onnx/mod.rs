@@ -322,7 +322,10 @@ pub fn tensor_from_proto(t: &proto::TensorProto, base: &Path) -> Result<Tensor> 
             "tensor `{name}` has element type {} which kiln does not support",
             DType::onnx_name(code)
         ))
-        .with_hint("supported: float, double, int8/16/32/64, uint8/16/32/64, bool")
+        .with_hint(
+            "supported: float, double, int8/16/32/64, uint8/16/32/64, bool, and int4/uint4 for \
+             constants; float8/float4/int2 quantization is not supported",
+        )
     })?;
     let mut shape = Vec::with_capacity(t.dims.len());
     let mut numel: u64 = 1;
