@@ -1027,7 +1027,7 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
     }
     if qdq_map > 0 {
         fusions.push((
-            "DequantizeLinear → [Add/Sub/Mul const, BatchNorm, Relu, Clip]… → QuantizeLinear ⇒ one 8-bit → 8-bit pass"
+            "DequantizeLinear → [Add/Sub/Mul const, BatchNorm, Relu, Clip, Sigmoid, HardSwish…]… → QuantizeLinear ⇒ one 8-bit → 8-bit pass"
                 .to_string(),
             qdq_map,
         ));

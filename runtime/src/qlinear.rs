@@ -520,6 +520,11 @@ pub enum MapStep<'a> {
     Relu,
     /// `min'(max'(v, lo), hi)` as in `gemm::Activation::Clip`
     Clip(f32, f32),
+    /// An elementwise function of `ops::math` (the one the unfused op calls), with 0, 1 or 2
+    /// attribute arguments.
+    Unary(fn(f32) -> f32),
+    Unary1(fn(f32, f32) -> f32, f32),
+    Unary2(fn(f32, f32, f32) -> f32, f32, f32),
 }
 
 /// A static-quantization chain in one pass, 8-bit in and 8-bit out, with no float buffer:
@@ -576,6 +581,9 @@ pub fn qdq_map<A: QInt, Y: QInt>(
                             let v = if v > lo { v } else { lo };
                             if v < hi { v } else { hi }
                         }
+                        MapStep::Unary(f) => f(v),
+                        MapStep::Unary1(f, a) => f(v, a),
+                        MapStep::Unary2(f, a, b) => f(v, a, b),
                     };
                 }
                 y[i] = Y::from_f32_sat(round_half_even(v / y_scale) + z);

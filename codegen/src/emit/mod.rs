@@ -286,6 +286,20 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
                             quote!(#rt::qlinear::MapStep::Affine(#ea, #eb))
                         }
                         crate::ir::MapStepOwned::Relu => quote!(#rt::qlinear::MapStep::Relu),
+                        crate::ir::MapStepOwned::Unary(u) => {
+                            let f = format_ident!("{}", u.math_fn());
+                            let p: Vec<TokenStream> =
+                                u.params().into_iter().map(nodes::f32_tokens).collect();
+                            match p.as_slice() {
+                                [] => quote!(#rt::qlinear::MapStep::Unary(#rt::ops::math::#f)),
+                                [a] => {
+                                    quote!(#rt::qlinear::MapStep::Unary1(#rt::ops::math::#f, #a))
+                                }
+                                [a, b, ..] => quote!(
+                                    #rt::qlinear::MapStep::Unary2(#rt::ops::math::#f, #a, #b)
+                                ),
+                            }
+                        }
                         crate::ir::MapStepOwned::Clip(lo, hi) => {
                             let (lo, hi) = (nodes::f32_tokens(*lo), nodes::f32_tokens(*hi));
                             quote!(#rt::qlinear::MapStep::Clip(#lo, #hi))

@@ -182,7 +182,7 @@ pub enum KilnOp {
     /// 4-bit packed) and dequantized inside the kernel. inputs: [x]; outputs: [y].
     DqMatMul { m: Dim, w: Box<DqWeightsOwned> },
     /// A static-quantization chain `DequantizeLinear → [Add|Sub|Mul by a constant,
-    /// BatchNormalization, Relu, Clip]… → QuantizeLinear` as one 8-bit → 8-bit pass
+    /// BatchNormalization, Relu, Clip, elementwise activations]… → QuantizeLinear` as one 8-bit → 8-bit pass
     /// (`kiln_runtime::qlinear::qdq_map`). inputs: [x_q]; outputs: [y_q].
     QdqMap {
         outer: Dim,
@@ -205,6 +205,8 @@ pub enum MapStepOwned {
     Affine(Vec<f32>, Vec<f32>),
     Relu,
     Clip(f32, f32),
+    /// An elementwise op computed by its `kiln_runtime::ops::math` function.
+    Unary(crate::ops::UnaryOp),
 }
 
 /// Quantized constant weights of a [`KilnOp::DqMatMul`] (see `kiln_runtime::ops::dq_matmul`).

@@ -334,7 +334,7 @@ impl UnaryOp {
             op => return Ok(Self::from_op(op)),
         }))
     }
-    fn math_fn(self) -> &'static str {
+    pub(crate) fn math_fn(self) -> &'static str {
         match self {
             UnaryOp::Relu => "relu",
             UnaryOp::Sigmoid => "sigmoid",
@@ -351,7 +351,7 @@ impl UnaryOp {
         }
     }
     /// The attribute arguments after `x` of the runtime function.
-    fn params(self) -> Vec<f32> {
+    pub(crate) fn params(self) -> Vec<f32> {
         match self {
             UnaryOp::LeakyRelu { alpha } | UnaryOp::Elu { alpha } => vec![alpha],
             UnaryOp::HardSigmoid { alpha, beta } => vec![alpha, beta],

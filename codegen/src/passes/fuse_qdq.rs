@@ -495,7 +495,7 @@ fn scalar_of(g: &Graph, v: Option<usize>) -> Option<f64> {
     }
 }
 
-/// `DequantizeLinear → [Add|Sub|Mul by a constant, BatchNormalization, Relu, Clip]… →
+/// `DequantizeLinear → [Add|Sub|Mul by a constant, BatchNormalization, Relu, Clip, elementwise activations]… →
 /// QuantizeLinear` (the float glue static QDQ graphs keep between their quantized MatMuls and
 /// Convs: bias Adds, BatchNorms, activations) becomes one `QdqMap` pass, 8-bit to 8-bit.
 fn fuse_glue(g: &mut Graph) {
@@ -570,7 +570,13 @@ fn fuse_glue(g: &mut Graph) {
                         _ => break None,
                     }
                 }
-                _ => break None,
+                _ => match crate::ops::UnaryOp::from_node(&cn) {
+                    // Gelu's float path is a SIMD kernel, not the scalar function.
+                    Ok(Some(u)) if !matches!(u, crate::ops::UnaryOp::Gelu) => {
+                        MapStepOwned::Unary(u)
+                    }
+                    _ => break None,
+                },
             };
             steps.push(step);
             chain.push(ci);
