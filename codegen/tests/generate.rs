@@ -132,3 +132,83 @@ fn decomposed_layernorm_and_gelu_are_fused() {
         "{ops:?}"
     );
 }
+
+fn ops_of(case: &str) -> (Vec<String>, usize) {
+    let c = compile_file(&fixture(case), &Options::default()).unwrap();
+    (
+        c.graph.nodes.iter().map(|n| n.op.clone()).collect(),
+        c.blob().len(),
+    )
+}
+
+#[test]
+fn static_qdq_runs_integer_from_input_quantize_to_output_dequantize() {
+    // QuantizeLinear(x) → [int8 GEMM + requantize → bias Add as an 8-bit pass] × 2 → DQ(y).
+    for case in ["mlp_a_qdq_u8", "mlp_a_qdq_s8_pc", "mlp_a_qdq_u8w_u8"] {
+        let (ops, _) = ops_of(case);
+        assert_eq!(
+            ops,
+            [
+                "QuantizeLinear",
+                "QLinearMatMul",
+                "QdqMap",
+                "QLinearMatMul",
+                "QdqMap",
+                "DequantizeLinear"
+            ],
+            "{case}: {ops:?}"
+        );
+    }
+    // QOperator: the same integer kernels.
+    let (ops, _) = ops_of("mlp_a_qop_s8_pc");
+    assert_eq!(ops.iter().filter(|o| *o == "QLinearMatMul").count(), 2);
+    // Every convolution of the static CNNs is an integer one; no float Conv remains.
+    for case in [
+        "cnn_a_qdq_u8",
+        "cnn_a_qdq_s8_pc",
+        "cnn_a_qop_u8",
+        "mobilenet_v2_qdq_s8_pc",
+    ] {
+        let (ops, _) = ops_of(case);
+        assert!(ops.iter().any(|o| o == "QLinearConv"), "{case}: {ops:?}");
+        assert!(
+            !ops.iter().any(|o| o == "Conv" || o == "MatMul"),
+            "{case}: {ops:?}"
+        );
+    }
+}
+
+#[test]
+fn weight_only_weights_stay_quantized_in_the_blob() {
+    // wo_blocked_s4_u4: 96×40 int4 + 40×10 uint4 weights = 2120 bytes of f32 would be 8480.
+    let (ops, blob) = ops_of("wo_blocked_s4_u4");
+    assert_eq!(
+        ops.iter().filter(|o| *o == "DqMatMul").count(),
+        2,
+        "{ops:?}"
+    );
+    assert!(blob < (96 * 40 + 40 * 10) * 4 / 2, "blob {blob} bytes");
+    for case in ["wo_axis_s8_u8", "wo_cast_mul_s8_u8", "wo_gemm_tb_s8_u4"] {
+        let (ops, _) = ops_of(case);
+        assert_eq!(
+            ops.iter().filter(|o| *o == "DqMatMul").count(),
+            2,
+            "{case}: {ops:?}"
+        );
+        assert!(!ops.iter().any(|o| o == "SGemm"), "{case}: {ops:?}");
+    }
+    // Embedding tables: the Gathers read the integers, then dequantize.
+    let (ops, _) = ops_of("wo_gather_s8_u8");
+    assert!(
+        ops.iter().filter(|o| *o == "DequantizeLinear").count() == 2,
+        "{ops:?}"
+    );
+    // Convolutions: one run-time DequantizeLinear per weight, then the float algorithms.
+    let (ops, blob) = ops_of("wo_conv_s8_u8_s4");
+    assert_eq!(
+        ops.iter().filter(|o| *o == "DequantizeLinear").count(),
+        3,
+        "{ops:?}"
+    );
+    assert!(blob < (8 * 27 + 8 * 9 + 6 * 8) * 4, "blob {blob} bytes");
+}

@@ -955,6 +955,9 @@ fn weight_only(g: &mut Graph) {
         let node = &mut g.nodes[i];
         node.inputs = vec![Some(x)];
         node.outputs = vec![out];
+        node.op = "DqMatMul".into();
+        node.domain = "kiln".into();
+        node.attrs.clear();
         node.kiln = Some(KilnOp::DqMatMul { m, w: Box::new(w) });
     }
     if !remove.is_empty() {
