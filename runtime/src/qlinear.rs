@@ -256,12 +256,7 @@ pub fn requantize<T: QInt>(
                 b: &b[..cw],
                 z,
             };
-            with_simd(isa, || {
-                for r in 0..outer {
-                    let (src, dst) = (&acc[r * ch + c0..][..cw], &mut y[r * ch + c0..][..cw]);
-                    blk.run(src, dst);
-                }
-            });
+            requant_block(isa, &blk, acc, outer, ch, c0, y);
         }
         return;
     }
@@ -338,30 +333,60 @@ impl ColBlock<'_> {
     }
 }
 
-/// Runs `f` compiled for the widest x86 vector extension `isa` has (the same scalar Rust, so
-/// the same results: integer ops, one f32 multiply, exact rounding; no FMA contraction).
-#[inline(always)]
-fn with_simd<F: FnOnce()>(isa: Isa, f: F) {
+/// Requantizes `outer` rows of one column block (`blk`), compiled for the widest x86 vector
+/// extension `isa` has so that the loop vectorises (the same scalar Rust, so the same results:
+/// integer ops, one f32 multiply, exact rounding; no FMA contraction).
+#[allow(clippy::too_many_arguments)]
+fn requant_block<T: QInt>(
+    isa: Isa,
+    blk: &ColBlock<'_>,
+    acc: &[i32],
+    outer: usize,
+    ch: usize,
+    c0: usize,
+    y: &mut [T],
+) {
+    #[inline(always)]
+    fn body<T: QInt>(
+        blk: &ColBlock<'_>,
+        acc: &[i32],
+        outer: usize,
+        ch: usize,
+        c0: usize,
+        y: &mut [T],
+    ) {
+        let cw = blk.m.len();
+        for r in 0..outer {
+            blk.run(&acc[r * ch + c0..][..cw], &mut y[r * ch + c0..][..cw]);
+        }
+    }
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-        fn avx512<F: FnOnce()>(f: F) {
-            f()
+        fn avx512<T: QInt>(
+            b: &ColBlock<'_>,
+            a: &[i32],
+            o: usize,
+            ch: usize,
+            c0: usize,
+            y: &mut [T],
+        ) {
+            body(b, a, o, ch, c0, y)
         }
         #[target_feature(enable = "avx2")]
-        fn avx2<F: FnOnce()>(f: F) {
-            f()
+        fn avx2<T: QInt>(b: &ColBlock<'_>, a: &[i32], o: usize, ch: usize, c0: usize, y: &mut [T]) {
+            body(b, a, o, ch, c0, y)
         }
         match isa.resolve() {
             // SAFETY: `resolve` returned a family the CPU has; AVX-512 VNNI implies F, BW, VL.
-            Isa::Avx512Vnni => return unsafe { avx512(f) },
+            Isa::Avx512Vnni => return unsafe { avx512(blk, acc, outer, ch, c0, y) },
             // SAFETY: as above; every x86 SIMD family includes AVX2.
-            Isa::Avx2 | Isa::AvxVnni => return unsafe { avx2(f) },
+            Isa::Avx2 | Isa::AvxVnni => return unsafe { avx2(blk, acc, outer, ch, c0, y) },
             _ => {}
         }
     }
     let _ = isa;
-    f()
+    body(blk, acc, outer, ch, c0, y)
 }
 
 /// Packs an `m × k` row-major quantized activation (u8, or i8 shifted by +128) into the int8
@@ -383,18 +408,17 @@ pub fn pack_a<T: QAct>(
         "pack_a: output too short"
     );
     let zu = za.to_u8_shifted() as i32;
-    with_simd(isa, || {
-        for r in 0..m {
-            let dst = &mut out[r * pk..(r + 1) * pk];
-            let mut s = 0i32;
-            for (d, &v) in dst.iter_mut().zip(&a[r * k..(r + 1) * k]) {
-                *d = v.to_u8_shifted();
-                s = s.wrapping_add(*d as i32);
-            }
-            dst[k..].fill(0);
-            row_term[r] = s.wrapping_sub((k as i32).wrapping_mul(zu));
+    let _ = isa; // one byte per element: the scalar loop is already memory-bound
+    for r in 0..m {
+        let dst = &mut out[r * pk..(r + 1) * pk];
+        let mut s = 0i32;
+        for (d, &v) in dst.iter_mut().zip(&a[r * k..(r + 1) * k]) {
+            *d = v.to_u8_shifted();
+            s = s.wrapping_add(*d as i32);
         }
-    });
+        dst[k..].fill(0);
+        row_term[r] = s.wrapping_sub((k as i32).wrapping_mul(zu));
+    }
     zu
 }
 

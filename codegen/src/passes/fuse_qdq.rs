@@ -61,7 +61,6 @@ fn conv_weight_only(g: &mut Graph) {
             continue;
         }
         let name = g.values[w].name.clone();
-        let rank = ws.len();
         let wq = new_const(g, format!("{name}:q"), ws.clone(), o.q.clone());
         let ps: Vec<usize> = match (o.axis, o.block) {
             (None, _) => vec![],
@@ -96,7 +95,6 @@ fn conv_weight_only(g: &mut Graph) {
                 );
             }
         }
-        let _ = rank;
         g.nodes[i].inputs[1] = Some(wf);
         edits.push((
             i,
