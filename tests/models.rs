@@ -3266,6 +3266,68 @@ fn mlp_gemm_qdq_s8() {
     }
 }
 
+mod block_ln_gelu_qdq_u8_pc {
+    kiln::include_model!("tests/models/block_ln_gelu_qdq_u8_pc/model.onnx");
+}
+
+#[test]
+fn block_ln_gelu_qdq_u8_pc() {
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/block_ln_gelu_qdq_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = block_ln_gelu_qdq_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(block_ln_gelu_qdq_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("block_ln_gelu_qdq_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("block_ln_gelu_qdq_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.04e-1, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod block_ln_gelu_qdq_s8_pc {
+    kiln::include_model!("tests/models/block_ln_gelu_qdq_s8_pc/model.onnx");
+}
+
+#[test]
+fn block_ln_gelu_qdq_s8_pc() {
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/block_ln_gelu_qdq_s8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = block_ln_gelu_qdq_s8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(block_ln_gelu_qdq_s8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("block_ln_gelu_qdq_s8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("block_ln_gelu_qdq_s8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (1.04e-1, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
 mod cnn_a_qdq_u8 {
     kiln::include_model!("tests/models/cnn_a_qdq_u8/model.onnx");
 }

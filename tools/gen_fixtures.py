@@ -867,6 +867,7 @@ STATIC = [
     ("mlp_a", mlp_a, normal_inputs, 1, [1, 64], list(SCONFIGS)),
     ("mlp_3d", mlp_3d, normal_inputs, 5, [2, 3, 40], ["qdq_u8_pc", "qdq_s8", "qop_u8"]),
     ("mlp_gemm", mlp_gemm, normal_inputs, 6, [4, 33], ["qdq_u8_pc", "qdq_s8"]),
+    ("block_ln_gelu", block_ln_gelu, normal_inputs, 9, None, ["qdq_u8_pc", "qdq_s8_pc"]),
     ("cnn_a", cnn_a, normal_inputs, 21, [2, 3, 19, 23], ["qdq_u8", "qdq_u8_pc", "qdq_s8_pc", "qop_u8", "qop_s8_pc"]),
     ("mobilenet_v2", mobilenet_v2, normal_inputs, 31, [2, 3, 29, 41], ["qdq_u8_pc", "qdq_s8_pc", "qop_u8"]),
     ("mobilenet_v3", mobilenet_v3, normal_inputs, 32, [2, 3, 27, 35], ["qdq_u8_pc", "qdq_s8_pc"]),
@@ -1162,6 +1163,7 @@ def gen_static():
     metas = []
     for arch, build, gen, seed, shape, cfgs in STATIC:
         f = build()
+        shape = shape or [d.dim_value for d in f.graph.input[0].type.tensor_type.shape.dim]
         x = gen(shape, seed)
         for cfg in cfgs:
             q = quantize_st(f, cfg, shape, seed)
