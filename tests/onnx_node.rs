@@ -1693,6 +1693,33 @@ fn test_dequantizelinear_int16() {
     }
 }
 
+mod test_dequantizelinear_int4 {
+    kiln::include_model!("tests/onnx_node/test_dequantizelinear_int4/model.onnx");
+}
+
+#[test]
+fn test_dequantizelinear_int4() {
+    let dir = common::case_dir("tests/onnx_node/test_dequantizelinear_int4");
+    let input_0 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_dequantizelinear_int4::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_dequantizelinear_int4::Inputs { x_scale: x_0 })
+            .unwrap_or_else(|e| panic!("test_dequantizelinear_int4 [{}]: {e:?}", isa.name()));
+        let what = format!("test_dequantizelinear_int4 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_dequantizelinear_uint16 {
     kiln::include_model!("tests/onnx_node/test_dequantizelinear_uint16/model.onnx");
 }
@@ -1717,6 +1744,33 @@ fn test_dequantizelinear_uint16() {
             })
             .unwrap_or_else(|e| panic!("test_dequantizelinear_uint16 [{}]: {e:?}", isa.name()));
         let what = format!("test_dequantizelinear_uint16 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_dequantizelinear_uint4 {
+    kiln::include_model!("tests/onnx_node/test_dequantizelinear_uint4/model.onnx");
+}
+
+#[test]
+fn test_dequantizelinear_uint4() {
+    let dir = common::case_dir("tests/onnx_node/test_dequantizelinear_uint4");
+    let input_0 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_dequantizelinear_uint4::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_dequantizelinear_uint4::Inputs { x_scale: x_0 })
+            .unwrap_or_else(|e| panic!("test_dequantizelinear_uint4 [{}]: {e:?}", isa.name()));
+        let what = format!("test_dequantizelinear_uint4 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_close(
             &what,
