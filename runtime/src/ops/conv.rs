@@ -146,7 +146,6 @@ pub fn quantize_nhwc(
         let n = (TILE / c).max(1).min(hw);
         if n >= 16 { n / 16 * 16 } else { n }
     };
-    let blocks = hw.div_ceil(pb);
     let one = |b: usize, blk: usize, os: &mut [u8]| {
         let mut tile = [0u8; TILE];
         let xs = &x[b * per..(b + 1) * per];
@@ -171,7 +170,8 @@ pub fn quantize_nhwc(
     let out = &mut out[..batch * per];
     #[cfg(feature = "rayon")]
     {
-        if crate::par::pieces(batch * per, crate::par::MIN_ELEMS) > 1 && batch * blocks > 1 {
+        if crate::par::pieces(batch * per, crate::par::MIN_ELEMS) > 1 && batch * hw.div_ceil(pb) > 1
+        {
             use rayon::prelude::*;
             out.par_chunks_mut(per).enumerate().for_each(|(b, img)| {
                 img.par_chunks_mut(pb * c)
