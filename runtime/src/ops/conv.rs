@@ -67,6 +67,17 @@ impl ConvGeom {
     pub const fn rows(&self) -> usize {
         self.batch * self.oh * self.ow
     }
+    /// 1×1 kernel, stride 1, no padding: the output pixels are the input pixels.
+    pub const fn pointwise(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.sh == 1
+            && self.sw == 1
+            && self.ph == 0
+            && self.pw == 0
+            && self.oh == self.h
+            && self.ow == self.w
+    }
     pub const fn input_len(&self) -> usize {
         self.batch * self.c_in * self.h * self.w
     }
@@ -334,14 +345,14 @@ pub fn depthwise<T: DwInput>(
     let planes = g.batch * g.c_out;
     let plane_len = g.pixels();
     let y = &mut y[..planes * plane_len];
-    let one = |i: usize, out: &mut [f32]| {
+    let one = |sc: &mut DwScratch, i: usize, out: &mut [f32]| {
         let (b, co) = (i / g.c_out, i % g.c_out);
         let ci = co / g.og();
         let xp = &x[(b * g.c_in + ci) * g.h * g.w..][..g.h * g.w];
         let wk = &w[co * g.kh * g.kw..][..g.kh * g.kw];
         let s = scale.map(|(a, ws)| a * ws[if ws.len() == 1 { 0 } else { co }]);
         let bb = bias.map(|b| b[co]);
-        dispatch_plane(isa, g, xp, za, wk, s, bb, act, out);
+        dispatch_plane(sc, isa, g, xp, za, wk, s, bb, act, out);
     };
     if plane_len == 0 {
         return;
@@ -360,21 +371,123 @@ pub fn depthwise<T: DwInput>(
                 .enumerate()
                 .with_max_len(1)
                 .for_each(|(c, ys)| {
+                    let mut sc = DwScratch::new();
                     for (j, out) in ys.chunks_exact_mut(plane_len).enumerate() {
-                        one(c * per + j, out);
+                        one(&mut sc, c * per + j, out);
                     }
                 });
             return;
         }
     }
+    let mut sc = DwScratch::new();
     for (i, out) in y.chunks_exact_mut(plane_len).enumerate() {
-        one(i, out);
+        one(&mut sc, i, out);
     }
+}
+
+/// Outputs per row chunk of the depthwise kernel, and its padded input row buffer.
+const DW_CH: usize = 256;
+const DW_BUF: usize = 2048;
+
+/// The depthwise kernel's stack buffers, set up once per run of planes (zeroing 9 KB per
+/// plane cost more than the arithmetic on deep layers' small planes).
+struct DwScratch {
+    acc: [f32; DW_CH],
+    buf: [f32; DW_BUF],
+    /// Whole padded plane and its accumulators, for stride-1 layers with small planes.
+    pbuf: [f32; DW_PLANE],
+    pacc: [f32; DW_PLANE],
+}
+
+/// Largest padded plane (floats) the whole-plane depthwise path takes.
+const DW_PLANE: usize = 4096;
+
+impl DwScratch {
+    fn new() -> Self {
+        DwScratch {
+            acc: [0.0; DW_CH],
+            buf: [0.0; DW_BUF],
+            pbuf: [0.0; DW_PLANE],
+            pacc: [0.0; DW_PLANE],
+        }
+    }
+}
+
+/// Stride-1 depthwise on a whole plane at once: the input is copied (centered) into a
+/// zero-padded plane of row length `Wp = ow + (kw−1)·dw`, and every tap is one multiply-add
+/// over all `oh·Wp` positions (the `Wp − ow` extra columns per row are computed and dropped).
+/// Deep layers have planes like 10×15: row by row, most of the work would be loop tails.
+/// Returns false (doing nothing) when the plane does not fit the scratch.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn plane_whole<T: DwInput>(
+    sc: &mut DwScratch,
+    g: &ConvGeom,
+    x: &[T],
+    za: f32,
+    w: &[f32],
+    s: Option<f32>,
+    b: Option<f32>,
+    act: Activation,
+    out: &mut [f32],
+) -> bool {
+    if g.sh != 1 || g.sw != 1 {
+        return false;
+    }
+    let wp = g.ow + (g.kw - 1) * g.dw;
+    let hp = g.oh + (g.kh - 1) * g.dh;
+    // The last row's dropped columns read up to (kw−1)·dw floats past the plane: zeros.
+    let tail = (g.kw - 1) * g.dw;
+    if hp * wp + tail > DW_PLANE || g.oh * wp > DW_PLANE || wp == 0 {
+        return false;
+    }
+    sc.pbuf[hp * wp..hp * wp + tail].fill(0.0);
+    let (pbuf, pacc) = (&mut sc.pbuf[..hp * wp + tail], &mut sc.pacc[..g.oh * wp]);
+    // pbuf[yy][xx] = x[yy − ph][xx − pw] (centered), 0 outside the image.
+    for (yy, row) in pbuf[..hp * wp].chunks_exact_mut(wp).enumerate() {
+        match yy.checked_sub(g.ph).filter(|&iy| iy < g.h) {
+            None => row.fill(0.0),
+            Some(iy) => {
+                let xa = g.pw.min(wp);
+                let xb = (g.pw + g.w).min(wp).max(xa);
+                row[..xa].fill(0.0);
+                row[xb..].fill(0.0);
+                for (d, &v) in row[xa..xb]
+                    .iter_mut()
+                    .zip(&x[iy * g.w..iy * g.w + (xb - xa)])
+                {
+                    *d = v.centered(za);
+                }
+            }
+        }
+    }
+    pacc.fill(0.0);
+    let n = pacc.len();
+    for ky in 0..g.kh {
+        for kx in 0..g.kw {
+            let wv = w[ky * g.kw + kx];
+            let o = ky * g.dh * wp + kx * g.dw;
+            for (a, &v) in pacc.iter_mut().zip(&pbuf[o..o + n]) {
+                *a += v * wv;
+            }
+        }
+    }
+    for oy in 0..g.oh {
+        epilogue(
+            &mut out[oy * g.ow..(oy + 1) * g.ow],
+            &pacc[oy * wp..oy * wp + g.ow],
+            s,
+            b,
+            act,
+        );
+    }
+    true
 }
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn dispatch_plane<T: DwInput>(
+    sc: &mut DwScratch,
     isa: Isa,
     g: &ConvGeom,
     x: &[T],
@@ -388,11 +501,11 @@ fn dispatch_plane<T: DwInput>(
     match isa.resolve() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `resolve` only returns families the CPU has; AVX-512 VNNI implies AVX-512 F.
-        Isa::Avx512Vnni => unsafe { plane_avx512(g, x, za, w, s, b, act, out) },
+        Isa::Avx512Vnni => unsafe { plane_avx512(sc, g, x, za, w, s, b, act, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above; AVX2 and AVX-VNNI imply AVX2.
-        Isa::Avx2 | Isa::AvxVnni => unsafe { plane_avx2(g, x, za, w, s, b, act, out) },
-        _ => plane(g, x, za, w, s, b, act, out),
+        Isa::Avx2 | Isa::AvxVnni => unsafe { plane_avx2(sc, g, x, za, w, s, b, act, out) },
+        _ => plane(sc, g, x, za, w, s, b, act, out),
     }
 }
 
@@ -400,6 +513,7 @@ fn dispatch_plane<T: DwInput>(
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn plane_avx512<T: DwInput>(
+    sc: &mut DwScratch,
     g: &ConvGeom,
     x: &[T],
     za: f32,
@@ -409,13 +523,14 @@ unsafe fn plane_avx512<T: DwInput>(
     act: Activation,
     out: &mut [f32],
 ) {
-    plane(g, x, za, w, s, b, act, out)
+    plane(sc, g, x, za, w, s, b, act, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn plane_avx2<T: DwInput>(
+    sc: &mut DwScratch,
     g: &ConvGeom,
     x: &[T],
     za: f32,
@@ -425,7 +540,7 @@ unsafe fn plane_avx2<T: DwInput>(
     act: Activation,
     out: &mut [f32],
 ) {
-    plane(g, x, za, w, s, b, act, out)
+    plane(sc, g, x, za, w, s, b, act, out)
 }
 
 /// One output plane of the depthwise kernel (inlined into each ISA wrapper so that the loops
@@ -439,6 +554,7 @@ unsafe fn plane_avx2<T: DwInput>(
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn plane<T: DwInput>(
+    sc: &mut DwScratch,
     g: &ConvGeom,
     x: &[T],
     za: f32,
@@ -448,14 +564,15 @@ fn plane<T: DwInput>(
     act: Activation,
     out: &mut [f32],
 ) {
-    const CH: usize = 256;
-    const BUF: usize = 2048;
+    if plane_whole(sc, g, x, za, w, s, b, act, out) {
+        return;
+    }
+    const CH: usize = DW_CH;
     let span = (g.kw - 1) * g.dw; // extra input columns one chunk needs beyond CH·sw
-    if CH * g.sw + span + 1 > BUF || g.sw > 8 {
+    if CH * g.sw + span + 1 > DW_BUF || g.sw > 8 {
         return plane_generic(g, x, za, w, s, b, act, out);
     }
-    let mut acc = [0.0f32; CH];
-    let mut buf = [0.0f32; BUF];
+    let DwScratch { acc, buf, .. } = sc;
     for oy in 0..g.oh {
         let orow = &mut out[oy * g.ow..(oy + 1) * g.ow];
         for o0 in (0..g.ow).step_by(CH) {
@@ -629,8 +746,12 @@ pub fn im2col_f32_panels(g: &ConvGeom, b: usize, grp: usize, x: &[f32], col: &mu
                                     dst[e - ox..].fill(0.0);
                                     let d = &mut dst[a - ox..e - ox];
                                     if g.sw == 1 {
+                                        // An element loop, not copy_from_slice: runs are at
+                                        // most 16 floats and a memmove call costs more.
                                         let s0 = a + off - g.pw;
-                                        d.copy_from_slice(&xr[s0..s0 + (e - a)]);
+                                        for (v, &xv) in d.iter_mut().zip(&xr[s0..s0 + (e - a)]) {
+                                            *v = xv;
+                                        }
                                     } else {
                                         for (t, v) in d.iter_mut().enumerate() {
                                             *v = xr[(a + t) * g.sw + off - g.pw];
@@ -1301,6 +1422,65 @@ mod tests {
                         "{g:?} {isa:?}: {a} vs {b}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn depthwise_large_planes_take_the_row_path() {
+        // Planes too large for the whole-plane path (and wider than one 256-output chunk),
+        // stride 1 and 2, dilation 2, int8 and f32.
+        for (s, d) in [(1, 1), (2, 1), (1, 2)] {
+            let mut g = ConvGeom {
+                batch: 1,
+                c_in: 3,
+                h: 70,
+                w: 300,
+                c_out: 6,
+                oh: 0,
+                ow: 0,
+                kh: 3,
+                kw: 5,
+                sh: s,
+                sw: s,
+                dh: d,
+                dw: d,
+                ph: 1,
+                pw: 2,
+                groups: 3,
+            };
+            g.oh = (g.h + 2 * g.ph - ((g.kh - 1) * d + 1)) / s + 1;
+            g.ow = (g.w + 2 * g.pw - ((g.kw - 1) * d + 1)) / s + 1;
+            let x = vals(g.input_len(), 3);
+            let w = vals(g.c_out * g.k(), 4);
+            let mut want = vec![0f32; g.output_len()];
+            conv_ref_f32(&g, &x, &w, None, &mut want);
+            let qp = dynamic_qparams(&x);
+            let mut xq = vec![0u8; x.len()];
+            quantize_u8(&x, qp, &mut xq);
+            let wq: Vec<i8> = w.iter().map(|v| (v * 100.0) as i8).collect();
+            let mut iref = vec![0i32; g.output_len()];
+            conv_integer_ref(&g, &xq, qp.zero_point as i32, &wq, &[0], &mut iref);
+            for isa in Isa::all_available() {
+                let mut y = vec![0f32; g.output_len()];
+                depthwise(isa, &g, &x, 0.0, &w, None, None, Activation::None, &mut y);
+                for (a, b) in y.iter().zip(&want) {
+                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{g:?} {isa:?}");
+                }
+                let wc: Vec<f32> = wq.iter().map(|&v| v as f32).collect();
+                depthwise(
+                    isa,
+                    &g,
+                    &xq,
+                    qp.zero_point as f32,
+                    &wc,
+                    Some((1.0, &[1.0])),
+                    None,
+                    Activation::None,
+                    &mut y,
+                );
+                let exact: Vec<f32> = iref.iter().map(|&v| v as f32).collect();
+                assert_eq!(y, exact, "int8 {g:?} {isa:?}");
             }
         }
     }
