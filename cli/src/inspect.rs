@@ -958,6 +958,11 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
                 });
             }
             Some(KilnOp::QdqMap { .. }) => qdq_map += 1,
+            Some(KilnOp::Elementwise { steps }) => {
+                *other_ops
+                    .entry(format!("Elementwise (fused, {} ops)", steps.len()))
+                    .or_insert(0) += 1;
+            }
             Some(KilnOp::ConvInteger { .. }) => {
                 *other_ops
                     .entry("ConvInteger (unfused, direct)".into())

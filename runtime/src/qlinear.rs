@@ -763,13 +763,13 @@ mod tests {
     fn requant_dq_matmul_matches_reference() {
         use crate::isa::Isa;
         use crate::ops::matmul::{DqWeights, dq_matmul};
-        let (m, k, n) = (3, 300, 37);
+        let (m, k, n) = (3usize, 300usize, 37usize);
         let x: Vec<f32> = (0..m * k)
             .map(|i| ((i * 7919) % 201) as f32 / 50.0 - 2.0)
             .collect();
         let bias: Vec<f32> = (0..n).map(|i| i as f32 * 0.1 - 1.0).collect();
         let bytes: Vec<u8> = (0..k * n)
-            .map(|i| ((i * 2654435761usize) >> 7) as u8)
+            .map(|i| ((i as u64).wrapping_mul(2_654_435_761) >> 7) as u8)
             .collect();
         for (bits, signed, bk, bn) in [
             (8u8, false, k, 1),

@@ -399,6 +399,42 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                 let m = c.dim(m);
                 quote! { #rt::ops::matmul::dq_matmul(isa, #m, #x, #w, #y); }
             }
+            KilnOp::Elementwise { steps } => {
+                use crate::ir::{ElemOperand, ElemStep};
+                let x = c.src(inp(0)?);
+                let y = c.dst(out);
+                let opnd = |o: &ElemOperand| match o {
+                    ElemOperand::Input => quote!(v),
+                    ElemOperand::Step(j) => {
+                        let t = quote::format_ident!("t{}", j);
+                        quote!(#t)
+                    }
+                    ElemOperand::Scalar(s) => f32_lit(*s),
+                };
+                let mut body = TokenStream::new();
+                for (k, st) in steps.iter().enumerate() {
+                    let t = quote::format_ident!("t{}", k);
+                    let e = match st {
+                        ElemStep::Binary(b, a, bb) => {
+                            let f = b.closure(crate::ir::DType::F32, rt, None);
+                            let (a, bb) = (opnd(a), opnd(bb));
+                            quote!((#f)(#a, #bb))
+                        }
+                        ElemStep::Unary(u, a) => {
+                            let f = u.closure(crate::ir::DType::F32, rt);
+                            let a = opnd(a);
+                            quote!((#f)(#a))
+                        }
+                        ElemStep::Clip(lo, hi, a) => {
+                            let (lo, hi, a) = (f32_lit(*lo), f32_lit(*hi), opnd(a));
+                            quote!({ let u: f32 = #a; let u = if u > #lo { u } else { #lo }; if u < #hi { u } else { #hi } })
+                        }
+                    };
+                    body.extend(quote!(let #t: f32 = #e;));
+                }
+                let last = quote::format_ident!("t{}", steps.len() - 1);
+                quote! { #rt::ops::elementwise::unary(#x, #y, |v: f32| { #body #last }); }
+            }
             KilnOp::ConvInteger { spec } => {
                 let geom = spec.geom_tokens(rt, &|d| c.dim(d));
                 let (x, w, y) = (c.src(inp(0)?), c.src(inp(1)?), c.dst(out));

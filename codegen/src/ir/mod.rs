@@ -147,6 +147,9 @@ pub enum KilnOp {
         act: Activation,
         algo: ConvAlgo,
     },
+    /// A region of f32 elementwise ops over one tensor, one pass (`passes::fuse_elementwise`).
+    /// inputs: [x]; outputs: [y] (x's shape); the last step's value is y.
+    Elementwise { steps: Vec<ElemStep> },
     /// Unfused ConvInteger (direct loops). inputs/outputs as in ONNX.
     ConvInteger { spec: ConvSpec },
     /// Float ConvTranspose (GEMM + col2im). inputs: [x, wt, b?] with `wt` the weights
@@ -224,6 +227,24 @@ pub struct DqWeightsOwned {
     pub scale: Vec<f32>,
     pub zero_point: Vec<i32>,
     pub bias: Option<Vec<f32>>,
+}
+
+/// An operand of one step of a fused elementwise region.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ElemOperand {
+    /// The region's input element.
+    Input,
+    /// The result of an earlier step.
+    Step(usize),
+    Scalar(f32),
+}
+
+/// One op of a fused elementwise region, on f32 values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ElemStep {
+    Binary(crate::ops::BinaryOp, ElemOperand, ElemOperand),
+    Unary(crate::ops::UnaryOp, ElemOperand),
+    Clip(f32, f32, ElemOperand),
 }
 
 /// How a float convolution runs (chosen at compile time per layer).

@@ -21,6 +21,7 @@
 //!    products, unused DynamicQuantizeLinear outputs).
 mod dce;
 mod fuse_conv;
+mod fuse_elementwise;
 mod fuse_float;
 mod fuse_patterns;
 mod fuse_qdq;
@@ -39,6 +40,7 @@ pub fn run(g: &mut Graph) -> Result<()> {
     fuse_conv::run(g)?;
     fuse_float::run(g)?;
     dce::run(g);
+    fuse_elementwise::run(g)?;
     Ok(())
 }
 
