@@ -26,6 +26,7 @@ Writes (git-ignored) models/ppocr/
                               1 thread, default optimisation), onnx.TensorProto files
   refs/<model>/<case>/noopt_output_0.pb           the same with ORT_DISABLE_ALL (the literal graph)
   refs/meta.json              per case: shapes, max |ORT opt − ORT no-opt| (the float-order floor)
+  sample_upright.png, sample_flipped.png   two rendered text crops for examples/image_classify
 
 Inputs are synthetic, seeded document crops: words rendered with Pillow's default font on a light
 noisy background, in the models' normalisation (for cls every second image is rotated 180°), at
@@ -196,6 +197,15 @@ def main():
                 print(f"  {key}.{variant:5s} {case:14s} out {list(y.shape)} max|y| {np.max(np.abs(y)):.3g} "
                       f"ORT opt vs no-opt {spread:.2e}")
     write_bytes(os.path.join(OUT, "refs", "meta.json"), (json.dumps(meta, indent=1) + "\n").encode())
+    # Two sample crops for examples/image_classify (upright and rotated 180°), as PNG.
+    from PIL import Image
+    import io
+    for name, flip in (("sample_upright.png", False), ("sample_flipped.png", True)):
+        x = image([2 if flip else 1, 3, 48, 192], 7, flip=flip)[-1]
+        rgb = np.clip((x.transpose(1, 2, 0) * 0.5 + 0.5) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format="PNG")
+        write_bytes(os.path.join(OUT, name), buf.getvalue())
     if WROTE_MODEL:
         os.utime(os.path.join(ROOT, "build.rs"))
     print("models/ppocr ready")
