@@ -535,6 +535,9 @@ class Net:
         w = self.const(conv_w(self.rng, cout, cin // group, k, k), "W")
         ins = [x, w] + ([self.const(b(self.rng, cout), "B")] if bias else [])
         p = k // 2 if pad is None else pad
+        # Explicit dilations: RTen 0.27 (a benchmark peer) rejects a Conv without them
+        # ("expected 2 dilation values"); cnn_a/cnn_1d keep the attribute-free form.
+        attrs.setdefault("dilations", [1, 1])
         return self.node("Conv", ins, "conv", strides=[stride, stride], group=group, pads=[p] * 4, **attrs)
 
     def bn(self, x, c):

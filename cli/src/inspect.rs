@@ -813,7 +813,7 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
                 layers.push(KLayer {
                     node: n.name.clone(),
                     kind: kind_s,
-                    m: g.show(&spec.batch.mul(&spec.pixels())),
+                    m: conv_rows(g, spec),
                     k: spec.k(),
                     n: spec.c_out,
                     epilogue: ep.join(" + "),
@@ -830,7 +830,7 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
                 layers.push(KLayer {
                     node: n.name.clone(),
                     kind: format!("Conv {}×{} f32 ({algo:?})", spec.kernel[0], spec.kernel[1]),
-                    m: g.show(&spec.batch.mul(&spec.pixels())),
+                    m: conv_rows(g, spec),
                     k: spec.k(),
                     n: spec.c_out,
                     epilogue: if an.is_empty() {
@@ -854,7 +854,14 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
                 layers.push(KLayer {
                     node: n.name.clone(),
                     kind: format!("ConvTranspose {}×{} f32", spec.kernel[0], spec.kernel[1]),
-                    m: g.show(&spec.batch.mul(&spec.h.mul(&spec.w))),
+                    m: conv_rows(
+                        g,
+                        &kiln_codegen::ops::conv::ConvSpec {
+                            oh: spec.h.clone(),
+                            ow: spec.w.clone(),
+                            ..spec.clone()
+                        },
+                    ),
                     k: spec.cg(),
                     n: spec.og() * spec.kernel[0] * spec.kernel[1],
                     epilogue: "col2im + bias".into(),
@@ -932,7 +939,7 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
                 layers.push(KLayer {
                     node: n.name.clone(),
                     kind,
-                    m: g.show(&spec.batch.mul(&spec.pixels())),
+                    m: conv_rows(g, spec),
                     k: spec.k(),
                     n: spec.c_out,
                     epilogue: "zero points + bias + requantize".into(),
@@ -1532,4 +1539,19 @@ mod tests {
             );
         }
     }
+}
+
+/// GEMM rows of a convolution as `batch·height·width`, each factor kept whole (a product of
+/// floor expressions multiplied out is unreadable).
+fn conv_rows(g: &kiln_codegen::ir::Graph, spec: &kiln_codegen::ops::conv::ConvSpec) -> String {
+    let f = |d: &kiln_codegen::ir::Dim| {
+        let s = g.show(d);
+        if s.contains(' ') { format!("({s})") } else { s }
+    };
+    let mut parts = vec![f(&spec.batch)];
+    if spec.spatial == 2 {
+        parts.push(f(&spec.oh));
+    }
+    parts.push(f(&spec.ow));
+    parts.join("·")
 }

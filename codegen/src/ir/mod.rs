@@ -471,7 +471,7 @@ impl Graph {
             return Ok(Dim::sym(d.sym));
         }
         let name = if den == 1 {
-            self.show(num)
+            format!("({})", self.show(num))
         } else {
             format!("floor(({}) / {den})", self.show(num))
         };
