@@ -1498,6 +1498,21 @@ fn short_act(a: &str) -> String {
     a.split(' ').next().unwrap_or(a).to_string()
 }
 
+/// GEMM rows of a convolution as `batch·height·width`, each factor kept whole (a product of
+/// floor expressions multiplied out is unreadable).
+fn conv_rows(g: &kiln_codegen::ir::Graph, spec: &kiln_codegen::ops::conv::ConvSpec) -> String {
+    let f = |d: &kiln_codegen::ir::Dim| {
+        let s = g.show(d);
+        if s.contains(' ') { format!("({s})") } else { s }
+    };
+    let mut parts = vec![f(&spec.batch)];
+    if spec.spatial == 2 {
+        parts.push(f(&spec.oh));
+    }
+    parts.push(f(&spec.ow));
+    parts.join("·")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1539,19 +1554,4 @@ mod tests {
             );
         }
     }
-}
-
-/// GEMM rows of a convolution as `batch·height·width`, each factor kept whole (a product of
-/// floor expressions multiplied out is unreadable).
-fn conv_rows(g: &kiln_codegen::ir::Graph, spec: &kiln_codegen::ops::conv::ConvSpec) -> String {
-    let f = |d: &kiln_codegen::ir::Dim| {
-        let s = g.show(d);
-        if s.contains(' ') { format!("({s})") } else { s }
-    };
-    let mut parts = vec![f(&spec.batch)];
-    if spec.spatial == 2 {
-        parts.push(f(&spec.oh));
-    }
-    parts.push(f(&spec.ow));
-    parts.join("·")
 }
