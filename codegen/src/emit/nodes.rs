@@ -438,26 +438,14 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
             KilnOp::ConvInteger { spec } => {
                 let geom = spec.geom_tokens(rt, &|d| c.dim(d));
                 let (x, w, y) = (c.src(inp(0)?), c.src(inp(1)?), c.dst(out));
-                let xz = match n.input(2) {
-                    Some(z) => {
-                        let z = c.src(z);
-                        quote!((#z)[0] as i32)
-                    }
-                    None => quote!(0),
-                };
-                let wz = match n.input(3) {
-                    Some(z) => match &g.values[z].konst {
-                        Some(d) => {
-                            let v: Vec<i32> = d.as_i64()?.into_iter().map(|v| v as i32).collect();
-                            quote!(&[#(#v),*])
-                        }
-                        None if g.values[z].numel() == 1 => {
-                            let z = c.src(z);
-                            quote!(&[(#z)[0] as i32])
-                        }
-                        None => c.src(z),
-                    },
-                    None => quote!(&[0]),
+                let xz = scalar_zero_point(c, n.input(2));
+                let wz = match zero_points(c, n.input(3))? {
+                    Some(t) => t,
+                    // Per-channel zero points computed at run time (a QDQ lowering's value).
+                    None => c.src(
+                        n.input(3)
+                            .expect("zero_points returns None only for an input"),
+                    ),
                 };
                 quote! {{
                     let geom = #geom;
@@ -721,28 +709,11 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
             } else {
                 Dim::constant(1)
             };
-            let azp = match n.input(2) {
-                Some(z) => {
-                    let z = c.src(z);
-                    quote!((#z)[0] as i32)
-                }
-                None => quote!(0),
-            };
-            let bzp = match n.input(3) {
-                Some(z) => match &g.values[z].konst {
-                    Some(d) => {
-                        let v: Vec<i32> = d.as_i64()?.into_iter().map(|v| v as i32).collect();
-                        quote!(&[#(#v),*])
-                    }
-                    None if g.values[z].numel() == 1 => {
-                        let z = c.src(z);
-                        quote!(&[(#z)[0] as i32])
-                    }
-                    None => unsupported!(
-                        "MatMulInteger with a per-column B zero point computed at run time is not supported"
-                    ),
-                },
-                None => quote!(&[0]),
+            let azp = scalar_zero_point(c, n.input(2));
+            let Some(bzp) = zero_points(c, n.input(3))? else {
+                unsupported!(
+                    "MatMulInteger with a per-column B zero point computed at run time is not supported"
+                );
             };
             let (xa, xb, y) = (c.src(a), c.src(b), c.dst(out));
             let (m, k, nn) = (c.dim(&m), c.dim(&k), c.dim(&nn));
@@ -768,6 +739,37 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
         }
         "Shape" | "Constant" => bail!("internal: {op} should have been folded"),
         other => unsupported!("operator `{other}` has no code generator"),
+    })
+}
+
+/// A scalar zero point as an `i32` expression (its first element; 0 when absent).
+fn scalar_zero_point(c: &Ctx, z: Option<usize>) -> TokenStream {
+    match z {
+        Some(z) => {
+            let z = c.src(z);
+            quote!((#z)[0] as i32)
+        }
+        None => quote!(0),
+    }
+}
+
+/// Zero points as an `&[i32]` expression: constants inline, a run-time scalar as a one-element
+/// slice, `&[0]` when absent; `None` for per-channel values computed at run time.
+fn zero_points(c: &Ctx, z: Option<usize>) -> Result<Option<TokenStream>> {
+    let Some(z) = z else {
+        return Ok(Some(quote!(&[0])));
+    };
+    let v = &c.g.values[z];
+    Ok(match &v.konst {
+        Some(d) => {
+            let v: Vec<i32> = d.as_i64()?.into_iter().map(|v| v as i32).collect();
+            Some(quote!(&[#(#v),*]))
+        }
+        None if v.numel() == 1 => {
+            let z = c.src(z);
+            Some(quote!(&[(#z)[0] as i32]))
+        }
+        None => None,
     })
 }
 

@@ -196,24 +196,9 @@ fn match_conv_integer(g: &mut Graph, uses: &Uses, ci: usize) -> Option<QMatch> {
         mn.input(0)?
     };
     // The scale product x_s·W_s (either order), or x_s alone.
-    let scales = if other == x_scale {
-        vec![1.0; m]
-    } else {
-        let p = uses.producers[other]?;
-        let pn = &g.nodes[p];
-        if pn.op != "Mul" || pn.kiln.is_some() {
-            return None;
-        }
-        let (l, r) = (pn.input(0)?, pn.input(1)?);
-        let c = if l == x_scale {
-            r
-        } else if r == x_scale {
-            l
-        } else {
-            return None;
-        };
-        channel_vector(g, c, m, rank)?
-    };
+    let scales = super::fuse_quant::scale_product_with(g, uses, other, x_scale, m, |c| {
+        channel_vector(g, c, m, rank)
+    })?;
     let mut out = mn.outputs[0];
     if g.values[out].shape != g.values[n.outputs[0]].shape {
         return None;

@@ -257,8 +257,21 @@ fn scale_product(
     x_scale: usize,
     ncols: usize,
 ) -> Option<Vec<f32>> {
+    scale_product_with(g, uses, v, x_scale, ncols, |c| column_vector(g, c, ncols))
+}
+
+/// [`scale_product`] with the weight scale read by `vector` (per column for matmuls, per
+/// output channel for convolutions).
+pub(crate) fn scale_product_with(
+    g: &Graph,
+    uses: &Uses,
+    v: usize,
+    x_scale: usize,
+    n: usize,
+    vector: impl Fn(usize) -> Option<Vec<f32>>,
+) -> Option<Vec<f32>> {
     if v == x_scale {
-        return Some(vec![1.0; ncols]);
+        return Some(vec![1.0; n]);
     }
     let p = uses.producers[v]?;
     let pn = &g.nodes[p];
@@ -273,7 +286,7 @@ fn scale_product(
     } else {
         return None;
     };
-    column_vector(g, c, ncols)
+    vector(c)
 }
 
 /// A constant f32 that broadcasts along the last axis only (scalar, [n], [1, n] …), expanded
