@@ -28,7 +28,7 @@ pub mod isa;
 pub mod kernels;
 pub mod ops;
 pub mod pack;
-pub(crate) mod par;
+pub mod par;
 pub mod qlinear;
 pub mod quantize;
 pub mod tensor;

@@ -724,7 +724,10 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
                     fn run_arena<'a>(isa: #rt::Isa, arena: &'a mut [u8], inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'a>, #rt::Error> {
                         let arena = #rt::arena::prepare(arena, ARENA_BYTES, ARENA_ALIGN)?;
                         #(#checks)*
-                        #(#steps)*
+                        #rt::par::enter(|| -> ::core::result::Result<(), #rt::Error> {
+                            #(#steps)*
+                            Ok(())
+                        })?;
                         #(#out_copies)*
                         Ok(Outputs { #(#out_exprs,)* })
                     }
@@ -812,7 +815,10 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
                         pub fn run<'m>(&'m mut self, inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'m>, #rt::Error> {
                             #(#checks)*
                             let isa = self.isa;
-                            #(#steps)*
+                            #rt::par::enter(|| -> ::core::result::Result<(), #rt::Error> {
+                                #(#steps)*
+                                Ok(())
+                            })?;
                             #(#out_copies)*
                             Ok(Outputs { #(#out_exprs,)* })
                         }
