@@ -2832,6 +2832,99 @@ fn fpn_qc_s8_rr() {
     }
 }
 
+mod attn_f32 {
+    kiln::include_model!("tests/models/attn_f32/model.onnx");
+}
+
+#[test]
+fn attn_f32() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/attn_f32")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = attn_f32::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(attn_f32::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("attn_f32 [{}]: {e:?}", isa.name()));
+            let what = format!("attn_f32 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (3.77e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod attn_q_s8 {
+    kiln::include_model!("tests/models/attn_q_s8/model.onnx");
+}
+
+#[test]
+fn attn_q_s8() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/attn_q_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = attn_q_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(attn_q_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("attn_q_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("attn_q_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (3.88e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod attn_q_u8_pc {
+    kiln::include_model!("tests/models/attn_q_u8_pc/model.onnx");
+}
+
+#[test]
+fn attn_q_u8_pc() {
+    for set in 0..2 {
+        let dir = common::case_dir("tests/models/attn_q_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = attn_q_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(attn_q_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("attn_q_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("attn_q_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (3.86e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
 mod mlp_a_outlier_q_s8 {
     kiln::include_model!("tests/models/mlp_a_outlier_q_s8/model.onnx");
 }

@@ -216,6 +216,13 @@ def np_eval(model: onnx.ModelProto, feeds, ftype=np.float64, saturate=False):
         elif t == "Softmax":
             e = np.exp(a[0] - a[0].max(axis=at.get("axis", -1), keepdims=True))
             r = [e / e.sum(axis=at.get("axis", -1), keepdims=True)]
+        elif t == "Transpose":
+            r = [np.transpose(a[0], at["perm"])]
+        elif t == "Reshape":
+            shape = [a[0].shape[i] if d == 0 else int(d) for i, d in enumerate(a[1])]
+            r = [a[0].reshape(shape)]
+        elif t == "Unsqueeze":
+            r = [np.expand_dims(a[0], tuple(int(v) for v in a[1]))]
         elif t == "Gemm":
             A = a[0].T if at.get("transA", 0) else a[0]
             B = a[1].T if at.get("transB", 0) else a[1]
@@ -476,6 +483,47 @@ def block_ln_gelu():
     return make_model(nodes, [f32_io("x", [6, d])], [f32_io("y", [6, d])], inits, "block_ln_gelu")
 
 
+def attn():
+    """A BERT-style self-attention layer as PyTorch exports it: Q/K/V projections, Reshape to
+    [N, S, heads, dh], head Transposes (K as [0,2,3,1]), MatMul, Div by √dh, an additive mask
+    [N,1,1,S] computed from the input, Softmax, MatMul with V, Transpose back, Reshape, output
+    projection and residual. kiln fuses the attention core into one op (symbolic N and S)."""
+    rng = np.random.default_rng(41)
+    d, heads = 32, 4
+    dh = d // heads
+    c = lambda name, v, t=np.float32: helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(v, t), name))
+    inits = []
+    nodes = [c("split_shape", [0, 0, heads, dh], np.int64), c("merge_shape", [0, 0, d], np.int64),
+             c("sqrt_dh", np.sqrt(dh)), c("mask_scale", 3.0), c("ax1", [1], np.int64)]
+    for p in "qkvo":
+        inits += [init(f"W{p}", w(rng, d, d)), init(f"B{p}", b(rng, d))]
+    for p in "qkv":
+        nodes += [helper.make_node("MatMul", ["x", f"W{p}"], [f"{p}_mm"]),
+                  helper.make_node("Add", [f"{p}_mm", f"B{p}"], [f"{p}_lin"]),
+                  helper.make_node("Reshape", [f"{p}_lin", "split_shape"], [f"{p}4"])]
+    nodes += [
+        helper.make_node("Transpose", ["q4"], ["qt"], perm=[0, 2, 1, 3]),
+        helper.make_node("Transpose", ["k4"], ["kt"], perm=[0, 2, 3, 1]),
+        helper.make_node("Transpose", ["v4"], ["vt"], perm=[0, 2, 1, 3]),
+        # mask [N,1,1,S] = 3 · mean over features, so some keys are strongly favoured
+        helper.make_node("ReduceMean", ["x"], ["xm"], axes=[-1], keepdims=1),
+        helper.make_node("Transpose", ["xm"], ["xmt"], perm=[0, 2, 1]),
+        helper.make_node("Unsqueeze", ["xmt", "ax1"], ["xm4"]),
+        helper.make_node("Mul", ["xm4", "mask_scale"], ["mask"]),
+        helper.make_node("MatMul", ["qt", "kt"], ["scores"]),
+        helper.make_node("Div", ["scores", "sqrt_dh"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "mask"], ["masked"]),
+        helper.make_node("Softmax", ["masked"], ["probs"], axis=-1),
+        helper.make_node("MatMul", ["probs", "vt"], ["ctx"]),
+        helper.make_node("Transpose", ["ctx"], ["ctx_t"], perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["ctx_t", "merge_shape"], ["ctx3"]),
+        helper.make_node("MatMul", ["ctx3", "Wo"], ["o_mm"]),
+        helper.make_node("Add", ["o_mm", "Bo"], ["o_lin"]),
+        helper.make_node("Add", ["o_lin", "x"], ["y"]),
+    ]
+    return make_model(nodes, [f32_io("x", ["N", "S", d])], [f32_io("y", ["N", "S", d])], inits, "attn")
+
+
 def normal_inputs(shape, seed):
     return np.random.default_rng(1000 + seed).normal(0.0, 1.0, shape).astype(np.float32)
 
@@ -653,6 +701,8 @@ CNNS = [
     ("mobilenet_v3", mobilenet_v3, normal_inputs, 32, [[1, 3, 32, 32], [2, 3, 27, 35]], list(CONV_QCONFIGS)),
     ("resnet", resnet, normal_inputs, 33, [[1, 3, 32, 32], [2, 3, 45, 37]], CONV_AND_MATMUL),
     ("fpn", fpn, normal_inputs, 34, [[1, 3, 32, 32], [1, 3, 48, 64]], list(CONV_QCONFIGS)),
+    # Not a CNN, but it needs the symbolic-shape data sets: 70 queries = two row blocks.
+    ("attn", attn, normal_inputs, 35, [[2, 5, 32], [1, 70, 32]], ["q_s8", "q_u8_pc"]),
 ]
 EXTRA = [  # (case name, builder, input generator, seed, config)
     ("mlp_a_outlier_q_s8", mlp_a, outlier_inputs, 11, "q_s8"),

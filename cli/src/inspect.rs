@@ -714,7 +714,7 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
     let mut layers = Vec::new();
     let mut other_ops: BTreeMap<String, usize> = BTreeMap::new();
     let (mut qdyn, mut qgemm, mut sgemm, mut gelu, mut ln, mut act_fused) = (0, 0, 0, 0, 0, 0);
-    let mut gelu_epilogue = 0;
+    let (mut gelu_epilogue, mut attention) = (0, 0);
     let (mut qconv, mut sconv) = (0, 0);
     let (mut qlinear, mut qlinear_conv, mut dq_mm, mut qdq_map) = (0, 0, 0, 0);
     for n in &g.nodes {
@@ -970,6 +970,9 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
                     .entry(format!("Elementwise (fused, {} ops)", steps.len()))
                     .or_insert(0) += 1;
             }
+            Some(KilnOp::Attention { .. }) => {
+                attention += 1;
+            }
             Some(KilnOp::ConvInteger { .. }) => {
                 *other_ops
                     .entry("ConvInteger (unfused, direct)".into())
@@ -1074,6 +1077,13 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
         fusions.push((
             "GELU moved into a QGemm epilogue".to_string(),
             gelu_epilogue,
+        ));
+    }
+    if attention > 0 {
+        fusions.push((
+            "attention (head transposes, Q·Kᵀ, scale, mask, Softmax, ·V) ⇒ one fused op"
+                .to_string(),
+            attention,
         ));
     }
     if ln > 0 {

@@ -133,6 +133,23 @@ fn decomposed_layernorm_and_gelu_are_fused() {
     );
 }
 
+#[test]
+fn attention_core_is_one_fused_op() {
+    // tests/models/attn_*: head Transposes, MatMul, Div, Add(mask), Softmax, MatMul, Transpose.
+    for case in ["attn_f32", "attn_q_s8", "attn_q_u8_pc"] {
+        let (ops, _) = ops_of(case);
+        let count = |op: &str| ops.iter().filter(|o| *o == op).count();
+        assert_eq!(count("Attention"), 1, "{case}: {ops:?}");
+        assert_eq!(
+            count("Softmax") + count("MatMul") + count("Div"),
+            0,
+            "{case}: {ops:?}"
+        );
+        // Only the mask's own [N,S,1] → [N,1,S] Transpose is left.
+        assert_eq!(count("Transpose"), 1, "{case}: {ops:?}");
+    }
+}
+
 fn ops_of(case: &str) -> (Vec<String>, usize) {
     let c = compile_file(&fixture(case), &Options::default()).unwrap();
     (

@@ -393,6 +393,56 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                     #rt::qlinear::qdq_map::<#ta, #ty>(#x, #o, #chl, #i, #xs, #x_zp, &#w, #ys, #y_zp, #y);
                 }
             }
+            KilnOp::Attention {
+                batch,
+                heads,
+                sq,
+                skv,
+                dh,
+                scale,
+            } => {
+                let (q, k, v) = (c.src(inp(0)?), c.src(inp(1)?), c.src(inp(2)?));
+                let (y, scratch) = (c.dst(out), c.dst(n.outputs[1]));
+                let (b, s_q, s_kv) = (c.dim(batch), c.dim(sq), c.dim(skv));
+                let (h, d) = (lit(*heads), lit(*dh));
+                let scale = match scale {
+                    crate::ir::AttnScale::None => quote!(#rt::ops::attention::ScoreScale::None),
+                    crate::ir::AttnScale::Div(x) => {
+                        let x = f32_lit(*x);
+                        quote!(#rt::ops::attention::ScoreScale::Div(#x))
+                    }
+                    crate::ir::AttnScale::Mul(x) => {
+                        let x = f32_lit(*x);
+                        quote!(#rt::ops::attention::ScoreScale::Mul(#x))
+                    }
+                };
+                let mask = match n.input(3) {
+                    None => quote!(None),
+                    Some(m) => {
+                        // Right-aligned against [b, H, sq, skv]: dims of size 1 and missing
+                        // leading dims broadcast (stride 0), the others are dense.
+                        let ms = &g.values[m].shape;
+                        let off = 4 - ms.len();
+                        let mut strides = vec![quote!(0usize); 4];
+                        let mut run = Dim::from(1);
+                        for (i, d) in ms.iter().enumerate().rev() {
+                            if *d != 1usize {
+                                strides[off + i] = c.dim(&run);
+                            }
+                            run = run.mul(d);
+                        }
+                        let x = c.src(m);
+                        quote!(Some(#rt::ops::attention::Mask { data: #x, strides: [#(#strides),*] }))
+                    }
+                };
+                quote! {
+                    #rt::ops::attention::attention(
+                        isa,
+                        #rt::ops::attention::AttnDims { batch: #b, heads: #h, sq: #s_q, skv: #s_kv, dh: #d },
+                        #q, #k, #v, #scale, #mask, #y, #scratch,
+                    );
+                }
+            }
             KilnOp::DqMatMul { m, .. } => {
                 let (x, y) = (c.src(inp(0)?), c.dst(out));
                 let w = weights.expect("DqMatMul weights emitted");

@@ -197,6 +197,26 @@ pub enum KilnOp {
         y_scale: f32,
         y_zp: i32,
     },
+    /// Fused scaled-dot-product attention (`passes::fuse_attention`). inputs: [q4, k4, v4,
+    /// mask?] with q4 `[batch, sq, heads, dh]`, k4/v4 `[batch, skv, heads, dh]`, the mask
+    /// broadcastable to `[batch, heads, sq, skv]`; outputs: [out4 `[batch, sq, heads, dh]`,
+    /// scratch (f32)].
+    Attention {
+        batch: Dim,
+        heads: usize,
+        sq: Dim,
+        skv: Dim,
+        dh: usize,
+        scale: AttnScale,
+    },
+}
+
+/// How [`KilnOp::Attention`] scales the raw scores (`kiln_runtime::ops::attention::ScoreScale`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AttnScale {
+    None,
+    Div(f32),
+    Mul(f32),
 }
 
 /// One step of a [`KilnOp::QdqMap`] (see `kiln_runtime::qlinear::MapStep`).

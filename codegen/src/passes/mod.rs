@@ -2,7 +2,9 @@
 //! 1. `infer`   — dtypes and static shapes for every value; nodes whose inputs are all constant
 //!    are evaluated at compile time (constant folding) and disappear.
 //! 2. `fuse_patterns` — exporter decompositions of GELU (erf) and LayerNorm become one node
-//!    each; then `dce` drops the replaced nodes so that single-consumer checks below hold.
+//!    each; `fuse_attention` — head transposes, scores, scale, mask, softmax and the weighted
+//!    sum of values become one `Attention` node; then `dce` drops the replaced nodes so that
+//!    single-consumer checks below hold.
 //! 3. `fuse_qdq` — static QDQ groups (DequantizeLinear → MatMul/Conv → QuantizeLinear) become
 //!    QLinearMatMul/QLinearConv and every QLinear op an integer kiln op; the float glue between
 //!    them (DequantizeLinear → Add/BatchNorm/Relu… → QuantizeLinear) becomes one 8-bit pass; float
@@ -20,6 +22,7 @@
 //! 7. `dce` — drops nodes whose outputs nobody reads (the absorbed Cast/Mul/Add nodes, scale
 //!    products, unused DynamicQuantizeLinear outputs).
 mod dce;
+mod fuse_attention;
 mod fuse_conv;
 mod fuse_elementwise;
 mod fuse_float;
@@ -34,6 +37,7 @@ use crate::ir::Graph;
 pub fn run(g: &mut Graph) -> Result<()> {
     infer::run(g)?;
     fuse_patterns::run(g);
+    fuse_attention::run(g);
     dce::run(g);
     fuse_qdq::run(g)?;
     fuse_quant::run(g)?;

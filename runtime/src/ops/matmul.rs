@@ -560,7 +560,7 @@ pub fn dq_matmul(isa: Isa, m: usize, x: &[f32], w: DqWeights<'_>, out: &mut [f32
 /// relu. `bp` holds `ceil(n/16)` panels of `[kc][16]` back to back. With `accumulate`, C's
 /// current values are the starting sums and `bias` is ignored.
 #[allow(clippy::too_many_arguments)]
-fn block(
+pub(crate) fn block(
     isa: Isa,
     m: usize,
     kc: usize,

@@ -3,6 +3,7 @@
 //! Float results agree across ISA paths within float rounding (SIMD paths may sum in a
 //! different order than the scalar reference); each path is tested against an `f64` reference.
 
+pub mod attention;
 pub mod cast;
 pub mod concat;
 pub mod conv;

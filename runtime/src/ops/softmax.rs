@@ -136,6 +136,29 @@ fn softmax_row(isa: Isa, x: &[f32], out: &mut [f32]) {
     }
 }
 
+/// [`softmax_row`] in place (the fused attention's score rows): the same operations, so the
+/// same results.
+pub(crate) fn softmax_row_inplace(isa: Isa, row: &mut [f32]) {
+    let isa = isa.resolve();
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512Vnni {
+        let p = row.as_mut_ptr();
+        // SAFETY: `isa` is resolved, so the CPU has avx512f, avx2 and fma; source and
+        // destination are the same `row.len()` floats, which the kernel allows.
+        unsafe { x86::softmax_row_avx512_ptr(p, p, row.len()) };
+        return;
+    }
+    let m = row_max(row);
+    for o in row.iter_mut() {
+        *o -= m;
+    }
+    let sum = exp_sum_inplace(isa, row);
+    let r = 1.0 / sum;
+    for o in row.iter_mut() {
+        *o *= r;
+    }
+}
+
 /// Max of a row; NaN if any element is NaN.
 fn row_max(x: &[f32]) -> f32 {
     let mut m = f32::NEG_INFINITY;
@@ -281,9 +304,19 @@ pub(crate) mod x86 {
     /// CPU has avx512f, avx2 and fma; `out.len() == x.len()`.
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub(super) unsafe fn softmax_row_avx512(x: &[f32], out: &mut [f32]) {
-        let len = x.len();
-        assert_eq!(out.len(), len);
-        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        assert_eq!(out.len(), x.len());
+        // SAFETY: both slices hold x.len() floats; the CPU features are the caller's contract.
+        unsafe { softmax_row_avx512_ptr(x.as_ptr(), out.as_mut_ptr(), x.len()) }
+    }
+
+    /// [`softmax_row_avx512`] on raw pointers, so that `xp == op` (in place) is allowed: every
+    /// pass reads an element before it writes the same element.
+    ///
+    /// # Safety
+    /// CPU has avx512f, avx2 and fma; `xp` is readable and `op` writable for `len` floats, and
+    /// the two ranges are identical or disjoint.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn softmax_row_avx512_ptr(xp: *const f32, op: *mut f32, len: usize) {
         let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
         let mask_at = |i: usize| ((1u32 << (len - i).min(16)) - 1) as __mmask16;
         let mut mx = ninf;

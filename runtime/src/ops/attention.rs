@@ -1,0 +1,489 @@
+//! Fused scaled-dot-product attention: what exporters write as
+//! `Transpose(Q), Transpose(K) → MatMul → Div|Mul(scalar) → Add(mask) → Softmax → MatMul(·, Transpose(V)) → Transpose`,
+//! computed straight from and into the `[batch, seq, heads, head_dim]` layout the projections
+//! produce (codegen's `fuse_attention` pass).
+//!
+//! Why: unfused, each layer of a BERT-like encoder transposes Q, K and V into head-major copies,
+//! writes the full `[batch, heads, sq, skv]` score tensor four times (MatMul, Div, Add,
+//! Softmax), re-packs K and V inside the generic batched MatMul, and transposes the result
+//! back. Here one task per (batch, head, block of [`MB`] query rows) packs that head's K^T and V
+//! once into the f32 GEMM's panel layout, computes the score block into scratch that stays in
+//! L1/L2, scales, masks and normalises each row in place, multiplies by V and writes the rows
+//! into the output's head columns.
+//!
+//! Numerics: the same kernels in the same order as the unfused ops (`ops::matmul::block` for
+//! both products — K ≤ 256 or accumulated across K blocks through f32 memory, which is exact —
+//! then `s / c + mask` (or `s · c + mask`) with one rounding each, then the softmax row kernel),
+//! so results are bit-identical to running the ONNX nodes one by one on the same ISA.
+
+use super::matmul::{SNR, block};
+use crate::isa::Isa;
+
+/// Query rows per task (a 64 × 512 score block is 128 KiB: it stays in L2 next to the packed
+/// K and V of one head).
+pub const MB: usize = 64;
+
+/// How the raw scores are scaled before the mask is added.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ScoreScale {
+    None,
+    /// `s / c` (`Div` by a constant, as most exporters write `1/√d`)
+    Div(f32),
+    /// `s · c`
+    Mul(f32),
+}
+
+/// An additive mask broadcast to `[batch, heads, sq, skv]`: element `(b, h, i, j)` is
+/// `data[b·strides[0] + h·strides[1] + i·strides[2] + j·strides[3]]` (stride 0 on broadcast dims).
+#[derive(Clone, Copy, Debug)]
+pub struct Mask<'a> {
+    pub data: &'a [f32],
+    pub strides: [usize; 4],
+}
+
+/// Shape of one attention call. Q is `[batch, sq, heads, dh]`, K and V are
+/// `[batch, skv, heads, dh]`, the output is `[batch, sq, heads, dh]`, all dense.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttnDims {
+    pub batch: usize,
+    pub heads: usize,
+    pub sq: usize,
+    pub skv: usize,
+    pub dh: usize,
+}
+
+impl AttnDims {
+    /// f32 scratch one task slot needs: packed K^T (`[⌈skv/16⌉][dh][16]`), packed V
+    /// (`[⌈dh/16⌉][skv][16]`), a score block (`MB × skv`) and an output block (`MB × dh`).
+    pub const fn slot_len(&self) -> usize {
+        let (pk, pd) = (self.skv.div_ceil(SNR) * SNR, self.dh.div_ceil(SNR) * SNR);
+        pk * self.dh + pd * self.skv + MB * self.skv + MB * self.dh
+    }
+}
+
+/// Task slots codegen allocates scratch for: the op runs at most this many tasks at once.
+pub const SLOTS: usize = 8;
+
+/// The output pointer shared by tasks that write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint (batch, rows, head) regions of the output (see `attention`),
+// and the pointer outlives the parallel section (it borrows `out` for the whole call).
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+/// Fused attention (see the module docs). `scratch` holds at least one slot of
+/// `d.slot_len()` floats; with several slots, tasks run on up to that many threads.
+///
+/// Panics if a slice is shorter than the dims require.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    isa: Isa,
+    d: AttnDims,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    scale: ScoreScale,
+    mask: Option<Mask<'_>>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let AttnDims {
+        batch,
+        heads,
+        sq,
+        skv,
+        dh,
+    } = d;
+    let hd = heads * dh;
+    assert!(q.len() >= batch * sq * hd, "attention: q too short");
+    assert!(k.len() >= batch * skv * hd, "attention: k too short");
+    assert!(v.len() >= batch * skv * hd, "attention: v too short");
+    assert!(out.len() >= batch * sq * hd, "attention: out too short");
+    if let Some(m) = &mask {
+        let [sb, sh, si, sj] = m.strides;
+        let last = batch.saturating_sub(1) * sb
+            + heads.saturating_sub(1) * sh
+            + sq.saturating_sub(1) * si
+            + skv.saturating_sub(1) * sj;
+        assert!(
+            batch * heads * sq * skv == 0 || m.data.len() > last,
+            "attention: mask too short"
+        );
+    }
+    if batch * heads * sq * dh == 0 {
+        return;
+    }
+    if skv == 0 {
+        // Softmax over an empty row is empty; the weighted sum of no values is 0.
+        out[..batch * sq * hd].fill(0.0);
+        return;
+    }
+    let slot = d.slot_len();
+    let slots = scratch.len() / slot;
+    assert!(slots >= 1, "attention: scratch too short");
+    let isa = isa.resolve();
+    let row_blocks = sq.div_ceil(MB);
+    let tasks = batch * heads * row_blocks;
+    // A task is ≥ 2·MB·skv·dh FMA (≥ ~0.3 M for MiniLM's heads): worth a hand-off each.
+    let n = crate::par::pieces(tasks, 1).min(slots);
+    let per = tasks.div_ceil(n);
+    let outp = OutPtr(out.as_mut_ptr());
+    let run = |piece: usize, s: &mut [f32]| {
+        let mut packed = usize::MAX;
+        for t in piece * per..tasks.min((piece + 1) * per) {
+            let (bh, rb) = (t / row_blocks, t % row_blocks);
+            task(isa, &d, q, k, v, scale, mask, bh, rb, packed != bh, s, outp);
+            packed = bh;
+        }
+    };
+    #[cfg(feature = "rayon")]
+    if n > 1 {
+        use rayon::prelude::*;
+        scratch[..n * slot]
+            .par_chunks_mut(slot)
+            .enumerate()
+            .with_max_len(1)
+            .for_each(|(p, s)| run(p, s));
+        return;
+    }
+    run(0, &mut scratch[..slot]);
+}
+
+/// One (batch·head `bh`, row block `rb`) task; packs the head's K^T and V first if `pack`.
+#[allow(clippy::too_many_arguments)]
+fn task(
+    isa: Isa,
+    d: &AttnDims,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    scale: ScoreScale,
+    mask: Option<Mask<'_>>,
+    bh: usize,
+    rb: usize,
+    pack: bool,
+    slot: &mut [f32],
+    out: OutPtr,
+) {
+    let AttnDims {
+        heads, sq, skv, dh, ..
+    } = *d;
+    let hd = heads * dh;
+    let (b, h) = (bh / heads, bh % heads);
+    let (pk, pd) = (skv.div_ceil(SNR) * SNR, dh.div_ceil(SNR) * SNR);
+    let (kt, rest) = slot.split_at_mut(pk * dh);
+    let (vp, rest) = rest.split_at_mut(pd * skv);
+    let (sc, ob) = rest.split_at_mut(MB * skv);
+    // Offset of row `j` of this head in K or V.
+    let kv_at = |j: usize| (b * skv + j) * hd + h * dh;
+    if pack {
+        // K^T as panels of 16 keys: kt[p][c][j] = K[b, 16p + j, h, c] (zero past skv).
+        for (p, panel) in kt.chunks_exact_mut(dh * SNR).enumerate() {
+            let j0 = p * SNR;
+            let w = SNR.min(skv - j0);
+            for j in 0..w {
+                let src = &k[kv_at(j0 + j)..kv_at(j0 + j) + dh];
+                for (c, &x) in src.iter().enumerate() {
+                    panel[c * SNR + j] = x;
+                }
+            }
+            for c in 0..dh {
+                panel[c * SNR + w..(c + 1) * SNR].fill(0.0);
+            }
+        }
+        // V as panels of 16 head columns: vp[p][j][c] = V[b, j, h, 16p + c] (zero past dh).
+        for (p, panel) in vp.chunks_exact_mut(skv * SNR).enumerate() {
+            let c0 = p * SNR;
+            let w = SNR.min(dh - c0);
+            for (j, row) in panel.chunks_exact_mut(SNR).enumerate() {
+                let src = kv_at(j) + c0;
+                row[..w].copy_from_slice(&v[src..src + w]);
+                row[w..].fill(0.0);
+            }
+        }
+    }
+    let i0 = rb * MB;
+    let mb = MB.min(sq - i0);
+    let qi = (b * sq + i0) * hd + h * dh;
+    let s = &mut sc[..mb * skv];
+    block(
+        isa,
+        mb,
+        dh,
+        &q[qi..],
+        hd,
+        kt,
+        skv,
+        None,
+        false,
+        false,
+        s,
+        skv,
+    );
+    for (r, row) in s.chunks_exact_mut(skv).enumerate() {
+        match scale {
+            ScoreScale::None => {}
+            ScoreScale::Div(c) => row.iter_mut().for_each(|x| *x /= c),
+            ScoreScale::Mul(c) => row.iter_mut().for_each(|x| *x *= c),
+        }
+        if let Some(m) = &mask {
+            let [sb, sh, si, sj] = m.strides;
+            let base = b * sb + h * sh + (i0 + r) * si;
+            if sj == 1 {
+                for (x, &a) in row.iter_mut().zip(&m.data[base..base + skv]) {
+                    *x += a;
+                }
+            } else {
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x += m.data[base + j * sj];
+                }
+            }
+        }
+        super::softmax::softmax_row_inplace(isa, row);
+    }
+    let o = &mut ob[..mb * dh];
+    block(isa, mb, skv, s, skv, vp, dh, None, false, false, o, dh);
+    for (r, row) in o.chunks_exact(dh).enumerate() {
+        let dst = (b * sq + i0 + r) * hd + h * dh;
+        // SAFETY: `dst..dst + dh` is inside `out` (asserted ≥ batch·sq·hd in `attention`), and
+        // only this task writes it: tasks own distinct (b, h, row block) triples, and those
+        // map to disjoint (row, head-column) ranges of the output.
+        unsafe { core::ptr::copy_nonoverlapping(row.as_ptr(), out.0.add(dst), dh) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(12345);
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 500.0 - 2.0
+            })
+            .collect()
+    }
+
+    /// Attention in f64, straight from the definition.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        d: AttnDims,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        scale: ScoreScale,
+        mask: Option<Mask<'_>>,
+    ) -> Vec<f64> {
+        let hd = d.heads * d.dh;
+        let mut out = vec![0.0; d.batch * d.sq * hd];
+        for b in 0..d.batch {
+            for h in 0..d.heads {
+                for i in 0..d.sq {
+                    let mut s: Vec<f64> = (0..d.skv)
+                        .map(|j| {
+                            let mut acc = 0.0;
+                            for c in 0..d.dh {
+                                acc += q[(b * d.sq + i) * hd + h * d.dh + c] as f64
+                                    * k[(b * d.skv + j) * hd + h * d.dh + c] as f64;
+                            }
+                            let acc = match scale {
+                                ScoreScale::None => acc,
+                                ScoreScale::Div(c) => acc / c as f64,
+                                ScoreScale::Mul(c) => acc * c as f64,
+                            };
+                            acc + mask.map_or(0.0, |m| {
+                                let [sb, sh, si, sj] = m.strides;
+                                m.data[b * sb + h * sh + i * si + j * sj] as f64
+                            })
+                        })
+                        .collect();
+                    let mx = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let mut sum = 0.0;
+                    for x in s.iter_mut() {
+                        *x = (*x - mx).exp();
+                        sum += *x;
+                    }
+                    for c in 0..d.dh {
+                        let mut acc = 0.0;
+                        for j in 0..d.skv {
+                            acc += s[j] / sum * v[(b * d.skv + j) * hd + h * d.dh + c] as f64;
+                        }
+                        out[(b * d.sq + i) * hd + h * d.dh + c] = acc;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The unfused ops codegen replaces (head transposes, batched MatMul, Div, Add, Softmax,
+    /// MatMul, transpose back) give exactly the same bits.
+    #[test]
+    fn bit_identical_to_the_unfused_ops() {
+        use crate::ops::{matmul::matmul, softmax::softmax};
+        for &(batch, heads, s, dh) in &[(1, 12, 128, 32), (2, 2, 300, 64), (1, 3, 20, 24)] {
+            let d = AttnDims {
+                batch,
+                heads,
+                sq: s,
+                skv: s,
+                dh,
+            };
+            let hd = heads * dh;
+            let (q, k, v) = (
+                data(batch * s * hd, 5),
+                data(batch * s * hd, 6),
+                data(batch * s * hd, 7),
+            );
+            let mask: Vec<f32> = (0..batch * s)
+                .map(|i| if i % 5 == 1 { -10000.0 } else { 0.0 })
+                .collect();
+            let c = (dh as f32).sqrt();
+            // Head-major copies: Q, V as [b, h, s, dh], K^T as [b, h, dh, s].
+            let (mut qt, mut kt, mut vt) =
+                (vec![0.0; q.len()], vec![0.0; k.len()], vec![0.0; v.len()]);
+            for b in 0..batch {
+                for i in 0..s {
+                    for h in 0..heads {
+                        for e in 0..dh {
+                            let src = (b * s + i) * hd + h * dh + e;
+                            qt[((b * heads + h) * s + i) * dh + e] = q[src];
+                            vt[((b * heads + h) * s + i) * dh + e] = v[src];
+                            kt[((b * heads + h) * dh + e) * s + i] = k[src];
+                        }
+                    }
+                }
+            }
+            let isa = Isa::current();
+            let mut sc = vec![0.0; batch * heads * s * s];
+            matmul(
+                isa,
+                &qt,
+                &[batch, heads, s, dh],
+                &kt,
+                &[batch, heads, dh, s],
+                &mut sc,
+                &[batch, heads, s, s],
+            );
+            for (i, x) in sc.iter_mut().enumerate() {
+                let (b, j) = (i / (heads * s * s), i % s);
+                *x = *x / c + mask[b * s + j];
+            }
+            let mut p = vec![0.0; sc.len()];
+            softmax(&sc, &mut p, batch * heads * s, s, 1);
+            let mut o = vec![0.0; q.len()];
+            matmul(
+                isa,
+                &p,
+                &[batch, heads, s, s],
+                &vt,
+                &[batch, heads, s, dh],
+                &mut o,
+                &[batch, heads, s, dh],
+            );
+            let mut got = vec![0.0; q.len()];
+            let mut scratch = vec![0.0; 2 * d.slot_len()];
+            let m = Mask {
+                data: &mask,
+                strides: [s, 0, 0, 1],
+            };
+            attention(
+                isa,
+                d,
+                &q,
+                &k,
+                &v,
+                ScoreScale::Div(c),
+                Some(m),
+                &mut got,
+                &mut scratch,
+            );
+            for b in 0..batch {
+                for i in 0..s {
+                    for h in 0..heads {
+                        for e in 0..dh {
+                            let want = o[((b * heads + h) * s + i) * dh + e];
+                            let g = got[(b * s + i) * hd + h * dh + e];
+                            assert_eq!(
+                                g.to_bits(),
+                                want.to_bits(),
+                                "b{b} i{i} h{h} e{e}: {g} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matches_f64_reference_on_every_isa() {
+        let cases = [
+            (1, 2, 5, 5, 16),
+            (2, 3, 70, 70, 32),
+            (1, 1, 3, 33, 8),
+            (2, 2, 130, 17, 20),
+            (1, 4, 1, 300, 64),
+        ];
+        for (ci, &(batch, heads, sq, skv, dh)) in cases.iter().enumerate() {
+            let d = AttnDims {
+                batch,
+                heads,
+                sq,
+                skv,
+                dh,
+            };
+            let hd = heads * dh;
+            let q = data(batch * sq * hd, 1 + ci as u32);
+            let k = data(batch * skv * hd, 2 + ci as u32);
+            let v = data(batch * skv * hd, 3 + ci as u32);
+            // A [batch, 1, 1, skv] mask with some keys masked out, and a per-query one.
+            let pad: Vec<f32> = (0..batch * skv)
+                .map(|i| if i % 7 == 3 { -10000.0 } else { 0.0 })
+                .collect();
+            let full = data(sq * skv, 9);
+            let masks = [
+                None,
+                Some(Mask {
+                    data: &pad,
+                    strides: [skv, 0, 0, 1],
+                }),
+                Some(Mask {
+                    data: &full,
+                    strides: [0, 0, skv, 1],
+                }),
+            ];
+            let scales = [
+                ScoreScale::Div((dh as f32).sqrt()),
+                ScoreScale::Mul(0.3),
+                ScoreScale::None,
+            ];
+            for (mi, mask) in masks.iter().enumerate() {
+                let scale = scales[mi];
+                let want = reference(d, &q, &k, &v, scale, *mask);
+                for isa in Isa::all_available() {
+                    for slots in [1, 3] {
+                        let mut out = vec![f32::NAN; batch * sq * hd];
+                        let mut scratch = vec![0.0; slots * d.slot_len()];
+                        attention(isa, d, &q, &k, &v, scale, *mask, &mut out, &mut scratch);
+                        for (i, (&g, &w)) in out.iter().zip(&want).enumerate() {
+                            assert!(
+                                (g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                                "{isa} case {ci} mask {mi} slots {slots}: out[{i}] = {g}, want {w}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
