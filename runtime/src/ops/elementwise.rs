@@ -421,11 +421,20 @@ fn row2<T: Copy, U: Copy, F: Fn(T, T) -> U>(
 }
 
 /// `out[i] = f(x[i])`. Panics if the lengths differ.
-pub fn unary<T: Copy, U: Copy, F: Fn(T) -> U>(x: &[T], out: &mut [U], f: F) {
+pub fn unary<T: Copy + Sync, U: Copy + Send, F: Fn(T) -> U + Sync>(x: &[T], out: &mut [U], f: F) {
     assert_eq!(x.len(), out.len(), "unary: length mismatch");
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = f(v);
-    }
+    // Like `binary`: rows of PAR_ROW elements across threads when large, each loop compiled
+    // for the widest vector family (the closures are the fused elementwise regions and
+    // activations; compiled at the crate's baseline they ran scalar).
+    const PAR_ROW: usize = 1024;
+    crate::par::rows_mut(out, PAR_ROW, crate::par::MIN_ELEMS / PAR_ROW, |r0, out| {
+        let x = &x[r0 * PAR_ROW..r0 * PAR_ROW + out.len()];
+        wide(|| {
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = f(v);
+            }
+        });
+    });
 }
 
 /// Broadcast copy: `out` (shape `out_shape`) takes `x` (shape `x_shape`, unidirectionally
