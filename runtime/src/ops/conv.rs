@@ -171,12 +171,7 @@ pub fn quantize_nhwc(
             );
         }
         // os holds pixels p0..p1 of image b (n rows of c bytes).
-        for j in 0..n {
-            let row = &mut os[j * c..(j + 1) * c];
-            for (ch, o) in row.iter_mut().enumerate() {
-                *o = tile[ch * n + j];
-            }
-        }
+        transpose_u8(&tile[..c * n], c, n, os);
     };
     let out = &mut out[..batch * per];
     #[cfg(feature = "rayon")]
@@ -195,6 +190,73 @@ pub fn quantize_nhwc(
     for (b, img) in out.chunks_mut(per).enumerate() {
         for (blk, os) in img.chunks_mut(pb * c).enumerate() {
             one(b, blk, os);
+        }
+    }
+}
+
+/// `dst[j·rows + i] = src[i·cols + j]` for a `rows × cols` byte matrix: 16×16 blocks through
+/// SSE2 registers on x86_64 (four unpack stages, ~4 instructions per 16 bytes instead of a
+/// strided byte gather each), scalar edges.
+fn transpose_u8(src: &[u8], rows: usize, cols: usize, dst: &mut [u8]) {
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols);
+    // The full 16×16 blocks [0, fr) × [0, fc) (none without SIMD).
+    #[cfg(target_arch = "x86_64")]
+    let (fr, fc) = (rows / 16 * 16, cols / 16 * 16);
+    #[cfg(not(target_arch = "x86_64"))]
+    let (fr, fc) = (0, 0);
+    #[cfg(target_arch = "x86_64")]
+    {
+        for i0 in (0..fr).step_by(16) {
+            for j0 in (0..fc).step_by(16) {
+                // SAFETY: SSE2 is part of x86_64; rows i0..i0+16 of src hold columns j0..j0+16
+                // and rows j0..j0+16 of dst columns i0..i0+16 (i0 + 16 ≤ rows, j0 + 16 ≤ cols,
+                // lengths asserted above).
+                unsafe {
+                    t16x16_u8(
+                        src.as_ptr().add(i0 * cols + j0),
+                        cols,
+                        dst.as_mut_ptr().add(j0 * rows + i0),
+                        rows,
+                    )
+                };
+            }
+        }
+    }
+    let edge = |i: usize, j: usize, dst: &mut [u8]| dst[j * rows + i] = src[i * cols + j];
+    for i in 0..fr {
+        for j in fc..cols {
+            edge(i, j, dst);
+        }
+    }
+    for i in fr..rows {
+        for j in 0..cols {
+            edge(i, j, dst);
+        }
+    }
+}
+
+/// 16×16 byte transpose: `d[r·ld + c] = s[c·ls + r]`.
+///
+/// # Safety
+/// `s` readable for 16 rows of 16 bytes at stride `ls`, `d` writable likewise at stride `ld`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn t16x16_u8(s: *const u8, ls: usize, d: *mut u8, ld: usize) {
+    use core::arch::x86_64::*;
+    // SAFETY: the caller's contract covers the 16 loads and 16 stores (unaligned).
+    unsafe {
+        let mut v: [__m128i; 16] = core::array::from_fn(|k| _mm_loadu_si128(s.add(k * ls).cast()));
+        // Stage k interleaves rows 2^k apart at element width 2^k bytes; after four stages
+        // row r holds column r.
+        for _ in 0..4 {
+            let mut w = [_mm_setzero_si128(); 16];
+            for k in 0..8 {
+                w[2 * k] = _mm_unpacklo_epi8(v[k], v[k + 8]);
+                w[2 * k + 1] = _mm_unpackhi_epi8(v[k], v[k + 8]);
+            }
+            v = w;
+        }
+        for (k, x) in v.iter().enumerate() {
+            _mm_storeu_si128(d.add(k * ld).cast(), *x);
         }
     }
 }

@@ -123,10 +123,116 @@ fn walk(dims: &[usize], st: &[usize], mut f: impl FnMut(usize, usize)) {
 
 /// `out[i*cols + j] = x[i*sr + j*sc]`, in TILE×TILE blocks.
 fn tile2d<T: Copy>(x: &[T], sr: usize, sc: usize, out: &mut [T], rows: usize, cols: usize) {
-    for i0 in (0..rows).step_by(TILE) {
-        let i1 = (i0 + TILE).min(rows);
-        for j0 in (0..cols).step_by(TILE) {
-            let j1 = (j0 + TILE).min(cols);
+    // The conv output layout change (NHWC → NCHW) and other plain 2-D transposes of 4-byte
+    // elements: whole 8×8 tiles through AVX registers (24 shuffles per 64 elements instead of
+    // 64 scalar gathers), edges below.
+    #[cfg(target_arch = "x86_64")]
+    if core::mem::size_of::<T>() == 4
+        && sr == 1
+        && rows >= TILE
+        && cols >= TILE
+        && crate::isa::Isa::current().resolve() >= crate::isa::Isa::Avx2
+    {
+        let (fr, fc) = (rows / TILE * TILE, cols / TILE * TILE);
+        assert!(x.len() > (fc - 1) * sc + fr - 1 && out.len() >= rows * cols);
+        // SAFETY: AVX2 (hence AVX) is present; T is 4 bytes and Copy, so moving its bits as
+        // f32 lanes is a plain copy (unaligned loads/stores, no arithmetic). Tile (i0, j0)
+        // reads x[(j0 + r)·sc + i0 .. +8] for r < 8 and writes out[(i0 + r)·cols + j0 .. +8],
+        // inside both slices by the assert (i0 + 8 ≤ fr, j0 + 8 ≤ fc).
+        unsafe {
+            let (xp, op) = (x.as_ptr().cast::<f32>(), out.as_mut_ptr().cast::<f32>());
+            for i0 in (0..fr).step_by(TILE) {
+                for j0 in (0..fc).step_by(TILE) {
+                    x86::t8x8(xp.add(j0 * sc + i0), sc, op.add(i0 * cols + j0), cols);
+                }
+            }
+        }
+        edges(x, sr, sc, out, rows, cols, fr, fc);
+        return;
+    }
+    blocks(x, sr, sc, out, cols, 0..rows, 0..cols);
+}
+
+/// The parts of a 2-D transpose outside the full tiles `[0, fr) × [0, fc)`.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn edges<T: Copy>(
+    x: &[T],
+    sr: usize,
+    sc: usize,
+    out: &mut [T],
+    rows: usize,
+    cols: usize,
+    fr: usize,
+    fc: usize,
+) {
+    blocks(x, sr, sc, out, cols, 0..fr, fc..cols);
+    blocks(x, sr, sc, out, cols, fr..rows, 0..cols);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use core::arch::x86_64::*;
+
+    /// 8×8 f32 transpose: `d[r·ld + c] = s[c·ls + r]`.
+    ///
+    /// # Safety
+    /// CPU has AVX; `s` is readable for 8 rows of 8 floats at stride `ls`, `d` writable for 8
+    /// rows of 8 floats at stride `ld`.
+    #[target_feature(enable = "avx")]
+    pub(super) unsafe fn t8x8(s: *const f32, ls: usize, d: *mut f32, ld: usize) {
+        // SAFETY: the caller's contract covers every row read and written.
+        unsafe {
+            let r: [__m256; 8] = core::array::from_fn(|k| _mm256_loadu_ps(s.add(k * ls)));
+            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            let o = [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ];
+            for (k, v) in o.iter().enumerate() {
+                _mm256_storeu_ps(d.add(k * ld), *v);
+            }
+        }
+    }
+}
+
+/// [`tile2d`]'s scalar form over rows `ri` × columns `ci` of an output with `cols` columns,
+/// in TILE×TILE blocks.
+#[allow(clippy::too_many_arguments)]
+fn blocks<T: Copy>(
+    x: &[T],
+    sr: usize,
+    sc: usize,
+    out: &mut [T],
+    cols: usize,
+    ri: core::ops::Range<usize>,
+    ci: core::ops::Range<usize>,
+) {
+    for i0 in ri.clone().step_by(TILE) {
+        let i1 = (i0 + TILE).min(ri.end);
+        for j0 in ci.clone().step_by(TILE) {
+            let j1 = (j0 + TILE).min(ci.end);
             for i in i0..i1 {
                 let orow = &mut out[i * cols + j0..i * cols + j1];
                 for (j, o) in (j0..j1).zip(orow) {
@@ -217,6 +323,12 @@ mod tests {
         check(&[2, 128, 12, 32], &[0, 2, 3, 1]);
         check(&[2, 128, 12, 32], &[3, 1, 2, 0]);
         check(&[300, 203], &[1, 0]);
+        // 2-D transposes of 4-byte elements: whole 8×8 tiles (SIMD on x86_64) plus edges.
+        check(&[8, 8], &[1, 0]);
+        check(&[9, 16], &[1, 0]);
+        check(&[16, 9], &[1, 0]);
+        check(&[3, 64, 40], &[0, 2, 1]);
+        check(&[2, 1, 77, 24], &[0, 3, 1, 2]);
         // 10 dims with full reversal: no merging, > MAX_DIMS -> slow path.
         check(
             &[2, 2, 2, 2, 2, 2, 2, 2, 2, 2],
