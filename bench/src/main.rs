@@ -64,6 +64,8 @@ impl Mode {
 const GEMMS_ALL: &[(usize, usize, usize)] = &[
     (1, 768, 768),
     (1, 4096, 4096),
+    // 64 MiB of weights: larger than the 32 MiB L3, so the GEMV streams from DRAM.
+    (1, 8192, 8192),
     (16, 384, 1536),
     (16, 1536, 384),
     (128, 384, 1536),
