@@ -223,6 +223,20 @@ fn task(
         skv,
     );
     for (r, row) in s.chunks_exact_mut(skv).enumerate() {
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512Vnni && mask.is_none_or(|m| m.strides[3] == 1) {
+            let mp = mask.map_or(core::ptr::null(), |m| {
+                let [sb, sh, si, _] = m.strides;
+                m.data[b * sb + h * sh + (i0 + r) * si..].as_ptr()
+            });
+            // SAFETY: `isa` is resolved, so the CPU has avx512f/avx2/fma; `row` holds skv
+            // floats and the mask row starting at `mp` holds skv contiguous floats (the
+            // length was asserted in `attention` for the last (b, h, i, j)).
+            unsafe {
+                super::softmax::x86::softmax_row_pre_avx512(row.as_mut_ptr(), skv, scale, mp)
+            };
+            continue;
+        }
         match scale {
             ScoreScale::None => {}
             ScoreScale::Div(c) => row.iter_mut().for_each(|x| *x /= c),

@@ -362,6 +362,79 @@ pub(crate) mod x86 {
         }
     }
 
+    /// The attention score row: `row[j] = (row[j] ∘ c) + mask[j]` (∘ = `/` or `·`, each step
+    /// rounded like the separate ops; `mask` null for none) folded into the max pass, then the
+    /// softmax of [`softmax_row_avx512_ptr`] in place. Same results as the transform followed
+    /// by that function, one pass over the row fewer.
+    ///
+    /// # Safety
+    /// CPU has avx512f, avx2 and fma; `row` is writable for `len` floats and `mask`, if not
+    /// null, readable for `len` floats.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(crate) unsafe fn softmax_row_pre_avx512(
+        row: *mut f32,
+        len: usize,
+        scale: crate::ops::attention::ScoreScale,
+        mask: *const f32,
+    ) {
+        use crate::ops::attention::ScoreScale;
+        let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
+        let mask_at = |i: usize| ((1u32 << (len - i).min(16)) - 1) as __mmask16;
+        let mut mx = ninf;
+        let mut nan: __mmask16 = 0;
+        let mut i = 0;
+        while i < len {
+            let k = mask_at(i);
+            // SAFETY: the mask selects lanes i..min(i+16, len), inside `row` and `mask`.
+            unsafe {
+                let mut v = _mm512_maskz_loadu_ps(k, row.add(i));
+                v = match scale {
+                    ScoreScale::None => v,
+                    ScoreScale::Div(c) => _mm512_div_ps(v, _mm512_set1_ps(c)),
+                    ScoreScale::Mul(c) => _mm512_mul_ps(v, _mm512_set1_ps(c)),
+                };
+                if !mask.is_null() {
+                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, mask.add(i)));
+                }
+                _mm512_mask_storeu_ps(row.add(i), k, v);
+                let v = _mm512_mask_mov_ps(ninf, k, v);
+                mx = _mm512_max_ps(mx, v);
+                nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+            }
+            i += 16;
+        }
+        let m = if nan != 0 {
+            f32::NAN
+        } else {
+            _mm512_reduce_max_ps(mx)
+        };
+        let mv = _mm512_set1_ps(m);
+        let mut acc = _mm512_setzero_ps();
+        let mut i = 0;
+        while i < len {
+            let k = mask_at(i);
+            // SAFETY: as above; masked-off lanes are −inf − m (exp 0) and are not stored.
+            unsafe {
+                let d = _mm512_sub_ps(_mm512_mask_loadu_ps(ninf, k, row.add(i)), mv);
+                let e = exp16(d);
+                _mm512_mask_storeu_ps(row.add(i), k, e);
+                acc = _mm512_add_ps(acc, e);
+            }
+            i += 16;
+        }
+        let r = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(acc));
+        let mut i = 0;
+        while i < len {
+            let k = mask_at(i);
+            // SAFETY: as above.
+            unsafe {
+                let v = _mm512_maskz_loadu_ps(k, row.add(i));
+                _mm512_mask_storeu_ps(row.add(i), k, _mm512_mul_ps(v, r));
+            }
+            i += 16;
+        }
+    }
+
     /// # Safety
     /// CPU has avx512f, avx2 and fma.
     #[target_feature(enable = "avx512f,avx2,fma")]
