@@ -1,18 +1,28 @@
-//! The packed int8 weight layout: one definition shared by codegen (which packs at build time)
+//! The packed int8 weight layouts: one definition shared by codegen (which packs at build time)
 //! and the GEMM kernels (which read it).
 //!
 //! A `[K][N]` weight matrix (ONNX `MatMul` B, row-major) is stored as panels of [`NR`] = 16
-//! columns; inside a panel, K is split into groups of [`KR`] = 4 and each group holds the 4
-//! consecutive k values of each of the 16 columns, column after column:
+//! columns; K is padded with zero weights to a multiple of [`KR`] = 4 and N to a multiple of 16,
+//! so kernels never branch on the K tail inside a group and compute whole panels (the N tail is
+//! masked only on store). Inside a panel, K is split into groups and each group holds its k
+//! values of each of the 16 columns, column after column. The group depth is the [`Layout`]:
 //!
-//! ```text
-//! data[((p * padded_k/KR + g) * NR + c) * KR + t] = w[k = g*KR + t][n = p*NR + c]
-//! ```
+//! * [`Layout::Kr4`] (x86_64, wasm32 and every other target but aarch64), groups of 4:
 //!
-//! so one k-group of one panel is 64 contiguous bytes: exactly one zmm operand of VPDPBUSD
-//! (16 i32 lanes, each summing 4 u8×i8 products), two ymm operands of AVX-VNNI / VPMADDUBSW.
-//! K is padded to a multiple of 4 and N to a multiple of 16 with zero weights, so kernels never
-//! branch on the K tail and compute whole panels (the N tail is masked only on store).
+//!   ```text
+//!   data[((p * padded_k/4 + g) * 16 + c) * 4 + t] = w[k = 4g + t][n = 16p + c]
+//!   ```
+//!
+//!   so one k-group of one panel is 64 contiguous bytes: exactly one zmm operand of VPDPBUSD
+//!   (16 i32 lanes, each summing 4 u8×i8 products), two ymm operands of AVX-VNNI / VPMADDUBSW.
+//! * [`Layout::Kr8`] (meant for aarch64; no target uses it yet), groups of 8, and when
+//!   `padded_k % 8 == 4` one last group of 4 laid out as in `Kr4`. A 128-byte group is eight
+//!   16-byte vectors `[c k0..8, c+1 k0..8]`: each is exactly the 8×2 weight operand of USMMLA.
+//!
+//! Both layouts put the same bytes at different places within each panel: same length, same
+//! padding, same per-column arrays, so a weight blob would have the same size and offsets in
+//! either. Every build reads and packs [`Layout::NATIVE`]; [`PackedI8Owned::data_in`] gives
+//! the data in another layout.
 //!
 //! Weights are always stored as i8. u8 weights are re-encoded `w - 128` with zero point
 //! `zp - 128`, which leaves `(w - zp)` unchanged. Per column the packer also stores the column
@@ -23,8 +33,51 @@ use alloc::vec::Vec;
 
 /// Columns per panel (one zmm of i32 lanes).
 pub const NR: usize = 16;
-/// k values per group (one VPDPBUSD lane).
+/// The K padding granule, and the k values per group of [`Layout::Kr4`] (one VPDPBUSD lane)
+/// and of the last group of [`Layout::Kr8`] when K is not a multiple of 8.
 pub const KR: usize = 4;
+
+/// How deep the k-groups of a panel are (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// `[N/16][K/4][16][4]`: every target but aarch64.
+    Kr4,
+    /// `[N/16][K/8][16][8]`, then `[16][4]` for a last group of 4 k: meant for aarch64.
+    Kr8,
+}
+
+impl Layout {
+    /// The layout this build's kernels read and [`PackedI8Owned::pack`] writes (every target
+    /// reads `Kr4` until the aarch64 kernels move to `Kr8`).
+    pub const NATIVE: Layout = Layout::Kr4;
+
+    /// k values per group (the last group of `Kr8` may hold only [`KR`]).
+    pub const fn depth(self) -> usize {
+        match self {
+            Layout::Kr4 => KR,
+            Layout::Kr8 => 2 * KR,
+        }
+    }
+
+    /// k values of a padded depth `pk` that lie in whole groups of [`Layout::depth`]; the rest
+    /// (`pk - full_k`, 0 or 4) is the last, 4-deep group.
+    #[inline(always)]
+    pub const fn full_k(self, pk: usize) -> usize {
+        pk - pk % self.depth()
+    }
+
+    /// Index into [`PackedI8::data`] of weight `(k, n)` for a matrix with padded depth `pk`.
+    #[inline(always)]
+    pub const fn index(self, pk: usize, k: usize, n: usize) -> usize {
+        let (d, full) = (self.depth(), self.full_k(pk));
+        let (panel, c) = ((n / NR) * pk * NR, n % NR);
+        if k < full {
+            panel + (k / d) * (NR * d) + c * d + k % d
+        } else {
+            panel + full * NR + c * KR + (k - full)
+        }
+    }
+}
 
 /// `k` rounded up to a multiple of [`KR`].
 pub const fn padded_k(k: usize) -> usize {
@@ -36,10 +89,11 @@ pub const fn padded_n(n: usize) -> usize {
     n.div_ceil(NR) * NR
 }
 
-/// Index into [`PackedI8::data`] of weight `(k, n)` for a matrix with padded depth `pk`.
+/// Index into [`PackedI8::data`] of weight `(k, n)` for a matrix with padded depth `pk`, in
+/// this build's [`Layout::NATIVE`].
 #[inline(always)]
 pub const fn packed_index(pk: usize, k: usize, n: usize) -> usize {
-    ((n / NR) * (pk / KR) + k / KR) * (NR * KR) + (n % NR) * KR + k % KR
+    Layout::NATIVE.index(pk, k, n)
 }
 
 /// Packed int8 weights of a `[K][N]` (ONNX MatMul B, row-major) matrix, borrowed (from the
@@ -49,7 +103,7 @@ pub const fn packed_index(pk: usize, k: usize, n: usize) -> usize {
 pub struct PackedI8<'a> {
     pub k: usize,
     pub n: usize,
-    /// layout `[padded_n/NR][padded_k/KR][NR][KR]` i8; padding (k >= K or n >= N) is 0.
+    /// [`Layout::NATIVE`], `padded_k * padded_n` i8; padding (k >= K or n >= N) is 0.
     pub data: &'a [i8],
     /// per column: sum over real k of the stored (i8, already re-encoded) weights
     pub colsum: &'a [i32],
@@ -124,7 +178,10 @@ impl Weights<'_> {
 
 /// The AVX2 saturation proof (see [`PackedI8::avx2_safe`]) over packed data: true if no
 /// adjacent pair of a k-group can make VPMADDUBSW saturate with any u8 activations.
-/// Padding weights are 0 and never matter.
+/// Padding weights are 0 and never matter. The pairs are k = (2j, 2j+1) of one column, which are
+/// adjacent bytes in either [`Layout`] (every group is 4 or 8 deep and starts at a multiple of
+/// 4), so the answer is the same for both and the flag means the same on every target; only
+/// x86_64 reads it.
 pub fn avx2_safe(w_packed: &[i8], k: usize, n: usize) -> bool {
     let len = padded_k(k) * padded_n(n);
     assert!(w_packed.len() >= len, "avx2_safe: packed data too short");
@@ -239,6 +296,23 @@ impl PackedI8Owned {
         }
     }
 
+    /// The packed data in `layout` instead of [`Layout::NATIVE`] (the same bytes, permuted
+    /// within each panel; the per-column arrays do not depend on the layout). Codegen uses it
+    /// to write the blob of a target it does not run on.
+    pub fn data_in(&self, layout: Layout) -> Vec<i8> {
+        if layout == Layout::NATIVE {
+            return self.data.clone();
+        }
+        let (pk, pn) = (padded_k(self.k), padded_n(self.n));
+        let mut out = alloc::vec![0i8; self.data.len()];
+        for nn in 0..pn {
+            for kk in 0..pk {
+                out[layout.index(pk, kk, nn)] = self.data[Layout::NATIVE.index(pk, kk, nn)];
+            }
+        }
+        out
+    }
+
     /// The borrowed view the kernels take.
     pub fn as_ref(&self) -> PackedI8<'_> {
         PackedI8 {
@@ -301,6 +375,86 @@ mod tests {
                 assert_eq!(r.colsum[nn], s);
                 assert_eq!(r.zero_point[nn], if nn < n { 3 } else { 0 });
                 assert_eq!(r.scale[nn], if nn < n { 0.5 } else { 0.0 });
+            }
+        }
+    }
+
+    #[test]
+    fn kr4_index_is_the_vpdpbusd_layout() {
+        // [N/16][K/4][16][4], the formula the x86 and wasm32 kernels are written against.
+        for (pk, k, n) in [(4, 0, 0), (4, 3, 15), (12, 9, 17), (20, 19, 40)] {
+            let want = ((n / NR) * (pk / KR) + k / KR) * (NR * KR) + (n % NR) * KR + k % KR;
+            assert_eq!(Layout::Kr4.index(pk, k, n), want);
+        }
+    }
+
+    #[test]
+    fn kr8_groups_are_usmmla_operands() {
+        // pk = 20: two 8-deep groups (k 0..16), then one 4-deep group (k 16..20).
+        let (pk, l) = (20, Layout::Kr8);
+        assert_eq!((l.full_k(20), l.full_k(16), l.full_k(4)), (16, 16, 0));
+        for p in 0..2 {
+            let panel = p * pk * NR;
+            for g in 0..2 {
+                for j in 0..8 {
+                    // 16 bytes at panel + 128g + 16j: [c 2j, k 8g..8g+8 | c 2j+1, the same k]
+                    for t in 0..16 {
+                        let (c, k) = (2 * j + t / 8, 8 * g + t % 8);
+                        assert_eq!(l.index(pk, k, p * NR + c), panel + 128 * g + 16 * j + t);
+                    }
+                }
+            }
+            for c in 0..NR {
+                for t in 0..KR {
+                    assert_eq!(l.index(pk, 16 + t, p * NR + c), panel + 256 + 4 * c + t);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn layouts_are_permutations_within_panels() {
+        for (k, n) in [
+            (1, 1),
+            (4, 16),
+            (5, 17),
+            (8, 3),
+            (12, 33),
+            (29, 20),
+            (64, 48),
+        ] {
+            let (pk, pn) = (padded_k(k), padded_n(n));
+            for l in [Layout::Kr4, Layout::Kr8] {
+                let mut seen = alloc::vec![false; pk * pn];
+                for nn in 0..pn {
+                    for kk in 0..pk {
+                        let i = l.index(pk, kk, nn);
+                        assert!((nn / NR) * pk * NR <= i && i < (nn / NR + 1) * pk * NR);
+                        assert!(!seen[i], "{l:?} k={k} n={n}: ({kk}, {nn}) collides");
+                        seen[i] = true;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn data_in_either_layout() {
+        for (k, n) in [(1, 1), (3, 17), (8, 16), (12, 5), (21, 33), (40, 20)] {
+            let w: Vec<i8> = (0..k * n).map(|i| ((i * 53 + 7) % 255) as i8).collect();
+            let p = PackedI8Owned::pack(Weights::I8(&w), k, n, &[0], &[1.0], None);
+            assert_eq!(p.data_in(Layout::NATIVE), p.data);
+            let pk = padded_k(k);
+            for l in [Layout::Kr4, Layout::Kr8] {
+                let d = p.data_in(l);
+                assert_eq!(d.len(), p.data.len());
+                for nn in 0..padded_n(n) {
+                    for kk in 0..pk {
+                        let want = if kk < k && nn < n { w[kk * n + nn] } else { 0 };
+                        assert_eq!(d[l.index(pk, kk, nn)], want, "{l:?} ({kk}, {nn})");
+                    }
+                }
+                assert_eq!(avx2_safe(&d, k, n), p.avx2_safe);
             }
         }
     }

@@ -1,12 +1,13 @@
 //! `generic-u8i8i32-scalar`: the portable scalar kernel, always built — the executable
 //! specification every SIMD kernel is tested against for exact equality.
 //!
-//! Why it looks like this: it walks the packed layout panel by panel with a 16-wide i32
+//! Why it looks like this: it walks the packed layout ([`Layout::NATIVE`]: 4-deep k-groups, or
+//! 8-deep ones and a last 4-deep group for `Kr8`) panel by panel with a 16-wide i32
 //! accumulator row, so it is the same arithmetic (wrapping i32, padding included) as the SIMD
 //! kernels, just one lane at a time; LLVM may auto-vectorise it, which cannot change the
 //! integer result.
 use crate::gemm::Activation;
-use crate::pack::{KR, NR, PackedI8, padded_k};
+use crate::pack::{KR, Layout, NR, PackedI8, padded_k};
 
 /// The integer zero-point correction, in wrapping i32:
 /// `acc - za*colsum - zb*row_term` where `row_term = rowsum(a) - K*za`.
@@ -32,20 +33,29 @@ pub fn dequant(v: i32, s: f32, bias: Option<f32>, act: Activation) -> f32 {
 /// Integer accumulators of rows `m` for the 16 columns of panel `p`.
 #[inline(always)]
 fn panel_acc(a_row: &[u8], b: &PackedI8<'_>, p: usize) -> [i32; NR] {
+    const D: usize = Layout::NATIVE.depth();
     let pk = padded_k(b.k);
+    let full = Layout::NATIVE.full_k(pk);
     let panel = &b.data[p * pk * NR..(p + 1) * pk * NR];
     let mut acc = [0i32; NR];
-    for (g, group) in panel.chunks_exact(NR * KR).enumerate() {
-        let av = &a_row[g * KR..g * KR + KR];
-        for (c, w) in group.chunks_exact(KR).enumerate() {
+    groups::<D>(&mut acc, &a_row[..full], &panel[..full * NR]);
+    groups::<KR>(&mut acc, &a_row[full..pk], &panel[full * NR..]);
+    acc
+}
+
+/// `acc[c] += Σ a·w` over consecutive `D`-deep groups of one panel (`D`·16 bytes each).
+#[inline(always)]
+fn groups<const D: usize>(acc: &mut [i32; NR], a: &[u8], panel: &[i8]) {
+    for (g, group) in panel.chunks_exact(NR * D).enumerate() {
+        let av = &a[g * D..g * D + D];
+        for (c, w) in group.chunks_exact(D).enumerate() {
             let mut s = acc[c];
-            for t in 0..KR {
+            for t in 0..D {
                 s = s.wrapping_add(av[t] as i32 * w[t] as i32);
             }
             acc[c] = s;
         }
     }
-    acc
 }
 
 /// Validated-size reference GEMM with the f32 epilogue (see `gemm::qgemm_f32`).

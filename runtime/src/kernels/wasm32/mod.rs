@@ -24,6 +24,12 @@ pub(crate) mod relaxed;
 #[cfg(target_feature = "simd128")]
 pub(crate) mod simd128;
 
+// The kernels index the packed data as `Layout::Kr4`.
+const _: () = assert!(matches!(
+    crate::pack::Layout::NATIVE,
+    crate::pack::Layout::Kr4
+));
+
 /// Runs panels `panels` of `job` with the wasm32 family `isa`.
 ///
 /// # Safety

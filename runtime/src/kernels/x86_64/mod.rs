@@ -16,6 +16,12 @@ pub(crate) mod avx2;
 pub(crate) mod avx512vnni;
 pub(crate) mod avxvnni;
 
+// The kernels index the packed data as `Layout::Kr4` (one 64-byte k-group = one zmm).
+const _: () = assert!(matches!(
+    crate::pack::Layout::NATIVE,
+    crate::pack::Layout::Kr4
+));
+
 /// `act` on 8 lanes with the reference semantics: VMAXPS(a, b) is exactly `a > b ? a : b` and
 /// VMINPS(a, b) is `a < b ? a : b`, as in `Activation::apply` (NaN -> bound, -0.0 -> +0.0).
 #[target_feature(enable = "avx2,fma")]
