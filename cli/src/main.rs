@@ -44,10 +44,10 @@ enum Cmd {
     /// Print the Rust module kiln generates for a model (what include_model! expands to).
     Generate {
         model: PathBuf,
-        /// Write the module to FILE (and the weight blob beside it) instead of stdout.
+        /// Write the module to FILE (and the weight blobs beside it) instead of stdout.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
-        /// Also write the weight blob into DIR (default with -o: FILE's directory).
+        /// Also write the weight blobs into DIR (default with -o: FILE's directory).
         #[arg(long, value_name = "DIR")]
         blob_dir: Option<PathBuf>,
         /// Path of the runtime crate in the generated code.
@@ -266,10 +266,21 @@ fn generate(
                     d.display()
                 )));
             }
-            let path = d.join(compiled.blob_file_name());
-            if std::fs::read(&path).map_or(true, |old| old != compiled.blob()) {
-                write_atomic(&path, compiled.blob())?;
+            // The aarch64 blob (if the model has one) goes beside the other; the generated code
+            // embeds one of them per target.
+            let arm = compiled
+                .blob_aarch64_file_name()
+                .zip(compiled.blob_aarch64());
+            let blobs = [(compiled.blob_file_name(), compiled.blob())]
+                .into_iter()
+                .chain(arm);
+            for (name, bytes) in blobs {
+                let path = d.join(name);
+                if std::fs::read(&path).map_or(true, |old| old != bytes) {
+                    write_atomic(&path, bytes)?;
+                }
             }
+            let path = d.join(compiled.blob_file_name());
             std::path::absolute(&path).unwrap_or(path)
         }
         // Printing only: name the blob without writing it, so the output is stable.

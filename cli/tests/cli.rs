@@ -391,6 +391,8 @@ fn generate_prints_the_compilers_module() {
     assert!(o.status.success(), "{}", stderr(&o));
     let blob = dir.join(c.blob_file_name());
     assert_eq!(std::fs::read(&blob).unwrap(), c.blob());
+    let arm = dir.join(c.blob_aarch64_file_name().expect("packed int8 weights"));
+    assert_eq!(std::fs::read(&arm).unwrap(), c.blob_aarch64().unwrap());
     assert!(
         std::fs::read_to_string(&out)
             .unwrap()

@@ -33,24 +33,46 @@ pub struct Compiled {
 }
 
 impl Compiled {
-    /// The packed weight blob the generated code embeds.
+    /// The packed weight blob the generated code embeds on every target but aarch64.
     pub fn blob(&self) -> &[u8] {
         &self.emitted.blob.bytes
+    }
+    /// The blob the generated code embeds on aarch64, if it differs from [`Compiled::blob`]:
+    /// the same length and sections, with the packed int8 weights in aarch64's layout
+    /// (`kiln_runtime::pack::Layout::Kr8`). A binary embeds one of the two.
+    pub fn blob_aarch64(&self) -> Option<&[u8]> {
+        self.emitted.blob.aarch64()
     }
     /// The blob's content-addressed file name (`kiln-<hash>.bin`).
     pub fn blob_file_name(&self) -> String {
         format!("kiln-{}.bin", self.emitted.blob.hash_hex())
     }
-    /// Writes the blob into `dir` (atomically; skipped when an identical file exists) and
-    /// returns its absolute path.
+    /// The aarch64 blob's file name, if there is one; it lives in the same directory as the
+    /// other blob.
+    pub fn blob_aarch64_file_name(&self) -> Option<String> {
+        let h = self.emitted.blob.aarch64_hash_hex()?;
+        Some(format!("kiln-{h}.bin"))
+    }
+    /// Writes the blob (and the aarch64 blob, if any, beside it) into `dir` (atomically;
+    /// skipped when an identical file exists) and returns the blob's absolute path.
     pub fn write_blob(&self, dir: &Path) -> Result<PathBuf> {
         let path = dir.join(self.blob_file_name());
         write_if_changed(&path, self.blob())?;
+        if let (Some(name), Some(bytes)) = (self.blob_aarch64_file_name(), self.blob_aarch64()) {
+            write_if_changed(&dir.join(name), bytes)?;
+        }
         Ok(std::path::absolute(&path).unwrap_or(path))
     }
-    /// The module's tokens, embedding the blob from `blob_path`.
+    /// The module's tokens, embedding the blob from `blob_path` (and on aarch64 the aarch64
+    /// blob, from the same directory).
     pub fn tokens(&self, blob_path: &Path) -> TokenStream {
-        self.emitted.tokens(&blob_path.to_string_lossy())
+        let arm = self
+            .blob_aarch64_file_name()
+            .map(|name| blob_path.with_file_name(name));
+        self.emitted.tokens(
+            &blob_path.to_string_lossy(),
+            arm.as_deref().map(Path::to_string_lossy).as_deref(),
+        )
     }
     /// A one-line report of the model's memory: the `run_in` arena against the naive sum of
     /// all intermediates (static shapes), or the statically sized buffers (symbolic dims), and
@@ -181,7 +203,7 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
 /// ```no_run
 /// kiln_codegen::Builder::new("model.onnx").module("mlp").compile().unwrap();
 /// ```
-/// writes `$OUT_DIR/mlp.rs` (and the weight blob beside it) and prints
+/// writes `$OUT_DIR/mlp.rs` (and the weight blob or blobs beside it) and prints
 /// `cargo:rerun-if-changed` for the model.
 #[derive(Clone, Debug)]
 pub struct Builder {

@@ -88,8 +88,78 @@ fn builder_writes_module_and_blob() {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().ends_with(".bin"))
         .collect();
-    assert_eq!(blobs.len(), 1);
+    // The blob, and the aarch64 blob with the packed weights in aarch64's layout.
+    assert_eq!(blobs.len(), 2);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn aarch64_embeds_its_own_packed_layout_at_the_same_offsets() {
+    use kiln_runtime::pack::Layout;
+    let c = compile_file(&fixture("mlp_big_k_q_s8"), &Options::default()).unwrap();
+    let (blob, arm) = (
+        c.blob(),
+        c.blob_aarch64().expect("K > 4: the layouts differ"),
+    );
+    assert_eq!(
+        arm.len(),
+        blob.len(),
+        "one binary embeds one of them: same size"
+    );
+    let name = c.blob_aarch64_file_name().unwrap();
+    assert_ne!(name, c.blob_file_name());
+    let src = c.source(Path::new("/d/blob.bin")).unwrap();
+    for (cfg, path) in [
+        ("not(target_arch = \"aarch64\")", "/d/blob.bin"),
+        ("target_arch = \"aarch64\"", &format!("/d/{name}")),
+    ] {
+        assert_eq!(src.matches(&format!("#[cfg({cfg})]")).count(), 2, "{cfg}");
+        assert_eq!(
+            src.matches(&format!("include_bytes!(\"{path}\")")).count(),
+            1,
+            "{path}"
+        );
+    }
+    // Each packed weight section (the `i8s` views, in node order) holds the weights in Kr4 in
+    // the blob and in Kr8 in the aarch64 blob; every other byte is the same in both.
+    let views: Vec<(usize, usize)> = src
+        .match_indices("blob::i8s(&BLOB, ")
+        .map(|(i, m)| {
+            let rest = &src[i + m.len()..];
+            let args: Vec<usize> = rest[..rest.find(')').unwrap()]
+                .split(',')
+                .map(|x| x.trim().parse().unwrap())
+                .collect();
+            (args[0], args[1])
+        })
+        .collect();
+    let weights: Vec<_> = c
+        .graph
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.kiln {
+            Some(kiln_codegen::ir::KilnOp::QGemm { weights, .. }) => Some(weights),
+            _ => None,
+        })
+        .collect();
+    assert!(!weights.is_empty());
+    assert_eq!(views.len(), weights.len());
+    let mut same = vec![true; blob.len()];
+    for ((off, len), w) in views.iter().zip(&weights) {
+        let bytes = |l: Layout| w.data_in(l).iter().map(|&x| x as u8).collect::<Vec<u8>>();
+        assert_eq!(blob[*off..off + len], bytes(Layout::Kr4));
+        assert_eq!(arm[*off..off + len], bytes(Layout::Kr8));
+        same[*off..off + len].fill(false);
+    }
+    assert!((0..blob.len()).all(|i| !same[i] || blob[i] == arm[i]));
+}
+
+#[test]
+fn without_packed_weights_there_is_one_blob() {
+    let c = compile_file(&fixture("mlp_a_f32"), &Options::default()).unwrap();
+    assert!(c.blob_aarch64().is_none() && c.blob_aarch64_file_name().is_none());
+    let src = c.source(Path::new("/blob.bin")).unwrap();
+    assert!(src.contains("include_bytes!(\"/blob.bin\")") && !src.contains("target_arch"));
 }
 
 #[test]

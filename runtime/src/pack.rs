@@ -15,14 +15,17 @@
 //!
 //!   so one k-group of one panel is 64 contiguous bytes: exactly one zmm operand of VPDPBUSD
 //!   (16 i32 lanes, each summing 4 u8×i8 products), two ymm operands of AVX-VNNI / VPMADDUBSW.
-//! * [`Layout::Kr8`] (meant for aarch64; no target uses it yet), groups of 8, and when
-//!   `padded_k % 8 == 4` one last group of 4 laid out as in `Kr4`. A 128-byte group is eight
-//!   16-byte vectors `[c k0..8, c+1 k0..8]`: each is exactly the 8×2 weight operand of USMMLA.
+//! * [`Layout::Kr8`] (aarch64), groups of 8, and when `padded_k % 8 == 4` one last group of 4
+//!   laid out as in `Kr4`. A 128-byte group is eight 16-byte vectors `[c k0..8, c+1 k0..8]`:
+//!   each is exactly the 8×2 weight operand of USMMLA, an SDOT operand whose lane pairs are two
+//!   columns, and two widened NEON operands of one column each (see `kernels/aarch64`).
 //!
 //! Both layouts put the same bytes at different places within each panel: same length, same
-//! padding, same per-column arrays, so a weight blob would have the same size and offsets in
-//! either. Every build reads and packs [`Layout::NATIVE`]; [`PackedI8Owned::data_in`] gives
-//! the data in another layout.
+//! padding, same per-column arrays. So a model's weight blob has the same size and offsets on
+//! every target, and codegen (which cannot see the target) writes the packed data in both
+//! layouts and the generated code embeds the one of its `target_arch` (docs/design.md, 3).
+//! Every build reads and packs [`Layout::NATIVE`]; only codegen asks for another one
+//! ([`PackedI8Owned::data_in`]).
 //!
 //! Weights are always stored as i8. u8 weights are re-encoded `w - 128` with zero point
 //! `zp - 128`, which leaves `(w - zp)` unchanged. Per column the packer also stores the column
@@ -42,14 +45,17 @@ pub const KR: usize = 4;
 pub enum Layout {
     /// `[N/16][K/4][16][4]`: every target but aarch64.
     Kr4,
-    /// `[N/16][K/8][16][8]`, then `[16][4]` for a last group of 4 k: meant for aarch64.
+    /// `[N/16][K/8][16][8]`, then `[16][4]` for a last group of 4 k: aarch64.
     Kr8,
 }
 
 impl Layout {
-    /// The layout this build's kernels read and [`PackedI8Owned::pack`] writes (every target
-    /// reads `Kr4` until the aarch64 kernels move to `Kr8`).
-    pub const NATIVE: Layout = Layout::Kr4;
+    /// The layout this build's kernels read and [`PackedI8Owned::pack`] writes.
+    pub const NATIVE: Layout = if cfg!(target_arch = "aarch64") {
+        Layout::Kr8
+    } else {
+        Layout::Kr4
+    };
 
     /// k values per group (the last group of `Kr8` may hold only [`KR`]).
     pub const fn depth(self) -> usize {

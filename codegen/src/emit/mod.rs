@@ -24,42 +24,82 @@ pub struct EmitOptions {
 }
 
 /// The weight blob under construction: 64-byte aligned sections.
+///
+/// Packed int8 weights are laid out per target (`pack::Layout`: 8-deep k-groups on aarch64,
+/// 4-deep elsewhere), in sections of the same length either way, so the builder keeps two
+/// blobs with the same offsets: [`Blob::bytes`] for every target but aarch64 and
+/// [`Blob::aarch64`]. The generated code embeds one of them with `#[cfg(target_arch)]`, so a
+/// binary holds one copy of the weights (docs/design.md, 3).
 #[derive(Default)]
 pub struct Blob {
+    /// The blob of every target but aarch64 (`Layout::Kr4`).
     pub bytes: Vec<u8>,
+    /// The same sections with the packed weights in `Layout::Kr8`.
+    aarch64: Vec<u8>,
 }
 
 impl Blob {
+    /// Appends a section that is the same on every target.
     fn push(&mut self, data: &[u8]) -> usize {
+        self.push_per_target(data, data)
+    }
+    /// Appends a section whose bytes depend on the target (same length on both).
+    fn push_per_target(&mut self, generic: &[u8], aarch64: &[u8]) -> usize {
+        assert_eq!(
+            generic.len(),
+            aarch64.len(),
+            "per-target sections differ in length"
+        );
         let off = self.bytes.len().next_multiple_of(64);
-        self.bytes.resize(off, 0);
-        self.bytes.extend_from_slice(data);
+        for (blob, data) in [(&mut self.bytes, generic), (&mut self.aarch64, aarch64)] {
+            blob.resize(off, 0);
+            blob.extend_from_slice(data);
+        }
         off
     }
-    /// 64-bit FNV-1a twice with different seeds: a stable content name for the blob file.
+    /// The aarch64 blob, if it differs from [`Blob::bytes`] (it does not when the model has
+    /// no packed int8 weights, or only ones of K ≤ 4).
+    pub fn aarch64(&self) -> Option<&[u8]> {
+        (self.aarch64 != self.bytes).then_some(&self.aarch64[..])
+    }
+    /// A stable content name for the blob file.
     pub fn hash_hex(&self) -> String {
-        let mut h1: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut h2: u64 = 0x8422_2325_cbf2_9ce4;
-        for &b in &self.bytes {
-            h1 = (h1 ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-            h2 = (h2 ^ b as u64)
-                .wrapping_mul(0x0000_0100_0000_01b3)
-                .rotate_left(5);
-        }
-        format!("{h1:016x}{h2:016x}{:x}", self.bytes.len())
+        content_hash(&self.bytes)
+    }
+    /// The content name of [`Blob::aarch64`], if there is one.
+    pub fn aarch64_hash_hex(&self) -> Option<String> {
+        self.aarch64().map(content_hash)
     }
 }
 
-/// Everything about the generated module except the blob's location, which depends on its hash.
-pub struct Emitted {
-    pub blob: Blob,
-    body: Box<dyn Fn(&str) -> TokenStream>,
+/// 64-bit FNV-1a twice with different seeds, and the length.
+fn content_hash(bytes: &[u8]) -> String {
+    let mut h1: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h2: u64 = 0x8422_2325_cbf2_9ce4;
+    for &b in bytes {
+        h1 = (h1 ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        h2 = (h2 ^ b as u64)
+            .wrapping_mul(0x0000_0100_0000_01b3)
+            .rotate_left(5);
+    }
+    format!("{h1:016x}{h2:016x}{:x}", bytes.len())
 }
 
+/// Everything about the generated module except the blobs' locations, which depend on their
+/// hashes.
+pub struct Emitted {
+    pub blob: Blob,
+    body: Box<ModuleBody>,
+}
+
+/// The module template: `(blob path, aarch64 blob path)` → tokens.
+type ModuleBody = dyn Fn(&str, Option<&str>) -> TokenStream;
+
 impl Emitted {
-    /// The module's tokens, with `include_bytes!(blob_path)`.
-    pub fn tokens(&self, blob_path: &str) -> TokenStream {
-        (self.body)(blob_path)
+    /// The module's tokens, with `include_bytes!(blob_path)`, and `include_bytes!(aarch64_path)`
+    /// on aarch64 when the model has an aarch64 blob ([`Blob::aarch64`]; required then).
+    pub fn tokens(&self, blob_path: &str, aarch64_path: Option<&str>) -> TokenStream {
+        (self.body)(blob_path, aarch64_path)
     }
 }
 
@@ -834,15 +874,34 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
     };
 
     let rt2 = rt.clone();
-    let body = move |blob_path: &str| {
+    let per_target = blob.aarch64().is_some();
+    let body = move |blob_path: &str, aarch64_path: Option<&str>| {
         let rt = &rt2;
         let section = link_section
             .as_ref()
             .map(|sec| quote!(#[unsafe(link_section = #sec)]));
-        let blob_decl = if has_blob {
-            quote!(#section static BLOB: #rt::blob::Aligned<#blob_len> = #rt::blob::Aligned(*include_bytes!(#blob_path));)
-        } else {
-            quote!()
+        let decl = |path: &str| quote!(#section static BLOB: #rt::blob::Aligned<#blob_len> = #rt::blob::Aligned(*include_bytes!(#path)););
+        let blob_decl = match (has_blob, per_target) {
+            (false, _) => quote!(),
+            (true, false) => decl(blob_path),
+            (true, true) => {
+                let arm = aarch64_path.expect("the model has an aarch64 blob: pass its path");
+                let (generic, arm) = (decl(blob_path), decl(arm));
+                let layout = quote!(#rt::pack::Layout);
+                quote! {
+                    /// The weights; packed int8 weights in 4-deep k-groups (`pack::Layout::Kr4`).
+                    #[cfg(not(target_arch = "aarch64"))]
+                    #generic
+                    #[cfg(not(target_arch = "aarch64"))]
+                    const _: () = assert!(matches!(#layout::NATIVE, #layout::Kr4));
+                    /// The same sections with the packed int8 weights in aarch64's 8-deep
+                    /// k-groups (`pack::Layout::Kr8`).
+                    #[cfg(target_arch = "aarch64")]
+                    #arm
+                    #[cfg(target_arch = "aarch64")]
+                    const _: () = assert!(matches!(#layout::NATIVE, #layout::Kr8));
+                }
+            }
         };
         quote! {
             /// ONNX names of the model's inputs, in declaration order.
@@ -955,10 +1014,12 @@ fn packed_i8_expr(
     blob: &mut Blob,
     w: &kiln_runtime::pack::PackedI8Owned,
 ) -> TokenStream {
+    use kiln_runtime::pack::Layout;
+    let bytes = |l: Layout| -> Vec<u8> { w.data_in(l).iter().map(|&x| x as u8).collect() };
+    let data = lit(blob.push_per_target(&bytes(Layout::Kr4), &bytes(Layout::Kr8)));
     let mut sec = |b: Vec<u8>| lit(blob.push(&b));
     let (k, nn) = (lit(w.k), lit(w.n));
     let np = w.colsum.len();
-    let data = sec(w.data.iter().map(|&x| x as u8).collect());
     let dl = lit(w.data.len());
     let colsum = sec(w.colsum.iter().flat_map(|x| x.to_le_bytes()).collect());
     let zp = sec(w.zero_point.iter().flat_map(|x| x.to_le_bytes()).collect());

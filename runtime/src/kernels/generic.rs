@@ -2,7 +2,7 @@
 //! specification every SIMD kernel is tested against for exact equality.
 //!
 //! Why it looks like this: it walks the packed layout ([`Layout::NATIVE`]: 4-deep k-groups, or
-//! 8-deep ones and a last 4-deep group for `Kr8`) panel by panel with a 16-wide i32
+//! 8-deep ones and a last 4-deep group on aarch64) panel by panel with a 16-wide i32
 //! accumulator row, so it is the same arithmetic (wrapping i32, padding included) as the SIMD
 //! kernels, just one lane at a time; LLVM may auto-vectorise it, which cannot change the
 //! integer result.

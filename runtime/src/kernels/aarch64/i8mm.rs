@@ -5,25 +5,28 @@
 //! matrix (8 k × two columns) into 2×2 i32 lanes `[r0c0, r0c1, r1c0, r1c1]`: 32 MACs, u8 × s8
 //! natively, so no sign trick is needed.
 //!
-//! Why it looks like this: the tile is 4 rows (2 row pairs) × 16 columns (8 column pairs) =
-//! 16 accumulators; per 8 k it issues 16 USMMLA (512 MACs). The weights come from the common
-//! 4-deep layout: k-groups g and g+1 are eight 16-byte vectors `[c0..c3 × 4 k]`, and
-//! `ZIP1`/`ZIP2` on 32-bit lanes of the matching vectors give `[c0 k0..8, c1 k0..8]` — the
-//! 8×2 operand — so 8 loads + 8 ZIPs per 8 k serve both row pairs (the A pairs come from two
-//! 8-byte loads per row pair). A second, 8-deep packed layout would save those 8 ZIPs per
-//! 16 USMMLA, but the packed weights are baked into the binary by codegen for every target at
-//! once (the weights are chosen before the CPU is known: one binary runs the neon, dotprod or
-//! i8mm path at run time), so a second layout would double the weight bytes in every binary
-//! or need a second, arch-gated blob; the ZIPs run on the SIMD permute ports next to the
-//! matrix ops and cost less than that. The accumulator de-interleave (`ZIP1`/`ZIP2` on 64-bit
-//! lanes) runs once per tile. A K tail of one 4-deep group is zipped with zeros.
+//! Why it looks like this: aarch64 packs the weights in 8-deep k-groups (`pack::Layout::Kr8`),
+//! so each 16-byte vector of a group is `[c k0..8, c+1 k0..8]`, USMMLA's weight operand as it
+//! sits in memory: one `LDR q` per operand and no permute. The tile is 4 rows (2 row pairs) ×
+//! 16 columns (8 column pairs) = 16 accumulators, so per 8 k it issues 16 USMMLA (512 MACs)
+//! from 8 weight loads, each weight vector serving both row pairs. The A row pairs
+//! `[r k0..8, r+1 k0..8]` are not in memory (A rows are row-major, shared with every other
+//! kernel); one 16-byte load per row covers 16 k, and `ZIP1`/`ZIP2` on 64-bit lanes of two rows
+//! give the row-pair operands of both 8-k steps. Per 16 k: 16 + 4 loads, 4 ZIPs, 32 USMMLA:
+//! the compiled inner loop is 54 instructions per 1024 MACs. On the 4-deep layout this kernel
+//! zipped pairs of groups on every weight load; its loop was about 116 instructions per 1024
+//! MACs, 32 of them ZIPs, A-pair inserts and zeroings, against 4 ZIPs now. Registers: 16 accumulators +
+//! 4 A operands + the weight vectors (8 at most, each used twice right after its load) ≤ 28
+//! of 32. A K tail of one 4-deep group (`padded_k % 8 == 4`) is zipped with zeros into 8-deep
+//! operands, once per tile; an odd row count runs its last pair with a zero row. The
+//! accumulator de-interleave (`ZIP1`/`ZIP2` on 64-bit lanes) also runs once per tile.
 use core::arch::aarch64::*;
 use core::arch::asm;
 use core::ops::Range;
 
 use super::epilogue_128;
 use crate::kernels::{Job, Out};
-use crate::pack::{KR, NR, padded_k};
+use crate::pack::{Layout, NR, padded_k};
 
 const MR: usize = 4;
 
@@ -77,7 +80,13 @@ fn usmmla(acc: int32x4_t, a: uint8x16_t, b: int8x16_t) -> int32x4_t {
     acc
 }
 
-/// One R x 16 tile at rows `r0..r0+R`, panel `p` (rows ≥ R are computed on zeros and dropped).
+/// Row pairs of an `R`-row tile.
+const fn pairs(r: usize) -> usize {
+    r.div_ceil(2)
+}
+
+/// One R x 16 tile at rows `r0..r0+R`, panel `p` (a missing odd row is computed on zeros and
+/// dropped).
 ///
 /// # Safety
 /// As for [`run`], plus `r0 + R <= job.m` and `p` inside `padded_n(b.n)/NR`.
@@ -85,7 +94,7 @@ fn usmmla(acc: int32x4_t, a: uint8x16_t, b: int8x16_t) -> int32x4_t {
 #[inline]
 unsafe fn tile<const R: usize>(job: &Job<'_>, out: Out, r0: usize, p: usize) {
     let pk = padded_k(job.b.k);
-    let groups = pk / KR;
+    let full = Layout::Kr8.full_k(pk);
     // SAFETY: rows r0..r0+R of A and panel p of B are in bounds (validated sizes).
     let (a, b) = unsafe {
         (
@@ -93,55 +102,86 @@ unsafe fn tile<const R: usize>(job: &Job<'_>, out: Out, r0: usize, p: usize) {
             job.b.data.as_ptr().add(p * pk * NR),
         )
     };
-    // [row pair][column pair]
+    // [row pair][column pair]; only the first pairs(R) row pairs are used.
     let mut acc = [[vdupq_n_s32(0); 8]; 2];
+    // One 8-deep group at k = 8g: 8 weight operands, loaded as they are used.
+    let mut step = |g: usize, ap: &[uint8x16_t; 2]| {
+        for j in 0..8 {
+            // SAFETY: 16 of the 128 bytes of 8-deep group g < full/8 of panel p.
+            let bj = unsafe { vld1q_s8(b.add(g * NR * 8 + 16 * j)) };
+            for (acc_p, ap_p) in acc.iter_mut().zip(ap).take(pairs(R)) {
+                acc_p[j] = usmmla(acc_p[j], *ap_p, bj);
+            }
+        }
+    };
+    let zero = vdupq_n_u8(0);
     let mut g = 0;
-    while g < groups {
-        let two = g + 1 < groups;
-        // SAFETY: the 64 bytes of k-group g (and g+1 when it exists) of panel p.
-        let b0: [int8x16_t; 4] =
-            core::array::from_fn(|q| unsafe { vld1q_s8(b.add(g * NR * KR + 16 * q)) });
-        let b1: [int8x16_t; 4] = if two {
-            // SAFETY: as above, group g + 1 < groups.
-            core::array::from_fn(|q| unsafe { vld1q_s8(b.add((g + 1) * NR * KR + 16 * q)) })
-        } else {
-            [vdupq_n_s8(0); 4]
-        };
-        let bz: [int8x16_t; 8] = core::array::from_fn(|j| {
-            let (x, y) = (
-                vreinterpretq_s32_s8(b0[j / 2]),
-                vreinterpretq_s32_s8(b1[j / 2]),
-            );
-            vreinterpretq_s8_s32(if j % 2 == 0 {
-                vzip1q_s32(x, y)
+    // 16 k per iteration: one 16-byte load per row, ZIP1/ZIP2 into the two steps' row pairs.
+    while 8 * g + 16 <= full {
+        let rows: [uint8x16_t; 4] = core::array::from_fn(|i| {
+            if i < R {
+                // SAFETY: 16 bytes at 8g of row r0+i < m (8g + 16 <= full <= pk).
+                unsafe { vld1q_u8(a.add(i * pk + 8 * g)) }
             } else {
-                vzip2q_s32(x, y)
-            })
-        });
-        // 8 (or, in the tail, 4) activation bytes of row i at k = 4g, zero past R.
-        let row = |i: usize| -> uint8x8_t {
-            if i >= R {
-                return vdup_n_u8(0);
+                zero
             }
-            // SAFETY: row r0+i < m; 8 bytes at 4g when group g+1 exists (4g + 8 <= pk), else 4.
-            unsafe {
-                let src = a.add(i * pk + g * KR);
-                if two {
-                    vld1_u8(src)
-                } else {
-                    vcreate_u8(core::ptr::read_unaligned(src.cast::<u32>()) as u64)
-                }
+        });
+        let pair = |pi: usize, hi: bool| {
+            let (x, y) = (
+                vreinterpretq_u64_u8(rows[2 * pi]),
+                vreinterpretq_u64_u8(rows[2 * pi + 1]),
+            );
+            vreinterpretq_u8_u64(if hi {
+                vzip2q_u64(x, y)
+            } else {
+                vzip1q_u64(x, y)
+            })
+        };
+        step(g, &[pair(0, false), pair(1, false)]);
+        step(g + 1, &[pair(0, true), pair(1, true)]);
+        g += 2;
+    }
+    // A last 8-deep group (full % 16 == 8): 8-byte loads.
+    if 8 * g < full {
+        let row = |i: usize| {
+            if i < R {
+                // SAFETY: 8 bytes at 8g of row r0+i < m (8g + 8 <= full <= pk).
+                unsafe { vld1_u8(a.add(i * pk + 8 * g)) }
+            } else {
+                vdup_n_u8(0)
             }
         };
-        for (pi, acc_p) in acc.iter_mut().enumerate() {
-            if 2 * pi < R {
-                let ap = vcombine_u8(row(2 * pi), row(2 * pi + 1));
-                for (acc_pj, bz_j) in acc_p.iter_mut().zip(&bz) {
-                    *acc_pj = usmmla(*acc_pj, ap, *bz_j);
+        step(
+            g,
+            &[vcombine_u8(row(0), row(1)), vcombine_u8(row(2), row(3))],
+        );
+    }
+    // The 4-deep tail group (pk % 8 == 4): vector q holds columns 4q..4q+4 × 4 k; ZIP1/ZIP2
+    // on 32-bit lanes with zeros give the 8-deep operands [c k0..4 0000, c+1 k0..4 0000] of
+    // column pairs 2q and 2q+1, and the A rows are zero-extended to 8 bytes to match.
+    if full < pk {
+        let row = |i: usize| {
+            if i < R {
+                // SAFETY: the last 4 bytes (k = full..pk) of row r0+i < m.
+                let v = unsafe { core::ptr::read_unaligned(a.add(i * pk + full).cast::<u32>()) };
+                vcreate_u8(v as u64)
+            } else {
+                vdup_n_u8(0)
+            }
+        };
+        let ap = [vcombine_u8(row(0), row(1)), vcombine_u8(row(2), row(3))];
+        let z = vdupq_n_s32(0);
+        for q in 0..4 {
+            // SAFETY: 16 of the 64 bytes of the tail group, which follows the full groups.
+            let t = vreinterpretq_s32_s8(unsafe { vld1q_s8(b.add(full * NR + 16 * q)) });
+            let bz = [vzip1q_s32(t, z), vzip2q_s32(t, z)];
+            for (h, bh) in bz.iter().enumerate() {
+                let j = 2 * q + h;
+                for (acc_p, ap_p) in acc.iter_mut().zip(&ap).take(pairs(R)) {
+                    acc_p[j] = usmmla(acc_p[j], *ap_p, vreinterpretq_s8_s32(*bh));
                 }
             }
         }
-        g += 2;
     }
     // acc[pi][j] = [r(2pi) c(2j), r(2pi) c(2j+1), r(2pi+1) c(2j), r(2pi+1) c(2j+1)].
     let sums: [[int32x4_t; 4]; R] = core::array::from_fn(|i| {

@@ -1,19 +1,20 @@
 //! aarch64 kernels: NEON baseline (widening multiplies, any ARMv8-A), dotprod (SDOT) and i8mm
 //! (USMMLA), plus the shared 128-bit epilogue.
 //!
-//! All three read the one packed layout `[N/16][K/4][16][4]` (see `pack.rs`) and the u8 A rows
-//! as `quantize_pack_a` writes them; nothing is copied or re-packed per call:
+//! All three read the aarch64 packed layout `pack::Layout::Kr8` (8-deep k-groups, each 16-byte
+//! vector `[c k0..8, c+1 k0..8]`, and a last 4-deep group when `padded_k % 8 == 4`) and the u8
+//! A rows as `quantize_pack_a` writes them; nothing is copied or re-packed per call. The layout
+//! is USMMLA's weight operand; the other two adapt to it at no or little cost:
 //!
-//! * **neon**: u8·i8 products fit i16 exactly (−32640..=32385), so `UXTL`/`SXTL` widening, `MUL`
-//!   (i16) and `SADALP` (pairwise add into i32) are exact.
-//! * **dotprod**: SDOT is s8×s8. The kernel flips the activations' top bit in registers (one
-//!   `EOR` per 16 A bytes, i.e. per 16 SDOTs): `a ^ 0x80 = a − 128` as i8, and
-//!   `Σ a·w = Σ (a − 128)·w + 128·colsum`, so the epilogue adds `colsum << 7` (padding weights
-//!   are 0, so the padded sum equals `colsum`). Wrapping i32 keeps this exact.
-//! * **i8mm**: USMMLA multiplies u8 by s8 directly. It wants 8-deep k runs per column; the
-//!   kernel builds them from two adjacent 4-deep groups with `ZIP1`/`ZIP2` on 32-bit lanes,
-//!   shared by all rows of the tile (see `i8mm.rs` for the cost and why there is no second
-//!   packed layout).
+//! * **neon**: `SXTL`/`SXTL2` widen a vector to one i16x8 per column; u8·i8 products fit i16
+//!   exactly (−32640..=32385), so `UXTL`, `MUL` (i16) and `SADALP` (pairwise add into i32) are
+//!   exact. One column per accumulator: a 2×8 register tile, two passes per panel.
+//! * **dotprod**: the vector-form SDOT with the row's 8 activation bytes duplicated (64-bit
+//!   `DUP`) puts k0..4 and k4..8 of a column in adjacent lanes, folded by `ADDP` once per tile.
+//!   SDOT is s8×s8, so the kernel flips the activations' top bit (`a ^ 0x80 = a − 128` as i8)
+//!   and adds `colsum << 7`: `Σ a·w = Σ (a − 128)·w + 128·colsum` (padding weights are 0, so
+//!   the padded sum equals `colsum`). Wrapping i32 keeps this exact. 2×16 tile.
+//! * **i8mm**: USMMLA multiplies u8 by s8 directly; its 8×2 weight operand is one load. 4×16.
 //!
 //! Each family exposes `pub(crate) unsafe fn run(job, out, panels)`; [`run`] dispatches on a
 //! resolved `Isa`. The dotprod and i8mm instructions are written with `asm!` (their intrinsics
@@ -29,6 +30,12 @@ use crate::pack::NR;
 pub(crate) mod dotprod;
 pub(crate) mod i8mm;
 pub(crate) mod neon;
+
+// The kernels index the packed data as `Layout::Kr8`.
+const _: () = assert!(matches!(
+    crate::pack::Layout::NATIVE,
+    crate::pack::Layout::Kr8
+));
 
 /// Runs panels `panels` of `job` with the aarch64 family `isa`.
 ///
