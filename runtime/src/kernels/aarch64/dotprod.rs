@@ -10,12 +10,14 @@
 //! An accumulator holds 2 columns, so a row of 16 columns takes 8: the tile is 2 rows × 16
 //! columns = 16 accumulators (16 independent SDOT chains cover its 3–4 cycle latency on 2–4
 //! SIMD pipes) + 8 weight vectors + 2 activation vectors = 26 of the 32 registers; 4 rows would
-//! need 32 accumulators. Per 8 k: 8 weight loads, per row one 8-byte load, flip and `DUP`, and
-//! 16 SDOT (256 MACs). The flip costs one operation per 8 SDOTs of a row, where the by-element
-//! form on 4-deep groups (`SDOT .4b[lane]`, which broadcasts 4 bytes, not 8) needed one per 16;
-//! that ~6 % more SIMD work on dotprod-only CPUs buys the permute-free i8mm kernel on the same
-//! blob (docs/design.md, 11). A K tail of one 4-deep group (`padded_k % 8 == 4`, 4 columns ×
-//! 4 k per vector) is added after the fold with 4-byte activations repeated 4 times.
+//! need 32 accumulators. Per 8 k: 8 weight loads (4 `LDP q`), per row one 8-byte load into a
+//! general register, the flip (`EOR` there) and one `DUP`, and 16 SDOT (256 MACs): the compiled
+//! inner loop is 29 instructions, 18 of them SIMD. The by-element form on 4-deep groups
+//! (`SDOT .4b[lane]`, which broadcasts 4 bytes, not 8) needed one SIMD `EOR` per 16 SDOTs of a
+//! row (4 rows × 16 columns); this ~6 % more SIMD work on dotprod-only CPUs buys the
+//! permute-free i8mm kernel on the same blob (docs/design.md, 11). A K tail of one 4-deep group
+//! (`padded_k % 8 == 4`, 4 columns × 4 k per vector) is added after the fold with 4-byte
+//! activations repeated 4 times.
 //!
 //! Signedness: SDOT is s8×s8; the activations are u8. The kernel XORs them with 0x80 (`a − 128`
 //! as i8) and adds `128·colsum` (`colsum << 7`) to the accumulators before the epilogue:

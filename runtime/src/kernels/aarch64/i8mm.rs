@@ -12,10 +12,10 @@
 //! from 8 weight loads, each weight vector serving both row pairs. The A row pairs
 //! `[r k0..8, r+1 k0..8]` are not in memory (A rows are row-major, shared with every other
 //! kernel); one 16-byte load per row covers 16 k, and `ZIP1`/`ZIP2` on 64-bit lanes of two rows
-//! give the row-pair operands of both 8-k steps. Per 16 k: 16 + 4 loads, 4 ZIPs, 32 USMMLA:
+//! give the row-pair operands of both 8-k steps. Per 16 k: 16 + 4 loads, 4 ZIPs, 32 USMMLA;
 //! the compiled inner loop is 54 instructions per 1024 MACs. On the 4-deep layout this kernel
-//! zipped pairs of groups on every weight load; its loop was about 116 instructions per 1024
-//! MACs, 32 of them ZIPs, A-pair inserts and zeroings, against 4 ZIPs now. Registers: 16 accumulators +
+//! zipped pairs of groups on every weight load: about 116 instructions per 1024 MACs, 32 of
+//! them ZIPs, A-pair inserts and zeroings, against 4 ZIPs now. Registers: 16 accumulators +
 //! 4 A operands + the weight vectors (8 at most, each used twice right after its load) ≤ 28
 //! of 32. A K tail of one 4-deep group (`padded_k % 8 == 4`) is zipped with zeros into 8-deep
 //! operands, once per tile; an odd row count runs its last pair with a zero row. The
