@@ -486,6 +486,8 @@ pub fn depthwise<T: DwInput>(
 /// Outputs per row chunk of the depthwise kernel, and its padded input row buffer.
 const DW_CH: usize = 256;
 const DW_BUF: usize = 2048;
+/// Most kernel taps the register-blocked depthwise path handles (7×7 is 49).
+const DW_TAPS: usize = 64;
 
 /// The depthwise kernel's stack buffers, set up once per run of planes (zeroing 9 KB per
 /// plane cost more than the arithmetic on deep layers' small planes).
@@ -559,14 +561,24 @@ fn plane_whole<T: DwInput>(
             }
         }
     }
-    pacc.fill(0.0);
-    let n = pacc.len();
-    for ky in 0..g.kh {
-        for kx in 0..g.kw {
-            let wv = w[ky * g.kw + kx];
-            let o = ky * g.dh * wp + kx * g.dw;
-            for (a, &v) in pacc.iter_mut().zip(&pbuf[o..o + n]) {
-                *a += v * wv;
+    if g.kh * g.kw <= DW_TAPS {
+        let mut taps = [(0usize, 0f32); DW_TAPS];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                taps[ky * g.kw + kx] = (ky * g.dh * wp + kx * g.dw, w[ky * g.kw + kx]);
+            }
+        }
+        taps_blocked(pbuf, &taps[..g.kh * g.kw], pacc);
+    } else {
+        pacc.fill(0.0);
+        let n = pacc.len();
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let wv = w[ky * g.kw + kx];
+                let o = ky * g.dh * wp + kx * g.dw;
+                for (a, &v) in pacc.iter_mut().zip(&pbuf[o..o + n]) {
+                    *a += v * wv;
+                }
             }
         }
     }
@@ -671,6 +683,48 @@ fn plane<T: DwInput>(
         return plane_generic(g, x, za, w, s, b, act, out);
     }
     let DwScratch { acc, buf, .. } = sc;
+    // Register-blocked variant: convert the window's kh input rows first (one phase-split
+    // buffer per ky), then accumulate all taps of 64 outputs in registers and store once.
+    // The per-tap form below reads and writes the accumulators through memory for every tap
+    // (a load, multiply, add and store per output per tap). Same taps in the same order
+    // (ky, then kx, from 0), so the same sums.
+    let cspan = span.div_ceil(g.sw);
+    let chn = (DW_BUF / (g.kh * g.sw)).saturating_sub(cspan + 1).min(CH);
+    if g.kh * g.kw <= DW_TAPS && chn >= 16 {
+        for oy in 0..g.oh {
+            let orow = &mut out[oy * g.ow..(oy + 1) * g.ow];
+            for o0 in (0..g.ow).step_by(chn) {
+                let o1 = (o0 + chn).min(g.ow);
+                let n = o1 - o0;
+                let v0 = o0 * g.sw;
+                let plen = ((n - 1) * g.sw + span + 1).div_ceil(g.sw);
+                // (buffer offset, weight) of every valid tap, in accumulation order.
+                let mut taps = [(0usize, 0f32); DW_TAPS];
+                let mut nt = 0;
+                for ky in 0..g.kh {
+                    let Some(iy) = g.in_y(oy, ky) else { continue };
+                    let kb = ky * g.sw * plen;
+                    fill_phases(
+                        g,
+                        &x[iy * g.w..(iy + 1) * g.w],
+                        za,
+                        v0,
+                        plen,
+                        &mut buf[kb..],
+                    );
+                    for kx in 0..g.kw {
+                        let t = kx * g.dw;
+                        taps[nt] = (kb + (t % g.sw) * plen + t / g.sw, w[ky * g.kw + kx]);
+                        nt += 1;
+                    }
+                }
+                let acc = &mut acc[..n];
+                taps_blocked(buf, &taps[..nt], acc);
+                epilogue(&mut orow[o0..o1], acc, s, b, act);
+            }
+        }
+        return;
+    }
     for oy in 0..g.oh {
         let orow = &mut out[oy * g.ow..(oy + 1) * g.ow];
         for o0 in (0..g.ow).step_by(CH) {
@@ -686,31 +740,7 @@ fn plane<T: DwInput>(
             for ky in 0..g.kh {
                 let Some(iy) = g.in_y(oy, ky) else { continue };
                 let xrow = &x[iy * g.w..(iy + 1) * g.w];
-                for r in 0..g.sw {
-                    let ph = &mut buf[r * plen..(r + 1) * plen];
-                    // Phase r, entry u reads ix = v0 + r + u·sw − pw: valid for u in [ua, ub).
-                    let first = v0 + r; // ix + pw of u = 0
-                    let ua = g.pw.saturating_sub(first).div_ceil(g.sw).min(plen);
-                    let ub = if g.w + g.pw > first {
-                        (g.w + g.pw - first).div_ceil(g.sw).min(plen)
-                    } else {
-                        0
-                    }
-                    .max(ua);
-                    ph[..ua].fill(0.0);
-                    ph[ub..].fill(0.0);
-                    let ix0 = first + ua * g.sw - g.pw;
-                    let d = &mut ph[ua..ub];
-                    if g.sw == 1 {
-                        for (d, &v) in d.iter_mut().zip(&xrow[ix0..ix0 + (ub - ua)]) {
-                            *d = v.centered(za);
-                        }
-                    } else {
-                        for (u, d) in d.iter_mut().enumerate() {
-                            *d = xrow[ix0 + u * g.sw].centered(za);
-                        }
-                    }
-                }
+                fill_phases(g, xrow, za, v0, plen, buf);
                 for kx in 0..g.kw {
                     let wv = w[ky * g.kw + kx];
                     let t = kx * g.dw;
@@ -726,9 +756,122 @@ fn plane<T: DwInput>(
     }
 }
 
-/// `dst = act(acc·s + b)` (each part optional).
+/// Converts the input columns one row chunk needs (virtual columns `v0…`, padding zero) into
+/// `sw` phase buffers of `plen` entries at `buf` (phase r holds v0 + r, v0 + r + sw, …), centered.
+#[inline(always)]
+fn fill_phases<T: DwInput>(
+    g: &ConvGeom,
+    xrow: &[T],
+    za: f32,
+    v0: usize,
+    plen: usize,
+    buf: &mut [f32],
+) {
+    for r in 0..g.sw {
+        let ph = &mut buf[r * plen..(r + 1) * plen];
+        // Phase r, entry u reads ix = v0 + r + u·sw − pw: valid for u in [ua, ub).
+        let first = v0 + r; // ix + pw of u = 0
+        let ua = g.pw.saturating_sub(first).div_ceil(g.sw).min(plen);
+        let ub = if g.w + g.pw > first {
+            (g.w + g.pw - first).div_ceil(g.sw).min(plen)
+        } else {
+            0
+        }
+        .max(ua);
+        ph[..ua].fill(0.0);
+        ph[ub..].fill(0.0);
+        let ix0 = first + ua * g.sw - g.pw;
+        let d = &mut ph[ua..ub];
+        if g.sw == 1 {
+            for (d, &v) in d.iter_mut().zip(&xrow[ix0..ix0 + (ub - ua)]) {
+                *d = v.centered(za);
+            }
+        } else if g.sw == 2 {
+            // Even elements of pairs: a form the compiler vectorises (byte
+            // deinterleave), unlike the strided index below.
+            let src = &xrow[ix0..];
+            let pairs = src.chunks_exact(2);
+            let np = pairs.len();
+            for (d, p) in d.iter_mut().zip(pairs) {
+                *d = p[0].centered(za);
+            }
+            if d.len() > np {
+                d[np] = src[2 * np].centered(za);
+            }
+        } else {
+            for (u, d) in d.iter_mut().enumerate() {
+                *d = xrow[ix0 + u * g.sw].centered(za);
+            }
+        }
+    }
+}
+
+/// `acc[j] = Σ_taps buf[off + j]·w` for `j < acc.len()`, taps in order, accumulated in
+/// registers over blocks of 64 then 16 outputs (one memory write per output instead of one
+/// read-modify-write per tap). Each sum is the same sequence of rounded multiply-adds as a
+/// per-tap pass would compute.
+#[inline(always)]
+fn taps_blocked(buf: &[f32], taps: &[(usize, f32)], acc: &mut [f32]) {
+    let n = acc.len();
+    let mut j = 0;
+    macro_rules! block {
+        ($l:expr) => {
+            while j + $l <= n {
+                let mut a = [0f32; $l];
+                for &(off, wv) in taps {
+                    let src = &buf[off + j..off + j + $l];
+                    for (a, &v) in a.iter_mut().zip(src) {
+                        *a += v * wv;
+                    }
+                }
+                acc[j..j + $l].copy_from_slice(&a);
+                j += $l;
+            }
+        };
+    }
+    block!(64);
+    block!(16);
+    block!(4);
+    while j < n {
+        let mut a = 0f32;
+        for &(off, wv) in taps {
+            a += buf[off + j] * wv;
+        }
+        acc[j] = a;
+        j += 1;
+    }
+}
+
+/// `dst = act(acc·s + b)` (each part optional). The activation is matched once here, not per
+/// element, so that each loop below vectorises.
 #[inline(always)]
 fn epilogue(dst: &mut [f32], acc: &[f32], s: Option<f32>, b: Option<f32>, act: Activation) {
+    match act {
+        Activation::None => epilogue_with(dst, acc, s, b, |v| v),
+        Activation::Relu => epilogue_with(dst, acc, s, b, |v| Activation::Relu.apply(v)),
+        Activation::Clip { min, max } => {
+            epilogue_with(dst, acc, s, b, |v| Activation::Clip { min, max }.apply(v))
+        }
+        Activation::Gelu => epilogue_with(dst, acc, s, b, |v| Activation::Gelu.apply(v)),
+    }
+}
+
+#[inline(always)]
+fn epilogue_with(
+    dst: &mut [f32],
+    acc: &[f32],
+    s: Option<f32>,
+    b: Option<f32>,
+    act: impl Fn(f32) -> f32,
+) {
+    struct Act<F>(F);
+    impl<F: Fn(f32) -> f32> Act<F> {
+        #[inline(always)]
+        fn apply(&self, v: f32) -> f32 {
+            (self.0)(v)
+        }
+    }
+    let act = Act(act);
     match (s, b) {
         (Some(s), Some(b)) => {
             for (d, &a) in dst.iter_mut().zip(acc) {
