@@ -222,21 +222,70 @@ fn task(
         s,
         skv,
     );
-    for (r, row) in s.chunks_exact_mut(skv).enumerate() {
-        #[cfg(target_arch = "x86_64")]
-        if isa == Isa::Avx512Vnni && mask.is_none_or(|m| m.strides[3] == 1) {
-            let mp = mask.map_or(core::ptr::null(), |m| {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512Vnni && mask.is_none_or(|m| m.strides[3] == 1) {
+        let mrow = |r: usize| {
+            mask.map_or(core::ptr::null(), |m| {
                 let [sb, sh, si, _] = m.strides;
                 m.data[b * sb + h * sh + (i0 + r) * si..].as_ptr()
-            });
-            // SAFETY: `isa` is resolved, so the CPU has avx512f/avx2/fma; `row` holds skv
-            // floats and the mask row starting at `mp` holds skv contiguous floats (the
-            // length was asserted in `attention` for the last (b, h, i, j)).
+            })
+        };
+        let base = s.as_mut_ptr();
+        let mut r = 0;
+        while r < mb {
+            // SAFETY: `isa` is resolved, so the CPU has avx512f/avx2/fma; rows r (and r + 1)
+            // are disjoint skv-float rows of `s`, and each mask row pointer starts skv
+            // contiguous floats inside the mask (its length was asserted in `attention`).
             unsafe {
-                super::softmax::x86::softmax_row_pre_avx512(row.as_mut_ptr(), skv, scale, mp)
-            };
-            continue;
+                if r + 1 < mb {
+                    let rows = [base.add(r * skv), base.add((r + 1) * skv)];
+                    super::softmax::x86::softmax_rows_pre_avx512::<2>(
+                        rows,
+                        skv,
+                        scale,
+                        [mrow(r), mrow(r + 1)],
+                    );
+                    r += 2;
+                } else {
+                    super::softmax::x86::softmax_row_pre_avx512(
+                        base.add(r * skv),
+                        skv,
+                        scale,
+                        mrow(r),
+                    );
+                    r += 1;
+                }
+            }
         }
+    } else {
+        scale_mask_softmax(isa, s, skv, scale, mask, b, h, i0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    scale_mask_softmax(isa, s, skv, scale, mask, b, h, i0);
+    let o = &mut ob[..mb * dh];
+    block(isa, mb, skv, s, skv, vp, dh, None, false, false, o, dh);
+    for (r, row) in o.chunks_exact(dh).enumerate() {
+        let dst = (b * sq + i0 + r) * hd + h * dh;
+        // SAFETY: `dst..dst + dh` is inside `out` (asserted ≥ batch·sq·hd in `attention`), and
+        // only this task writes it: tasks own distinct (b, h, row block) triples, and those
+        // map to disjoint (row, head-column) ranges of the output.
+        unsafe { core::ptr::copy_nonoverlapping(row.as_ptr(), out.0.add(dst), dh) };
+    }
+}
+
+/// Scale, mask and softmax of each score row (the portable path).
+#[allow(clippy::too_many_arguments)]
+fn scale_mask_softmax(
+    isa: Isa,
+    s: &mut [f32],
+    skv: usize,
+    scale: ScoreScale,
+    mask: Option<Mask<'_>>,
+    b: usize,
+    h: usize,
+    i0: usize,
+) {
+    for (r, row) in s.chunks_exact_mut(skv).enumerate() {
         match scale {
             ScoreScale::None => {}
             ScoreScale::Div(c) => row.iter_mut().for_each(|x| *x /= c),
@@ -256,15 +305,6 @@ fn task(
             }
         }
         super::softmax::softmax_row_inplace(isa, row);
-    }
-    let o = &mut ob[..mb * dh];
-    block(isa, mb, skv, s, skv, vp, dh, None, false, false, o, dh);
-    for (r, row) in o.chunks_exact(dh).enumerate() {
-        let dst = (b * sq + i0 + r) * hd + h * dh;
-        // SAFETY: `dst..dst + dh` is inside `out` (asserted ≥ batch·sq·hd in `attention`), and
-        // only this task writes it: tasks own distinct (b, h, row block) triples, and those
-        // map to disjoint (row, head-column) ranges of the output.
-        unsafe { core::ptr::copy_nonoverlapping(row.as_ptr(), out.0.add(dst), dh) };
     }
 }
 

@@ -377,59 +377,85 @@ pub(crate) mod x86 {
         scale: crate::ops::attention::ScoreScale,
         mask: *const f32,
     ) {
+        // SAFETY: forwarded; R = 1 touches only `row` and `mask`.
+        unsafe { softmax_rows_pre_avx512::<1>([row], len, scale, [mask]) }
+    }
+
+    /// [`softmax_row_pre_avx512`] on R rows at once: the passes interleave the rows' independent
+    /// dependency chains (the exp polynomial, the sum, the horizontal reductions), which a
+    /// single 128-element row leaves mostly waiting on latency. Each row gets exactly the
+    /// operations it would get alone.
+    ///
+    /// # Safety
+    /// As [`softmax_row_pre_avx512`], for every row and mask pointer; rows do not overlap.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(crate) unsafe fn softmax_rows_pre_avx512<const R: usize>(
+        rows: [*mut f32; R],
+        len: usize,
+        scale: crate::ops::attention::ScoreScale,
+        masks: [*const f32; R],
+    ) {
         use crate::ops::attention::ScoreScale;
         let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
         let mask_at = |i: usize| ((1u32 << (len - i).min(16)) - 1) as __mmask16;
-        let mut mx = ninf;
-        let mut nan: __mmask16 = 0;
+        let mut mx = [ninf; R];
+        let mut nan = [0 as __mmask16; R];
         let mut i = 0;
         while i < len {
             let k = mask_at(i);
-            // SAFETY: the mask selects lanes i..min(i+16, len), inside `row` and `mask`.
-            unsafe {
-                let mut v = _mm512_maskz_loadu_ps(k, row.add(i));
-                v = match scale {
-                    ScoreScale::None => v,
-                    ScoreScale::Div(c) => _mm512_div_ps(v, _mm512_set1_ps(c)),
-                    ScoreScale::Mul(c) => _mm512_mul_ps(v, _mm512_set1_ps(c)),
-                };
-                if !mask.is_null() {
-                    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, mask.add(i)));
+            for r in 0..R {
+                // SAFETY: the mask selects lanes i..min(i+16, len), inside each row and mask.
+                unsafe {
+                    let mut v = _mm512_maskz_loadu_ps(k, rows[r].add(i));
+                    v = match scale {
+                        ScoreScale::None => v,
+                        ScoreScale::Div(c) => _mm512_div_ps(v, _mm512_set1_ps(c)),
+                        ScoreScale::Mul(c) => _mm512_mul_ps(v, _mm512_set1_ps(c)),
+                    };
+                    if !masks[r].is_null() {
+                        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, masks[r].add(i)));
+                    }
+                    _mm512_mask_storeu_ps(rows[r].add(i), k, v);
+                    let v = _mm512_mask_mov_ps(ninf, k, v);
+                    mx[r] = _mm512_max_ps(mx[r], v);
+                    nan[r] |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
                 }
-                _mm512_mask_storeu_ps(row.add(i), k, v);
-                let v = _mm512_mask_mov_ps(ninf, k, v);
-                mx = _mm512_max_ps(mx, v);
-                nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
             }
             i += 16;
         }
-        let m = if nan != 0 {
-            f32::NAN
-        } else {
-            _mm512_reduce_max_ps(mx)
-        };
-        let mv = _mm512_set1_ps(m);
-        let mut acc = _mm512_setzero_ps();
+        let mv: [__m512; R] = core::array::from_fn(|r| {
+            _mm512_set1_ps(if nan[r] != 0 {
+                f32::NAN
+            } else {
+                _mm512_reduce_max_ps(mx[r])
+            })
+        });
+        let mut acc = [_mm512_setzero_ps(); R];
         let mut i = 0;
         while i < len {
             let k = mask_at(i);
-            // SAFETY: as above; masked-off lanes are −inf − m (exp 0) and are not stored.
-            unsafe {
-                let d = _mm512_sub_ps(_mm512_mask_loadu_ps(ninf, k, row.add(i)), mv);
-                let e = exp16(d);
-                _mm512_mask_storeu_ps(row.add(i), k, e);
-                acc = _mm512_add_ps(acc, e);
+            for r in 0..R {
+                // SAFETY: as above; masked-off lanes are −inf − m (exp 0) and are not stored.
+                unsafe {
+                    let d = _mm512_sub_ps(_mm512_mask_loadu_ps(ninf, k, rows[r].add(i)), mv[r]);
+                    let e = exp16(d);
+                    _mm512_mask_storeu_ps(rows[r].add(i), k, e);
+                    acc[r] = _mm512_add_ps(acc[r], e);
+                }
             }
             i += 16;
         }
-        let r = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(acc));
+        let rcp: [__m512; R] =
+            core::array::from_fn(|r| _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(acc[r])));
         let mut i = 0;
         while i < len {
             let k = mask_at(i);
-            // SAFETY: as above.
-            unsafe {
-                let v = _mm512_maskz_loadu_ps(k, row.add(i));
-                _mm512_mask_storeu_ps(row.add(i), k, _mm512_mul_ps(v, r));
+            for r in 0..R {
+                // SAFETY: as above.
+                unsafe {
+                    let v = _mm512_maskz_loadu_ps(k, rows[r].add(i));
+                    _mm512_mask_storeu_ps(rows[r].add(i), k, _mm512_mul_ps(v, rcp[r]));
+                }
             }
             i += 16;
         }
