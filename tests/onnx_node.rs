@@ -990,6 +990,390 @@ fn test_cast_FLOAT_to_DOUBLE() {
     }
 }
 
+mod test_concat_1d_axis_0 {
+    kiln::include_model!("tests/onnx_node/test_concat_1d_axis_0/model.onnx");
+}
+
+#[test]
+fn test_concat_1d_axis_0() {
+    let dir = common::case_dir("tests/onnx_node/test_concat_1d_axis_0");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_concat_1d_axis_0::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_concat_1d_axis_0::Inputs {
+                value0: x_0,
+                value1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_concat_1d_axis_0 [{}]: {e:?}", isa.name()));
+        let what = format!("test_concat_1d_axis_0 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_concat_1d_axis_negative_1 {
+    kiln::include_model!("tests/onnx_node/test_concat_1d_axis_negative_1/model.onnx");
+}
+
+#[test]
+fn test_concat_1d_axis_negative_1() {
+    let dir = common::case_dir("tests/onnx_node/test_concat_1d_axis_negative_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_concat_1d_axis_negative_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_concat_1d_axis_negative_1::Inputs {
+                value0: x_0,
+                value1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_concat_1d_axis_negative_1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_concat_1d_axis_negative_1 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_concat_2d_axis_0 {
+    kiln::include_model!("tests/onnx_node/test_concat_2d_axis_0/model.onnx");
+}
+
+#[test]
+fn test_concat_2d_axis_0() {
+    let dir = common::case_dir("tests/onnx_node/test_concat_2d_axis_0");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_concat_2d_axis_0::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_concat_2d_axis_0::Inputs {
+                value0: x_0,
+                value1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_concat_2d_axis_0 [{}]: {e:?}", isa.name()));
+        let what = format!("test_concat_2d_axis_0 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_concat_2d_axis_1 {
+    kiln::include_model!("tests/onnx_node/test_concat_2d_axis_1/model.onnx");
+}
+
+#[test]
+fn test_concat_2d_axis_1() {
+    let dir = common::case_dir("tests/onnx_node/test_concat_2d_axis_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_concat_2d_axis_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_concat_2d_axis_1::Inputs {
+                value0: x_0,
+                value1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_concat_2d_axis_1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_concat_2d_axis_1 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_concat_2d_axis_negative_1 {
+    kiln::include_model!("tests/onnx_node/test_concat_2d_axis_negative_1/model.onnx");
+}
+
+#[test]
+fn test_concat_2d_axis_negative_1() {
+    let dir = common::case_dir("tests/onnx_node/test_concat_2d_axis_negative_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_concat_2d_axis_negative_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_concat_2d_axis_negative_1::Inputs {
+                value0: x_0,
+                value1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_concat_2d_axis_negative_1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_concat_2d_axis_negative_1 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_concat_2d_axis_negative_2 {
+    kiln::include_model!("tests/onnx_node/test_concat_2d_axis_negative_2/model.onnx");
+}
+
+#[test]
+fn test_concat_2d_axis_negative_2() {
+    let dir = common::case_dir("tests/onnx_node/test_concat_2d_axis_negative_2");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_concat_2d_axis_negative_2::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_concat_2d_axis_negative_2::Inputs {
+                value0: x_0,
+                value1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_concat_2d_axis_negative_2 [{}]: {e:?}", isa.name()));
+        let what = format!("test_concat_2d_axis_negative_2 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_concat_3d_axis_0 {
+    kiln::include_model!("tests/onnx_node/test_concat_3d_axis_0/model.onnx");
+}
+
+#[test]
+fn test_concat_3d_axis_0() {
+    let dir = common::case_dir("tests/onnx_node/test_concat_3d_axis_0");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_concat_3d_axis_0::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_concat_3d_axis_0::Inputs {
+                value0: x_0,
+                value1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_concat_3d_axis_0 [{}]: {e:?}", isa.name()));
+        let what = format!("test_concat_3d_axis_0 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_concat_3d_axis_1 {
+    kiln::include_model!("tests/onnx_node/test_concat_3d_axis_1/model.onnx");
+}
+
+#[test]
+fn test_concat_3d_axis_1() {
+    let dir = common::case_dir("tests/onnx_node/test_concat_3d_axis_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_concat_3d_axis_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_concat_3d_axis_1::Inputs {
+                value0: x_0,
+                value1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_concat_3d_axis_1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_concat_3d_axis_1 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_concat_3d_axis_2 {
+    kiln::include_model!("tests/onnx_node/test_concat_3d_axis_2/model.onnx");
+}
+
+#[test]
+fn test_concat_3d_axis_2() {
+    let dir = common::case_dir("tests/onnx_node/test_concat_3d_axis_2");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_concat_3d_axis_2::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_concat_3d_axis_2::Inputs {
+                value0: x_0,
+                value1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_concat_3d_axis_2 [{}]: {e:?}", isa.name()));
+        let what = format!("test_concat_3d_axis_2 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_concat_3d_axis_negative_1 {
+    kiln::include_model!("tests/onnx_node/test_concat_3d_axis_negative_1/model.onnx");
+}
+
+#[test]
+fn test_concat_3d_axis_negative_1() {
+    let dir = common::case_dir("tests/onnx_node/test_concat_3d_axis_negative_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_concat_3d_axis_negative_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_concat_3d_axis_negative_1::Inputs {
+                value0: x_0,
+                value1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_concat_3d_axis_negative_1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_concat_3d_axis_negative_1 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_concat_3d_axis_negative_2 {
+    kiln::include_model!("tests/onnx_node/test_concat_3d_axis_negative_2/model.onnx");
+}
+
+#[test]
+fn test_concat_3d_axis_negative_2() {
+    let dir = common::case_dir("tests/onnx_node/test_concat_3d_axis_negative_2");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_concat_3d_axis_negative_2::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_concat_3d_axis_negative_2::Inputs {
+                value0: x_0,
+                value1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_concat_3d_axis_negative_2 [{}]: {e:?}", isa.name()));
+        let what = format!("test_concat_3d_axis_negative_2 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_concat_3d_axis_negative_3 {
+    kiln::include_model!("tests/onnx_node/test_concat_3d_axis_negative_3/model.onnx");
+}
+
+#[test]
+fn test_concat_3d_axis_negative_3() {
+    let dir = common::case_dir("tests/onnx_node/test_concat_3d_axis_negative_3");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_concat_3d_axis_negative_3::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_concat_3d_axis_negative_3::Inputs {
+                value0: x_0,
+                value1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_concat_3d_axis_negative_3 [{}]: {e:?}", isa.name()));
+        let what = format!("test_concat_3d_axis_negative_3 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_constant_pad {
     kiln::include_model!("tests/onnx_node/test_constant_pad/model.onnx");
 }

@@ -589,7 +589,9 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
             let ax = lit(crate::ops::concat_axis(g, n)?);
             let parts = n.inputs.iter().flatten().map(|&v| {
                 let (x, s) = (c.src(v), c.shape(v));
-                quote!((#x, #s as &[usize]))
+                // A typed binding, not `as`: a cast neither infers the literals of a static
+                // shape (`&[1, 2]` is `&[i32; 2]`) nor binds looser than `&`.
+                quote!((#x, { let s: &[usize] = #s; s }))
             });
             let y = c.dst(out);
             quote! { #rt::ops::concat::concat(&[#(#parts),*], #ax, #y); }
