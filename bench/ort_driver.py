@@ -15,7 +15,10 @@ Two ways to use it:
   onnxruntime with kiln and RTen in rounds without paying process start-up or model load per
   round:
     {"op": "load", "key": K, "model": PATH, "inputs": {NAME: PATH}, "threads": N}
-        -> {"ok": true, "load_ms": .., "outputs": [[name, shape], ..]}
+        -> {"ok": true, "load_ms": .., "outputs": [[name, shape], ..], "checks": [{..}, ..]}
+       (checks: per output, `hash` = sum of bits(y[i]) * (2i + 1) mod 2^64 over the raw
+       element bits, `sum` and `abs` = sum of values and of magnitudes in f64; the harness
+       compares them with kiln's output)
     {"op": "time", "key": K, "warmup": W, "samples": S, "inner": I}
         -> {"ok": true, "ms": [per-call ms of each sample]}
     {"op": "unload", "key": K} -> {"ok": true}
@@ -50,6 +53,21 @@ def load_array(path):
     return numpy_helper.to_array(t)
 
 
+def fingerprint(y):
+    y = np.ascontiguousarray(y).reshape(-1)
+    if y.dtype.itemsize == 4:
+        bits = y.view(np.uint32).astype(np.uint64)
+    elif y.dtype.itemsize == 1:
+        bits = y.view(np.uint8).astype(np.uint64)
+    else:
+        bits = y.view(np.uint64) if y.dtype.itemsize == 8 else y.astype(np.uint64)
+    with np.errstate(over="ignore"):
+        weights = np.arange(y.size, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        h = int(np.sum(bits * weights, dtype=np.uint64))
+    v = y.astype(np.float64)
+    return {"hash": h, "sum": float(v.sum()), "abs": float(np.abs(v).sum())}
+
+
 class Case:
     def __init__(self, model, inputs, threads):
         so = ort.SessionOptions()
@@ -70,6 +88,7 @@ class Case:
         # One plain run to learn the output shapes, then bind preallocated outputs.
         outs = self.sess.run(None, feeds)
         self.outputs = [(o.name, list(v.shape)) for o, v in zip(self.sess.get_outputs(), outs)]
+        self.checks = [fingerprint(v) for v in outs]
         self.binding = self.sess.io_binding()
         self._keep = []
         for n, a in feeds.items():
@@ -113,7 +132,7 @@ def serve():
             if op == "load":
                 c = Case(cmd["model"], cmd["inputs"], int(cmd["threads"]))
                 cases[cmd["key"]] = c
-                reply = {"ok": True, "load_ms": c.load_ms, "outputs": c.outputs}
+                reply = {"ok": True, "load_ms": c.load_ms, "outputs": c.outputs, "checks": c.checks}
             elif op == "time":
                 c = cases[cmd["key"]]
                 ms = c.time(int(cmd["warmup"]), int(cmd["samples"]), int(cmd.get("inner", 1)))

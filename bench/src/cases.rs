@@ -12,6 +12,35 @@ pub enum Input {
     F32(Vec<f32>),
     #[cfg_attr(not(kiln_minilm), allow(dead_code))]
     I64(Vec<i64>),
+    U8(Vec<u8>),
+}
+
+/// Fingerprint of an output, compared with onnxruntime's (`ort_driver.py` computes the same):
+/// `hash` = Σ bits(y[i]) · (2i + 1) mod 2^64 over the raw element bits (equal hashes: the outputs
+/// are bit-identical), and the f64 sum and sum of magnitudes (for ops whose rounding may differ).
+#[derive(Clone, Copy, Debug)]
+pub struct OutCheck {
+    pub hash: u64,
+    pub sum: f64,
+    pub abs: f64,
+}
+
+impl OutCheck {
+    fn of<T: Copy>(y: &[T], bits: impl Fn(T) -> u64, val: impl Fn(T) -> f64) -> OutCheck {
+        let mut c = OutCheck {
+            hash: 0,
+            sum: 0.0,
+            abs: 0.0,
+        };
+        for (i, &v) in y.iter().enumerate() {
+            c.hash = c
+                .hash
+                .wrapping_add(bits(v).wrapping_mul(2 * i as u64 + 1));
+            c.sum += val(v);
+            c.abs += val(v).abs();
+        }
+        c
+    }
 }
 
 pub struct Case {
@@ -27,6 +56,8 @@ pub struct Case {
     /// kernel kiln dispatches to (GEMM cases)
     pub kernel: Option<&'static str>,
     pub make_kiln: Box<dyn Fn() -> Runner>,
+    /// kiln's output fingerprint (single-op cases), checked against onnxruntime's
+    pub output: Option<OutCheck>,
 }
 
 /// Deterministic inputs in [-2, 2) (xorshift; the peers read the same values from .npy).
@@ -105,6 +136,7 @@ pub fn mlp_case(root: &Path, name: &str) -> Result<Case, String> {
         weight_bytes: None,
         kernel: None,
         make_kiln: Box::new(move || make(x2.clone(), shape2.clone())),
+        output: None,
     })
 }
 
@@ -148,6 +180,7 @@ pub fn gemm_case(f: GemmFiles, isa: kiln::Isa) -> Result<Case, String> {
         macs: Some((m * k * n) as u64),
         weight_bytes: Some((k * n) as u64),
         kernel: Some(kernel),
+        output: None,
         make_kiln: Box::new(move || {
             let mut g = KilnGemm::new(x.clone(), m, k, packed.clone(), isa);
             Box::new(move || g.run())
@@ -291,6 +324,7 @@ pub fn minilm_cases(root: &Path, shapes: &[(usize, usize)]) -> Vec<Case> {
                 macs: None,
                 weight_bytes: None,
                 kernel: None,
+                output: None,
                 make_kiln: Box::new(move || -> Runner {
                     let mut model = minilm::Model::new();
                     let (ids, mask, shape) = (ids2.clone(), mask2.clone(), shape2.clone());
@@ -421,7 +455,125 @@ pub fn cnn_cases(root: &Path, all: bool) -> Vec<Case> {
                 weight_bytes: None,
                 kernel: None,
                 make_kiln: Box::new(move || make(x2.clone(), shape2.clone())),
+                output: None,
             }
         })
         .collect()
+}
+
+// ---- (e) single vision ops (`ops` mode) --------------------------------------------------------
+//
+// One-node models written by bench/make_op_models.py (committed under bench/op_models/): pooling,
+// Resize, Pad and Concat at static shapes from ResNet, MobileNet, DBNet (PP-OCR det) and YOLO.
+// kiln runs the model compiled by `include_model!`, so the numbers include whatever runtime path
+// the generated code picks; onnxruntime loads the same file. kiln's output is fingerprinted for
+// the comparison with onnxruntime's (main.rs).
+
+macro_rules! op_models {
+    ($($name:ident: $t:ty, [$($d:literal),*], $path:literal;)*) => {
+        $(
+            #[allow(clippy::all)]
+            mod $name {
+                kiln::include_model!($path);
+            }
+        )*
+        pub fn op_cases() -> Vec<Case> {
+            let root = crate::bench_dir();
+            vec![$({
+                let shape: Vec<usize> = vec![$($d),*];
+                let x: Vec<$t> = <$t as OpInput>::make(shape.iter().product());
+                let run = |x: &[$t], shape: &[usize], model: &mut $name::Model| -> OutCheck {
+                    let t = kiln::TensorRef::new(x, shape).unwrap();
+                    let out = model.run($name::Inputs { x: t }).unwrap();
+                    OpOutput::check(out.y.data())
+                };
+                let output = Some(run(&x, &shape, &mut $name::Model::new()));
+                let (x2, shape2) = (x.clone(), shape.clone());
+                Case {
+                    name: stringify!($name).to_string(),
+                    onnx: root.join($path),
+                    inputs: vec![("x".into(), shape, <$t as OpInput>::input(x))],
+                    macs: None,
+                    weight_bytes: None,
+                    kernel: None,
+                    output,
+                    make_kiln: Box::new(move || -> Runner {
+                        let mut model = $name::Model::new();
+                        let (x, shape) = (x2.clone(), shape2.clone());
+                        Box::new(move || {
+                            let t = kiln::TensorRef::new(&x, &shape).unwrap();
+                            let out = model.run($name::Inputs { x: t }).unwrap();
+                            std::hint::black_box(out.y.data());
+                        })
+                    }),
+                }
+            }),*]
+        }
+    };
+}
+
+trait OpInput: Sized {
+    fn make(n: usize) -> Vec<Self>;
+    fn input(v: Vec<Self>) -> Input;
+}
+impl OpInput for f32 {
+    fn make(n: usize) -> Vec<f32> {
+        pseudo_random(n, 13)
+    }
+    fn input(v: Vec<f32>) -> Input {
+        Input::F32(v)
+    }
+}
+impl OpInput for u8 {
+    fn make(n: usize) -> Vec<u8> {
+        pseudo_random(n, 13)
+            .into_iter()
+            .map(|v| ((v + 2.0) * 63.9) as u8)
+            .collect()
+    }
+    fn input(v: Vec<u8>) -> Input {
+        Input::U8(v)
+    }
+}
+
+trait OpOutput {
+    fn check(y: &[Self]) -> OutCheck
+    where
+        Self: Sized;
+}
+impl OpOutput for f32 {
+    fn check(y: &[f32]) -> OutCheck {
+        OutCheck::of(y, |v| v.to_bits() as u64, |v| v as f64)
+    }
+}
+impl OpOutput for u8 {
+    fn check(y: &[u8]) -> OutCheck {
+        OutCheck::of(y, |v| v as u64, |v| v as f64)
+    }
+}
+
+// Keep in sync with bench/make_op_models.py (names and input shapes).
+op_models! {
+    maxpool_3x3s2p1_64x112x112: f32, [1, 64, 112, 112], "op_models/maxpool_3x3s2p1_64x112x112.onnx";
+    maxpool_2x2s2_64x112x112: f32, [1, 64, 112, 112], "op_models/maxpool_2x2s2_64x112x112.onnx";
+    maxpool_3x3s1same_128x40x40: f32, [1, 128, 40, 40], "op_models/maxpool_3x3s1same_128x40x40.onnx";
+    maxpool_5x5s1p2_128x20x20: f32, [1, 128, 20, 20], "op_models/maxpool_5x5s1p2_128x20x20.onnx";
+    maxpool_3x3s2ceil_96x55x55: f32, [1, 96, 55, 55], "op_models/maxpool_3x3s2ceil_96x55x55.onnx";
+    maxpool_3x3s2p1_u8_64x112x112: u8, [1, 64, 112, 112], "op_models/maxpool_3x3s2p1_u8_64x112x112.onnx";
+    avgpool_2x2s2_64x112x112: f32, [1, 64, 112, 112], "op_models/avgpool_2x2s2_64x112x112.onnx";
+    avgpool_3x3s2p1_64x112x112: f32, [1, 64, 112, 112], "op_models/avgpool_3x3s2p1_64x112x112.onnx";
+    avgpool_3x3s1p1_cip_128x40x40: f32, [1, 128, 40, 40], "op_models/avgpool_3x3s1p1_cip_128x40x40.onnx";
+    gap_64x112x112: f32, [1, 64, 112, 112], "op_models/gap_64x112x112.onnx";
+    gap_1280x7x7: f32, [1, 1280, 7, 7], "op_models/gap_1280x7x7.onnx";
+    gmp_64x112x112: f32, [1, 64, 112, 112], "op_models/gmp_64x112x112.onnx";
+    gmp_1280x7x7: f32, [1, 1280, 7, 7], "op_models/gmp_1280x7x7.onnx";
+    resize_nearest_x2_asym_128x40x40: f32, [1, 128, 40, 40], "op_models/resize_nearest_x2_asym_128x40x40.onnx";
+    resize_nearest_x2_96x40x60: f32, [1, 96, 40, 60], "op_models/resize_nearest_x2_96x40x60.onnx";
+    resize_nearest_x4_64x40x40: f32, [1, 64, 40, 40], "op_models/resize_nearest_x4_64x40x40.onnx";
+    resize_nearest_x8_24x20x30: f32, [1, 24, 20, 30], "op_models/resize_nearest_x8_24x20x30.onnx";
+    resize_linear_x2_halfpixel_64x40x40: f32, [1, 64, 40, 40], "op_models/resize_linear_x2_halfpixel_64x40x40.onnx";
+    resize_linear_x2_alignc_64x40x40: f32, [1, 64, 40, 40], "op_models/resize_linear_x2_alignc_64x40x40.onnx";
+    pad_const_64x112x112: f32, [1, 64, 112, 112], "op_models/pad_const_64x112x112.onnx";
+    concat_4x24x80x120: f32, [1, 24, 80, 120], "op_models/concat_4x24x80x120.onnx";
+    concat_2x128x40x40: f32, [1, 128, 40, 40], "op_models/concat_2x128x40x40.onnx";
 }

@@ -4,6 +4,7 @@
 //! cargo run --release -- all                  # full run → bench/results/latest.{md,json,svg}
 //! cargo run --release -- quick                # CI smoke run → bench/results/quick.{md,json,svg}
 //! cargo run --release -- roofline             # only the machine-limit microbenchmarks
+//! cargo run --release -- ops --threads 1      # single vision ops → bench/results/ops.{md,json,svg}
 //!     --threads 1,2        thread counts (default: 1 and all cores)
 //!     --skip ort|rten      leave a peer out (repeatable); otherwise a missing peer is an error
 //!     --only SUBSTR        only cases whose name contains SUBSTR
@@ -29,6 +30,8 @@ enum Mode {
     All,
     /// only the microbenchmarks
     Roofline,
+    /// only the single-op models (bench/op_models), no roofline
+    Ops,
 }
 
 struct Settings {
@@ -49,7 +52,7 @@ impl Mode {
                 samples_per_round: 3,
                 roofline_trials: 8,
             },
-            Mode::All | Mode::Roofline => Settings {
+            Mode::All | Mode::Roofline | Mode::Ops => Settings {
                 warm_ms: 200.0,
                 sample_ms: 3.0,
                 rounds: 5,
@@ -128,6 +131,9 @@ pub struct Row {
     pub macs: Option<u64>,
     pub weight_bytes: Option<u64>,
     pub kernel: Option<&'static str>,
+    /// kiln's output against onnxruntime's (single-op cases): "bit-identical" or the relative
+    /// difference of the sums
+    pub check: Option<String>,
 }
 
 struct Args {
@@ -140,7 +146,7 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: kiln-bench (all|quick|roofline) [--threads 1,2] [--skip ort|rten]... [--only SUBSTR]"
+        "usage: kiln-bench (all|quick|roofline|ops) [--threads 1,2] [--skip ort|rten]... [--only SUBSTR]"
     );
     std::process::exit(2)
 }
@@ -156,6 +162,7 @@ fn parse_args() -> Args {
             "all" => mode = Some(Mode::All),
             "quick" => mode = Some(Mode::Quick),
             "roofline" => mode = Some(Mode::Roofline),
+            "ops" => mode = Some(Mode::Ops),
             "--threads" => {
                 let v = it.next().unwrap_or_else(|| usage());
                 threads = v
@@ -188,7 +195,7 @@ fn parse_args() -> Args {
     }
 }
 
-fn bench_dir() -> PathBuf {
+pub(crate) fn bench_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -229,9 +236,15 @@ fn main() {
     let ort_version = ort.as_ref().map(|o| o.version.clone());
 
     let t0 = Instant::now();
-    eprintln!("roofline microbenchmarks …");
-    let roof = roofline::measure(&args.threads, st.roofline_trials);
-    eprintln!(
+    let keep = |name: &str| args.only.as_deref().is_none_or(|s| name.contains(s));
+    let mut all: Vec<Result<Case, (String, String)>> = Vec::new();
+    let roof = if args.mode == Mode::Ops {
+        all.extend(cases::op_cases().into_iter().filter(|c| keep(&c.name)).map(Ok));
+        roofline::Roofline::default()
+    } else {
+        eprintln!("roofline microbenchmarks …");
+        let roof = roofline::measure(&args.threads, st.roofline_trials);
+        eprintln!(
         "  VPDPBUSD zmm {} | AVX-VNNI ymm {} | AVX2 maddubs {} GMAC/s per core; multi-thread {:?}; read {} GB/s ({:.1} s)",
         report::opt(roof.vnni512),
         report::opt(roof.avxvnni),
@@ -243,12 +256,14 @@ fn main() {
             .collect::<Vec<_>>()
             .join(", "),
         t0.elapsed().as_secs_f64()
-    );
+        );
+        roof
+    };
 
     // ---- cases
-    let keep = |name: &str| args.only.as_deref().is_none_or(|s| name.contains(s));
-    let mut all: Vec<Result<Case, (String, String)>> = Vec::new();
-    let mlps = if args.mode == Mode::All {
+    let mlps = if args.mode == Mode::Ops {
+        &[][..]
+    } else if args.mode == Mode::All {
         MLPS_ALL
     } else {
         MLPS_QUICK
@@ -256,7 +271,9 @@ fn main() {
     for &name in mlps.iter().filter(|n| keep(n)) {
         all.push(cases::mlp_case(&root, name).map_err(|e| (name.to_string(), e)));
     }
-    let gemms = if args.mode == Mode::All {
+    let gemms = if args.mode == Mode::Ops {
+        &[][..]
+    } else if args.mode == Mode::All {
         GEMMS_ALL
     } else {
         GEMMS_QUICK
@@ -272,14 +289,20 @@ fn main() {
                 .map_err(|e| (name, e)),
         );
     }
-    let minilm = if args.mode == Mode::All {
+    let minilm = if args.mode == Mode::Ops {
+        &[][..]
+    } else if args.mode == Mode::All {
         cases::MINILM_ALL
     } else {
         cases::MINILM_QUICK
     };
-    all.extend(
+    let cnns = if args.mode == Mode::Ops {
+        Vec::new()
+    } else {
         cases::cnn_cases(&root, args.mode == Mode::All)
-            .into_iter()
+    };
+    all.extend(
+        cnns.into_iter()
             .filter(|c| keep(&c.name))
             .map(Ok),
     );
@@ -312,6 +335,9 @@ fn main() {
         for &t in &args.threads {
             let row = measure(&c, t, &st, ort.as_mut(), !args.skip_rten, &inputs);
             eprintln!("{}", report::line(&row, &roof, isa));
+            if let Some(e) = row.check.as_deref().and_then(|c| c.strip_prefix("MISMATCH")) {
+                failures.push(format!("{} output differs from onnxruntime's:{e}", c.name));
+            }
             for (peer, r) in [("onnxruntime", &row.ort), ("rten", &row.rten)] {
                 if let PeerResult::Failed(e) = r {
                     failures.push(format!("{} ({t} threads) {peer}: {e}", c.name));
@@ -335,10 +361,10 @@ fn main() {
         ),
         failures: failures.clone(),
     };
-    let stem = if args.mode == Mode::All {
-        "latest"
-    } else {
-        "quick"
+    let stem = match args.mode {
+        Mode::All => "latest",
+        Mode::Ops => "ops",
+        _ => "quick",
     };
     let out = bench.join("results");
     std::fs::create_dir_all(&out).expect("create bench/results");
@@ -413,6 +439,7 @@ fn write_inputs(data: &Path, c: &Case) -> Result<Vec<(String, PathBuf)>, String>
             let bytes = match v {
                 Input::F32(x) => report::npy("<f4", shape, x.iter().flat_map(|v| v.to_le_bytes())),
                 Input::I64(x) => report::npy("<i8", shape, x.iter().flat_map(|v| v.to_le_bytes())),
+                Input::U8(x) => report::npy("|u1", shape, x.iter().copied()),
             };
             std::fs::write(&p, bytes).map_err(|e| format!("{}: {e}", p.display()))?;
             Ok((name.clone(), p))
@@ -459,6 +486,7 @@ fn rten_runner(c: &Case, pool: Arc<rten::ThreadPool>) -> Result<Runner, String> 
             .map_err(|e| format!("input {name}: {e}"))?;
         let value: Value = match v {
             Input::F32(x) => Tensor::from_data(shape.as_slice(), x.clone()).into(),
+            Input::U8(x) => Tensor::from_data(shape.as_slice(), x.clone()).into(),
             // RTen represents int64 tensors as i32.
             Input::I64(x) => {
                 let v: Vec<i32> = x.iter().map(|&v| v as i32).collect();
@@ -514,9 +542,13 @@ fn measure(
     };
 
     let key = format!("{}@{t}", c.name);
+    let mut check = None;
     let mut ort_state: Result<usize, String> = match ort.as_deref_mut() {
         None => Err(String::new()),
-        Some(o) => o.load(&key, &c.onnx, inputs, t).and_then(|()| {
+        Some(o) => o.load(&key, &c.onnx, inputs, t).and_then(|reply| {
+            if let Some(k) = &c.output {
+                check = Some(compare_output(k, &reply["checks"][0]));
+            }
             // Calibrate: a few single calls after a short warm-up.
             let ms = o.time(&key, 3, 3, 1)?;
             let call = Stats::new(ms, 1).median;
@@ -568,5 +600,24 @@ fn measure(
         macs: c.macs,
         weight_bytes: c.weight_bytes,
         kernel: c.kernel,
+        check,
+    }
+}
+
+/// kiln's output fingerprint against onnxruntime's: "bit-identical", "≈ (sums differ by r)"
+/// when the sums agree to 1e-5 of the sum of magnitudes, else "MISMATCH …".
+fn compare_output(k: &cases::OutCheck, o: &serde_json::Value) -> String {
+    let (Some(hash), Some(sum), Some(abs)) = (o["hash"].as_u64(), o["sum"].as_f64(), o["abs"].as_f64())
+    else {
+        return "MISMATCH: no fingerprint from onnxruntime".into();
+    };
+    if hash == k.hash {
+        return "bit-identical".into();
+    }
+    let rel = (k.sum - sum).abs().max((k.abs - abs).abs()) / abs.max(1e-30);
+    if rel <= 1e-5 {
+        format!("≈ (sums differ by {rel:.1e})")
+    } else {
+        format!("MISMATCH: sum {} vs {sum}, Σ|y| {} vs {abs}", k.sum, k.abs)
     }
 }

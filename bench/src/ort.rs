@@ -82,13 +82,14 @@ impl Ort {
         }
     }
 
+    /// Loads a model; the reply holds the output shapes and fingerprints (`checks`).
     pub fn load(
         &mut self,
         key: &str,
         model: &Path,
         inputs: &[(String, std::path::PathBuf)],
         threads: usize,
-    ) -> Result<(), String> {
+    ) -> Result<Value, String> {
         let ins: serde_json::Map<String, Value> = inputs
             .iter()
             .map(|(n, p)| (n.clone(), json!(p.to_string_lossy())))
@@ -97,7 +98,6 @@ impl Ort {
             json!({"op": "load", "key": key, "model": model.to_string_lossy(),
                          "inputs": ins, "threads": threads}),
         )
-        .map(|_| ())
     }
 
     /// Per-call milliseconds of each sample (`inner` calls per sample), after `warmup` calls.

@@ -131,7 +131,7 @@ fn roof_cell(row: &Row, roof: &Roofline, isa: kiln::Isa) -> String {
 /// One progress line for stderr.
 pub fn line(row: &Row, roof: &Roofline, isa: kiln::Isa) -> String {
     format!(
-        "{:<22} {}t  kiln {:<28} ort {:<10} rten {:<10} kiln/ort {} kiln/rten {} {}",
+        "{:<22} {}t  kiln {:<28} ort {:<10} rten {:<10} kiln/ort {} kiln/rten {} {}{}",
         row.case,
         row.threads,
         fmt_stats(&row.kiln),
@@ -139,7 +139,8 @@ pub fn line(row: &Row, roof: &Roofline, isa: kiln::Isa) -> String {
         peer_cell(&row.rten),
         ratio(&row.kiln, &row.ort).map_or("–".into(), |r| format!("{r:.2}")),
         ratio(&row.kiln, &row.rten).map_or("–".into(), |r| format!("{r:.2}")),
-        roof_cell(row, roof, isa)
+        roof_cell(row, roof, isa),
+        row.check.as_deref().unwrap_or("")
     )
 }
 
@@ -155,12 +156,20 @@ pub fn markdown(meta: &Meta, rows: &[Row], roof: &Roofline, isa: kiln::Isa) -> S
         meta.ort_version.as_deref().unwrap_or("skipped"),
         meta.rten_version.as_deref().unwrap_or("skipped"),
     );
+    // Single-op runs have no roofline column but an output check against onnxruntime.
+    let checks = rows.iter().any(|r| r.check.is_some());
+    let last = if checks { "output vs ORT" } else { "kiln %peak" };
     let _ = writeln!(
         s,
-        "| case | threads | kiln median [min–max] | ORT median | RTen median | kiln/ORT | kiln/RTen | kiln %peak |"
+        "| case | threads | kiln median [min–max] | ORT median | RTen median | kiln/ORT | kiln/RTen | {last} |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for r in rows {
+        let last = if checks {
+            r.check.clone().unwrap_or_default()
+        } else {
+            roof_cell(r, roof, isa)
+        };
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -171,7 +180,7 @@ pub fn markdown(meta: &Meta, rows: &[Row], roof: &Roofline, isa: kiln::Isa) -> S
             peer_cell(&r.rten),
             ratio_cell(ratio(&r.kiln, &r.ort)),
             ratio_cell(ratio(&r.kiln, &r.rten)),
-            roof_cell(r, roof, isa)
+            last
         );
     }
     let mt: String = roof
@@ -243,6 +252,7 @@ pub fn json(meta: &Meta, rows: &[Row], roof: &Roofline, isa: kiln::Isa) -> Strin
                 "rten": peer_json(&r.rten),
                 "kiln_over_ort": ratio(&r.kiln, &r.ort),
                 "kiln_over_rten": ratio(&r.kiln, &r.rten),
+                "output_vs_onnxruntime": r.check,
                 "roofline_percent": {
                     "kind": roof_of(r, r.kiln.median, roof, isa).map(|(_, w)| w),
                     "kiln": roof_of(r, r.kiln.median, roof, isa).map(|(p, _)| p),
