@@ -1,12 +1,18 @@
 //! ONNX `MaxPool`, `AveragePool` (1-D to 3-D spatial, NC… layout) and their global forms.
 //!
 //! The input is viewed as `planes` (= N·C) contiguous planes of `in_dims` (depth, height,
-//! width; missing leading spatial dims are 1). For every output row the kernel walks the
-//! kernel taps that land inside the input and folds a whole input row segment into the output
-//! row at once: with stride 1 the inner loop is a contiguous `max`/`add` of two slices, which
-//! vectorises. Padding is never materialised: taps outside the input are skipped (max) or
-//! counted only when `count_include_pad` (average). Planes are split across threads when there
-//! is enough work.
+//! width; missing leading spatial dims are 1). Each output row is computed in blocks of output
+//! columns: every input row the window touches is copied once into a padded row buffer (pads
+//! hold the fold's identity: the lowest value for max, 0 for average) and, for stride > 1,
+//! split by column phase (`column mod stride`), so that every kernel tap becomes one contiguous
+//! slice of the buffer and folds into the block's accumulators with fixed-width chunks that
+//! vectorise without tails or bounds checks. Taps are folded in the same order as the direct
+//! definition (depth, height, width), so results are bit-identical to it: max keeps the first
+//! of equal values (±0), average sums in tap order, and pad taps fold the identity (a no-op).
+//! Geometries whose buffers would not fit on the stack take the generic row fold. Planes are
+//! split across threads when there is enough work.
+
+use crate::isa::Isa;
 
 /// The geometry of one pooling op. Spatial arrays are (depth, height, width); a 2-D pool has
 /// depth 1, kernel 1, stride 1, dilation 1 and no padding on the depth axis.
@@ -66,7 +72,7 @@ impl PoolGeom {
 
 /// Kernel taps `j` in `0..kernel` whose coordinate `start + j·dilation` lies in `[lo, hi)`:
 /// the range `(first, end)` of `j` (empty if `first >= end`).
-#[inline]
+#[inline(always)]
 fn taps(start: i64, kernel: usize, dilation: usize, lo: i64, hi: i64) -> (usize, usize) {
     if dilation == 1 {
         let first = (lo - start).clamp(0, kernel as i64);
@@ -206,6 +212,48 @@ pub fn max_pool<T: Copy + PartialOrd + Send + Sync>(
     lowest: T,
     out: &mut [T],
 ) {
+    max_pool_isa(Isa::current(), x, planes, g, lowest, out)
+}
+
+/// [`max_pool`] on the vector width of `isa` (resolved against the CPU).
+fn max_pool_isa<T: Copy + PartialOrd + Send + Sync>(
+    isa: Isa,
+    x: &[T],
+    planes: usize,
+    g: &PoolGeom,
+    lowest: T,
+    out: &mut [T],
+) {
+    if !fast_geometry(g) {
+        return max_pool_generic(x, planes, g, lowest, out);
+    }
+    g.check(x, planes, out);
+    let (ip, op) = (g.in_plane(), g.out_plane());
+    if op == 0 {
+        return;
+    }
+    let work = g.kernel[0] * g.kernel[1] * g.kernel[2];
+    let isa = isa.resolve();
+    plane_split(x, ip, out, op, work, |xs, ys| match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `resolve` only returns families the CPU has; the AVX-512 family has
+        // avx512f/bw/vl, the AVX2 ones avx2.
+        Isa::Avx512Vnni => unsafe { x86::max_planes_avx512(g, xs, ys, lowest) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::max_planes_avx2(g, xs, ys, lowest) },
+        _ => max_planes(g, xs, ys, lowest),
+    });
+}
+
+/// [`max_pool`] by the generic row fold (every geometry; the reference for the fast path).
+fn max_pool_generic<T: Copy + PartialOrd + Send + Sync>(
+    x: &[T],
+    planes: usize,
+    g: &PoolGeom,
+    lowest: T,
+    out: &mut [T],
+) {
     g.check(x, planes, out);
     let (ip, op) = (g.in_plane(), g.out_plane());
     if op == 0 {
@@ -213,11 +261,13 @@ pub fn max_pool<T: Copy + PartialOrd + Send + Sync>(
     }
     let work = g.kernel[0] * g.kernel[1] * g.kernel[2];
     let cols = ColTaps::new(g);
-    plane_split(x, ip, out, op, work, |xp, yp| {
-        for (r, row) in yp.chunks_exact_mut(g.out_dims[2]).enumerate() {
-            let (od, oh) = (r / g.out_dims[1], r % g.out_dims[1]);
-            row.fill(lowest);
-            fold_row(g, &cols, xp, od, oh, row, max2);
+    plane_split(x, ip, out, op, work, |xs, ys| {
+        for (xp, yp) in xs.chunks_exact(ip.max(1)).zip(ys.chunks_exact_mut(op)) {
+            for (r, row) in yp.chunks_exact_mut(g.out_dims[2]).enumerate() {
+                let (od, oh) = (r / g.out_dims[1], r % g.out_dims[1]);
+                row.fill(lowest);
+                fold_row(g, &cols, xp, od, oh, row, max2);
+            }
         }
     });
 }
@@ -227,6 +277,65 @@ pub fn max_pool<T: Copy + PartialOrd + Send + Sync>(
 /// input `[-pad_begin, in + pad_end)` (taps past `pad_end`, which `ceil_mode` can create, are
 /// never counted). A window with nothing to count gives NaN (0/0).
 pub fn avg_pool(x: &[f32], planes: usize, g: &PoolGeom, count_include_pad: bool, out: &mut [f32]) {
+    avg_pool_isa(Isa::current(), x, planes, g, count_include_pad, out)
+}
+
+/// [`avg_pool`] on the vector width of `isa` (resolved against the CPU).
+fn avg_pool_isa(
+    isa: Isa,
+    x: &[f32],
+    planes: usize,
+    g: &PoolGeom,
+    count_include_pad: bool,
+    out: &mut [f32],
+) {
+    if !fast_geometry(g) {
+        return avg_pool_generic(x, planes, g, count_include_pad, out);
+    }
+    g.check(x, planes, out);
+    let (ip, op) = (g.in_plane(), g.out_plane());
+    if op == 0 {
+        return;
+    }
+    let work = g.kernel[0] * g.kernel[1] * g.kernel[2];
+    let isa = isa.resolve();
+    let cip = count_include_pad;
+    plane_split(x, ip, out, op, work, |xs, ys| match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `resolve` only returns families the CPU has; the AVX-512 family has
+        // avx512f/bw/vl, the AVX2 ones avx2.
+        Isa::Avx512Vnni => unsafe { x86::avg_planes_avx512(g, xs, ys, cip) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::avg_planes_avx2(g, xs, ys, cip) },
+        _ => avg_planes(g, xs, ys, cip),
+    });
+}
+
+/// Taps of output position `o` on axis `ax` that count towards the average's divisor.
+#[inline]
+fn avg_count(g: &PoolGeom, count_include_pad: bool, ax: usize, o: usize) -> usize {
+    let start = (o * g.stride[ax]) as i64 - g.pad_begin[ax] as i64;
+    let (lo, hi) = if count_include_pad {
+        (
+            -(g.pad_begin[ax] as i64),
+            (g.in_dims[ax] + g.pad_end[ax]) as i64,
+        )
+    } else {
+        (0, g.in_dims[ax] as i64)
+    };
+    let (a, b) = taps(start, g.kernel[ax], g.dilation[ax], lo, hi);
+    b - a
+}
+
+/// [`avg_pool`] by the generic row fold (every geometry; the reference for the fast path).
+fn avg_pool_generic(
+    x: &[f32],
+    planes: usize,
+    g: &PoolGeom,
+    count_include_pad: bool,
+    out: &mut [f32],
+) {
     g.check(x, planes, out);
     let (ip, op) = (g.in_plane(), g.out_plane());
     if op == 0 {
@@ -234,35 +343,807 @@ pub fn avg_pool(x: &[f32], planes: usize, g: &PoolGeom, count_include_pad: bool,
     }
     let work = g.kernel[0] * g.kernel[1] * g.kernel[2];
     let cols = ColTaps::new(g);
-    plane_split(x, ip, out, op, work, |xp, yp| {
-        for (r, row) in yp.chunks_exact_mut(g.out_dims[2]).enumerate() {
-            let (od, oh) = (r / g.out_dims[1], r % g.out_dims[1]);
-            row.fill(0.0);
-            fold_row(g, &cols, xp, od, oh, row, |a, b| a + b);
-            // Divisor: separable per axis, the product of the counted taps.
-            let count_axis = |ax: usize, o: usize| -> usize {
-                let start = (o * g.stride[ax]) as i64 - g.pad_begin[ax] as i64;
-                let (lo, hi) = if count_include_pad {
-                    (
-                        -(g.pad_begin[ax] as i64),
-                        (g.in_dims[ax] + g.pad_end[ax]) as i64,
-                    )
-                } else {
-                    (0, g.in_dims[ax] as i64)
-                };
-                let (a, b) = taps(start, g.kernel[ax], g.dilation[ax], lo, hi);
-                b - a
-            };
-            let outer = count_axis(0, od) * count_axis(1, oh);
-            for (o, v) in row.iter_mut().enumerate() {
-                *v /= (outer * count_axis(2, o)) as f32;
+    plane_split(x, ip, out, op, work, |xs, ys| {
+        for (xp, yp) in xs.chunks_exact(ip.max(1)).zip(ys.chunks_exact_mut(op)) {
+            for (r, row) in yp.chunks_exact_mut(g.out_dims[2]).enumerate() {
+                let (od, oh) = (r / g.out_dims[1], r % g.out_dims[1]);
+                row.fill(0.0);
+                fold_row(g, &cols, xp, od, oh, row, |a, b| a + b);
+                // Divisor: separable per axis, the product of the counted taps.
+                let outer =
+                    avg_count(g, count_include_pad, 0, od) * avg_count(g, count_include_pad, 1, oh);
+                for (o, v) in row.iter_mut().enumerate() {
+                    *v /= (outer * avg_count(g, count_include_pad, 2, o)) as f32;
+                }
             }
         }
     });
 }
 
-/// Calls `f(in_planes, out_planes)` on groups of whole planes, in parallel when the work
-/// (`out_plane · work` per plane) is large enough.
+// ---- fast path -------------------------------------------------------------------------------
+//
+// 1-D and 2-D windows (kernel depth 1) with width stride 1 or 2. Outputs are computed `LANES`
+// at a time: per window row and tap, one load of `LANES` consecutive elements (stride 1), or
+// of `2·LANES` whose even elements are kept (stride 2; a permute), folded into a register.
+// Chunks whose loads stay inside the input row read the input in place; they cover the row
+// from its first output whose window starts inside the input, and the last one may overlap
+// the one before (those outputs are recomputed, identically). The few outputs left at the
+// borders (where windows reach into the padding) are folded one by one over their in-range
+// taps. A row too narrow for one in-place chunk is computed from padded copies of its input
+// rows (built once per band of output rows), in which the padding holds the fold's identity
+// (`fill`: the lowest value for max, +0 for the average); with fewer than `LANES` outputs, one
+// chunk is computed and its first outputs stored.
+//
+// Taps are folded in (height, width) order like the generic fold, skipping taps outside the
+// input or folding the identity for them, which changes nothing: max2(a, lowest) = a, and
+// a + 0.0 = a bit for bit because a sum that starts at +0 is never -0. So results are the
+// generic fold's, bit for bit. The average's divisor `(outer · column) as f32` is computed as
+// `outer as f32 * column as f32`, the same value while the kernel volume is below 2^24.
+
+/// Width of the chunks (one AVX-512 register of f32; two AVX2 registers, four NEON / SSE /
+/// simd128 ones).
+const LANES: usize = 16;
+/// Elements of the padded row copies of narrow rows (16 KiB of f32).
+const EDGE_CAP: usize = 4096;
+/// Most output columns per block.
+const MAX_BLOCK: usize = 1024;
+/// Most chunks computed from padded copies in a block.
+const MAX_EDGES: usize = 4;
+
+/// Elements one chunk's loads read, from its first tap (see `fold_chunk`).
+#[inline(always)]
+fn chunk_reach(s: usize, kw: usize, dw: usize) -> usize {
+    match (s, dw, kw) {
+        (1, _, _) => LANES + (kw - 1) * dw,
+        (_, 1, 3) => 2 * LANES + 1,
+        (_, 1, _) => 2 * LANES + kw - 1 - (kw + 1) % 2,
+        _ => 2 * LANES + (kw - 1) * dw,
+    }
+}
+
+/// Output column block of a row starting at `c0`: `(c0, n, nc)` — outputs `c0..c0 + n` are
+/// stored, computed as `nc = max(n, LANES)` columns from `c0`. A last block shorter than
+/// `LANES` is moved back to end at `ow` (when the row has `LANES` outputs).
+#[inline(always)]
+fn block_at(c0: usize, ow: usize) -> (usize, usize, usize) {
+    let n = MAX_BLOCK.min(ow - c0);
+    if n < LANES && ow >= LANES {
+        (ow - LANES, LANES, LANES)
+    } else {
+        (c0, n, n.max(LANES))
+    }
+}
+
+/// In-place chunks of a block of `nc` columns whose first output's first tap is input column
+/// `x0`: chunk starts `lo, lo + LANES, …, hi` (block-relative) are those whose loads stay in
+/// `0..iw`; `None` when there is none (the block then uses padded copies).
+#[inline(always)]
+fn inner_chunks(nc: usize, x0: i64, s: usize, reach: usize, iw: usize) -> Option<(usize, usize)> {
+    // First tap of output `o` is `x0 + o·s`: need it ≥ 0 and `+ reach ≤ iw`.
+    let lo = ((-x0).max(0) as usize).div_ceil(s);
+    let room = iw as i64 - reach as i64 - x0;
+    if room < 0 {
+        return None;
+    }
+    let hi = (room as usize / s).min(nc - LANES);
+    (lo <= hi).then_some((lo, hi))
+}
+
+/// Whether the fast path takes this geometry: kernel depth 1, width stride 1 or 2, a kernel
+/// volume below 2^24, and for every block without in-place chunks, padded copies of one
+/// window's rows that fit `EDGE_CAP`.
+fn fast_geometry(g: &PoolGeom) -> bool {
+    let s = g.stride[2];
+    if g.kernel[0] != 1
+        || !matches!(s, 1 | 2)
+        || g.stride.iter().chain(&g.dilation).any(|&v| v == 0)
+    {
+        return false;
+    }
+    let span_h = (g.kernel[1] - 1).checked_mul(g.dilation[1]).map(|v| v + 1);
+    let ext = (g.kernel[2] - 1).checked_mul(g.dilation[2]);
+    let volume = g.kernel[1].checked_mul(g.kernel[2]);
+    let (Some(span_h), Some(ext), Some(volume)) = (span_h, ext, volume) else {
+        return false;
+    };
+    if volume >= 1 << 24 || ext >= EDGE_CAP {
+        return false;
+    }
+    let reach = chunk_reach(s, g.kernel[2], g.dilation[2]);
+    let need = span_h.min(g.in_dims[1]).max(1);
+    let (iw, ow) = (g.in_dims[2], g.out_dims[2]);
+    let mut c0 = 0;
+    while c0 < ow {
+        let (b0, n, nc) = block_at(c0, ow);
+        let x0 = (b0 * s) as i64 - g.pad_begin[2] as i64;
+        if inner_chunks(nc, x0, s, reach, iw).is_none() {
+            let edges = nc.div_ceil(LANES);
+            if edges > MAX_EDGES || edges * reach * need > EDGE_CAP {
+                return false;
+            }
+        }
+        c0 = b0 + n;
+    }
+    true
+}
+
+/// The row path's stack buffers (28 KiB for f32), set up once per group of planes.
+struct Scratch<T> {
+    /// Padded copies of a band of input rows, for narrow blocks.
+    edges: [T; EDGE_CAP],
+    /// Per output column of the current block: the width-axis count as f32 (average).
+    col: [f32; MAX_BLOCK],
+    /// Per output column of the current block: its in-range taps `k0..k1` (for the outputs
+    /// folded one by one).
+    col_taps: [(u32, u32); MAX_BLOCK],
+}
+
+/// The fast path of [`max_pool`] on a group of planes (inlined into each ISA's wrapper).
+#[inline(always)]
+fn max_planes<T: Copy + PartialOrd>(g: &PoolGeom, xs: &[T], ys: &mut [T], lowest: T) {
+    // `fin` is the identity on max's results, which are never NaN; spelled `max2(lowest, v)`
+    // so that copying results out stays an inlined vector loop, not a `memcpy` call per row.
+    planes_with(
+        true,
+        g,
+        xs,
+        ys,
+        lowest,
+        max2,
+        |_, _| 0,
+        move |v, _| max2(lowest, v),
+    )
+}
+
+/// The fast path of [`avg_pool`] on a group of planes (inlined into each ISA's wrapper).
+#[inline(always)]
+fn avg_planes(g: &PoolGeom, xs: &[f32], ys: &mut [f32], cip: bool) {
+    planes_with(
+        false,
+        g,
+        xs,
+        ys,
+        0.0,
+        |a, b| a + b,
+        |ax, o| avg_count(g, cip, ax, o),
+        |v, d| v / d,
+    )
+}
+
+/// Pools every plane of `xs` into `ys`: each output is `fin(fold, outer · column)` where
+/// `fold` folds `f` over the window's taps starting from `fill`, and `outer` (as f32) is
+/// `count(0, depth) · count(1, row)` and `column` `count(2, column)` (the average's divisor).
+/// `separable`: `f` may fold the width first, then the height (max).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn planes_with<T: Copy>(
+    separable: bool,
+    g: &PoolGeom,
+    xs: &[T],
+    ys: &mut [T],
+    fill: T,
+    f: impl Fn(T, T) -> T + Copy,
+    count: impl Fn(usize, usize) -> usize + Copy,
+    fin: impl Fn(T, f32) -> T + Copy,
+) {
+    if let Some(fl) = Flat::new(g) {
+        return flat_planes(separable, g, &fl, xs, ys, fill, f, count, fin);
+    }
+    let (ip, op) = (g.in_plane(), g.out_plane());
+    let mut sc = Scratch {
+        edges: [fill; EDGE_CAP],
+        col: [0.0; MAX_BLOCK],
+        col_taps: [(0, 0); MAX_BLOCK],
+    };
+    macro_rules! run {
+        ($s:literal, $k:literal) => {
+            for (xp, yp) in xs.chunks_exact(ip.max(1)).zip(ys.chunks_exact_mut(op)) {
+                pool_plane::<T, $s, $k>(g, &mut sc, xp, yp, fill, f, count, fin);
+            }
+        };
+    }
+    // Common kernel widths get the tap loop unrolled (0: the width at run time).
+    match (g.stride[2], g.kernel[2]) {
+        (1, 2) => run!(1, 2),
+        (1, 3) => run!(1, 3),
+        (1, 5) => run!(1, 5),
+        (1, _) => run!(1, 0),
+        (_, 2) => run!(2, 2),
+        (_, 3) => run!(2, 3),
+        (_, _) => run!(2, 0),
+    }
+}
+
+// Small planes with stride 1 on both axes: the whole plane (one depth slice) is copied with
+// its padding (the identity, as above) into a buffer of rows `w` wide, where every window is
+// in range. Output (oh, o) then starts at buffer index `oh·w + o`, so the outputs of all rows
+// are one run of "virtual" positions `0..oh·w` (the `w - ow` positions at the end of each row
+// are discarded), computed in chunks with no borders and no per-row work; tap (i, k) is at
+// offset `i·dh·w + k·dw`. The results are copied out row by row (dividing, for the average).
+//
+// Max is separable here: each padded row is first reduced over the kernel width (in place),
+// then the window rows over the height. That is exact, ±0 included: the row-by-row fold keeps
+// the first element equal to the maximum in (height, width) order; the width pass keeps each
+// row's first one, and the height pass the first row whose maximum equals it — the same
+// element. (The average's sum must keep its order, so it folds every tap.)
+
+/// Capacity of the flat path's three buffers (elements; 12 KiB each for f32).
+const FLAT_CAP: usize = 3072;
+/// Most output columns on the flat path.
+const FLAT_COLS: usize = 1024;
+
+/// Layout of the flat path: buffer row width `w` (= output width + the kernel's width span)
+/// and the rows of the padded plane (`rows`, = output height + the kernel's height span).
+#[derive(Clone, Copy, Debug)]
+struct Flat {
+    w: usize,
+    rows: usize,
+}
+
+impl Flat {
+    /// `None` unless kernel depth 1, stride 1 on height and width, and the padded plane plus
+    /// the last chunks' reads fit `FLAT_CAP`.
+    fn new(g: &PoolGeom) -> Option<Flat> {
+        if g.kernel[0] != 1 || g.stride[1] != 1 || g.stride[2] != 1 {
+            return None;
+        }
+        let span = |ax: usize| (g.kernel[ax] - 1).checked_mul(g.dilation[ax]);
+        let w = g.out_dims[2].checked_add(span(2)?)?;
+        let rows = g.out_dims[1].checked_add(span(1)?)?;
+        let fl = Flat { w, rows };
+        (fl.len(g)? <= FLAT_CAP && g.out_dims[2] <= FLAT_COLS).then_some(fl)
+    }
+
+    /// Virtual output positions computed (whole pairs of chunks).
+    #[inline(always)]
+    fn positions(&self, g: &PoolGeom) -> Option<usize> {
+        Some(
+            g.out_dims[1]
+                .checked_mul(self.w)?
+                .next_multiple_of(2 * LANES),
+        )
+    }
+
+    /// Buffer elements read: the padded plane, and the last chunks' taps.
+    /// (For max, the width pass runs over whole chunk pairs up to the height taps' reach.)
+    fn len(&self, g: &PoolGeom) -> Option<usize> {
+        let down = (g.kernel[1] - 1) * g.dilation[1] * self.w;
+        let across = (g.kernel[2] - 1) * g.dilation[2];
+        let width_pass = (self.positions(g)? + down).next_multiple_of(2 * LANES);
+        Some((self.rows * self.w).max(width_pass + across))
+    }
+
+    /// Positions the width pass of max computes.
+    #[inline(always)]
+    fn width_pass(&self, g: &PoolGeom) -> usize {
+        let down = (g.kernel[1] - 1) * g.dilation[1] * self.w;
+        (self.positions(g).unwrap_or(0) + down).next_multiple_of(2 * LANES)
+    }
+}
+
+/// The flat path on every plane of `xs` (see above); `fill`, `f`, `count`, `fin` as for
+/// [`planes_with`]; `separable`: fold the width, then the height (max only).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn flat_planes<T: Copy>(
+    separable: bool,
+    g: &PoolGeom,
+    fl: &Flat,
+    xs: &[T],
+    ys: &mut [T],
+    fill: T,
+    f: impl Fn(T, T) -> T + Copy,
+    count: impl Fn(usize, usize) -> usize + Copy,
+    fin: impl Fn(T, f32) -> T + Copy,
+) {
+    let (ip, op) = (g.in_plane(), g.out_plane());
+    let [id_, ih, iw] = g.in_dims;
+    let [od_, oh_, ow] = g.out_dims;
+    let w = fl.w;
+    let positions = fl.positions(g).unwrap_or(0);
+    let len = fl.len(g).unwrap_or(0);
+    assert!(len <= FLAT_CAP && positions <= FLAT_CAP && ow <= FLAT_COLS);
+    let (kh, kw) = (g.kernel[1], g.kernel[2]);
+    let (dh, dw) = (g.dilation[1], g.dilation[2]);
+    // The padded plane (its padding, written here, never changes: each plane only rewrites
+    // the input's positions), the width pass of max, the virtual outputs.
+    let mut buf = [fill; FLAT_CAP];
+    let mut tmp = [fill; FLAT_CAP];
+    let mut res = [fill; FLAT_CAP];
+    let mut col = [0.0f32; FLAT_COLS];
+    for (o, c) in col[..ow].iter_mut().enumerate() {
+        *c = count(2, o) as f32;
+    }
+    // Input row `r`, columns `c0..c1`, goes to buffer row `r + pad_top` from column `x0`.
+    let pl = g.pad_begin[2];
+    let (c0, c1) = (0, iw.min(w.saturating_sub(pl)));
+    let rows = |r: usize| r + g.pad_begin[1] < fl.rows;
+    for (xp, yp) in xs.chunks_exact(ip.max(1)).zip(ys.chunks_exact_mut(op)) {
+        for od in 0..od_ {
+            let d = (od * g.stride[0]) as i64 - g.pad_begin[0] as i64;
+            let outer_d = count(0, od);
+            if !(0..id_ as i64).contains(&d) {
+                // No input slice (depth padding): every window is empty.
+                for oh in 0..oh_ {
+                    let outer = (outer_d * count(1, oh)) as f32;
+                    let y = &mut yp[(od * oh_ + oh) * ow..][..ow];
+                    for (y, &c) in y.iter_mut().zip(&col[..ow]) {
+                        *y = fin(fill, outer * c);
+                    }
+                }
+                continue;
+            }
+            let sl = &xp[d as usize * ih * iw..][..ih * iw];
+            for r in (0..ih).take_while(|&r| rows(r)) {
+                let at = (r + g.pad_begin[1]) * w + pl;
+                let dst = &mut buf[at..at + (c1 - c0)];
+                // `f(fill, x)` stands for `x` in a window: max2(lowest, x) is x, or lowest for
+                // NaN, which max skips anyway; 0 + x is x, or +0 for -0, which leaves a sum
+                // that starts at +0 unchanged. Through `f`, the copy stays an inlined vector
+                // loop (a plain copy becomes a `memcpy` call, dearer than short rows).
+                for (d, &x) in dst.iter_mut().zip(&sl[r * iw + c0..r * iw + c1]) {
+                    *d = f(fill, x);
+                }
+            }
+            // Chunk pairs read `j + (kh-1)·dh·w + (kw-1)·dw + 2·LANES ≤ len` (Flat::len).
+            let src = if separable {
+                let end = fl.width_pass(g);
+                let mut j = 0;
+                while j < end {
+                    let v = fold_pair(&buf, j, 1, kw, 0, dw, fill, f);
+                    store_pair(&mut tmp, j, v);
+                    j += 2 * LANES;
+                }
+                &tmp
+            } else {
+                &buf
+            };
+            let kw_fold = if separable { 1 } else { kw };
+            let mut j = 0;
+            while j < positions {
+                let v = fold_pair(src, j, kh, kw_fold, dh * w, dw, fill, f);
+                store_pair(&mut res, j, v);
+                j += 2 * LANES;
+            }
+            for oh in 0..oh_ {
+                let outer = (outer_d * count(1, oh)) as f32;
+                let y = &mut yp[(od * oh_ + oh) * ow..][..ow];
+                for ((y, &v), &c) in y.iter_mut().zip(&res[oh * w..oh * w + ow]).zip(&col[..ow]) {
+                    *y = fin(v, outer * c);
+                }
+            }
+        }
+    }
+}
+
+/// Two chunks of outputs at `src[j..]`: folds, from `fill`, the taps `(i, k)` at offsets
+/// `i·row + k·dw` (`i < kh`, `k < kw`, in that order) into each of `2·LANES` consecutive
+/// positions.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn fold_pair<T: Copy>(
+    src: &[T; FLAT_CAP],
+    j: usize,
+    kh: usize,
+    kw: usize,
+    row: usize,
+    dw: usize,
+    fill: T,
+    f: impl Fn(T, T) -> T + Copy,
+) -> [[T; LANES]; 2] {
+    let mut v = [[fill; LANES]; 2];
+    for i in 0..kh {
+        for k in 0..kw {
+            let t = j + i * row + k * dw;
+            let x: &[T; 2 * LANES] = src[t..t + 2 * LANES].try_into().unwrap();
+            v[0] = lanes(|l| f(v[0][l], x[l]));
+            v[1] = lanes(|l| f(v[1][l], x[LANES + l]));
+        }
+    }
+    v
+}
+
+/// Stores two chunks at `dst[j..j + 2·LANES]`.
+#[inline(always)]
+fn store_pair<T: Copy>(dst: &mut [T; FLAT_CAP], j: usize, v: [[T; LANES]; 2]) {
+    let (lo, hi) = dst[j..j + 2 * LANES].split_at_mut(LANES);
+    lo.copy_from_slice(&v[0]);
+    hi.copy_from_slice(&v[1]);
+}
+
+/// One plane, width stride `S`, kernel width `K` (0: read from `g`); see the section comment.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn pool_plane<T: Copy, const S: usize, const K: usize>(
+    g: &PoolGeom,
+    sc: &mut Scratch<T>,
+    plane: &[T],
+    out: &mut [T],
+    fill: T,
+    f: impl Fn(T, T) -> T + Copy,
+    count: impl Fn(usize, usize) -> usize + Copy,
+    fin: impl Fn(T, f32) -> T + Copy,
+) {
+    let [id_, ih, iw] = g.in_dims;
+    let [od_, oh_, ow] = g.out_dims;
+    let kw = if K == 0 { g.kernel[2] } else { K };
+    let (sh, kh, dh, ph) = (g.stride[1], g.kernel[1], g.dilation[1], g.pad_begin[1]);
+    let dw = g.dilation[2];
+    let reach = chunk_reach(S, kw, dw);
+    let Scratch {
+        edges,
+        col,
+        col_taps,
+    } = sc;
+    let mut c0 = 0;
+    while c0 < ow {
+        let (b0, n, nc) = block_at(c0, ow);
+        c0 = b0;
+        let x0 = (c0 * S) as i64 - g.pad_begin[2] as i64;
+        for (j, (c, t)) in col[..nc].iter_mut().zip(&mut col_taps[..nc]).enumerate() {
+            *c = count(2, c0 + j) as f32;
+            let (a, b) = taps(x0 + (j * S) as i64, kw, dw, 0, iw as i64);
+            *t = (a as u32, b as u32);
+        }
+        // In-place chunks `lo..=hi` (step LANES, the last at `hi`) and the outputs outside
+        // them; or, for a narrow block, every chunk from padded copies.
+        let inner = inner_chunks(nc, x0, S, reach, iw);
+        let n_edges = if inner.is_some() {
+            0
+        } else {
+            nc.div_ceil(LANES)
+        };
+        let band_rows = if n_edges == 0 {
+            ih.max(1)
+        } else {
+            EDGE_CAP / (n_edges * reach)
+        };
+        for od in 0..od_ {
+            let d = (od * g.stride[0]) as i64 - g.pad_begin[0] as i64;
+            let slice = (0..id_ as i64).contains(&d).then(|| {
+                let at = d as usize * ih * iw;
+                &plane[at..at + ih * iw]
+            });
+            let rows_of = |oh: usize| window_rows(oh, sh, kh, dh, ph, ih, slice.is_some());
+            let mut oh0 = 0;
+            while oh0 < oh_ {
+                // Band: output rows `oh0..oh1` whose input rows `r0..r1` fit the padded
+                // copies (every row when there are none). Windows start at or after `oh0`'s
+                // start (with dilation and padding, a later window's first in-range row can
+                // come before an earlier one's).
+                let r0 = ((oh0 * sh) as i64 - ph as i64).clamp(0, ih as i64) as usize;
+                let last = |oh: usize| {
+                    let (first, n) = rows_of(oh);
+                    (n > 0).then(|| first + (n - 1) * dh)
+                };
+                let mut oh1 = oh0 + 1;
+                while oh1 < oh_ && last(oh1).is_none_or(|r| r < r0 + band_rows) {
+                    oh1 += 1;
+                }
+                if let (Some(slice), true) = (slice, n_edges > 0) {
+                    let r1 = (oh0..oh1).filter_map(last).max().map_or(r0, |r| r + 1);
+                    debug_assert!(r1 - r0 <= band_rows);
+                    for (i, r) in (r0..r1).enumerate() {
+                        let row = &slice[r * iw..(r + 1) * iw];
+                        for e in 0..n_edges {
+                            let at = (e * band_rows + i) * reach;
+                            let o = (e * LANES).min(nc - LANES);
+                            copy_padded(row, x0 + (o * S) as i64, fill, &mut edges[at..at + reach]);
+                        }
+                    }
+                }
+                for oh in oh0..oh1 {
+                    let (first, nrows) = window_rows(oh, sh, kh, dh, ph, ih, slice.is_some());
+                    let outer = (count(0, od) * count(1, oh)) as f32;
+                    let y = &mut out[(od * oh_ + oh) * ow..][..ow];
+                    // One chunk of LANES outputs from block column `o`, its rows read from
+                    // `src[base + i·step..]` (a function, not a closure: closures are not
+                    // always inlined into the ISA wrappers, and would lose their features).
+                    let geom = ChunkGeom {
+                        nrows,
+                        reach,
+                        kw,
+                        dw,
+                        outer,
+                    };
+                    let y = &mut y[c0..c0 + n];
+                    match (inner, slice) {
+                        (Some((lo, hi)), Some(sl)) => {
+                            // Two chunks at a time (independent folds, for the pipelines);
+                            // the second may repeat the first at the end of the row.
+                            let step = dh * iw;
+                            let base = |a: usize| first * iw + (x0 + (a * S) as i64) as usize;
+                            let mut o = lo;
+                            loop {
+                                let at = [o.min(hi), (o + LANES).min(hi)];
+                                if at[0] == at[1] {
+                                    let b = base(at[0]);
+                                    chunk::<T, S, K>(
+                                        &geom, sl, b, step, col, at[0], y, fill, f, fin,
+                                    );
+                                } else {
+                                    let b = at.map(base);
+                                    chunk2::<T, S, K>(&geom, sl, b, step, col, at, y, fill, f, fin);
+                                }
+                                if at[1] == hi {
+                                    break;
+                                }
+                                o += 2 * LANES;
+                            }
+                        }
+                        (None, Some(_)) => {
+                            for e in 0..n_edges {
+                                let o = (e * LANES).min(nc - LANES);
+                                let base = (e * band_rows + first.saturating_sub(r0)) * reach;
+                                let step = dh * reach;
+                                chunk::<T, S, K>(&geom, edges, base, step, col, o, y, fill, f, fin);
+                            }
+                        }
+                        // No input slice (depth padding): every window is empty.
+                        (_, None) => {}
+                    }
+                    // Outputs outside the in-place chunks, tap by tap (all of them for an
+                    // empty window).
+                    let (lo, end) = match (inner, slice) {
+                        (Some((lo, hi)), Some(_)) => (lo, hi + LANES),
+                        (None, Some(_)) => (0, nc),
+                        (_, None) => (0, 0),
+                    };
+                    for o in (0..lo).chain(end..n) {
+                        let (k0, k1) = col_taps[o];
+                        let mut v = fill;
+                        if let Some(sl) = slice {
+                            let c = x0 + (o * S) as i64;
+                            for i in 0..nrows {
+                                let row = (first + i * dh) * iw;
+                                for k in k0 as usize..k1 as usize {
+                                    v = f(v, sl[row + (c + (k * dw) as i64) as usize]);
+                                }
+                            }
+                        }
+                        y[o] = fin(v, outer * col[o]);
+                    }
+                }
+                oh0 = oh1;
+            }
+        }
+        c0 += n;
+    }
+}
+
+/// Window rows of output row `oh` on an axis of `ih` rows: (first, count) of the in-range
+/// ones; none when `any` is false.
+#[inline(always)]
+fn window_rows(
+    oh: usize,
+    sh: usize,
+    kh: usize,
+    dh: usize,
+    ph: usize,
+    ih: usize,
+    any: bool,
+) -> (usize, usize) {
+    let start = (oh * sh) as i64 - ph as i64;
+    let (a, b) = taps(start, kh, dh, 0, ih as i64);
+    if !any || a >= b {
+        return (0, 0);
+    }
+    ((start + (a * dh) as i64) as usize, b - a)
+}
+
+/// What `chunk` needs of the current output row: window rows, the loads' reach, kernel
+/// width and dilation, and the divisor's row factor.
+struct ChunkGeom {
+    nrows: usize,
+    reach: usize,
+    kw: usize,
+    dw: usize,
+    outer: f32,
+}
+
+/// Computes `LANES` outputs from block column `o` of the current row (`y`: the block's stored
+/// outputs) whose window rows start at `src[base + i·step]`, `i < nrows`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn chunk<T: Copy, const S: usize, const K: usize>(
+    cg: &ChunkGeom,
+    src: &[T],
+    base: usize,
+    step: usize,
+    col: &[f32; MAX_BLOCK],
+    o: usize,
+    y: &mut [T],
+    fill: T,
+    f: impl Fn(T, T) -> T + Copy,
+    fin: impl Fn(T, f32) -> T + Copy,
+) {
+    let mut v = [fill; LANES];
+    if cg.nrows > 0 {
+        // Every load of `fold_chunk` stays in `base + i·step ..+ reach`.
+        assert!(base + (cg.nrows - 1) * step + cg.reach <= src.len());
+        for i in 0..cg.nrows {
+            // SAFETY: in bounds by the assertion above.
+            v = unsafe { fold_chunk::<T, S, K>(src, base + i * step, v, cg.kw, cg.dw, f) };
+        }
+    }
+    let d: &[f32; LANES] = col[o..o + LANES].try_into().unwrap();
+    let res = lanes(|l| fin(v[l], cg.outer * d[l]));
+    if y.len() >= LANES {
+        let dst: &mut [T; LANES] = (&mut y[o..o + LANES]).try_into().unwrap();
+        *dst = res;
+    } else {
+        let n = y.len();
+        y.copy_from_slice(&res[..n]);
+    }
+}
+
+/// [`chunk`] for two chunks at once (at block columns `o[0]`, `o[1]`, first taps at
+/// `src[base[j] + i·step]`): two independent fold chains.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn chunk2<T: Copy, const S: usize, const K: usize>(
+    cg: &ChunkGeom,
+    src: &[T],
+    base: [usize; 2],
+    step: usize,
+    col: &[f32; MAX_BLOCK],
+    o: [usize; 2],
+    y: &mut [T],
+    fill: T,
+    f: impl Fn(T, T) -> T + Copy,
+    fin: impl Fn(T, f32) -> T + Copy,
+) {
+    let mut v = [[fill; LANES]; 2];
+    if cg.nrows > 0 {
+        // Every load of `fold_chunk` stays in `base[j] + i·step ..+ reach`.
+        let last = (cg.nrows - 1) * step + cg.reach;
+        assert!(base[0] + last <= src.len() && base[1] + last <= src.len());
+        for i in 0..cg.nrows {
+            for j in 0..2 {
+                // SAFETY: in bounds by the assertion above.
+                v[j] = unsafe {
+                    fold_chunk::<T, S, K>(src, base[j] + i * step, v[j], cg.kw, cg.dw, f)
+                };
+            }
+        }
+    }
+    for j in 0..2 {
+        let d: &[f32; LANES] = col[o[j]..o[j] + LANES].try_into().unwrap();
+        let res = lanes(|l| fin(v[j][l], cg.outer * d[l]));
+        if y.len() >= LANES {
+            let dst: &mut [T; LANES] = (&mut y[o[j]..o[j] + LANES]).try_into().unwrap();
+            *dst = res;
+        } else {
+            let n = y.len();
+            y.copy_from_slice(&res[..n]);
+        }
+    }
+}
+
+/// Folds the `kw` taps of one row into `v` for `LANES` outputs whose first tap is `src[r]`:
+/// tap `k` of output `l` is `src[r + l·S + k·dw]`.
+///
+/// # Safety
+/// `r + chunk_reach(S, kw, dw) ≤ src.len()`.
+#[inline(always)]
+unsafe fn fold_chunk<T: Copy, const S: usize, const K: usize>(
+    src: &[T],
+    r: usize,
+    mut v: [T; LANES],
+    kw: usize,
+    dw: usize,
+    f: impl Fn(T, T) -> T + Copy,
+) -> [T; LANES] {
+    let kw = if K == 0 { kw } else { K };
+    debug_assert!(r + chunk_reach(S, kw, dw) <= src.len());
+    // SAFETY (every load below): reads `src[r + k .. r + k + S·LANES]` with
+    // `k ≤ (kw-1)·dw`, or the one element `src[r + 2·LANES]` (kw = 3): inside
+    // `r..r + chunk_reach` by the caller's guarantee; `[T; N]` has the alignment of `T`.
+    let at = |k: usize| unsafe { src.as_ptr().add(r + k) };
+    if S == 1 {
+        for k in 0..kw {
+            let c = unsafe { &*(at(k * dw) as *const [T; LANES]) };
+            v = lanes(|l| f(v[l], c[l]));
+        }
+    } else if dw == 1 && kw == 3 {
+        // Taps 0 and 1 are the even and odd elements of one load, tap 2 the even ones moved
+        // down a lane, with the element after the load.
+        let c = unsafe { &*(at(0) as *const [T; 2 * LANES]) };
+        let e = lanes(|l| c[2 * l]);
+        v = lanes(|l| f(v[l], e[l]));
+        v = lanes(|l| f(v[l], c[2 * l + 1]));
+        let next = unsafe { *at(2 * LANES) };
+        let e2 = lanes(|l| if l + 1 < LANES { e[l + 1] } else { next });
+        v = lanes(|l| f(v[l], e2[l]));
+    } else if dw == 1 {
+        // Taps 2j and 2j + 1 are the even and odd elements of one load.
+        for j in 0..kw / 2 {
+            let c = unsafe { &*(at(2 * j) as *const [T; 2 * LANES]) };
+            v = lanes(|l| f(v[l], c[2 * l]));
+            v = lanes(|l| f(v[l], c[2 * l + 1]));
+        }
+        if kw % 2 == 1 {
+            let c = unsafe { &*(at(kw - 1) as *const [T; 2 * LANES]) };
+            v = lanes(|l| f(v[l], c[2 * l]));
+        }
+    } else {
+        for k in 0..kw {
+            let c = unsafe { &*(at(k * dw) as *const [T; 2 * LANES]) };
+            v = lanes(|l| f(v[l], c[2 * l]));
+        }
+    }
+    v
+}
+
+/// `[g(0), g(1), …, g(LANES - 1)]`, always inlined (`core::array::from_fn` is not always, and an
+/// outlined copy would lose the caller's target features).
+#[inline(always)]
+fn lanes<T: Copy>(g: impl Fn(usize) -> T) -> [T; LANES] {
+    let mut r = [g(0); LANES];
+    for (l, v) in r.iter_mut().enumerate().skip(1) {
+        *v = g(l);
+    }
+    r
+}
+
+/// `dst[j] = row[x0 + j]` where that is inside `row`, else `fill`.
+#[inline(always)]
+fn copy_padded<T: Copy>(row: &[T], x0: i64, fill: T, dst: &mut [T]) {
+    let n = dst.len() as i64;
+    let a = (-x0).clamp(0, n) as usize;
+    let b = (row.len() as i64 - x0).clamp(a as i64, n) as usize;
+    dst[..a].fill(fill);
+    let s0 = (x0 + a as i64) as usize;
+    dst[a..b].copy_from_slice(&row[s0..s0 + (b - a)]);
+    dst[b..].fill(fill);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::incompatible_msrv)]
+mod x86 {
+    use super::{PoolGeom, avg_planes, max_planes};
+
+    /// # Safety
+    /// CPU has avx512f, avx512bw and avx512vl.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    pub(super) unsafe fn max_planes_avx512<T: Copy + PartialOrd>(
+        g: &PoolGeom,
+        xs: &[T],
+        ys: &mut [T],
+        lowest: T,
+    ) {
+        max_planes(g, xs, ys, lowest)
+    }
+
+    /// # Safety
+    /// CPU has avx2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn max_planes_avx2<T: Copy + PartialOrd>(
+        g: &PoolGeom,
+        xs: &[T],
+        ys: &mut [T],
+        lowest: T,
+    ) {
+        max_planes(g, xs, ys, lowest)
+    }
+
+    /// # Safety
+    /// CPU has avx512f, avx512bw and avx512vl.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    pub(super) unsafe fn avg_planes_avx512(g: &PoolGeom, xs: &[f32], ys: &mut [f32], cip: bool) {
+        avg_planes(g, xs, ys, cip)
+    }
+
+    /// # Safety
+    /// CPU has avx2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn avg_planes_avx2(g: &PoolGeom, xs: &[f32], ys: &mut [f32], cip: bool) {
+        avg_planes(g, xs, ys, cip)
+    }
+}
+
+/// Calls `f(in_planes, out_planes)` on groups of whole planes (all of them at once when
+/// serial), in parallel when the work (`out_plane · work` per plane) is large enough.
 fn plane_split<T: Send + Sync>(
     x: &[T],
     in_plane: usize,
@@ -275,23 +1156,10 @@ fn plane_split<T: Send + Sync>(
     let per_plane = (out_plane * work).max(1);
     let n = crate::par::pieces(planes, crate::par::MIN_ELEMS.div_ceil(per_plane));
     if n <= 1 {
-        for (xp, yp) in x
-            .chunks_exact(in_plane.max(1))
-            .zip(out.chunks_exact_mut(out_plane))
-        {
-            f(xp, yp);
-        }
-        return;
+        return f(x, out);
     }
     let per = planes.div_ceil(n);
-    crate::par::rows(x, in_plane * per, out, out_plane * per, |xs, os| {
-        for (xp, yp) in xs
-            .chunks_exact(in_plane.max(1))
-            .zip(os.chunks_exact_mut(out_plane))
-        {
-            f(xp, yp);
-        }
-    });
+    crate::par::rows(x, in_plane * per, out, out_plane * per, f);
 }
 
 /// ONNX `GlobalAveragePool`: the mean of each of `planes` planes of `plane` elements.
@@ -309,6 +1177,7 @@ pub fn global_max_pool(x: &[f32], planes: usize, plane: usize, out: &mut [f32]) 
 mod tests {
     extern crate std;
     use super::*;
+    use std::format;
     use std::vec;
     use std::vec::Vec;
 
@@ -413,6 +1282,187 @@ mod tests {
                 let want = reference(&x, planes, &g, Some(cip));
                 for (a, b) in out.iter().zip(&want) {
                     assert!((a - b).abs() <= 1e-6, "avg {cip} {g:?}: {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    /// Deterministic generator (LCG) for the fast-path tests.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u32 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) as u32
+        }
+        fn below(&mut self, n: usize) -> usize {
+            self.next() as usize % n
+        }
+    }
+
+    /// A random geometry: 1-D to 3-D, strides 1–3, kernels 1–6, dilations, pads up to the
+    /// kernel span (so whole windows can fall in the padding), floor or ceil output sizes.
+    fn random_geom(r: &mut Lcg) -> PoolGeom {
+        let mut g = PoolGeom {
+            in_dims: [1; 3],
+            out_dims: [1; 3],
+            kernel: [1; 3],
+            stride: [1; 3],
+            dilation: [1; 3],
+            pad_begin: [0; 3],
+            pad_end: [0; 3],
+        };
+        let spatial = 1 + r.below(3);
+        for ax in 3 - spatial..3 {
+            let wide = ax == 2 && r.below(4) == 0;
+            g.in_dims[ax] = 1 + r.below(if wide { 150 } else { 40 });
+            g.kernel[ax] = 1 + r.below(if ax == 0 { 3 } else { 6 });
+            g.stride[ax] = 1 + r.below(if ax == 2 { 3 } else { 2 });
+            g.dilation[ax] = if r.below(4) == 0 { 2 } else { 1 };
+            let span = (g.kernel[ax] - 1) * g.dilation[ax] + 1;
+            g.pad_begin[ax] = r.below(span);
+            g.pad_end[ax] = r.below(span);
+            let total = g.in_dims[ax] + g.pad_begin[ax] + g.pad_end[ax];
+            if total < span {
+                g.pad_end[ax] += span - total;
+            }
+            g.out_dims[ax] = out_len(
+                g.in_dims[ax],
+                g.kernel[ax],
+                g.stride[ax],
+                g.dilation[ax],
+                g.pad_begin[ax],
+                g.pad_end[ax],
+                r.below(2) == 0,
+            );
+        }
+        g
+    }
+
+    /// f32 values with many ties, ±0, ±inf and NaN, so any change of tap order or of the
+    /// padding's treatment shows in the bits.
+    fn tricky_f32(r: &mut Lcg, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| match r.below(16) {
+                0 => 0.0,
+                1 => -0.0,
+                2 => f32::NAN,
+                3 => f32::INFINITY,
+                4 => f32::NEG_INFINITY,
+                5 => 1.0,
+                _ => (r.next() % 2001) as f32 / 100.0 - 10.0,
+            })
+            .collect()
+    }
+
+    /// Bit patterns, every NaN as one: Rust leaves the sign and payload of a NaN produced by
+    /// arithmetic unspecified (LLVM may commute an addition, and x86 returns the first
+    /// operand's NaN), so `inf + -inf + NaN` has no defined bits.
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter()
+            .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+            .collect()
+    }
+
+    #[test]
+    fn fast_path_matches_generic_bit_for_bit() {
+        let mut r = Lcg(0x5eed);
+        let mut fast = 0;
+        for case in 0..600 {
+            let g = random_geom(&mut r);
+            let planes = 1 + r.below(3);
+            let n = planes * g.in_plane();
+            let x = tricky_f32(&mut r, n);
+            let len = planes * g.out_plane();
+            let mut want = vec![0.0f32; len];
+            max_pool_generic(&x, planes, &g, f32::NEG_INFINITY, &mut want);
+            let mut want_avg = [vec![0.0f32; len], vec![0.0f32; len]];
+            for (cip, w) in want_avg.iter_mut().enumerate() {
+                avg_pool_generic(&x, planes, &g, cip == 1, w);
+            }
+            let xu: Vec<u8> = x.iter().map(|v| (v.to_bits() >> 13) as u8).collect();
+            let mut want_u8 = vec![0u8; len];
+            max_pool_generic(&xu, planes, &g, 0, &mut want_u8);
+            let xi: Vec<i8> = xu.iter().map(|&v| v as i8).collect();
+            let mut want_i8 = vec![0i8; len];
+            max_pool_generic(&xi, planes, &g, i8::MIN, &mut want_i8);
+            fast += usize::from(fast_geometry(&g));
+            for isa in Isa::all_available() {
+                let what = format!("case {case} [{isa}] {g:?}");
+                let mut got = vec![1.5f32; len];
+                max_pool_isa(isa, &x, planes, &g, f32::NEG_INFINITY, &mut got);
+                assert_eq!(bits(&got), bits(&want), "max {what}");
+                for (cip, w) in want_avg.iter().enumerate() {
+                    avg_pool_isa(isa, &x, planes, &g, cip == 1, &mut got);
+                    assert_eq!(bits(&got), bits(w), "avg cip={cip} {what}");
+                }
+                let mut got_u8 = vec![7u8; len];
+                max_pool_isa(isa, &xu, planes, &g, 0, &mut got_u8);
+                assert_eq!(got_u8, want_u8, "max u8 {what}");
+                let mut got_i8 = vec![7i8; len];
+                max_pool_isa(isa, &xi, planes, &g, i8::MIN, &mut got_i8);
+                assert_eq!(got_i8, want_i8, "max i8 {what}");
+            }
+        }
+        // Most random geometries must exercise the fast path.
+        assert!(
+            fast > 250,
+            "only {fast} of 600 geometries took the fast path"
+        );
+    }
+
+    #[test]
+    fn fast_path_common_shapes() {
+        // The vision-network cases, at sizes around the chunk width and with wide rows (more
+        // than one column block).
+        let mut r = Lcg(77);
+        for &(h, w) in &[
+            (7, 7),
+            (14, 14),
+            (15, 17),
+            (16, 16),
+            (33, 31),
+            (56, 56),
+            (9, 1100),
+        ] {
+            for &(k, s, p, ceil) in &[
+                (3, 2, 1, false),
+                (2, 2, 0, false),
+                (3, 1, 1, false),
+                (5, 1, 2, false),
+                (3, 2, 0, true),
+                (2, 1, 0, false),
+                (7, 2, 3, false),
+            ] {
+                let oh = out_len(h, k, s, 1, p, p, ceil);
+                let ow = out_len(w, k, s, 1, p, p, ceil);
+                let g = PoolGeom {
+                    in_dims: [1, h, w],
+                    out_dims: [1, oh, ow],
+                    kernel: [1, k, k],
+                    stride: [1, s, s],
+                    dilation: [1, 1, 1],
+                    pad_begin: [0, p, p],
+                    pad_end: [0, p, p],
+                };
+                assert!(fast_geometry(&g), "{g:?}");
+                let planes = 2;
+                let x = tricky_f32(&mut r, planes * h * w);
+                let mut want = vec![0.0; planes * oh * ow];
+                let mut got = want.clone();
+                max_pool_generic(&x, planes, &g, f32::NEG_INFINITY, &mut want);
+                for isa in Isa::all_available() {
+                    max_pool_isa(isa, &x, planes, &g, f32::NEG_INFINITY, &mut got);
+                    assert_eq!(bits(&got), bits(&want), "max [{isa}] {g:?}");
+                }
+                for cip in [false, true] {
+                    avg_pool_generic(&x, planes, &g, cip, &mut want);
+                    for isa in Isa::all_available() {
+                        avg_pool_isa(isa, &x, planes, &g, cip, &mut got);
+                        assert_eq!(bits(&got), bits(&want), "avg {cip} [{isa}] {g:?}");
+                    }
                 }
             }
         }
