@@ -476,6 +476,8 @@ struct Scratch<T> {
     /// Per output column of the current block: its in-range taps `k0..k1` (for the outputs
     /// folded one by one).
     col_taps: [(u32, u32); MAX_BLOCK],
+    /// Whether `col` and `col_taps` hold a whole row's tables (valid for every plane).
+    cols_ready: bool,
 }
 
 /// The fast path of [`max_pool`] on a group of planes (inlined into each ISA's wrapper).
@@ -534,6 +536,7 @@ fn planes_with<T: Copy>(
         edges: [fill; EDGE_CAP],
         col: [0.0; MAX_BLOCK],
         col_taps: [(0, 0); MAX_BLOCK],
+        cols_ready: false,
     };
     macro_rules! run {
         ($s:literal, $k:literal) => {
@@ -774,16 +777,21 @@ fn pool_plane<T: Copy, const S: usize, const K: usize>(
         edges,
         col,
         col_taps,
+        cols_ready,
     } = sc;
     let mut c0 = 0;
     while c0 < ow {
         let (b0, n, nc) = block_at(c0, ow);
         c0 = b0;
         let x0 = (c0 * S) as i64 - g.pad_begin[2] as i64;
-        for (j, (c, t)) in col[..nc].iter_mut().zip(&mut col_taps[..nc]).enumerate() {
-            *c = count(2, c0 + j) as f32;
-            let (a, b) = taps(x0 + (j * S) as i64, kw, dw, 0, iw as i64);
-            *t = (a as u32, b as u32);
+        // The column tables of a row that is one block are the same for every plane.
+        if !(*cols_ready && b0 == 0 && n == ow) {
+            for (j, (c, t)) in col[..nc].iter_mut().zip(&mut col_taps[..nc]).enumerate() {
+                *c = count(2, c0 + j) as f32;
+                let (a, b) = taps(x0 + (j * S) as i64, kw, dw, 0, iw as i64);
+                *t = (a as u32, b as u32);
+            }
+            *cols_ready = b0 == 0 && n == ow;
         }
         // In-place chunks `lo..=hi` (step LANES, the last at `hi`) and the outputs outside
         // them; or, for a narrow block, every chunk from padded copies.
@@ -804,7 +812,6 @@ fn pool_plane<T: Copy, const S: usize, const K: usize>(
                 let at = d as usize * ih * iw;
                 &plane[at..at + ih * iw]
             });
-            let rows_of = |oh: usize| window_rows(oh, sh, kh, dh, ph, ih, slice.is_some());
             let mut oh0 = 0;
             while oh0 < oh_ {
                 // Band: output rows `oh0..oh1` whose input rows `r0..r1` fit the padded
@@ -812,11 +819,13 @@ fn pool_plane<T: Copy, const S: usize, const K: usize>(
                 // start (with dilation and padding, a later window's first in-range row can
                 // come before an earlier one's).
                 let r0 = ((oh0 * sh) as i64 - ph as i64).clamp(0, ih as i64) as usize;
-                let last = |oh: usize| {
-                    let (first, n) = rows_of(oh);
-                    (n > 0).then(|| first + (n - 1) * dh)
-                };
+                // (A function, not a closure: closures are not always inlined into the ISA
+                // wrappers, and would lose their target features.)
+                let last = |oh: usize| last_row(oh, sh, kh, dh, ph, ih, slice.is_some());
                 let mut oh1 = oh0 + 1;
+                if n_edges == 0 {
+                    oh1 = oh_;
+                }
                 while oh1 < oh_ && last(oh1).is_none_or(|r| r < r0 + band_rows) {
                     oh1 += 1;
                 }
@@ -849,26 +858,33 @@ fn pool_plane<T: Copy, const S: usize, const K: usize>(
                     let y = &mut y[c0..c0 + n];
                     match (inner, slice) {
                         (Some((lo, hi)), Some(sl)) => {
-                            // Two chunks at a time (independent folds, for the pipelines);
-                            // the second may repeat the first at the end of the row.
+                            // Up to four chunks at a time (independent folds); the last
+                            // starts at `hi`.
                             let step = dh * iw;
                             let base = |a: usize| first * iw + (x0 + (a * S) as i64) as usize;
                             let mut o = lo;
                             loop {
-                                let at = [o.min(hi), (o + LANES).min(hi)];
-                                if at[0] == at[1] {
-                                    let b = base(at[0]);
-                                    chunk::<T, S, K>(
-                                        &geom, sl, b, step, col, at[0], y, fill, f, fin,
-                                    );
-                                } else {
-                                    let b = at.map(base);
-                                    chunk2::<T, S, K>(&geom, sl, b, step, col, at, y, fill, f, fin);
+                                let left = (hi - o).div_ceil(LANES) + 1;
+                                macro_rules! group {
+                                    ($n:literal) => {{
+                                        let at: [usize; $n] =
+                                            core::array::from_fn(|k| (o + k * LANES).min(hi));
+                                        let b = at.map(base);
+                                        chunks::<T, S, K, $n>(
+                                            &geom, sl, b, step, col, at, y, fill, f, fin,
+                                        );
+                                        (at[$n - 1] == hi, $n)
+                                    }};
                                 }
-                                if at[1] == hi {
+                                let (done, n_done) = match left {
+                                    1 => group!(1),
+                                    2 | 3 => group!(2),
+                                    _ => group!(4),
+                                };
+                                if done {
                                     break;
                                 }
-                                o += 2 * LANES;
+                                o = (o + n_done * LANES).min(hi);
                             }
                         }
                         (None, Some(_)) => {
@@ -931,6 +947,21 @@ fn window_rows(
     ((start + (a * dh) as i64) as usize, b - a)
 }
 
+/// The last in-range window row of output row `oh` (see [`window_rows`]).
+#[inline(always)]
+fn last_row(
+    oh: usize,
+    sh: usize,
+    kh: usize,
+    dh: usize,
+    ph: usize,
+    ih: usize,
+    any: bool,
+) -> Option<usize> {
+    let (first, n) = window_rows(oh, sh, kh, dh, ph, ih, any);
+    (n > 0).then(|| first + (n - 1) * dh)
+}
+
 /// What `chunk` needs of the current output row: window rows, the loads' reach, kernel
 /// width and dilation, and the divisor's row factor.
 struct ChunkGeom {
@@ -977,29 +1008,29 @@ fn chunk<T: Copy, const S: usize, const K: usize>(
     }
 }
 
-/// [`chunk`] for two chunks at once (at block columns `o[0]`, `o[1]`, first taps at
-/// `src[base[j] + i·step]`): two independent fold chains.
+/// [`chunk`] for `N` chunks at once (at block columns `o[j]`, first taps at
+/// `src[base[j] + i·step]`): `N` independent fold chains, for the pipelines.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn chunk2<T: Copy, const S: usize, const K: usize>(
+fn chunks<T: Copy, const S: usize, const K: usize, const N: usize>(
     cg: &ChunkGeom,
     src: &[T],
-    base: [usize; 2],
+    base: [usize; N],
     step: usize,
     col: &[f32; MAX_BLOCK],
-    o: [usize; 2],
+    o: [usize; N],
     y: &mut [T],
     fill: T,
     f: impl Fn(T, T) -> T + Copy,
     fin: impl Fn(T, f32) -> T + Copy,
 ) {
-    let mut v = [[fill; LANES]; 2];
+    let mut v = [[fill; LANES]; N];
     if cg.nrows > 0 {
         // Every load of `fold_chunk` stays in `base[j] + i·step ..+ reach`.
         let last = (cg.nrows - 1) * step + cg.reach;
-        assert!(base[0] + last <= src.len() && base[1] + last <= src.len());
+        assert!(base.iter().all(|&b| b + last <= src.len()));
         for i in 0..cg.nrows {
-            for j in 0..2 {
+            for j in 0..N {
                 // SAFETY: in bounds by the assertion above.
                 v[j] = unsafe {
                     fold_chunk::<T, S, K>(src, base[j] + i * step, v[j], cg.kw, cg.dw, f)
@@ -1007,13 +1038,14 @@ fn chunk2<T: Copy, const S: usize, const K: usize>(
             }
         }
     }
-    for j in 0..2 {
+    for j in 0..N {
         let d: &[f32; LANES] = col[o[j]..o[j] + LANES].try_into().unwrap();
         let res = lanes(|l| fin(v[j][l], cg.outer * d[l]));
         if y.len() >= LANES {
             let dst: &mut [T; LANES] = (&mut y[o[j]..o[j] + LANES]).try_into().unwrap();
             *dst = res;
         } else {
+            // A row narrower than LANES: one chunk, its first outputs.
             let n = y.len();
             y.copy_from_slice(&res[..n]);
         }
