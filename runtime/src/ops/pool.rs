@@ -529,7 +529,18 @@ fn planes_with<T: Copy>(
     fin: impl Fn(T, f32) -> T + Copy,
 ) {
     if let Some(fl) = Flat::new(g) {
-        return flat_planes(separable, g, &fl, xs, ys, fill, f, count, fin);
+        // Common kernels get their tap loops unrolled (0: the size at run time).
+        macro_rules! flat {
+            ($kh:literal, $kw:literal) => {
+                flat_planes::<T, $kh, $kw>(separable, g, &fl, xs, ys, fill, f, count, fin)
+            };
+        }
+        return match (g.kernel[1], g.kernel[2]) {
+            (3, 3) => flat!(3, 3),
+            (5, 5) => flat!(5, 5),
+            (2, 2) => flat!(2, 2),
+            _ => flat!(0, 0),
+        };
     }
     let (ip, op) = (g.in_plane(), g.out_plane());
     let mut sc = Scratch {
@@ -607,12 +618,17 @@ impl Flat {
         )
     }
 
-    /// Buffer elements read: the padded plane, and the last chunks' taps.
-    /// (For max, the width pass runs over whole chunk pairs up to the height taps' reach.)
+    /// Buffer elements read: the padded plane, and the last chunks' taps. (For max, the width
+    /// pass runs over whole chunk pairs up to the height taps' reach.)
     fn len(&self, g: &PoolGeom) -> Option<usize> {
-        let down = (g.kernel[1] - 1) * g.dilation[1] * self.w;
+        let down = (g.kernel[1] - 1)
+            .checked_mul(g.dilation[1])?
+            .checked_mul(self.w)?;
         let across = (g.kernel[2] - 1) * g.dilation[2];
-        let width_pass = (self.positions(g)? + down).next_multiple_of(2 * LANES);
+        let width_pass = self
+            .positions(g)?
+            .checked_add(down)?
+            .next_multiple_of(2 * LANES);
         Some((self.rows * self.w).max(width_pass + across))
     }
 
@@ -628,7 +644,7 @@ impl Flat {
 /// [`planes_with`]; `separable`: fold the width, then the height (max only).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn flat_planes<T: Copy>(
+fn flat_planes<T: Copy, const KH: usize, const KW: usize>(
     separable: bool,
     g: &PoolGeom,
     fl: &Flat,
@@ -693,7 +709,7 @@ fn flat_planes<T: Copy>(
                 let end = fl.width_pass(g);
                 let mut j = 0;
                 while j < end {
-                    let v = fold_pair(&buf, j, 1, kw, 0, dw, fill, f);
+                    let v = fold_pair::<T, 1, KW>(&buf, j, 1, kw, 0, dw, fill, f);
                     store_pair(&mut tmp, j, v);
                     j += 2 * LANES;
                 }
@@ -701,10 +717,13 @@ fn flat_planes<T: Copy>(
             } else {
                 &buf
             };
-            let kw_fold = if separable { 1 } else { kw };
             let mut j = 0;
             while j < positions {
-                let v = fold_pair(src, j, kh, kw_fold, dh * w, dw, fill, f);
+                let v = if separable {
+                    fold_pair::<T, KH, 1>(src, j, kh, 1, dh * w, dw, fill, f)
+                } else {
+                    fold_pair::<T, KH, KW>(src, j, kh, kw, dh * w, dw, fill, f)
+                };
                 store_pair(&mut res, j, v);
                 j += 2 * LANES;
             }
@@ -722,9 +741,10 @@ fn flat_planes<T: Copy>(
 /// Two chunks of outputs at `src[j..]`: folds, from `fill`, the taps `(i, k)` at offsets
 /// `i·row + k·dw` (`i < kh`, `k < kw`, in that order) into each of `2·LANES` consecutive
 /// positions.
+/// `KH`, `KW`: `kh`, `kw` as constants (0: use the arguments), so that common kernels unroll.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn fold_pair<T: Copy>(
+fn fold_pair<T: Copy, const KH: usize, const KW: usize>(
     src: &[T; FLAT_CAP],
     j: usize,
     kh: usize,
@@ -734,11 +754,18 @@ fn fold_pair<T: Copy>(
     fill: T,
     f: impl Fn(T, T) -> T + Copy,
 ) -> [[T; LANES]; 2] {
+    let kh = if KH == 0 { kh } else { KH };
+    let kw = if KW == 0 { kw } else { KW };
     let mut v = [[fill; LANES]; 2];
+    if kh == 0 || kw == 0 {
+        return v;
+    }
+    assert!(j + (kh - 1) * row + (kw - 1) * dw + 2 * LANES <= FLAT_CAP);
     for i in 0..kh {
         for k in 0..kw {
-            let t = j + i * row + k * dw;
-            let x: &[T; 2 * LANES] = src[t..t + 2 * LANES].try_into().unwrap();
+            // SAFETY: `t + 2·LANES ≤ FLAT_CAP` by the assertion above; `[T; N]` has the
+            // alignment of `T`.
+            let x = unsafe { &*(src.as_ptr().add(j + i * row + k * dw) as *const [T; 2 * LANES]) };
             v[0] = lanes(|l| f(v[0][l], x[l]));
             v[1] = lanes(|l| f(v[1][l], x[LANES + l]));
         }
