@@ -313,7 +313,7 @@ fn avg_pool_isa(
 }
 
 /// Taps of output position `o` on axis `ax` that count towards the average's divisor.
-#[inline]
+#[inline(always)]
 fn avg_count(g: &PoolGeom, count_include_pad: bool, ax: usize, o: usize) -> usize {
     let start = (o * g.stride[ax]) as i64 - g.pad_begin[ax] as i64;
     let (lo, hi) = if count_include_pad {
@@ -673,6 +673,18 @@ fn flat_planes<T: Copy, const KH: usize, const KW: usize>(
     for (o, c) in col[..ow].iter_mut().enumerate() {
         *c = count(2, o) as f32;
     }
+    // Height-axis counts (the same for every plane), for the rows that fit the table.
+    let mut row_count = [0usize; FLAT_COLS];
+    for (oh, c) in row_count.iter_mut().enumerate().take(oh_) {
+        *c = count(1, oh);
+    }
+    let row_count = |oh: usize| {
+        if oh < FLAT_COLS {
+            row_count[oh]
+        } else {
+            count(1, oh)
+        }
+    };
     // Input row `r`, columns `c0..c1`, goes to buffer row `r + pad_top` from column `x0`.
     let pl = g.pad_begin[2];
     let (c0, c1) = (0, iw.min(w.saturating_sub(pl)));
@@ -684,7 +696,7 @@ fn flat_planes<T: Copy, const KH: usize, const KW: usize>(
             if !(0..id_ as i64).contains(&d) {
                 // No input slice (depth padding): every window is empty.
                 for oh in 0..oh_ {
-                    let outer = (outer_d * count(1, oh)) as f32;
+                    let outer = (outer_d * row_count(oh)) as f32;
                     let y = &mut yp[(od * oh_ + oh) * ow..][..ow];
                     for (y, &c) in y.iter_mut().zip(&col[..ow]) {
                         *y = fin(fill, outer * c);
@@ -728,7 +740,7 @@ fn flat_planes<T: Copy, const KH: usize, const KW: usize>(
                 j += 2 * LANES;
             }
             for oh in 0..oh_ {
-                let outer = (outer_d * count(1, oh)) as f32;
+                let outer = (outer_d * row_count(oh)) as f32;
                 let y = &mut yp[(od * oh_ + oh) * ow..][..ow];
                 for ((y, &v), &c) in y.iter_mut().zip(&res[oh * w..oh * w + ow]).zip(&col[..ow]) {
                     *y = fin(v, outer * c);
