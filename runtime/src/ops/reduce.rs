@@ -5,6 +5,13 @@
 //! Sums accumulate in `f32`; a contiguous row (`inner == 1`) uses 8 interleaved partial sums,
 //! which vectorizes and keeps the error growth ~len/8. An empty axis gives 0 (sum), NaN (mean)
 //! and `-inf` (max). `reduce_max` propagates NaN.
+//!
+//! Maxima of contiguous rows (`inner == 1`, e.g. GlobalMaxPool over planes) run in a function
+//! compiled for the CPU's vector width, as lane maxima with an exact sequential rescan in the
+//! rare cases where lanes cannot decide (a NaN, or a zero maximum, whose sign depends on which
+//! zero comes first).
+
+use crate::isa::Isa;
 
 fn check(x: &[f32], out: &[f32], outer: usize, axis_len: usize, inner: usize) {
     assert_eq!(x.len(), outer * axis_len * inner, "reduce: input length");
@@ -27,14 +34,137 @@ pub(crate) fn sum_row(x: &[f32]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + s
 }
 
+/// The maximum of a row with `reduce_max`'s semantics: the first NaN if there is one, else
+/// the first element equal to the maximum (`-inf` for an empty row).
+#[inline(always)]
+fn max_row_exact(x: &[f32]) -> f32 {
+    let mut o = f32::NEG_INFINITY;
+    for &v in x {
+        // A NaN v replaces o; once o is NaN it stays NaN.
+        if (v > o || v.is_nan()) && !o.is_nan() {
+            o = v;
+        }
+    }
+    o
+}
+
+/// [`max_row_exact`], vectorised: per lane the maximum of the non-NaN values and whether a NaN
+/// was seen. Without NaN and with a nonzero maximum, every element equal to the maximum has
+/// the same bits, so the lanes decide; otherwise the row is rescanned exactly.
+#[inline(always)]
+fn max_row(x: &[f32]) -> f32 {
+    const W: usize = 16;
+    // Whole arrays in and out (an in-place select becomes a masked store, which a later load
+    // of the same lanes waits for).
+    #[inline(always)]
+    fn step(m: &mut [f32; W], nan: &mut [bool; W], c: &[f32; W]) {
+        let (old, was) = (*m, *nan);
+        *m = core::array::from_fn(|l| if c[l] > old[l] { c[l] } else { old[l] });
+        *nan = core::array::from_fn(|l| was[l] | c[l].is_nan());
+    }
+    // Four independent lane sets over chunks of 4·W, then chunks of W, then the tail.
+    let (big, rest) = x.as_chunks::<{ 4 * W }>();
+    let mut m = [[f32::NEG_INFINITY; W]; 4];
+    let mut nan = [[false; W]; 4];
+    for c in big {
+        let (c, _) = c.as_chunks::<W>();
+        for k in 0..4 {
+            step(&mut m[k], &mut nan[k], &c[k]);
+        }
+    }
+    let (small, tail) = rest.as_chunks::<W>();
+    for c in small {
+        step(&mut m[0], &mut nan[0], c);
+    }
+    // Combine the lanes pairwise (their order does not matter when the answer is decided).
+    let mut best = m[0];
+    let mut any = nan[0];
+    if !big.is_empty() {
+        for k in 1..4 {
+            best = core::array::from_fn(|l| if m[k][l] > best[l] { m[k][l] } else { best[l] });
+            any = core::array::from_fn(|l| any[l] | nan[k][l]);
+        }
+    }
+    let mut width = W;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            let v = best[l + width];
+            best[l] = if v > best[l] { v } else { best[l] };
+        }
+    }
+    let mut b = best[0];
+    let mut any_nan = any.iter().any(|&n| n);
+    for &v in tail {
+        b = if v > b { v } else { b };
+        any_nan |= v.is_nan();
+    }
+    if any_nan || b == 0.0 {
+        return max_row_exact(x);
+    }
+    b
+}
+
+/// `reduce_max` over contiguous rows, compiled for the vector width of `isa` (resolved
+/// against the CPU).
+fn max_rows_isa(isa: Isa, x: &[f32], out: &mut [f32], len: usize) {
+    match isa.resolve() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `resolve` only returns families the CPU has; the AVX-512 family has
+        // avx512f/bw/vl, the AVX2 ones avx2.
+        Isa::Avx512Vnni => unsafe { x86::avx512(x, out, len) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::avx2(x, out, len) },
+        _ => max_rows(x, out, len),
+    }
+}
+
+#[inline(always)]
+fn max_rows(x: &[f32], out: &mut [f32], len: usize) {
+    for (o, row) in out.iter_mut().zip(x.chunks_exact(len)) {
+        *o = max_row(row);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::incompatible_msrv)]
+mod x86 {
+    /// # Safety
+    /// CPU has avx512f, avx512bw and avx512vl.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    pub(super) unsafe fn avx512(x: &[f32], out: &mut [f32], len: usize) {
+        super::max_rows(x, out, len)
+    }
+
+    /// # Safety
+    /// CPU has avx2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn avx2(x: &[f32], out: &mut [f32], len: usize) {
+        super::max_rows(x, out, len)
+    }
+}
+
 /// `out[o][i] = Σ_a x[o][a][i]`.
 pub fn reduce_sum(x: &[f32], out: &mut [f32], outer: usize, axis_len: usize, inner: usize) {
+    reduce_sum_isa(Isa::current(), x, out, outer, axis_len, inner)
+}
+
+fn reduce_sum_isa(
+    isa: Isa,
+    x: &[f32],
+    out: &mut [f32],
+    outer: usize,
+    axis_len: usize,
+    inner: usize,
+) {
     check(x, out, outer, axis_len, inner);
     if inner == 1 {
         if axis_len == 0 {
             out.fill(0.0);
             return;
         }
+        let _ = isa;
         for (o, row) in out.iter_mut().zip(x.chunks_exact(axis_len)) {
             *o = sum_row(row);
         }
@@ -67,10 +197,24 @@ pub fn reduce_mean(x: &[f32], out: &mut [f32], outer: usize, axis_len: usize, in
 
 /// `out[o][i] = max_a x[o][a][i]` (NaN if any element is NaN).
 pub fn reduce_max(x: &[f32], out: &mut [f32], outer: usize, axis_len: usize, inner: usize) {
+    reduce_max_isa(Isa::current(), x, out, outer, axis_len, inner)
+}
+
+fn reduce_max_isa(
+    isa: Isa,
+    x: &[f32],
+    out: &mut [f32],
+    outer: usize,
+    axis_len: usize,
+    inner: usize,
+) {
     check(x, out, outer, axis_len, inner);
     out.fill(f32::NEG_INFINITY);
     if axis_len == 0 {
         return;
+    }
+    if inner == 1 {
+        return max_rows_isa(isa, x, out, axis_len);
     }
     for (og, xg) in out
         .chunks_exact_mut(inner)
@@ -139,6 +283,66 @@ mod tests {
                 }
             }
         }
+        let mut o = [0.0f32; 1];
+        reduce_max(&[1.0, f32::NAN, 3.0], &mut o, 1, 3, 1);
+        assert!(o[0].is_nan());
+        reduce_max(&[f32::NAN, 1.0], &mut o, 1, 2, 1);
+        assert!(o[0].is_nan());
+    }
+
+    /// The row kernels (every ISA) against the sequential definitions, bit for bit: sums as
+    /// `sum_row` (any NaN as one: Rust leaves the bits of a NaN produced by arithmetic
+    /// unspecified), maxima as `max_row_exact` — including the first of ±0 and the first
+    /// NaN's payload — over lengths around the chunk sizes.
+    #[test]
+    fn rows_match_sequential_bit_for_bit() {
+        let mut seed = 0x1234_5678u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as u32
+        };
+        for len in (1..80).chain([127, 128, 129, 200, 1000]) {
+            for rows in [1, 3, 4, 5, 9] {
+                for kind in 0..4 {
+                    let x: Vec<f32> = (0..rows * len)
+                        .map(|_| {
+                            let r = next();
+                            match (kind, r % 64) {
+                                // Zeros of both signs as the maximum.
+                                (1, _) if r % 3 == 0 => -0.0,
+                                (1, _) if r % 3 == 1 => 0.0,
+                                (1, _) => -((r % 100) as f32) - 1.0,
+                                // Rare NaNs with distinct payloads, infinities.
+                                (2, 0) => f32::from_bits(0x7fc0_0000 | (r >> 12)),
+                                (2, 1) => f32::NEG_INFINITY,
+                                (3, _) => f32::NEG_INFINITY,
+                                _ => (r % 2001) as f32 / 100.0 - 10.0,
+                            }
+                        })
+                        .collect();
+                    let bits = |v: f32| if v.is_nan() { u32::MAX } else { v.to_bits() };
+                    let want_sum: Vec<u32> =
+                        x.chunks_exact(len).map(|r| bits(sum_row(r))).collect();
+                    let want_max: Vec<u32> = x
+                        .chunks_exact(len)
+                        .map(|r| max_row_exact(r).to_bits())
+                        .collect();
+                    for isa in Isa::all_available() {
+                        let mut out = vec![0.0f32; rows];
+                        reduce_sum_isa(isa, &x, &mut out, rows, len, 1);
+                        let got: Vec<u32> = out.iter().map(|&v| bits(v)).collect();
+                        assert_eq!(got, want_sum, "sum {isa} len {len} rows {rows} kind {kind}");
+                        reduce_max_isa(isa, &x, &mut out, rows, len, 1);
+                        let got: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+                        assert_eq!(got, want_max, "max {isa} len {len} rows {rows} kind {kind}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nan_and_zero_rows() {
         let mut o = [0.0f32; 1];
         reduce_max(&[1.0, f32::NAN, 3.0], &mut o, 1, 3, 1);
         assert!(o[0].is_nan());
