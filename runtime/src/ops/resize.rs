@@ -4,8 +4,15 @@
 //! so nearest-neighbour ties round the same way. Per output column the source index (and
 //! weight) is computed once per block of [`BLOCK`] columns into a small stack table and reused
 //! for every row, so the row loops are plain gathers.
+//!
+//! Nearest upsampling by an integer factor `f` along the last axis (source column `o / f`, as
+//! asymmetric + floor and the rounding modes of half_pixel give for integer scales — checked
+//! per call against the general index function, not assumed from the attributes) writes each
+//! input row as every element repeated `f` times, `LANES` inputs at a time, in a function
+//! compiled for the CPU's vector width; repeated output rows are copies of the row before.
 
 use super::elementwise::MAX_DIMS;
+use crate::isa::Isa;
 
 /// Columns per stack table (small enough for embedded stacks: ≈ 1.5 KiB for linear).
 const BLOCK: usize = 64;
@@ -132,6 +139,223 @@ fn linear_taps(coord: Coord, o: usize, a: &Axis) -> (usize, usize, f32) {
 /// `axes[..].output`). An empty input leaves `out` untouched. Panics if the lengths do not
 /// match or the rank is 0 or above `MAX_DIMS` (codegen checks these).
 pub fn nearest<T: Copy>(x: &[T], out: &mut [T], axes: &[Axis], coord: Coord, mode: Nearest) {
+    nearest_isa(Isa::current(), x, out, axes, coord, mode)
+}
+
+/// The integer factor `f ≥ 2` by which axis `a` repeats each input element (output `o`
+/// reads input `o / f`), if it does.
+fn repeat_factor(coord: Coord, mode: Nearest, a: &Axis) -> Option<usize> {
+    if a.input == 0 || !a.output.is_multiple_of(a.input) || a.output / a.input < 2 {
+        return None;
+    }
+    let f = a.output / a.input;
+    (0..a.output)
+        .all(|o| nearest_index(coord, mode, o, a) == o / f)
+        .then_some(f)
+}
+
+/// Inputs per step of the repeating row writer.
+const LANES: usize = 16;
+
+/// Writes `row` repeated element-wise `F` times (`FL = F · LANES`) into each of the
+/// `out.len() / ow` output rows of `out` (`ow = F · row.len()`), `LANES` inputs at a time:
+/// each chunk is built once and stored to every row; the last chunk ends at the row's end
+/// (overlapping the one before).
+#[inline(always)]
+fn repeat_rows_n<T: Copy, const F: usize, const FL: usize>(row: &[T], out: &mut [T], ow: usize) {
+    let n = row.len();
+    if n < LANES {
+        for o in out.chunks_exact_mut(ow) {
+            for (j, &v) in row.iter().enumerate() {
+                for k in 0..F {
+                    o[j * F + k] = v;
+                }
+            }
+        }
+        return;
+    }
+    let mut j = 0;
+    loop {
+        let at = j.min(n - LANES);
+        let x: &[T; LANES] = row[at..at + LANES].try_into().unwrap();
+        // Built whole, then stored: one permute per output register.
+        let mut v = [x[0]; FL];
+        for (l, v) in v.iter_mut().enumerate() {
+            *v = x[l / F];
+        }
+        for o in out.chunks_exact_mut(ow) {
+            let o: &mut [T; FL] = (&mut o[at * F..(at + LANES) * F]).try_into().unwrap();
+            *o = v;
+        }
+        if at == n - LANES {
+            break;
+        }
+        j += LANES;
+    }
+}
+
+/// `out[k·ow + o] = row[o / f]` for every output row `k` of `out`.
+#[inline(always)]
+fn repeat_rows<T: Copy>(row: &[T], f: usize, out: &mut [T], ow: usize) {
+    match f {
+        2 => repeat_rows_n::<T, 2, { 2 * LANES }>(row, out, ow),
+        3 => repeat_rows_n::<T, 3, { 3 * LANES }>(row, out, ow),
+        4 => repeat_rows_n::<T, 4, { 4 * LANES }>(row, out, ow),
+        8 => repeat_rows_n::<T, 8, { 8 * LANES }>(row, out, ow),
+        _ => {
+            for o in out.chunks_exact_mut(ow) {
+                for (o, &v) in o.chunks_exact_mut(f).zip(row) {
+                    o.fill(v);
+                }
+            }
+        }
+    }
+}
+
+/// The repeating path of [`nearest`]: last axis repeats each input `f` times.
+#[inline(always)]
+fn nearest_repeat<T: Copy>(
+    x: &[T],
+    out: &mut [T],
+    axes: &[Axis],
+    coord: Coord,
+    mode: Nearest,
+    f: usize,
+) {
+    let r = axes.len();
+    let mut strides = [0usize; MAX_DIMS];
+    let mut s = 1;
+    for d in (0..r).rev() {
+        strides[d] = s;
+        s *= axes[d].input;
+    }
+    let (iw, ow) = (axes[r - 1].input, axes[r - 1].output);
+    let mut zero = [0usize; MAX_DIMS];
+    // Per outer axis: the factor when it repeats each input (index `o / f`; 1: unchanged),
+    // so that the per-row index needs no floating point.
+    let mut div = [0usize; MAX_DIMS];
+    for d in 0..r - 1 {
+        zero[d] = nearest_index(coord, mode, 0, &axes[d]);
+        div[d] = if axes[d].identity() {
+            1
+        } else {
+            repeat_factor(coord, mode, &axes[d]).unwrap_or(0)
+        };
+    }
+    let index = |d: usize, o: usize| match div[d] {
+        0 => nearest_index(coord, mode, o, &axes[d]),
+        f => o / f,
+    };
+    if r >= 2 && axes[..r - 2].iter().all(Axis::identity) {
+        // Planes of the unchanged leading axes: per output row, its source row, and the run
+        // of following output rows with the same source, written together.
+        let (ih, oh) = (axes[r - 2].input, axes[r - 2].output);
+        let planes = x.len() / (ih * iw);
+        for (xp, op) in x
+            .chunks_exact(ih * iw)
+            .zip(out.chunks_exact_mut(oh * ow))
+            .take(planes)
+        {
+            let mut o = 0;
+            while o < oh {
+                let h = index(r - 2, o);
+                let mut run = 1;
+                while o + run < oh && index(r - 2, o + run) == h {
+                    run += 1;
+                }
+                let row = &xp[h * iw..(h + 1) * iw];
+                repeat_rows(row, f, &mut op[o * ow..(o + run) * ow], ow);
+                o += run;
+            }
+        }
+        return;
+    }
+    let mut idx = [0usize; MAX_DIMS];
+    let mut src = zero;
+    let mut prev = usize::MAX;
+    let rows = out.len() / ow;
+    let mut ri = 0;
+    while ri < rows {
+        let base: usize = (0..r - 1).map(|d| src[d] * strides[d]).sum();
+        let at = ri * ow;
+        // Output rows from this one that read the same source row, when the next-to-last
+        // axis repeats by an integer factor: written together.
+        let run = match r {
+            1 => 1,
+            _ if div[r - 2] > 1 => {
+                let (i, fh) = (idx[r - 2], div[r - 2]);
+                (fh - i % fh).min(axes[r - 2].output - i)
+            }
+            _ => 1,
+        };
+        if base == prev && run == 1 {
+            // Upsampling repeats source rows: copy the row just written.
+            out.copy_within(at - ow..at, at);
+        } else {
+            repeat_rows(&x[base..base + iw], f, &mut out[at..at + run * ow], ow);
+            prev = base;
+        }
+        // Odometer over the outer output axes, `run` rows on; only changed axes are remapped.
+        for _ in 0..run {
+            let mut d = r - 1;
+            while d > 0 {
+                d -= 1;
+                idx[d] += 1;
+                if idx[d] < axes[d].output {
+                    src[d] = index(d, idx[d]);
+                    break;
+                }
+                idx[d] = 0;
+                src[d] = zero[d];
+            }
+        }
+        ri += run;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::incompatible_msrv)]
+mod x86 {
+    use super::{Axis, Coord, Nearest};
+
+    /// # Safety
+    /// CPU has avx512f, avx512bw and avx512vl.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    pub(super) unsafe fn nearest_repeat_avx512<T: Copy>(
+        x: &[T],
+        out: &mut [T],
+        axes: &[Axis],
+        coord: Coord,
+        mode: Nearest,
+        f: usize,
+    ) {
+        super::nearest_repeat(x, out, axes, coord, mode, f)
+    }
+
+    /// # Safety
+    /// CPU has avx2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn nearest_repeat_avx2<T: Copy>(
+        x: &[T],
+        out: &mut [T],
+        axes: &[Axis],
+        coord: Coord,
+        mode: Nearest,
+        f: usize,
+    ) {
+        super::nearest_repeat(x, out, axes, coord, mode, f)
+    }
+}
+
+/// [`nearest`] on the vector width of `isa` (resolved against the CPU).
+fn nearest_isa<T: Copy>(
+    isa: Isa,
+    x: &[T],
+    out: &mut [T],
+    axes: &[Axis],
+    coord: Coord,
+    mode: Nearest,
+) {
     let r = axes.len();
     assert!((1..=MAX_DIMS).contains(&r), "resize: rank");
     assert_eq!(
@@ -147,6 +371,27 @@ pub fn nearest<T: Copy>(x: &[T], out: &mut [T], axes: &[Axis], coord: Coord, mod
     if x.is_empty() || out.is_empty() {
         return;
     }
+    if let Some(f) = repeat_factor(coord, mode, &axes[r - 1]) {
+        match isa.resolve() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `resolve` only returns families the CPU has; the AVX-512 family has
+            // avx512f/bw/vl, the AVX2 ones avx2.
+            Isa::Avx512Vnni => unsafe { x86::nearest_repeat_avx512(x, out, axes, coord, mode, f) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 | Isa::AvxVnni => unsafe {
+                x86::nearest_repeat_avx2(x, out, axes, coord, mode, f)
+            },
+            _ => nearest_repeat(x, out, axes, coord, mode, f),
+        }
+        return;
+    }
+    nearest_generic(x, out, axes, coord, mode)
+}
+
+/// [`nearest`] by per-column index tables (every case; the reference for the fast path).
+fn nearest_generic<T: Copy>(x: &[T], out: &mut [T], axes: &[Axis], coord: Coord, mode: Nearest) {
+    let r = axes.len();
     let mut strides = [0usize; MAX_DIMS];
     let mut s = 1;
     for d in (0..r).rev() {
@@ -291,6 +536,65 @@ mod tests {
         assert_eq!(out, [10, 10, 11, 11, 12, 13]);
         nearest(&x, &mut out, &a, Coord::HalfPixel, Nearest::Ceil);
         assert_eq!(out, [10, 11, 12, 12, 13, 13]);
+    }
+
+    /// The repeating path against the index tables, for every coordinate mode, nearest mode,
+    /// integer factor, several ranks and widths (the bits must match: nearest only copies).
+    #[test]
+    fn repeat_path_matches_tables() {
+        let coords = [
+            Coord::HalfPixel,
+            Coord::HalfPixelSymmetric,
+            Coord::PytorchHalfPixel,
+            Coord::AlignCorners,
+            Coord::Asymmetric,
+            Coord::TfHalfPixelForNearest,
+        ];
+        let modes = [
+            Nearest::RoundPreferFloor,
+            Nearest::RoundPreferCeil,
+            Nearest::Floor,
+            Nearest::Ceil,
+            Nearest::Simple,
+        ];
+        let mut taken = 0;
+        for &coord in &coords {
+            for &mode in &modes {
+                for f in [2usize, 3, 4, 5, 8] {
+                    for (h, w, lead) in [
+                        (1, 1, 1),
+                        (3, 5, 1),
+                        (2, 16, 2),
+                        (4, 17, 1),
+                        (5, 40, 1),
+                        (2, 33, 2),
+                    ] {
+                        // `lead = 2`: the leading axis is resized too (the odometer path).
+                        let axes = [
+                            ax(2, 2 * lead, lead as f64),
+                            ax(h, h * f, f as f64),
+                            ax(w, w * f, f as f64),
+                        ];
+                        taken += usize::from(repeat_factor(coord, mode, &axes[2]).is_some());
+                        let x: Vec<f32> = (0..2 * h * w).map(|i| i as f32 * 0.5 - 3.0).collect();
+                        let mut want = vec![0.0; 2 * lead * h * f * w * f];
+                        nearest_generic(&x, &mut want, &axes, coord, mode);
+                        for isa in Isa::all_available() {
+                            let mut got = vec![7.0; want.len()];
+                            nearest_isa(isa, &x, &mut got, &axes, coord, mode);
+                            assert_eq!(got, want, "{coord:?} {mode:?} f={f} {h}x{w} [{isa}]");
+                        }
+                        let xu: Vec<u8> = (0..2 * h * w).map(|i| i as u8).collect();
+                        let mut want = vec![0u8; 2 * lead * h * f * w * f];
+                        nearest_generic(&xu, &mut want, &axes, coord, mode);
+                        let mut got = vec![9u8; want.len()];
+                        nearest(&xu, &mut got, &axes, coord, mode);
+                        assert_eq!(got, want, "u8 {coord:?} {mode:?} f={f} {h}x{w}");
+                    }
+                }
+            }
+        }
+        assert!(taken > 300, "the repeating path was taken {taken} times");
     }
 
     /// Bilinear by the textbook formula, in f64, on clamped coordinates.
