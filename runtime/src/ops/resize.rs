@@ -333,6 +333,34 @@ mod x86 {
     }
 
     /// # Safety
+    /// CPU has avx512f, avx512bw and avx512vl.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    pub(super) unsafe fn linear_avx512(
+        x: &[f32],
+        planes: usize,
+        h: Axis,
+        w: Axis,
+        coord: Coord,
+        out: &mut [f32],
+    ) {
+        super::linear_rows(x, planes, h, w, coord, out)
+    }
+
+    /// # Safety
+    /// CPU has avx2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn linear_avx2(
+        x: &[f32],
+        planes: usize,
+        h: Axis,
+        w: Axis,
+        coord: Coord,
+        out: &mut [f32],
+    ) {
+        super::linear_rows(x, planes, h, w, coord, out)
+    }
+
+    /// # Safety
     /// CPU has avx2.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn nearest_repeat_avx2<T: Copy>(
@@ -450,7 +478,20 @@ fn nearest_generic<T: Copy>(x: &[T], out: &mut [T], axes: &[Axis], coord: Coord,
 /// 1-D resize is `h` = identity with length 1). Weights are computed in `f64`, then the value
 /// as `(1-wy)·((1-wx)·a + wx·b) + wy·((1-wx)·c + wx·d)` in `f32`. An empty input leaves `out`
 /// untouched.
+///
+/// The width interpolation `(1-wx)·a + wx·b` of an input row is the same for every output row
+/// that reads it, so it is computed once per input row (kept for the next output rows) and
+/// each output row is one vectorised blend of two such rows: the same operations on the same
+/// values as the formula, so the same bits.
 pub fn linear(x: &[f32], planes: usize, h: Axis, w: Axis, coord: Coord, out: &mut [f32]) {
+    linear_isa(Isa::current(), x, planes, h, w, coord, out)
+}
+
+/// Output columns per block of [`linear`] (its tables and two interpolated rows: 10 KiB).
+const LBLOCK: usize = 512;
+
+/// [`linear`] on the vector width of `isa` (resolved against the CPU).
+fn linear_isa(isa: Isa, x: &[f32], planes: usize, h: Axis, w: Axis, coord: Coord, out: &mut [f32]) {
     assert_eq!(x.len(), planes * h.input * w.input, "resize: input length");
     assert_eq!(
         out.len(),
@@ -460,31 +501,80 @@ pub fn linear(x: &[f32], planes: usize, h: Axis, w: Axis, coord: Coord, out: &mu
     if x.is_empty() || out.is_empty() {
         return;
     }
+    match isa.resolve() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `resolve` only returns families the CPU has; the AVX-512 family has
+        // avx512f/bw/vl, the AVX2 ones avx2.
+        Isa::Avx512Vnni => unsafe { x86::linear_avx512(x, planes, h, w, coord, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::linear_avx2(x, planes, h, w, coord, out) },
+        _ => linear_rows(x, planes, h, w, coord, out),
+    }
+}
+
+/// The body of [`linear`] (inlined into each ISA's wrapper).
+#[inline(always)]
+fn linear_rows(x: &[f32], planes: usize, h: Axis, w: Axis, coord: Coord, out: &mut [f32]) {
     let (iw, ow) = (w.input, w.output);
-    let mut t0 = [0usize; BLOCK];
-    let mut t1 = [0usize; BLOCK];
-    let mut tw = [0f32; BLOCK];
+    // Per output column of the block: source columns, weight of the second and of the first.
+    let mut t0 = [0u32; LBLOCK];
+    let mut t1 = [0u32; LBLOCK];
+    let mut tw = [0f32; LBLOCK];
+    let mut tw1 = [0f32; LBLOCK];
+    // Two width-interpolated input rows (slot = row mod 2: an output row reads rows h0 and
+    // h0 + 1, or h0 twice).
+    let mut rows = [[0f32; LBLOCK]; 2];
     let mut c0 = 0;
     while c0 < ow {
-        let cn = (ow - c0).min(BLOCK);
+        let cn = (ow - c0).min(LBLOCK);
         for j in 0..cn {
-            (t0[j], t1[j], tw[j]) = linear_taps(coord, c0 + j, &w);
+            let (i0, i1, wx) = linear_taps(coord, c0 + j, &w);
+            (t0[j], t1[j], tw[j], tw1[j]) = (i0 as u32, i1 as u32, wx, 1.0 - wx);
         }
-        for (p, plane) in out.chunks_exact_mut(h.output * ow).enumerate() {
+        for (p, plane) in out.chunks_exact_mut(h.output * ow).enumerate().take(planes) {
             let xp = &x[p * h.input * iw..(p + 1) * h.input * iw];
+            // Which input row each slot holds.
+            let mut held = [usize::MAX; 2];
             for (oh, row) in plane.chunks_exact_mut(ow).enumerate() {
                 let (h0, h1, wy) = linear_taps(coord, oh, &h);
-                let (ra, rb) = (&xp[h0 * iw..(h0 + 1) * iw], &xp[h1 * iw..(h1 + 1) * iw]);
-                let dst = &mut row[c0..c0 + cn];
-                for j in 0..cn {
-                    let (i0, i1, wx) = (t0[j], t1[j], tw[j]);
-                    let top = (1.0 - wx) * ra[i0] + wx * ra[i1];
-                    let bot = (1.0 - wx) * rb[i0] + wx * rb[i1];
-                    dst[j] = (1.0 - wy) * top + wy * bot;
+                for r in [h0, h1] {
+                    if held[r % 2] != r {
+                        let src = &xp[r * iw..(r + 1) * iw];
+                        let dst = &mut rows[r % 2][..cn];
+                        for (j, d) in dst.iter_mut().enumerate() {
+                            *d = tw1[j] * src[t0[j] as usize] + tw[j] * src[t1[j] as usize];
+                        }
+                        held[r % 2] = r;
+                    }
+                }
+                let (top, bot) = (&rows[h0 % 2][..cn], &rows[h1 % 2][..cn]);
+                let wy1 = 1.0 - wy;
+                for ((d, &a), &b) in row[c0..c0 + cn].iter_mut().zip(top).zip(bot) {
+                    *d = wy1 * a + wy * b;
                 }
             }
         }
         c0 += cn;
+    }
+}
+
+/// [`linear`] by the direct formula per output element (the reference for the fast path).
+#[cfg(test)]
+fn linear_direct(x: &[f32], planes: usize, h: Axis, w: Axis, coord: Coord, out: &mut [f32]) {
+    let (iw, ow) = (w.input, w.output);
+    for (p, plane) in out.chunks_exact_mut(h.output * ow).enumerate() {
+        let xp = &x[p * h.input * iw..(p + 1) * h.input * iw];
+        for (oh, row) in plane.chunks_exact_mut(ow).enumerate() {
+            let (h0, h1, wy) = linear_taps(coord, oh, &h);
+            let (ra, rb) = (&xp[h0 * iw..(h0 + 1) * iw], &xp[h1 * iw..(h1 + 1) * iw]);
+            for (o, d) in row.iter_mut().enumerate() {
+                let (i0, i1, wx) = linear_taps(coord, o, &w);
+                let top = (1.0 - wx) * ra[i0] + wx * ra[i1];
+                let bot = (1.0 - wx) * rb[i0] + wx * rb[i1];
+                *d = (1.0 - wy) * top + wy * bot;
+            }
+        }
     }
 }
 
@@ -595,6 +685,47 @@ mod tests {
             }
         }
         assert!(taken > 300, "the repeating path was taken {taken} times");
+    }
+
+    /// The row-cached bilinear path against the per-element formula, bit for bit, for every
+    /// coordinate mode, up- and downscaling, odd sizes and rows wider than a block.
+    #[test]
+    fn linear_rows_match_direct_formula() {
+        let coords = [
+            Coord::HalfPixel,
+            Coord::HalfPixelSymmetric,
+            Coord::PytorchHalfPixel,
+            Coord::AlignCorners,
+            Coord::Asymmetric,
+            Coord::TfHalfPixelForNearest,
+        ];
+        let shapes = [
+            (ax(40, 80, 2.0), ax(40, 80, 2.0)),
+            (ax(7, 14, 2.0), ax(9, 18, 2.0)),
+            (ax(5, 3, 0.6), ax(11, 4, 0.4)),
+            (ax(1, 1, 1.0), ax(300, 1100, 1100.0 / 300.0)),
+            (ax(6, 13, 13.0 / 6.0), ax(1, 5, 5.0)),
+            (ax(3, 3, 1.0), ax(17, 17, 1.0)),
+        ];
+        for coord in coords {
+            for (h, w) in shapes {
+                let planes = 3;
+                let x: Vec<f32> = (0..planes * h.input * w.input)
+                    .map(|i| ((i * 7919) % 1013) as f32 * 0.37 - 150.0)
+                    .collect();
+                let mut want = vec![0.0; planes * h.output * w.output];
+                linear_direct(&x, planes, h, w, coord, &mut want);
+                for isa in Isa::all_available() {
+                    let mut got = vec![9.0; want.len()];
+                    linear_isa(isa, &x, planes, h, w, coord, &mut got);
+                    let (a, b): (Vec<u32>, Vec<u32>) = (
+                        got.iter().map(|v| v.to_bits()).collect(),
+                        want.iter().map(|v| v.to_bits()).collect(),
+                    );
+                    assert_eq!(a, b, "{coord:?} {h:?} {w:?} [{isa}]");
+                }
+            }
+        }
     }
 
     /// Bilinear by the textbook formula, in f64, on clamped coordinates.
