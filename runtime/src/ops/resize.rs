@@ -563,7 +563,7 @@ fn linear_rows(x: &[f32], planes: usize, h: Axis, w: Axis, coord: Coord, out: &m
 #[cfg(test)]
 fn linear_direct(x: &[f32], planes: usize, h: Axis, w: Axis, coord: Coord, out: &mut [f32]) {
     let (iw, ow) = (w.input, w.output);
-    for (p, plane) in out.chunks_exact_mut(h.output * ow).enumerate() {
+    for (p, plane) in out.chunks_exact_mut(h.output * ow).enumerate().take(planes) {
         let xp = &x[p * h.input * iw..(p + 1) * h.input * iw];
         for (oh, row) in plane.chunks_exact_mut(ow).enumerate() {
             let (h0, h1, wy) = linear_taps(coord, oh, &h);
