@@ -589,9 +589,10 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
             let ax = lit(crate::ops::concat_axis(g, n)?);
             let parts = n.inputs.iter().flatten().map(|&v| {
                 let (x, s) = (c.src(v), c.shape(v));
-                // A typed binding, not `as`: a cast neither infers the literals of a static
-                // shape (`&[1, 2]` is `&[i32; 2]`) nor binds looser than `&`.
-                quote!((#x, { let s: &[usize] = #s; s }))
+                // Typed through a function argument, not `as` (a cast does not infer the
+                // literals of a static shape: `&[1, 2]` is `&[i32; 2]`) and not a block-local
+                // binding (a symbolic shape is a temporary that must live to the call's end).
+                quote!((#x, ::core::convert::identity::<&[usize]>(#s)))
             });
             let y = c.dst(out);
             quote! { #rt::ops::concat::concat(&[#(#parts),*], #ax, #y); }
