@@ -85,6 +85,32 @@ pub fn pad<T: Copy>(
     // Output columns that copy the input row contiguously.
     let lo = pb.clamp(0, ow as i64) as usize;
     let hi = (pb + iw as i64).clamp(lo as i64, ow as i64) as usize;
+    if mode == PadMode::Constant
+        && r >= 2
+        && (0..r - 2).all(|d| begin[d] == 0 && shape[d] == out_shape[d])
+        && ow > 0
+    {
+        // Constant padding of the last two axes only (images: N·C planes): per output row, the
+        // fill, the input row's segment, the fill, with no per-row index arithmetic.
+        let (ih, oh, pt) = (shape[r - 2], out_shape[r - 2], begin[r - 2]);
+        let first = (lo as i64 - pb) as usize;
+        let in_plane = (ih * iw).max(1);
+        for (p, op) in out.chunks_exact_mut(oh * ow).enumerate() {
+            for (o, row) in op.chunks_exact_mut(ow).enumerate() {
+                let i = o as i64 - pt;
+                if (0..ih as i64).contains(&i) && iw > 0 {
+                    let at = p * in_plane + i as usize * iw;
+                    let src = &x[at..at + iw];
+                    row[..lo].fill(value);
+                    row[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
+                    row[hi..].fill(value);
+                } else {
+                    row.fill(value);
+                }
+            }
+        }
+        return;
+    }
     let mut idx = [0usize; MAX_DIMS];
     for row in out.chunks_exact_mut(ow) {
         // Source row of this output row, or None when it is all fill.
@@ -205,6 +231,43 @@ mod tests {
                     "{mode:?} {pb:?} {pe:?}"
                 );
             }
+        }
+    }
+
+    /// Constant padding of the last two axes of a 4-D tensor (the row-copy path), padding and
+    /// cropping, against the definition per element.
+    #[test]
+    fn constant_planes_match_definition() {
+        let shape = [2, 3, 5, 7];
+        let x: Vec<i32> = (0..2 * 3 * 5 * 7).collect();
+        for (pt, pl, pbot, pr) in [(1, 1, 1, 1), (0, 2, 3, 0), (-1, 1, 2, -2), (2, -3, -1, 4)] {
+            let os = [2, 3, (5 + pt + pbot) as usize, (7 + pl + pr) as usize];
+            let mut out = vec![0; os.iter().product()];
+            pad(
+                &x,
+                &shape,
+                &[0, 0, pt, pl],
+                &mut out,
+                &os,
+                PadMode::Constant,
+                -1,
+            );
+            let mut want = vec![];
+            for n in 0..2 {
+                for c in 0..3 {
+                    for h in 0..os[2] as i64 {
+                        for w in 0..os[3] as i64 {
+                            let (i, j) = (h - pt, w - pl);
+                            want.push(if (0..5).contains(&i) && (0..7).contains(&j) {
+                                x[((n * 3 + c) * 5 + i as usize) * 7 + j as usize]
+                            } else {
+                                -1
+                            });
+                        }
+                    }
+                }
+            }
+            assert_eq!(out, want, "pads {pt} {pl} {pbot} {pr}");
         }
     }
 
