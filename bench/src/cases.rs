@@ -33,9 +33,7 @@ impl OutCheck {
             abs: 0.0,
         };
         for (i, &v) in y.iter().enumerate() {
-            c.hash = c
-                .hash
-                .wrapping_add(bits(v).wrapping_mul(2 * i as u64 + 1));
+            c.hash = c.hash.wrapping_add(bits(v).wrapping_mul(2 * i as u64 + 1));
             c.sum += val(v);
             c.abs += val(v).abs();
         }

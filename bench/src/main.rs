@@ -239,23 +239,28 @@ fn main() {
     let keep = |name: &str| args.only.as_deref().is_none_or(|s| name.contains(s));
     let mut all: Vec<Result<Case, (String, String)>> = Vec::new();
     let roof = if args.mode == Mode::Ops {
-        all.extend(cases::op_cases().into_iter().filter(|c| keep(&c.name)).map(Ok));
+        all.extend(
+            cases::op_cases()
+                .into_iter()
+                .filter(|c| keep(&c.name))
+                .map(Ok),
+        );
         roofline::Roofline::default()
     } else {
         eprintln!("roofline microbenchmarks …");
         let roof = roofline::measure(&args.threads, st.roofline_trials);
         eprintln!(
-        "  VPDPBUSD zmm {} | AVX-VNNI ymm {} | AVX2 maddubs {} GMAC/s per core; multi-thread {:?}; read {} GB/s ({:.1} s)",
-        report::opt(roof.vnni512),
-        report::opt(roof.avxvnni),
-        report::opt(roof.avx2),
-        roof.compute_mt,
-        roof.read_bw
-            .iter()
-            .map(|(t, b)| format!("{b:.1} ({t}t)"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        t0.elapsed().as_secs_f64()
+            "  VPDPBUSD zmm {} | AVX-VNNI ymm {} | AVX2 maddubs {} GMAC/s per core; multi-thread {:?}; read {} GB/s ({:.1} s)",
+            report::opt(roof.vnni512),
+            report::opt(roof.avxvnni),
+            report::opt(roof.avx2),
+            roof.compute_mt,
+            roof.read_bw
+                .iter()
+                .map(|(t, b)| format!("{b:.1} ({t}t)"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            t0.elapsed().as_secs_f64()
         );
         roof
     };
@@ -301,11 +306,7 @@ fn main() {
     } else {
         cases::cnn_cases(&root, args.mode == Mode::All)
     };
-    all.extend(
-        cnns.into_iter()
-            .filter(|c| keep(&c.name))
-            .map(Ok),
-    );
+    all.extend(cnns.into_iter().filter(|c| keep(&c.name)).map(Ok));
     all.extend(
         cases::minilm_cases(&root, minilm)
             .into_iter()
@@ -335,7 +336,11 @@ fn main() {
         for &t in &args.threads {
             let row = measure(&c, t, &st, ort.as_mut(), !args.skip_rten, &inputs);
             eprintln!("{}", report::line(&row, &roof, isa));
-            if let Some(e) = row.check.as_deref().and_then(|c| c.strip_prefix("MISMATCH")) {
+            if let Some(e) = row
+                .check
+                .as_deref()
+                .and_then(|c| c.strip_prefix("MISMATCH"))
+            {
                 failures.push(format!("{} output differs from onnxruntime's:{e}", c.name));
             }
             for (peer, r) in [("onnxruntime", &row.ort), ("rten", &row.rten)] {
@@ -607,7 +612,8 @@ fn measure(
 /// kiln's output fingerprint against onnxruntime's: "bit-identical", "≈ (sums differ by r)"
 /// when the sums agree to 1e-5 of the sum of magnitudes, else "MISMATCH …".
 fn compare_output(k: &cases::OutCheck, o: &serde_json::Value) -> String {
-    let (Some(hash), Some(sum), Some(abs)) = (o["hash"].as_u64(), o["sum"].as_f64(), o["abs"].as_f64())
+    let (Some(hash), Some(sum), Some(abs)) =
+        (o["hash"].as_u64(), o["sum"].as_f64(), o["abs"].as_f64())
     else {
         return "MISMATCH: no fingerprint from onnxruntime".into();
     };
