@@ -197,9 +197,24 @@ fn fold_row<T: Copy>(
     }
 }
 
+/// `b` if it is greater than `a`, else `a` (so NaN `b` and ties keep `a`; `a` is never NaN
+/// here: folds start from the lowest value).
 #[inline(always)]
 fn max2<T: PartialOrd>(a: T, b: T) -> T {
-    if b > a { b } else { a }
+    // On wasm32 with relaxed-simd, LLVM turns the plain `if b > a { b } else { a }` into
+    // `f32x4.relaxed_max`, whose results for NaN and ±0 the engine chooses (V8 keeps a NaN
+    // `b`). Spelled as "keep `a` unless `b` is greater and a number", it stays a compare and
+    // a bitwise select. Elsewhere the plain form is one max instruction.
+    #[cfg(target_arch = "wasm32")]
+    {
+        #[allow(clippy::eq_op)]
+        let keep = a >= b || b != b;
+        if keep { a } else { b }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        if b > a { b } else { a }
+    }
 }
 
 /// ONNX `MaxPool` (the `Values` output), for any ordered element type (`f32`, `u8`, `i8`…).
