@@ -34,6 +34,24 @@ fn pow2i(n: i64) -> f64 {
     f64::from_bits(((n + 1023) as u64) << 52)
 }
 
+/// Reciprocal factorials 1/0! … 1/13!, the Taylor coefficients of e^r.
+const EXP_C: [f64; 14] = [
+    1.0,
+    1.0,
+    1.0 / 2.0,
+    1.0 / 6.0,
+    1.0 / 24.0,
+    1.0 / 120.0,
+    1.0 / 720.0,
+    1.0 / 5040.0,
+    1.0 / 40320.0,
+    1.0 / 362_880.0,
+    1.0 / 3_628_800.0,
+    1.0 / 39_916_800.0,
+    1.0 / 479_001_600.0,
+    1.0 / 6_227_020_800.0,
+];
+
 /// e^x in f64 with a relative error of a few 1e-16 for x in [-708, 709.7]; `inf` above, 0 below
 /// (the `f64` subnormal range is not needed by the `f32` callers).
 pub(crate) fn exp64(x: f64) -> f64 {
@@ -51,22 +69,7 @@ pub(crate) fn exp64(x: f64) -> f64 {
     // |r| <= ln2/2 + tiny; Taylor to degree 13 truncates at 0.347^14/14! ~ 4e-18.
     let r = (x - nf * LN2_HI) - nf * LN2_LO;
     // Horner with exact reciprocal-factorial coefficients.
-    const C: [f64; 14] = [
-        1.0,
-        1.0,
-        1.0 / 2.0,
-        1.0 / 6.0,
-        1.0 / 24.0,
-        1.0 / 120.0,
-        1.0 / 720.0,
-        1.0 / 5040.0,
-        1.0 / 40320.0,
-        1.0 / 362_880.0,
-        1.0 / 3_628_800.0,
-        1.0 / 39_916_800.0,
-        1.0 / 479_001_600.0,
-        1.0 / 6_227_020_800.0,
-    ];
+    const C: [f64; 14] = EXP_C;
     let mut q = C[13];
     for c in C[..13].iter().rev() {
         q = q * r + c;
@@ -298,23 +301,11 @@ fn exp64_small(t: f64) -> f64 {
     let k = t * LOG2E + SHIFTER;
     let n = k - SHIFTER;
     let r = (t - n * LN2_HI) - n * LN2_LO;
-    const C: [f64; 12] = [
-        1.0,
-        1.0,
-        1.0 / 2.0,
-        1.0 / 6.0,
-        1.0 / 24.0,
-        1.0 / 120.0,
-        1.0 / 720.0,
-        1.0 / 5040.0,
-        1.0 / 40320.0,
-        1.0 / 362_880.0,
-        1.0 / 3_628_800.0,
-        1.0 / 39_916_800.0,
-    ];
-    let mut p = C[11];
-    for &c in C[..11].iter().rev() {
-        p = p * r + c;
+    // The first 12 of exp64's reciprocal factorials.
+    let c = &EXP_C[..12];
+    let mut p = c[11];
+    for &k in c[..11].iter().rev() {
+        p = p * r + k;
     }
     // |n| ≤ 151, so n + 1023 is a normal f64 exponent; the shift drops the shifter's bits.
     p * f64::from_bits(k.to_bits().wrapping_add(1023) << 52)
