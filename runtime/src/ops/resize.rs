@@ -157,12 +157,16 @@ fn repeat_factor(coord: Coord, mode: Nearest, a: &Axis) -> Option<usize> {
 /// Inputs per step of the repeating row writer.
 const LANES: usize = 16;
 
-/// Writes `row` repeated element-wise `F` times (`FL = F · LANES`) into each of the
+/// Writes `row` repeated element-wise `F` times (`FL = F · LANES`, `FH = FL / 2`) into each of the
 /// `out.len() / ow` output rows of `out` (`ow = F · row.len()`), `LANES` inputs at a time:
 /// each chunk is built once and stored to every row; the last chunk ends at the row's end
 /// (overlapping the one before).
 #[inline(always)]
-fn repeat_rows_n<T: Copy, const F: usize, const FL: usize>(row: &[T], out: &mut [T], ow: usize) {
+fn repeat_rows_n<T: Copy, const F: usize, const FL: usize, const FH: usize>(
+    row: &[T],
+    out: &mut [T],
+    ow: usize,
+) {
     let n = row.len();
     if n < LANES {
         for o in out.chunks_exact_mut(ow) {
@@ -174,9 +178,10 @@ fn repeat_rows_n<T: Copy, const F: usize, const FL: usize>(row: &[T], out: &mut 
         }
         return;
     }
-    let mut j = 0;
-    loop {
-        let at = j.min(n - LANES);
+    // Whole chunks of LANES inputs, then half chunks; the last half chunk ends at the row's
+    // end (overlapping the one before).
+    let mut at = 0;
+    while at + LANES <= n {
         let x: &[T; LANES] = row[at..at + LANES].try_into().unwrap();
         // Built whole, then stored: one permute per output register.
         let mut v = [x[0]; FL];
@@ -187,10 +192,19 @@ fn repeat_rows_n<T: Copy, const F: usize, const FL: usize>(row: &[T], out: &mut 
             let o: &mut [T; FL] = (&mut o[at * F..(at + LANES) * F]).try_into().unwrap();
             *o = v;
         }
-        if at == n - LANES {
-            break;
+        at += LANES;
+    }
+    while at < n {
+        let at_h = at.min(n - LANES / 2);
+        let x: &[T; LANES / 2] = row[at_h..at_h + LANES / 2].try_into().unwrap();
+        let mut v = [x[0]; FH];
+        for (l, v) in v.iter_mut().enumerate() {
+            *v = x[l / F];
         }
-        j += LANES;
+        for o in out.chunks_exact_mut(ow) {
+            o[at_h * F..(at_h + LANES / 2) * F].copy_from_slice(&v);
+        }
+        at = at_h + LANES / 2;
     }
 }
 
@@ -198,10 +212,10 @@ fn repeat_rows_n<T: Copy, const F: usize, const FL: usize>(row: &[T], out: &mut 
 #[inline(always)]
 fn repeat_rows<T: Copy>(row: &[T], f: usize, out: &mut [T], ow: usize) {
     match f {
-        2 => repeat_rows_n::<T, 2, { 2 * LANES }>(row, out, ow),
-        3 => repeat_rows_n::<T, 3, { 3 * LANES }>(row, out, ow),
-        4 => repeat_rows_n::<T, 4, { 4 * LANES }>(row, out, ow),
-        8 => repeat_rows_n::<T, 8, { 8 * LANES }>(row, out, ow),
+        2 => repeat_rows_n::<T, 2, { 2 * LANES }, LANES>(row, out, ow),
+        3 => repeat_rows_n::<T, 3, { 3 * LANES }, { 3 * LANES / 2 }>(row, out, ow),
+        4 => repeat_rows_n::<T, 4, { 4 * LANES }, { 2 * LANES }>(row, out, ow),
+        8 => repeat_rows_n::<T, 8, { 8 * LANES }, { 4 * LANES }>(row, out, ow),
         _ => {
             for o in out.chunks_exact_mut(ow) {
                 for (o, &v) in o.chunks_exact_mut(f).zip(row) {
@@ -256,6 +270,15 @@ fn nearest_repeat<T: Copy>(
             .zip(out.chunks_exact_mut(oh * ow))
             .take(planes)
         {
+            if div[r - 2] >= 1 {
+                // Rows repeat `fh` times (1: unchanged): input row h gives output rows
+                // `h·fh..(h+1)·fh`.
+                let fh = div[r - 2];
+                for (h, rows) in op.chunks_exact_mut(fh * ow).enumerate() {
+                    repeat_rows(&xp[h * iw..(h + 1) * iw], f, rows, ow);
+                }
+                continue;
+            }
             let mut o = 0;
             while o < oh {
                 let h = index(r - 2, o);
