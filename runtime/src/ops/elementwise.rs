@@ -190,16 +190,10 @@ fn slow_rows<const N: usize>(
 /// width (Rust never contracts to FMA), so results do not change.
 #[inline(always)]
 fn wide(body: impl FnOnce()) {
-    wide_isa(crate::isa::Isa::current(), body)
-}
-
-/// [`wide`] for a given family (resolved against the CPU here), so tests can run each width.
-#[inline(always)]
-pub(crate) fn wide_isa(isa: crate::isa::Isa, body: impl FnOnce()) {
     #[cfg(target_arch = "x86_64")]
     {
         use crate::isa::Isa;
-        let isa = isa.resolve();
+        let isa = Isa::current().resolve();
         if isa == Isa::Avx512Vnni {
             // SAFETY: the resolved family has avx512f/bw/vl and avx2.
             unsafe { wide_x86::avx512(body) };
@@ -211,8 +205,6 @@ pub(crate) fn wide_isa(isa: crate::isa::Isa, body: impl FnOnce()) {
             return;
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = isa;
     body()
 }
 
