@@ -27,11 +27,31 @@ pub(crate) fn sum_row(x: &[f32]) -> f32 {
             *a += v;
         }
     }
+    sum_finish(acc, chunks.remainder())
+}
+
+/// The end of [`sum_row`]: the 8 partial sums combined pairwise, plus the tail in order.
+#[inline(always)]
+fn sum_finish(acc: [f32; 8], rest: &[f32]) -> f32 {
     let mut s = 0.0;
-    for &v in chunks.remainder() {
+    for &v in rest {
         s += v;
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + s
+}
+
+/// `out[o] = sum_row(row o)` for contiguous rows of `len ≥ 1`, on the vector width of `isa`.
+fn sum_rows_isa(isa: Isa, x: &[f32], out: &mut [f32], len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if matches!(isa.resolve(), Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni) {
+        // SAFETY: every family in the pattern has avx2 (`resolve` only returns families the
+        // CPU has).
+        return unsafe { x86::sum_rows_avx2(x, out, len) };
+    }
+    let _ = isa;
+    for (o, row) in out.iter_mut().zip(x.chunks_exact(len)) {
+        *o = sum_row(row);
+    }
 }
 
 /// The maximum of a row with `reduce_max`'s semantics: the first NaN if there is one, else
@@ -143,32 +163,51 @@ mod x86 {
     pub(super) unsafe fn avx2(x: &[f32], out: &mut [f32], len: usize) {
         super::max_rows(x, out, len)
     }
+
+    /// [`super::sum_row`] of each row, four rows at a time: lane `l` of row `p`'s register
+    /// adds the row's elements `8c + l` in order, as `sum_row`'s partial sum `l` does, so each
+    /// result is the same; the four rows are independent chains (the only speed-up).
+    ///
+    /// # Safety
+    /// CPU has avx2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn sum_rows_avx2(x: &[f32], out: &mut [f32], len: usize) {
+        use core::arch::x86_64::*;
+        let full = len / 8;
+        let mut rows = x.chunks_exact(len);
+        let mut outs = out.chunks_exact_mut(4);
+        for o in &mut outs {
+            let r: [&[f32]; 4] = core::array::from_fn(|_| rows.next().unwrap_or(&[]));
+            assert!(r.iter().all(|r| r.len() == len));
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for c in 0..full {
+                for (a, row) in acc.iter_mut().zip(&r) {
+                    // SAFETY: `8c + 8 ≤ 8·full ≤ len = row.len()`.
+                    *a = _mm256_add_ps(*a, unsafe { _mm256_loadu_ps(row.as_ptr().add(8 * c)) });
+                }
+            }
+            for ((o, a), row) in o.iter_mut().zip(acc).zip(&r) {
+                let mut lanes = [0.0f32; 8];
+                // SAFETY: `lanes` holds 8 floats.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), a) };
+                *o = super::sum_finish(lanes, &row[8 * full..]);
+            }
+        }
+        for (o, row) in outs.into_remainder().iter_mut().zip(rows) {
+            *o = super::sum_row(row);
+        }
+    }
 }
 
 /// `out[o][i] = Σ_a x[o][a][i]`.
 pub fn reduce_sum(x: &[f32], out: &mut [f32], outer: usize, axis_len: usize, inner: usize) {
-    reduce_sum_isa(Isa::current(), x, out, outer, axis_len, inner)
-}
-
-fn reduce_sum_isa(
-    isa: Isa,
-    x: &[f32],
-    out: &mut [f32],
-    outer: usize,
-    axis_len: usize,
-    inner: usize,
-) {
     check(x, out, outer, axis_len, inner);
     if inner == 1 {
         if axis_len == 0 {
             out.fill(0.0);
             return;
         }
-        let _ = isa;
-        for (o, row) in out.iter_mut().zip(x.chunks_exact(axis_len)) {
-            *o = sum_row(row);
-        }
-        return;
+        return sum_rows_isa(Isa::current(), x, out, axis_len);
     }
     out.fill(0.0);
     if axis_len == 0 {
@@ -329,7 +368,7 @@ mod tests {
                         .collect();
                     for isa in Isa::all_available() {
                         let mut out = vec![0.0f32; rows];
-                        reduce_sum_isa(isa, &x, &mut out, rows, len, 1);
+                        sum_rows_isa(isa, &x, &mut out, len);
                         let got: Vec<u32> = out.iter().map(|&v| bits(v)).collect();
                         assert_eq!(got, want_sum, "sum {isa} len {len} rows {rows} kind {kind}");
                         reduce_max_isa(isa, &x, &mut out, rows, len, 1);
