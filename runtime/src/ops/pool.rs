@@ -1,16 +1,14 @@
 //! ONNX `MaxPool`, `AveragePool` (1-D to 3-D spatial, NC… layout) and their global forms.
 //!
 //! The input is viewed as `planes` (= N·C) contiguous planes of `in_dims` (depth, height,
-//! width; missing leading spatial dims are 1). Each output row is computed in blocks of output
-//! columns: every input row the window touches is copied once into a padded row buffer (pads
-//! hold the fold's identity: the lowest value for max, 0 for average) and, for stride > 1,
-//! split by column phase (`column mod stride`), so that every kernel tap becomes one contiguous
-//! slice of the buffer and folds into the block's accumulators with fixed-width chunks that
-//! vectorise without tails or bounds checks. Taps are folded in the same order as the direct
-//! definition (depth, height, width), so results are bit-identical to it: max keeps the first
-//! of equal values (±0), average sums in tap order, and pad taps fold the identity (a no-op).
-//! Geometries whose buffers would not fit on the stack take the generic row fold. Planes are
-//! split across threads when there is enough work.
+//! width; missing leading spatial dims are 1). The generic row fold (every geometry) folds,
+//! per output row, each in-bounds kernel tap's whole row segment into the row. Windows with
+//! kernel depth 1 and width stride 1 or 2 — every pooling of vision networks — take a fast path
+//! that computes 16 outputs per register (see "fast path" below), compiled for AVX-512 / AVX2
+//! when the CPU has them. Both fold the taps in the direct definition's order (depth, height,
+//! width), so the fast path's results are the generic fold's bit for bit: max keeps the first
+//! of equal values (±0) and skips NaN, average sums in tap order. Planes are split across
+//! threads when there is enough work.
 
 use crate::isa::Isa;
 
