@@ -774,7 +774,12 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
                     kernel: format!("f32 GEMM ({})", isa.name()),
                 });
             }
-            Some(KilnOp::QConv { spec, act, kind }) => {
+            Some(KilnOp::QConv {
+                spec,
+                act,
+                kind,
+                layout,
+            }) => {
                 qconv += 1;
                 if *act != Activation::None {
                     act_fused += 1;
@@ -798,7 +803,12 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
                     ),
                     kiln_codegen::ir::QConvKind::Depthwise { bias, .. } => (
                         format!("QConv {}×{} depthwise", spec.kernel[0], spec.kernel[1]),
-                        "depthwise direct (exact f32 accumulation of int8 products)".into(),
+                        if layout.x_nhwc {
+                            "depthwise NHWC, vectorised over channels (exact f32 accumulation)"
+                        } else {
+                            "depthwise direct (exact f32 accumulation of int8 products)"
+                        }
+                        .into(),
                         bias.is_some(),
                         None,
                     ),
@@ -810,6 +820,13 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
                 if !an.is_empty() {
                     ep.push(an);
                 }
+                // Activation storage order in → out (passes::layout).
+                let order = |nhwc: bool| if nhwc { "NHWC" } else { "NCHW" };
+                let kind_s = format!(
+                    "{kind_s}, {}→{}",
+                    order(layout.x_nhwc),
+                    order(layout.y_nhwc)
+                );
                 layers.push(KLayer {
                     node: n.name.clone(),
                     kind: kind_s,

@@ -299,3 +299,47 @@ fn weight_only_weights_stay_quantized_in_the_blob() {
     );
     assert!(blob < (8 * 27 + 8 * 9 + 6 * 8) * 4, "blob {blob} bytes");
 }
+
+#[test]
+fn activations_between_int8_convolutions_stay_nhwc() {
+    use kiln_codegen::ir::KilnOp;
+    // MobileNetV2-like: stem → (expand → depthwise → project [+ residual])… → global pool. Only
+    // the stem reads NCHW (the graph input); nothing is transposed between convolutions.
+    let c = compile_file(&fixture("mobilenet_v2_qc_s8"), &Options::default()).unwrap();
+    let layouts: Vec<(bool, bool)> = c
+        .graph
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.kiln {
+            Some(KilnOp::QConv { layout, .. }) => Some((layout.x_nhwc, layout.y_nhwc)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(layouts.len(), 12, "{layouts:?}");
+    assert_eq!(layouts[0], (false, true), "stem: {layouts:?}");
+    assert!(
+        layouts[1..].iter().all(|&l| l == (true, true)),
+        "{layouts:?}"
+    );
+    let src = c.source(Path::new("/blob.bin")).unwrap();
+    assert!(!src.contains("transpose"), "a transpose is left");
+    assert!(src.contains("depthwise_nhwc"));
+    // The global pool reads NHWC (a reduction over pixels with channels innermost).
+    let gap = c.graph.nodes.iter().find(|n| n.op == "GlobalAveragePool");
+    assert!(gap.is_some_and(|n| n.attrs.contains_key("kiln.nhwc")));
+    // Convolutions whose results Resize or Concat read (FPN-like) write NCHW.
+    let c = compile_file(&fixture("fpn_qc_s8"), &Options::default()).unwrap();
+    let consumers = c.graph.consumers();
+    let mut checked = 0;
+    for n in &c.graph.nodes {
+        if let Some(KilnOp::QConv { layout, .. }) = &n.kiln
+            && consumers[n.outputs[0]].iter().any(|&i| {
+                i != usize::MAX && matches!(c.graph.nodes[i].op.as_str(), "Resize" | "Concat")
+            })
+        {
+            assert!(!layout.y_nhwc, "{}", n.name);
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
+}

@@ -245,14 +245,35 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
             }
             Some(KilnOp::QConv {
                 kind: crate::ir::QConvKind::Depthwise { w, scale, bias },
+                layout,
+                spec,
                 ..
             }) => {
+                // The NHWC kernel reads the taps of all channels at once: [kh·kw][c].
+                let wt;
+                let w = if layout.x_nhwc {
+                    let taps = spec.kernel.iter().product::<usize>();
+                    wt = (0..taps * spec.c_out)
+                        .map(|i| w[(i % spec.c_out) * taps + i / spec.c_out])
+                        .collect::<Vec<f32>>();
+                    &wt
+                } else {
+                    w
+                };
                 let mut f32s = |v: &[f32]| {
                     let o = lit(
                         blob.push(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
                     );
                     let l = lit(v.len());
                     quote!(#rt::blob::f32s(&BLOB, #o, #l))
+                };
+                // The NHWC kernel takes one scale per channel.
+                let scale_pc;
+                let scale = if layout.x_nhwc && scale.len() == 1 {
+                    scale_pc = vec![scale[0]; spec.c_out];
+                    &scale_pc
+                } else {
+                    scale
                 };
                 let (we, se) = (f32s(w), f32s(scale));
                 let be = match bias {

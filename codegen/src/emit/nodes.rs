@@ -101,13 +101,25 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                 let w = weights.expect("SGemm weights emitted");
                 quote! { #rt::ops::matmul::sgemm(isa, #m, #x, #k, #w, #act, #y, #ldc); }
             }
-            KilnOp::QConv { spec, act, kind } => {
+            KilnOp::QConv {
+                spec,
+                act,
+                kind,
+                layout,
+            } => {
                 let geom = spec.geom_tokens(rt, &|d| c.dim(d));
                 let x = c.src(inp(0)?);
                 let y = c.dst(out);
                 let q = c.dst(n.outputs[1]);
                 let w = weights.expect("QConv weights emitted");
                 let actt = act_tokens(rt, act);
+                // NHWC → NCHW of a finished result held in `nhwc` (passes::layout decided y is
+                // stored NCHW).
+                let to_nchw = |nhwc: &TokenStream| {
+                    quote! {
+                        #rt::ops::transpose::transpose(&*#nhwc, &[geom.batch, geom.pixels(), geom.c_out], &[0, 2, 1], #y);
+                    }
+                };
                 match kind {
                     crate::ir::QConvKind::Depthwise { bias, .. } => {
                         let b = if bias.is_some() {
@@ -115,20 +127,33 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                         } else {
                             quote!(None)
                         };
-                        quote! {{
-                            let geom = #geom;
-                            let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
-                            #rt::quantize::quantize_u8_isa(isa, #x, qp, #q);
-                            #rt::ops::conv::depthwise(isa, &geom, &*#q, qp.zero_point as f32, #w.0,
-                                Some((qp.scale, #w.1)), #b, #actt, #y);
-                        }}
+                        if layout.x_nhwc {
+                            let (dst, fin) = if layout.y_nhwc {
+                                (y.clone(), quote!())
+                            } else {
+                                let t = c.dst(n.outputs[2]);
+                                (t.clone(), to_nchw(&t))
+                            };
+                            quote! {{
+                                let geom = #geom;
+                                let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
+                                #rt::ops::conv_nhwc::quantize_centered(isa, #x, qp, #q);
+                                #rt::ops::conv_nhwc::depthwise_nhwc(isa, &geom, &*#q, #w.0, qp.scale,
+                                    #w.1, #b, #actt, #dst);
+                                #fin
+                            }}
+                        } else {
+                            quote! {{
+                                let geom = #geom;
+                                let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
+                                #rt::quantize::quantize_u8_isa(isa, #x, qp, #q);
+                                #rt::ops::conv::depthwise(isa, &geom, &*#q, qp.zero_point as f32, #w.0,
+                                    Some((qp.scale, #w.1)), #b, #actt, #y);
+                            }}
+                        }
                     }
                     crate::ir::QConvKind::Gemm { groups, direct } => {
-                        let (a, r, nhwc) = (
-                            c.dst(n.outputs[2]),
-                            c.dst(n.outputs[3]),
-                            c.dst(n.outputs[4]),
-                        );
+                        let (a, r) = (c.dst(n.outputs[2]), c.dst(n.outputs[3]));
                         let ng = lit(groups.len());
                         let og = lit(spec.og());
                         let hw = c.dim(&spec.h.mul(&spec.w));
@@ -143,12 +168,24 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                                 let a: &[u8] = abuf;
                             }
                         };
+                        let quantize = if layout.x_nhwc {
+                            quote!(#rt::quantize::quantize_u8_isa(isa, #x, qp, #q);)
+                        } else {
+                            quote!(#rt::ops::conv::quantize_nhwc(isa, #x, geom.batch, geom.c_in, #hw, qp, #q);)
+                        };
+                        // The GEMM writes NHWC: straight into y, or into scratch + transpose.
+                        let (dst, fin) = if layout.y_nhwc {
+                            (y.clone(), quote!())
+                        } else {
+                            let t = c.dst(n.outputs[4]);
+                            (t.clone(), to_nchw(&t))
+                        };
                         quote! {{
                             let geom = #geom;
                             let rows = geom.rows();
                             let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
-                            #rt::ops::conv::quantize_nhwc(isa, #x, geom.batch, geom.c_in, #hw, qp, #q);
-                            let (q, abuf, rterm, nhwc) = (&*#q, #a, #r, #nhwc);
+                            #quantize
+                            let (q, abuf, rterm, gout) = (&*#q, #a, #r, #dst);
                             let _ = &abuf;
                             for grp in 0..#ng {
                                 #fill
@@ -157,9 +194,9 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                                     a_zero_point: qp.zero_point as i32, a_scale: qp.scale,
                                     b: #w[grp], act: #actt,
                                 };
-                                #rt::gemm::qgemm_f32(isa, &p, &mut nhwc[grp * #og..], geom.c_out);
+                                #rt::gemm::qgemm_f32(isa, &p, &mut gout[grp * #og..], geom.c_out);
                             }
-                            #rt::ops::transpose::transpose(&*nhwc, &[geom.batch, geom.pixels(), geom.c_out], &[0, 2, 1], #y);
+                            #fin
                         }}
                     }
                 }
@@ -516,7 +553,19 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
             _ => None,
         };
         let f = b.closure(g.values[a].dtype, rt, exponent);
-        let (sa, sb, so) = (c.shape(a), c.shape(bb), c.shape(out));
+        let (sa, sb, so) = if n.attrs.contains_key(crate::passes::NHWC_ATTR) {
+            // NHWC operands (passes::layout): shapes as stored, [N, H, W, C]; the operands
+            // broadcasting over pixels keep their bytes and read as [N, 1, 1, C].
+            let nhwc = |v: usize| {
+                let s = &g.values[v].shape;
+                let mut d = vec![crate::ir::Dim::constant(1); 4 - s.len()];
+                d.extend(s.iter().cloned());
+                c.dims(&[d[0].clone(), d[2].clone(), d[3].clone(), d[1].clone()])
+            };
+            (nhwc(a), nhwc(bb), nhwc(out))
+        } else {
+            (c.shape(a), c.shape(bb), c.shape(out))
+        };
         let (xa, xb, y) = (c.src(a), c.src(bb), c.dst(out));
         return Ok(quote! { #rt::ops::elementwise::binary(#xa, #sa, #xb, #sb, #y, #so, #f); });
     }

@@ -18,6 +18,19 @@ pub(super) fn emit(c: &Ctx, n: &Node) -> Result<Option<TokenStream>> {
             let planes = c.dim(&numel(&xs[..2]));
             let plane = c.dim(&numel(&xs[2..]));
             let (x, y, rt) = (c.src(xi), c.dst(n.outputs[0]), c.rt);
+            if n.attrs.contains_key(crate::passes::NHWC_ATTR) {
+                // NHWC input (passes::layout): reduce over the pixels of each image, channels
+                // innermost; the [N, C, 1, 1] result is the same in both orders.
+                let (nb, ch, hw) = (c.dim(&xs[0]), c.dim(&xs[1]), plane);
+                let f = if n.op == "GlobalMaxPool" {
+                    quote!(reduce_max)
+                } else {
+                    quote!(reduce_mean)
+                };
+                return Ok(Some(
+                    quote! { #rt::ops::reduce::#f(#x, #y, #nb, #hw, #ch); },
+                ));
+            }
             let f = if n.op == "GlobalMaxPool" {
                 quote!(global_max_pool)
             } else {
@@ -104,7 +117,13 @@ fn pool(c: &Ctx, n: &Node) -> Result<TokenStream> {
         } else {
             quote!(#t::MIN)
         };
-        quote!(#rt::ops::pool::max_pool(#x, #planes, &geom, #lowest, #y))
+        if n.attrs.contains_key(crate::passes::NHWC_ATTR) {
+            // NHWC activations (passes::layout: 2-D, f32).
+            let (nb, ch) = (c.dim(&xs[0]), c.dim(&xs[1]));
+            quote!(#rt::ops::pool::max_pool_nhwc(#x, #nb, #ch, &geom, #y))
+        } else {
+            quote!(#rt::ops::pool::max_pool(#x, #planes, &geom, #lowest, #y))
+        }
     } else {
         let cip = a.count_include_pad;
         quote!(#rt::ops::pool::avg_pool(#x, #planes, &geom, #cip, #y))

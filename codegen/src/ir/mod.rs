@@ -139,6 +139,7 @@ pub enum KilnOp {
         spec: ConvSpec,
         act: Activation,
         kind: QConvKind,
+        layout: QConvLayout,
     },
     /// Float convolution. inputs: [x, w, b?] (w, b constant unless `Reference`);
     /// outputs: [y] plus, for `Gemm`, the im2col scratch.
@@ -278,6 +279,14 @@ pub enum ConvAlgo {
     Reference,
 }
 
+/// Storage order of a [`KilnOp::QConv`]'s input and output (`passes::layout`): NCHW as in
+/// ONNX, or NHWC (same logical shape, channels innermost).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QConvLayout {
+    pub x_nhwc: bool,
+    pub y_nhwc: bool,
+}
+
 /// The int8 convolution's algorithm and its compile-time data.
 #[derive(Clone, Debug)]
 pub enum QConvKind {
@@ -288,9 +297,12 @@ pub enum QConvKind {
         groups: Vec<PackedI8Owned>,
         direct: bool,
     },
-    /// Quantize (NCHW), exact f32 accumulation of centered products. `w` = (w − wz) per
-    /// output channel × kh × kw; `scale` = W_s per channel (times the activation scale at run
-    /// time). Scratch outputs: [q (u8, input size)].
+    /// Quantize, exact f32 accumulation of centered products. `w` = (w − wz) per output
+    /// channel × kh × kw; `scale` = W_s per channel (times the activation scale at run time).
+    /// Scratch outputs: [q, y_nhwc (f32)]. NCHW input: q is u8 (input size) for the plane
+    /// kernel, y_nhwc empty. NHWC input (`QConvLayout::x_nhwc`, one channel per group): q is
+    /// the centered f32 input for `conv_nhwc::depthwise_nhwc`, and y_nhwc holds its result
+    /// when the output must be NCHW (else empty).
     Depthwise {
         w: Vec<f32>,
         scale: Vec<f32>,

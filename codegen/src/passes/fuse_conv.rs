@@ -311,13 +311,15 @@ fn fuse_conv_integer(g: &mut Graph) -> Result<()> {
                 }
             }
             let q = g.add_value(format!("{base}:q"), DType::U8, vec![xshape_len]);
+            // Sized by passes::layout when the NHWC kernel needs it.
+            let ynhwc = g.add_value(format!("{base}:ynhwc"), DType::F32, vec![Dim::constant(0)]);
             (
                 QConvKind::Depthwise {
                     w: wc,
                     scale: m.scales.clone(),
                     bias: m.bias.clone(),
                 },
-                vec![q],
+                vec![q, ynhwc],
             )
         } else {
             let packed = pack_groups(s, &wdata, &zps, &m.scales, m.bias.as_deref());
@@ -360,6 +362,7 @@ fn fuse_conv_integer(g: &mut Graph) -> Result<()> {
                     spec: m.spec.clone(),
                     act: m.act,
                     kind,
+                    layout: Default::default(),
                 }),
             },
         );

@@ -20,7 +20,10 @@
 //! 6. `fuse_float` — MatMul/Gemm with constant weights become prepacked `SGemm`s with the bias
 //!    Add and Relu folded in. After 3–5 so that quantized chains are claimed first.
 //! 7. `dce` — drops nodes whose outputs nobody reads (the absorbed Cast/Mul/Add nodes, scale
-//!    products, unused DynamicQuantizeLinear outputs).
+//!    products, unused DynamicQuantizeLinear outputs); then `fuse_elementwise` merges chains of
+//!    elementwise ops into one pass.
+//! 8. `layout` — the 4-D values between int8 convolutions that are stored NHWC (no transposes
+//!    between `QConv`s); after every fusion, since it looks at the final nodes.
 mod dce;
 mod fuse_attention;
 mod fuse_conv;
@@ -30,6 +33,9 @@ mod fuse_patterns;
 mod fuse_qdq;
 mod fuse_quant;
 mod infer;
+mod layout;
+
+pub(crate) use layout::NHWC_ATTR;
 
 use crate::error::Result;
 use crate::ir::Graph;
@@ -45,6 +51,7 @@ pub fn run(g: &mut Graph) -> Result<()> {
     fuse_float::run(g)?;
     dce::run(g);
     fuse_elementwise::run(g)?;
+    layout::run(g);
     Ok(())
 }
 

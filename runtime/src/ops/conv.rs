@@ -85,7 +85,7 @@ impl ConvGeom {
         self.batch * self.c_out * self.oh * self.ow
     }
 
-    fn validate(&self) {
+    pub(crate) fn validate(&self) {
         assert!(
             self.groups > 0
                 && self.c_in.is_multiple_of(self.groups)
@@ -100,13 +100,13 @@ impl ConvGeom {
 
     /// Input row read by output row `oy` at kernel row `ky`, or `None` in the padding.
     #[inline(always)]
-    fn in_y(&self, oy: usize, ky: usize) -> Option<usize> {
+    pub(crate) fn in_y(&self, oy: usize, ky: usize) -> Option<usize> {
         (oy * self.sh + ky * self.dh)
             .checked_sub(self.ph)
             .filter(|&v| v < self.h)
     }
     #[inline(always)]
-    fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
+    pub(crate) fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
         (ox * self.sw + kx * self.dw)
             .checked_sub(self.pw)
             .filter(|&v| v < self.w)
@@ -275,69 +275,194 @@ pub fn im2col_u8(g: &ConvGeom, grp: usize, q: &[u8], za: u8, a: &mut [u8], row_t
     assert!(grp < g.groups, "im2col_u8: group out of range");
     let kza = (k as i32).wrapping_mul(za as i32);
     let c0 = grp * cg;
-    let fill = |a: &mut [u8], r: usize| {
-        let (b, p) = (r / g.pixels(), r % g.pixels());
-        let (oy, ox) = (p / g.ow, p % g.ow);
-        let dst = &mut a[..pk];
-        let mut off = 0;
-        for ky in 0..g.kh {
-            match g.in_y(oy, ky) {
-                None => {
-                    dst[off..off + g.kw * cg].fill(za);
-                    off += g.kw * cg;
-                }
-                Some(iy) => {
-                    let base = (b * g.h + iy) * g.w;
-                    // One group and no dilation: the kw taps of an interior pixel are one
-                    // contiguous NHWC run (small channel counts made this kw tiny copies).
-                    if cg == g.c_in
-                        && g.dw == 1
-                        && let (Some(ix0), Some(_)) = (g.in_x(ox, 0), g.in_x(ox, g.kw - 1))
-                    {
-                        let s = (base + ix0) * g.c_in;
-                        let run = g.kw * cg;
-                        dst[off..off + run].copy_from_slice(&q[s..s + run]);
-                        off += run;
-                        continue;
+    // Output columns whose kw taps are all inside the image: with one group and no dilation
+    // they are one contiguous NHWC run per kernel row (small channel counts made this kw
+    // tiny copies).
+    let span = (g.kw - 1) * g.dw;
+    let ox_lo = g.pw.div_ceil(g.sw).min(g.ow);
+    let ox_hi = if g.w + g.pw > span {
+        ((g.w + g.pw - span - 1) / g.sw + 1).min(g.ow)
+    } else {
+        0
+    }
+    .max(ox_lo);
+    let runs = cg == g.c_in && g.dw == 1;
+    let row_len = g.kw * cg;
+    // Output image rows `(b, oy)` from `ir0` on, each `ow` GEMM rows, into `a` and `rt`: per
+    // kernel row, one tight loop over the row's pixels (the same run length for all interior
+    // pixels), then the padding bytes and row sums per pixel.
+    let fill_rows = |a: &mut [u8], rt: &mut [i32], ir0: usize| {
+        let img_row = g.ow * pk;
+        for (i, (arow, trow)) in a
+            .chunks_exact_mut(img_row)
+            .zip(rt.chunks_exact_mut(g.ow))
+            .enumerate()
+        {
+            let (b, oy) = ((ir0 + i) / g.oh, (ir0 + i) % g.oh);
+            for ky in 0..g.kh {
+                let off = ky * row_len;
+                let Some(iy) = g.in_y(oy, ky) else {
+                    for dst in arow.chunks_exact_mut(pk) {
+                        fill_run(&mut dst[off..off + row_len], za);
                     }
+                    continue;
+                };
+                let base = (b * g.h + iy) * g.w;
+                if runs && ox_hi > ox_lo {
+                    // Interior pixels: one run each, `sw·C` bytes apart in q and `pk` apart
+                    // in A; the bounds of the first and last run cover all of them.
+                    let s0 = (base + ox_lo * g.sw - g.pw) * g.c_in;
+                    let n = ox_hi - ox_lo;
+                    let step = g.sw * g.c_in;
+                    assert!(s0 + (n - 1) * step + row_len <= q.len());
+                    assert!((ox_hi - 1) * pk + off + row_len <= arow.len() && off + row_len <= pk);
+                    // SAFETY: the asserts bound every run read and written below; q and A do
+                    // not overlap (distinct borrows).
+                    unsafe {
+                        copy_runs(
+                            q.as_ptr().add(s0),
+                            step,
+                            arow.as_mut_ptr().add(ox_lo * pk + off),
+                            pk,
+                            n,
+                            row_len,
+                        );
+                    }
+                }
+                // The other pixels (all of them without runs), tap by tap.
+                let (skip_lo, skip_hi) = if runs { (ox_lo, ox_hi) } else { (0, 0) };
+                for ox in (0..skip_lo).chain(skip_hi..g.ow) {
+                    let dst = &mut arow[ox * pk..(ox + 1) * pk];
                     for kx in 0..g.kw {
+                        let o = off + kx * cg;
                         match g.in_x(ox, kx) {
-                            None => dst[off..off + cg].fill(za),
+                            None => fill_run(&mut dst[o..o + cg], za),
                             Some(ix) => {
                                 let s = (base + ix) * g.c_in + c0;
-                                dst[off..off + cg].copy_from_slice(&q[s..s + cg]);
+                                copy_run(&mut dst[o..o + cg], &q[s..s + cg]);
                             }
                         }
-                        off += cg;
                     }
                 }
             }
+            for (dst, t) in arow.chunks_exact_mut(pk).zip(trow.iter_mut()) {
+                fill_run(&mut dst[k..], 0);
+                *t = sum_u8(&dst[..k]).wrapping_sub(kza);
+            }
         }
-        dst[k..].fill(0);
-        sum_u8(&dst[..k]).wrapping_sub(kza)
     };
     let (a, row_term) = (&mut a[..rows * pk], &mut row_term[..rows]);
+    if g.ow == 0 {
+        return;
+    }
     #[cfg(feature = "rayon")]
     {
-        let n = crate::par::pieces(rows, crate::par::MIN_ELEMS.div_ceil(pk));
+        let img_rows = g.batch * g.oh;
+        let n = crate::par::pieces(img_rows, crate::par::MIN_ELEMS.div_ceil(pk * g.ow));
         if n > 1 {
             use rayon::prelude::*;
-            let per = rows.div_ceil(n);
-            a.par_chunks_mut(per * pk)
-                .zip(row_term.par_chunks_mut(per))
+            let per = img_rows.div_ceil(n);
+            a.par_chunks_mut(per * g.ow * pk)
+                .zip(row_term.par_chunks_mut(per * g.ow))
                 .enumerate()
                 .with_max_len(1)
-                .for_each(|(i, (a, rt))| {
-                    for (j, t) in rt.iter_mut().enumerate() {
-                        *t = fill(&mut a[j * pk..], i * per + j);
-                    }
-                });
+                .for_each(|(i, (a, rt))| fill_rows(a, rt, i * per));
             return;
         }
     }
-    for (r, t) in row_term.iter_mut().enumerate() {
-        *t = fill(&mut a[r * pk..], r);
+    fill_rows(a, row_term, 0);
+}
+
+/// Copies `n` runs of `len` bytes, the i-th from `src + i·src_step` to `dst + i·dst_step`.
+/// Runs up to 64 bytes are two overlapping fixed-size moves each (the size class chosen once
+/// for all runs), not `memmove` calls: an RGB stem's runs are 9–21 bytes.
+///
+/// # Safety
+/// Every run must be readable at `src + i·src_step` and writable at `dst + i·dst_step`, and
+/// the source and destination ranges must not overlap.
+#[inline(always)]
+unsafe fn copy_runs(
+    src: *const u8,
+    src_step: usize,
+    dst: *mut u8,
+    dst_step: usize,
+    n: usize,
+    len: usize,
+) {
+    use core::ptr::copy_nonoverlapping as cp;
+    macro_rules! two {
+        ($w:expr) => {
+            for i in 0..n {
+                // SAFETY: per the function's contract; `$w ≤ len`, so both moves stay inside
+                // the run.
+                unsafe {
+                    let (s, d) = (src.add(i * src_step), dst.add(i * dst_step));
+                    cp(s, d, $w);
+                    cp(s.add(len - $w), d.add(len - $w), $w);
+                }
+            }
+        };
     }
+    match len {
+        0 => {}
+        1..=3 => {
+            for i in 0..n {
+                // SAFETY: per the function's contract.
+                unsafe { cp(src.add(i * src_step), dst.add(i * dst_step), len) };
+            }
+        }
+        4..=7 => two!(4),
+        8..=15 => two!(8),
+        16..=31 => two!(16),
+        32..=64 => two!(32),
+        _ => {
+            for i in 0..n {
+                // SAFETY: per the function's contract.
+                unsafe { cp(src.add(i * src_step), dst.add(i * dst_step), len) };
+            }
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of im2col (a few channels × kernel width:
+/// 3–48 bytes on RGB stems), as two overlapping fixed-size moves instead of a `memmove` call.
+#[inline(always)]
+fn copy_run(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    assert_eq!(dst.len(), n);
+    macro_rules! two {
+        ($w:expr) => {{
+            let a: [u8; $w] = src[..$w].try_into().unwrap();
+            let b: [u8; $w] = src[n - $w..].try_into().unwrap();
+            dst[..$w].copy_from_slice(&a);
+            dst[n - $w..].copy_from_slice(&b);
+        }};
+    }
+    match n {
+        0 => {}
+        1..=3 => {
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = v;
+            }
+        }
+        4..=7 => two!(4),
+        8..=15 => two!(8),
+        16..=31 => two!(16),
+        32..=64 => two!(32),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+/// `dst.fill(v)` for short runs, like [`copy_run`].
+#[inline(always)]
+fn fill_run(dst: &mut [u8], v: u8) {
+    let n = dst.len();
+    if n > 64 {
+        dst.fill(v);
+        return;
+    }
+    let src = [v; 64];
+    copy_run(dst, &src[..n]);
 }
 
 /// `row_term` of an A matrix used as is (1×1, stride 1, no padding, one group, `k` already a
@@ -1420,6 +1545,22 @@ mod tests {
             g.ow = (g.w + 2 * p - ((kw - 1) * d + 1)) / s + 1;
             v.push(g);
         }
+        // An RGB stem (7×7/2, 3 channels: 21-byte runs) on a wider image, so that rows have
+        // interior pixels between the padded borders.
+        v.push(ConvGeom {
+            c_in: 3,
+            w: 19,
+            c_out: 5,
+            oh: 5,
+            ow: 10,
+            kh: 7,
+            kw: 7,
+            sh: 2,
+            sw: 2,
+            ph: 3,
+            pw: 3,
+            ..base
+        });
         v
     }
 

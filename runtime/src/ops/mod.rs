@@ -7,6 +7,7 @@ pub mod attention;
 pub mod cast;
 pub mod concat;
 pub mod conv;
+pub mod conv_nhwc;
 pub mod elementwise;
 pub mod gather;
 pub mod gelu;

@@ -1192,6 +1192,25 @@ mod x86 {
     /// # Safety
     /// CPU has avx512f, avx512bw and avx512vl.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    pub(super) unsafe fn max_nhwc_avx512(
+        x: &[f32],
+        p: &super::NhwcPool,
+        r0: usize,
+        ys: &mut [f32],
+    ) {
+        super::max_nhwc_rows(x, p, r0, ys)
+    }
+
+    /// # Safety
+    /// CPU has avx2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn max_nhwc_avx2(x: &[f32], p: &super::NhwcPool, r0: usize, ys: &mut [f32]) {
+        super::max_nhwc_rows(x, p, r0, ys)
+    }
+
+    /// # Safety
+    /// CPU has avx512f, avx512bw and avx512vl.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
     pub(super) unsafe fn max_planes_avx512<T: Copy + PartialOrd>(
         g: &PoolGeom,
         xs: &[T],
@@ -1257,6 +1276,112 @@ pub fn global_avg_pool(x: &[f32], planes: usize, plane: usize, out: &mut [f32]) 
 /// the plane holds a NaN; `-inf` for an empty plane).
 pub fn global_max_pool(x: &[f32], planes: usize, plane: usize, out: &mut [f32]) {
     super::reduce::reduce_max(x, out, planes, plane, 1);
+}
+
+/// 2-D `MaxPool` on NHWC f32 (`x` is `[batch][h][w][c]`, `g.in_dims[0] == 1`): each output
+/// pixel folds its window's taps, in the order of [`max_pool`] (rows, then columns), over all
+/// `c` channels at once, so the result is bit-identical to [`max_pool`] on the NCHW tensor.
+/// Used when codegen keeps the activations NHWC (docs/design.md, decision 19).
+pub fn max_pool_nhwc(x: &[f32], batch: usize, c: usize, g: &PoolGeom, out: &mut [f32]) {
+    assert!(
+        g.in_dims[0] == 1 && g.out_dims[0] == 1 && g.kernel[0] == 1,
+        "max_pool_nhwc: 2-D only"
+    );
+    g.check(x, batch * c, out);
+    let (h, w) = (g.in_dims[1], g.in_dims[2]);
+    let (oh, ow) = (g.out_dims[1], g.out_dims[2]);
+    let row = ow * c;
+    if row == 0 || oh == 0 {
+        return;
+    }
+    let isa = Isa::current().resolve();
+    let work = g.kernel[1] * g.kernel[2];
+    let min_rows = crate::par::MIN_ELEMS.div_ceil(row * work / 4 + 1);
+    let _ = (h, w);
+    let geo = NhwcPool { g, c, batch };
+    crate::par::rows_mut(out, row, min_rows, |r0, ys| match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `resolve` only returns families the CPU has (the AVX-512 one has
+        // avx512f/bw/vl).
+        Isa::Avx512Vnni => unsafe { x86::max_nhwc_avx512(x, &geo, r0, ys) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::max_nhwc_avx2(x, &geo, r0, ys) },
+        _ => max_nhwc_rows(x, &geo, r0, ys),
+    });
+}
+
+/// `y[ch] = max2(…max2(start, x[offs[0] + ch])…, x[offs[n−1] + ch])` for the `c` channels of
+/// one pixel, `start` = -inf (`first`) or `y`'s value; blocks of 16 channels in registers.
+#[inline(always)]
+fn fold_taps(x: &[f32], offs: &[usize], c: usize, y: &mut [f32], first: bool) {
+    let mut c0 = 0;
+    while c0 + 16 <= c {
+        let mut acc: [f32; 16] = if first {
+            [f32::NEG_INFINITY; 16]
+        } else {
+            y[c0..c0 + 16].try_into().unwrap()
+        };
+        for &o in offs {
+            let v: &[f32; 16] = x[o + c0..][..16].try_into().unwrap();
+            for j in 0..16 {
+                acc[j] = max2(acc[j], v[j]);
+            }
+        }
+        y[c0..c0 + 16].copy_from_slice(&acc);
+        c0 += 16;
+    }
+    for ch in c0..c {
+        let mut a = if first { f32::NEG_INFINITY } else { y[ch] };
+        for &o in offs {
+            a = max2(a, x[o + ch]);
+        }
+        y[ch] = a;
+    }
+}
+
+/// The geometry of [`max_pool_nhwc`].
+struct NhwcPool<'a> {
+    g: &'a PoolGeom,
+    c: usize,
+    batch: usize,
+}
+
+/// Output rows `r0…` of [`max_pool_nhwc`] (inlined into each ISA wrapper, so that the channel
+/// loop is compiled for its vector width).
+#[inline(always)]
+fn max_nhwc_rows(x: &[f32], p: &NhwcPool, r0: usize, ys: &mut [f32]) {
+    let (g, c) = (p.g, p.c);
+    let (h, w) = (g.in_dims[1], g.in_dims[2]);
+    let (oh, ow) = (g.out_dims[1], g.out_dims[2]);
+    debug_assert!(r0 + ys.len() / (ow * c) <= p.batch * oh);
+    for (i, yr) in ys.chunks_exact_mut(ow * c).enumerate() {
+        let (b, oy) = ((r0 + i) / oh, (r0 + i) % oh);
+        let img = &x[b * h * w * c..][..h * w * c];
+        let sh = (oy * g.stride[1]) as i64 - g.pad_begin[1] as i64;
+        let (kh0, kh1) = taps(sh, g.kernel[1], g.dilation[1], 0, h as i64);
+        for (ox, yp) in yr.chunks_exact_mut(c).enumerate() {
+            let sw = (ox * g.stride[2]) as i64 - g.pad_begin[2] as i64;
+            let (kw0, kw1) = taps(sw, g.kernel[2], g.dilation[2], 0, w as i64);
+            // Input offsets of the window's taps inside the image, in fold order, folded 64 at
+            // a time (the first batch starts from -inf).
+            let mut offs = [0usize; 64];
+            let (mut nt, mut first) = (0, true);
+            for kh in kh0..kh1 {
+                let iy = (sh + (kh * g.dilation[1]) as i64) as usize;
+                for kw in kw0..kw1 {
+                    let ix = (sw + (kw * g.dilation[2]) as i64) as usize;
+                    if nt == offs.len() {
+                        fold_taps(img, &offs, c, yp, first);
+                        (nt, first) = (0, false);
+                    }
+                    offs[nt] = (iy * w + ix) * c;
+                    nt += 1;
+                }
+            }
+            fold_taps(img, &offs[..nt], c, yp, first);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1326,6 +1451,60 @@ mod tests {
             o
         } else {
             num / s + 1
+        }
+    }
+
+    #[test]
+    fn max_pool_nhwc_matches_nchw() {
+        // (c, h, w, k, stride, pad_begin, pad_end, dilation)
+        let cases = [
+            (16, 9, 11, 3, 2, 1, 1, 1),
+            (3, 8, 8, 2, 2, 0, 0, 1),
+            (37, 7, 5, 3, 1, 1, 1, 1),
+            (64, 6, 7, 3, 2, 1, 2, 1),
+            (5, 9, 9, 3, 1, 2, 2, 2),
+            // 81 taps: folded in two batches.
+            (20, 12, 12, 9, 1, 4, 4, 1),
+        ];
+        for &(c, h, w, k, s, pb, pe, d) in &cases {
+            let out = |n: usize| (n + pb + pe - d * (k - 1) - 1) / s + 1;
+            let g = PoolGeom {
+                in_dims: [1, h, w],
+                out_dims: [1, out(h), out(w)],
+                kernel: [1, k, k],
+                stride: [1, s, s],
+                dilation: [1, d, d],
+                pad_begin: [0, pb, pb],
+                pad_end: [0, pe, pe],
+            };
+            let batch = 2;
+            let mut x: Vec<f32> = (0..batch * c * h * w)
+                .map(|i| ((i * 7919) % 1000) as f32 * 0.01 - 5.0)
+                .collect();
+            x[3] = f32::NAN;
+            x[10] = -0.0;
+            x[11] = 0.0;
+            let mut want = vec![0f32; batch * c * g.out_plane()];
+            max_pool(&x, batch * c, &g, f32::NEG_INFINITY, &mut want);
+            let mut xn = vec![0f32; x.len()];
+            for b in 0..batch {
+                for ch in 0..c {
+                    for p in 0..h * w {
+                        xn[(b * h * w + p) * c + ch] = x[(b * c + ch) * h * w + p];
+                    }
+                }
+            }
+            let mut got = vec![f32::NAN; want.len()];
+            max_pool_nhwc(&xn, batch, c, &g, &mut got);
+            let op = g.out_plane();
+            for b in 0..batch {
+                for ch in 0..c {
+                    for p in 0..op {
+                        let (e, v) = (want[(b * c + ch) * op + p], got[(b * op + p) * c + ch]);
+                        assert_eq!(e.to_bits(), v.to_bits(), "c {c} h {h} k {k} s {s}");
+                    }
+                }
+            }
         }
     }
 

@@ -1,0 +1,588 @@
+//! The int8 depthwise convolution on NHWC activations, vectorised over channels.
+//!
+//! Used when codegen keeps the activations between fused int8 convolutions in NHWC (design
+//! decision 19): the NCHW kernel of [`super::conv::depthwise`] vectorises along one plane's
+//! row, which on mobile networks is 7–56 outputs wide, while channel counts are 16–960 and
+//! contiguous in NHWC.
+//!
+//! The input is quantized once into *centered* f32 (`q − za`, exact small integers;
+//! [`quantize_centered`]), so padding taps are plain zeros and the inner loop is one load, one
+//! multiply and one add per tap and channel. Products of int8 values and their sums over
+//! fewer than 258 taps are exact in f32 (as in the NCHW kernel, see `conv.rs`), so the result is
+//! ConvInteger's integer sum times the scales, bit-identical to the NCHW kernel's.
+use super::conv::ConvGeom;
+use crate::gemm::Activation;
+use crate::isa::Isa;
+use crate::quantize::QParams;
+
+/// `out[i] = saturate(round_half_even(x[i] / scale) + zp) − zp` as f32: DynamicQuantizeLinear's
+/// value minus its zero point (NaN quantizes to 0, as in `quantize::quantize_u8`). Split across
+/// threads when large.
+pub fn quantize_centered(isa: Isa, x: &[f32], qp: QParams, out: &mut [f32]) {
+    assert!(out.len() >= x.len(), "quantize_centered: output too short");
+    let out = &mut out[..x.len()];
+    let isa = isa.resolve();
+    crate::par::rows(x, 1, out, 1, |x, o| match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `resolve` only returns families the CPU has; AVX-512 VNNI implies F.
+        Isa::Avx512Vnni => unsafe { x86::centered_avx512(x, qp, o) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above; AVX2 and AVX-VNNI imply AVX2.
+        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::centered_avx2(x, qp, o) },
+        _ => centered_run(x, qp, o),
+    });
+}
+
+/// Branch-free form of `quantize::quantize_one` (which the tests compare it with): the rounding
+/// trick is exact below 2^23 and leaves larger magnitudes (which saturate anyway) large; the
+/// two comparisons map NaN to 0 like `as u8`.
+#[inline(always)]
+fn centered_run(x: &[f32], qp: QParams, out: &mut [f32]) {
+    const TWO23: f32 = 8_388_608.0;
+    let (s, zp) = (qp.scale, qp.zero_point as f32);
+    for (o, &v) in out.iter_mut().zip(x) {
+        let y = v / s;
+        let r = ((y.abs() + TWO23) - TWO23).copysign(y) + zp;
+        let r = if r > 0.0 { r } else { 0.0 };
+        let r = if r < 255.0 { r } else { 255.0 };
+        *o = r - zp;
+    }
+}
+
+/// Most kernel taps per output pixel (7×7 is 49; the exactness bound is 258).
+pub const MAX_TAPS: usize = 64;
+
+/// Depthwise convolution, one input channel per output channel (`groups = c_in = c_out`),
+/// NHWC in and out: `y[b][oy][ox][c] = act(Σ xc[b][iy][ix][c]·w[tap][c] · (a_scale·w_scale[c])
+/// + bias[c])`, with `xc` the centered input of [`quantize_centered`] and `w` the centered
+/// weights `w − wz` laid out `[kh·kw][c]`, `w_scale` per channel.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_nhwc(
+    isa: Isa,
+    g: &ConvGeom,
+    xc: &[f32],
+    w: &[f32],
+    a_scale: f32,
+    w_scale: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) {
+    g.validate();
+    let c = g.c_out;
+    assert!(
+        g.c_in == c && g.groups == c,
+        "depthwise_nhwc: not one channel per group"
+    );
+    assert!(g.kh * g.kw <= MAX_TAPS, "depthwise_nhwc: too many taps");
+    assert!(xc.len() >= g.input_len(), "depthwise_nhwc: input too short");
+    assert!(
+        y.len() >= g.output_len(),
+        "depthwise_nhwc: output too short"
+    );
+    assert!(
+        w.len() >= g.kh * g.kw * c,
+        "depthwise_nhwc: weights too short"
+    );
+    assert!(w_scale.len() >= c, "depthwise_nhwc: scales too short");
+    if let Some(b) = bias {
+        assert!(b.len() >= c, "depthwise_nhwc: bias too short");
+    }
+    let row = g.ow * c;
+    if row == 0 {
+        return;
+    }
+    let y = &mut y[..g.batch * g.oh * row];
+    let min_rows = crate::par::MIN_ELEMS.div_ceil(row * g.kh * g.kw / 4 + 1);
+    let isa = isa.resolve();
+    let p = Params {
+        g,
+        xc,
+        w,
+        a_scale,
+        w_scale,
+        bias,
+        act,
+    };
+    crate::par::rows_mut(y, row, min_rows, |r0, ys| match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `resolve` only returns families the CPU has; AVX-512 VNNI implies F.
+        Isa::Avx512Vnni => unsafe { x86::rows_avx512(&p, r0, ys) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above; AVX2 and AVX-VNNI imply AVX2.
+        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::rows_avx2(&p, r0, ys) },
+        _ => rows::<false>(&p, r0, ys),
+    });
+}
+
+/// The arguments of [`depthwise_nhwc`] after validation.
+struct Params<'a> {
+    g: &'a ConvGeom,
+    xc: &'a [f32],
+    w: &'a [f32],
+    a_scale: f32,
+    w_scale: &'a [f32],
+    bias: Option<&'a [f32]>,
+    act: Activation,
+}
+
+/// Output rows `r0…` (row = one image row of all channels) into `ys`. Inlined into each ISA
+/// wrapper so that the channel loops are compiled for its vector width.
+#[inline(always)]
+fn rows<const AVX512: bool>(p: &Params, r0: usize, ys: &mut [f32]) {
+    let g = p.g;
+    let c = g.c_out;
+    for (i, yr) in ys.chunks_exact_mut(g.ow * c).enumerate() {
+        let r = r0 + i;
+        let (b, oy) = (r / g.oh, r % g.oh);
+        let xb = &p.xc[b * g.h * g.w * c..][..g.h * g.w * c];
+        out_row::<AVX512>(g, xb, oy, p.w, p.a_scale, p.w_scale, p.bias, p.act, yr);
+    }
+}
+
+/// One output row: the raw sums of every pixel ([`pixels`]; interior pixels share one tap
+/// list), then one epilogue pass over the row.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn out_row<const AVX512: bool>(
+    g: &ConvGeom,
+    x: &[f32],
+    oy: usize,
+    w: &[f32],
+    a_scale: f32,
+    w_scale: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    yr: &mut [f32],
+) {
+    let c = g.c_out;
+    // Interior columns: every kernel column inside the image, so one tap list (offsets
+    // relative to the window's first column) serves them all.
+    let span = (g.kw - 1) * g.dw;
+    let ox_lo = g.pw.div_ceil(g.sw).min(g.ow);
+    let ox_hi = if g.w + g.pw > span {
+        ((g.w + g.pw - span - 1) / g.sw + 1).min(g.ow)
+    } else {
+        0
+    }
+    .max(ox_lo);
+    let mut rel = [(0usize, 0usize); MAX_TAPS];
+    let mut nr = 0;
+    for ky in 0..g.kh {
+        let Some(iy) = g.in_y(oy, ky) else { continue };
+        for kx in 0..g.kw {
+            rel[nr] = ((iy * g.w + kx * g.dw) * c, (ky * g.kw + kx) * c);
+            nr += 1;
+        }
+    }
+    let rel = &rel[..nr];
+    let step = g.sw * c;
+    #[allow(unused_mut)]
+    let mut c_done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if AVX512 && ox_hi > ox_lo {
+        // The kernel's bounds: every interior load and store is inside these slices.
+        let last = (ox_hi - 1) * g.sw - g.pw;
+        let xmax = rel.iter().map(|r| r.0).max().unwrap_or(0) + last * c + c;
+        let wmax = rel.iter().map(|r| r.1).max().unwrap_or(0) + c;
+        assert!(xmax <= x.len() && wmax <= w.len() && ox_hi * c <= yr.len());
+        // SAFETY: AVX512 is only true inside the AVX-512 wrapper (CPU checked by `resolve`);
+        // the assert above bounds every access (see `x86::interior16`).
+        c_done = unsafe { x86::interior16(x, rel, w, c, (ox_lo, ox_hi), (g.sw, g.pw), yr) };
+    }
+    if c_done < c {
+        let mut ox = ox_lo;
+        while ox + 4 <= ox_hi {
+            let base = (ox * g.sw - g.pw) * c;
+            let yp = &mut yr[ox * c..(ox + 4) * c];
+            pixels::<4>(x, base, step, rel, w, (c_done, c), yp);
+            ox += 4;
+        }
+        for ox in ox..ox_hi {
+            let base = (ox * g.sw - g.pw) * c;
+            let yp = &mut yr[ox * c..(ox + 1) * c];
+            pixels::<1>(x, base, step, rel, w, (c_done, c), yp);
+        }
+    }
+    // Border columns: the taps inside the image, per pixel.
+    let mut taps = [(0usize, 0usize); MAX_TAPS];
+    for ox in (0..ox_lo).chain(ox_hi..g.ow) {
+        let mut nt = 0;
+        for ky in 0..g.kh {
+            let Some(iy) = g.in_y(oy, ky) else { continue };
+            for kx in 0..g.kw {
+                let Some(ix) = g.in_x(ox, kx) else { continue };
+                taps[nt] = ((iy * g.w + ix) * c, (ky * g.kw + kx) * c);
+                nt += 1;
+            }
+        }
+        pixels::<1>(
+            x,
+            0,
+            0,
+            &taps[..nt],
+            w,
+            (0, c),
+            &mut yr[ox * c..(ox + 1) * c],
+        );
+    }
+    match act {
+        Activation::None => epilogue(yr, c, a_scale, w_scale, bias, |v| v),
+        Activation::Relu => epilogue(yr, c, a_scale, w_scale, bias, |v| Activation::Relu.apply(v)),
+        Activation::Clip { min, max } => epilogue(yr, c, a_scale, w_scale, bias, |v| {
+            Activation::Clip { min, max }.apply(v)
+        }),
+        Activation::Gelu => epilogue(yr, c, a_scale, w_scale, bias, |v| Activation::Gelu.apply(v)),
+    }
+}
+
+/// `yp[p·c + ch] = Σ_taps x[base + p·step + xo + ch]·w[wo + ch]` for `P` pixels (`step` floats
+/// apart in `x`) and channels `c_start..c`: channel blocks of 64 (one pixel at a time: four independent
+/// vectors already), then 16 and 8 for all `P` pixels at once (P independent sums, each weight
+/// load shared), then single channels. Taps in order, so every sum is the same sequence of
+/// operations.
+#[inline(always)]
+fn pixels<const P: usize>(
+    x: &[f32],
+    base: usize,
+    step: usize,
+    taps: &[(usize, usize)],
+    w: &[f32],
+    (c_start, c): (usize, usize),
+    yp: &mut [f32],
+) {
+    let mut c0 = c_start;
+    while c0 + 64 <= c {
+        for p in 0..P {
+            let xp = &x[base + p * step..];
+            let mut acc = [0f32; 64];
+            for &(xo, wo) in taps {
+                let xs: &[f32; 64] = xp[xo + c0..][..64].try_into().unwrap();
+                let ws: &[f32; 64] = w[wo + c0..][..64].try_into().unwrap();
+                for j in 0..64 {
+                    acc[j] += xs[j] * ws[j];
+                }
+            }
+            yp[p * c + c0..][..64].copy_from_slice(&acc);
+        }
+        c0 += 64;
+    }
+    macro_rules! block {
+        ($l:expr) => {
+            while c0 + $l <= c {
+                let mut acc = [[0f32; $l]; P];
+                for &(xo, wo) in taps {
+                    let ws: &[f32; $l] = w[wo + c0..][..$l].try_into().unwrap();
+                    for (p, acc) in acc.iter_mut().enumerate() {
+                        let o = base + p * step + xo + c0;
+                        let xs: &[f32; $l] = x[o..][..$l].try_into().unwrap();
+                        for j in 0..$l {
+                            acc[j] += xs[j] * ws[j];
+                        }
+                    }
+                }
+                for (p, acc) in acc.iter().enumerate() {
+                    yp[p * c + c0..][..$l].copy_from_slice(acc);
+                }
+                c0 += $l;
+            }
+        };
+    }
+    block!(16);
+    block!(8);
+    for ch in c0..c {
+        for p in 0..P {
+            let mut acc = 0f32;
+            for &(xo, wo) in taps {
+                acc += x[base + p * step + xo + ch] * w[wo + ch];
+            }
+            yp[p * c + ch] = acc;
+        }
+    }
+}
+
+/// `y = act(acc·(a_scale·w_scale[c]) + bias[c])` over a row of pixels with `c` channels each:
+/// the NCHW kernel's epilogue per channel (the scale product in the same order, so the same
+/// bits). `w_scale` has `c` entries. The activation is matched by the caller, once per row.
+#[inline(always)]
+fn epilogue(
+    y: &mut [f32],
+    c: usize,
+    a_scale: f32,
+    w_scale: &[f32],
+    bias: Option<&[f32]>,
+    act: impl Fn(f32) -> f32,
+) {
+    let ws = &w_scale[..c];
+    match bias {
+        Some(b) => {
+            let b = &b[..c];
+            for px in y.chunks_exact_mut(c) {
+                for ((d, &s), &b) in px.iter_mut().zip(ws).zip(b) {
+                    *d = act(*d * (a_scale * s) + b);
+                }
+            }
+        }
+        None => {
+            for px in y.chunks_exact_mut(c) {
+                for (d, &s) in px.iter_mut().zip(ws) {
+                    *d = act(*d * (a_scale * s));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Params, QParams};
+
+    /// # Safety
+    /// CPU has avx512f.
+    #[target_feature(enable = "avx512f,avx2")]
+    pub(super) unsafe fn rows_avx512(p: &Params, r0: usize, ys: &mut [f32]) {
+        super::rows::<true>(p, r0, ys)
+    }
+
+    /// Interior pixels `ox_lo..ox_hi` of one output row (every tap of `rel` inside the image),
+    /// all whole blocks of 16 channels: four pixels at a time, one FMA per tap, pixel and
+    /// block (products and sums of int8 values are exact, so FMA gives the same bits as a
+    /// multiply and an add). Returns the channels done (a multiple of 16).
+    ///
+    /// # Safety
+    /// CPU has avx512f. For every pixel `ox` in the range, `(ox·sw − pw)·c + rel[t].0 + c ≤
+    /// x.len()` and `rel[t].1 + c ≤ w.len()` for every tap, and `ox_hi·c ≤ yr.len()` (the
+    /// caller asserts these for the last pixel, the largest offsets).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn interior16(
+        x: &[f32],
+        rel: &[(usize, usize)],
+        w: &[f32],
+        c: usize,
+        (ox_lo, ox_hi): (usize, usize),
+        (sw, pw): (usize, usize),
+        yr: &mut [f32],
+    ) -> usize {
+        use core::arch::x86_64::*;
+        let (xp, wp, yp) = (x.as_ptr(), w.as_ptr(), yr.as_mut_ptr());
+        let step = sw * c;
+        let c16 = c / 16 * 16;
+        let mut ox = ox_lo;
+        // Pixels outer, channel blocks inner: the window's input columns stay in L1 while all
+        // channels of a group of pixels are done (weights are reloaded, from L1).
+        // SAFETY (all blocks below): offsets are within the bounds the caller guarantees,
+        // since c0 + 16 ≤ c and ox < ox_hi.
+        unsafe {
+            while ox + 4 <= ox_hi {
+                let base = (ox * sw - pw) * c;
+                for c0 in (0..c16).step_by(16) {
+                    let (mut a0, mut a1, mut a2, mut a3) = (
+                        _mm512_setzero_ps(),
+                        _mm512_setzero_ps(),
+                        _mm512_setzero_ps(),
+                        _mm512_setzero_ps(),
+                    );
+                    for &(xo, wo) in rel {
+                        let wv = _mm512_loadu_ps(wp.add(wo + c0));
+                        let p = xp.add(base + xo + c0);
+                        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(p), wv, a0);
+                        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(p.add(step)), wv, a1);
+                        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(p.add(2 * step)), wv, a2);
+                        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(p.add(3 * step)), wv, a3);
+                    }
+                    let o = yp.add(ox * c + c0);
+                    _mm512_storeu_ps(o, a0);
+                    _mm512_storeu_ps(o.add(c), a1);
+                    _mm512_storeu_ps(o.add(2 * c), a2);
+                    _mm512_storeu_ps(o.add(3 * c), a3);
+                }
+                ox += 4;
+            }
+            while ox < ox_hi {
+                let base = (ox * sw - pw) * c;
+                for c0 in (0..c16).step_by(16) {
+                    let mut a0 = _mm512_setzero_ps();
+                    for &(xo, wo) in rel {
+                        let wv = _mm512_loadu_ps(wp.add(wo + c0));
+                        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(base + xo + c0)), wv, a0);
+                    }
+                    _mm512_storeu_ps(yp.add(ox * c + c0), a0);
+                }
+                ox += 1;
+            }
+        }
+        c16
+    }
+
+    /// # Safety
+    /// CPU has avx2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn rows_avx2(p: &Params, r0: usize, ys: &mut [f32]) {
+        super::rows::<false>(p, r0, ys)
+    }
+
+    /// # Safety
+    /// CPU has avx512f.
+    #[target_feature(enable = "avx512f,avx2")]
+    pub(super) unsafe fn centered_avx512(x: &[f32], qp: QParams, o: &mut [f32]) {
+        super::centered_run(x, qp, o)
+    }
+
+    /// # Safety
+    /// CPU has avx2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn centered_avx2(x: &[f32], qp: QParams, o: &mut [f32]) {
+        super::centered_run(x, qp, o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::ops::conv::conv_integer_ref;
+    use crate::quantize::quantize_u8;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn isas() -> Vec<Isa> {
+        let mut v = vec![Isa::Scalar];
+        for i in [Isa::Avx2, Isa::Avx512Vnni] {
+            if i.resolve() == i {
+                v.push(i);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn centered_matches_quantize_u8() {
+        let mut x: Vec<f32> = (0..5000)
+            .map(|i| ((i * 7919) % 2001) as f32 * 0.013 - 13.0)
+            .collect();
+        // Ties, NaN, infinities, huge values, signed zeros.
+        x.extend([
+            0.5,
+            1.5,
+            2.5,
+            -0.5,
+            -1.5,
+            f32::NAN,
+            f32::INFINITY,
+            -f32::INFINITY,
+            3e9,
+            -3e9,
+            -0.0,
+        ]);
+        for qp in [
+            QParams {
+                scale: 0.1,
+                zero_point: 130,
+            },
+            QParams {
+                scale: 1.0,
+                zero_point: 0,
+            },
+            QParams {
+                scale: 0.0517,
+                zero_point: 255,
+            },
+        ] {
+            let mut q = vec![0u8; x.len()];
+            quantize_u8(&x, qp, &mut q);
+            for isa in isas() {
+                let mut c = vec![0f32; x.len()];
+                quantize_centered(isa, &x, qp, &mut c);
+                for i in 0..x.len() {
+                    let want = q[i] as f32 - qp.zero_point as f32;
+                    assert_eq!(c[i].to_bits(), want.to_bits(), "x = {} ({isa:?})", x[i]);
+                }
+            }
+        }
+    }
+
+    /// Against ConvInteger's integer definition (the reference loops), over strides, dilations,
+    /// pads, kernel sizes and channel counts that exercise every channel block.
+    #[test]
+    fn matches_conv_integer() {
+        let cases = [
+            // (c, h, w, kh, kw, s, d, p)
+            (16, 9, 11, 3, 3, 1, 1, 1),
+            (24, 8, 8, 3, 3, 2, 1, 1),
+            (96, 7, 5, 5, 5, 2, 1, 2),
+            (3, 6, 7, 3, 3, 1, 2, 2),
+            (77, 5, 6, 7, 7, 1, 1, 3),
+            (8, 4, 4, 1, 1, 1, 1, 0),
+            (72, 10, 3, 3, 3, 1, 1, 0),
+        ];
+        for (ci, &(c, h, w, kh, kw, s, d, p)) in cases.iter().enumerate() {
+            let oh = (h + 2 * p - d * (kh - 1) - 1) / s + 1;
+            let ow = (w + 2 * p - d * (kw - 1) - 1) / s + 1;
+            let g = ConvGeom {
+                batch: 2,
+                c_in: c,
+                h,
+                w,
+                c_out: c,
+                oh,
+                ow,
+                kh,
+                kw,
+                sh: s,
+                sw: s,
+                dh: d,
+                dw: d,
+                ph: p,
+                pw: p,
+                groups: c,
+            };
+            let za = 117u8;
+            let xq: Vec<u8> = (0..g.input_len())
+                .map(|i| ((i * 31 + ci * 7) % 256) as u8)
+                .collect();
+            let wq: Vec<i8> = (0..c * kh * kw)
+                .map(|i| ((i * 53 + 11) % 255) as i32 - 127)
+                .map(|v| v as i8)
+                .collect();
+            let wz = 3i8;
+            let mut want = vec![0i32; g.output_len()];
+            conv_integer_ref(&g, &xq, za as i32, &wq, &[wz], &mut want);
+            // NCHW u8 → NHWC centered f32; weights [c][kh][kw] → [tap][c], centered.
+            let mut xc = vec![0f32; g.input_len()];
+            for b in 0..2 {
+                for ch in 0..c {
+                    for i in 0..h * w {
+                        xc[(b * h * w + i) * c + ch] =
+                            xq[(b * c + ch) * h * w + i] as f32 - za as f32;
+                    }
+                }
+            }
+            let mut wt = vec![0f32; c * kh * kw];
+            for ch in 0..c {
+                for t in 0..kh * kw {
+                    wt[t * c + ch] = (wq[ch * kh * kw + t] as i32 - wz as i32) as f32;
+                }
+            }
+            let ws: Vec<f32> = (0..c).map(|i| 0.01 + i as f32 * 1e-3).collect();
+            let bias: Vec<f32> = (0..c).map(|i| i as f32 * 0.25 - 3.0).collect();
+            for isa in isas() {
+                let mut y = vec![f32::NAN; g.output_len()];
+                let act = Activation::Clip {
+                    min: -50.0,
+                    max: 60.0,
+                };
+                depthwise_nhwc(isa, &g, &xc, &wt, 0.5, &ws, Some(&bias), act, &mut y);
+                for b in 0..2 {
+                    for ch in 0..c {
+                        for i in 0..oh * ow {
+                            let acc = want[(b * c + ch) * oh * ow + i] as f32;
+                            let e = act.apply(acc * (0.5 * ws[ch]) + bias[ch]);
+                            let got = y[(b * oh * ow + i) * c + ch];
+                            assert_eq!(got.to_bits(), e.to_bits(), "case {ci} {isa:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
