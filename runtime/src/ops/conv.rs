@@ -6,7 +6,9 @@
 //!   per kernel tap into the int8 GEMM's packed A layout ([`im2col_u8`]; taps in padding get
 //!   the zero point, so they contribute exactly 0), the GEMM (`gemm::qgemm_f32`, weights
 //!   prepacked at compile time with K ordered `(ky, kx, c)`) applies scale, bias and
-//!   activation and writes NHWC, and one transpose gives NCHW.
+//!   activation and writes NHWC, and one transpose gives NCHW — or none, when codegen keeps
+//!   the activations NHWC (decision 19: the input is then quantized in place order and the
+//!   depthwise layers run [`super::conv_nhwc`]).
 //! - **depthwise** (one input channel per group, int8 or f32): a direct kernel over output rows
 //!   ([`depthwise`]). For int8 the products `(a − za)(w − wz)` are at most 255² and a window
 //!   has far fewer than 2^24 / 255² = 258 taps, so an f32 accumulation of them is exact: the
