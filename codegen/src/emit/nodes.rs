@@ -137,9 +137,9 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                             quote! {{
                                 let geom = #geom;
                                 let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
-                                #rt::ops::conv_nhwc::quantize_centered(isa, #x, qp, #q);
-                                #rt::ops::conv_nhwc::depthwise_nhwc(isa, &geom, &*#q, #w.0, qp.scale,
-                                    #w.1, #b, #actt, #dst);
+                                #rt::quantize::quantize_u8_isa(isa, #x, qp, #q);
+                                #rt::ops::conv_nhwc::depthwise_nhwc(isa, &geom, &*#q, qp.zero_point,
+                                    #w.0, qp.scale, #w.1, #b, #actt, #dst);
                                 #fin
                             }}
                         } else {

@@ -299,10 +299,9 @@ pub enum QConvKind {
     },
     /// Quantize, exact f32 accumulation of centered products. `w` = (w − wz) per output
     /// channel × kh × kw; `scale` = W_s per channel (times the activation scale at run time).
-    /// Scratch outputs: [q, y_nhwc (f32)]. NCHW input: q is u8 (input size) for the plane
-    /// kernel, y_nhwc empty. NHWC input (`QConvLayout::x_nhwc`, one channel per group): q is
-    /// the centered f32 input for `conv_nhwc::depthwise_nhwc`, and y_nhwc holds its result
-    /// when the output must be NCHW (else empty).
+    /// Scratch outputs: [q (u8, input size), y_nhwc (f32)]. NHWC input
+    /// (`QConvLayout::x_nhwc`, one channel per group) runs `conv_nhwc::depthwise_nhwc`, and
+    /// y_nhwc holds its result when the output must be NCHW (else it is empty).
     Depthwise {
         w: Vec<f32>,
         scale: Vec<f32>,

@@ -193,12 +193,9 @@ pub fn run(g: &mut Graph) {
             QConvKind::Gemm { .. } if y_nhwc => {
                 g.values[outs[4]].shape = vec![crate::ir::Dim::constant(0)];
             }
-            QConvKind::Depthwise { .. } if x_nhwc => {
-                // Centered f32 input; an NHWC result buffer only if y must be NCHW.
-                g.values[outs[1]].dtype = crate::ir::DType::F32;
-                if !y_nhwc {
-                    g.values[outs[2]].shape = vec![g.values[y].numel()];
-                }
+            // The NHWC kernel's result buffer, when y must be NCHW.
+            QConvKind::Depthwise { .. } if x_nhwc && !y_nhwc => {
+                g.values[outs[2]].shape = vec![g.values[y].numel()];
             }
             _ => {}
         }
