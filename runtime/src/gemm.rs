@@ -42,7 +42,7 @@ pub enum Activation {
         min: f32,
         max: f32,
     },
-    /// GELU, erf form: `0.5·x·(1 + erf(x/√2))` (`ops::math::gelu_erf`). The SIMD kernels leave
+    /// GELU, erf form: `0.5·x·(1 + erf(x/√2))` (`ops::gelu`). The SIMD kernels leave
     /// it to a pass over each finished output row block (the rows are still in L1/L2).
     Gelu,
 }
