@@ -8,9 +8,9 @@
 //! ```
 //!
 //! becomes one kiln `Attention` node reading q4/k4/v4 and writing out4 in place of the last
-//! Transpose (`kiln_runtime::ops::attention`, bit-identical to the unfused ops). Every
-//! intermediate must have the next node as its only reader, so nothing else sees the removed
-//! values; the rest becomes dead and `dce` drops it. Other layouts (Q pre-scaled before the
+//! Transpose (`kiln_runtime::ops::attention`: the unfused ops' results up to the rounding of the
+//! softmax normalisation). Every intermediate must have the next node as its only reader, so
+//! nothing else sees the removed values; the rest becomes dead and `dce` drops it. Other layouts (Q pre-scaled before the
 //! MatMul, K transposed in two steps, multi-query) stay unfused and still run correctly.
 use std::collections::BTreeMap;
 

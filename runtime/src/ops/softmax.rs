@@ -9,9 +9,10 @@
 //! The exponentials go through SIMD kernels (`x86_64-f32-avx512-exp`, `x86_64-f32-avx2-exp`)
 //! when the CPU has them: Cody–Waite reduction `x = n·ln2 + r` with |r| ≤ ln2/2, the degree-7
 //! Taylor polynomial of e^r (truncation 5e-9 relative, below half an ulp) by FMA Horner, and
-//! 2^n built in the exponent field — about 1–2 ulp. They are only valid for this use
-//! (arguments ≤ 0 after the max subtraction): results below ~2^-127 flush to zero, which is
-//! negligible against a sum ≥ 1. The scalar path uses [`super::math::exp`].
+//! the product with 2^n (`vscalefps` on AVX-512, built in the exponent field on AVX2) — about
+//! 1–2 ulp. The AVX2 one is only valid for this use (arguments ≤ 0 after the max subtraction):
+//! results below ~2^-127 flush to zero, which is negligible against a sum ≥ 1; the AVX-512 one
+//! rounds into the subnormals. The scalar path uses [`super::math::exp`].
 
 use super::math;
 use crate::isa::Isa;
@@ -136,27 +137,15 @@ fn softmax_row(isa: Isa, x: &[f32], out: &mut [f32]) {
     }
 }
 
-/// [`softmax_row`] in place (the fused attention's score rows): the same operations, so the
-/// same results.
-pub(crate) fn softmax_row_inplace(isa: Isa, row: &mut [f32]) {
-    let isa = isa.resolve();
-    #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512Vnni {
-        let p = row.as_mut_ptr();
-        // SAFETY: `isa` is resolved, so the CPU has avx512f, avx2 and fma; source and
-        // destination are the same `row.len()` floats, which the kernel allows.
-        unsafe { x86::softmax_row_avx512_ptr(p, p, row.len()) };
-        return;
-    }
+/// The unnormalised softmax of a row in place (the fused attention's score rows, whose
+/// normalisation is applied to the output instead): `row[j] = e^(row[j] − max)`, returning
+/// their sum. The same max and exp as [`softmax_row`].
+pub(crate) fn exp_row_inplace(isa: Isa, row: &mut [f32]) -> f32 {
     let m = row_max(row);
     for o in row.iter_mut() {
         *o -= m;
     }
-    let sum = exp_sum_inplace(isa, row);
-    let r = 1.0 / sum;
-    for o in row.iter_mut() {
-        *o *= r;
-    }
+    exp_sum_inplace(isa, row)
 }
 
 /// Max of a row; NaN if any element is NaN.
@@ -211,6 +200,8 @@ pub(crate) mod x86 {
     /// Arguments are clamped here: n = round(x·log2e) stays in [-127, 127].
     const LO: f32 = -88.0;
     const HI: f32 = 88.0;
+    /// The AVX-512 kernel's clamp: e^-104 is below half the smallest subnormal, so 0.
+    const LO_AVX512: f32 = -104.0;
     /// 1/k! for k = 7 down to 0 (Horner order).
     const C: [f32; 8] = [
         1.0 / 5040.0,
@@ -279,7 +270,10 @@ pub(crate) mod x86 {
     #[target_feature(enable = "avx512f,avx2,fma")]
     #[inline]
     pub(crate) fn exp16(x: __m512) -> __m512 {
-        let x = _mm512_min_ps(_mm512_set1_ps(HI), _mm512_max_ps(_mm512_set1_ps(LO), x));
+        // Only the low clamp (for -inf, whose reduction would be -inf + inf): scalef builds
+        // p·2^n for any n, overflowing to inf above 88.7 and rounding into the subnormals (and
+        // to 0 below x ≈ -103.97) on its own.
+        let x = _mm512_max_ps(_mm512_set1_ps(LO_AVX512), x);
         let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
             _mm512_mul_ps(x, _mm512_set1_ps(LOG2E)),
         );
@@ -289,11 +283,7 @@ pub(crate) mod x86 {
         for &c in &C[1..] {
             p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
         }
-        let e = _mm512_slli_epi32::<23>(_mm512_add_epi32(
-            _mm512_cvtps_epi32(n),
-            _mm512_set1_epi32(127),
-        ));
-        _mm512_mul_ps(p, _mm512_castsi512_ps(e))
+        _mm512_scalef_ps(p, n)
     }
 
     /// One softmax row in three vector passes (max with NaN detection; `e^(x − max)` stored
@@ -362,39 +352,24 @@ pub(crate) mod x86 {
         }
     }
 
-    /// The attention score row: `row[j] = (row[j] ∘ c) + mask[j]` (∘ = `/` or `·`, each step
-    /// rounded like the separate ops; `mask` null for none) folded into the max pass, then the
-    /// softmax of [`softmax_row_avx512_ptr`] in place. Same results as the transform followed
-    /// by that function, one pass over the row fewer.
+    /// The attention score rows, R at a time: `row[j] = (row[j] ∘ c) + mask[j]` (∘ = `/` or
+    /// `·`, each step rounded like the separate ops; a null mask for none) folded into the max
+    /// pass, then `row[j] = e^(row[j] − max)` in place, returning each row's sum (the caller
+    /// scales the attention output by its reciprocal instead of normalising the row: two passes
+    /// over the row instead of three). The same max and exp as [`softmax_row_avx512_ptr`]. Interleaving
+    /// R rows overlaps their independent dependency chains (the exp polynomial, the sum, the
+    /// horizontal reductions), which a single 128-element row leaves mostly waiting on latency.
     ///
     /// # Safety
-    /// CPU has avx512f, avx2 and fma; `row` is writable for `len` floats and `mask`, if not
-    /// null, readable for `len` floats.
+    /// CPU has avx512f, avx2 and fma; every row is writable for `len` floats, every non-null
+    /// mask readable for `len` floats; rows do not overlap.
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(crate) unsafe fn softmax_row_pre_avx512(
-        row: *mut f32,
-        len: usize,
-        scale: crate::ops::attention::ScoreScale,
-        mask: *const f32,
-    ) {
-        // SAFETY: forwarded; R = 1 touches only `row` and `mask`.
-        unsafe { softmax_rows_pre_avx512::<1>([row], len, scale, [mask]) }
-    }
-
-    /// [`softmax_row_pre_avx512`] on R rows at once: the passes interleave the rows' independent
-    /// dependency chains (the exp polynomial, the sum, the horizontal reductions), which a
-    /// single 128-element row leaves mostly waiting on latency. Each row gets exactly the
-    /// operations it would get alone.
-    ///
-    /// # Safety
-    /// As [`softmax_row_pre_avx512`], for every row and mask pointer; rows do not overlap.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(crate) unsafe fn softmax_rows_pre_avx512<const R: usize>(
+    pub(crate) unsafe fn exp_rows_pre_avx512<const R: usize>(
         rows: [*mut f32; R],
         len: usize,
         scale: crate::ops::attention::ScoreScale,
         masks: [*const f32; R],
-    ) {
+    ) -> [f32; R] {
         use crate::ops::attention::ScoreScale;
         let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
         let mask_at = |i: usize| ((1u32 << (len - i).min(16)) - 1) as __mmask16;
@@ -445,20 +420,7 @@ pub(crate) mod x86 {
             }
             i += 16;
         }
-        let rcp: [__m512; R] =
-            core::array::from_fn(|r| _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(acc[r])));
-        let mut i = 0;
-        while i < len {
-            let k = mask_at(i);
-            for r in 0..R {
-                // SAFETY: as above.
-                unsafe {
-                    let v = _mm512_maskz_loadu_ps(k, rows[r].add(i));
-                    _mm512_mask_storeu_ps(rows[r].add(i), k, _mm512_mul_ps(v, rcp[r]));
-                }
-            }
-            i += 16;
-        }
+        core::array::from_fn(|r| _mm512_reduce_add_ps(acc[r]))
     }
 
     /// # Safety
