@@ -240,12 +240,18 @@ fn task(
         let base = s.as_mut_ptr();
         let mut r = 0;
         while r < mb {
-            // SAFETY: `isa` is resolved, so the CPU has avx512f/avx2/fma; rows r (and r + 1)
+            // SAFETY: `isa` is resolved, so the CPU has avx512f/avx2/fma; rows r .. r + 4 (or fewer)
             // are disjoint skv-float rows of `s`, and each mask row pointer starts skv
             // contiguous floats inside the mask (its length was asserted in `attention`).
             unsafe {
                 use super::softmax::x86::exp_rows_pre_avx512;
-                if r + 1 < mb {
+                if r + 3 < mb {
+                    let rows: [*mut f32; 4] = core::array::from_fn(|j| base.add((r + j) * skv));
+                    let masks = core::array::from_fn(|j| mrow(r + j));
+                    let s4 = exp_rows_pre_avx512::<4>(rows, skv, scale, masks);
+                    sums[r..r + 4].copy_from_slice(&s4);
+                    r += 4;
+                } else if r + 1 < mb {
                     let rows = [base.add(r * skv), base.add((r + 1) * skv)];
                     let masks = [mrow(r), mrow(r + 1)];
                     let [s0, s1] = exp_rows_pre_avx512::<2>(rows, skv, scale, masks);
