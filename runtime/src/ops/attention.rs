@@ -182,31 +182,18 @@ fn task(
     let (sc, ob) = rest.split_at_mut(MB * skv);
     // Offset of row `j` of this head in K or V.
     let kv_at = |j: usize| (b * skv + j) * hd + h * dh;
+    #[cfg(target_arch = "x86_64")]
+    if pack && isa == Isa::Avx512Vnni {
+        // SAFETY: `isa` is resolved, so the CPU has avx512f; K and V hold batch·skv·hd floats
+        // (asserted in `attention`), so rows kv_at(0) + j·hd, j < skv, of dh floats are inside
+        // both; kt and vp are the slot's panels of exactly the sizes the function writes.
+        unsafe { x86::pack_kv_avx512(k, v, kv_at(0), hd, skv, dh, kt, vp) };
+    } else if pack {
+        pack_kv(k, v, kv_at, skv, dh, kt, vp);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
     if pack {
-        // K^T as panels of 16 keys: kt[p][c][j] = K[b, 16p + j, h, c] (zero past skv).
-        for (p, panel) in kt.chunks_exact_mut(dh * SNR).enumerate() {
-            let j0 = p * SNR;
-            let w = SNR.min(skv - j0);
-            for j in 0..w {
-                let src = &k[kv_at(j0 + j)..kv_at(j0 + j) + dh];
-                for (c, &x) in src.iter().enumerate() {
-                    panel[c * SNR + j] = x;
-                }
-            }
-            for c in 0..dh {
-                panel[c * SNR + w..(c + 1) * SNR].fill(0.0);
-            }
-        }
-        // V as panels of 16 head columns: vp[p][j][c] = V[b, j, h, 16p + c] (zero past dh).
-        for (p, panel) in vp.chunks_exact_mut(skv * SNR).enumerate() {
-            let c0 = p * SNR;
-            let w = SNR.min(dh - c0);
-            for (j, row) in panel.chunks_exact_mut(SNR).enumerate() {
-                let src = kv_at(j) + c0;
-                row[..w].copy_from_slice(&v[src..src + w]);
-                row[w..].fill(0.0);
-            }
-        }
+        pack_kv(k, v, kv_at, skv, dh, kt, vp);
     }
     let i0 = rb * MB;
     let mb = MB.min(sq - i0);
@@ -284,6 +271,42 @@ fn task(
     }
 }
 
+/// Packs one head's K^T and V into the f32 GEMM's panel layout (portable path).
+fn pack_kv(
+    k: &[f32],
+    v: &[f32],
+    kv_at: impl Fn(usize) -> usize,
+    skv: usize,
+    dh: usize,
+    kt: &mut [f32],
+    vp: &mut [f32],
+) {
+    // K^T as panels of 16 keys: kt[p][c][j] = K[b, 16p + j, h, c] (zero past skv).
+    for (p, panel) in kt.chunks_exact_mut(dh * SNR).enumerate() {
+        let j0 = p * SNR;
+        let w = SNR.min(skv - j0);
+        for j in 0..w {
+            let src = &k[kv_at(j0 + j)..kv_at(j0 + j) + dh];
+            for (c, &x) in src.iter().enumerate() {
+                panel[c * SNR + j] = x;
+            }
+        }
+        for c in 0..dh {
+            panel[c * SNR + w..(c + 1) * SNR].fill(0.0);
+        }
+    }
+    // V as panels of 16 head columns: vp[p][j][c] = V[b, j, h, 16p + c] (zero past dh).
+    for (p, panel) in vp.chunks_exact_mut(skv * SNR).enumerate() {
+        let c0 = p * SNR;
+        let w = SNR.min(dh - c0);
+        for (j, row) in panel.chunks_exact_mut(SNR).enumerate() {
+            let src = kv_at(j) + c0;
+            row[..w].copy_from_slice(&v[src..src + w]);
+            row[w..].fill(0.0);
+        }
+    }
+}
+
 /// Scale, mask and the unnormalised softmax of each score row, with the row sums (the portable
 /// path).
 #[allow(clippy::too_many_arguments)]
@@ -318,6 +341,111 @@ fn scale_mask_exp(
             }
         }
         sums[r] = super::softmax::exp_row_inplace(isa, row);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::incompatible_msrv)]
+mod x86 {
+    use super::SNR;
+    use core::arch::x86_64::*;
+
+    /// Transposes the 16 × 16 block whose rows are `r` (four shuffle stages, 64 shuffles).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+        // Within each 128-bit lane, 4 × 4 transposes of rows 4i..4i+4: afterwards lane L of
+        // u[4i + k] is column 4L + k of those rows.
+        let t: [__m512; 16] = core::array::from_fn(|x| {
+            let (a, b) = (r[x & !1], r[x | 1]);
+            if x % 2 == 0 {
+                _mm512_unpacklo_ps(a, b)
+            } else {
+                _mm512_unpackhi_ps(a, b)
+            }
+        });
+        let u: [__m512; 16] = core::array::from_fn(|x| {
+            let (i, k) = (x / 4, x % 4);
+            let (a, b) = (t[4 * i + k / 2], t[4 * i + 2 + k / 2]);
+            if k % 2 == 0 {
+                _mm512_shuffle_ps::<0x44>(a, b)
+            } else {
+                _mm512_shuffle_ps::<0xEE>(a, b)
+            }
+        });
+        // Across lanes: output row 4L + k is lane L of u[k], u[4 + k], u[8 + k], u[12 + k].
+        let mut out = [_mm512_setzero_ps(); 16];
+        for k in 0..4 {
+            let v0 = _mm512_shuffle_f32x4::<0x44>(u[k], u[4 + k]);
+            let v1 = _mm512_shuffle_f32x4::<0xEE>(u[k], u[4 + k]);
+            let v2 = _mm512_shuffle_f32x4::<0x44>(u[8 + k], u[12 + k]);
+            let v3 = _mm512_shuffle_f32x4::<0xEE>(u[8 + k], u[12 + k]);
+            out[k] = _mm512_shuffle_f32x4::<0x88>(v0, v2);
+            out[4 + k] = _mm512_shuffle_f32x4::<0xDD>(v0, v2);
+            out[8 + k] = _mm512_shuffle_f32x4::<0x88>(v1, v3);
+            out[12 + k] = _mm512_shuffle_f32x4::<0xDD>(v1, v3);
+        }
+        out
+    }
+
+    /// [`super::pack_kv`] with 16 × 16 register transposes for K^T and one masked load and
+    /// store per V row: the same values (the portable loop stores K^T one float at a time,
+    /// which made packing a third of the op's non-GEMM time). Row j of this head's K and V
+    /// starts at `head + j·hd`.
+    ///
+    /// # Safety
+    /// CPU has avx512f; `skv ≥ 1`; `k` and `v` hold at least `head + (skv − 1)·hd + dh` floats;
+    /// `kt` holds ⌈skv/16⌉·16·dh floats and `vp` ⌈dh/16⌉·16·skv.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn pack_kv_avx512(
+        k: &[f32],
+        v: &[f32],
+        head: usize,
+        hd: usize,
+        skv: usize,
+        dh: usize,
+        kt: &mut [f32],
+        vp: &mut [f32],
+    ) {
+        let end = head + (skv - 1) * hd + dh;
+        debug_assert!(k.len() >= end && v.len() >= end);
+        debug_assert!(kt.len() == skv.div_ceil(SNR) * SNR * dh);
+        debug_assert!(vp.len() == dh.div_ceil(SNR) * SNR * skv);
+        let lanes = |w: usize| ((1u32 << w) - 1) as __mmask16;
+        let (kp, vsrc) = (k.as_ptr(), v.as_ptr());
+        for (p, panel) in kt.chunks_exact_mut(dh * SNR).enumerate() {
+            let j0 = p * SNR;
+            let w = SNR.min(skv - j0);
+            for c0 in (0..dh).step_by(16) {
+                let cw = 16.min(dh - c0);
+                let rows: [__m512; 16] = core::array::from_fn(|j| {
+                    if j < w {
+                        // SAFETY: key j0 + j < skv; the mask selects columns c0..c0 + cw ≤ dh.
+                        unsafe {
+                            _mm512_maskz_loadu_ps(lanes(cw), kp.add(head + (j0 + j) * hd + c0))
+                        }
+                    } else {
+                        _mm512_setzero_ps()
+                    }
+                });
+                for (c, col) in transpose16(rows).iter().enumerate().take(cw) {
+                    // SAFETY: row c0 + c < dh of this panel: 16 floats inside it.
+                    unsafe { _mm512_storeu_ps(panel.as_mut_ptr().add((c0 + c) * SNR), *col) };
+                }
+            }
+        }
+        for (p, panel) in vp.chunks_exact_mut(skv * SNR).enumerate() {
+            let c0 = p * SNR;
+            let cm = lanes(SNR.min(dh - c0));
+            for (j, row) in panel.chunks_exact_mut(SNR).enumerate() {
+                // SAFETY: row j < skv, the mask selects columns < dh; `row` has 16 floats.
+                unsafe {
+                    let x = _mm512_maskz_loadu_ps(cm, vsrc.add(head + j * hd + c0));
+                    _mm512_storeu_ps(row.as_mut_ptr(), x);
+                }
+            }
+        }
     }
 }
 
