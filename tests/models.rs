@@ -1964,6 +1964,99 @@ fn block_ln_gelu_q_u8_pc() {
     }
 }
 
+mod block_post_ln_f32 {
+    kiln::include_model!("tests/models/block_post_ln_f32/model.onnx");
+}
+
+#[test]
+fn block_post_ln_f32() {
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/block_post_ln_f32")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = block_post_ln_f32::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(block_post_ln_f32::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("block_post_ln_f32 [{}]: {e:?}", isa.name()));
+            let what = format!("block_post_ln_f32 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (3.13e-5, 1.0e-5);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod block_post_ln_q_s8 {
+    kiln::include_model!("tests/models/block_post_ln_q_s8/model.onnx");
+}
+
+#[test]
+fn block_post_ln_q_s8() {
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/block_post_ln_q_s8")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = block_post_ln_q_s8::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(block_post_ln_q_s8::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("block_post_ln_q_s8 [{}]: {e:?}", isa.name()));
+            let what = format!("block_post_ln_q_s8 [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (3.24e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
+mod block_post_ln_q_u8_pc {
+    kiln::include_model!("tests/models/block_post_ln_q_u8_pc/model.onnx");
+}
+
+#[test]
+fn block_post_ln_q_u8_pc() {
+    for set in 0..1 {
+        let dir = common::case_dir("tests/models/block_post_ln_q_u8_pc")
+            .with_file_name(format!("test_data_set_{set}"));
+        let input_0 = common::load(dir.join("input_0.pb"));
+        let want_0 = common::load(dir.join("output_0.pb"));
+        for isa in Isa::all_available() {
+            let mut model = block_post_ln_q_u8_pc::Model::with_isa(isa);
+            let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+            let out = model
+                .run(block_post_ln_q_u8_pc::Inputs { x: x_0 })
+                .unwrap_or_else(|e| panic!("block_post_ln_q_u8_pc [{}]: {e:?}", isa.name()));
+            let what = format!("block_post_ln_q_u8_pc [{}] set {set} y", isa.name());
+            assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+            let (atol, rtol) = (3.23e-2, 0.0e+0);
+            common::assert_close(
+                &what,
+                out.y.data(),
+                common::data::<f32>(&want_0),
+                atol,
+                rtol,
+            );
+        }
+    }
+}
+
 mod cnn_a_f32 {
     kiln::include_model!("tests/models/cnn_a_f32/model.onnx");
 }

@@ -205,6 +205,11 @@ def np_eval(model: onnx.ModelProto, feeds, ftype=np.float64, saturate=False):
             r = [a[0].mean(axis=tuple(at["axes"]), keepdims=bool(at.get("keepdims", 1)))]
         elif t == "Sqrt":
             r = [np.sqrt(a[0])]
+        elif t == "LayerNormalization":
+            assert at.get("axis", -1) == -1
+            mu = a[0].mean(axis=-1, keepdims=True)
+            var = ((a[0] - mu) ** 2).mean(axis=-1, keepdims=True)
+            r = [(a[0] - mu) / np.sqrt(var + ftype(at.get("epsilon", 1e-5))) * a[1] + (a[2] if len(a) > 2 else 0)]
         elif t == "Erf":
             r = [np.vectorize(math.erf)(a[0]).astype(a[0].dtype)]
         elif t == "Relu":
@@ -483,6 +488,29 @@ def block_ln_gelu():
     return make_model(nodes, [f32_io("x", [6, d])], [f32_io("y", [6, d])], inits, "block_ln_gelu")
 
 
+def block_post_ln():
+    """A post-LN transformer block as BERT exports it: the residual Add feeds a native
+    LayerNormalization (opset 17) twice, once after the projection and once after the
+    feed-forward layer. kiln moves each residual Add into its LayerNorm."""
+    rng = np.random.default_rng(10)
+    d, h = 48, 64
+    inits = [init("g0", rng.normal(1.0, 0.1, (d,)).astype(np.float32)), init("be0", b(rng, d)),
+             init("g1", rng.normal(1.0, 0.1, (d,)).astype(np.float32)), init("be1", b(rng, d)),
+             init("Wp", w(rng, d, d)), init("Bp", b(rng, d)),
+             init("W0", w(rng, d, h)), init("B0", b(rng, h)), init("W1", w(rng, h, d)), init("B1", b(rng, d))]
+    nodes = [
+        helper.make_node("MatMul", ["x", "Wp"], ["mp"]), helper.make_node("Add", ["mp", "Bp"], ["p"]),
+        helper.make_node("Add", ["p", "x"], ["r0"]),
+        helper.make_node("LayerNormalization", ["r0", "g0", "be0"], ["ln0"], axis=-1, epsilon=1e-12),
+        helper.make_node("MatMul", ["ln0", "W0"], ["mm0"]), helper.make_node("Add", ["mm0", "B0"], ["h0"]),
+        helper.make_node("Relu", ["h0"], ["a0"]),
+        helper.make_node("MatMul", ["a0", "W1"], ["mm1"]), helper.make_node("Add", ["mm1", "B1"], ["h1"]),
+        helper.make_node("Add", ["ln0", "h1"], ["r1"]),
+        helper.make_node("LayerNormalization", ["r1", "g1", "be1"], ["y"], axis=-1, epsilon=1e-12),
+    ]
+    return make_model(nodes, [f32_io("x", [2, 6, d])], [f32_io("y", [2, 6, d])], inits, "block_post_ln")
+
+
 def attn():
     """A BERT-style self-attention layer as PyTorch exports it: Q/K/V projections, Reshape to
     [N, S, heads, dh], head Transposes (K as [0,2,3,1]), MatMul, Div by √dh, an additive mask
@@ -556,6 +584,7 @@ MLPS = [
     ("mlp_gemm", mlp_gemm, normal_inputs, 6, ALL_Q),
     ("mlp_big_k", mlp_big_k, normal_inputs, 7, ["q_s8", "q_s8_pc", "q_u8", "q_u8_pc_rr"]),
     ("block_ln_gelu", block_ln_gelu, normal_inputs, 9, ["q_s8", "q_s8_pc_rr", "q_u8_pc"]),
+    ("block_post_ln", block_post_ln, normal_inputs, 10, ["q_s8", "q_u8_pc"]),
 ]
 class Net:
     """A tiny graph builder for the CNN fixtures (seeded weights, unique names)."""

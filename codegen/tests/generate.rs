@@ -204,6 +204,33 @@ fn decomposed_layernorm_and_gelu_are_fused() {
 }
 
 #[test]
+fn residual_add_moves_into_the_layer_norm() {
+    // tests/models/block_post_ln_*: Add(x, projection) → LayerNormalization, twice.
+    for case in [
+        "block_post_ln_f32",
+        "block_post_ln_q_s8",
+        "block_post_ln_q_u8_pc",
+    ] {
+        let c = compile_file(&fixture(case), &Options::default()).unwrap();
+        let ops: Vec<&str> = c.graph.nodes.iter().map(|n| n.op.as_str()).collect();
+        let lns: Vec<_> = c
+            .graph
+            .nodes
+            .iter()
+            .filter(|n| n.op == "LayerNormalization")
+            .collect();
+        assert_eq!(lns.len(), 2, "{case}: {ops:?}");
+        assert!(
+            lns.iter().all(|n| n.attrs.contains_key("kiln_residual")),
+            "{case}"
+        );
+        assert!(!ops.contains(&"Add"), "{case}: {ops:?}");
+        let src = c.source(Path::new("/blob.bin")).unwrap();
+        assert_eq!(src.matches("add_layer_norm").count(), 2, "{case}");
+    }
+}
+
+#[test]
 fn attention_core_is_one_fused_op() {
     // tests/models/attn_*: head Transposes, MatMul, Div, Add(mask), Softmax, MatMul, Transpose.
     for case in ["attn_f32", "attn_q_s8", "attn_q_u8_pc"] {

@@ -723,7 +723,13 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                 None => quote!(None),
             };
             let (o, l) = (c.dim(&outer), c.dim(&len));
-            quote! { #rt::ops::layernorm::layer_norm(#x, #gamma, #beta, #o, #l, #eps, #y); }
+            if n.attrs.contains_key(crate::passes::RESIDUAL) {
+                // x + inputs[3], fused by `fuse_patterns`.
+                let r = c.src(inp(3)?);
+                quote! { #rt::ops::layernorm::add_layer_norm(#x, #r, #gamma, #beta, #o, #l, #eps, #y); }
+            } else {
+                quote! { #rt::ops::layernorm::layer_norm(#x, #gamma, #beta, #o, #l, #eps, #y); }
+            }
         }
         "BatchNormalization" => {
             let (scale, shift) = crate::ops::conv::batch_norm_affine(g, n)?;

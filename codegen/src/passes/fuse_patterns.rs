@@ -5,13 +5,20 @@
 //!   the preceding int8 GEMM's epilogue.
 //! - LayerNorm: `μ = ReduceMean(x) → d = Sub(x, μ) → Pow(d, 2) | Mul(d, d) → ReduceMean → Add(ε)
 //!   → Sqrt → Div(d, ·) → Mul(γ) → Add(β)` over the last axis → ONNX `LayerNormalization`.
+//! - The residual Add in front of a LayerNorm (decomposed or native): `LayerNormalization(Add(a,
+//!   b))` with a, b of the sum's shape and the sum read only by the LayerNorm → one
+//!   LayerNormalization that forms the sum in its first pass ([`RESIDUAL`]).
 //!
 //! Matching is on the graph after inference, so constants are known; the replaced nodes'
 //! outputs lose their readers and dead-code elimination removes them.
 use std::collections::BTreeMap;
 
 use super::Uses;
-use crate::ir::{Attr, Graph, Node, TensorData};
+use crate::ir::{Attr, DType, Graph, Node, TensorData};
+
+/// kiln's attribute on a `LayerNormalization` that absorbed the residual Add producing its
+/// input: the input is `inputs[0] + inputs[3]` (emitted as `layernorm::add_layer_norm`).
+pub(crate) const RESIDUAL: &str = "kiln_residual";
 
 pub fn run(g: &mut Graph) {
     let uses = Uses::of(g);
@@ -32,6 +39,48 @@ pub fn run(g: &mut Graph) {
     for (at, node) in replace {
         // Placed where the pattern's last node was, so every input is already computed.
         g.nodes[at] = node;
+    }
+    residual_add(g);
+}
+
+/// Moves the residual Add into the LayerNorm that alone reads its sum (see the module docs).
+/// The Add is left without readers for `dce`; the LayerNorm keeps its place, after the Add's
+/// operands.
+fn residual_add(g: &mut Graph) {
+    let uses = Uses::of(g);
+    let mut fused = Vec::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        if n.op != "LayerNormalization" || n.kiln.is_some() || n.attrs.contains_key(RESIDUAL) {
+            continue;
+        }
+        // Only the normalised output may be read (Mean/InvStdDev are unsupported anyway).
+        if n.outputs[1..]
+            .iter()
+            .any(|&o| !uses.consumers[o].is_empty())
+        {
+            continue;
+        }
+        let Some(x) = n.input(0) else { continue };
+        let Some(p) = uses.producers[x] else { continue };
+        let add = &g.nodes[p];
+        if add.op != "Add" || add.kiln.is_some() || uses.sole_consumer(x) != Some(i) {
+            continue;
+        }
+        let (Some(a), Some(b)) = (add.input(0), add.input(1)) else {
+            continue;
+        };
+        let plain =
+            |v: usize| g.values[v].dtype == DType::F32 && g.values[v].shape == g.values[x].shape;
+        if add.inputs.len() == 2 && plain(a) && plain(b) && plain(x) {
+            fused.push((i, a, b));
+        }
+    }
+    for (i, a, b) in fused {
+        let n = &mut g.nodes[i];
+        n.inputs[0] = Some(a);
+        n.inputs.resize(3, None);
+        n.inputs.push(Some(b));
+        n.attrs.insert(RESIDUAL.into(), Attr::Int(1));
     }
 }
 

@@ -2,9 +2,10 @@
 //! 1. `infer`   — dtypes and static shapes for every value; nodes whose inputs are all constant
 //!    are evaluated at compile time (constant folding) and disappear.
 //! 2. `fuse_patterns` — exporter decompositions of GELU (erf) and LayerNorm become one node
-//!    each; `fuse_attention` — head transposes, scores, scale, mask, softmax and the weighted
-//!    sum of values become one `Attention` node; then `dce` drops the replaced nodes so that
-//!    single-consumer checks below hold.
+//!    each, and a residual Add read only by a LayerNorm moves into it; `fuse_attention` — head
+//!    transposes, scores, scale, mask, softmax and the weighted sum of values become one
+//!    `Attention` node; then `dce` drops the replaced nodes so that single-consumer checks
+//!    below hold.
 //! 3. `fuse_qdq` — static QDQ groups (DequantizeLinear → MatMul/Conv → QuantizeLinear) become
 //!    QLinearMatMul/QLinearConv and every QLinear op an integer kiln op; the float glue between
 //!    them (DequantizeLinear → Add/BatchNorm/Relu… → QuantizeLinear) becomes one 8-bit pass; float
@@ -30,6 +31,7 @@ mod fuse_conv;
 mod fuse_elementwise;
 mod fuse_float;
 mod fuse_patterns;
+pub(crate) use fuse_patterns::RESIDUAL;
 mod fuse_qdq;
 mod fuse_quant;
 mod infer;

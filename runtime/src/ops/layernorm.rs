@@ -29,13 +29,65 @@ pub fn layer_norm(
         return;
     }
     crate::par::rows(x, axis_len, out, axis_len, |xs, os| {
-        rows(xs, gamma, beta, axis_len, epsilon, os)
+        rows(Some(xs), gamma, beta, axis_len, epsilon, os)
+    });
+}
+
+/// `layer_norm(x + residual)`: the residual Add in front of a transformer's LayerNorm, fused so
+/// that the sum is formed in the first pass over each row instead of a separate pass over
+/// memory. The sum is rounded to f32 exactly as the separate Add would, so the result equals
+/// `Add` followed by [`layer_norm`] bit for bit. Panics if a length does not match.
+#[allow(clippy::too_many_arguments)]
+pub fn add_layer_norm(
+    x: &[f32],
+    residual: &[f32],
+    gamma: &[f32],
+    beta: Option<&[f32]>,
+    outer: usize,
+    axis_len: usize,
+    epsilon: f32,
+    out: &mut [f32],
+) {
+    assert_eq!(x.len(), outer * axis_len, "add_layer_norm: input length");
+    assert_eq!(residual.len(), x.len(), "add_layer_norm: residual length");
+    assert_eq!(out.len(), x.len(), "add_layer_norm: output length");
+    assert_eq!(gamma.len(), axis_len, "add_layer_norm: gamma length");
+    if let Some(b) = beta {
+        assert_eq!(b.len(), axis_len, "add_layer_norm: beta length");
+    }
+    if axis_len == 0 {
+        return;
+    }
+    let min_rows = crate::par::MIN_ELEMS.div_ceil(axis_len);
+    crate::par::rows_mut(out, axis_len, min_rows, |r0, os| {
+        let (i0, i1) = (r0 * axis_len, r0 * axis_len + os.len());
+        let (xs, rs) = (&x[i0..i1], &residual[i0..i1]);
+        #[cfg(target_arch = "x86_64")]
+        if crate::isa::Isa::current().resolve() == crate::isa::Isa::Avx512Vnni {
+            let inv_n = 1.0 / axis_len as f32;
+            for ((xr, rr), or) in xs
+                .chunks_exact(axis_len)
+                .zip(rs.chunks_exact(axis_len))
+                .zip(os.chunks_exact_mut(axis_len))
+            {
+                // SAFETY: the resolved family has avx512f; the rows have axis_len elements
+                // (gamma and beta checked above).
+                unsafe { x86::row_avx512(xr, Some(rr), gamma, beta, inv_n, epsilon, or) };
+            }
+            return;
+        }
+        for (o, (&a, &b)) in os.iter_mut().zip(xs.iter().zip(rs)) {
+            *o = a + b;
+        }
+        rows(None, gamma, beta, axis_len, epsilon, os);
     });
 }
 
 /// [`layer_norm`] on whole rows (one piece of the parallel split).
+/// `x` None: the input is already in `out` (normalised in place; the generic path of
+/// [`add_layer_norm`]).
 fn rows(
-    x: &[f32],
+    x: Option<&[f32]>,
     gamma: &[f32],
     beta: Option<&[f32]>,
     axis_len: usize,
@@ -44,19 +96,29 @@ fn rows(
 ) {
     let inv_n = 1.0 / axis_len as f32;
     #[cfg(target_arch = "x86_64")]
-    if crate::isa::Isa::current().resolve() == crate::isa::Isa::Avx512Vnni {
+    if let Some(x) = x
+        && crate::isa::Isa::current().resolve() == crate::isa::Isa::Avx512Vnni
+    {
         for (xr, or) in x.chunks_exact(axis_len).zip(out.chunks_exact_mut(axis_len)) {
             // SAFETY: the resolved family has avx512f; the row lengths match (chunks of
             // `axis_len`, gamma and beta checked by `layer_norm`).
-            unsafe { x86::row_avx512(xr, gamma, beta, inv_n, epsilon, or) };
+            unsafe { x86::row_avx512(xr, None, gamma, beta, inv_n, epsilon, or) };
         }
         return;
     }
-    for (xr, or) in x.chunks_exact(axis_len).zip(out.chunks_exact_mut(axis_len)) {
-        let mean = sum_row(xr) * inv_n;
+    for (r, or) in out.chunks_exact_mut(axis_len).enumerate() {
         // Deviations go through `out` so the variance pass reads them once.
-        for (o, &v) in or.iter_mut().zip(xr) {
-            *o = v - mean;
+        if let Some(x) = x {
+            let xr = &x[r * axis_len..(r + 1) * axis_len];
+            let mean = sum_row(xr) * inv_n;
+            for (o, &v) in or.iter_mut().zip(xr) {
+                *o = v - mean;
+            }
+        } else {
+            let mean = sum_row(or) * inv_n;
+            for o in or.iter_mut() {
+                *o -= mean;
+            }
         }
         let mut acc = [0.0f32; 8];
         let mut chunks = or.chunks_exact(8);
@@ -98,11 +160,16 @@ mod x86 {
     /// split over 2×16 lanes instead of 8 and the squares use FMA, so results agree within
     /// float rounding).
     ///
+    /// With `residual`, the row is `x + residual` (each sum rounded once, as by a separate
+    /// Add), formed in the first pass and kept in `out` for the second.
+    ///
     /// # Safety
-    /// CPU has avx512f; `gamma`, `beta` (if any) and `out` have `x.len()` elements.
+    /// CPU has avx512f; `residual` (if any), `gamma`, `beta` (if any) and `out` have `x.len()`
+    /// elements.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn row_avx512(
         x: &[f32],
+        residual: Option<&[f32]>,
         gamma: &[f32],
         beta: Option<&[f32]>,
         inv_n: f32,
@@ -112,22 +179,57 @@ mod x86 {
         let n = x.len();
         debug_assert!(gamma.len() == n && out.len() == n);
         let mask_at = |i: usize| ((1u32 << (n - i).min(16)) - 1) as __mmask16;
-        let (xp, op, gp) = (x.as_ptr(), out.as_mut_ptr(), gamma.as_ptr());
+        let (op, gp) = (out.as_mut_ptr(), gamma.as_ptr());
         // SAFETY (all loads and stores below): lanes i..i+16 (or the mask's lanes) lie inside
         // the rows, which all have n elements.
         let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         let mut i = 0;
-        while i + 32 <= n {
-            unsafe {
-                s0 = _mm512_add_ps(s0, _mm512_loadu_ps(xp.add(i)));
-                s1 = _mm512_add_ps(s1, _mm512_loadu_ps(xp.add(i + 16)));
+        // The row's values: x itself, or x + residual stored into `out` on the way.
+        let xp = if let Some(r) = residual {
+            debug_assert!(r.len() == n);
+            let (ap, rp) = (x.as_ptr(), r.as_ptr());
+            while i + 32 <= n {
+                unsafe {
+                    let v0 = _mm512_add_ps(_mm512_loadu_ps(ap.add(i)), _mm512_loadu_ps(rp.add(i)));
+                    let v1 = _mm512_add_ps(
+                        _mm512_loadu_ps(ap.add(i + 16)),
+                        _mm512_loadu_ps(rp.add(i + 16)),
+                    );
+                    _mm512_storeu_ps(op.add(i), v0);
+                    _mm512_storeu_ps(op.add(i + 16), v1);
+                    s0 = _mm512_add_ps(s0, v0);
+                    s1 = _mm512_add_ps(s1, v1);
+                }
+                i += 32;
             }
-            i += 32;
-        }
-        while i < n {
-            s0 = _mm512_add_ps(s0, unsafe { _mm512_maskz_loadu_ps(mask_at(i), xp.add(i)) });
-            i += 16;
-        }
+            while i < n {
+                let k = mask_at(i);
+                unsafe {
+                    let v = _mm512_add_ps(
+                        _mm512_maskz_loadu_ps(k, ap.add(i)),
+                        _mm512_maskz_loadu_ps(k, rp.add(i)),
+                    );
+                    _mm512_mask_storeu_ps(op.add(i), k, v);
+                    s0 = _mm512_add_ps(s0, v);
+                }
+                i += 16;
+            }
+            op as *const f32
+        } else {
+            let xp = x.as_ptr();
+            while i + 32 <= n {
+                unsafe {
+                    s0 = _mm512_add_ps(s0, _mm512_loadu_ps(xp.add(i)));
+                    s1 = _mm512_add_ps(s1, _mm512_loadu_ps(xp.add(i + 16)));
+                }
+                i += 32;
+            }
+            while i < n {
+                s0 = _mm512_add_ps(s0, unsafe { _mm512_maskz_loadu_ps(mask_at(i), xp.add(i)) });
+                i += 16;
+            }
+            xp
+        };
         let mean = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) * inv_n;
         let mv = _mm512_set1_ps(mean);
         let (mut q0, mut q1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
@@ -228,5 +330,36 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The fused residual form is exactly `Add` then `layer_norm` (which `matches_f64` checks
+    /// against f64), on every ISA, with and without beta, including rows that are not a
+    /// multiple of the vector width.
+    #[test]
+    fn add_layer_norm_is_add_then_layer_norm() {
+        for isa in crate::isa::Isa::all_available() {
+            crate::isa::set_forced(Some(isa));
+            for &(outer, n) in &[(1usize, 1usize), (3, 7), (4, 33), (5, 384), (2, 100)] {
+                let x: Vec<f32> = (0..outer * n)
+                    .map(|i| ((i * 37 % 97) as f32 - 40.0) * 0.05)
+                    .collect();
+                let r: Vec<f32> = (0..outer * n)
+                    .map(|i| ((i * 53 % 89) as f32 - 44.0) * 0.031)
+                    .collect();
+                let gamma: Vec<f32> = (0..n).map(|i| 0.5 + (i % 5) as f32 * 0.25).collect();
+                let beta: Vec<f32> = (0..n).map(|i| (i % 3) as f32 - 1.0).collect();
+                for b in [Some(&beta[..]), None] {
+                    let sum: Vec<f32> = x.iter().zip(&r).map(|(a, b)| a + b).collect();
+                    let mut want = vec![0.0; x.len()];
+                    layer_norm(&sum, &gamma, b, outer, n, 1e-5, &mut want);
+                    let mut got = vec![f32::NAN; x.len()];
+                    add_layer_norm(&x, &r, &gamma, b, outer, n, 1e-5, &mut got);
+                    for (g, w) in got.iter().zip(&want) {
+                        assert_eq!(g.to_bits(), w.to_bits(), "{isa} {outer}x{n}: {g} vs {w}");
+                    }
+                }
+            }
+        }
+        crate::isa::set_forced(None);
     }
 }
