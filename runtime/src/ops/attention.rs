@@ -584,4 +584,32 @@ mod tests {
             }
         }
     }
+
+    /// A NaN key makes every output of its head NaN (all queries see it), like the unfused
+    /// Softmax; the other heads are untouched.
+    #[test]
+    fn nan_key_poisons_its_head_only() {
+        let d = AttnDims {
+            batch: 1,
+            heads: 2,
+            sq: 40,
+            skv: 37,
+            dh: 16,
+        };
+        let hd = d.heads * d.dh;
+        let q = data(d.sq * hd, 11);
+        let mut k = data(d.skv * hd, 12);
+        let v = data(d.skv * hd, 13);
+        k[5 * hd + 3] = f32::NAN; // key 5, head 0
+        for isa in Isa::all_available() {
+            let mut out = vec![0.0; d.sq * hd];
+            let mut scratch = vec![0.0; d.slot_len()];
+            let scale = ScoreScale::Div(4.0);
+            attention(isa, d, &q, &k, &v, scale, None, &mut out, &mut scratch);
+            for (i, &o) in out.iter().enumerate() {
+                let head = (i % hd) / d.dh;
+                assert_eq!(o.is_nan(), head == 0, "{isa}: out[{i}] = {o}");
+            }
+        }
+    }
 }
