@@ -498,12 +498,12 @@ pub fn row_terms(a: &[u8], rows: usize, k: usize, za: u8, row_term: &mut [i32]) 
     let kza = (k as i32).wrapping_mul(za as i32);
     let mut r = 0;
     #[cfg(target_arch = "x86_64")]
-    if k % 8 == 0 && k > 0 {
+    if k.is_multiple_of(8) && k > 0 {
         // Two rows per step, PSADBW over 16-byte chunks (and an 8-byte tail), both sums
         // combined in one register: the 1×1 layers of small CNNs have rows of 16–96 bytes,
         // where the per-row loop set-up of `sum_u8` cost more than the sums.
         use core::arch::x86_64::*;
-        let (k16, tail) = (k / 16 * 16, k % 16 != 0);
+        let (k16, tail) = (k / 16 * 16, !k.is_multiple_of(16));
         while r + 2 <= rows {
             let (ra, rb) = (&a[r * k..(r + 1) * k], &a[(r + 1) * k..(r + 2) * k]);
             // SAFETY: SSE2 is part of x86_64; every load reads 16 (or, for the tail, 8) bytes
