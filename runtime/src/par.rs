@@ -34,14 +34,33 @@ pub(crate) fn threads() -> usize {
 /// Runs a whole model call `f` on a worker of the current rayon pool, so that the ops inside
 /// hand work to the other workers through the pool's local deques (≈ 1 µs) instead of each op
 /// waking the pool from the outside and putting the caller to sleep (a cross-thread round trip
-/// of tens of µs per op, measured: 2 threads were slower than 1 on MiniLM before this). Runs
-/// `f` inline with one thread, without the `rayon` feature, or when already on a worker.
-/// Allocates nothing.
+/// of tens of µs per op, measured: 2 threads were slower than 1 on MiniLM before this).
+///
+/// For the length of the call a second worker runs a helper that keeps taking the call's
+/// pieces (`rayon::yield_now`) instead of going to sleep between ops: an idle rayon worker
+/// sleeps after a few microseconds, and waking it for every op cost about what the op's second
+/// half saved (the benchmark's in-pool loop measured 2 threads no faster than 1 on sub-ms
+/// calls; onnxruntime's workers spin the same way). Runs `f` inline with one thread or without
+/// the `rayon` feature. Allocates nothing.
 #[inline]
 pub fn enter<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     #[cfg(feature = "rayon")]
-    if threads() > 1 && rayon::current_thread_index().is_none() {
-        return rayon::join(f, || ()).0;
+    if threads() > 1 {
+        use core::sync::atomic::{AtomicBool, Ordering};
+        let done = AtomicBool::new(false);
+        let run = || {
+            let r = f();
+            done.store(true, Ordering::Release);
+            r
+        };
+        let helper = || {
+            while !done.load(Ordering::Acquire) {
+                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    core::hint::spin_loop();
+                }
+            }
+        };
+        return rayon::join(run, helper).0;
     }
     f()
 }
