@@ -496,6 +496,8 @@ pub fn row_terms(a: &[u8], rows: usize, k: usize, za: u8, row_term: &mut [i32]) 
         "row_terms: too short"
     );
     let kza = (k as i32).wrapping_mul(za as i32);
+    // Rows done by the two-row SIMD path (x86_64 only).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let mut r = 0;
     #[cfg(target_arch = "x86_64")]
     if k.is_multiple_of(8) && k > 0 {
