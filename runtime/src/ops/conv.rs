@@ -129,6 +129,12 @@ impl ConvGeom {
         };
         (lo.min(hi), hi)
     }
+    /// Output columns `[lo, hi)` whose every kernel column is inside the image (`lo ≤ hi`).
+    #[inline(always)]
+    pub(crate) fn interior_x(&self) -> (usize, usize) {
+        let lo = self.pw.div_ceil(self.sw).min(self.ow);
+        (lo, self.valid_x(self.kw - 1).1.max(lo))
+    }
 }
 
 /// Quantizes NCHW `x` (`batch` images of `c` × `hw`) into NHWC u8 `out`, with exactly the
@@ -301,14 +307,7 @@ pub fn im2col_u8(g: &ConvGeom, grp: usize, q: &[u8], za: u8, a: &mut [u8], row_t
     // Output columns whose kw taps are all inside the image: with one group and no dilation
     // they are one contiguous NHWC run per kernel row (small channel counts made this kw
     // tiny copies).
-    let span = (g.kw - 1) * g.dw;
-    let ox_lo = g.pw.div_ceil(g.sw).min(g.ow);
-    let ox_hi = if g.w + g.pw > span {
-        ((g.w + g.pw - span - 1) / g.sw + 1).min(g.ow)
-    } else {
-        0
-    }
-    .max(ox_lo);
+    let (ox_lo, ox_hi) = g.interior_x();
     let runs = cg == g.c_in && g.dw == 1;
     let row_len = g.kw * cg;
     // Output image rows `(b, oy)` from `ir0` on, each `ow` GEMM rows, into `a` and `rt`: per

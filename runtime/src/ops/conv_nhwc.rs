@@ -131,14 +131,7 @@ fn out_row<const AVX512: bool>(
     let c = g.c_out;
     // Interior columns: every kernel column inside the image, so one tap list (offsets
     // relative to the window's first column) serves them all.
-    let span = (g.kw - 1) * g.dw;
-    let ox_lo = g.pw.div_ceil(g.sw).min(g.ow);
-    let ox_hi = if g.w + g.pw > span {
-        ((g.w + g.pw - span - 1) / g.sw + 1).min(g.ow)
-    } else {
-        0
-    }
-    .max(ox_lo);
+    let (ox_lo, ox_hi) = g.interior_x();
     let mut rel = [(0usize, 0usize); MAX_TAPS];
     let mut nr = 0;
     for ky in 0..g.kh {
