@@ -351,6 +351,21 @@ fn activations_between_int8_convolutions_stay_nhwc() {
     let src = c.source(Path::new("/blob.bin")).unwrap();
     assert!(!src.contains("transpose"), "a transpose is left");
     assert!(src.contains("depthwise_nhwc"));
+    // Every quantized input but the graph input's gets its DynamicQuantizeLinear range from
+    // the op that wrote it (decision 20): one min/max pass in the whole model.
+    let count = |s: &str| src.matches(s).count();
+    assert_eq!(
+        count("dynamic_qparams_isa"),
+        1,
+        "only the stem's input is scanned"
+    );
+    assert_eq!(count("Range::new()"), 12);
+    assert_eq!(count(".qparams()"), 12);
+    // The int8 GEMMs and NHWC depthwise convolutions gather it as they write (the residual
+    // Adds and the pool get a pass right after them).
+    assert_eq!(count("quantize::min_max(isa"), 3);
+    // Symmetric int8 weights: no row sums of the activations for the direct 1x1 GEMMs.
+    assert!(!src.contains("row_terms"));
     // The global pool reads NHWC (a reduction over pixels with channels innermost).
     let gap = c.graph.nodes.iter().find(|n| n.op == "GlobalAveragePool");
     assert!(gap.is_some_and(|n| n.attrs.contains_key("kiln.nhwc")));

@@ -32,6 +32,7 @@
 use crate::isa::Isa;
 use crate::kernels::{self, Job, Out};
 use crate::pack::{NR, PackedI8, padded_k};
+use crate::quantize::Range;
 
 /// Activation fused into the epilogue.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -114,6 +115,19 @@ fn check(m: usize, a: &[u8], row_term: &[i32], b: &PackedI8<'_>, out_len: usize,
 /// Fused quantized GEMM with f32 output (see [`QGemm`]). Writes only columns `[0, n)` of
 /// each of the `m` output rows (stride `ldc`).
 pub fn qgemm_f32(isa: Isa, p: &QGemm<'_>, out: &mut [f32], ldc: usize) {
+    qgemm_f32_range(isa, p, out, ldc, None)
+}
+
+/// [`qgemm_f32`] that also widens `range` by every value it writes (after the activation),
+/// while each block of rows is still in cache: the min/max a consumer's dynamic quantization
+/// needs, without its own pass over the output (see [`Range`]).
+pub fn qgemm_f32_range(
+    isa: Isa,
+    p: &QGemm<'_>,
+    out: &mut [f32],
+    ldc: usize,
+    range: Option<&Range>,
+) {
     check(p.m, p.a, p.row_term, &p.b, out.len(), ldc);
     if p.m == 0 || p.b.n == 0 {
         return;
@@ -139,6 +153,11 @@ pub fn qgemm_f32(isa: Isa, p: &QGemm<'_>, out: &mut [f32], ldc: usize) {
             out,
             ldc,
         );
+        if let Some(r) = range {
+            for row in out.chunks(ldc).take(p.m) {
+                r.observe(isa, &row[..p.b.n]);
+            }
+        }
         return;
     }
     let gelu = p.act == Activation::Gelu;
@@ -147,7 +166,7 @@ pub fn qgemm_f32(isa: Isa, p: &QGemm<'_>, out: &mut [f32], ldc: usize) {
         a_scale: p.a_scale,
         act: if gelu { Activation::None } else { p.act },
     };
-    run_simd(isa, &job, dst, p.b.avx2_safe, gelu);
+    run_simd(isa, &job, dst, p.b.avx2_safe, gelu, range);
 }
 
 /// Integer-only variant for standalone `MatMulInteger`:
@@ -188,6 +207,7 @@ pub fn qgemm_i32(
         },
         b.avx2_safe,
         false,
+        None,
     );
 }
 
@@ -219,12 +239,22 @@ fn split(m: usize, k: usize, panels: usize) -> (usize, usize) {
     (rb.max(8), group)
 }
 
-/// Runs a resolved SIMD family over all panels, then GELU (if `gelu`) on each finished piece
-/// while it is still in cache. With `rayon` and enough work the matrix is cut into several
-/// pieces per thread ([`split`]) that the pool balances dynamically.
+/// Output bytes of one block of rows when a piece post-processes its result (GELU, min/max):
+/// the block is finished across all the piece's panels and then post-processed while it is
+/// still in L2 (tall 1×1 convolutions would otherwise sweep a multi-MB output once per panel
+/// group and then once more for the min/max).
+const POST_BLOCK_BYTES: usize = 96 << 10;
+/// ... but at least this many rows, so the piece's panels of B are re-read from L2 at most
+/// once per 64 rows of A.
+const POST_BLOCK_MIN_ROWS: usize = 64;
+
+/// Runs a resolved SIMD family over all panels, then GELU (if `gelu`) and the min/max (if
+/// `range`) on each finished block of rows while it is still in cache. With `rayon` and enough
+/// work the matrix is cut into several pieces per thread ([`split`]) that the pool balances
+/// dynamically.
 /// `fast_avx2` selects the maddubs kernel; it must only be true when `job.b.avx2_safe`
 /// (tests pass `false` to force the exact kernel on safe matrices).
-fn run_simd(isa: Isa, job: &Job<'_>, out: Out, fast_avx2: bool, gelu: bool) {
+fn run_simd(isa: Isa, job: &Job<'_>, out: Out, fast_avx2: bool, gelu: bool, range: Option<&Range>) {
     debug_assert!(isa.available() && isa != Isa::Scalar);
     let fast_avx2 = fast_avx2 && job.b.avx2_safe;
     let panels = job.b.n.div_ceil(NR);
@@ -232,61 +262,97 @@ fn run_simd(isa: Isa, job: &Job<'_>, out: Out, fast_avx2: bool, gelu: bool) {
     let row_blocks = job.m.div_ceil(rb);
     let col_blocks = panels.div_ceil(pb);
     let pk = padded_k(job.b.k);
+    let post = gelu || range.is_some();
     let piece = move |i: usize| {
         let (r0, p0) = ((i / col_blocks) * rb, (i % col_blocks) * pb);
         let (r1, p1) = ((r0 + rb).min(job.m), (p0 + pb).min(panels));
-        let sub = Job {
-            m: r1 - r0,
-            a: &job.a[r0 * pk..],
-            row_term: &job.row_term[r0..],
-            ..*job
+        let (c0, c1) = (p0 * NR, (p1 * NR).min(job.b.n));
+        // Rows per kernel call: the whole piece, or blocks of POST_BLOCK_BYTES of output
+        // (a multiple of 8, the register tile's height).
+        let step = if post {
+            (POST_BLOCK_BYTES / (4 * (c1 - c0)) / 8 * 8).max(POST_BLOCK_MIN_ROWS)
+        } else {
+            r1 - r0
         };
-        // SAFETY: row r0 < m, so the offset stays inside the caller's output buffer (m rows
-        // of stride ldc, validated by `check`).
-        let out = unsafe { out.rows_from(r0, job.ldc) };
-        let range = p0..p1;
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `isa` came from `Isa::resolve`, so the CPU has the family; sizes were
-        // validated by `check` and `sub` is a row range of that job; `out` points at the
-        // caller's exclusive output buffer and each piece covers a disjoint block of rows ×
-        // panels (disjoint outputs).
-        unsafe {
-            use kernels::x86_64::{avx2, avx512vnni, avxvnni};
-            match isa {
-                Isa::Avx512Vnni => avx512vnni::run(&sub, out, range),
-                Isa::AvxVnni => avxvnni::run(&sub, out, range),
-                Isa::Avx2 => avx2::run(&sub, out, range, fast_avx2),
-                _ => unreachable!(),
+        let mut b0 = r0;
+        while b0 < r1 {
+            let b1 = (b0 + step).min(r1);
+            block(isa, job, out, fast_avx2, b0..b1, p0..p1, pk);
+            if let (true, Out::F32 { ptr, .. }) = (post, out) {
+                // SAFETY: rows b0..b1 <= m and columns c0..c1 <= n lie inside the output
+                // (validated by `check`), and this piece is the only writer of them (see
+                // `block`); the kernel call has returned.
+                let blk = unsafe {
+                    core::slice::from_raw_parts_mut(
+                        ptr.add(b0 * job.ldc + c0),
+                        (b1 - b0 - 1) * job.ldc + (c1 - c0),
+                    )
+                };
+                if gelu {
+                    for r in 0..b1 - b0 {
+                        crate::ops::gelu::gelu_inplace(isa, &mut blk[r * job.ldc..][..c1 - c0]);
+                    }
+                }
+                if let Some(range) = range {
+                    let mm = crate::quantize::min_max_rows(isa, blk, b1 - b0, c1 - c0, job.ldc);
+                    range.include(mm);
+                }
             }
-        }
-        #[cfg(any(target_arch = "aarch64", target_arch = "wasm32"))]
-        // SAFETY: as for x86_64: a resolved family of this architecture, validated sizes,
-        // disjoint outputs per call.
-        unsafe {
-            let _ = fast_avx2;
-            kernels::run_arch(isa, &sub, out, range)
-        }
-        #[cfg(not(any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "wasm32"
-        )))]
-        {
-            let _ = (range, out, sub);
-            unreachable!("no SIMD family is available on this architecture")
-        }
-        if let (true, Out::F32 { ptr, .. }) = (gelu, out) {
-            let (c0, c1) = (p0 * NR, (p1 * NR).min(job.b.n));
-            for r in 0..r1 - r0 {
-                // SAFETY: row r0+r < m and columns c0..c1 <= n lie inside the output, and this
-                // piece is the only writer of them (see above); the kernel call has returned.
-                let row =
-                    unsafe { core::slice::from_raw_parts_mut(ptr.add(r * job.ldc + c0), c1 - c0) };
-                crate::ops::gelu::gelu_inplace(isa, row);
-            }
+            b0 = b1;
         }
     };
     crate::par::for_each(row_blocks * col_blocks, piece);
+}
+
+/// One kernel call: rows `rows` × panels `panels` of `job` into `out`.
+fn block(
+    isa: Isa,
+    job: &Job<'_>,
+    out: Out,
+    fast_avx2: bool,
+    rows: core::ops::Range<usize>,
+    panels: core::ops::Range<usize>,
+    pk: usize,
+) {
+    let sub = Job {
+        m: rows.end - rows.start,
+        a: &job.a[rows.start * pk..],
+        row_term: &job.row_term[rows.start..],
+        ..*job
+    };
+    // SAFETY: row rows.start < m, so the offset stays inside the caller's output buffer (m
+    // rows of stride ldc, validated by `check`).
+    let out = unsafe { out.rows_from(rows.start, job.ldc) };
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `isa` came from `Isa::resolve`, so the CPU has the family; sizes were validated
+    // by `check` and `sub` is a row range of that job; `out` points at the caller's exclusive
+    // output buffer and each piece of `run_simd` covers a disjoint block of rows × panels
+    // (disjoint outputs).
+    unsafe {
+        use kernels::x86_64::{avx2, avx512vnni, avxvnni};
+        match isa {
+            Isa::Avx512Vnni => avx512vnni::run(&sub, out, panels),
+            Isa::AvxVnni => avxvnni::run(&sub, out, panels),
+            Isa::Avx2 => avx2::run(&sub, out, panels, fast_avx2),
+            _ => unreachable!(),
+        }
+    }
+    #[cfg(any(target_arch = "aarch64", target_arch = "wasm32"))]
+    // SAFETY: as for x86_64: a resolved family of this architecture, validated sizes,
+    // disjoint outputs per call.
+    unsafe {
+        let _ = fast_avx2;
+        kernels::run_arch(isa, &sub, out, panels)
+    }
+    #[cfg(not(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "wasm32"
+    )))]
+    {
+        let _ = (panels, out, sub, fast_avx2);
+        unreachable!("no SIMD family is available on this architecture")
+    }
 }
 
 /// Test hook: run the AVX2 exact kernel even when the fast one would be chosen.
@@ -315,6 +381,7 @@ pub(crate) fn qgemm_f32_avx2_exact(p: &QGemm<'_>, out: &mut [f32], ldc: usize) {
         },
         false,
         false,
+        None,
     );
 }
 
@@ -351,6 +418,7 @@ pub(crate) fn qgemm_i32_avx2_exact(
         },
         false,
         false,
+        None,
     );
 }
 
@@ -697,6 +765,51 @@ mod tests {
                     assert!(got == want, "{isa} differs from scalar: m={m} k={k} n={n}");
                 }
                 i += 1;
+            }
+        }
+    }
+
+    /// The min/max gathered by `qgemm_f32_range` equals a fold over the whole output, and the
+    /// output is the same as without it: tall matrices (several post-processing blocks of
+    /// rows), GELU, strided output, u8/i8 weights with and without zero points, every ISA.
+    #[test]
+    fn range_is_the_min_max_of_the_output() {
+        let mut seed = 7;
+        for &(m, k, n) in &[(1, 5, 3), (9, 33, 17), (700, 40, 100), (300, 64, 1536)] {
+            for (u8w, zb) in [(false, 0), (true, 131), (false, -3)] {
+                seed += 1;
+                let mut c = make(m, k, n, u8w, 11, zb, Fill::Random, seed);
+                for act in [c.act, Activation::Gelu] {
+                    c.act = act;
+                    let ldc = n + 3;
+                    let p = QGemm {
+                        m,
+                        a: &c.a,
+                        row_term: &c.row_term,
+                        a_zero_point: c.za,
+                        a_scale: c.a_scale,
+                        b: c.packed.as_ref(),
+                        act,
+                    };
+                    for isa in Isa::all_available() {
+                        let mut want = std::vec![0f32; m * ldc];
+                        qgemm_f32(isa, &p, &mut want, ldc);
+                        let mut got = std::vec![0f32; m * ldc];
+                        let range = Range::new();
+                        qgemm_f32_range(isa, &p, &mut got, ldc, Some(&range));
+                        assert!(
+                            got.iter()
+                                .zip(&want)
+                                .all(|(g, w)| g.to_bits() == w.to_bits()),
+                            "{isa} m={m} k={k} n={n}: output differs with a range"
+                        );
+                        let fold = want
+                            .chunks(ldc)
+                            .flat_map(|r| &r[..n])
+                            .fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                        assert_eq!(range.get(), fold, "{isa} m={m} k={k} n={n} {act:?}");
+                    }
+                }
             }
         }
     }

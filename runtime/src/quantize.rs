@@ -113,7 +113,7 @@ pub fn min_max(isa: Isa, x: &[f32]) -> (f32, f32) {
 }
 
 /// [`min_max`] on the calling thread.
-fn min_max_seq(isa: Isa, x: &[f32]) -> (f32, f32) {
+pub(crate) fn min_max_seq(isa: Isa, x: &[f32]) -> (f32, f32) {
     match isa.resolve() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `resolve` returned a family the CPU has (AVX-512 F).
@@ -122,6 +122,108 @@ fn min_max_seq(isa: Isa, x: &[f32]) -> (f32, f32) {
         // SAFETY: `resolve` returned a family the CPU has; all of them include AVX2.
         Isa::Avx2 | Isa::AvxVnni => unsafe { x86::min_max_avx2(x) },
         _ => min_max_scalar(x, 0.0, 0.0),
+    }
+}
+
+/// [`min_max`] of a block of `rows` rows of `cols` values at stride `ld` (row `r` is
+/// `x[r*ld .. r*ld + cols]`), on the calling thread, accumulated in registers across rows (a
+/// GEMM's output block has rows of a few dozen values).
+pub(crate) fn min_max_rows(isa: Isa, x: &[f32], rows: usize, cols: usize, ld: usize) -> (f32, f32) {
+    if rows == 0 || cols == 0 {
+        return (0.0, 0.0);
+    }
+    assert!(
+        cols <= ld && x.len() >= (rows - 1) * ld + cols,
+        "min_max_rows: block out of x"
+    );
+    if cols == ld {
+        return min_max_seq(isa, &x[..rows * cols]);
+    }
+    match isa.resolve() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `resolve` returned a family the CPU has (AVX-512 F); the block lies in x
+        // (asserted above).
+        Isa::Avx512Vnni => unsafe { x86::min_max_rows_avx512(x, rows, cols, ld) },
+        _ => {
+            let (mut lo, mut hi) = (0.0, 0.0);
+            for r in 0..rows {
+                (lo, hi) = min_max_scalar(&x[r * ld..r * ld + cols], lo, hi);
+            }
+            (lo, hi)
+        }
+    }
+}
+
+/// The `(min(0, min x), max(0, max x))` of a tensor gathered by the op that writes it, piece by
+/// piece while each piece is still in cache, so that the `DynamicQuantizeLinear` of its
+/// consumer needs no separate pass over memory (design decision 20). Pieces may run on several
+/// threads: the bounds are kept as order-preserving integer keys and merged with atomic
+/// min/max. Min and max are exact, so the result equals [`min_max`] of the whole tensor
+/// whatever the split or the order.
+#[derive(Debug)]
+pub struct Range {
+    lo: core::sync::atomic::AtomicU32,
+    hi: core::sync::atomic::AtomicU32,
+}
+
+/// Maps f32 bits to u32 keys whose unsigned order is the float order (−0 just below +0).
+/// NaN never reaches here (the folds skip it).
+#[inline]
+fn order_key(v: f32) -> u32 {
+    let b = v.to_bits();
+    if b >> 31 == 1 { !b } else { b | 0x8000_0000 }
+}
+
+#[inline]
+fn from_key(k: u32) -> f32 {
+    f32::from_bits(if k >> 31 == 1 { k & 0x7fff_ffff } else { !k })
+}
+
+impl Range {
+    /// The empty range `(0, 0)` (the quantization range always includes 0).
+    pub const fn new() -> Self {
+        // order_key(0.0), written out because the fn is not const.
+        Range {
+            lo: core::sync::atomic::AtomicU32::new(0x8000_0000),
+            hi: core::sync::atomic::AtomicU32::new(0x8000_0000),
+        }
+    }
+
+    /// Widens the range by a piece's `(min, max)`.
+    pub fn include(&self, (min, max): (f32, f32)) {
+        use core::sync::atomic::Ordering::Relaxed;
+        // Relaxed: the reader runs after the producing op has returned, and the pool's join
+        // orders every piece's writes before that.
+        self.lo.fetch_min(order_key(min), Relaxed);
+        self.hi.fetch_max(order_key(max), Relaxed);
+    }
+
+    /// Widens the range by the values of `x` (NaN skipped), on the calling thread.
+    pub fn observe(&self, isa: Isa, x: &[f32]) {
+        if !x.is_empty() {
+            self.include(min_max_seq(isa, x));
+        }
+    }
+
+    /// `(min, max)` so far; equal to [`min_max`] over everything observed.
+    pub fn get(&self) -> (f32, f32) {
+        use core::sync::atomic::Ordering::Relaxed;
+        (
+            from_key(self.lo.load(Relaxed)),
+            from_key(self.hi.load(Relaxed)),
+        )
+    }
+
+    /// [`qparams_from_range`] of [`Range::get`].
+    pub fn qparams(&self) -> QParams {
+        let (min, max) = self.get();
+        qparams_from_range(min, max)
+    }
+}
+
+impl Default for Range {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -324,6 +426,50 @@ mod x86 {
     }
 
     /// # Safety
+    /// The CPU supports AVX-512 F; rows ≥ 1 and `x` holds `(rows − 1)·ld + cols` values.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn min_max_rows_avx512(
+        x: &[f32],
+        rows: usize,
+        cols: usize,
+        ld: usize,
+    ) -> (f32, f32) {
+        let mut lo = [_mm512_setzero_ps(); 2];
+        let mut hi = [_mm512_setzero_ps(); 2];
+        let tail = cols % 16;
+        let km = ((1u32 << tail) - 1) as __mmask16;
+        for r in 0..rows {
+            let p = x[r * ld..].as_ptr();
+            let mut j = 0;
+            while j + 16 <= cols {
+                // SAFETY: lanes j..j+16 <= cols of row r, inside x (caller).
+                let v = unsafe { _mm512_loadu_ps(p.add(j)) };
+                let a = (j / 16) & 1;
+                lo[a] = _mm512_min_ps(v, lo[a]);
+                hi[a] = _mm512_max_ps(v, hi[a]);
+                j += 16;
+            }
+            if tail != 0 {
+                // SAFETY: the mask covers lanes j..cols of row r. Masked-off lanes read as 0,
+                // which the range always includes.
+                let v = unsafe { _mm512_maskz_loadu_ps(km, p.add(j)) };
+                lo[1] = _mm512_min_ps(v, lo[1]);
+                hi[1] = _mm512_max_ps(v, hi[1]);
+            }
+        }
+        let mut l = [0f32; 16];
+        let mut h = [0f32; 16];
+        // SAFETY: 16-float local arrays.
+        unsafe {
+            _mm512_storeu_ps(l.as_mut_ptr(), _mm512_min_ps(lo[0], lo[1]));
+            _mm512_storeu_ps(h.as_mut_ptr(), _mm512_max_ps(hi[0], hi[1]));
+        }
+        let (mn, _) = super::min_max_scalar(&l, 0.0, 0.0);
+        let (_, mx) = super::min_max_scalar(&h, 0.0, 0.0);
+        (mn, mx)
+    }
+
+    /// # Safety
     /// The CPU supports AVX2.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn min_max_avx2(x: &[f32]) -> (f32, f32) {
@@ -367,7 +513,8 @@ mod x86 {
         while i < n {
             // SAFETY: i + 16 <= n <= x.len() == out.len().
             let v = unsafe { _mm512_loadu_ps(x.as_ptr().add(i)) };
-            let q = _mm512_add_ps(_mm512_roundscale_ps::<ROUND>(_mm512_div_ps(v, s)), z);
+            let t = _mm512_roundscale_ps::<ROUND>(_mm512_div_ps(v, s));
+            let q = _mm512_add_ps(t, z);
             let q = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(q, lo), hi));
             sum = _mm512_add_epi32(sum, q);
             // SAFETY: 16 bytes at out[i..i + 16].
@@ -588,6 +735,80 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A `Range` fed piece by piece (any split, any order, from several threads, blocks at a
+    /// stride) equals `min_max` of the whole tensor, and gives the same quantization
+    /// parameters; NaN skipped, ±inf, ±0 and subnormals kept.
+    #[test]
+    fn range_pieces_equal_the_whole() {
+        let specials = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -0.0,
+            1e-40,
+            -1e-40,
+        ];
+        let mut s = 99u64;
+        let mut next = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 33) as usize
+        };
+        for case in 0..200 {
+            let n = next() % 300;
+            let x: Vec<f32> = (0..n)
+                .map(|_| match next() % 20 {
+                    0 => specials[next() % specials.len()],
+                    _ => (next() % 20001) as f32 * 1e-3 - 10.0 + (case % 3) as f32 * 7.0,
+                })
+                .collect();
+            let want = min_max_scalar(&x, 0.0, 0.0);
+            for isa in Isa::all_available() {
+                let r = Range::new();
+                r.observe(isa, &[]);
+                let mut i = 0;
+                while i < n {
+                    let end = (i + 1 + next() % 40).min(n);
+                    r.observe(isa, &x[i..end]);
+                    i = end;
+                }
+                assert_eq!(r.get(), want, "{isa} case {case}");
+                assert_eq!(
+                    r.qparams(),
+                    dynamic_qparams_isa(isa, &x),
+                    "{isa} case {case}"
+                );
+                // Rows of 7 at stride 10 (the last row short of a full stride).
+                if n >= 7 {
+                    let rows = (n - 7) / 10 + 1;
+                    let mut fold = (0f32, 0f32);
+                    for row in 0..rows {
+                        let (lo, hi) = min_max_scalar(&x[row * 10..row * 10 + 7], 0.0, 0.0);
+                        fold = (fold.0.min(lo), fold.1.max(hi));
+                    }
+                    assert_eq!(
+                        min_max_rows(isa, &x, rows, 7, 10),
+                        fold,
+                        "{isa} case {case}"
+                    );
+                }
+            }
+        }
+        // Threads: one include per piece, in whatever order the pool runs them.
+        let x: Vec<f32> = (0..100_000)
+            .map(|i| ((i * 7919) % 10007) as f32 - 6000.5)
+            .collect();
+        let r = Range::new();
+        std::thread::scope(|sc| {
+            for c in x.chunks(7001) {
+                let r = &r;
+                sc.spawn(move || r.observe(Isa::current(), c));
+            }
+        });
+        assert_eq!(r.get(), min_max_scalar(&x, 0.0, 0.0));
     }
 
     #[test]

@@ -121,6 +121,32 @@ pub(crate) struct Ctx<'a> {
     /// Arena mode (static shapes): slot values are the node's carved locals `v<id>` instead of
     /// `self.s<slot>` fields.
     pub arena: bool,
+    /// Values whose min/max is gathered while they are written (a `Range` local `r<id>`, see
+    /// [`ranged_values`]), and which of them a node's code has already taken care of.
+    pub ranged: Vec<bool>,
+    pub range_done: core::cell::RefCell<Vec<bool>>,
+}
+
+/// Values a later op quantizes dynamically (`DynamicQuantizeLinear` semantics: the quantized
+/// matmul's activation, a quantized convolution's input, the standalone op) and that are
+/// written by a node of this model (not inputs or constants). Their producer gathers the
+/// min/max into a `Range` as it writes them (design decision 20), so the quantization does not
+/// read the tensor twice.
+fn ranged_values(g: &Graph, plan: &Plan) -> Vec<bool> {
+    let mut r = vec![false; g.values.len()];
+    for n in &g.nodes {
+        let quantizes = match &n.kiln {
+            Some(KilnOp::QuantizeDyn { .. } | KilnOp::QConv { .. }) => true,
+            Some(_) => false,
+            None => n.op == "DynamicQuantizeLinear",
+        };
+        if let (true, Some(x)) = (quantizes, n.input(0))
+            && matches!(plan.storage[plan.root(x)], Some(Storage::Slot(_)))
+        {
+            r[x] = true;
+        }
+    }
+    r
 }
 
 /// The local holding a carved arena region of value `v` in arena mode.
@@ -189,6 +215,28 @@ impl Ctx<'_> {
     }
     pub fn shape(&self, v: ValueId) -> TokenStream {
         self.dims(&self.g.values[v].shape)
+    }
+    /// `Some(&r<v>)` if the min/max of value `v` is wanted (its producer widens the range as
+    /// it writes), else `None`. Marks it taken care of.
+    pub fn range(&self, v: ValueId) -> TokenStream {
+        if self.ranged[v] {
+            self.range_done.borrow_mut()[v] = true;
+            let id = format_ident!("r{}", v);
+            quote!(Some(&#id))
+        } else {
+            quote!(None)
+        }
+    }
+    /// The `DynamicQuantizeLinear` parameters of value `v` (held in `x`): from its gathered
+    /// range, or from a min/max pass over it.
+    pub fn qparams(&self, v: ValueId, x: &TokenStream) -> TokenStream {
+        let rt = self.rt;
+        if self.ranged[v] {
+            let id = format_ident!("r{}", v);
+            quote!(#id.qparams())
+        } else {
+            quote!(#rt::quantize::dynamic_qparams_isa(isa, #x))
+        }
     }
 }
 
@@ -436,16 +484,35 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
     let sym_refs: Vec<&str> = sym_refs.iter().map(String::as_str).collect();
     let syms = names::idents(&sym_refs, "dim");
     let arena_plan = plan.arena.as_ref();
+    let ranged = ranged_values(g, plan);
     let ctx = Ctx {
         g,
         plan,
         rt,
         syms,
         arena: arena_plan.is_some(),
+        range_done: core::cell::RefCell::new(vec![false; ranged.len()]),
+        ranged,
     };
+    let range_decls: Vec<TokenStream> = (0..g.values.len())
+        .filter(|&v| ctx.ranged[v])
+        .map(|v| {
+            let id = format_ident!("r{}", v);
+            quote!(let #id = #rt::quantize::Range::new();)
+        })
+        .collect();
     let mut steps = Vec::new();
     for (ni, n) in g.nodes.iter().enumerate() {
-        let s = nodes::emit_node(&ctx, n, node_statics[ni].as_ref()).map_err(|e| n.err(e))?;
+        let mut s = nodes::emit_node(&ctx, n, node_statics[ni].as_ref()).map_err(|e| n.err(e))?;
+        // Producers that do not gather the range themselves get a min/max pass right after
+        // (the work the consumer would otherwise do).
+        for &o in &n.outputs {
+            if ctx.ranged[o] && !ctx.range_done.borrow()[o] {
+                let (id, y) = (format_ident!("r{}", o), ctx.src(o));
+                s.extend(quote!(#id.include(#rt::quantize::min_max(isa, #y));));
+                ctx.range_done.borrow_mut()[o] = true;
+            }
+        }
         match arena_plan {
             // Each node borrows exactly the regions it reads and writes, carved out of the arena
             // for the duration of its block.
@@ -723,88 +790,89 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
         Some(a) => {
             let (bytes, align) = (lit(a.bytes), lit(a.align));
             quote! {
-                /// Bytes of intermediate memory a run needs (= `ARENA_BYTES`).
-                pub const WORKSPACE_BYTES: usize = ARENA_BYTES;
-                /// Bytes the intermediates would need without reusing memory between them.
-                pub const NAIVE_WORKSPACE_BYTES: usize = #naive;
-                /// Length of the arena `Model::run_in` needs: every intermediate at a
-                /// compile-time offset, tensors whose lifetimes do not overlap sharing bytes.
-                pub const ARENA_BYTES: usize = #bytes;
-                /// Alignment the arena must start at (the largest element alignment in it).
-                pub const ARENA_ALIGN: usize = #align;
-                /// An aligned buffer of `ARENA_BYTES`: `model.run_in(&mut arena, inputs)`.
-                pub type Arena = #rt::arena::ArenaBuf<ARENA_BYTES>;
-                const _: () = assert!(ARENA_ALIGN <= #rt::arena::BUF_ALIGN);
+                            /// Bytes of intermediate memory a run needs (= `ARENA_BYTES`).
+                            pub const WORKSPACE_BYTES: usize = ARENA_BYTES;
+                            /// Bytes the intermediates would need without reusing memory between them.
+                            pub const NAIVE_WORKSPACE_BYTES: usize = #naive;
+                            /// Length of the arena `Model::run_in` needs: every intermediate at a
+                            /// compile-time offset, tensors whose lifetimes do not overlap sharing bytes.
+                            pub const ARENA_BYTES: usize = #bytes;
+                            /// Alignment the arena must start at (the largest element alignment in it).
+                            pub const ARENA_ALIGN: usize = #align;
+                            /// An aligned buffer of `ARENA_BYTES`: `model.run_in(&mut arena, inputs)`.
+                            pub type Arena = #rt::arena::ArenaBuf<ARENA_BYTES>;
+                            const _: () = assert!(ARENA_ALIGN <= #rt::arena::BUF_ALIGN);
 
-                /// The model's outputs, borrowed from the arena (the model's own for `run`)
-                /// until the next run.
-                #[derive(Clone, Copy, Debug)]
-                pub struct Outputs<'m> {
-                    #(pub #out_ids: #rt::TensorView<'m, #out_tys>,)*
-                }
+                            /// The model's outputs, borrowed from the arena (the model's own for `run`)
+                            /// until the next run.
+                            #[derive(Clone, Copy, Debug)]
+                            pub struct Outputs<'m> {
+                                #(pub #out_ids: #rt::TensorView<'m, #out_tys>,)*
+                            }
 
-                /// The compiled model: its kernel family and, with the `alloc` feature, the
-                /// arena `run` uses.
-                pub struct Model {
-                    isa: #rt::Isa,
-                    #[allow(dead_code)]
-                    arena: #rt::arena::OwnedArena,
-                }
+                            /// The compiled model: its kernel family and, with the `alloc` feature, the
+                            /// arena `run` uses.
+                            pub struct Model {
+                                isa: #rt::Isa,
+                                #[allow(dead_code)]
+                                arena: #rt::arena::OwnedArena,
+                            }
 
-                impl Default for Model {
-                    fn default() -> Self {
-                        Self::new()
-                    }
-                }
+                            impl Default for Model {
+                                fn default() -> Self {
+                                    Self::new()
+                                }
+                            }
 
-                #[allow(unused_braces, unused_variables, unused_mut, clippy::all)]
-                impl Model {
-                    /// A model running on the best kernels for this CPU (or `KILN_ISA`). With
-                    /// the `alloc` feature it allocates its `ARENA_BYTES` arena for `run`.
-                    pub fn new() -> Self {
-                        Self::with_isa(#rt::Isa::current())
-                    }
-                    /// A model forced onto `isa` (falls back to the best available family below it).
-                    pub fn with_isa(isa: #rt::Isa) -> Self {
-                        Model {
-                            isa: isa.resolve(),
-                            arena: #rt::arena::OwnedArena::new(ARENA_BYTES),
+                            #[allow(unused_braces, unused_variables, unused_mut, clippy::all)]
+                            impl Model {
+                                /// A model running on the best kernels for this CPU (or `KILN_ISA`). With
+                                /// the `alloc` feature it allocates its `ARENA_BYTES` arena for `run`.
+                                pub fn new() -> Self {
+                                    Self::with_isa(#rt::Isa::current())
+                                }
+                                /// A model forced onto `isa` (falls back to the best available family below it).
+                                pub fn with_isa(isa: #rt::Isa) -> Self {
+                                    Model {
+                                        isa: isa.resolve(),
+                                        arena: #rt::arena::OwnedArena::new(ARENA_BYTES),
+                                    }
+                                }
+                                /// The kernel family this model runs.
+                                pub fn isa(&self) -> #rt::Isa {
+                                    self.isa
+                                }
+                                /// Runs the model in a caller-provided arena of at least `ARENA_BYTES`
+                                /// bytes starting at a multiple of `ARENA_ALIGN` (e.g. an [`Arena`]); the
+                                /// outputs borrow it. Allocates nothing. Fails if the arena is too small or
+                                /// misaligned, or an input's shape differs from the model's.
+                                pub fn run_in<'a>(&self, arena: &'a mut [u8], inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'a>, #rt::Error> {
+                                    Self::run_arena(self.isa, arena, inputs)
+                                }
+                                fn run_arena<'a>(isa: #rt::Isa, arena: &'a mut [u8], inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'a>, #rt::Error> {
+                                    let arena = #rt::arena::prepare(arena, ARENA_BYTES, ARENA_ALIGN)?;
+                                    #(#checks)*
+                                    #rt::par::enter(|| -> ::core::result::Result<(), #rt::Error> {
+                                        #(#range_decls)*
+            #(#steps)*
+                                        Ok(())
+                                    })?;
+                                    #(#out_copies)*
+                                    Ok(Outputs { #(#out_exprs,)* })
+                                }
+                            }
+
+                            #rt::__kiln_if_alloc! {
+                                impl Model {
+                                    /// Runs the model in its own arena. Fails if an input's shape differs
+                                    /// from the model's. Allocates nothing.
+                                    pub fn run<'m>(&'m mut self, inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'m>, #rt::Error> {
+                                        let isa = self.isa;
+                                        Self::run_arena(isa, self.arena.bytes_mut(), inputs)
+                                    }
+                                }
+                            }
                         }
-                    }
-                    /// The kernel family this model runs.
-                    pub fn isa(&self) -> #rt::Isa {
-                        self.isa
-                    }
-                    /// Runs the model in a caller-provided arena of at least `ARENA_BYTES`
-                    /// bytes starting at a multiple of `ARENA_ALIGN` (e.g. an [`Arena`]); the
-                    /// outputs borrow it. Allocates nothing. Fails if the arena is too small or
-                    /// misaligned, or an input's shape differs from the model's.
-                    pub fn run_in<'a>(&self, arena: &'a mut [u8], inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'a>, #rt::Error> {
-                        Self::run_arena(self.isa, arena, inputs)
-                    }
-                    fn run_arena<'a>(isa: #rt::Isa, arena: &'a mut [u8], inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'a>, #rt::Error> {
-                        let arena = #rt::arena::prepare(arena, ARENA_BYTES, ARENA_ALIGN)?;
-                        #(#checks)*
-                        #rt::par::enter(|| -> ::core::result::Result<(), #rt::Error> {
-                            #(#steps)*
-                            Ok(())
-                        })?;
-                        #(#out_copies)*
-                        Ok(Outputs { #(#out_exprs,)* })
-                    }
-                }
-
-                #rt::__kiln_if_alloc! {
-                    impl Model {
-                        /// Runs the model in its own arena. Fails if an input's shape differs
-                        /// from the model's. Allocates nothing.
-                        pub fn run<'m>(&'m mut self, inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'m>, #rt::Error> {
-                            let isa = self.isa;
-                            Self::run_arena(isa, self.arena.bytes_mut(), inputs)
-                        }
-                    }
-                }
-            }
         }
         None => {
             let arena = lit(plan.planned_bytes());
@@ -823,74 +891,75 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
                  returns `Err(StaticShapesRequired)`; use `run`"
             );
             quote! {
-                /// Bytes of intermediate buffers the model owns (after liveness-based reuse;
-                /// buffers of symbolic size are not counted).
-                pub const WORKSPACE_BYTES: usize = #arena;
-                /// Bytes the intermediates would need without buffer reuse.
-                pub const NAIVE_WORKSPACE_BYTES: usize = #naive;
+                            /// Bytes of intermediate buffers the model owns (after liveness-based reuse;
+                            /// buffers of symbolic size are not counted).
+                            pub const WORKSPACE_BYTES: usize = #arena;
+                            /// Bytes the intermediates would need without buffer reuse.
+                            pub const NAIVE_WORKSPACE_BYTES: usize = #naive;
 
-                /// The model's outputs, borrowed from the model until the next `run`.
-                #[derive(Clone, Copy, Debug)]
-                pub struct Outputs<'m> {
-                    #(pub #out_ids: #rt::TensorView<'m, #out_tys>,)*
-                }
+                            /// The model's outputs, borrowed from the model until the next `run`.
+                            #[derive(Clone, Copy, Debug)]
+                            pub struct Outputs<'m> {
+                                #(pub #out_ids: #rt::TensorView<'m, #out_tys>,)*
+                            }
 
-                #rt::__kiln_if_no_alloc! {
-                    compile_error!(#no_alloc);
-                }
+                            #rt::__kiln_if_no_alloc! {
+                                compile_error!(#no_alloc);
+                            }
 
-                #rt::__kiln_if_alloc! {
-                    /// The compiled model: its kernel family and its intermediate buffers, which
-                    /// grow with the symbolic dims.
-                    pub struct Model {
-                        isa: #rt::Isa,
-                        #(#slot_fields)*
-                        #(#extra_fields)*
-                    }
+                            #rt::__kiln_if_alloc! {
+                                /// The compiled model: its kernel family and its intermediate buffers, which
+                                /// grow with the symbolic dims.
+                                pub struct Model {
+                                    isa: #rt::Isa,
+                                    #(#slot_fields)*
+                                    #(#extra_fields)*
+                                }
 
-                    impl Default for Model {
-                        fn default() -> Self {
-                            Self::new()
-                        }
-                    }
+                                impl Default for Model {
+                                    fn default() -> Self {
+                                        Self::new()
+                                    }
+                                }
 
-                    #[allow(unused_braces, unused_variables, clippy::all)]
-                    impl Model {
-                        /// A model running on the best kernels for this CPU (or `KILN_ISA`).
-                        pub fn new() -> Self {
-                            Self::with_isa(#rt::Isa::current())
-                        }
-                        /// A model forced onto `isa` (falls back to the best available family below it).
-                        pub fn with_isa(isa: #rt::Isa) -> Self {
-                            Model {
-                                isa: isa.resolve(),
-                                #(#slot_inits)*
-                                #(#extra_inits)*
+                                #[allow(unused_braces, unused_variables, clippy::all)]
+                                impl Model {
+                                    /// A model running on the best kernels for this CPU (or `KILN_ISA`).
+                                    pub fn new() -> Self {
+                                        Self::with_isa(#rt::Isa::current())
+                                    }
+                                    /// A model forced onto `isa` (falls back to the best available family below it).
+                                    pub fn with_isa(isa: #rt::Isa) -> Self {
+                                        Model {
+                                            isa: isa.resolve(),
+                                            #(#slot_inits)*
+                                            #(#extra_inits)*
+                                        }
+                                    }
+                                    /// The kernel family this model runs.
+                                    pub fn isa(&self) -> #rt::Isa {
+                                        self.isa
+                                    }
+                                    /// Runs the model. Fails if an input's shape differs from the model's.
+                                    pub fn run<'m>(&'m mut self, inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'m>, #rt::Error> {
+                                        #(#checks)*
+                                        let isa = self.isa;
+                                        #rt::par::enter(|| -> ::core::result::Result<(), #rt::Error> {
+                                            #(#range_decls)*
+            #(#steps)*
+                                            Ok(())
+                                        })?;
+                                        #(#out_copies)*
+                                        Ok(Outputs { #(#out_exprs,)* })
+                                    }
+                                    /// Not available: the model has symbolic dims.
+                                    #[deprecated(note = #deprecated)]
+                                    pub fn run_in<'a>(&self, arena: &'a mut [u8], inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'a>, #rt::Error> {
+                                        Err(#rt::Error::StaticShapesRequired { dims: #dims })
+                                    }
+                                }
                             }
                         }
-                        /// The kernel family this model runs.
-                        pub fn isa(&self) -> #rt::Isa {
-                            self.isa
-                        }
-                        /// Runs the model. Fails if an input's shape differs from the model's.
-                        pub fn run<'m>(&'m mut self, inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'m>, #rt::Error> {
-                            #(#checks)*
-                            let isa = self.isa;
-                            #rt::par::enter(|| -> ::core::result::Result<(), #rt::Error> {
-                                #(#steps)*
-                                Ok(())
-                            })?;
-                            #(#out_copies)*
-                            Ok(Outputs { #(#out_exprs,)* })
-                        }
-                        /// Not available: the model has symbolic dims.
-                        #[deprecated(note = #deprecated)]
-                        pub fn run_in<'a>(&self, arena: &'a mut [u8], inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'a>, #rt::Error> {
-                            Err(#rt::Error::StaticShapesRequired { dims: #dims })
-                        }
-                    }
-                }
-            }
         }
     };
 

@@ -57,8 +57,9 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                     c.dst(n.outputs[3]),
                 );
                 let (m, k) = (c.dim(m), lit(*k));
+                let qp = c.qparams(inp(0)?, &x);
                 quote! {{
-                    let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
+                    let qp = #qp;
                     #rt::quantize::quantize_pack_a(isa, #x, #m, #k, #k, qp, #a, #r);
                     (#s)[0] = qp.scale;
                     (#z)[0] = qp.zero_point;
@@ -76,13 +77,14 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                 let ldc = lit(w.n);
                 let act = act_tokens(rt, act);
                 let w = weights.expect("QGemm weights emitted");
+                let range = c.range(out);
                 quote! {{
                     let p = #rt::gemm::QGemm {
                         m: #m, a: #a, row_term: #r,
                         a_zero_point: (#z)[0] as i32, a_scale: (#s)[0],
                         b: #w, act: #act,
                     };
-                    #rt::gemm::qgemm_f32(isa, &p, #y, #ldc);
+                    #rt::gemm::qgemm_f32_range(isa, &p, #y, #ldc, #range);
                 }}
             }
             KilnOp::SGemm {
@@ -113,6 +115,7 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                 let q = c.dst(n.outputs[1]);
                 let w = weights.expect("QConv weights emitted");
                 let actt = act_tokens(rt, act);
+                let qp = c.qparams(inp(0)?, &x);
                 // NHWC → NCHW of a finished result held in `nhwc` (passes::layout decided y is
                 // stored NCHW).
                 let to_nchw = |nhwc: &TokenStream| {
@@ -134,18 +137,19 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                                 let t = c.dst(n.outputs[2]);
                                 (t.clone(), to_nchw(&t))
                             };
+                            let range = c.range(out);
                             quote! {{
                                 let geom = #geom;
-                                let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
+                                let qp = #qp;
                                 #rt::quantize::quantize_u8_isa(isa, #x, qp, #q);
                                 #rt::ops::conv_nhwc::depthwise_nhwc(isa, &geom, &*#q, qp.zero_point,
-                                    #w.0, qp.scale, #w.1, #b, #actt, #dst);
+                                    #w.0, qp.scale, #w.1, #b, #actt, #dst, #range);
                                 #fin
                             }}
                         } else {
                             quote! {{
                                 let geom = #geom;
-                                let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
+                                let qp = #qp;
                                 #rt::quantize::quantize_u8_isa(isa, #x, qp, #q);
                                 #rt::ops::conv::depthwise(isa, &geom, &*#q, qp.zero_point as f32, #w.0,
                                     Some((qp.scale, #w.1)), #b, #actt, #y);
@@ -157,7 +161,14 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                         let ng = lit(groups.len());
                         let og = lit(spec.og());
                         let hw = c.dim(&spec.h.mul(&spec.w));
-                        let fill = if *direct {
+                        let symmetric = groups.iter().all(|w| w.zero_point.iter().all(|&z| z == 0));
+                        let fill = if *direct && symmetric {
+                            // Every weight zero point is 0: the kernels multiply the row terms
+                            // by 0 (the x86 ones skip them), so they are not computed.
+                            quote! {
+                                let a: &[u8] = q;
+                            }
+                        } else if *direct {
                             quote! {
                                 #rt::ops::conv::row_terms(q, rows, geom.c_in, qp.zero_point, rterm);
                                 let a: &[u8] = q;
@@ -180,10 +191,11 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                             let t = c.dst(n.outputs[4]);
                             (t.clone(), to_nchw(&t))
                         };
+                        let range = c.range(out);
                         quote! {{
                             let geom = #geom;
                             let rows = geom.rows();
-                            let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
+                            let qp = #qp;
                             #quantize
                             let (q, abuf, rterm, gout) = (&*#q, #a, #r, #dst);
                             let _ = &abuf;
@@ -194,7 +206,7 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                                     a_zero_point: qp.zero_point as i32, a_scale: qp.scale,
                                     b: #w[grp], act: #actt,
                                 };
-                                #rt::gemm::qgemm_f32(isa, &p, &mut gout[grp * #og..], geom.c_out);
+                                #rt::gemm::qgemm_f32_range(isa, &p, &mut gout[grp * #og..], geom.c_out, #range);
                             }
                             #fin
                         }}
@@ -726,9 +738,11 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
             if n.attrs.contains_key(crate::passes::RESIDUAL) {
                 // x + inputs[3], fused by `fuse_patterns`.
                 let r = c.src(inp(3)?);
-                quote! { #rt::ops::layernorm::add_layer_norm(#x, #r, #gamma, #beta, #o, #l, #eps, #y); }
+                let range = c.range(out);
+                quote! { #rt::ops::layernorm::add_layer_norm(#x, #r, #gamma, #beta, #o, #l, #eps, #y, #range); }
             } else {
-                quote! { #rt::ops::layernorm::layer_norm(#x, #gamma, #beta, #o, #l, #eps, #y); }
+                let range = c.range(out);
+                quote! { #rt::ops::layernorm::layer_norm(#x, #gamma, #beta, #o, #l, #eps, #y, #range); }
             }
         }
         "BatchNormalization" => {
@@ -839,8 +853,9 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                 let z = c.dst(z);
                 tail.extend(quote!((#z)[0] = qp.zero_point;));
             }
+            let qp = c.qparams(inp(0)?, &x);
             quote! {{
-                let qp = #rt::quantize::dynamic_qparams_isa(isa, #x);
+                let qp = #qp;
                 #rt::quantize::quantize_u8_isa(isa, #x, qp, #y);
                 #tail
             }}

@@ -140,7 +140,7 @@ pub fn infer_layer_norm(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
             .map(|k| k.as_f32());
         if let Some(gamma) = gamma {
             let mut out = vec![0.0; v.len()];
-            rl::layer_norm(v, &gamma, beta.as_deref(), o, l, eps, &mut out);
+            rl::layer_norm(v, &gamma, beta.as_deref(), o, l, eps, &mut out, None);
             return Ok(vec![OutInfo::konst(s, TensorData::F32(out))]);
         }
     }

@@ -15,6 +15,7 @@
 use super::conv::ConvGeom;
 use crate::gemm::Activation;
 use crate::isa::Isa;
+use crate::quantize::Range;
 
 /// Most kernel taps per output pixel (7×7 is 49; the exactness bound is 258).
 pub const MAX_TAPS: usize = 64;
@@ -35,6 +36,7 @@ pub fn depthwise_nhwc(
     bias: Option<&[f32]>,
     act: Activation,
     y: &mut [f32],
+    range: Option<&Range>,
 ) {
     g.validate();
     let c = g.c_out;
@@ -73,7 +75,7 @@ pub fn depthwise_nhwc(
         bias,
         act,
     };
-    crate::par::rows_mut(y, row, min_rows, |r0, ys| match isa {
+    let run = |r0: usize, ys: &mut [f32]| match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `resolve` only returns families the CPU has; AVX-512 VNNI implies F.
         Isa::Avx512Vnni => unsafe { x86::rows_avx512(&p, r0, ys) },
@@ -81,6 +83,19 @@ pub fn depthwise_nhwc(
         // SAFETY: as above; AVX2 and AVX-VNNI imply AVX2.
         Isa::Avx2 | Isa::AvxVnni => unsafe { x86::rows_avx2(&p, r0, ys) },
         _ => rows::<false>(&p, r0, ys),
+    };
+    crate::par::rows_mut(y, row, min_rows, |r0, ys| match range {
+        None => run(r0, ys),
+        // One output row at a time, its min/max taken while it is in L1.
+        Some(range) => {
+            let (mut lo, mut hi) = (0f32, 0f32);
+            for (i, yr) in ys.chunks_mut(row).enumerate() {
+                run(r0 + i, yr);
+                let (l, h) = crate::quantize::min_max_rows(isa, yr, 1, row, row);
+                (lo, hi) = (lo.min(l), hi.max(h));
+            }
+            range.include((lo, hi));
+        }
     });
 }
 
@@ -494,7 +509,24 @@ mod tests {
                     min: -50.0,
                     max: 60.0,
                 };
-                depthwise_nhwc(isa, &g, &xn, za, &wt, 0.5, &ws, Some(&bias), act, &mut y);
+                let range = crate::quantize::Range::new();
+                depthwise_nhwc(
+                    isa,
+                    &g,
+                    &xn,
+                    za,
+                    &wt,
+                    0.5,
+                    &ws,
+                    Some(&bias),
+                    act,
+                    &mut y,
+                    Some(&range),
+                );
+                let fold = y
+                    .iter()
+                    .fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                assert_eq!(range.get(), fold, "range, case {ci} {isa:?}");
                 for b in 0..2 {
                     for ch in 0..c {
                         for i in 0..oh * ow {

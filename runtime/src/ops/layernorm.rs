@@ -7,9 +7,12 @@
 
 use super::math;
 use super::reduce::sum_row;
+use crate::quantize::Range;
 
 /// Normalizes each row of `x` (`outer` rows of `axis_len`) into `out`. `gamma` and `beta`
-/// (optional, ONNX `B`) have `axis_len` elements. Panics if a length does not match.
+/// (optional, ONNX `B`) have `axis_len` elements. With `range`, also widens it by every output
+/// row while the row is in L1 (see [`Range`]). Panics if a length does not match.
+#[allow(clippy::too_many_arguments)]
 pub fn layer_norm(
     x: &[f32],
     gamma: &[f32],
@@ -18,6 +21,7 @@ pub fn layer_norm(
     axis_len: usize,
     epsilon: f32,
     out: &mut [f32],
+    range: Option<&Range>,
 ) {
     assert_eq!(x.len(), outer * axis_len, "layer_norm: input length");
     assert_eq!(out.len(), x.len(), "layer_norm: output length");
@@ -29,7 +33,7 @@ pub fn layer_norm(
         return;
     }
     crate::par::rows(x, axis_len, out, axis_len, |xs, os| {
-        rows(Some(xs), gamma, beta, axis_len, epsilon, os)
+        rows(Some(xs), gamma, beta, axis_len, epsilon, os, range)
     });
 }
 
@@ -47,6 +51,7 @@ pub fn add_layer_norm(
     axis_len: usize,
     epsilon: f32,
     out: &mut [f32],
+    range: Option<&Range>,
 ) {
     assert_eq!(x.len(), outer * axis_len, "add_layer_norm: input length");
     assert_eq!(residual.len(), x.len(), "add_layer_norm: residual length");
@@ -73,19 +78,23 @@ pub fn add_layer_norm(
                 // SAFETY: the resolved family has avx512f; the rows have axis_len elements
                 // (gamma and beta checked above).
                 unsafe { x86::row_avx512(xr, Some(rr), gamma, beta, inv_n, epsilon, or) };
+                if let Some(r) = range {
+                    r.observe(crate::isa::Isa::Avx512Vnni, or);
+                }
             }
             return;
         }
         for (o, (&a, &b)) in os.iter_mut().zip(xs.iter().zip(rs)) {
             *o = a + b;
         }
-        rows(None, gamma, beta, axis_len, epsilon, os);
+        rows(None, gamma, beta, axis_len, epsilon, os, range);
     });
 }
 
 /// [`layer_norm`] on whole rows (one piece of the parallel split).
 /// `x` None: the input is already in `out` (normalised in place; the generic path of
 /// [`add_layer_norm`]).
+#[allow(clippy::too_many_arguments)]
 fn rows(
     x: Option<&[f32]>,
     gamma: &[f32],
@@ -93,6 +102,7 @@ fn rows(
     axis_len: usize,
     epsilon: f32,
     out: &mut [f32],
+    range: Option<&Range>,
 ) {
     let inv_n = 1.0 / axis_len as f32;
     #[cfg(target_arch = "x86_64")]
@@ -103,6 +113,9 @@ fn rows(
             // SAFETY: the resolved family has avx512f; the row lengths match (chunks of
             // `axis_len`, gamma and beta checked by `layer_norm`).
             unsafe { x86::row_avx512(xr, None, gamma, beta, inv_n, epsilon, or) };
+            if let Some(r) = range {
+                r.observe(crate::isa::Isa::Avx512Vnni, or);
+            }
         }
         return;
     }
@@ -146,6 +159,9 @@ fn rows(
                     *o = *o * inv_std * g;
                 }
             }
+        }
+        if let Some(r) = range {
+            r.observe(crate::isa::Isa::current(), or);
         }
     }
 }
@@ -303,7 +319,7 @@ mod tests {
             for with_beta in [true, false] {
                 let mut out = vec![0.0; x.len()];
                 let b = with_beta.then_some(&beta[..]);
-                layer_norm(&x, &gamma, b, outer, n, 1e-5, &mut out);
+                layer_norm(&x, &gamma, b, outer, n, 1e-5, &mut out, None);
                 for r in 0..outer {
                     let row: Vec<f64> = x[r * n..(r + 1) * n].iter().map(|&v| v as f64).collect();
                     let mean = row.iter().sum::<f64>() / n as f64;
@@ -351,12 +367,24 @@ mod tests {
                 for b in [Some(&beta[..]), None] {
                     let sum: Vec<f32> = x.iter().zip(&r).map(|(a, b)| a + b).collect();
                     let mut want = vec![0.0; x.len()];
-                    layer_norm(&sum, &gamma, b, outer, n, 1e-5, &mut want);
+                    let range = Range::new();
+                    layer_norm(&sum, &gamma, b, outer, n, 1e-5, &mut want, Some(&range));
+                    let fold = |y: &[f32]| {
+                        y.iter()
+                            .fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)))
+                    };
+                    assert_eq!(
+                        range.get(),
+                        fold(&want),
+                        "{isa} {outer}x{n}: layer_norm range"
+                    );
                     let mut got = vec![f32::NAN; x.len()];
-                    add_layer_norm(&x, &r, &gamma, b, outer, n, 1e-5, &mut got);
+                    let range = Range::new();
+                    add_layer_norm(&x, &r, &gamma, b, outer, n, 1e-5, &mut got, Some(&range));
                     for (g, w) in got.iter().zip(&want) {
                         assert_eq!(g.to_bits(), w.to_bits(), "{isa} {outer}x{n}: {g} vs {w}");
                     }
+                    assert_eq!(range.get(), fold(&got), "{isa} {outer}x{n}: add range");
                 }
             }
         }

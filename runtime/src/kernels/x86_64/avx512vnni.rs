@@ -147,11 +147,39 @@ unsafe fn tile<const R: usize, const P: usize>(job: &Job<'_>, out: Out, r0: usiz
         g += 1;
     }
 
-    // Epilogue, per panel.
-    let za = _mm512_set1_epi32(job.za);
-    #[allow(clippy::needless_range_loop)] // q also selects the columns
-    for q in 0..P {
-        let col0 = (p0 + q) * NR;
+    // Epilogue, per panel, with constant panel indices: a loop over `acc[i][q]` that LLVM does
+    // not unroll makes it keep the accumulators in memory through the whole k loop.
+    macro_rules! panels {
+        ($($q:literal)*) => {$(
+            if $q < P {
+                let accq: [__m512i; R] = core::array::from_fn(|i| acc[i][$q.min(P - 1)]);
+                // SAFETY: forwarded (panel p0 + q < p0 + P is inside the matrix).
+                unsafe { epilogue(job, out, &accq, r0, (p0 + $q) * NR) };
+            }
+        )*};
+    }
+    panels!(0 1 2 3);
+}
+
+/// One panel's 16 columns of an R-row tile: zero-point corrections, then the f32 scale, bias
+/// and activation, or the i32 result.
+///
+/// # Safety
+/// As for [`tile`] (including its CPU features: this is only called from `tile`, into which
+/// it is always inlined, so the intrinsics compile with tile's features); `col0` is the first
+/// column of a panel of the matrix.
+#[inline(always)]
+unsafe fn epilogue<const R: usize>(
+    job: &Job<'_>,
+    out: Out,
+    acc: &[__m512i; R],
+    r0: usize,
+    col0: usize,
+) {
+    // SAFETY: the intrinsics need AVX-512 F/BW/VL, which `tile` (the only caller, into which
+    // this is inlined) has; memory accesses are justified below.
+    unsafe {
+        let za = _mm512_set1_epi32(job.za);
         let width = NR.min(job.b.n - col0);
         let mask: __mmask16 = if width == NR {
             0xffff
@@ -159,45 +187,47 @@ unsafe fn tile<const R: usize, const P: usize>(job: &Job<'_>, out: Out, r0: usiz
             (1u16 << width) - 1
         };
         // SAFETY: the per-column arrays hold padded_n(n) >= col0 + 16 entries (validated).
-        let (cs, zb) = unsafe {
-            (
-                _mm512_loadu_si512(job.b.colsum.as_ptr().add(col0).cast()),
-                _mm512_loadu_si512(job.b.zero_point.as_ptr().add(col0).cast()),
-            )
-        };
+        let (cs, zb) = (
+            _mm512_loadu_si512(job.b.colsum.as_ptr().add(col0).cast()),
+            _mm512_loadu_si512(job.b.zero_point.as_ptr().add(col0).cast()),
+        );
         let zc = _mm512_mullo_epi32(za, cs);
+        // Symmetric weights (every zero point of the panel 0, the usual int8 export): the row
+        // term is multiplied by 0, so skip it (a third of the per-vector epilogue, which small-K
+        // convolutions are bound by) and never read it.
+        let symmetric = _mm512_test_epi32_mask(zb, zb) == 0;
         let correct = |i: usize| {
-            let rt = _mm512_set1_epi32(job.row_term[r0 + i]);
-            _mm512_sub_epi32(_mm512_sub_epi32(acc[i][q], zc), _mm512_mullo_epi32(zb, rt))
+            let c = _mm512_sub_epi32(acc[i], zc);
+            if symmetric {
+                c
+            } else {
+                let rt = _mm512_set1_epi32(job.row_term[r0 + i]);
+                _mm512_sub_epi32(c, _mm512_mullo_epi32(zb, rt))
+            }
         };
         match out {
             Out::F32 { ptr, a_scale, act } => {
                 // SAFETY: as for `cs`.
-                let sb = unsafe { _mm512_loadu_ps(job.b.scale.as_ptr().add(col0)) };
+                let sb = _mm512_loadu_ps(job.b.scale.as_ptr().add(col0));
                 let s = _mm512_mul_ps(_mm512_set1_ps(a_scale), sb);
                 // SAFETY: as for `cs`.
-                let bias = job
-                    .b
-                    .bias
-                    .map(|bb| unsafe { _mm512_loadu_ps(bb.as_ptr().add(col0)) });
+                let bias = job.b.bias.map(|bb| _mm512_loadu_ps(bb.as_ptr().add(col0)));
                 for i in 0..R {
                     let mut f = _mm512_mul_ps(_mm512_cvtepi32_ps(correct(i)), s);
                     if let Some(bb) = bias {
                         f = _mm512_add_ps(f, bb);
                     }
                     let f = act_512(f, act);
-                    // SAFETY: row r0+i < m, columns col0..col0+width <= n; masked-off lanes
-                    // are not accessed.
-                    unsafe { _mm512_mask_storeu_ps(ptr.add((r0 + i) * job.ldc + col0), mask, f) };
+                    // SAFETY: row r0+i < m, columns col0..col0+width <= n; masked-off lanes are
+                    // not accessed.
+                    _mm512_mask_storeu_ps(ptr.add((r0 + i) * job.ldc + col0), mask, f);
                 }
             }
             Out::I32 { ptr } => {
                 for i in 0..R {
                     let v = correct(i);
                     // SAFETY: as for the f32 store.
-                    unsafe {
-                        _mm512_mask_storeu_epi32(ptr.add((r0 + i) * job.ldc + col0), mask, v)
-                    };
+                    _mm512_mask_storeu_epi32(ptr.add((r0 + i) * job.ldc + col0), mask, v);
                 }
             }
         }

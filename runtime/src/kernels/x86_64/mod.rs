@@ -65,12 +65,17 @@ unsafe fn epilogue_256<const R: usize>(
         _mm256_mullo_epi32(za, ld(job.b.colsum, 1)),
     ];
     let zb = [ld(job.b.zero_point, 0), ld(job.b.zero_point, 1)];
+    // Symmetric weights: skip the row term (multiplied by 0), as in the AVX-512 epilogue.
+    let zor = _mm256_or_si256(zb[0], zb[1]);
+    let symmetric = _mm256_testz_si256(zor, zor) == 1;
     let correct = |i: usize, h: usize| {
-        let rt = _mm256_set1_epi32(job.row_term[r0 + i]);
-        _mm256_sub_epi32(
-            _mm256_sub_epi32(acc[i][h], zc[h]),
-            _mm256_mullo_epi32(zb[h], rt),
-        )
+        let c = _mm256_sub_epi32(acc[i][h], zc[h]);
+        if symmetric {
+            c
+        } else {
+            let rt = _mm256_set1_epi32(job.row_term[r0 + i]);
+            _mm256_sub_epi32(c, _mm256_mullo_epi32(zb[h], rt))
+        }
     };
     match out {
         Out::F32 { ptr, a_scale, act } => {
