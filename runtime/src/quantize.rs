@@ -276,18 +276,25 @@ pub fn quantize_u8_isa(isa: Isa, x: &[f32], qp: QParams, out: &mut [u8]) {
 }
 
 /// Quantizes `x` into `out` (same length) on the calling thread with the best kernel of a
-/// resolved `isa`; returns the sum of the quantized values (wrapping).
-pub fn quantize_row(isa: Isa, x: &[f32], qp: QParams, out: &mut [u8]) -> i32 {
+/// resolved `isa`.
+pub fn quantize_row(isa: Isa, x: &[f32], qp: QParams, out: &mut [u8]) {
     assert_eq!(x.len(), out.len(), "quantize_row: lengths differ");
     let zp = qp.zero_point as f32;
     match isa.resolve() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `resolve` returned a family the CPU has (AVX-512 F/BW).
-        Isa::Avx512Vnni => unsafe { x86::quantize_row_avx512(x, qp.scale, zp, out) },
+        // SAFETY: `resolve` returned a family the CPU has (AVX-512 F/BW). No row sum: one
+        // vector op fewer per 16 values in a loop bound by its op count.
+        Isa::Avx512Vnni => unsafe {
+            x86::quantize_row_avx512::<false>(x, qp.scale, zp, out);
+        },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `resolve` returned a family the CPU has; all of them include AVX2.
-        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::quantize_row_avx2(x, qp.scale, zp, out) },
-        _ => quantize_row_scalar(x, qp.scale, zp, out),
+        Isa::Avx2 | Isa::AvxVnni => unsafe {
+            x86::quantize_row_avx2(x, qp.scale, zp, out);
+        },
+        _ => {
+            quantize_row_scalar(x, qp.scale, zp, out);
+        }
     }
 }
 
@@ -364,7 +371,7 @@ fn quantize_rows(
         let sum = match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `resolve` returned a family the CPU has (AVX-512 F/BW).
-            Isa::Avx512Vnni => unsafe { x86::quantize_row_avx512(xr, scale, zp, ak) },
+            Isa::Avx512Vnni => unsafe { x86::quantize_row_avx512::<true>(xr, scale, zp, ak) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `resolve` returned a family the CPU has; all of them include AVX2.
             Isa::Avx2 | Isa::AvxVnni => unsafe { x86::quantize_row_avx2(xr, scale, zp, ak) },
@@ -496,10 +503,12 @@ mod x86 {
         super::min_max_scalar(chunks.remainder(), mn, mx)
     }
 
+    /// Returns the sum of the quantized values (wrapping) when `SUM`, else 0 for the vector part.
+    ///
     /// # Safety
     /// The CPU supports AVX-512 F and BW; `out.len() == x.len()`.
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn quantize_row_avx512(
+    pub(super) unsafe fn quantize_row_avx512<const SUM: bool>(
         x: &[f32],
         scale: f32,
         zp: f32,
@@ -516,7 +525,9 @@ mod x86 {
             let t = _mm512_roundscale_ps::<ROUND>(_mm512_div_ps(v, s));
             let q = _mm512_add_ps(t, z);
             let q = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(q, lo), hi));
-            sum = _mm512_add_epi32(sum, q);
+            if SUM {
+                sum = _mm512_add_epi32(sum, q);
+            }
             // SAFETY: 16 bytes at out[i..i + 16].
             unsafe { _mm_storeu_si128(out.as_mut_ptr().add(i).cast(), _mm512_cvtepi32_epi8(q)) };
             i += 16;

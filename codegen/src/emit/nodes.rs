@@ -173,9 +173,14 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                                 #rt::ops::conv::row_terms(q, rows, geom.c_in, qp.zero_point, rterm);
                                 let a: &[u8] = q;
                             }
+                        } else if symmetric {
+                            quote! {
+                                #rt::ops::conv::im2col_u8(&geom, grp, q, qp.zero_point, abuf, None);
+                                let a: &[u8] = abuf;
+                            }
                         } else {
                             quote! {
-                                #rt::ops::conv::im2col_u8(&geom, grp, q, qp.zero_point, abuf, rterm);
+                                #rt::ops::conv::im2col_u8(&geom, grp, q, qp.zero_point, abuf, Some(rterm));
                                 let a: &[u8] = abuf;
                             }
                         };
@@ -373,7 +378,7 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
                             }
                         } else {
                             quote! {
-                                #rt::ops::conv::im2col_u8(&geom, grp, q, zu, &mut *abuf, &mut *rterm);
+                                #rt::ops::conv::im2col_u8(&geom, grp, q, zu, &mut *abuf, Some(&mut *rterm));
                                 let a: &[u8] = &*abuf;
                             }
                         };

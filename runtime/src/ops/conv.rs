@@ -292,15 +292,25 @@ unsafe fn t16x16_u8(s: *const u8, ls: usize, d: *mut u8, ld: usize) {
 
 /// im2col for group `grp` of the int8 path: from NHWC u8 `q` (the whole batch) into `a`, the
 /// int8 GEMM's A layout (`rows()` × `padded_k(k())`, K ordered `(ky, kx, c)`, padding bytes 0),
-/// and `row_term[r] = Σ_k a[r][k] − K·za` (wrapping). Taps in the padding read `za`.
-pub fn im2col_u8(g: &ConvGeom, grp: usize, q: &[u8], za: u8, a: &mut [u8], row_term: &mut [i32]) {
+/// and, if given, `row_term[r] = Σ_k a[r][k] − K·za` (wrapping; not needed when every weight
+/// zero point is 0, see `gemm`). Taps in the padding read `za`.
+pub fn im2col_u8(
+    g: &ConvGeom,
+    grp: usize,
+    q: &[u8],
+    za: u8,
+    a: &mut [u8],
+    row_term: Option<&mut [i32]>,
+) {
     g.validate();
     let (cg, k) = (g.cg(), g.k());
     let pk = padded_k(k);
     let rows = g.rows();
     assert!(q.len() >= g.input_len(), "im2col_u8: input too short");
     assert!(a.len() >= rows * pk, "im2col_u8: A too short");
-    assert!(row_term.len() >= rows, "im2col_u8: row_term too short");
+    if let Some(rt) = &row_term {
+        assert!(rt.len() >= rows, "im2col_u8: row_term too short");
+    }
     assert!(grp < g.groups, "im2col_u8: group out of range");
     let kza = (k as i32).wrapping_mul(za as i32);
     let c0 = grp * cg;
@@ -313,13 +323,9 @@ pub fn im2col_u8(g: &ConvGeom, grp: usize, q: &[u8], za: u8, a: &mut [u8], row_t
     // Output image rows `(b, oy)` from `ir0` on, each `ow` GEMM rows, into `a` and `rt`: per
     // kernel row, one tight loop over the row's pixels (the same run length for all interior
     // pixels), then the padding bytes and row sums per pixel.
-    let fill_rows = |a: &mut [u8], rt: &mut [i32], ir0: usize| {
+    let fill_rows = |a: &mut [u8], mut rt: Option<&mut [i32]>, ir0: usize| {
         let img_row = g.ow * pk;
-        for (i, (arow, trow)) in a
-            .chunks_exact_mut(img_row)
-            .zip(rt.chunks_exact_mut(g.ow))
-            .enumerate()
-        {
+        for (i, arow) in a.chunks_exact_mut(img_row).enumerate() {
             let (b, oy) = ((ir0 + i) / g.oh, (ir0 + i) % g.oh);
             for ky in 0..g.kh {
                 let off = ky * row_len;
@@ -367,13 +373,25 @@ pub fn im2col_u8(g: &ConvGeom, grp: usize, q: &[u8], za: u8, a: &mut [u8], row_t
                     }
                 }
             }
-            for (dst, t) in arow.chunks_exact_mut(pk).zip(trow.iter_mut()) {
-                fill_run(&mut dst[k..], 0);
-                *t = sum_u8(&dst[..k]).wrapping_sub(kza);
+            match rt.as_deref_mut() {
+                Some(rt) => {
+                    let trow = &mut rt[i * g.ow..(i + 1) * g.ow];
+                    for (dst, t) in arow.chunks_exact_mut(pk).zip(trow.iter_mut()) {
+                        fill_run(&mut dst[k..], 0);
+                        *t = sum_u8(&dst[..k]).wrapping_sub(kza);
+                    }
+                }
+                None if k < pk => {
+                    for dst in arow.chunks_exact_mut(pk) {
+                        fill_run(&mut dst[k..], 0);
+                    }
+                }
+                None => {}
             }
         }
     };
-    let (a, row_term) = (&mut a[..rows * pk], &mut row_term[..rows]);
+    let a = &mut a[..rows * pk];
+    let row_term = row_term.map(|r| &mut r[..rows]);
     if g.ow == 0 {
         return;
     }
@@ -384,11 +402,14 @@ pub fn im2col_u8(g: &ConvGeom, grp: usize, q: &[u8], za: u8, a: &mut [u8], row_t
         if n > 1 {
             use rayon::prelude::*;
             let per = img_rows.div_ceil(n);
-            a.par_chunks_mut(per * g.ow * pk)
-                .zip(row_term.par_chunks_mut(per * g.ow))
-                .enumerate()
-                .with_max_len(1)
-                .for_each(|(i, (a, rt))| fill_rows(a, rt, i * per));
+            let a = a.par_chunks_mut(per * g.ow * pk).with_max_len(1);
+            match row_term {
+                Some(rt) => a
+                    .zip(rt.par_chunks_mut(per * g.ow))
+                    .enumerate()
+                    .for_each(|(i, (a, rt))| fill_rows(a, Some(rt), i * per)),
+                None => a.enumerate().for_each(|(i, a)| fill_rows(a, None, i * per)),
+            }
             return;
         }
     }
@@ -1704,7 +1725,11 @@ mod tests {
                 let mut rt = vec![0i32; rows];
                 let mut nhwc = vec![0f32; rows * g.c_out];
                 for grp in 0..g.groups {
-                    im2col_u8(&g, grp, &q, qp.zero_point, &mut a, &mut rt);
+                    im2col_u8(&g, grp, &q, qp.zero_point, &mut a, Some(&mut rt));
+                    // Without row terms (symmetric weights): the same A.
+                    let mut a2 = vec![1u8; rows * pk];
+                    im2col_u8(&g, grp, &q, qp.zero_point, &mut a2, None);
+                    assert!(a2 == a, "A without row terms differs");
                     let b = gemm_weights(&g, &w, grp);
                     let packed = PackedI8Owned::pack(
                         crate::pack::Weights::I8(&b),
