@@ -277,8 +277,12 @@ fn run_simd(isa: Isa, job: &Job<'_>, out: Out, fast_avx2: bool, gelu: bool, rang
         let mut b0 = r0;
         while b0 < r1 {
             let b1 = (b0 + step).min(r1);
-            block(isa, job, out, fast_avx2, b0..b1, p0..p1, pk);
-            if let (true, Out::F32 { ptr, .. }) = (post, out) {
+            // Without GELU the AVX-512 kernel takes the min/max from its registers.
+            let kernel_mm = range.is_some() && !gelu && isa == Isa::Avx512Vnni;
+            let mm = block(isa, job, out, fast_avx2, b0..b1, p0..p1, pk, kernel_mm);
+            if let (Some(range), Some(mm)) = (range, mm) {
+                range.include(mm);
+            } else if let (true, Out::F32 { ptr, .. }) = (post, out) {
                 // SAFETY: rows b0..b1 <= m and columns c0..c1 <= n lie inside the output
                 // (validated by `check`), and this piece is the only writer of them (see
                 // `block`); the kernel call has returned.
@@ -304,7 +308,9 @@ fn run_simd(isa: Isa, job: &Job<'_>, out: Out, fast_avx2: bool, gelu: bool, rang
     crate::par::for_each(row_blocks * col_blocks, piece);
 }
 
-/// One kernel call: rows `rows` × panels `panels` of `job` into `out`.
+/// One kernel call: rows `rows` × panels `panels` of `job` into `out`. With `min_max` (AVX-512
+/// and f32 output only), returns the min/max of the values written.
+#[allow(clippy::too_many_arguments)]
 fn block(
     isa: Isa,
     job: &Job<'_>,
@@ -313,7 +319,8 @@ fn block(
     rows: core::ops::Range<usize>,
     panels: core::ops::Range<usize>,
     pk: usize,
-) {
+    min_max: bool,
+) -> Option<(f32, f32)> {
     let sub = Job {
         m: rows.end - rows.start,
         a: &job.a[rows.start * pk..],
@@ -331,6 +338,7 @@ fn block(
     unsafe {
         use kernels::x86_64::{avx2, avx512vnni, avxvnni};
         match isa {
+            Isa::Avx512Vnni if min_max => return Some(avx512vnni::run_min_max(&sub, out, panels)),
             Isa::Avx512Vnni => avx512vnni::run(&sub, out, panels),
             Isa::AvxVnni => avxvnni::run(&sub, out, panels),
             Isa::Avx2 => avx2::run(&sub, out, panels, fast_avx2),
@@ -353,6 +361,8 @@ fn block(
         let _ = (panels, out, sub, fast_avx2);
         unreachable!("no SIMD family is available on this architecture")
     }
+    let _ = min_max;
+    None
 }
 
 /// Test hook: run the AVX2 exact kernel even when the fast one would be chosen.

@@ -504,6 +504,7 @@ mod x86 {
     }
 
     /// Returns the sum of the quantized values (wrapping) when `SUM`, else 0 for the vector part.
+    /// `zp` is a zero point (an integer in [0, 255]) as f32.
     ///
     /// # Safety
     /// The CPU supports AVX-512 F and BW; `out.len() == x.len()`.
@@ -514,17 +515,21 @@ mod x86 {
         zp: f32,
         out: &mut [u8],
     ) -> i32 {
-        let (s, z) = (_mm512_set1_ps(scale), _mm512_set1_ps(zp));
-        let (lo, hi) = (_mm512_setzero_ps(), _mm512_set1_ps(255.0));
+        // Clamp the quotient to [−zp, 255 − zp] first, then one rounding conversion and an
+        // integer add of zp: for an integer zp, round(clamp(v)) + zp equals the reference's
+        // clamp(round(v) + zp) (the clamp bounds are integers), and VMAXPS(NaN, −zp) = −zp
+        // quantizes NaN to 0 like the reference. One op fewer than rounding in float.
+        let s = _mm512_set1_ps(scale);
+        let (lo, hi) = (_mm512_set1_ps(-zp), _mm512_set1_ps(255.0 - zp));
+        let zi = _mm512_set1_epi32(zp as i32);
         let mut sum = _mm512_setzero_si512();
         let n = x.len() / 16 * 16;
         let mut i = 0;
         while i < n {
             // SAFETY: i + 16 <= n <= x.len() == out.len().
             let v = unsafe { _mm512_loadu_ps(x.as_ptr().add(i)) };
-            let t = _mm512_roundscale_ps::<ROUND>(_mm512_div_ps(v, s));
-            let q = _mm512_add_ps(t, z);
-            let q = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(q, lo), hi));
+            let t = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, s), lo), hi);
+            let q = _mm512_add_epi32(_mm512_cvt_roundps_epi32::<ROUND>(t), zi);
             if SUM {
                 sum = _mm512_add_epi32(sum, q);
             }
@@ -743,6 +748,57 @@ mod tests {
                 let want = min_max_scalar(&x, 0.0, 0.0);
                 for isa in Isa::all_available() {
                     assert_eq!(min_max(isa, &x), want, "{isa} n={n} pos={pos}");
+                }
+            }
+        }
+    }
+
+    /// The SIMD rows against the scalar definition, element by element, for every zero
+    /// point class and scales from subnormal to infinite: NaN, ±inf, ±0, exact ties, values
+    /// far outside the range (the AVX-512 row clamps before rounding).
+    #[test]
+    fn simd_rows_equal_the_scalar_definition() {
+        let scales = [
+            1.0f32,
+            0.0371,
+            3.0 / 255.0,
+            1e-3,
+            1e-40,
+            1e30,
+            f32::INFINITY,
+        ];
+        for &zp in &[0u8, 1, 77, 127, 128, 200, 254, 255] {
+            for &scale in &scales {
+                let mut x: Vec<f32> = (0..203)
+                    .map(|i| (i as f32 - 101.0) * 0.5 * scale) // ties at odd i
+                    .collect();
+                x.extend([
+                    f32::NAN,
+                    f32::INFINITY,
+                    f32::NEG_INFINITY,
+                    -0.0,
+                    0.0,
+                    1e-45,
+                    -1e-45,
+                    f32::MAX,
+                    f32::MIN,
+                    (zp as f32 + 0.5) * scale,
+                    -(zp as f32 + 0.5) * scale,
+                    (255.5 - zp as f32) * scale,
+                ]);
+                x.extend((0..37).map(|i| (i * 7919 % 613) as f32 * 0.731 - 200.0));
+                let qp = QParams {
+                    scale,
+                    zero_point: zp,
+                };
+                let mut want = std::vec![0u8; x.len()];
+                quantize_u8(&x, qp, &mut want);
+                for isa in Isa::all_available() {
+                    let mut got = std::vec![7u8; x.len()];
+                    quantize_u8_isa(isa, &x, qp, &mut got);
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(g, w, "{isa} zp={zp} scale={scale} x={}", x[i]);
+                    }
                 }
             }
         }

@@ -75,26 +75,21 @@ pub fn depthwise_nhwc(
         bias,
         act,
     };
-    let run = |r0: usize, ys: &mut [f32]| match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `resolve` only returns families the CPU has; AVX-512 VNNI implies F.
-        Isa::Avx512Vnni => unsafe { x86::rows_avx512(&p, r0, ys) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above; AVX2 and AVX-VNNI imply AVX2.
-        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::rows_avx2(&p, r0, ys) },
-        _ => rows::<false>(&p, r0, ys),
-    };
-    crate::par::rows_mut(y, row, min_rows, |r0, ys| match range {
-        None => run(r0, ys),
-        // One output row at a time, its min/max taken while it is in L1.
-        Some(range) => {
-            let (mut lo, mut hi) = (0f32, 0f32);
-            for (i, yr) in ys.chunks_mut(row).enumerate() {
-                run(r0 + i, yr);
-                let (l, h) = crate::quantize::min_max_rows(isa, yr, 1, row, row);
-                (lo, hi) = (lo.min(l), hi.max(h));
-            }
-            range.include((lo, hi));
+    crate::par::rows_mut(y, row, min_rows, |r0, ys| {
+        // The min/max of the piece's rows, gathered as each row is finished (in registers on
+        // AVX-512, else a pass over the row while it is in L1).
+        let mut mm = range.map(|_| (0f32, 0f32));
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `resolve` only returns families the CPU has; AVX-512 VNNI implies F.
+            Isa::Avx512Vnni => unsafe { x86::rows_avx512(&p, r0, ys, mm.as_mut()) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above; AVX2 and AVX-VNNI imply AVX2.
+            Isa::Avx2 | Isa::AvxVnni => unsafe { x86::rows_avx2(&p, r0, ys, mm.as_mut()) },
+            _ => rows::<false>(&p, r0, ys, mm.as_mut()),
+        }
+        if let (Some(range), Some(mm)) = (range, mm) {
+            range.include(mm);
         }
     });
 }
@@ -113,8 +108,14 @@ struct Params<'a> {
 
 /// Output rows `r0…` (row = one image row of all channels) into `ys`. Inlined into each ISA
 /// wrapper so that the channel loops are compiled for its vector width.
+/// With `mm`, also widens it by every value written (NaN skipped).
 #[inline(always)]
-fn rows<const AVX512: bool>(p: &Params, r0: usize, ys: &mut [f32]) {
+fn rows<const AVX512: bool>(
+    p: &Params,
+    r0: usize,
+    ys: &mut [f32],
+    mut mm: Option<&mut (f32, f32)>,
+) {
     let g = p.g;
     let c = g.c_out;
     for (i, yr) in ys.chunks_exact_mut(g.ow * c).enumerate() {
@@ -122,7 +123,17 @@ fn rows<const AVX512: bool>(p: &Params, r0: usize, ys: &mut [f32]) {
         let (b, oy) = (r / g.oh, r % g.oh);
         let xb = &p.xq[b * g.h * g.w * c..][..g.h * g.w * c];
         out_row::<AVX512>(
-            g, xb, p.za, oy, p.w, p.a_scale, p.w_scale, p.bias, p.act, yr,
+            g,
+            xb,
+            p.za,
+            oy,
+            p.w,
+            p.a_scale,
+            p.w_scale,
+            p.bias,
+            p.act,
+            yr,
+            mm.as_deref_mut(),
         );
     }
 }
@@ -142,6 +153,7 @@ fn out_row<const AVX512: bool>(
     bias: Option<&[f32]>,
     act: Activation,
     yr: &mut [f32],
+    mm: Option<&mut (f32, f32)>,
 ) {
     let c = g.c_out;
     // Interior columns: every kernel column inside the image, so one tap list (offsets
@@ -208,6 +220,17 @@ fn out_row<const AVX512: bool>(
             &mut yr[ox * c..(ox + 1) * c],
         );
     }
+    #[cfg(target_arch = "x86_64")]
+    if AVX512 && act != Activation::Gelu {
+        assert!(w_scale.len() >= c && bias.is_none_or(|b| b.len() >= c));
+        // SAFETY: AVX512 is only true inside the AVX-512 wrapper (CPU checked by `resolve`);
+        // yr holds whole pixels of c channels and the per-channel arrays have c entries.
+        let r = unsafe { x86::epilogue_avx512(yr, c, a_scale, w_scale, bias, act) };
+        if let Some(mm) = mm {
+            *mm = (mm.0.min(r.0), mm.1.max(r.1));
+        }
+        return;
+    }
     match act {
         Activation::None => epilogue(yr, c, a_scale, w_scale, bias, |v| v),
         Activation::Relu => epilogue(yr, c, a_scale, w_scale, bias, |v| Activation::Relu.apply(v)),
@@ -215,6 +238,11 @@ fn out_row<const AVX512: bool>(
             Activation::Clip { min, max }.apply(v)
         }),
         Activation::Gelu => epilogue(yr, c, a_scale, w_scale, bias, |v| Activation::Gelu.apply(v)),
+    }
+    if let Some(mm) = mm {
+        let (lo, hi) =
+            crate::quantize::min_max_rows(crate::isa::Isa::current(), yr, 1, yr.len(), yr.len());
+        *mm = (mm.0.min(lo), mm.1.max(hi));
     }
 }
 
@@ -325,8 +353,60 @@ mod x86 {
     /// # Safety
     /// CPU has avx512f.
     #[target_feature(enable = "avx512f,avx2")]
-    pub(super) unsafe fn rows_avx512(p: &Params, r0: usize, ys: &mut [f32]) {
-        super::rows::<true>(p, r0, ys)
+    pub(super) unsafe fn rows_avx512(
+        p: &Params,
+        r0: usize,
+        ys: &mut [f32],
+        mm: Option<&mut (f32, f32)>,
+    ) {
+        super::rows::<true>(p, r0, ys, mm)
+    }
+
+    /// [`super::epilogue`] with 16-lane vectors (the same operations in the same order, so the
+    /// same bits; the activation as in the GEMM kernels) that also returns the row's
+    /// `(min(0, min y), max(0, max y))`, NaN skipped, from the registers it stores.
+    ///
+    /// # Safety
+    /// CPU has avx512f; `y.len()` is a multiple of `c`, `w_scale` and `bias` (if any) have at
+    /// least `c` entries; `act` is not GELU.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn epilogue_avx512(
+        y: &mut [f32],
+        c: usize,
+        a_scale: f32,
+        w_scale: &[f32],
+        bias: Option<&[f32]>,
+        act: crate::gemm::Activation,
+    ) -> (f32, f32) {
+        use crate::kernels::x86_64::avx512vnni::act_512;
+        use core::arch::x86_64::*;
+        let av = _mm512_set1_ps(a_scale);
+        let (mut lo, mut hi) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let yp = y.as_mut_ptr();
+        let mut px = 0;
+        while px < y.len() {
+            let mut c0 = 0;
+            while c0 < c {
+                let k = ((1u32 << (c - c0).min(16)) - 1) as __mmask16;
+                // SAFETY (loads and store): lanes c0..min(c0+16, c) of the pixel at px and of
+                // the per-channel arrays, all in bounds (caller); masked-off lanes untouched.
+                unsafe {
+                    let s = _mm512_mul_ps(av, _mm512_maskz_loadu_ps(k, w_scale.as_ptr().add(c0)));
+                    let mut v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, yp.add(px + c0)), s);
+                    if let Some(b) = bias {
+                        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, b.as_ptr().add(c0)));
+                    }
+                    let v = act_512(v, act);
+                    _mm512_mask_storeu_ps(yp.add(px + c0), k, v);
+                    // VMINPS(v, acc) keeps acc for a NaN v; masked-off lanes keep acc.
+                    lo = _mm512_mask_min_ps(lo, k, v, lo);
+                    hi = _mm512_mask_max_ps(hi, k, v, hi);
+                }
+                c0 += 16;
+            }
+            px += c;
+        }
+        (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi))
     }
 
     /// Interior pixels `ox_lo..ox_hi` of one output row (every tap of `rel` inside the image),
@@ -417,8 +497,13 @@ mod x86 {
     /// # Safety
     /// CPU has avx2.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn rows_avx2(p: &Params, r0: usize, ys: &mut [f32]) {
-        super::rows::<false>(p, r0, ys)
+    pub(super) unsafe fn rows_avx2(
+        p: &Params,
+        r0: usize,
+        ys: &mut [f32],
+        mm: Option<&mut (f32, f32)>,
+    ) {
+        super::rows::<false>(p, r0, ys, mm)
     }
 }
 
@@ -503,12 +588,16 @@ mod tests {
             }
             let ws: Vec<f32> = (0..c).map(|i| 0.01 + i as f32 * 1e-3).collect();
             let bias: Vec<f32> = (0..c).map(|i| i as f32 * 0.25 - 3.0).collect();
-            for isa in isas() {
-                let mut y = vec![f32::NAN; g.output_len()];
-                let act = Activation::Clip {
+            let acts = [
+                Activation::Clip {
                     min: -50.0,
                     max: 60.0,
-                };
+                },
+                Activation::Relu,
+                Activation::None,
+            ];
+            for (isa, act) in isas().into_iter().flat_map(|i| acts.map(|a| (i, a))) {
+                let mut y = vec![f32::NAN; g.output_len()];
                 let range = crate::quantize::Range::new();
                 depthwise_nhwc(
                     isa,

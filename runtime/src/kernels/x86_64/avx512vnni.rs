@@ -32,11 +32,25 @@ const NP_GEMV: usize = 4;
 pub(crate) unsafe fn run(job: &Job<'_>, out: Out, panels: Range<usize>) {
     debug_assert!(crate::Isa::Avx512Vnni.available());
     // SAFETY: forwarded from the caller's contract (CPU features, validated sizes).
-    unsafe { drive(job, out, panels) }
+    unsafe { drive::<false>(job, out, panels) };
 }
 
+/// [`run`] for an f32 output that also returns `(min(0, min y), max(0, max y))` over every
+/// value it stores (NaN skipped), taken from the registers in the epilogue: the range a
+/// consumer's dynamic quantization needs, without a pass over the output.
+///
+/// # Safety
+/// As for [`run`].
+pub(crate) unsafe fn run_min_max(job: &Job<'_>, out: Out, panels: Range<usize>) -> (f32, f32) {
+    debug_assert!(crate::Isa::Avx512Vnni.available());
+    // SAFETY: forwarded from the caller's contract (CPU features, validated sizes).
+    unsafe { drive::<true>(job, out, panels) }
+}
+
+/// With `MM`, returns the min/max of the stored f32 values (else `(0, 0)`).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn drive(job: &Job<'_>, out: Out, panels: Range<usize>) {
+unsafe fn drive<const MM: bool>(job: &Job<'_>, out: Out, panels: Range<usize>) -> (f32, f32) {
+    let mm = &mut [_mm512_setzero_ps(); 2];
     // GEMV-like calls (one or two rows) have too few accumulator chains in an 8x32 tile to
     // hide VPDPBUSD latency: widen to 4 panels (64 columns) per tile instead.
     let np_max = if job.m <= 2 { NP_GEMV } else { NP };
@@ -50,18 +64,18 @@ unsafe fn drive(job: &Job<'_>, out: Out, panels: Range<usize>) {
                 ($($r:literal)*) => {
                     match (mr, np) {
                         // SAFETY: r + R <= m and p + P <= panels.end, as `tile` requires.
-                        (1, 4) => unsafe { tile::<1, 4>(job, out, r, p) },
+                        (1, 4) => unsafe { tile::<1, 4, MM>(job, out, r, p, mm) },
                         // SAFETY: r + R <= m and p + P <= panels.end, as `tile` requires.
-                        (1, 3) => unsafe { tile::<1, 3>(job, out, r, p) },
+                        (1, 3) => unsafe { tile::<1, 3, MM>(job, out, r, p, mm) },
                         // SAFETY: r + R <= m and p + P <= panels.end, as `tile` requires.
-                        (2, 4) => unsafe { tile::<2, 4>(job, out, r, p) },
+                        (2, 4) => unsafe { tile::<2, 4, MM>(job, out, r, p, mm) },
                         // SAFETY: r + R <= m and p + P <= panels.end, as `tile` requires.
-                        (2, 3) => unsafe { tile::<2, 3>(job, out, r, p) },
+                        (2, 3) => unsafe { tile::<2, 3, MM>(job, out, r, p, mm) },
                         $(
                             // SAFETY: r + R <= m and p + P <= panels.end, as `tile` requires.
-                            ($r, 2) => unsafe { tile::<$r, 2>(job, out, r, p) },
+                            ($r, 2) => unsafe { tile::<$r, 2, MM>(job, out, r, p, mm) },
                             // SAFETY: r + R <= m and p + P <= panels.end, as `tile` requires.
-                            ($r, _) => unsafe { tile::<$r, 1>(job, out, r, p) },
+                            ($r, _) => unsafe { tile::<$r, 1, MM>(job, out, r, p, mm) },
                         )*
                         _ => unreachable!(),
                     }
@@ -72,12 +86,13 @@ unsafe fn drive(job: &Job<'_>, out: Out, panels: Range<usize>) {
         }
         p += np;
     }
+    (_mm512_reduce_min_ps(mm[0]), _mm512_reduce_max_ps(mm[1]))
 }
 
 /// `act` on 16 lanes (see `act_256` in `x86_64/mod.rs` for why max/min match the reference).
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn act_512(f: __m512, act: Activation) -> __m512 {
+pub(crate) fn act_512(f: __m512, act: Activation) -> __m512 {
     match act {
         // Gelu is applied by `qgemm_f32` after the kernel; kernels never see it.
         Activation::None | Activation::Gelu => f,
@@ -94,7 +109,13 @@ fn act_512(f: __m512, act: Activation) -> __m512 {
 /// As for [`run`], plus `r0 + R <= job.m` and panel `p0 + P - 1` inside `padded_n(b.n)/NR`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline]
-unsafe fn tile<const R: usize, const P: usize>(job: &Job<'_>, out: Out, r0: usize, p0: usize) {
+unsafe fn tile<const R: usize, const P: usize, const MM: bool>(
+    job: &Job<'_>,
+    out: Out,
+    r0: usize,
+    p0: usize,
+    mm: &mut [__m512; 2],
+) {
     let pk = padded_k(job.b.k);
     let groups = pk / KR;
     // SAFETY: rows r0..r0+R of A are inside `a` (a.len() >= m*pk) and panels p0..p0+P inside
@@ -154,7 +175,7 @@ unsafe fn tile<const R: usize, const P: usize>(job: &Job<'_>, out: Out, r0: usiz
             if $q < P {
                 let accq: [__m512i; R] = core::array::from_fn(|i| acc[i][$q.min(P - 1)]);
                 // SAFETY: forwarded (panel p0 + q < p0 + P is inside the matrix).
-                unsafe { epilogue(job, out, &accq, r0, (p0 + $q) * NR) };
+                unsafe { epilogue::<R, MM>(job, out, &accq, r0, (p0 + $q) * NR, mm) };
             }
         )*};
     }
@@ -169,12 +190,13 @@ unsafe fn tile<const R: usize, const P: usize>(job: &Job<'_>, out: Out, r0: usiz
 /// it is always inlined, so the intrinsics compile with tile's features); `col0` is the first
 /// column of a panel of the matrix.
 #[inline(always)]
-unsafe fn epilogue<const R: usize>(
+unsafe fn epilogue<const R: usize, const MM: bool>(
     job: &Job<'_>,
     out: Out,
     acc: &[__m512i; R],
     r0: usize,
     col0: usize,
+    mm: &mut [__m512; 2],
 ) {
     // SAFETY: the intrinsics need AVX-512 F/BW/VL, which `tile` (the only caller, into which
     // this is inlined) has; memory accesses are justified below.
@@ -212,6 +234,7 @@ unsafe fn epilogue<const R: usize>(
                 let s = _mm512_mul_ps(_mm512_set1_ps(a_scale), sb);
                 // SAFETY: as for `cs`.
                 let bias = job.b.bias.map(|bb| _mm512_loadu_ps(bb.as_ptr().add(col0)));
+                let (mut lo, mut hi) = (mm[0], mm[1]);
                 for i in 0..R {
                     let mut f = _mm512_mul_ps(_mm512_cvtepi32_ps(correct(i)), s);
                     if let Some(bb) = bias {
@@ -221,6 +244,15 @@ unsafe fn epilogue<const R: usize>(
                     // SAFETY: row r0+i < m, columns col0..col0+width <= n; masked-off lanes are
                     // not accessed.
                     _mm512_mask_storeu_ps(ptr.add((r0 + i) * job.ldc + col0), mask, f);
+                    if MM {
+                        // VMINPS(f, acc) keeps acc for a NaN f; the padding columns (masked
+                        // off) are not part of the output.
+                        lo = _mm512_mask_min_ps(lo, mask, f, lo);
+                        hi = _mm512_mask_max_ps(hi, mask, f, hi);
+                    }
+                }
+                if MM {
+                    (mm[0], mm[1]) = (lo, hi);
                 }
             }
             Out::I32 { ptr } => {
