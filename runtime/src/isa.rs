@@ -205,7 +205,7 @@ fn initial() -> Isa {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(crate) mod x86 {
     #[cfg(feature = "std")]
     pub fn has_avx2() -> bool {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
@@ -221,6 +221,16 @@ mod x86 {
             && std::is_x86_feature_detected!("avx512bw")
             && std::is_x86_feature_detected!("avx512vl")
             && std::is_x86_feature_detected!("avx512vnni")
+    }
+    /// VPERMB (AVX-512 VBMI): not part of [`Isa::Avx512Vnni`] (Cascade Lake has VNNI without
+    /// it); kernels that use it check this as well.
+    #[cfg(feature = "std")]
+    pub fn has_avx512vbmi() -> bool {
+        has_avx512vnni() && std::is_x86_feature_detected!("avx512vbmi")
+    }
+    #[cfg(not(feature = "std"))]
+    pub fn has_avx512vbmi() -> bool {
+        has_avx512vnni() && cfg!(target_feature = "avx512vbmi")
     }
     #[cfg(not(feature = "std"))]
     pub fn has_avx2() -> bool {

@@ -19,6 +19,9 @@ use crate::quantize::Range;
 
 /// Most kernel taps per output pixel (7×7 is 49; the exactness bound is 258).
 pub const MAX_TAPS: usize = 64;
+/// Kernel rows of the integer 3-wide kernel (`x86::interior16_vnni`).
+#[cfg(target_arch = "x86_64")]
+const MAX_KH: usize = 8;
 
 /// Depthwise convolution, one input channel per output channel (`groups = c_in = c_out`),
 /// NHWC in and out: `y[b][oy][ox][c] = act(Σ (xq[b][iy][ix][c] − za)·w[tap][c] ·
@@ -65,6 +68,21 @@ pub fn depthwise_nhwc(
     let y = &mut y[..g.batch * g.oh * row];
     let min_rows = crate::par::MIN_ELEMS.div_ceil(row * g.kh * g.kw / 4 + 1);
     let isa = isa.resolve();
+    // VPDPBUSD over the three taps of a kernel row: stride-1, undilated 3-wide kernels whose
+    // centered weights are i8 (symmetric int8 weights), on AVX-512 VNNI + VBMI.
+    #[cfg(target_arch = "x86_64")]
+    let vnni = isa == Isa::Avx512Vnni
+        && crate::isa::x86::has_avx512vbmi()
+        && g.sw == 1
+        && g.dw == 1
+        && g.kw == 3
+        && g.kh <= MAX_KH
+        && c.is_multiple_of(16)
+        && w[..g.kh * g.kw * c]
+            .iter()
+            .all(|&v| (-128.0..=127.0).contains(&v) && v == (v as i32) as f32);
+    #[cfg(not(target_arch = "x86_64"))]
+    let vnni = false;
     let p = Params {
         g,
         xq,
@@ -74,6 +92,7 @@ pub fn depthwise_nhwc(
         w_scale,
         bias,
         act,
+        vnni,
     };
     crate::par::rows_mut(y, row, min_rows, |r0, ys| {
         // The min/max of the piece's rows, gathered as each row is finished (in registers on
@@ -104,6 +123,8 @@ struct Params<'a> {
     w_scale: &'a [f32],
     bias: Option<&'a [f32]>,
     act: Activation,
+    /// The integer interior kernel applies (see `x86::interior16_vnni`).
+    vnni: bool,
 }
 
 /// Output rows `r0…` (row = one image row of all channels) into `ys`. Inlined into each ISA
@@ -132,6 +153,7 @@ fn rows<const AVX512: bool>(
             p.w_scale,
             p.bias,
             p.act,
+            p.vnni,
             yr,
             mm.as_deref_mut(),
         );
@@ -152,6 +174,7 @@ fn out_row<const AVX512: bool>(
     w_scale: &[f32],
     bias: Option<&[f32]>,
     act: Activation,
+    vnni: bool,
     yr: &mut [f32],
     mm: Option<&mut (f32, f32)>,
 ) {
@@ -179,10 +202,31 @@ fn out_row<const AVX512: bool>(
         let xmax = rel.iter().map(|r| r.0).max().unwrap_or(0) + last * c + c;
         let wmax = rel.iter().map(|r| r.1).max().unwrap_or(0) + c;
         assert!(xmax <= x.len() && wmax <= w.len() && ox_hi * c <= yr.len());
-        // SAFETY: AVX512 is only true inside the AVX-512 wrapper (CPU checked by `resolve`);
-        // the assert above bounds every access (see `x86::interior16`).
-        c_done = unsafe { x86::interior16(x, za, rel, w, c, (ox_lo, ox_hi), (g.sw, g.pw), yr) };
+        c_done = if vnni {
+            // The kernel rows inside the image: (input row offset, weight offset of kx = 0).
+            let mut krows = [(0usize, 0usize); MAX_KH];
+            let mut nk = 0;
+            for ky in 0..g.kh {
+                if let Some(iy) = g.in_y(oy, ky) {
+                    krows[nk] = (iy * g.w * c, ky * 3 * c);
+                    nk += 1;
+                }
+            }
+            // A pair's window reaches one pixel past the pair's last tap, a single pixel's
+            // does not: both stay inside the image row.
+            assert!(ox_lo >= g.pw && ox_hi + 2 <= g.w + g.pw);
+            // SAFETY: `vnni` implies the AVX-512 VNNI + VBMI CPU check, stride 1, dilation 1,
+            // kw = 3, kh <= MAX_KH, c % 16 == 0 and i8-valued weights (see `depthwise_nhwc`);
+            // the asserts above bound every access (see `x86::interior16_vnni`).
+            unsafe { x86::interior16_vnni(x, za, &krows[..nk], w, c, (ox_lo, ox_hi), g.pw, yr) }
+        } else {
+            // SAFETY: AVX512 is only true inside the AVX-512 wrapper (CPU checked by
+            // `resolve`); the assert above bounds every access (see `x86::interior16`).
+            unsafe { x86::interior16(x, za, rel, w, c, (ox_lo, ox_hi), (g.sw, g.pw), yr) }
+        };
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = vnni;
     if c_done < c {
         let mut ox = ox_lo;
         while ox + 4 <= ox_hi {
@@ -348,7 +392,7 @@ fn epilogue(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::Params;
+    use super::{MAX_KH, Params};
 
     /// # Safety
     /// CPU has avx512f.
@@ -494,6 +538,109 @@ mod x86 {
         c16
     }
 
+    /// [`interior16`] with integer products for stride-1, undilated 3-wide kernels whose
+    /// centered weights are i8: per kernel row and 16 channels, input pixels `ox − pw …
+    /// ox − pw + 3` form one 64-byte window (16 channels each); VPERMB gathers, per channel,
+    /// the three taps of pixel `ox` (and, one pixel on, of `ox + 1`) into one dword whose
+    /// fourth byte meets a zero weight, and one VPDPBUSD adds the row's three products. Two
+    /// pixels per window: 5 vector ops (channel count 16) to 8 for 6 tap-pixels × 16 channels,
+    /// where the f32 kernel needs 18. The sums are exact integers, `za·Σw` is subtracted in
+    /// i32 and the conversion to f32 is exact, so the bits equal [`interior16`]'s.
+    ///
+    /// # Safety
+    /// CPU has avx512f/bw/vnni/vbmi; `c % 16 == 0`; the weights `w[wo + kx·c + ch]` (kx < 3) of
+    /// each kernel row `(xo, wo)` of `krows` are integers in [−128, 127]; for every pixel ox in
+    /// `ox_lo..ox_hi`, `ox ≥ pw` and bytes `xo + (ox − pw)·c … xo + (ox − pw + 3)·c` lie in
+    /// `x`, and for all but the last pixel of an odd count also the next `c` bytes;
+    /// `ox_hi·c ≤ yr.len()`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
+    pub(super) unsafe fn interior16_vnni(
+        x: &[u8],
+        za: u8,
+        krows: &[(usize, usize)],
+        w: &[f32],
+        c: usize,
+        (ox_lo, ox_hi): (usize, usize),
+        pw: usize,
+        yr: &mut [f32],
+    ) -> usize {
+        use core::arch::x86_64::*;
+        let (xp, wp, yp) = (x.as_ptr(), w.as_ptr(), yr.as_mut_ptr());
+        // Byte 4·ch + j of the operand = window byte 16·j + ch (tap j of pixel ox; j = 3 is
+        // pixel ox + 2, whose weight is 0); for pixel ox + 1 one pixel (16 bytes) further.
+        let mut idx = [[0u8; 64]; 2];
+        for ch in 0..16 {
+            for j in 0..4 {
+                idx[0][4 * ch + j] = (16 * j + ch) as u8;
+                idx[1][4 * ch + j] = (16 * (j + 1).min(3) + ch) as u8;
+            }
+        }
+        // SAFETY (all blocks below): 64-byte index arrays; the other accesses are in the
+        // bounds the caller guarantees (c0 + 16 ≤ c, pixels in ox_lo..ox_hi).
+        unsafe {
+            let i0 = _mm512_loadu_si512(idx[0].as_ptr().cast());
+            let i1 = _mm512_loadu_si512(idx[1].as_ptr().cast());
+            let zab = _mm512_set1_epi32(i32::from_ne_bytes([za; 4]));
+            let byte = _mm512_set1_epi32(0xff);
+            // Channels c0..c0+16 of `n` consecutive pixels from `p`, one per 128-bit lane
+            // (the lanes past `n` zero).
+            let window = |p: *const u8, n: usize| {
+                if c == 16 && n == 4 {
+                    _mm512_loadu_si512(p.cast())
+                } else {
+                    let mut v = _mm512_castsi128_si512(_mm_loadu_si128(p.cast()));
+                    v = _mm512_inserti32x4::<1>(v, _mm_loadu_si128(p.add(c).cast()));
+                    v = _mm512_inserti32x4::<2>(v, _mm_loadu_si128(p.add(2 * c).cast()));
+                    if n == 4 {
+                        _mm512_inserti32x4::<3>(v, _mm_loadu_si128(p.add(3 * c).cast()))
+                    } else {
+                        _mm512_mask_mov_epi64(_mm512_setzero_si512(), 0x3f, v)
+                    }
+                }
+            };
+            for c0 in (0..c).step_by(16) {
+                // Per kernel row: the three taps' i8 weights packed per channel; and za·Σw.
+                let mut wv = [_mm512_setzero_si512(); MAX_KH];
+                let mut zs = _mm512_setzero_si512();
+                for (r, &(_, wo)) in krows.iter().enumerate() {
+                    let t = |k: usize| {
+                        let v = _mm512_cvtps_epi32(_mm512_loadu_ps(wp.add(wo + k * c + c0)));
+                        _mm512_and_si512(v, byte)
+                    };
+                    wv[r] = _mm512_or_si512(
+                        _mm512_or_si512(t(0), _mm512_slli_epi32::<8>(t(1))),
+                        _mm512_slli_epi32::<16>(t(2)),
+                    );
+                    zs = _mm512_dpbusd_epi32(zs, zab, wv[r]);
+                }
+                let mut ox = ox_lo;
+                while ox + 2 <= ox_hi {
+                    let (mut a0, mut a1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                    for (r, &(xo, _)) in krows.iter().enumerate() {
+                        let win = window(xp.add(xo + (ox - pw) * c + c0), 4);
+                        a0 = _mm512_dpbusd_epi32(a0, _mm512_permutexvar_epi8(i0, win), wv[r]);
+                        a1 = _mm512_dpbusd_epi32(a1, _mm512_permutexvar_epi8(i1, win), wv[r]);
+                    }
+                    let o = yp.add(ox * c + c0);
+                    _mm512_storeu_ps(o, _mm512_cvtepi32_ps(_mm512_sub_epi32(a0, zs)));
+                    _mm512_storeu_ps(o.add(c), _mm512_cvtepi32_ps(_mm512_sub_epi32(a1, zs)));
+                    ox += 2;
+                }
+                if ox < ox_hi {
+                    let mut a0 = _mm512_setzero_si512();
+                    for (r, &(xo, _)) in krows.iter().enumerate() {
+                        let win = window(xp.add(xo + (ox - pw) * c + c0), 3);
+                        a0 = _mm512_dpbusd_epi32(a0, _mm512_permutexvar_epi8(i0, win), wv[r]);
+                    }
+                    let o = yp.add(ox * c + c0);
+                    _mm512_storeu_ps(o, _mm512_cvtepi32_ps(_mm512_sub_epi32(a0, zs)));
+                }
+            }
+        }
+        c
+    }
+
     /// # Safety
     /// CPU has avx2.
     #[target_feature(enable = "avx2")]
@@ -538,8 +685,15 @@ mod tests {
             (77, 5, 6, 7, 7, 1, 1, 3),
             (8, 4, 4, 1, 1, 1, 1, 0),
             (72, 10, 3, 3, 3, 1, 1, 0),
+            // 3-wide, stride 1, c % 16 == 0: the integer kernel when the weights are i8
+            // (the second pass below, weight zero point 0), odd and even interior widths.
+            (32, 7, 9, 3, 3, 1, 1, 1),
+            (48, 6, 6, 3, 3, 1, 1, 0),
+            (16, 8, 12, 5, 3, 1, 1, 1),
+            (16, 4, 3, 3, 3, 1, 1, 1),
         ];
-        for (ci, &(c, h, w, kh, kw, s, d, p)) in cases.iter().enumerate() {
+        let cases = cases.iter().flat_map(|&c| [(c, 3i8), (c, 0i8)]);
+        for (ci, ((c, h, w, kh, kw, s, d, p), wz)) in cases.enumerate() {
             let oh = (h + 2 * p - d * (kh - 1) - 1) / s + 1;
             let ow = (w + 2 * p - d * (kw - 1) - 1) / s + 1;
             let g = ConvGeom {
@@ -568,7 +722,6 @@ mod tests {
                 .map(|i| ((i * 53 + 11) % 255) as i32 - 127)
                 .map(|v| v as i8)
                 .collect();
-            let wz = 3i8;
             let mut want = vec![0i32; g.output_len()];
             conv_integer_ref(&g, &xq, za as i32, &wq, &[wz], &mut want);
             // NCHW u8 → NHWC u8; weights [c][kh][kw] → [tap][c], centered.
