@@ -377,13 +377,13 @@ pub fn im2col_u8(
                 Some(rt) => {
                     let trow = &mut rt[i * g.ow..(i + 1) * g.ow];
                     for (dst, t) in arow.chunks_exact_mut(pk).zip(trow.iter_mut()) {
-                        fill_run(&mut dst[k..], 0);
+                        zero_padding(dst, k);
                         *t = sum_u8(&dst[..k]).wrapping_sub(kza);
                     }
                 }
                 None if k < pk => {
                     for dst in arow.chunks_exact_mut(pk) {
-                        fill_run(&mut dst[k..], 0);
+                        zero_padding(dst, k);
                     }
                 }
                 None => {}
@@ -493,6 +493,20 @@ fn copy_run(dst: &mut [u8], src: &[u8]) {
         16..=31 => two!(16),
         32..=64 => two!(32),
         _ => dst.copy_from_slice(src),
+    }
+}
+
+/// Zeroes `row[k..]`, the 0–3 padding bytes of a `padded_k` row, as one masked dword write
+/// (a byte loop there became a `memset` call per row).
+#[inline(always)]
+fn zero_padding(row: &mut [u8], k: usize) {
+    let pk = row.len();
+    if k < pk {
+        debug_assert!(pk.is_multiple_of(4) && pk - k < 4);
+        let t = &mut row[pk - 4..];
+        let keep = (k + 4 - pk) as u32; // real bytes in the last dword: 1..=3
+        let v = u32::from_le_bytes([t[0], t[1], t[2], t[3]]) & ((1u32 << (8 * keep)) - 1);
+        t.copy_from_slice(&v.to_le_bytes());
     }
 }
 

@@ -68,12 +68,12 @@ pub fn depthwise_nhwc(
     let y = &mut y[..g.batch * g.oh * row];
     let min_rows = crate::par::MIN_ELEMS.div_ceil(row * g.kh * g.kw / 4 + 1);
     let isa = isa.resolve();
-    // VPDPBUSD over the three taps of a kernel row: stride-1, undilated 3-wide kernels whose
+    // VPDPBUSD over the three taps of a kernel row: stride-1/2, undilated 3-wide kernels whose
     // centered weights are i8 (symmetric int8 weights), on AVX-512 VNNI + VBMI.
     #[cfg(target_arch = "x86_64")]
     let vnni = isa == Isa::Avx512Vnni
         && crate::isa::x86::has_avx512vbmi()
-        && g.sw == 1
+        && g.sw <= 2
         && g.dw == 1
         && g.kw == 3
         && g.kh <= MAX_KH
@@ -212,13 +212,16 @@ fn out_row<const AVX512: bool>(
                     nk += 1;
                 }
             }
-            // A pair's window reaches one pixel past the pair's last tap, a single pixel's
-            // does not: both stay inside the image row.
-            assert!(ox_lo >= g.pw && ox_hi + 2 <= g.w + g.pw);
+            // The windows read input pixels ox·sw − pw … (ox_hi − 1)·sw − pw + 2 (a stride-1
+            // pair's window reaches one pixel past its first pixel's taps, which is the second
+            // pixel's last tap): inside the image row.
+            assert!(ox_lo * g.sw >= g.pw && (ox_hi - 1) * g.sw + 2 < g.w + g.pw);
             // SAFETY: `vnni` implies the AVX-512 VNNI + VBMI CPU check, stride 1, dilation 1,
             // kw = 3, kh <= MAX_KH, c % 16 == 0 and i8-valued weights (see `depthwise_nhwc`);
             // the asserts above bound every access (see `x86::interior16_vnni`).
-            unsafe { x86::interior16_vnni(x, za, &krows[..nk], w, c, (ox_lo, ox_hi), g.pw, yr) }
+            unsafe {
+                x86::interior16_vnni(x, za, &krows[..nk], w, c, (ox_lo, ox_hi), (g.sw, g.pw), yr)
+            }
         } else {
             // SAFETY: AVX512 is only true inside the AVX-512 wrapper (CPU checked by
             // `resolve`); the assert above bounds every access (see `x86::interior16`).
@@ -538,21 +541,21 @@ mod x86 {
         c16
     }
 
-    /// [`interior16`] with integer products for stride-1, undilated 3-wide kernels whose
-    /// centered weights are i8: per kernel row and 16 channels, input pixels `ox − pw …
-    /// ox − pw + 3` form one 64-byte window (16 channels each); VPERMB gathers, per channel,
-    /// the three taps of pixel `ox` (and, one pixel on, of `ox + 1`) into one dword whose
-    /// fourth byte meets a zero weight, and one VPDPBUSD adds the row's three products. Two
-    /// pixels per window: 5 vector ops (channel count 16) to 8 for 6 tap-pixels × 16 channels,
-    /// where the f32 kernel needs 18. The sums are exact integers, `za·Σw` is subtracted in
+    /// [`interior16`] with integer products for stride-1/2, undilated 3-wide kernels whose
+    /// centered weights are i8: per kernel row and 16 channels, input pixels `ox·sw − pw …
+    /// ox·sw − pw + 3` form one 64-byte window (16 channels each); VPERMB gathers, per
+    /// channel, the three taps of pixel `ox` (and with stride 1, one pixel on, of `ox + 1`)
+    /// into one dword whose fourth byte meets a zero weight, and one VPDPBUSD adds the row's
+    /// three products. Stride 1, two pixels per window: 5 vector ops (channel count 16) to 8
+    /// for 6 tap-pixels × 16 channels, where the f32 kernel needs 18. The sums are exact integers, `za·Σw` is subtracted in
     /// i32 and the conversion to f32 is exact, so the bits equal [`interior16`]'s.
     ///
     /// # Safety
     /// CPU has avx512f/bw/vnni/vbmi; `c % 16 == 0`; the weights `w[wo + kx·c + ch]` (kx < 3) of
-    /// each kernel row `(xo, wo)` of `krows` are integers in [−128, 127]; for every pixel ox in
-    /// `ox_lo..ox_hi`, `ox ≥ pw` and bytes `xo + (ox − pw)·c … xo + (ox − pw + 3)·c` lie in
-    /// `x`, and for all but the last pixel of an odd count also the next `c` bytes;
-    /// `ox_hi·c ≤ yr.len()`.
+    /// each kernel row `(xo, wo)` of `krows` are integers in [−128, 127]; `sw` is 1 or 2; for
+    /// every pixel ox in `ox_lo..ox_hi`, `ox·sw ≥ pw` and bytes `xo + (ox·sw − pw)·c … xo +
+    /// (ox·sw − pw + 3)·c` lie in `x`, with stride 1 for all but the last pixel also the next
+    /// `c` bytes; `ox_hi·c ≤ yr.len()`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
     pub(super) unsafe fn interior16_vnni(
@@ -562,11 +565,13 @@ mod x86 {
         w: &[f32],
         c: usize,
         (ox_lo, ox_hi): (usize, usize),
-        pw: usize,
+        (sw, pw): (usize, usize),
         yr: &mut [f32],
     ) -> usize {
         use core::arch::x86_64::*;
         let (xp, wp, yp) = (x.as_ptr(), w.as_ptr(), yr.as_mut_ptr());
+        // Stride 2: one pixel per window (the next pixel's taps start two pixels on).
+        let pairs = sw == 1;
         // Byte 4·ch + j of the operand = window byte 16·j + ch (tap j of pixel ox; j = 3 is
         // pixel ox + 2, whose weight is 0); for pixel ox + 1 one pixel (16 bytes) further.
         let mut idx = [[0u8; 64]; 2];
@@ -588,6 +593,8 @@ mod x86 {
             let window = |p: *const u8, n: usize| {
                 if c == 16 && n == 4 {
                     _mm512_loadu_si512(p.cast())
+                } else if c == 16 {
+                    _mm512_maskz_loadu_epi8(0xffff_ffff_ffff, p.cast())
                 } else {
                     let mut v = _mm512_castsi128_si512(_mm_loadu_si128(p.cast()));
                     v = _mm512_inserti32x4::<1>(v, _mm_loadu_si128(p.add(c).cast()));
@@ -615,7 +622,7 @@ mod x86 {
                     zs = _mm512_dpbusd_epi32(zs, zab, wv[r]);
                 }
                 let mut ox = ox_lo;
-                while ox + 2 <= ox_hi {
+                while pairs && ox + 2 <= ox_hi {
                     let (mut a0, mut a1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
                     for (r, &(xo, _)) in krows.iter().enumerate() {
                         let win = window(xp.add(xo + (ox - pw) * c + c0), 4);
@@ -627,14 +634,15 @@ mod x86 {
                     _mm512_storeu_ps(o.add(c), _mm512_cvtepi32_ps(_mm512_sub_epi32(a1, zs)));
                     ox += 2;
                 }
-                if ox < ox_hi {
+                while ox < ox_hi {
                     let mut a0 = _mm512_setzero_si512();
                     for (r, &(xo, _)) in krows.iter().enumerate() {
-                        let win = window(xp.add(xo + (ox - pw) * c + c0), 3);
+                        let win = window(xp.add(xo + (ox * sw - pw) * c + c0), 3);
                         a0 = _mm512_dpbusd_epi32(a0, _mm512_permutexvar_epi8(i0, win), wv[r]);
                     }
                     let o = yp.add(ox * c + c0);
                     _mm512_storeu_ps(o, _mm512_cvtepi32_ps(_mm512_sub_epi32(a0, zs)));
+                    ox += 1;
                 }
             }
         }
@@ -685,12 +693,14 @@ mod tests {
             (77, 5, 6, 7, 7, 1, 1, 3),
             (8, 4, 4, 1, 1, 1, 1, 0),
             (72, 10, 3, 3, 3, 1, 1, 0),
-            // 3-wide, stride 1, c % 16 == 0: the integer kernel when the weights are i8
+            // 3-wide, stride 1 or 2, c % 16 == 0: the integer kernel when the weights are i8
             // (the second pass below, weight zero point 0), odd and even interior widths.
             (32, 7, 9, 3, 3, 1, 1, 1),
             (48, 6, 6, 3, 3, 1, 1, 0),
             (16, 8, 12, 5, 3, 1, 1, 1),
             (16, 4, 3, 3, 3, 1, 1, 1),
+            (32, 9, 10, 3, 3, 2, 1, 1),
+            (16, 7, 8, 3, 3, 2, 1, 0),
         ];
         let cases = cases.iter().flat_map(|&c| [(c, 3i8), (c, 0i8)]);
         for (ci, ((c, h, w, kh, kw, s, d, p), wz)) in cases.enumerate() {
