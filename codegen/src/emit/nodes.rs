@@ -584,6 +584,18 @@ pub fn emit_node(c: &Ctx, n: &Node, weights: Option<&Ident>) -> Result<TokenStre
             (c.shape(a), c.shape(bb), c.shape(out))
         };
         let (xa, xb, y) = (c.src(a), c.src(bb), c.dst(out));
+        let same = |v: usize| g.values[v].shape == g.values[out].shape;
+        if b == BinaryOp::Add
+            && g.values[out].dtype == crate::ir::DType::F32
+            && same(a)
+            && same(bb)
+            && c.ranged[out]
+        {
+            // A residual Add read by a quantized convolution: gather its range while adding.
+            let _ = c.range(out); // taken care of here
+            let r = quote::format_ident!("r{}", out);
+            return Ok(quote! { #rt::ops::elementwise::add_range(isa, #xa, #xb, #y, &#r); });
+        }
         return Ok(quote! { #rt::ops::elementwise::binary(#xa, #sa, #xb, #sb, #y, #so, #f); });
     }
     if op == "Gelu" && g.values[inp(0)?].dtype == crate::ir::DType::F32 {

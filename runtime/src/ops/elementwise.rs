@@ -421,6 +421,70 @@ fn row2<T: Copy, U: Copy, F: Fn(T, T) -> U>(
 }
 
 /// `out[i] = f(x[i])`. Panics if the lengths differ.
+/// `out = a + b` over equal-length f32 tensors that also widens `range` by every sum (NaN
+/// skipped): a residual Add whose result a quantized convolution reads next gathers that
+/// convolution's range while it writes (design decision 20). Panics if a length differs.
+pub fn add_range(
+    isa: crate::isa::Isa,
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    range: &crate::quantize::Range,
+) {
+    assert!(
+        a.len() == out.len() && b.len() == out.len(),
+        "add_range: lengths differ"
+    );
+    const PAR_ROW: usize = 1024;
+    let isa = isa.resolve();
+    crate::par::rows_mut(out, PAR_ROW, crate::par::MIN_ELEMS / PAR_ROW, |r0, o| {
+        let i0 = r0 * PAR_ROW;
+        let (a, b) = (&a[i0..i0 + o.len()], &b[i0..i0 + o.len()]);
+        #[cfg(target_arch = "x86_64")]
+        if isa == crate::isa::Isa::Avx512Vnni {
+            // SAFETY: the resolved family has AVX-512 F; the three slices have equal lengths.
+            range.include(unsafe { add_x86::add_min_max_avx512(a, b, o) });
+            return;
+        }
+        for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
+            *o = x + y;
+        }
+        range.observe(isa, o);
+    });
+}
+
+#[cfg(target_arch = "x86_64")]
+mod add_x86 {
+    use core::arch::x86_64::*;
+
+    /// `o = a + b` and `(min(0, min o), max(0, max o))`, NaN skipped, from the registers.
+    ///
+    /// # Safety
+    /// CPU has avx512f; `a`, `b` and `o` have the same length.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn add_min_max_avx512(a: &[f32], b: &[f32], o: &mut [f32]) -> (f32, f32) {
+        let n = o.len();
+        let (mut lo, mut hi) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = 0;
+        while i < n {
+            let k = ((1u32 << (n - i).min(16)) - 1) as __mmask16;
+            // SAFETY: the mask covers lanes i..min(i + 16, n) of the equal-length slices.
+            unsafe {
+                let v = _mm512_add_ps(
+                    _mm512_maskz_loadu_ps(k, a.as_ptr().add(i)),
+                    _mm512_maskz_loadu_ps(k, b.as_ptr().add(i)),
+                );
+                _mm512_mask_storeu_ps(o.as_mut_ptr().add(i), k, v);
+                // VMINPS(v, acc) keeps acc for a NaN v; masked-off lanes are 0 + 0 = 0.
+                lo = _mm512_min_ps(v, lo);
+                hi = _mm512_max_ps(v, hi);
+            }
+            i += 16;
+        }
+        (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi))
+    }
+}
+
 pub fn unary<T: Copy + Sync, U: Copy + Send, F: Fn(T) -> U + Sync>(x: &[T], out: &mut [U], f: F) {
     assert_eq!(x.len(), out.len(), "unary: length mismatch");
     // Like `binary`: rows of PAR_ROW elements across threads when large, each loop compiled
@@ -512,6 +576,41 @@ mod tests {
     use super::*;
     use std::vec;
     use std::vec::Vec;
+
+    /// `add_range`: the sums have a + b's bits and the range is the min/max of the sums (NaN
+    /// skipped, 0 included), for lengths around the vector width and the parallel split.
+    #[test]
+    fn add_range_is_add_and_its_min_max() {
+        for n in [0usize, 1, 15, 16, 17, 100, 5000, 70_001] {
+            let a: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.3)
+                .collect();
+            let mut b: Vec<f32> = (0..n)
+                .map(|i| ((i * 53 % 89) as f32 - 20.0) * 0.7)
+                .collect();
+            if n > 3 {
+                b[n / 2] = f32::NAN;
+                b[n - 1] = 1e30;
+            }
+            for isa in crate::isa::Isa::all_available() {
+                let r = crate::quantize::Range::new();
+                let mut out = std::vec![0f32; n];
+                add_range(isa, &a, &b, &mut out, &r);
+                let mut lo_hi = (0f32, 0f32);
+                for i in 0..n {
+                    let want = a[i] + b[i];
+                    assert_eq!(out[i].to_bits(), want.to_bits(), "{isa} n={n} i={i}");
+                    if want < lo_hi.0 {
+                        lo_hi.0 = want;
+                    }
+                    if want > lo_hi.1 {
+                        lo_hi.1 = want;
+                    }
+                }
+                assert_eq!(r.get(), lo_hi, "{isa} n={n}");
+            }
+        }
+    }
 
     fn broadcast_shape(a: &[usize], b: &[usize]) -> Vec<usize> {
         let r = a.len().max(b.len());
