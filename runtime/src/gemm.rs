@@ -358,11 +358,18 @@ fn block(
         target_arch = "wasm32"
     )))]
     {
-        let _ = (panels, out, sub, fast_avx2);
+        let _ = (isa, panels, out, sub, fast_avx2, min_max);
         unreachable!("no SIMD family is available on this architecture")
     }
-    let _ = min_max;
-    None
+    #[cfg(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "wasm32"
+    ))]
+    {
+        let _ = min_max;
+        None
+    }
 }
 
 /// Test hook: run the AVX2 exact kernel even when the fast one would be chosen.
