@@ -214,52 +214,61 @@ unsafe fn epilogue<const R: usize, const MM: bool>(
             _mm512_loadu_si512(job.b.zero_point.as_ptr().add(col0).cast()),
         );
         let zc = _mm512_mullo_epi32(za, cs);
+        // Every decision (symmetric weights, bias, activation, output type) is taken once per
+        // panel, outside the per-row work: deciding it per row vector cost a branch and an
+        // indirect jump (the activation's match) for each of the tile's R row vectors.
+        let mut v: [__m512i; R] = core::array::from_fn(|i| _mm512_sub_epi32(acc[i], zc));
         // Symmetric weights (every zero point of the panel 0, the usual int8 export): the row
         // term is multiplied by 0, so skip it (a third of the per-vector epilogue, which small-K
         // convolutions are bound by) and never read it.
-        let symmetric = _mm512_test_epi32_mask(zb, zb) == 0;
-        let correct = |i: usize| {
-            let c = _mm512_sub_epi32(acc[i], zc);
-            if symmetric {
-                c
-            } else {
-                let rt = _mm512_set1_epi32(job.row_term[r0 + i]);
-                _mm512_sub_epi32(c, _mm512_mullo_epi32(zb, rt))
+        if _mm512_test_epi32_mask(zb, zb) != 0 {
+            let rt = &job.row_term[r0..r0 + R];
+            for (vi, &t) in v.iter_mut().zip(rt) {
+                *vi = _mm512_sub_epi32(*vi, _mm512_mullo_epi32(zb, _mm512_set1_epi32(t)));
             }
-        };
+        }
         match out {
             Out::F32 { ptr, a_scale, act } => {
                 // SAFETY: as for `cs`.
                 let sb = _mm512_loadu_ps(job.b.scale.as_ptr().add(col0));
                 let s = _mm512_mul_ps(_mm512_set1_ps(a_scale), sb);
-                // SAFETY: as for `cs`.
-                let bias = job.b.bias.map(|bb| _mm512_loadu_ps(bb.as_ptr().add(col0)));
-                let (mut lo, mut hi) = (mm[0], mm[1]);
-                for i in 0..R {
-                    let mut f = _mm512_mul_ps(_mm512_cvtepi32_ps(correct(i)), s);
-                    if let Some(bb) = bias {
-                        f = _mm512_add_ps(f, bb);
-                    }
-                    let f = act_512(f, act);
-                    // SAFETY: row r0+i < m, columns col0..col0+width <= n; masked-off lanes are
-                    // not accessed.
-                    _mm512_mask_storeu_ps(ptr.add((r0 + i) * job.ldc + col0), mask, f);
-                    if MM {
-                        // VMINPS(f, acc) keeps acc for a NaN f; the padding columns (masked
-                        // off) are not part of the output.
-                        lo = _mm512_mask_min_ps(lo, mask, f, lo);
-                        hi = _mm512_mask_max_ps(hi, mask, f, hi);
+                let mut f: [__m512; R] =
+                    core::array::from_fn(|i| _mm512_mul_ps(_mm512_cvtepi32_ps(v[i]), s));
+                if let Some(bb) = job.b.bias {
+                    // SAFETY: as for `cs`.
+                    let bias = _mm512_loadu_ps(bb.as_ptr().add(col0));
+                    for fi in f.iter_mut() {
+                        *fi = _mm512_add_ps(*fi, bias);
                     }
                 }
+                match act {
+                    Activation::None | Activation::Gelu => {}
+                    Activation::Relu | Activation::Clip { .. } => {
+                        for fi in f.iter_mut() {
+                            *fi = act_512(*fi, act);
+                        }
+                    }
+                }
+                for (i, fi) in f.iter().enumerate() {
+                    // SAFETY: row r0+i < m, columns col0..col0+width <= n; masked-off lanes are
+                    // not accessed.
+                    _mm512_mask_storeu_ps(ptr.add((r0 + i) * job.ldc + col0), mask, *fi);
+                }
                 if MM {
+                    // VMINPS(f, acc) keeps acc for a NaN f; the padding columns (masked off)
+                    // are not part of the output.
+                    let (mut lo, mut hi) = (mm[0], mm[1]);
+                    for fi in &f {
+                        lo = _mm512_mask_min_ps(lo, mask, *fi, lo);
+                        hi = _mm512_mask_max_ps(hi, mask, *fi, hi);
+                    }
                     (mm[0], mm[1]) = (lo, hi);
                 }
             }
             Out::I32 { ptr } => {
-                for i in 0..R {
-                    let v = correct(i);
+                for (i, vi) in v.iter().enumerate() {
                     // SAFETY: as for the f32 store.
-                    _mm512_mask_storeu_epi32(ptr.add((r0 + i) * job.ldc + col0), mask, v);
+                    _mm512_mask_storeu_epi32(ptr.add((r0 + i) * job.ldc + col0), mask, *vi);
                 }
             }
         }
