@@ -69,19 +69,9 @@ pub fn add_layer_norm(
         let (xs, rs) = (&x[i0..i1], &residual[i0..i1]);
         #[cfg(target_arch = "x86_64")]
         if crate::isa::Isa::current().resolve() == crate::isa::Isa::Avx512Vnni {
-            let inv_n = 1.0 / axis_len as f32;
-            for ((xr, rr), or) in xs
-                .chunks_exact(axis_len)
-                .zip(rs.chunks_exact(axis_len))
-                .zip(os.chunks_exact_mut(axis_len))
-            {
-                // SAFETY: the resolved family has avx512f; the rows have axis_len elements
-                // (gamma and beta checked above).
-                unsafe { x86::row_avx512(xr, Some(rr), gamma, beta, inv_n, epsilon, or) };
-                if let Some(r) = range {
-                    r.observe(crate::isa::Isa::Avx512Vnni, or);
-                }
-            }
+            // SAFETY: the resolved family has avx512f; xs, rs and os hold the same whole rows
+            // of axis_len elements (gamma and beta checked above).
+            unsafe { x86::rows_avx512(xs, Some(rs), gamma, beta, epsilon, os, range) };
             return;
         }
         for (o, (&a, &b)) in os.iter_mut().zip(xs.iter().zip(rs)) {
@@ -104,21 +94,16 @@ fn rows(
     out: &mut [f32],
     range: Option<&Range>,
 ) {
-    let inv_n = 1.0 / axis_len as f32;
     #[cfg(target_arch = "x86_64")]
     if let Some(x) = x
         && crate::isa::Isa::current().resolve() == crate::isa::Isa::Avx512Vnni
     {
-        for (xr, or) in x.chunks_exact(axis_len).zip(out.chunks_exact_mut(axis_len)) {
-            // SAFETY: the resolved family has avx512f; the row lengths match (chunks of
-            // `axis_len`, gamma and beta checked by `layer_norm`).
-            unsafe { x86::row_avx512(xr, None, gamma, beta, inv_n, epsilon, or) };
-            if let Some(r) = range {
-                r.observe(crate::isa::Isa::Avx512Vnni, or);
-            }
-        }
+        // SAFETY: the resolved family has avx512f; x and out hold the same whole rows of
+        // axis_len elements (gamma and beta checked by `layer_norm`).
+        unsafe { x86::rows_avx512(x, None, gamma, beta, epsilon, out, range) };
         return;
     }
+    let inv_n = 1.0 / axis_len as f32;
     for (r, or) in out.chunks_exact_mut(axis_len).enumerate() {
         // Deviations go through `out` so the variance pass reads them once.
         if let Some(x) = x {
@@ -170,124 +155,217 @@ fn rows(
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::incompatible_msrv)]
 mod x86 {
+    use crate::quantize::Range;
     use core::arch::x86_64::*;
 
-    /// One row with 16-lane vectors, same two-pass numerics as the generic path (the sums are
-    /// split over 2×16 lanes instead of 8 and the squares use FMA, so results agree within
-    /// float rounding).
+    /// Whole rows of `gamma.len()` values with 16-lane vectors, four rows at a time, then
+    /// the range (if any) of all of them, gathered in registers by the last pass.
     ///
-    /// With `residual`, the row is `x + residual` (each sum rounded once, as by a separate
-    /// Add), formed in the first pass and kept in `out` for the second.
+    /// Each row's reductions are short dependency chains (two accumulators, then a horizontal
+    /// sum): one row at a time ran at their latency, so four rows are interleaved. Every row
+    /// is computed by exactly the same operations in the same order as a lone row, so the
+    /// results do not depend on the grouping.
     ///
     /// # Safety
-    /// CPU has avx512f; `residual` (if any), `gamma`, `beta` (if any) and `out` have `x.len()`
-    /// elements.
+    /// CPU has avx512f; `gamma` is not empty; `x`, `residual` (if any) and `out` hold the same
+    /// whole number of rows of `gamma.len()`; `beta` (if any) has `gamma.len()` elements.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn row_avx512(
+    pub(super) unsafe fn rows_avx512(
         x: &[f32],
         residual: Option<&[f32]>,
         gamma: &[f32],
         beta: Option<&[f32]>,
-        inv_n: f32,
         epsilon: f32,
         out: &mut [f32],
+        range: Option<&Range>,
     ) {
-        let n = x.len();
-        debug_assert!(gamma.len() == n && out.len() == n);
-        let mask_at = |i: usize| ((1u32 << (n - i).min(16)) - 1) as __mmask16;
-        let (op, gp) = (out.as_mut_ptr(), gamma.as_ptr());
-        // SAFETY (all loads and stores below): lanes i..i+16 (or the mask's lanes) lie inside
-        // the rows, which all have n elements.
-        let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-        let mut i = 0;
-        // The row's values: x itself, or x + residual stored into `out` on the way.
-        let xp = if let Some(r) = residual {
-            debug_assert!(r.len() == n);
-            let (ap, rp) = (x.as_ptr(), r.as_ptr());
-            while i + 32 <= n {
+        let n = gamma.len();
+        debug_assert!(n > 0 && x.len() == out.len() && x.len() % n == 0);
+        debug_assert!(residual.is_none_or(|r| r.len() == x.len()));
+        let (rows, inv_n) = (x.len() / n, 1.0 / n as f32);
+        let xp = x.as_ptr();
+        let rp = residual.map(|r| r.as_ptr());
+        let op = out.as_mut_ptr();
+        // Accumulators start at 0, which the range always includes.
+        let mut mm = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        macro_rules! go {
+            ($g:literal, $r:expr) => {{
+                // SAFETY: rows r..r+$g lie inside x, residual and out (r + $g <= rows).
                 unsafe {
-                    let v0 = _mm512_add_ps(_mm512_loadu_ps(ap.add(i)), _mm512_loadu_ps(rp.add(i)));
-                    let v1 = _mm512_add_ps(
-                        _mm512_loadu_ps(ap.add(i + 16)),
-                        _mm512_loadu_ps(rp.add(i + 16)),
-                    );
-                    _mm512_storeu_ps(op.add(i), v0);
-                    _mm512_storeu_ps(op.add(i + 16), v1);
-                    s0 = _mm512_add_ps(s0, v0);
-                    s1 = _mm512_add_ps(s1, v1);
+                    let at = $r * n;
+                    group::<$g>(
+                        xp.add(at),
+                        rp.map(|p| p.add(at)),
+                        gamma,
+                        beta,
+                        inv_n,
+                        epsilon,
+                        op.add(at),
+                        &mut mm,
+                    )
+                }
+            }};
+        }
+        let mut r = 0;
+        while r + 4 <= rows {
+            go!(4, r);
+            r += 4;
+        }
+        match rows - r {
+            3 => go!(3, r),
+            2 => go!(2, r),
+            1 => go!(1, r),
+            _ => {}
+        }
+        if let Some(range) = range {
+            // Exact: no NaN reaches the accumulators (VMINPS/VMAXPS keep the accumulator when
+            // the value is NaN), and −0 never replaces their initial +0, as in `min_max`.
+            range.include((_mm512_reduce_min_ps(mm.0), _mm512_reduce_max_ps(mm.1)));
+        }
+    }
+
+    /// `G` consecutive rows of `gamma.len()` values at `x` (plus `residual`) into `out`, and
+    /// the outputs' min/max into `mm`.
+    ///
+    /// With `residual`, a row is `x + residual` (each sum rounded once, as by a separate Add),
+    /// formed in the first pass and kept in `out` for the second.
+    ///
+    /// # Safety
+    /// CPU has avx512f; `x`, `residual` (if any) and `out` are valid for `G` rows of
+    /// `gamma.len()`; `beta` (if any) has `gamma.len()` elements.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn group<const G: usize>(
+        x: *const f32,
+        residual: Option<*const f32>,
+        gamma: &[f32],
+        beta: Option<&[f32]>,
+        inv_n: f32,
+        epsilon: f32,
+        out: *mut f32,
+        mm: &mut (__m512, __m512),
+    ) {
+        let n = gamma.len();
+        let mask_at = |i: usize| ((1u32 << (n - i).min(16)) - 1) as __mmask16;
+        let gp = gamma.as_ptr();
+        // SAFETY (every pointer offset, load and store below): row g starts g·n after the
+        // base pointers, and lanes i..i+16 (or the mask's lanes) lie inside its n elements.
+        let op: [*mut f32; G] = core::array::from_fn(|g| unsafe { out.add(g * n) });
+        let (mut s0, mut s1) = ([_mm512_setzero_ps(); G], [_mm512_setzero_ps(); G]);
+        let mut i = 0;
+        // The rows' values: x itself, or x + residual stored into `out` on the way.
+        let xp: [*const f32; G] = if let Some(res) = residual {
+            let ap: [*const f32; G] = core::array::from_fn(|g| unsafe { x.add(g * n) });
+            let rp: [*const f32; G] = core::array::from_fn(|g| unsafe { res.add(g * n) });
+            while i + 32 <= n {
+                for g in 0..G {
+                    unsafe {
+                        let v0 = _mm512_add_ps(
+                            _mm512_loadu_ps(ap[g].add(i)),
+                            _mm512_loadu_ps(rp[g].add(i)),
+                        );
+                        let v1 = _mm512_add_ps(
+                            _mm512_loadu_ps(ap[g].add(i + 16)),
+                            _mm512_loadu_ps(rp[g].add(i + 16)),
+                        );
+                        _mm512_storeu_ps(op[g].add(i), v0);
+                        _mm512_storeu_ps(op[g].add(i + 16), v1);
+                        s0[g] = _mm512_add_ps(s0[g], v0);
+                        s1[g] = _mm512_add_ps(s1[g], v1);
+                    }
                 }
                 i += 32;
             }
             while i < n {
                 let k = mask_at(i);
-                unsafe {
-                    let v = _mm512_add_ps(
-                        _mm512_maskz_loadu_ps(k, ap.add(i)),
-                        _mm512_maskz_loadu_ps(k, rp.add(i)),
-                    );
-                    _mm512_mask_storeu_ps(op.add(i), k, v);
-                    s0 = _mm512_add_ps(s0, v);
+                for g in 0..G {
+                    unsafe {
+                        let v = _mm512_add_ps(
+                            _mm512_maskz_loadu_ps(k, ap[g].add(i)),
+                            _mm512_maskz_loadu_ps(k, rp[g].add(i)),
+                        );
+                        _mm512_mask_storeu_ps(op[g].add(i), k, v);
+                        s0[g] = _mm512_add_ps(s0[g], v);
+                    }
                 }
                 i += 16;
             }
-            op as *const f32
+            core::array::from_fn(|g| op[g] as *const f32)
         } else {
-            let xp = x.as_ptr();
+            let xp: [*const f32; G] = core::array::from_fn(|g| unsafe { x.add(g * n) });
             while i + 32 <= n {
-                unsafe {
-                    s0 = _mm512_add_ps(s0, _mm512_loadu_ps(xp.add(i)));
-                    s1 = _mm512_add_ps(s1, _mm512_loadu_ps(xp.add(i + 16)));
+                for g in 0..G {
+                    unsafe {
+                        s0[g] = _mm512_add_ps(s0[g], _mm512_loadu_ps(xp[g].add(i)));
+                        s1[g] = _mm512_add_ps(s1[g], _mm512_loadu_ps(xp[g].add(i + 16)));
+                    }
                 }
                 i += 32;
             }
             while i < n {
-                s0 = _mm512_add_ps(s0, unsafe { _mm512_maskz_loadu_ps(mask_at(i), xp.add(i)) });
+                let k = mask_at(i);
+                for g in 0..G {
+                    s0[g] = _mm512_add_ps(s0[g], unsafe { _mm512_maskz_loadu_ps(k, xp[g].add(i)) });
+                }
                 i += 16;
             }
             xp
         };
-        let mean = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) * inv_n;
-        let mv = _mm512_set1_ps(mean);
-        let (mut q0, mut q1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mv: [__m512; G] = core::array::from_fn(|g| {
+            _mm512_set1_ps(_mm512_reduce_add_ps(_mm512_add_ps(s0[g], s1[g])) * inv_n)
+        });
+        let (mut q0, mut q1) = ([_mm512_setzero_ps(); G], [_mm512_setzero_ps(); G]);
         let mut i = 0;
         while i + 32 <= n {
-            unsafe {
-                let d0 = _mm512_sub_ps(_mm512_loadu_ps(xp.add(i)), mv);
-                let d1 = _mm512_sub_ps(_mm512_loadu_ps(xp.add(i + 16)), mv);
-                _mm512_storeu_ps(op.add(i), d0);
-                _mm512_storeu_ps(op.add(i + 16), d1);
-                q0 = _mm512_fmadd_ps(d0, d0, q0);
-                q1 = _mm512_fmadd_ps(d1, d1, q1);
+            for g in 0..G {
+                unsafe {
+                    let d0 = _mm512_sub_ps(_mm512_loadu_ps(xp[g].add(i)), mv[g]);
+                    let d1 = _mm512_sub_ps(_mm512_loadu_ps(xp[g].add(i + 16)), mv[g]);
+                    _mm512_storeu_ps(op[g].add(i), d0);
+                    _mm512_storeu_ps(op[g].add(i + 16), d1);
+                    q0[g] = _mm512_fmadd_ps(d0, d0, q0[g]);
+                    q1[g] = _mm512_fmadd_ps(d1, d1, q1[g]);
+                }
             }
             i += 32;
         }
         while i < n {
             let k = mask_at(i);
-            unsafe {
-                let d = _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, xp.add(i)), mv);
-                _mm512_mask_storeu_ps(op.add(i), k, d);
-                q0 = _mm512_fmadd_ps(d, d, q0);
+            for g in 0..G {
+                unsafe {
+                    let d = _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, xp[g].add(i)), mv[g]);
+                    _mm512_mask_storeu_ps(op[g].add(i), k, d);
+                    q0[g] = _mm512_fmadd_ps(d, d, q0[g]);
+                }
             }
             i += 16;
         }
-        let var = _mm512_reduce_add_ps(_mm512_add_ps(q0, q1)) * inv_n;
-        let inv_std = _mm512_set1_ps(1.0 / super::math::sqrt(var + epsilon));
+        let inv_std: [__m512; G] = core::array::from_fn(|g| {
+            let var = _mm512_reduce_add_ps(_mm512_add_ps(q0[g], q1[g])) * inv_n;
+            _mm512_set1_ps(1.0 / super::math::sqrt(var + epsilon))
+        });
+        let (mut lo, mut hi) = *mm;
         let mut i = 0;
         while i < n {
             let k = mask_at(i);
             unsafe {
-                let d = _mm512_maskz_loadu_ps(k, op.add(i));
-                let mut y = _mm512_mul_ps(
-                    _mm512_mul_ps(d, inv_std),
-                    _mm512_maskz_loadu_ps(k, gp.add(i)),
-                );
-                if let Some(b) = beta {
-                    y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(k, b.as_ptr().add(i)));
+                let gv = _mm512_maskz_loadu_ps(k, gp.add(i));
+                let bv = beta.map(|b| _mm512_maskz_loadu_ps(k, b.as_ptr().add(i)));
+                for g in 0..G {
+                    let d = _mm512_maskz_loadu_ps(k, op[g].add(i));
+                    let mut y = _mm512_mul_ps(_mm512_mul_ps(d, inv_std[g]), gv);
+                    if let Some(bv) = bv {
+                        y = _mm512_add_ps(y, bv);
+                    }
+                    _mm512_mask_storeu_ps(op[g].add(i), k, y);
+                    // VMINPS(y, acc) keeps acc when y is NaN: NaN skipped, as by `min_max`.
+                    lo = _mm512_mask_min_ps(lo, k, y, lo);
+                    hi = _mm512_mask_max_ps(hi, k, y, hi);
                 }
-                _mm512_mask_storeu_ps(op.add(i), k, y);
             }
             i += 16;
         }
+        *mm = (lo, hi);
     }
 }
 
@@ -346,6 +424,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Rows are processed in groups (four at a time on AVX-512): each row's result must not
+    /// depend on the group it fell in, so a row normalised alone has the same bits.
+    #[test]
+    fn rows_do_not_depend_on_grouping() {
+        for isa in crate::isa::Isa::all_available() {
+            crate::isa::set_forced(Some(isa));
+            for &(outer, n) in &[(7usize, 384usize), (6, 33), (5, 7)] {
+                let x: Vec<f32> = (0..outer * n)
+                    .map(|i| ((i * 37 % 97) as f32 - 40.0) * 0.05 + (i / n) as f32)
+                    .collect();
+                let gamma: Vec<f32> = (0..n).map(|i| 0.5 + (i % 5) as f32 * 0.25).collect();
+                let beta: Vec<f32> = (0..n).map(|i| (i % 3) as f32 - 1.0).collect();
+                let mut all = vec![0.0; x.len()];
+                layer_norm(&x, &gamma, Some(&beta), outer, n, 1e-5, &mut all, None);
+                for (xr, ar) in x.chunks(n).zip(all.chunks(n)) {
+                    let mut one = vec![0.0; n];
+                    layer_norm(xr, &gamma, Some(&beta), 1, n, 1e-5, &mut one, None);
+                    for (a, o) in ar.iter().zip(&one) {
+                        assert_eq!(a.to_bits(), o.to_bits(), "{isa} {outer}x{n}: {a} vs {o}");
+                    }
+                }
+            }
+        }
+        crate::isa::set_forced(None);
     }
 
     /// The fused residual form is exactly `Add` then `layer_norm` (which `matches_f64` checks
