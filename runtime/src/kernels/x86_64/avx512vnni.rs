@@ -145,7 +145,16 @@ unsafe fn tile<const R: usize, const P: usize, const MM: bool>(
             }
         }};
     }
-    let mut acc = [[_mm512_setzero_si512(); P]; R];
+    // The accumulators start at −za·colsum[n] (the activation zero point's correction)
+    // instead of 0: wrapping i32 adds commute, so the result is the same, and the epilogue
+    // has one subtraction per output vector fewer.
+    let za = _mm512_set1_epi32(job.za);
+    let init: [__m512i; P] = core::array::from_fn(|q| {
+        // SAFETY: colsum holds padded_n(n) >= (p0 + q + 1)·16 entries (validated).
+        let cs = unsafe { _mm512_loadu_si512(job.b.colsum.as_ptr().add((p0 + q) * NR).cast()) };
+        _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_mullo_epi32(za, cs))
+    });
+    let mut acc = [init; R];
     let mut g = 0;
     if R * P < 8 {
         // Too few accumulators to cover VPDPBUSD latency (small-M / GEMV tiles): give even and
@@ -182,7 +191,8 @@ unsafe fn tile<const R: usize, const P: usize, const MM: bool>(
     panels!(0 1 2 3);
 }
 
-/// One panel's 16 columns of an R-row tile: zero-point corrections, then the f32 scale, bias
+/// One panel's 16 columns of an R-row tile (accumulators that already include −za·colsum):
+/// the weight zero points' correction, then the f32 scale, bias
 /// and activation, or the i32 result.
 ///
 /// # Safety
@@ -201,7 +211,6 @@ unsafe fn epilogue<const R: usize, const MM: bool>(
     // SAFETY: the intrinsics need AVX-512 F/BW/VL, which `tile` (the only caller, into which
     // this is inlined) has; memory accesses are justified below.
     unsafe {
-        let za = _mm512_set1_epi32(job.za);
         let width = NR.min(job.b.n - col0);
         let mask: __mmask16 = if width == NR {
             0xffff
@@ -209,15 +218,12 @@ unsafe fn epilogue<const R: usize, const MM: bool>(
             (1u16 << width) - 1
         };
         // SAFETY: the per-column arrays hold padded_n(n) >= col0 + 16 entries (validated).
-        let (cs, zb) = (
-            _mm512_loadu_si512(job.b.colsum.as_ptr().add(col0).cast()),
-            _mm512_loadu_si512(job.b.zero_point.as_ptr().add(col0).cast()),
-        );
-        let zc = _mm512_mullo_epi32(za, cs);
+        let zb = _mm512_loadu_si512(job.b.zero_point.as_ptr().add(col0).cast());
         // Every decision (symmetric weights, bias, activation, output type) is taken once per
         // panel, outside the per-row work: deciding it per row vector cost a branch and an
         // indirect jump (the activation's match) for each of the tile's R row vectors.
-        let mut v: [__m512i; R] = core::array::from_fn(|i| _mm512_sub_epi32(acc[i], zc));
+        // `acc` already includes −za·colsum (the accumulators' initial value, see `tile`).
+        let mut v: [__m512i; R] = *acc;
         // Symmetric weights (every zero point of the panel 0, the usual int8 export): the row
         // term is multiplied by 0, so skip it (a third of the per-vector epilogue, which small-K
         // convolutions are bound by) and never read it.
