@@ -205,9 +205,13 @@ pub fn dequantize_linear<T: QInt>(
         for (r, (xs, ys)) in x.chunks(run).zip(y.chunks_mut(run)).enumerate() {
             let p = if np == 1 { 0 } else { r % ax.len };
             let (s, z) = (scale[p], zp.map_or(0, |z| z[p].to_i32()));
-            for (d, &v) in ys.iter_mut().zip(xs) {
-                *d = v.to_i32().wrapping_sub(z) as f32 * s;
+            #[cfg(target_arch = "x86_64")]
+            if Isa::current().resolve() == Isa::Avx512Vnni {
+                // SAFETY: the resolved family has AVX-512 F/BW.
+                unsafe { dequantize_run_avx512(xs, s, z, ys) };
+                continue;
             }
+            dequantize_run(xs, s, z, ys);
         }
         return;
     }
@@ -222,6 +226,27 @@ pub fn dequantize_linear<T: QInt>(
             j += ax.inner;
         }
     }
+}
+
+/// `ys[i] = (xs[i] − z) · s` (the difference in wrapping i32) for one run of
+/// [`dequantize_linear`] that shares its parameters.
+#[inline(always)]
+fn dequantize_run<T: QInt>(xs: &[T], s: f32, z: i32, ys: &mut [f32]) {
+    for (d, &v) in ys.iter_mut().zip(xs) {
+        *d = v.to_i32().wrapping_sub(z) as f32 * s;
+    }
+}
+
+/// [`dequantize_run`] compiled for AVX-512, so that it vectorises 16 lanes wide instead of
+/// the baseline's 4 (MiniLM dequantizes its gathered embedding rows every call): the same
+/// operations, so the same values.
+///
+/// # Safety
+/// The CPU has AVX-512 F and BW.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn dequantize_run_avx512<T: QInt>(xs: &[T], s: f32, z: i32, ys: &mut [f32]) {
+    dequantize_run(xs, s, z, ys)
 }
 
 /// The requantizing epilogue over an `outer × ch × inner` i32 tensor (a GEMM result
