@@ -227,8 +227,10 @@ mod x86 {
     /// `G` consecutive rows of `gamma.len()` values at `x` (plus `residual`) into `out`, and
     /// the outputs' min/max into `mm`.
     ///
-    /// With `residual`, a row is `x + residual` (each sum rounded once, as by a separate Add),
-    /// formed in the first pass and kept in `out` for the second.
+    /// With `residual`, a row is `x + residual` (each sum rounded once, as by a separate Add).
+    /// Every pass recomputes the row's values and deviations from the inputs instead of
+    /// storing them into `out` for the next pass: the same operations give the same bits, and
+    /// the row is written once instead of three times.
     ///
     /// # Safety
     /// CPU has avx512f; `x`, `residual` (if any) and `out` are valid for `G` rows of
@@ -251,92 +253,53 @@ mod x86 {
         // SAFETY (every pointer offset, load and store below): row g starts g·n after the
         // base pointers, and lanes i..i+16 (or the mask's lanes) lie inside its n elements.
         let op: [*mut f32; G] = core::array::from_fn(|g| unsafe { out.add(g * n) });
-        let (mut s0, mut s1) = ([_mm512_setzero_ps(); G], [_mm512_setzero_ps(); G]);
-        let mut i = 0;
-        // The rows' values: x itself, or x + residual stored into `out` on the way.
-        let xp: [*const f32; G] = if let Some(res) = residual {
-            let ap: [*const f32; G] = core::array::from_fn(|g| unsafe { x.add(g * n) });
-            let rp: [*const f32; G] = core::array::from_fn(|g| unsafe { res.add(g * n) });
-            while i + 32 <= n {
-                for g in 0..G {
-                    unsafe {
-                        let v0 = _mm512_add_ps(
-                            _mm512_loadu_ps(ap[g].add(i)),
-                            _mm512_loadu_ps(rp[g].add(i)),
-                        );
-                        let v1 = _mm512_add_ps(
-                            _mm512_loadu_ps(ap[g].add(i + 16)),
-                            _mm512_loadu_ps(rp[g].add(i + 16)),
-                        );
-                        _mm512_storeu_ps(op[g].add(i), v0);
-                        _mm512_storeu_ps(op[g].add(i + 16), v1);
-                        s0[g] = _mm512_add_ps(s0[g], v0);
-                        s1[g] = _mm512_add_ps(s1[g], v1);
-                    }
-                }
-                i += 32;
+        let xp: [*const f32; G] = core::array::from_fn(|g| unsafe { x.add(g * n) });
+        let rp: Option<[*const f32; G]> =
+            residual.map(|r| core::array::from_fn(|g| unsafe { r.add(g * n) }));
+        // Row g's values at lanes i.. (the mask's lanes; the others 0): x or x + residual.
+        let value = |g: usize, i: usize, k: __mmask16| unsafe {
+            let v = _mm512_maskz_loadu_ps(k, xp[g].add(i));
+            match rp {
+                Some(rp) => _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, rp[g].add(i))),
+                None => v,
             }
-            while i < n {
-                let k = mask_at(i);
-                for g in 0..G {
-                    unsafe {
-                        let v = _mm512_add_ps(
-                            _mm512_maskz_loadu_ps(k, ap[g].add(i)),
-                            _mm512_maskz_loadu_ps(k, rp[g].add(i)),
-                        );
-                        _mm512_mask_storeu_ps(op[g].add(i), k, v);
-                        s0[g] = _mm512_add_ps(s0[g], v);
-                    }
-                }
-                i += 16;
-            }
-            core::array::from_fn(|g| op[g] as *const f32)
-        } else {
-            let xp: [*const f32; G] = core::array::from_fn(|g| unsafe { x.add(g * n) });
-            while i + 32 <= n {
-                for g in 0..G {
-                    unsafe {
-                        s0[g] = _mm512_add_ps(s0[g], _mm512_loadu_ps(xp[g].add(i)));
-                        s1[g] = _mm512_add_ps(s1[g], _mm512_loadu_ps(xp[g].add(i + 16)));
-                    }
-                }
-                i += 32;
-            }
-            while i < n {
-                let k = mask_at(i);
-                for g in 0..G {
-                    s0[g] = _mm512_add_ps(s0[g], unsafe { _mm512_maskz_loadu_ps(k, xp[g].add(i)) });
-                }
-                i += 16;
-            }
-            xp
         };
-        let mv: [__m512; G] = core::array::from_fn(|g| {
-            _mm512_set1_ps(_mm512_reduce_add_ps(_mm512_add_ps(s0[g], s1[g])) * inv_n)
-        });
-        let (mut q0, mut q1) = ([_mm512_setzero_ps(); G], [_mm512_setzero_ps(); G]);
+        let (mut s0, mut s1) = ([_mm512_setzero_ps(); G], [_mm512_setzero_ps(); G]);
         let mut i = 0;
         while i + 32 <= n {
             for g in 0..G {
-                unsafe {
-                    let d0 = _mm512_sub_ps(_mm512_loadu_ps(xp[g].add(i)), mv[g]);
-                    let d1 = _mm512_sub_ps(_mm512_loadu_ps(xp[g].add(i + 16)), mv[g]);
-                    _mm512_storeu_ps(op[g].add(i), d0);
-                    _mm512_storeu_ps(op[g].add(i + 16), d1);
-                    q0[g] = _mm512_fmadd_ps(d0, d0, q0[g]);
-                    q1[g] = _mm512_fmadd_ps(d1, d1, q1[g]);
-                }
+                s0[g] = _mm512_add_ps(s0[g], value(g, i, !0));
+                s1[g] = _mm512_add_ps(s1[g], value(g, i + 16, !0));
             }
             i += 32;
         }
         while i < n {
             let k = mask_at(i);
             for g in 0..G {
-                unsafe {
-                    let d = _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, xp[g].add(i)), mv[g]);
-                    _mm512_mask_storeu_ps(op[g].add(i), k, d);
-                    q0[g] = _mm512_fmadd_ps(d, d, q0[g]);
-                }
+                s0[g] = _mm512_add_ps(s0[g], value(g, i, k));
+            }
+            i += 16;
+        }
+        let mv: [__m512; G] = core::array::from_fn(|g| {
+            _mm512_set1_ps(_mm512_reduce_add_ps(_mm512_add_ps(s0[g], s1[g])) * inv_n)
+        });
+        // Row g's deviations from its mean at lanes i.. (0 outside the mask).
+        let dev = |g: usize, i: usize, k: __mmask16| _mm512_maskz_sub_ps(k, value(g, i, k), mv[g]);
+        let (mut q0, mut q1) = ([_mm512_setzero_ps(); G], [_mm512_setzero_ps(); G]);
+        let mut i = 0;
+        while i + 32 <= n {
+            for g in 0..G {
+                let (d0, d1) = (dev(g, i, !0), dev(g, i + 16, !0));
+                q0[g] = _mm512_fmadd_ps(d0, d0, q0[g]);
+                q1[g] = _mm512_fmadd_ps(d1, d1, q1[g]);
+            }
+            i += 32;
+        }
+        while i < n {
+            let k = mask_at(i);
+            for g in 0..G {
+                let d = dev(g, i, k);
+                q0[g] = _mm512_fmadd_ps(d, d, q0[g]);
             }
             i += 16;
         }
@@ -352,8 +315,7 @@ mod x86 {
                 let gv = _mm512_maskz_loadu_ps(k, gp.add(i));
                 let bv = beta.map(|b| _mm512_maskz_loadu_ps(k, b.as_ptr().add(i)));
                 for g in 0..G {
-                    let d = _mm512_maskz_loadu_ps(k, op[g].add(i));
-                    let mut y = _mm512_mul_ps(_mm512_mul_ps(d, inv_std[g]), gv);
+                    let mut y = _mm512_mul_ps(_mm512_mul_ps(dev(g, i, k), inv_std[g]), gv);
                     if let Some(bv) = bv {
                         y = _mm512_add_ps(y, bv);
                     }
