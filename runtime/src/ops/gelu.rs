@@ -274,8 +274,11 @@ mod x86 {
     #[inline]
     fn gelu16(x: __m512, tab: &[[__m512; 2]; DEG + 1]) -> __m512 {
         let lo = _mm512_set1_ps(X_MIN);
-        // As in gelu8: NaN lanes look up index 0 and stay NaN through the product with x.
-        let xc = _mm512_min_ps(_mm512_max_ps(x, lo), _mm512_set1_ps(X_HI));
+        // No clamp at X_MIN (one operation fewer than gelu8): lanes below it are zeroed by the
+        // final masked product whatever their index and polynomial (vpermt2ps reads only the
+        // index's low 5 bits; an infinite or NaN p is masked off too). NaN lanes become X_HI
+        // here (VMINPS returns its second operand) and stay NaN through the product with x.
+        let xc = _mm512_min_ps(x, _mm512_set1_ps(X_HI));
         let y = _mm512_fmadd_ps(xc, _mm512_set1_ps(INV_W), _mm512_set1_ps(-X_MIN / W));
         let fl = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(y);
         let idx = _mm512_cvtps_epi32(fl);
