@@ -218,6 +218,14 @@ fn task(
     let mut sums = [0.0f32; MB];
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512Vnni && mask.is_none_or(|m| m.strides[3] == 1) {
+        // A mask row shared by all heads and query rows (the usual `[batch, skv]` padding mask)
+        // that is all zeros (no padding: every sentence of one batch row is full length) is
+        // skipped: adding ±0 leaves every score as it is (up to the sign of a zero score, which
+        // the max subtraction erases), and it is one load and one add per score fewer.
+        let mask = mask.filter(|m| {
+            let [sb, sh, si, _] = m.strides;
+            sh != 0 || si != 0 || m.data[b * sb..b * sb + skv].iter().any(|&x| x != 0.0)
+        });
         let mrow = |r: usize| {
             mask.map_or(core::ptr::null(), |m| {
                 let [sb, sh, si, _] = m.strides;
@@ -580,6 +588,44 @@ mod tests {
                             );
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// Skipping an all-zero mask (see `task`) changes no bit: the exponentials and sums of score
+    /// rows (with ±0 scores, and a row whose max is a zero) are the same with the ±0 mask added
+    /// as without it.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn zero_mask_skip_is_exact() {
+        if !Isa::Avx512Vnni.available() {
+            return;
+        }
+        let mask: Vec<f32> = (0..40)
+            .map(|i| if i % 3 == 0 { -0.0 } else { 0.0 })
+            .collect();
+        let mut rows: Vec<Vec<f32>> =
+            vec![data(40, 7), data(40, 8).iter().map(|v| -v.abs()).collect()];
+        for r in rows.iter_mut() {
+            r[1] = -0.0;
+            r[2] = 0.0;
+        }
+        rows[1][5] = -0.0; // the max of row 1 is a zero
+        for scale in [ScoreScale::None, ScoreScale::Div(2.5)] {
+            for row in &rows {
+                let (mut a, mut b) = (row.clone(), row.clone());
+                // SAFETY: avx512 checked above; each row and the mask hold 40 floats.
+                let (sa, sb) = unsafe {
+                    use crate::ops::softmax::x86::exp_rows_pre_avx512;
+                    (
+                        exp_rows_pre_avx512::<1>([a.as_mut_ptr()], 40, scale, [mask.as_ptr()]),
+                        exp_rows_pre_avx512::<1>([b.as_mut_ptr()], 40, scale, [core::ptr::null()]),
+                    )
+                };
+                assert_eq!(sa[0].to_bits(), sb[0].to_bits());
+                for (x, y) in a.iter().zip(&b) {
+                    assert_eq!(x.to_bits(), y.to_bits(), "{scale:?}: {x} vs {y}");
                 }
             }
         }
