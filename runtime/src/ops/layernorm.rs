@@ -180,7 +180,7 @@ mod x86 {
         range: Option<&Range>,
     ) {
         let n = gamma.len();
-        debug_assert!(n > 0 && x.len() == out.len() && x.len() % n == 0);
+        debug_assert!(n > 0 && x.len() == out.len() && x.len().is_multiple_of(n));
         debug_assert!(residual.is_none_or(|r| r.len() == x.len()));
         let (rows, inv_n) = (x.len() / n, 1.0 / n as f32);
         let xp = x.as_ptr();
@@ -275,8 +275,8 @@ mod x86 {
         }
         while i < n {
             let k = mask_at(i);
-            for g in 0..G {
-                s0[g] = _mm512_add_ps(s0[g], value(g, i, k));
+            for (g, s) in s0.iter_mut().enumerate() {
+                *s = _mm512_add_ps(*s, value(g, i, k));
             }
             i += 16;
         }
@@ -297,9 +297,9 @@ mod x86 {
         }
         while i < n {
             let k = mask_at(i);
-            for g in 0..G {
+            for (g, q) in q0.iter_mut().enumerate() {
                 let d = dev(g, i, k);
-                q0[g] = _mm512_fmadd_ps(d, d, q0[g]);
+                *q = _mm512_fmadd_ps(d, d, *q);
             }
             i += 16;
         }
