@@ -274,11 +274,11 @@ fn run_simd(isa: Isa, job: &Job<'_>, out: Out, fast_avx2: bool, gelu: bool, rang
         } else {
             r1 - r0
         };
+        // Without GELU the AVX-512 kernel takes the min/max from its registers.
+        let kernel_mm = range.is_some() && !gelu && isa == Isa::Avx512Vnni;
         let mut b0 = r0;
         while b0 < r1 {
             let b1 = (b0 + step).min(r1);
-            // Without GELU the AVX-512 kernel takes the min/max from its registers.
-            let kernel_mm = range.is_some() && !gelu && isa == Isa::Avx512Vnni;
             let mm = block(isa, job, out, fast_avx2, b0..b1, p0..p1, pk, kernel_mm);
             if let (Some(range), Some(mm)) = (range, mm) {
                 range.include(mm);

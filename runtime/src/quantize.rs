@@ -408,28 +408,11 @@ mod x86 {
     /// The CPU supports AVX-512 F.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn min_max_avx512(x: &[f32]) -> (f32, f32) {
-        let mut lo = [_mm512_setzero_ps(); 2];
-        let mut hi = [_mm512_setzero_ps(); 2];
-        let mut chunks = x.chunks_exact(32);
-        for c in &mut chunks {
-            for j in 0..2 {
-                // SAFETY: the chunk has 32 floats.
-                let v = unsafe { _mm512_loadu_ps(c.as_ptr().add(16 * j)) };
-                // VMINPS(v, acc) returns acc when v is NaN: NaN skipped.
-                lo[j] = _mm512_min_ps(v, lo[j]);
-                hi[j] = _mm512_max_ps(v, hi[j]);
-            }
+        if x.is_empty() {
+            return (0.0, 0.0);
         }
-        let mut l = [0f32; 16];
-        let mut h = [0f32; 16];
-        // SAFETY: 16-float local arrays.
-        unsafe {
-            _mm512_storeu_ps(l.as_mut_ptr(), _mm512_min_ps(lo[0], lo[1]));
-            _mm512_storeu_ps(h.as_mut_ptr(), _mm512_max_ps(hi[0], hi[1]));
-        }
-        let (mn, _) = super::min_max_scalar(&l, 0.0, 0.0);
-        let (_, mx) = super::min_max_scalar(&h, 0.0, 0.0);
-        super::min_max_scalar(chunks.remainder(), mn, mx)
+        // SAFETY: one row of x.len() values (the caller's CPU guarantee is forwarded).
+        unsafe { min_max_rows_avx512(x, 1, x.len(), x.len()) }
     }
 
     /// # Safety
@@ -441,39 +424,41 @@ mod x86 {
         cols: usize,
         ld: usize,
     ) -> (f32, f32) {
-        let mut lo = [_mm512_setzero_ps(); 2];
-        let mut hi = [_mm512_setzero_ps(); 2];
+        // Two accumulator pairs with fixed names (an array indexed by a loop counter would
+        // live in memory); VMINPS(v, acc) returns acc when v is NaN: NaN skipped.
+        let (mut lo0, mut hi0) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let (mut lo1, mut hi1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         let tail = cols % 16;
         let km = ((1u32 << tail) - 1) as __mmask16;
         for r in 0..rows {
             let p = x[r * ld..].as_ptr();
             let mut j = 0;
-            while j + 16 <= cols {
-                // SAFETY: lanes j..j+16 <= cols of row r, inside x (caller).
+            while j + 32 <= cols {
+                // SAFETY: lanes j..j+32 <= cols of row r, inside x (caller).
+                let (v0, v1) =
+                    unsafe { (_mm512_loadu_ps(p.add(j)), _mm512_loadu_ps(p.add(j + 16))) };
+                (lo0, hi0) = (_mm512_min_ps(v0, lo0), _mm512_max_ps(v0, hi0));
+                (lo1, hi1) = (_mm512_min_ps(v1, lo1), _mm512_max_ps(v1, hi1));
+                j += 32;
+            }
+            if j + 16 <= cols {
+                // SAFETY: as above, 16 lanes.
                 let v = unsafe { _mm512_loadu_ps(p.add(j)) };
-                let a = (j / 16) & 1;
-                lo[a] = _mm512_min_ps(v, lo[a]);
-                hi[a] = _mm512_max_ps(v, hi[a]);
+                (lo0, hi0) = (_mm512_min_ps(v, lo0), _mm512_max_ps(v, hi0));
                 j += 16;
             }
             if tail != 0 {
                 // SAFETY: the mask covers lanes j..cols of row r. Masked-off lanes read as 0,
                 // which the range always includes.
                 let v = unsafe { _mm512_maskz_loadu_ps(km, p.add(j)) };
-                lo[1] = _mm512_min_ps(v, lo[1]);
-                hi[1] = _mm512_max_ps(v, hi[1]);
+                (lo1, hi1) = (_mm512_min_ps(v, lo1), _mm512_max_ps(v, hi1));
             }
         }
-        let mut l = [0f32; 16];
-        let mut h = [0f32; 16];
-        // SAFETY: 16-float local arrays.
-        unsafe {
-            _mm512_storeu_ps(l.as_mut_ptr(), _mm512_min_ps(lo[0], lo[1]));
-            _mm512_storeu_ps(h.as_mut_ptr(), _mm512_max_ps(hi[0], hi[1]));
-        }
-        let (mn, _) = super::min_max_scalar(&l, 0.0, 0.0);
-        let (_, mx) = super::min_max_scalar(&h, 0.0, 0.0);
-        (mn, mx)
+        // Neither accumulator holds NaN, so the lane reductions need no NaN care.
+        (
+            _mm512_reduce_min_ps(_mm512_min_ps(lo0, lo1)),
+            _mm512_reduce_max_ps(_mm512_max_ps(hi0, hi1)),
+        )
     }
 
     /// # Safety

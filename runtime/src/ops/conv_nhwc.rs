@@ -78,9 +78,7 @@ pub fn depthwise_nhwc(
         && g.kw == 3
         && g.kh <= MAX_KH
         && c.is_multiple_of(16)
-        && w[..g.kh * g.kw * c]
-            .iter()
-            .all(|&v| (-128.0..=127.0).contains(&v) && v == (v as i32) as f32);
+        && w[..g.kh * g.kw * c].iter().all(|&v| v as i8 as f32 == v); // an integer in [-128, 127] (`as` saturates)
     #[cfg(not(target_arch = "x86_64"))]
     let vnni = false;
     let p = Params {
