@@ -265,11 +265,32 @@ mod x86 {
             // SAFETY: c has exactly 8 floats.
             unsafe { _mm256_storeu_ps(c.as_mut_ptr(), gelu8(_mm256_loadu_ps(c.as_ptr()))) };
         }
-        for v in chunks.into_remainder() {
-            *v = super::gelu_scalar(*v);
+        // The tail through the same 8-lane code (padded), so a value's GELU does not depend on
+        // where the slice it is in ends (the GEMM applies GELU row by row).
+        let tail = chunks.into_remainder();
+        if !tail.is_empty() {
+            let mut t = [0f32; 8];
+            t[..tail.len()].copy_from_slice(tail);
+            // SAFETY: t has 8 floats.
+            unsafe { _mm256_storeu_ps(t.as_mut_ptr(), gelu8(_mm256_loadu_ps(t.as_ptr()))) };
+            tail.copy_from_slice(&t[..tail.len()]);
         }
     }
 
+    /// The coefficient table [`gelu16`] takes: the two 16-float halves of each row of PHI.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    fn table16() -> [[__m512; 2]; DEG + 1] {
+        // SAFETY: each row of PHI holds 32 floats: two 16-float loads.
+        core::array::from_fn(|k| unsafe {
+            [
+                _mm512_loadu_ps(PHI[k].as_ptr()),
+                _mm512_loadu_ps(PHI[k].as_ptr().add(16)),
+            ]
+        })
+    }
+
+    /// GELU of 16 lanes; `tab` from [`table16`].
     #[target_feature(enable = "avx512f,avx2,fma")]
     #[inline]
     fn gelu16(x: __m512, tab: &[[__m512; 2]; DEG + 1]) -> __m512 {
@@ -294,13 +315,7 @@ mod x86 {
     /// CPU has avx512f, avx2 and fma.
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub(super) unsafe fn gelu_avx512(x: &mut [f32]) {
-        // SAFETY: each row of PHI holds 32 floats: two 16-float loads.
-        let tab: [[__m512; 2]; DEG + 1] = core::array::from_fn(|k| unsafe {
-            [
-                _mm512_loadu_ps(PHI[k].as_ptr()),
-                _mm512_loadu_ps(PHI[k].as_ptr().add(16)),
-            ]
-        });
+        let tab = table16();
         let len = x.len();
         let p = x.as_mut_ptr();
         let mut i = 0;
