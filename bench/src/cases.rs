@@ -181,7 +181,10 @@ pub fn gemm_case(f: GemmFiles, isa: kiln::Isa) -> Result<Case, String> {
         output: None,
         make_kiln: Box::new(move || {
             let mut g = KilnGemm::new(x.clone(), m, k, packed.clone(), isa);
-            Box::new(move || g.run())
+            // One call = one `par::enter`, as a generated model's `run` does: the ops inside
+            // hand pieces to a worker that is already awake (without it, each GEMM woke a
+            // sleeping worker and 2 threads measured no faster than 1).
+            Box::new(move || kiln_runtime::par::enter(|| g.run()))
         }),
     })
 }

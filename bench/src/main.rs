@@ -7,7 +7,7 @@
 //! cargo run --release -- ops --threads 1      # single vision ops → bench/results/ops.{md,json,svg}
 //!     --threads 1,2        thread counts (default: 1 and all cores)
 //!     --skip ort|rten      leave a peer out (repeatable); otherwise a missing peer is an error
-//!     --only SUBSTR        only cases whose name contains SUBSTR
+//!     --only SUBSTR        only cases whose name contains SUBSTR (writes results/partial.*)
 //! ```
 //! Method (docs/benchmarks.md): per case and thread count, each peer is loaded once and warmed
 //! up; then `rounds` rounds each take `samples_per_round` samples of kiln, RTen and onnxruntime
@@ -366,7 +366,9 @@ fn main() {
         ),
         failures: failures.clone(),
     };
+    // A partial run (`--only`) never replaces the full tables.
     let stem = match args.mode {
+        _ if args.only.is_some() => "partial",
         Mode::All => "latest",
         Mode::Ops => "ops",
         _ => "quick",
