@@ -180,6 +180,16 @@ impl core::fmt::Display for Isa {
 /// 0 = not decided yet.
 static CURRENT: AtomicU8 = AtomicU8::new(0);
 
+/// Serialises the unit tests that force a family: [`set_forced`] changes a process-wide
+/// setting, and the test harness runs tests on several threads (two such tests at once made
+/// each other's two calls run on different families: 1-ulp differences in bit-exact checks).
+#[cfg(test)]
+pub(crate) fn forced_test_lock() -> std::sync::MutexGuard<'static, ()> {
+    extern crate std;
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Forces every later kernel call onto `isa` (resolved against the CPU), or back to automatic
 /// selection with `None`. Returns the family that will actually run.
 pub fn set_forced(isa: Option<Isa>) -> Isa {

@@ -188,21 +188,37 @@ mod x86 {
         let op = out.as_mut_ptr();
         // Accumulators start at 0, which the range always includes.
         let mut mm = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let (rp, bp) = (
+            rp.unwrap_or(core::ptr::null()),
+            beta.map_or(core::ptr::null(), |b| b.as_ptr()),
+        );
+        // The residual and beta are decided once per call: as run-time options inside the
+        // loops they compiled to a test and branch per vector and row, and spilled pointers.
         macro_rules! go {
             ($g:literal, $r:expr) => {{
-                // SAFETY: rows r..r+$g lie inside x, residual and out (r + $g <= rows).
+                let at = $r * n;
+                // SAFETY: rows r..r+$g lie inside x, residual and out (r + $g <= rows); the
+                // null pointers are only passed with their flag false (never read).
                 unsafe {
-                    let at = $r * n;
-                    group::<$g>(
+                    let (x, r, o) = (
                         xp.add(at),
-                        rp.map(|p| p.add(at)),
-                        gamma,
-                        beta,
-                        inv_n,
-                        epsilon,
+                        if rp.is_null() { rp } else { rp.add(at) },
                         op.add(at),
-                        &mut mm,
-                    )
+                    );
+                    match (rp.is_null(), bp.is_null()) {
+                        (false, false) => {
+                            group::<$g, true, true>(x, r, gamma, bp, inv_n, epsilon, o, &mut mm)
+                        }
+                        (false, true) => {
+                            group::<$g, true, false>(x, r, gamma, bp, inv_n, epsilon, o, &mut mm)
+                        }
+                        (true, false) => {
+                            group::<$g, false, true>(x, r, gamma, bp, inv_n, epsilon, o, &mut mm)
+                        }
+                        (true, true) => {
+                            group::<$g, false, false>(x, r, gamma, bp, inv_n, epsilon, o, &mut mm)
+                        }
+                    }
                 }
             }};
         }
@@ -237,11 +253,11 @@ mod x86 {
     /// `gamma.len()`; `beta` (if any) has `gamma.len()` elements.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn group<const G: usize>(
+    unsafe fn group<const G: usize, const RES: bool, const BETA: bool>(
         x: *const f32,
-        residual: Option<*const f32>,
+        residual: *const f32,
         gamma: &[f32],
-        beta: Option<&[f32]>,
+        beta: *const f32,
         inv_n: f32,
         epsilon: f32,
         out: *mut f32,
@@ -251,25 +267,32 @@ mod x86 {
         let mask_at = |i: usize| ((1u32 << (n - i).min(16)) - 1) as __mmask16;
         let gp = gamma.as_ptr();
         // SAFETY (every pointer offset, load and store below): row g starts g·n after the
-        // base pointers, and lanes i..i+16 (or the mask's lanes) lie inside its n elements.
-        let op: [*mut f32; G] = core::array::from_fn(|g| unsafe { out.add(g * n) });
-        let xp: [*const f32; G] = core::array::from_fn(|g| unsafe { x.add(g * n) });
-        let rp: Option<[*const f32; G]> =
-            residual.map(|r| core::array::from_fn(|g| unsafe { r.add(g * n) }));
+        // base pointers, and lanes i..i+16 (or the mask's lanes) lie inside its n elements;
+        // `residual` is read only with RES and `beta` only with BETA (then they are valid).
         // Row g's values at lanes i.. (the mask's lanes; the others 0): x or x + residual.
         let value = |g: usize, i: usize, k: __mmask16| unsafe {
-            let v = _mm512_maskz_loadu_ps(k, xp[g].add(i));
-            match rp {
-                Some(rp) => _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, rp[g].add(i))),
-                None => v,
+            let v = _mm512_maskz_loadu_ps(k, x.add(g * n + i));
+            if RES {
+                _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, residual.add(g * n + i)))
+            } else {
+                v
+            }
+        };
+        // The same for all 16 lanes (unmasked loads: the same values).
+        let value16 = |g: usize, i: usize| unsafe {
+            let v = _mm512_loadu_ps(x.add(g * n + i));
+            if RES {
+                _mm512_add_ps(v, _mm512_loadu_ps(residual.add(g * n + i)))
+            } else {
+                v
             }
         };
         let (mut s0, mut s1) = ([_mm512_setzero_ps(); G], [_mm512_setzero_ps(); G]);
         let mut i = 0;
         while i + 32 <= n {
             for g in 0..G {
-                s0[g] = _mm512_add_ps(s0[g], value(g, i, !0));
-                s1[g] = _mm512_add_ps(s1[g], value(g, i + 16, !0));
+                s0[g] = _mm512_add_ps(s0[g], value16(g, i));
+                s1[g] = _mm512_add_ps(s1[g], value16(g, i + 16));
             }
             i += 32;
         }
@@ -285,11 +308,12 @@ mod x86 {
         });
         // Row g's deviations from its mean at lanes i.. (0 outside the mask).
         let dev = |g: usize, i: usize, k: __mmask16| _mm512_maskz_sub_ps(k, value(g, i, k), mv[g]);
+        let dev16 = |g: usize, i: usize| _mm512_sub_ps(value16(g, i), mv[g]);
         let (mut q0, mut q1) = ([_mm512_setzero_ps(); G], [_mm512_setzero_ps(); G]);
         let mut i = 0;
         while i + 32 <= n {
             for g in 0..G {
-                let (d0, d1) = (dev(g, i, !0), dev(g, i + 16, !0));
+                let (d0, d1) = (dev16(g, i), dev16(g, i + 16));
                 q0[g] = _mm512_fmadd_ps(d0, d0, q0[g]);
                 q1[g] = _mm512_fmadd_ps(d1, d1, q1[g]);
             }
@@ -307,27 +331,60 @@ mod x86 {
             let var = _mm512_reduce_add_ps(_mm512_add_ps(q0[g], q1[g])) * inv_n;
             _mm512_set1_ps(1.0 / super::math::sqrt(var + epsilon))
         });
-        let (mut lo, mut hi) = *mm;
+        // y = (dev · inv_std) · gamma (+ beta), stored, and its min/max: VMINPS(y, acc) keeps
+        // acc when y is NaN (NaN skipped, as by `min_max`).
+        // One min/max pair per row: a single pair was a dependency chain through all rows.
+        let (mut lo, mut hi) = ([mm.0; G], [mm.1; G]);
         let mut i = 0;
-        while i < n {
-            let k = mask_at(i);
+        while i + 16 <= n {
             unsafe {
-                let gv = _mm512_maskz_loadu_ps(k, gp.add(i));
-                let bv = beta.map(|b| _mm512_maskz_loadu_ps(k, b.as_ptr().add(i)));
+                let gv = _mm512_loadu_ps(gp.add(i));
+                let bv = if BETA {
+                    _mm512_loadu_ps(beta.add(i))
+                } else {
+                    _mm512_setzero_ps()
+                };
                 for g in 0..G {
-                    let mut y = _mm512_mul_ps(_mm512_mul_ps(dev(g, i, k), inv_std[g]), gv);
-                    if let Some(bv) = bv {
+                    let mut y = _mm512_mul_ps(_mm512_mul_ps(dev16(g, i), inv_std[g]), gv);
+                    if BETA {
                         y = _mm512_add_ps(y, bv);
                     }
-                    _mm512_mask_storeu_ps(op[g].add(i), k, y);
-                    // VMINPS(y, acc) keeps acc when y is NaN: NaN skipped, as by `min_max`.
-                    lo = _mm512_mask_min_ps(lo, k, y, lo);
-                    hi = _mm512_mask_max_ps(hi, k, y, hi);
+                    _mm512_storeu_ps(out.add(g * n + i), y);
+                    lo[g] = _mm512_min_ps(y, lo[g]);
+                    hi[g] = _mm512_max_ps(y, hi[g]);
                 }
             }
             i += 16;
         }
-        *mm = (lo, hi);
+        if i < n {
+            let k = mask_at(i);
+            unsafe {
+                let gv = _mm512_maskz_loadu_ps(k, gp.add(i));
+                let bv = if BETA {
+                    _mm512_maskz_loadu_ps(k, beta.add(i))
+                } else {
+                    _mm512_setzero_ps()
+                };
+                for g in 0..G {
+                    let mut y = _mm512_mul_ps(_mm512_mul_ps(dev(g, i, k), inv_std[g]), gv);
+                    if BETA {
+                        y = _mm512_add_ps(y, bv);
+                    }
+                    _mm512_mask_storeu_ps(out.add(g * n + i), k, y);
+                    lo[g] = _mm512_mask_min_ps(lo[g], k, y, lo[g]);
+                    hi[g] = _mm512_mask_max_ps(hi[g], k, y, hi[g]);
+                }
+            }
+        }
+        // Min/max are exact and order-free here (no NaN and no −0 ever enters: see above).
+        *mm = (
+            lo.into_iter()
+                .reduce(|a, b| _mm512_min_ps(a, b))
+                .unwrap_or(mm.0),
+            hi.into_iter()
+                .reduce(|a, b| _mm512_max_ps(a, b))
+                .unwrap_or(mm.1),
+        );
     }
 }
 
@@ -392,6 +449,7 @@ mod tests {
     /// depend on the group it fell in, so a row normalised alone has the same bits.
     #[test]
     fn rows_do_not_depend_on_grouping() {
+        let _forced = crate::isa::forced_test_lock();
         for isa in crate::isa::Isa::all_available() {
             crate::isa::set_forced(Some(isa));
             for &(outer, n) in &[(7usize, 384usize), (6, 33), (5, 7)] {
@@ -419,6 +477,7 @@ mod tests {
     /// multiple of the vector width.
     #[test]
     fn add_layer_norm_is_add_then_layer_norm() {
+        let _forced = crate::isa::forced_test_lock();
         for isa in crate::isa::Isa::all_available() {
             crate::isa::set_forced(Some(isa));
             for &(outer, n) in &[(1usize, 1usize), (3, 7), (4, 33), (5, 384), (2, 100)] {

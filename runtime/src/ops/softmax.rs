@@ -486,6 +486,7 @@ mod tests {
     /// (axis + 4 + |d|)·eps. Log-softmax is d − ln s: absolute eps·(|d| + 1)·(axis + 4).
     #[test]
     fn softmax_matches_f64() {
+        let _forced = crate::isa::forced_test_lock();
         let shapes = [
             (1, 1, 1),
             (3, 5, 1),
@@ -533,6 +534,7 @@ mod tests {
 
     #[test]
     fn special_values() {
+        let _forced = crate::isa::forced_test_lock();
         for isa in Isa::all_available() {
             crate::isa::set_forced(Some(isa));
             let mut out = [0.0f32; 4];
