@@ -427,6 +427,23 @@ mod x86 {
             let w = SNR.min(skv - j0);
             for c0 in (0..dh).step_by(16) {
                 let cw = 16.min(dh - c0);
+                if w == SNR && cw == 16 {
+                    // Whole 16 × 16 blocks (all of them for head sizes that are multiples of
+                    // 16, but the last partial panel): fixed trip counts, so the block stays
+                    // in registers (the general path below builds it on the stack and
+                    // copied it with a `memcpy` call).
+                    let mut rows = [_mm512_setzero_ps(); 16];
+                    for (j, r) in rows.iter_mut().enumerate() {
+                        // SAFETY: key j0 + j < skv (w = 16) and columns c0..c0 + 16 ≤ dh.
+                        *r = unsafe { _mm512_loadu_ps(kp.add(head + (j0 + j) * hd + c0)) };
+                    }
+                    let cols = transpose16(rows);
+                    for (c, col) in cols.iter().enumerate() {
+                        // SAFETY: row c0 + c < dh of this panel: 16 floats inside it.
+                        unsafe { _mm512_storeu_ps(panel.as_mut_ptr().add((c0 + c) * SNR), *col) };
+                    }
+                    continue;
+                }
                 let rows: [__m512; 16] = core::array::from_fn(|j| {
                     if j < w {
                         // SAFETY: key j0 + j < skv; the mask selects columns c0..c0 + cw ≤ dh.
