@@ -173,3 +173,50 @@ fn image_size_not_a_multiple_of_the_stride_is_an_error() {
         .unwrap();
     assert_eq!(out.y.shape(), &[1, 1, 32, 48]);
 }
+
+mod mean_pool {
+    kiln::include_model!("tests/graphs/mean_pool.onnx");
+}
+
+/// Sentence-transformers' mean pooling (tests/graphs/mean_pool.onnx, as torch exports it, with
+/// the `Expand`s codegen's `fold_expand` removes) against its definition in f64,
+/// `Σ_t x·m / max(Σ_t m, 1e-9)`: several shapes, padded rows and an all-padding row.
+#[test]
+fn mean_pooling_matches_its_definition() {
+    let h = 24;
+    for &(b, s) in &[(1usize, 1usize), (2, 5), (3, 17)] {
+        let x: Vec<f32> = (0..b * s * h)
+            .map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 250.0)
+            .collect();
+        // Row r keeps its first s − r tokens; row 2 is all padding.
+        let m: Vec<i64> = (0..b * s)
+            .map(|i| {
+                let (r, t) = (i / s, i % s);
+                i64::from(r != 2 && t + r < s)
+            })
+            .collect();
+        for isa in kiln::runtime::isa::Isa::all_available() {
+            let mut model = mean_pool::Model::with_isa(isa);
+            let out = model
+                .run(mean_pool::Inputs {
+                    tokens: kiln::TensorRef::new(&x, &[b, s, h]).unwrap(),
+                    mask: kiln::TensorRef::new(&m, &[b, s]).unwrap(),
+                })
+                .unwrap();
+            assert_eq!(out.pooled.shape(), &[b, h]);
+            for r in 0..b {
+                let den = (0..s).map(|t| m[r * s + t] as f64).sum::<f64>().max(1e-9);
+                for c in 0..h {
+                    let num: f64 = (0..s)
+                        .map(|t| x[(r * s + t) * h + c] as f64 * m[r * s + t] as f64)
+                        .sum();
+                    let (want, got) = (num / den, out.pooled.data()[r * h + c] as f64);
+                    assert!(
+                        (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                        "{isa} b={b} s={s} [{r}][{c}]: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}

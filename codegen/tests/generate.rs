@@ -386,3 +386,26 @@ fn activations_between_int8_convolutions_stay_nhwc() {
     }
     assert!(checked > 0);
 }
+
+#[test]
+fn mean_pooling_expands_are_folded_away() {
+    // tests/graphs/mean_pool.onnx (tools/gen_graph_models.py): the mask is expanded to the
+    // tokens' shape, cast, multiplied and summed twice. After `fold_expand` nothing is
+    // expanded: the Cast and the mask's ReduceSum run on [batch, seq, 1] and the Mul and Div
+    // broadcast.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/graphs/mean_pool.onnx");
+    let c = compile_file(&path, &Options::default()).unwrap();
+    let g = &c.graph;
+    let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.as_str()).collect();
+    assert!(!ops.contains(&"Expand"), "{ops:?}");
+    for n in &g.nodes {
+        let shape = |v: usize| g.show_shape(&g.values[v].shape);
+        let ins: Vec<String> = n.inputs.iter().flatten().map(|&v| shape(v)).collect();
+        match n.op.as_str() {
+            "Cast" => assert_eq!(ins[0], "[batch, seq, 1]", "{ins:?}"),
+            "Mul" => assert_eq!(ins, ["[batch, seq, 24]", "[batch, seq, 1]"]),
+            "Div" => assert_eq!(ins, ["[batch, 24]", "[batch, 1]"]),
+            _ => {}
+        }
+    }
+}

@@ -4,7 +4,7 @@
 pub mod conv;
 mod elementwise;
 mod matmul;
-mod norm;
+pub(crate) mod norm;
 mod quant;
 mod shape;
 mod symbolic;

@@ -1,6 +1,7 @@
 //! Graph passes, in this order:
 //! 1. `infer`   — dtypes and static shapes for every value; nodes whose inputs are all constant
-//!    are evaluated at compile time (constant folding) and disappear.
+//!    are evaluated at compile time (constant folding) and disappear. Then `fold_expand` moves
+//!    `Expand`s below elementwise ops and reductions or into broadcasting binary ops.
 //! 2. `fuse_patterns` — exporter decompositions of GELU (erf) and LayerNorm become one node
 //!    each, and a residual Add read only by a LayerNorm moves into it; `fuse_attention` — head
 //!    transposes, scores, scale, mask, softmax and the weighted sum of values become one
@@ -26,6 +27,7 @@
 //! 8. `layout` — the 4-D values between int8 convolutions that are stored NHWC (no transposes
 //!    between `QConv`s); after every fusion, since it looks at the final nodes.
 mod dce;
+mod fold_expand;
 mod fuse_attention;
 mod fuse_conv;
 mod fuse_elementwise;
@@ -44,6 +46,7 @@ use crate::ir::Graph;
 
 pub fn run(g: &mut Graph) -> Result<()> {
     infer::run(g)?;
+    fold_expand::run(g);
     fuse_patterns::run(g);
     fuse_attention::run(g);
     dce::run(g);

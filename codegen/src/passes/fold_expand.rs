@@ -1,0 +1,244 @@
+//! `Expand` moved out of the way of elementwise ops and reductions, so that it copies as little
+//! as possible or disappears.
+//!
+//! Why: exporters write broadcasts explicitly. Sentence-transformers' mean pooling, in every
+//! embedding model, is `Unsqueeze(mask) → Expand([b, s, hidden]) → Cast(float)` followed by
+//! `Mul(tokens, ·) → ReduceSum(axis 1)` and `ReduceSum(·, axis 1) → Clip → Div`: run as
+//! written that materialises the mask `hidden` times (as int64, then again as float) and sums
+//! `hidden` identical copies of it. Three rewrites, applied until none matches:
+//!
+//! 1. `U(Expand(x))` → `Expand(U(x))` for an elementwise op `U` with one tensor input (`Cast`,
+//!    `Clip` with constant bounds, `Relu`, `Neg`, …): the same values, computed once per
+//!    element of `x` instead of per copy.
+//! 2. `B(a, Expand(x))` → `B(a, x)` for a broadcasting binary op whose output shape stays the
+//!    same: the op broadcasts `x` itself.
+//! 3. `ReduceSum(Expand(x))` → `Expand(ReduceSum(x))` when no reduced axis is one `Expand`
+//!    broadcasts: each output element is the sum of the same values (ONNX leaves the order of a
+//!    reduction's additions open, and kiln's order depends on the reduced tensor's layout).
+//!
+//! Rewrites 1 and 3 need the `Expand`'s output to have no other reader, so nothing is
+//! computed twice; the `Expand`s left without readers are removed by `dce`.
+use crate::ir::{DType, Dim, Graph, TensorData};
+
+/// Elementwise ops with one tensor input (other inputs, if any, must be constants).
+const UNARY: &[&str] = &[
+    "Cast",
+    "Clip",
+    "Relu",
+    "Neg",
+    "Abs",
+    "Sqrt",
+    "Reciprocal",
+    "Exp",
+    "Log",
+    "Sigmoid",
+    "Tanh",
+    "Erf",
+    "Floor",
+    "Ceil",
+    "Not",
+];
+
+/// Broadcasting binary ops.
+const BINARY: &[&str] = &["Add", "Sub", "Mul", "Div"];
+
+pub fn run(g: &mut Graph) {
+    while push_through_unary(g) || fold_into_binary(g) || swap_with_reduce_sum(g) {}
+}
+
+/// The `Expand` node producing input `i` of node `n` (with `sole`: if that value has no other
+/// reader).
+fn expand_input(g: &Graph, n: usize, i: usize, sole: bool) -> Option<usize> {
+    let v = g.nodes[n].input(i)?;
+    let uses = super::Uses::of(g);
+    let e = uses.producers[v]?;
+    let en = &g.nodes[e];
+    let x = en.input(0)?;
+    let xv = &g.values[x];
+    (en.op == "Expand"
+        && en.kiln.is_none()
+        && (!sole || uses.sole_consumer(v) == Some(n))
+        && g.values[v].konst.is_none()
+        && g.values[v].sym.is_none()
+        && xv.konst.is_none()
+        && xv.sym.is_none()
+        && xv.shape.len() == g.values[v].shape.len())
+    .then_some(e)
+}
+
+/// Puts node `b` (which reads node `a`'s output) where `a` was and `a` where `b` was: valid
+/// when `b`'s other inputs are constants or available before `a`, and nothing between them
+/// reads `a`'s output (its only reader is `b`).
+fn swap(g: &mut Graph, a: usize, b: usize) {
+    debug_assert!(a < b);
+    g.nodes.swap(a, b);
+}
+
+/// Rewrite 1.
+fn push_through_unary(g: &mut Graph) -> bool {
+    for u in 0..g.nodes.len() {
+        let n = &g.nodes[u];
+        if n.kiln.is_some() || !UNARY.contains(&n.op.as_str()) || n.outputs.len() != 1 {
+            continue;
+        }
+        // Clip's bounds (inputs 1, 2) must not depend on the expanded value: constants.
+        if n.inputs
+            .iter()
+            .skip(1)
+            .flatten()
+            .any(|&v| g.values[v].konst.is_none())
+        {
+            continue;
+        }
+        let Some(e) = expand_input(g, u, 0, true) else {
+            continue;
+        };
+        if e > u {
+            continue;
+        }
+        let (x, ev, uv) = (
+            g.nodes[e].inputs[0].unwrap(),
+            g.nodes[e].outputs[0],
+            g.nodes[u].outputs[0],
+        );
+        // U now reads x and writes the (re-typed, smaller) old Expand output; Expand reads that
+        // and writes U's old output.
+        g.values[ev].dtype = g.values[uv].dtype;
+        g.values[ev].shape = g.values[x].shape.clone();
+        g.nodes[u].inputs[0] = Some(x);
+        g.nodes[u].outputs[0] = ev;
+        g.nodes[e].inputs[0] = Some(ev);
+        g.nodes[e].outputs[0] = uv;
+        swap(g, e, u);
+        return true;
+    }
+    false
+}
+
+/// Rewrite 2.
+fn fold_into_binary(g: &mut Graph) -> bool {
+    for b in 0..g.nodes.len() {
+        let n = &g.nodes[b];
+        if n.kiln.is_some() || !BINARY.contains(&n.op.as_str()) || n.inputs.len() != 2 {
+            continue;
+        }
+        let out = g.values[n.outputs[0]].shape.clone();
+        for i in 0..2 {
+            let Some(e) = expand_input(g, b, i, false) else {
+                continue;
+            };
+            let (Some(x), Some(other)) = (g.nodes[e].input(0), g.nodes[b].input(1 - i)) else {
+                continue;
+            };
+            if same_broadcast(&g.values[other].shape, &g.values[x].shape, &out) {
+                g.nodes[b].inputs[i] = Some(x);
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Whether broadcasting shapes `a` and `x` gives exactly `out`, without assuming two
+/// different symbolic dims equal.
+fn same_broadcast(a: &[Dim], x: &[Dim], out: &[Dim]) -> bool {
+    let r = a.len().max(x.len());
+    if out.len() != r {
+        return false;
+    }
+    let one = Dim::constant(1);
+    (0..r).all(|i| {
+        let da = if i + a.len() >= r {
+            &a[i + a.len() - r]
+        } else {
+            &one
+        };
+        let dx = if i + x.len() >= r {
+            &x[i + x.len() - r]
+        } else {
+            &one
+        };
+        let d = if da == dx || *dx == 1 {
+            da
+        } else if *da == 1 {
+            dx
+        } else {
+            return false;
+        };
+        *d == out[i]
+    })
+}
+
+/// Rewrite 3.
+fn swap_with_reduce_sum(g: &mut Graph) -> bool {
+    for r in 0..g.nodes.len() {
+        let n = &g.nodes[r];
+        if n.kiln.is_some() || n.op != "ReduceSum" || n.outputs.len() != 1 {
+            continue;
+        }
+        if n.inputs
+            .iter()
+            .skip(1)
+            .flatten()
+            .any(|&v| g.values[v].konst.is_none())
+        {
+            continue;
+        }
+        let Some(e) = expand_input(g, r, 0, true) else {
+            continue;
+        };
+        if e > r {
+            continue;
+        }
+        let (x, ev, rv) = (
+            g.nodes[e].inputs[0].unwrap(),
+            g.nodes[e].outputs[0],
+            g.nodes[r].outputs[0],
+        );
+        // The reduction of x: same axes; the reduced extents must be the same as on the
+        // expanded value (x's dims are each 1 or the expanded dim, so equal products mean
+        // equal dims).
+        let Ok((_, len_e, _, _)) = crate::ops::norm::reduce_dims(g, &g.nodes[r]) else {
+            continue;
+        };
+        let mut on_x = g.nodes[r].clone();
+        on_x.inputs[0] = Some(x);
+        let Ok((_, len_x, _, shape_x)) = crate::ops::norm::reduce_dims(g, &on_x) else {
+            continue;
+        };
+        let target = g.values[rv].shape.clone();
+        if len_x != len_e || shape_x.len() != target.len() {
+            continue;
+        }
+        // Expand's shape operand (emission uses the output's shape; this keeps the graph
+        // well-formed): 1 where the reduced x already has the dim, else the static dim.
+        let Some(dims): Option<Vec<i64>> = shape_x
+            .iter()
+            .zip(&target)
+            .map(|(dx, dt)| {
+                if dx == dt {
+                    Some(1)
+                } else {
+                    dt.as_usize().map(|d| d as i64)
+                }
+            })
+            .collect()
+        else {
+            continue;
+        };
+        let sv = g.add_value(
+            format!("{}_kiln_shape", g.values[rv].name),
+            DType::I64,
+            vec![Dim::from(dims.len())],
+        );
+        g.values[sv].konst = Some(TensorData::I64(dims));
+        g.values[ev].shape = shape_x;
+        g.nodes[r].inputs[0] = Some(x);
+        g.nodes[r].outputs[0] = ev;
+        g.nodes[e].inputs = vec![Some(ev), Some(sv)];
+        g.nodes[e].outputs[0] = rv;
+        swap(g, e, r);
+        return true;
+    }
+    false
+}
