@@ -294,12 +294,16 @@ fn run_simd(isa: Isa, job: &Job<'_>, out: Out, fast_avx2: bool, gelu: bool, rang
                         (b1 - b0 - 1) * job.ldc + (c1 - c0),
                     )
                 };
-                if gelu {
+                if let (true, Some(range)) = (gelu, range) {
+                    // GELU and the min/max of its results in one pass over the block.
+                    let mm =
+                        crate::ops::gelu::gelu_rows_min_max(isa, blk, b1 - b0, c1 - c0, job.ldc);
+                    range.include(mm);
+                } else if gelu {
                     for r in 0..b1 - b0 {
                         crate::ops::gelu::gelu_inplace(isa, &mut blk[r * job.ldc..][..c1 - c0]);
                     }
-                }
-                if let Some(range) = range {
+                } else if let Some(range) = range {
                     let mm = crate::quantize::min_max_rows(isa, blk, b1 - b0, c1 - c0, job.ldc);
                     range.include(mm);
                 }

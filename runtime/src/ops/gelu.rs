@@ -159,6 +159,37 @@ pub fn gelu_inplace(isa: Isa, x: &mut [f32]) {
     }
 }
 
+/// GELU in place on a block of `rows` rows of `cols` values at stride `ld`, returning the
+/// `(min(0, min y), max(0, max y))` of the results (NaN skipped) — what the int8 GEMM's GELU
+/// epilogue needs for its consumer's dynamic quantization. The values are those of
+/// [`gelu_inplace`] on each row; with AVX-512 the min/max is taken from the registers instead of
+/// a second pass over the block.
+pub(crate) fn gelu_rows_min_max(
+    isa: Isa,
+    x: &mut [f32],
+    rows: usize,
+    cols: usize,
+    ld: usize,
+) -> (f32, f32) {
+    if rows == 0 || cols == 0 {
+        return (0.0, 0.0);
+    }
+    assert!(
+        cols <= ld && x.len() >= (rows - 1) * ld + cols,
+        "gelu_rows_min_max: block out of x"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if isa.resolve() >= Isa::Avx512Vnni {
+        // SAFETY: the resolved family has avx512f, avx2 and fma; rows r < rows of cols values
+        // at r·ld lie inside x (asserted above).
+        return unsafe { x86::gelu_rows_min_max_avx512(x.as_mut_ptr(), rows, cols, ld) };
+    }
+    for r in 0..rows {
+        gelu_inplace(isa, &mut x[r * ld..r * ld + cols]);
+    }
+    crate::quantize::min_max_rows(isa, x, rows, cols, ld)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{DEG, INV_W, PHI, W, X_HI, X_MIN};
@@ -311,6 +342,52 @@ mod x86 {
         _mm512_maskz_mul_ps(keep, x, p)
     }
 
+    /// [`super::gelu_rows_min_max`] with AVX-512: each row as by [`gelu_avx512`] (the same
+    /// `gelu16` on the same lanes, the tail masked), the min/max in registers. VMINPS(y, acc)
+    /// keeps acc for a NaN y, and −0 never replaces the initial +0, as in `min_max`.
+    ///
+    /// # Safety
+    /// CPU has avx512f, avx2 and fma; rows `r < rows` of `cols` floats at `x + r·ld` are valid.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn gelu_rows_min_max_avx512(
+        x: *mut f32,
+        rows: usize,
+        cols: usize,
+        ld: usize,
+    ) -> (f32, f32) {
+        let tab = table16();
+        let z = _mm512_setzero_ps();
+        let (mut lo0, mut hi0, mut lo1, mut hi1) = (z, z, z, z);
+        for r in 0..rows {
+            // SAFETY (all accesses): lanes i..i+16 (or the mask's) of row r, inside the block.
+            unsafe {
+                let p = x.add(r * ld);
+                let mut i = 0;
+                while i + 32 <= cols {
+                    let a = gelu16(_mm512_loadu_ps(p.add(i)), &tab);
+                    let b = gelu16(_mm512_loadu_ps(p.add(i + 16)), &tab);
+                    _mm512_storeu_ps(p.add(i), a);
+                    _mm512_storeu_ps(p.add(i + 16), b);
+                    (lo0, hi0) = (_mm512_min_ps(a, lo0), _mm512_max_ps(a, hi0));
+                    (lo1, hi1) = (_mm512_min_ps(b, lo1), _mm512_max_ps(b, hi1));
+                    i += 32;
+                }
+                while i < cols {
+                    let k = ((1u32 << (cols - i).min(16)) - 1) as __mmask16;
+                    let a = gelu16(_mm512_maskz_loadu_ps(k, p.add(i)), &tab);
+                    _mm512_mask_storeu_ps(p.add(i), k, a);
+                    lo0 = _mm512_mask_min_ps(lo0, k, a, lo0);
+                    hi0 = _mm512_mask_max_ps(hi0, k, a, hi0);
+                    i += 16;
+                }
+            }
+        }
+        (
+            _mm512_reduce_min_ps(_mm512_min_ps(lo0, lo1)),
+            _mm512_reduce_max_ps(_mm512_max_ps(hi0, hi1)),
+        )
+    }
+
     /// # Safety
     /// CPU has avx512f, avx2 and fma.
     #[target_feature(enable = "avx512f,avx2,fma")]
@@ -367,6 +444,44 @@ mod tests {
     /// negative tail the f32 rounding of d and of the coefficients grows with |x|, as the
     /// exponent's rounding did in the exp-based version this replaced: measured worst 0.8 of
     /// this bound at x ≈ -5.65 on every path), plus a floor for subnormal results.
+    /// GELU + min/max over a strided block: the same values as `gelu_inplace` row by row, and
+    /// the min/max of those values (NaN skipped, −0 not below the initial +0), on every ISA;
+    /// rows of 1..40 values (tails), special values included.
+    #[test]
+    fn rows_min_max_is_gelu_then_min_max() {
+        let specials = [f32::NAN, -0.0, 0.0, f32::INFINITY, f32::NEG_INFINITY, -7.0, 9.0, -0.75];
+        for isa in Isa::all_available() {
+            for cols in [1usize, 5, 16, 17, 31, 32, 33, 40] {
+                let (rows, ld) = (3, cols + 5);
+                let x: Vec<f32> = (0..rows * ld)
+                    .map(|i| {
+                        if i % 11 == 4 {
+                            specials[i / 11 % specials.len()]
+                        } else {
+                            ((i * 37 % 101) as f32 - 50.0) * 0.13
+                        }
+                    })
+                    .collect();
+                let mut want = x.clone();
+                let mut fold = (0f32, 0f32);
+                for r in 0..rows {
+                    let row = &mut want[r * ld..r * ld + cols];
+                    gelu_inplace(isa, row);
+                    for &v in row.iter() {
+                        fold = (fold.0.min(v), fold.1.max(v));
+                    }
+                }
+                let mut got = x.clone();
+                let mm = gelu_rows_min_max(isa, &mut got, rows, cols, ld);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(g.to_bits(), w.to_bits(), "{isa} cols={cols} [{i}]");
+                }
+                assert_eq!(mm.0.to_bits(), fold.0.to_bits(), "{isa} cols={cols} min");
+                assert_eq!(mm.1.to_bits(), fold.1.to_bits(), "{isa} cols={cols} max");
+            }
+        }
+    }
+
     #[test]
     fn accurate_on_every_isa() {
         let xs = inputs();
