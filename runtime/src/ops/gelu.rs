@@ -449,7 +449,16 @@ mod tests {
     /// rows of 1..40 values (tails), special values included.
     #[test]
     fn rows_min_max_is_gelu_then_min_max() {
-        let specials = [f32::NAN, -0.0, 0.0, f32::INFINITY, f32::NEG_INFINITY, -7.0, 9.0, -0.75];
+        let specials = [
+            f32::NAN,
+            -0.0,
+            0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -7.0,
+            9.0,
+            -0.75,
+        ];
         for isa in Isa::all_available() {
             for cols in [1usize, 5, 16, 17, 31, 32, 33, 40] {
                 let (rows, ld) = (3, cols + 5);
