@@ -332,14 +332,63 @@ mod x86 {
         // here (VMINPS returns its second operand) and stay NaN through the product with x.
         let xc = _mm512_min_ps(x, _mm512_set1_ps(X_HI));
         let y = _mm512_fmadd_ps(xc, _mm512_set1_ps(INV_W), _mm512_set1_ps(-X_MIN / W));
-        let fl = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(y);
-        let idx = _mm512_cvtps_epi32(fl);
-        let d = _mm512_sub_ps(xc, _mm512_fmadd_ps(fl, _mm512_set1_ps(W), lo));
+        // For the lanes that count (X_MIN ≤ x, so 0 ≤ y < 32), adding 2²³ rounded down gives
+        // 2²³ + ⌊y⌋ exactly: the index is in the low mantissa bits (all vpermt2ps reads), and
+        // the interval's left end X_MIN + ⌊y⌋·W = (2²³ + ⌊y⌋)·W + (X_MIN − 2²³·W) is one FMA
+        // with an exact result — the same bits as flooring, converting and scaling, one
+        // operation fewer (GELU is bound by its operation count).
+        const MAGIC: f32 = 8_388_608.0;
+        let ym = _mm512_add_round_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(
+            y,
+            _mm512_set1_ps(MAGIC),
+        );
+        let idx = _mm512_castps_si512(ym);
+        let left = _mm512_fmadd_ps(ym, _mm512_set1_ps(W), _mm512_set1_ps(X_MIN - MAGIC * W));
+        let d = _mm512_sub_ps(xc, left);
         let c: [__m512; DEG + 1] =
             core::array::from_fn(|k| _mm512_permutex2var_ps(tab[k][0], idx, tab[k][1]));
         let p = estrin!(_mm512_fmadd_ps, _mm512_mul_ps, c, d);
         let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, lo);
         _mm512_maskz_mul_ps(keep, x, p)
+    }
+
+    /// The interval index and left end the way `gelu16` computes them (2²³ added rounding
+    /// down) against floor, convert and scale, for every 61st f32 in [X_MIN, X_HI] (and the
+    /// ends): the same index and the same left end bits.
+    #[cfg(test)]
+    #[test]
+    fn magic_index_equals_floor() {
+        if !crate::Isa::Avx512Vnni.available() {
+            return;
+        }
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        fn both(x: f32) -> ((i32, u32), (i32, u32)) {
+            let xc = _mm512_min_ps(_mm512_set1_ps(x), _mm512_set1_ps(X_HI));
+            let y = _mm512_fmadd_ps(xc, _mm512_set1_ps(INV_W), _mm512_set1_ps(-X_MIN / W));
+            let fl = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(y);
+            let i0 = _mm512_cvtps_epi32(fl);
+            let b0 = _mm512_fmadd_ps(fl, _mm512_set1_ps(W), _mm512_set1_ps(X_MIN));
+            const MAGIC: f32 = 8_388_608.0;
+            let ym = _mm512_add_round_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(
+                y,
+                _mm512_set1_ps(MAGIC),
+            );
+            let i1 = _mm512_and_si512(_mm512_castps_si512(ym), _mm512_set1_epi32(31));
+            let b1 = _mm512_fmadd_ps(ym, _mm512_set1_ps(W), _mm512_set1_ps(X_MIN - MAGIC * W));
+            let lane = |v: __m512i| _mm_cvtsi128_si32(_mm512_castsi512_si128(v));
+            let bits = |v: __m512| _mm_cvtss_f32(_mm512_castps512_ps128(v)).to_bits();
+            ((lane(i0), bits(b0)), (lane(i1), bits(b1)))
+        }
+        let (lo, hi) = (X_MIN.to_bits(), X_HI.to_bits());
+        let mut xs: std::vec::Vec<f32> = std::vec![X_MIN, X_HI, 0.0, -0.0, 7.0, 1e30];
+        // Negative floats run from −0 (0x8000_0000) up to X_MIN's bits, positive ones from 0.
+        xs.extend((0x8000_0000u32..=lo).step_by(61).map(f32::from_bits));
+        xs.extend((0u32..=hi).step_by(61).map(f32::from_bits));
+        for x in xs {
+            // SAFETY: the CPU has AVX-512 F (checked above), AVX2 and FMA.
+            let (a, b) = unsafe { both(x) };
+            assert_eq!(a, b, "x = {x}");
+        }
     }
 
     /// [`super::gelu_rows_min_max`] with AVX-512: each row as by [`gelu_avx512`] (the same
