@@ -287,22 +287,45 @@ mod x86 {
                 v
             }
         };
+        // With a residual, the first pass stores each sum x + residual into `out` and the later
+        // passes read it back: one store instead of two loads and an add per value in each of
+        // them (float operations are what this loop is bound by). `out` is then overwritten
+        // in place by the last pass, each value read before it is written.
         let (mut s0, mut s1) = ([_mm512_setzero_ps(); G], [_mm512_setzero_ps(); G]);
         let mut i = 0;
         while i + 32 <= n {
             for g in 0..G {
-                s0[g] = _mm512_add_ps(s0[g], value16(g, i));
-                s1[g] = _mm512_add_ps(s1[g], value16(g, i + 16));
+                let (v0, v1) = (value16(g, i), value16(g, i + 16));
+                if RES {
+                    // SAFETY: lanes i..i+32 of row g of `out`.
+                    unsafe {
+                        _mm512_storeu_ps(out.add(g * n + i), v0);
+                        _mm512_storeu_ps(out.add(g * n + i + 16), v1);
+                    }
+                }
+                s0[g] = _mm512_add_ps(s0[g], v0);
+                s1[g] = _mm512_add_ps(s1[g], v1);
             }
             i += 32;
         }
         while i < n {
             let k = mask_at(i);
             for (g, s) in s0.iter_mut().enumerate() {
-                *s = _mm512_add_ps(*s, value(g, i, k));
+                let v = value(g, i, k);
+                if RES {
+                    // SAFETY: the mask's lanes of row g of `out`.
+                    unsafe { _mm512_mask_storeu_ps(out.add(g * n + i), k, v) };
+                }
+                *s = _mm512_add_ps(*s, v);
             }
             i += 16;
         }
+        // The later passes' values: the stored sums, or x itself.
+        let src: *const f32 = if RES { out } else { x };
+        let value = |g: usize, i: usize, k: __mmask16| unsafe {
+            _mm512_maskz_loadu_ps(k, src.add(g * n + i))
+        };
+        let value16 = |g: usize, i: usize| unsafe { _mm512_loadu_ps(src.add(g * n + i)) };
         let mv: [__m512; G] = core::array::from_fn(|g| {
             _mm512_set1_ps(_mm512_reduce_add_ps(_mm512_add_ps(s0[g], s1[g])) * inv_n)
         });
