@@ -243,14 +243,14 @@ mod x86 {
     /// `G` consecutive rows of `gamma.len()` values at `x` (plus `residual`) into `out`, and
     /// the outputs' min/max into `mm`.
     ///
-    /// With `residual`, a row is `x + residual` (each sum rounded once, as by a separate Add).
-    /// Every pass recomputes the row's values and deviations from the inputs instead of
-    /// storing them into `out` for the next pass: the same operations give the same bits, and
-    /// the row is written once instead of three times.
+    /// With `RES`, a row is `x + residual` (each sum rounded once, as by a separate Add),
+    /// stored into `out` by the first pass and read back by the others. The deviations are
+    /// recomputed by each pass that needs them instead of being stored: the same operations give
+    /// the same bits, and the row is written at most twice instead of three times.
     ///
     /// # Safety
-    /// CPU has avx512f; `x`, `residual` (if any) and `out` are valid for `G` rows of
-    /// `gamma.len()`; `beta` (if any) has `gamma.len()` elements.
+    /// CPU has avx512f; `x`, `residual` (with `RES`) and `out` are valid for `G` rows of
+    /// `gamma.len()` and `out` overlaps neither; `beta` (with `BETA`) has `gamma.len()` elements.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn group<const G: usize, const RES: bool, const BETA: bool>(
