@@ -837,9 +837,10 @@ mod tests {
         }
     }
 
-    /// GELU inside the GEMM (a pass over each finished block of rows) gives the same bits as the GEMM without activation followed by `ops::gelu` on the same ISA: one
-    /// GELU definition, whichever way it is fused. Edge tiles (m, n not multiples of the tile)
-    /// and a scale large enough to reach both tails of the table.
+    /// GELU inside the GEMM (a pass over each finished block of rows) gives the same bits as
+    /// the GEMM without activation followed by `ops::gelu` on the same ISA: one GELU
+    /// definition, whichever way it is fused. Edge tiles (m, n not multiples of the tile) and a
+    /// scale large enough to reach both tails of the table.
     #[test]
     fn fused_gelu_equals_the_gelu_op() {
         let mut seed = 40;
