@@ -66,51 +66,69 @@ fn expand_input(g: &Graph, n: usize, i: usize, sole: bool) -> Option<usize> {
     .then_some(e)
 }
 
-/// Puts node `b` (which reads node `a`'s output) where `a` was and `a` where `b` was: valid
-/// when `b`'s other inputs are constants or available before `a`, and nothing between them
-/// reads `a`'s output (its only reader is `b`).
-fn swap(g: &mut Graph, a: usize, b: usize) {
-    debug_assert!(a < b);
-    g.nodes.swap(a, b);
+/// For rewrites 1 and 3: node `n` if it is an `op_ok` op whose input 0 is an `Expand`'s
+/// output read by nothing else and whose other inputs are constants (Clip's bounds,
+/// ReduceSum's axes), as `(expand node, x, expand's output, n's output)`.
+fn expand_below(
+    g: &Graph,
+    n: usize,
+    op_ok: impl Fn(&str) -> bool,
+) -> Option<(usize, usize, usize, usize)> {
+    let nd = &g.nodes[n];
+    if nd.kiln.is_some() || !op_ok(&nd.op) || nd.outputs.len() != 1 {
+        return None;
+    }
+    if nd
+        .inputs
+        .iter()
+        .skip(1)
+        .flatten()
+        .any(|&v| g.values[v].konst.is_none())
+    {
+        return None;
+    }
+    let e = expand_input(g, n, 0, true).filter(|&e| e < n)?;
+    Some((
+        e,
+        g.nodes[e].inputs[0]?,
+        g.nodes[e].outputs[0],
+        nd.outputs[0],
+    ))
+}
+
+/// Moves `Expand` node `e` (x → ev) below node `n` (ev → nv): `n` now reads x and writes ev,
+/// re-typed to `n`'s result on x (`dtype`, `shape`); the Expand reads ev (and `shape_in`, if
+/// given, as its shape operand) and writes nv. The two nodes swap places: `n` only needs x
+/// and constants, and nothing between them read ev (its only reader was `n`).
+fn move_below(
+    g: &mut Graph,
+    (e, x, ev, nv): (usize, usize, usize, usize),
+    n: usize,
+    dtype: DType,
+    shape: Vec<Dim>,
+    shape_in: Option<usize>,
+) {
+    g.values[ev].dtype = dtype;
+    g.values[ev].shape = shape;
+    g.nodes[n].inputs[0] = Some(x);
+    g.nodes[n].outputs[0] = ev;
+    g.nodes[e].inputs[0] = Some(ev);
+    if let Some(sv) = shape_in {
+        g.nodes[e].inputs[1] = Some(sv);
+    }
+    g.nodes[e].outputs[0] = nv;
+    g.nodes.swap(e, n);
 }
 
 /// Rewrite 1.
 fn push_through_unary(g: &mut Graph) -> bool {
     for u in 0..g.nodes.len() {
-        let n = &g.nodes[u];
-        if n.kiln.is_some() || !UNARY.contains(&n.op.as_str()) || n.outputs.len() != 1 {
-            continue;
+        if let Some(found) = expand_below(g, u, |op| UNARY.contains(&op)) {
+            let (x, uv) = (found.1, found.3);
+            let (dtype, shape) = (g.values[uv].dtype, g.values[x].shape.clone());
+            move_below(g, found, u, dtype, shape, None);
+            return true;
         }
-        // Clip's bounds (inputs 1, 2) must not depend on the expanded value: constants.
-        if n.inputs
-            .iter()
-            .skip(1)
-            .flatten()
-            .any(|&v| g.values[v].konst.is_none())
-        {
-            continue;
-        }
-        let Some(e) = expand_input(g, u, 0, true) else {
-            continue;
-        };
-        if e > u {
-            continue;
-        }
-        let (x, ev, uv) = (
-            g.nodes[e].inputs[0].unwrap(),
-            g.nodes[e].outputs[0],
-            g.nodes[u].outputs[0],
-        );
-        // U now reads x and writes the (re-typed, smaller) old Expand output; Expand reads that
-        // and writes U's old output.
-        g.values[ev].dtype = g.values[uv].dtype;
-        g.values[ev].shape = g.values[x].shape.clone();
-        g.nodes[u].inputs[0] = Some(x);
-        g.nodes[u].outputs[0] = ev;
-        g.nodes[e].inputs[0] = Some(ev);
-        g.nodes[e].outputs[0] = uv;
-        swap(g, e, u);
-        return true;
     }
     false
 }
@@ -172,29 +190,10 @@ fn same_broadcast(a: &[Dim], x: &[Dim], out: &[Dim]) -> bool {
 /// Rewrite 3.
 fn swap_with_reduce_sum(g: &mut Graph) -> bool {
     for r in 0..g.nodes.len() {
-        let n = &g.nodes[r];
-        if n.kiln.is_some() || n.op != "ReduceSum" || n.outputs.len() != 1 {
-            continue;
-        }
-        if n.inputs
-            .iter()
-            .skip(1)
-            .flatten()
-            .any(|&v| g.values[v].konst.is_none())
-        {
-            continue;
-        }
-        let Some(e) = expand_input(g, r, 0, true) else {
+        let Some(found) = expand_below(g, r, |op| op == "ReduceSum") else {
             continue;
         };
-        if e > r {
-            continue;
-        }
-        let (x, ev, rv) = (
-            g.nodes[e].inputs[0].unwrap(),
-            g.nodes[e].outputs[0],
-            g.nodes[r].outputs[0],
-        );
+        let (x, rv) = (found.1, found.3);
         // The reduction of x: same axes; the reduced extents must be the same as on the
         // expanded value (x's dims are each 1 or the expanded dim, so equal products mean
         // equal dims).
@@ -232,12 +231,8 @@ fn swap_with_reduce_sum(g: &mut Graph) -> bool {
             vec![Dim::from(dims.len())],
         );
         g.values[sv].konst = Some(TensorData::I64(dims));
-        g.values[ev].shape = shape_x;
-        g.nodes[r].inputs[0] = Some(x);
-        g.nodes[r].outputs[0] = ev;
-        g.nodes[e].inputs = vec![Some(ev), Some(sv)];
-        g.nodes[e].outputs[0] = rv;
-        swap(g, e, r);
+        let dtype = g.values[rv].dtype;
+        move_below(g, found, r, dtype, shape_x, Some(sv));
         return true;
     }
     false
