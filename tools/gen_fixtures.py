@@ -52,11 +52,18 @@ least two last-layer activation steps, see `tolerance`) only leaves room for a l
 flip, which a different float order may cause. The saturation case is checked to be caught:
 a VPMADDUBSW-style saturating kernel is off by ~22x its atol.
 """
+import os
+
+# OpenBLAS picks its kernels by CPU (SkylakeX on AVX-512 machines, Haswell on Zen 1-3), and the
+# kernels round differently: the trained digits model and the numpy cross-checks in meta.json
+# would then depend on the machine. Fix one kernel set before numpy loads (--check must
+# reproduce the committed files anywhere).
+os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+
 import argparse
 import math
 import hashlib
 import json
-import os
 import re
 import sys
 import tempfile
