@@ -8,6 +8,7 @@
 //!     --threads 1,2        thread counts (default: 1 and all cores)
 //!     --skip ort|rten      leave a peer out (repeatable); otherwise a missing peer is an error
 //!     --only SUBSTR        only cases whose name contains SUBSTR (writes results/partial.*)
+//! cargo run --release -- wasm quick|all       # kiln wasm32 under Node vs onnxruntime-web (wasm.rs)
 //! ```
 //! Method (docs/benchmarks.md): per case and thread count, each peer is loaded once and warmed
 //! up; then `rounds` rounds each take `samples_per_round` samples of kiln, RTen and onnxruntime
@@ -18,6 +19,7 @@ mod cases;
 mod ort;
 mod report;
 mod roofline;
+mod wasm;
 
 use cases::{Case, GemmFiles, Input, Runner};
 use std::path::{Path, PathBuf};
@@ -200,6 +202,10 @@ pub(crate) fn bench_dir() -> PathBuf {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("wasm") {
+        let mode = std::env::args().nth(2).unwrap_or_else(|| usage());
+        return wasm::main(&bench_dir(), &mode);
+    }
     let args = parse_args();
     let st = args.mode.settings();
     let bench = bench_dir();
