@@ -150,7 +150,7 @@ mod app {
                     .flatten()
                     .zip(want.iter().flatten())
                     .map(|(a, b)| (a - b).abs())
-                    .fold(0f32, f32::max);
+                    .fold(0f32, |m, d| if d.is_nan() { d } else { m.max(d) });
                 println!("\nlargest difference from the float model: {worst:.4}");
             }
             _ => println!("\n(no float reference: rerun `python3 tools/fetch_minilm.py`)"),

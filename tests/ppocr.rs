@@ -8,18 +8,20 @@
 //! writes onnxruntime's references to models/ppocr/; the root build.rs turns on `cfg(kiln_ppocr)`
 //! when they are there. Without them this file is one test that says how to fetch them.
 //!
-//! Tolerances (outputs are probabilities in [0, 1]; measured worst over ISAs in brackets):
-//! - float models: |got − want| ≤ 1e-4 elementwise [det 2.3e-5, cls 3e-10, rec 4.7e-5].
+//! Tolerances (outputs are probabilities in [0, 1]; measured worst over cases and ISAs in
+//! brackets, measured on the dev machine; the bounds keep a 2–5× margin):
+//! - float models: |got − want| ≤ 1e-4 elementwise [det 2.3e-5, cls 3.2e-10, rec 4.4e-5].
 //!   onnxruntime's optimised and unoptimised runs differ by up to 1.7e-5 (refs/meta.json); kiln
 //!   sums convolutions in another order and has its own exp/sigmoid, through ~60 layers.
-//! - quantized models [det 2.8e-6, cls 7.1e-6, rec 1.2e-7]: every DynamicQuantizeLinear
+//! - quantized models [det 2.8e-6, cls 2.7e-6, rec 1.2e-7 — except rec 2x3x48x96: max 7.0e-2,
+//!   mean 4.3e-6, 99.787 % within 1e-4, 99.978 % within 1e-3]: every DynamicQuantizeLinear
 //!   re-quantizes a whole tensor, so a last-bit difference in a float op (HardSigmoid, Resize,
 //!   BatchNorm, LayerNorm) can move one uint8 activation by one step and the next layers carry
-//!   it on; none did on these images, but the check leaves room for it: mean |got − want|
-//!   ≤ 1e-4, ≥ 99.9 % of the elements within 1e-3, and the decisions agree — the same argmax
-//!   class for cls and for every rec time step where onnxruntime's top probability is ≥ 0.5,
-//!   and det's thresholded text mask (> 0.3) equal on ≥ 99.5 % of the pixels. The worst values
-//!   are printed (`--nocapture`).
+//!   it on; that happens on rec 2x3x48x96. The check: mean |got − want| ≤ 2e-5, ≥ 99.5 % of the
+//!   elements within 1e-4 and ≥ 99.9 % within 1e-3 (a NaN anywhere fails all three), and the
+//!   decisions agree — the same argmax class for cls and for every rec time step where
+//!   onnxruntime's top probability is ≥ 0.5, and det's thresholded text mask (> 0.3) equal on
+//!   ≥ 99.5 % of the pixels. The measured values are printed (`--nocapture`).
 
 #[cfg(not(kiln_ppocr))]
 #[test]
@@ -55,6 +57,16 @@ mod ppocr {
         kiln::include_model!("models/ppocr/rec.qc.onnx");
     }
 
+    // Tolerances: the measured worst over cases and ISAs in the comments (module doc).
+    /// Float models, elementwise [4.43e-5: rec 2x3x48x96, scalar].
+    const FLOAT_ATOL: f32 = 1e-4;
+    /// Quantized models, mean |diff| [4.32e-6: rec.qc 2x3x48x96].
+    const QUANT_MEAN: f64 = 2e-5;
+    /// Quantized models: (tolerance, fraction of the elements within it)
+    /// [rec.qc 2x3x48x96: 0.99787 within 1e-4, 0.99978 within 1e-3; every other case 1.0].
+    const QUANT_NEAR: (f64, f64) = (1e-4, 0.995);
+    const QUANT_FAR: (f64, f64) = (1e-3, 0.999);
+
     /// Runs one model on one input: (output data, output shape).
     type Runner = dyn FnMut(Isa, &[f32], &[usize]) -> (Vec<f32>, Vec<usize>);
 
@@ -85,24 +97,29 @@ mod ppocr {
                     isa.name()
                 );
                 assert_eq!(shape, want.shape, "{what}: shape");
-                let diffs: Vec<f32> = got.iter().zip(want_d).map(|(a, b)| (a - b).abs()).collect();
-                let max = diffs.iter().cloned().fold(0.0f32, f32::max);
-                let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
-                let within =
-                    diffs.iter().filter(|&&d| d <= 2e-2).count() as f64 / diffs.len() as f64;
+                let e = common::errors(&got, want_d);
+                let near = common::fraction_within(&got, want_d, QUANT_NEAR.0, 0.0);
+                let far = common::fraction_within(&got, want_d, QUANT_FAR.0, 0.0);
                 eprintln!(
-                    "{what}: max |diff| {max:.3e}, mean {mean:.3e}, within 2e-2 {:.4}",
-                    within
+                    "{what}: max |diff| {:.3e} at [{}], mean {:.3e}, within {:e} {near:.6}, \
+                     within {:e} {far:.6}",
+                    e.max, e.at, e.mean, QUANT_NEAR.0, QUANT_FAR.0
                 );
                 if !quantized {
-                    assert!(max <= 2e-4, "{what}: max |diff| {max:e} > 2e-4");
+                    common::assert_close(&what, &got, want_d, FLOAT_ATOL, 0.0);
                     continue;
                 }
-                assert!(mean <= 2e-3, "{what}: mean |diff| {mean:e} > 2e-3");
                 assert!(
-                    within >= 0.99,
-                    "{what}: only {within:.4} of the elements within 2e-2"
+                    e.mean <= QUANT_MEAN,
+                    "{what}: mean |diff| {:e} > {QUANT_MEAN:e}",
+                    e.mean
                 );
+                for ((tol, need), frac) in [(QUANT_NEAR, near), (QUANT_FAR, far)] {
+                    assert!(
+                        frac >= need,
+                        "{what}: only {frac:.6} of the elements within {tol:e} (need {need})"
+                    );
+                }
                 decisions(model, &what, &got, want_d, &shape);
             }
         }

@@ -332,6 +332,42 @@ mod tests {
         }
     }
 
+    /// Every x86 family the kernel reports (Linux /proc/cpuinfo flags, read independently of
+    /// `is_x86_feature_detected!`) is one the tests iterate: a detection bug cannot make the
+    /// `Isa::all_available()` loops silently skip AVX-VNNI or AVX-512 VNNI kernels.
+    #[cfg(all(feature = "std", target_arch = "x86_64", target_os = "linux"))]
+    #[test]
+    fn every_family_the_cpu_reports_is_available() {
+        extern crate std;
+        let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+            return; // no procfs (a container without it): nothing independent to compare with
+        };
+        let flags: std::vec::Vec<&str> = info
+            .lines()
+            .find(|l| l.starts_with("flags"))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|f| f.split_whitespace().collect())
+            .unwrap_or_default();
+        let has = |names: &[&str]| names.iter().all(|n| flags.contains(n));
+        let avx2 = has(&["avx2", "fma"]);
+        let expect = [
+            (Isa::Avx2, avx2),
+            (Isa::AvxVnni, avx2 && has(&["avx_vnni"])),
+            (
+                Isa::Avx512Vnni,
+                avx2 && has(&["avx512f", "avx512bw", "avx512vl", "avx512_vnni"]),
+            ),
+        ];
+        for (isa, reported) in expect {
+            assert_eq!(
+                isa.available(),
+                reported,
+                "{isa}: /proc/cpuinfo says {reported}, detection says {}",
+                isa.available()
+            );
+        }
+    }
+
     #[test]
     fn resolve_never_exceeds_cpu() {
         for i in ALL {

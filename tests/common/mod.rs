@@ -99,25 +99,20 @@ fn close<T: Copy + Into<f64> + std::fmt::Display + std::fmt::LowerExp>(
     );
     let (a, r) = (atol.into(), rtol.into());
     if std::env::var_os("KILN_TEST_REPORT").is_some() {
-        let max = got
-            .iter()
-            .zip(want)
-            .map(|(&g, &w)| (g.into() - w.into()).abs())
-            .fold(0.0f64, f64::max);
-        eprintln!("{name}: max |got − want| = {max:.3e} (atol {a:.3e})");
+        let e = errors(got, want);
+        eprintln!(
+            "{name}: max |got − want| = {:.3e} at [{}], mean {:.3e} (atol {a:.3e})",
+            e.max, e.at, e.mean
+        );
     }
     let allowed = |w: f64| a + r * w.abs();
     let mut bad = Vec::new();
     let mut worst: Option<(usize, f64)> = None; // (index, error beyond the allowed one)
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let (g, w): (f64, f64) = (g.into(), w.into());
-        let ok = if w.is_nan() {
-            g.is_nan()
-        } else if !w.is_finite() || !g.is_finite() {
-            g == w
-        } else {
-            (g - w).abs() <= allowed(w)
-        };
+        // `error` is finite only when both are; an infinite or NaN `want` needs an equal `got`.
+        let e = error(g, w);
+        let ok = e == 0.0 || (e.is_finite() && e <= allowed(w));
         if !ok {
             let excess = if (g - w).is_finite() {
                 (g - w).abs() - allowed(w)
@@ -149,6 +144,101 @@ fn close<T: Copy + Into<f64> + std::fmt::Display + std::fmt::LowerExp>(
             first.join(", ")
         );
     }
+}
+
+/// `|g − w|`, NaN-aware: 0 when both are NaN or both the same infinity, +∞ when exactly one
+/// is NaN or an infinity differs. Every float comparison in the tests goes through this (or
+/// `errors`), so a NaN output can never slip past a `max`/`fold` that skips NaN.
+pub fn error(g: f64, w: f64) -> f64 {
+    if g.is_nan() || w.is_nan() {
+        return if g.is_nan() && w.is_nan() {
+            0.0
+        } else {
+            f64::INFINITY
+        };
+    }
+    if g == w {
+        return 0.0; // also equal infinities, whose difference is NaN
+    }
+    (g - w).abs() // +∞ when one side is infinite
+}
+
+/// Error statistics of `got` against `want` (see `error`): any NaN mismatch makes `max` and
+/// `mean` infinite.
+#[derive(Clone, Copy, Debug)]
+pub struct Errors {
+    /// Largest `error`, and the index where it occurs.
+    pub max: f64,
+    pub at: usize,
+    /// Mean `error` over the elements.
+    pub mean: f64,
+}
+
+pub fn errors<T: Copy + Into<f64>>(got: &[T], want: &[T]) -> Errors {
+    assert_eq!(got.len(), want.len(), "errors: lengths differ");
+    let mut e = Errors {
+        max: 0.0,
+        at: 0,
+        mean: 0.0,
+    };
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let d = error(g.into(), w.into());
+        if d > e.max {
+            e.max = d;
+            e.at = i;
+        }
+        e.mean += d;
+    }
+    e.mean /= got.len().max(1) as f64;
+    e
+}
+
+/// The fraction of elements with `error ≤ atol + rtol·|want|` (NaN mismatches never count).
+pub fn fraction_within(got: &[f32], want: &[f32], atol: f64, rtol: f64) -> f64 {
+    assert_eq!(got.len(), want.len(), "fraction_within: lengths differ");
+    let n = got
+        .iter()
+        .zip(want)
+        .filter(|&(&g, &w)| {
+            let e = error(g.into(), w.into());
+            e == 0.0 || (e.is_finite() && e <= atol + rtol * (w as f64).abs())
+        })
+        .count();
+    n as f64 / got.len().max(1) as f64
+}
+
+/// Two-tier comparison for quantized outputs: every element within the `loose` bound (atol,
+/// rtol; one quantization step, where a float rounding difference upstream may legitimately
+/// flip a quantized activation), and at least `min_fraction` of them within the `tight` bound
+/// (float rounding only). A systematic error of a fraction of a step fails the second tier
+/// even though it passes the first.
+pub fn assert_two_tier(
+    name: &str,
+    got: &[f32],
+    want: &[f32],
+    tight: (f32, f32),
+    min_fraction: f64,
+    loose: (f32, f32),
+) {
+    close(name, got, want, loose.0, loose.1);
+    let frac = fraction_within(got, want, tight.0.into(), tight.1.into());
+    if std::env::var_os("KILN_TEST_REPORT").is_some() {
+        eprintln!(
+            "{name}: {frac:.6} within the tight bound {:.3e} + {:.3e}·|want| (need {min_fraction})",
+            tight.0, tight.1
+        );
+    }
+    assert!(
+        frac >= min_fraction,
+        "{name}: only {:.4} % of {} elements within {:e} + {:e}·|want| (need {:.4} %); the \
+         worst error is {:.3e}",
+        100.0 * frac,
+        got.len(),
+        tight.0,
+        tight.1,
+        100.0 * min_fraction,
+        errors(got, want).max
+    );
 }
 
 /// Exact comparison (integer and bool outputs); reports the count of mismatches and the first few.
