@@ -96,8 +96,8 @@ pub fn kernel_name(isa: Isa, b: &PackedI8<'_>) -> &'static str {
         Isa::Neon => "aarch64-u8i8i32-neon-2x8",
         Isa::Dotprod => "aarch64-u8i8i32-dotprod-2x16",
         Isa::I8mm => "aarch64-u8i8i32-i8mm-4x16",
-        Isa::Simd128 => "wasm32-u8i8i32-simd128-2x16",
-        Isa::RelaxedSimd => "wasm32-u8i8i32-relaxedsimd-2x16",
+        // relaxed-simd builds run the simd128 kernel (kernels/wasm32/mod.rs says why).
+        Isa::Simd128 | Isa::RelaxedSimd => "wasm32-u8i8i32-simd128-2x16",
     }
 }
 

@@ -1,26 +1,24 @@
-//! wasm32 kernels: simd128 (`i32x4.dot_i16x8_s` on widened operands) and relaxed-simd
-//! (`i32x4.relaxed_dot_i8x16_i7x16_add_s`), plus the shared 128-bit epilogue.
+//! wasm32 kernels: simd128 (`i32x4.dot_i16x8_s` on widened operands) and its 128-bit epilogue.
 //!
 //! WebAssembly has no run-time feature detection (a module using an instruction the engine
 //! lacks fails to validate), so the families are compiled in by target features:
-//! `-C target-feature=+simd128` builds the simd128 kernel, `+simd128,+relaxed-simd` both.
+//! `-C target-feature=+simd128` builds the simd128 kernel, `+simd128,+relaxed-simd` makes
+//! `Isa::RelaxedSimd` the best family too.
 //!
-//! **The 7-bit operand.** `relaxed_dot_i8x16_i7x16` is deterministic only when every byte of
-//! its second operand is in 0..=127; otherwise engines may treat it as signed or unsigned. kiln
-//! does not try to prove this per layer: neither operand is 7-bit in general (activations are
-//! u8 0..=255, and `quantize_dynamic`'s default weights are −127..=127, `reduce_range` ones
-//! −64..=64, one value too wide even for a `w + 64` shift), so a per-layer proof would almost
-//! never hold. Instead the kernel re-encodes the activations in registers: `a = 128·h + l` with
-//! `l = a & 0x7f` and `h = a >> 7` (both 7-bit), the weights are the signed first operand, and
-//! `Σ w·a = Σ w·l + 128·Σ w·h`, two exact relaxed dots (|pair sums| ≤ 2·128·127 < 2^15, so
-//! even a saturating i16 lowering cannot clip). Always exact, no pack-time flag, no copies.
+//! **relaxed-simd runs the simd128 GEMM kernel.** `i32x4.relaxed_dot_i8x16_i7x16_add_s` is
+//! deterministic only for a 7-bit second operand, and neither u8 activations nor the default
+//! −127..=127 weights are 7-bit, so an exact kernel needs two relaxed dots per 16 MACs (the
+//! activations split into `a & 0x7f` and `a >> 7`). V8 (Node 20) lowers each relaxed dot on
+//! x86_64 to a `pmaddubsw` + `pmaddwd` + `paddd` sequence, so that kernel cost more instructions
+//! per MAC than `dot_i16x8_s` + add: measured under Node 20 (bench `wasm` mode), MiniLM-L3 b1
+//! s128 took 75.6 ms with it against 50.0 ms for the simd128 build, and every CNN fixture was
+//! slower too. A build flag must not make kiln slower, so `RelaxedSimd` uses the simd128 kernel
+//! until an engine runs a relaxed kernel faster (the removed kernel is in git history).
 use core::ops::Range;
 
 use super::{Job, Out};
 use crate::isa::Isa;
 
-#[cfg(all(target_feature = "simd128", target_feature = "relaxed-simd"))]
-pub(crate) mod relaxed;
 #[cfg(target_feature = "simd128")]
 pub(crate) mod simd128;
 
@@ -41,10 +39,9 @@ pub(crate) unsafe fn run(isa: Isa, job: &Job<'_>, out: Out, panels: Range<usize>
     #[allow(unused_unsafe)] // no kernel is compiled in without simd128
     unsafe {
         match isa {
-            #[cfg(all(target_feature = "simd128", target_feature = "relaxed-simd"))]
-            Isa::RelaxedSimd => relaxed::run(job, out, panels),
+            // See the module doc: relaxed-simd has no faster GEMM kernel.
             #[cfg(target_feature = "simd128")]
-            Isa::Simd128 => simd128::run(job, out, panels),
+            Isa::Simd128 | Isa::RelaxedSimd => simd128::run(job, out, panels),
             _ => {
                 let _ = (job, out, panels);
                 unreachable!("not a wasm32 family of this build: {isa}")
