@@ -1,6 +1,6 @@
 // The WebAssembly benchmark (bench `wasm` mode; docs/benchmarks.md): kiln's wasm32-wasip1 builds
 // (one per target-feature set) against onnxruntime-web (wasm backend, one thread, SIMD) on the
-// same model files and the same input bytes, in one Node process.
+// same model files and the same input bytes; kiln's builds run as child Node processes.
 //
 //   node [--experimental-wasm-relaxed-simd] run.mjs quick|all OUT_JSON LABEL=KILN.wasm[:KILN_ISA]...
 //
@@ -8,12 +8,12 @@
 // samples of every peer, in rotating order, so slow phases of a shared machine hit all peers.
 // A sample is the mean of `inner` back-to-back calls (≥ SAMPLE_MS). kiln's output is checked
 // against onnxruntime-web's (relative L2 error) so a broken build cannot post a fast time.
-import { readFile, writeFile, mkdtemp } from "node:fs/promises";
+import { writeFile, mkdtemp } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { WASI } from "node:wasi";
+import { execFileSync } from "node:child_process";
 import process from "node:process";
 import * as ort from "onnxruntime-web";
 
@@ -25,30 +25,19 @@ const ROUNDS = all ? 5 : 2;
 const SAMPLES = all ? 4 : 2;
 const SAMPLE_MS = all ? 150 : 40;
 
-// A kiln build: runs one WASI command of its binary and returns stdout.
-async function kilnPeer(label, wasmPath, isa) {
-  const module = await WebAssembly.compile(await readFile(wasmPath));
+// A kiln build: runs one WASI command of its binary (tools/wasi_run.mjs, in a child Node with
+// this process's flags) and returns stdout. Not in this process: Node 20 crashed (V8 heap
+// corruption) after some dozens of in-process WASI instances of the 30 MB module.
+function kilnPeer(label, wasmPath, isa) {
   const call = async (args) => {
-    const dir = await mkdtemp(join(tmpdir(), "kiln-wasm-"));
-    const stdout = join(dir, "stdout");
-    const { openSync, closeSync } = await import("node:fs");
-    const fd = openSync(stdout, "w");
     const env = { ...process.env };
     if (isa) env.KILN_ISA = isa;
     else delete env.KILN_ISA;
-    const wasi = new WASI({
-      version: "preview1",
-      args: ["kiln-bench-wasm", ...args],
-      env,
-      preopens: { "/": "/" },
-      stdout: fd,
-      returnOnExit: true,
-    });
-    const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
-    const rc = wasi.start(instance);
-    closeSync(fd);
-    if (rc !== 0) throw new Error(`${label}: kiln-bench-wasm ${args.join(" ")} exited ${rc}`);
-    return readFileSync(stdout, "utf8");
+    return execFileSync(
+      process.execPath,
+      [...process.execArgv, join(root, "tools/wasi_run.mjs"), wasmPath, ...args],
+      { env, encoding: "utf8", maxBuffer: 1 << 24, stdio: ["ignore", "pipe", "inherit"] },
+    );
   };
   return { label, call };
 }
@@ -105,13 +94,11 @@ async function ortPeer(caseMeta) {
   return { out: Float32Array.from(out), sample, inner, release: () => session.release() };
 }
 
-const kilns = await Promise.all(
-  peerArgs.map((a) => {
-    const [label, rest] = a.split("=");
-    const [path, isa] = rest.split(":");
-    return kilnPeer(label, resolve(path), isa);
-  }),
-);
+const kilns = peerArgs.map((a) => {
+  const [label, rest] = a.split("=");
+  const [path, isa] = rest.split(":");
+  return kilnPeer(label, resolve(path), isa);
+});
 const names = (await kilns[0].call(["list", mode])).trim().split("\n");
 const work = await mkdtemp(join(tmpdir(), "kiln-wasm-bench-"));
 const results = [];
