@@ -61,13 +61,15 @@ fn mlp_a_q_s8() {
                 .unwrap_or_else(|e| panic!("mlp_a_q_s8 [{}]: {e:?}", isa.name()));
             let what = format!("mlp_a_q_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.53e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.12e-2, 0.0e+0);
+            let tight = (1.43e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -92,13 +94,15 @@ fn mlp_a_q_s8_pc() {
                 .unwrap_or_else(|e| panic!("mlp_a_q_s8_pc [{}]: {e:?}", isa.name()));
             let what = format!("mlp_a_q_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.53e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.11e-2, 0.0e+0);
+            let tight = (1.43e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -123,13 +127,15 @@ fn mlp_a_q_s8_rr() {
                 .unwrap_or_else(|e| panic!("mlp_a_q_s8_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_a_q_s8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.51e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.12e-2, 0.0e+0);
+            let tight = (1.41e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -154,13 +160,15 @@ fn mlp_a_q_s8_pc_rr() {
                 .unwrap_or_else(|e| panic!("mlp_a_q_s8_pc_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_a_q_s8_pc_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.52e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.12e-2, 0.0e+0);
+            let tight = (1.42e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -185,13 +193,15 @@ fn mlp_a_q_u8() {
                 .unwrap_or_else(|e| panic!("mlp_a_q_u8 [{}]: {e:?}", isa.name()));
             let what = format!("mlp_a_q_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.54e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.12e-2, 0.0e+0);
+            let tight = (1.44e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -216,13 +226,15 @@ fn mlp_a_q_u8_pc() {
                 .unwrap_or_else(|e| panic!("mlp_a_q_u8_pc [{}]: {e:?}", isa.name()));
             let what = format!("mlp_a_q_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.54e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.12e-2, 0.0e+0);
+            let tight = (1.44e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -247,13 +259,15 @@ fn mlp_a_q_u8_rr() {
                 .unwrap_or_else(|e| panic!("mlp_a_q_u8_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_a_q_u8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.49e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.12e-2, 0.0e+0);
+            let tight = (1.39e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -278,13 +292,15 @@ fn mlp_a_q_u8_pc_rr() {
                 .unwrap_or_else(|e| panic!("mlp_a_q_u8_pc_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_a_q_u8_pc_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.51e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.12e-2, 0.0e+0);
+            let tight = (1.41e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -340,13 +356,15 @@ fn mlp_b_q_s8() {
                 .unwrap_or_else(|e| panic!("mlp_b_q_s8 [{}]: {e:?}", isa.name()));
             let what = format!("mlp_b_q_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (7.75e-3, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.75e-3, 0.0e+0);
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -371,13 +389,15 @@ fn mlp_b_q_s8_pc() {
                 .unwrap_or_else(|e| panic!("mlp_b_q_s8_pc [{}]: {e:?}", isa.name()));
             let what = format!("mlp_b_q_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (7.71e-3, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.75e-3, 0.0e+0);
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -402,13 +422,15 @@ fn mlp_b_q_s8_rr() {
                 .unwrap_or_else(|e| panic!("mlp_b_q_s8_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_b_q_s8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (7.82e-3, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.75e-3, 0.0e+0);
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -433,13 +455,15 @@ fn mlp_b_q_s8_pc_rr() {
                 .unwrap_or_else(|e| panic!("mlp_b_q_s8_pc_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_b_q_s8_pc_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (7.76e-3, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.75e-3, 0.0e+0);
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -464,13 +488,15 @@ fn mlp_b_q_u8() {
                 .unwrap_or_else(|e| panic!("mlp_b_q_u8 [{}]: {e:?}", isa.name()));
             let what = format!("mlp_b_q_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (7.7e-3, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.75e-3, 0.0e+0);
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -495,13 +521,15 @@ fn mlp_b_q_u8_pc() {
                 .unwrap_or_else(|e| panic!("mlp_b_q_u8_pc [{}]: {e:?}", isa.name()));
             let what = format!("mlp_b_q_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (7.67e-3, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.75e-3, 0.0e+0);
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -526,13 +554,15 @@ fn mlp_b_q_u8_rr() {
                 .unwrap_or_else(|e| panic!("mlp_b_q_u8_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_b_q_u8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (7.78e-3, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.74e-3, 0.0e+0);
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -557,13 +587,15 @@ fn mlp_b_q_u8_pc_rr() {
                 .unwrap_or_else(|e| panic!("mlp_b_q_u8_pc_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_b_q_u8_pc_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (7.74e-3, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.74e-3, 0.0e+0);
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -620,12 +652,14 @@ fn mlp_c_q_s8() {
             let what = format!("mlp_c_q_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.98e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -651,12 +685,14 @@ fn mlp_c_q_s8_pc() {
             let what = format!("mlp_c_q_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.98e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -682,12 +718,14 @@ fn mlp_c_q_s8_rr() {
             let what = format!("mlp_c_q_s8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.98e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -713,12 +751,14 @@ fn mlp_c_q_s8_pc_rr() {
             let what = format!("mlp_c_q_s8_pc_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.98e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -744,12 +784,14 @@ fn mlp_c_q_u8() {
             let what = format!("mlp_c_q_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.99e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -775,12 +817,14 @@ fn mlp_c_q_u8_pc() {
             let what = format!("mlp_c_q_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.97e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -806,12 +850,14 @@ fn mlp_c_q_u8_rr() {
             let what = format!("mlp_c_q_u8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (6.01e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -837,12 +883,14 @@ fn mlp_c_q_u8_pc_rr() {
             let what = format!("mlp_c_q_u8_pc_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.95e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -898,13 +946,15 @@ fn mlp_shared_q_s8() {
                 .unwrap_or_else(|e| panic!("mlp_shared_q_s8 [{}]: {e:?}", isa.name()));
             let what = format!("mlp_shared_q_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (2.77e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.26e-2, 0.0e+0);
+            let tight = (2.67e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -929,13 +979,15 @@ fn mlp_shared_q_s8_pc() {
                 .unwrap_or_else(|e| panic!("mlp_shared_q_s8_pc [{}]: {e:?}", isa.name()));
             let what = format!("mlp_shared_q_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (2.78e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.26e-2, 0.0e+0);
+            let tight = (2.68e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -960,13 +1012,15 @@ fn mlp_shared_q_s8_rr() {
                 .unwrap_or_else(|e| panic!("mlp_shared_q_s8_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_shared_q_s8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (2.74e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.29e-2, 0.0e+0);
+            let tight = (2.64e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -991,13 +1045,15 @@ fn mlp_shared_q_s8_pc_rr() {
                 .unwrap_or_else(|e| panic!("mlp_shared_q_s8_pc_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_shared_q_s8_pc_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (2.74e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.26e-2, 0.0e+0);
+            let tight = (2.64e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1022,13 +1078,15 @@ fn mlp_shared_q_u8() {
                 .unwrap_or_else(|e| panic!("mlp_shared_q_u8 [{}]: {e:?}", isa.name()));
             let what = format!("mlp_shared_q_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (2.76e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.26e-2, 0.0e+0);
+            let tight = (2.66e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1053,13 +1111,15 @@ fn mlp_shared_q_u8_pc() {
                 .unwrap_or_else(|e| panic!("mlp_shared_q_u8_pc [{}]: {e:?}", isa.name()));
             let what = format!("mlp_shared_q_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (2.77e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.25e-2, 0.0e+0);
+            let tight = (2.67e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1084,13 +1144,15 @@ fn mlp_shared_q_u8_rr() {
                 .unwrap_or_else(|e| panic!("mlp_shared_q_u8_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_shared_q_u8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (2.74e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.27e-2, 0.0e+0);
+            let tight = (2.64e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1115,13 +1177,15 @@ fn mlp_shared_q_u8_pc_rr() {
                 .unwrap_or_else(|e| panic!("mlp_shared_q_u8_pc_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_shared_q_u8_pc_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (2.77e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.27e-2, 0.0e+0);
+            let tight = (2.67e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1177,13 +1241,15 @@ fn mlp_3d_q_s8() {
                 .unwrap_or_else(|e| panic!("mlp_3d_q_s8 [{}]: {e:?}", isa.name()));
             let what = format!("mlp_3d_q_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (2.1e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.75e-2, 0.0e+0);
+            let tight = (2.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1208,13 +1274,15 @@ fn mlp_3d_q_s8_pc() {
                 .unwrap_or_else(|e| panic!("mlp_3d_q_s8_pc [{}]: {e:?}", isa.name()));
             let what = format!("mlp_3d_q_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (2.11e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.76e-2, 0.0e+0);
+            let tight = (2.01e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1239,13 +1307,15 @@ fn mlp_3d_q_s8_rr() {
                 .unwrap_or_else(|e| panic!("mlp_3d_q_s8_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_3d_q_s8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (2.13e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.76e-2, 0.0e+0);
+            let tight = (2.03e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1270,13 +1340,15 @@ fn mlp_3d_q_s8_pc_rr() {
                 .unwrap_or_else(|e| panic!("mlp_3d_q_s8_pc_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_3d_q_s8_pc_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (2.11e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.77e-2, 0.0e+0);
+            let tight = (2.01e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1301,13 +1373,15 @@ fn mlp_3d_q_u8() {
                 .unwrap_or_else(|e| panic!("mlp_3d_q_u8 [{}]: {e:?}", isa.name()));
             let what = format!("mlp_3d_q_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (2.11e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.76e-2, 0.0e+0);
+            let tight = (2.01e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1332,13 +1406,15 @@ fn mlp_3d_q_u8_pc() {
                 .unwrap_or_else(|e| panic!("mlp_3d_q_u8_pc [{}]: {e:?}", isa.name()));
             let what = format!("mlp_3d_q_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (2.12e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.77e-2, 0.0e+0);
+            let tight = (2.02e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1363,13 +1439,15 @@ fn mlp_3d_q_u8_rr() {
                 .unwrap_or_else(|e| panic!("mlp_3d_q_u8_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_3d_q_u8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (2.08e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.75e-2, 0.0e+0);
+            let tight = (1.98e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1394,13 +1472,15 @@ fn mlp_3d_q_u8_pc_rr() {
                 .unwrap_or_else(|e| panic!("mlp_3d_q_u8_pc_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_3d_q_u8_pc_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (2.12e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.78e-2, 0.0e+0);
+            let tight = (2.02e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1456,13 +1536,15 @@ fn mlp_gemm_q_s8() {
                 .unwrap_or_else(|e| panic!("mlp_gemm_q_s8 [{}]: {e:?}", isa.name()));
             let what = format!("mlp_gemm_q_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.53e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (8.41e-3, 0.0e+0);
+            let tight = (1.43e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1487,13 +1569,15 @@ fn mlp_gemm_q_s8_pc() {
                 .unwrap_or_else(|e| panic!("mlp_gemm_q_s8_pc [{}]: {e:?}", isa.name()));
             let what = format!("mlp_gemm_q_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.54e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (8.36e-3, 0.0e+0);
+            let tight = (1.44e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1518,13 +1602,15 @@ fn mlp_gemm_q_s8_rr() {
                 .unwrap_or_else(|e| panic!("mlp_gemm_q_s8_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_gemm_q_s8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.57e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (8.37e-3, 0.0e+0);
+            let tight = (1.47e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1549,13 +1635,15 @@ fn mlp_gemm_q_s8_pc_rr() {
                 .unwrap_or_else(|e| panic!("mlp_gemm_q_s8_pc_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_gemm_q_s8_pc_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.54e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (8.43e-3, 0.0e+0);
+            let tight = (1.44e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1580,13 +1668,15 @@ fn mlp_gemm_q_u8() {
                 .unwrap_or_else(|e| panic!("mlp_gemm_q_u8 [{}]: {e:?}", isa.name()));
             let what = format!("mlp_gemm_q_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.55e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (8.4e-3, 0.0e+0);
+            let tight = (1.45e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1611,13 +1701,15 @@ fn mlp_gemm_q_u8_pc() {
                 .unwrap_or_else(|e| panic!("mlp_gemm_q_u8_pc [{}]: {e:?}", isa.name()));
             let what = format!("mlp_gemm_q_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.55e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (8.38e-3, 0.0e+0);
+            let tight = (1.45e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1642,13 +1734,15 @@ fn mlp_gemm_q_u8_rr() {
                 .unwrap_or_else(|e| panic!("mlp_gemm_q_u8_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_gemm_q_u8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.55e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (8.4e-3, 0.0e+0);
+            let tight = (1.45e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1673,13 +1767,15 @@ fn mlp_gemm_q_u8_pc_rr() {
                 .unwrap_or_else(|e| panic!("mlp_gemm_q_u8_pc_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_gemm_q_u8_pc_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.55e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (8.41e-3, 0.0e+0);
+            let tight = (1.45e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1735,13 +1831,15 @@ fn mlp_big_k_q_s8() {
                 .unwrap_or_else(|e| panic!("mlp_big_k_q_s8 [{}]: {e:?}", isa.name()));
             let what = format!("mlp_big_k_q_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.68e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.05e-2, 0.0e+0);
+            let tight = (1.58e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1766,13 +1864,15 @@ fn mlp_big_k_q_s8_pc() {
                 .unwrap_or_else(|e| panic!("mlp_big_k_q_s8_pc [{}]: {e:?}", isa.name()));
             let what = format!("mlp_big_k_q_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.66e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.05e-2, 0.0e+0);
+            let tight = (1.56e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1797,13 +1897,15 @@ fn mlp_big_k_q_u8() {
                 .unwrap_or_else(|e| panic!("mlp_big_k_q_u8 [{}]: {e:?}", isa.name()));
             let what = format!("mlp_big_k_q_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.66e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.06e-2, 0.0e+0);
+            let tight = (1.56e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1828,13 +1930,15 @@ fn mlp_big_k_q_u8_pc_rr() {
                 .unwrap_or_else(|e| panic!("mlp_big_k_q_u8_pc_rr [{}]: {e:?}", isa.name()));
             let what = format!("mlp_big_k_q_u8_pc_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.65e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.04e-2, 0.0e+0);
+            let tight = (1.55e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1890,13 +1994,15 @@ fn block_ln_gelu_q_s8() {
                 .unwrap_or_else(|e| panic!("block_ln_gelu_q_s8 [{}]: {e:?}", isa.name()));
             let what = format!("block_ln_gelu_q_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (3.59e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.28e-2, 0.0e+0);
+            let tight = (3.49e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1921,13 +2027,15 @@ fn block_ln_gelu_q_s8_pc_rr() {
                 .unwrap_or_else(|e| panic!("block_ln_gelu_q_s8_pc_rr [{}]: {e:?}", isa.name()));
             let what = format!("block_ln_gelu_q_s8_pc_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (3.62e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.28e-2, 0.0e+0);
+            let tight = (3.52e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -1952,13 +2060,15 @@ fn block_ln_gelu_q_u8_pc() {
                 .unwrap_or_else(|e| panic!("block_ln_gelu_q_u8_pc [{}]: {e:?}", isa.name()));
             let what = format!("block_ln_gelu_q_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (3.6e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.28e-2, 0.0e+0);
+            let tight = (3.5e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2014,13 +2124,15 @@ fn block_post_ln_q_s8() {
                 .unwrap_or_else(|e| panic!("block_post_ln_q_s8 [{}]: {e:?}", isa.name()));
             let what = format!("block_post_ln_q_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (3.24e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.03e-2, 0.0e+0);
+            let tight = (3.14e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2045,13 +2157,15 @@ fn block_post_ln_q_u8_pc() {
                 .unwrap_or_else(|e| panic!("block_post_ln_q_u8_pc [{}]: {e:?}", isa.name()));
             let what = format!("block_post_ln_q_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (3.23e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.04e-2, 0.0e+0);
+            let tight = (3.13e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2108,12 +2222,14 @@ fn cnn_a_qc_s8() {
             let what = format!("cnn_a_qc_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (2.74e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2139,12 +2255,14 @@ fn cnn_a_qc_u8() {
             let what = format!("cnn_a_qc_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (2.78e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2170,12 +2288,14 @@ fn cnn_a_qc_s8_rr() {
             let what = format!("cnn_a_qc_s8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (2.73e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2232,12 +2352,14 @@ fn cnn_1d_qc_s8() {
             let what = format!("cnn_1d_qc_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (2.83e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (2.73e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2263,12 +2385,14 @@ fn cnn_1d_qc_u8() {
             let what = format!("cnn_1d_qc_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (2.78e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (2.68e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2294,12 +2418,14 @@ fn cnn_1d_qc_s8_rr() {
             let what = format!("cnn_1d_qc_s8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (2.83e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (2.73e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2356,12 +2482,14 @@ fn mobilenet_v2_qc_s8() {
             let what = format!("mobilenet_v2_qc_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.05e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2387,12 +2515,14 @@ fn mobilenet_v2_qc_u8() {
             let what = format!("mobilenet_v2_qc_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.09e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2418,12 +2548,14 @@ fn mobilenet_v2_qc_s8_rr() {
             let what = format!("mobilenet_v2_qc_s8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.04e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2449,12 +2581,14 @@ fn mobilenet_v2_qm_s8_pc() {
             let what = format!("mobilenet_v2_qm_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.08e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2480,12 +2614,14 @@ fn mobilenet_v2_qm_u8() {
             let what = format!("mobilenet_v2_qm_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.11e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2542,12 +2678,14 @@ fn mobilenet_v3_qc_s8() {
             let what = format!("mobilenet_v3_qc_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (3.48e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2573,12 +2711,14 @@ fn mobilenet_v3_qc_u8() {
             let what = format!("mobilenet_v3_qc_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (3.48e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2604,12 +2744,14 @@ fn mobilenet_v3_qc_s8_rr() {
             let what = format!("mobilenet_v3_qc_s8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (3.48e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2666,12 +2808,14 @@ fn resnet_qc_s8() {
             let what = format!("resnet_qc_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (7.56e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (7.46e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2697,12 +2841,14 @@ fn resnet_qc_u8() {
             let what = format!("resnet_qc_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (7.55e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (7.45e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2728,12 +2874,14 @@ fn resnet_qc_s8_rr() {
             let what = format!("resnet_qc_s8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (7.59e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (7.49e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2759,12 +2907,14 @@ fn resnet_qm_s8_pc() {
             let what = format!("resnet_qm_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (7.57e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (7.47e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2790,12 +2940,14 @@ fn resnet_qm_u8() {
             let what = format!("resnet_qm_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (7.54e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (7.44e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2852,12 +3004,14 @@ fn fpn_qc_s8() {
             let what = format!("fpn_qc_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (7.0e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2883,12 +3037,14 @@ fn fpn_qc_u8() {
             let what = format!("fpn_qc_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (6.98e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2914,12 +3070,14 @@ fn fpn_qc_s8_rr() {
             let what = format!("fpn_qc_s8_rr [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (6.98e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -2975,13 +3133,15 @@ fn attn_q_s8() {
                 .unwrap_or_else(|e| panic!("attn_q_s8 [{}]: {e:?}", isa.name()));
             let what = format!("attn_q_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (3.88e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.88e-2, 0.0e+0);
+            let tight = (3.78e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3006,13 +3166,15 @@ fn attn_q_u8_pc() {
                 .unwrap_or_else(|e| panic!("attn_q_u8_pc [{}]: {e:?}", isa.name()));
             let what = format!("attn_q_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (3.86e-2, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.88e-2, 0.0e+0);
+            let tight = (3.76e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3037,13 +3199,15 @@ fn mlp_a_outlier_q_s8() {
                 .unwrap_or_else(|e| panic!("mlp_a_outlier_q_s8 [{}]: {e:?}", isa.name()));
             let what = format!("mlp_a_outlier_q_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
-            let (atol, rtol) = (1.22e-1, 0.0e+0);
-            common::assert_close(
+            let (atol, rtol) = (1.0e-1, 0.0e+0);
+            let tight = (1.21e-4, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3069,12 +3233,14 @@ fn sat_q_s8() {
             let what = format!("sat_q_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (3.18e-1, 0.0e+0);
-            common::assert_close(
+            let tight = (1.51e-4, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3100,12 +3266,14 @@ fn mlp_a_qdq_u8() {
             let what = format!("mlp_a_qdq_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (4.75e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (1.42e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3131,12 +3299,14 @@ fn mlp_a_qdq_u8_pc() {
             let what = format!("mlp_a_qdq_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (4.75e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (1.42e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3162,12 +3332,14 @@ fn mlp_a_qdq_s8() {
             let what = format!("mlp_a_qdq_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (4.75e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (1.42e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3193,12 +3365,14 @@ fn mlp_a_qdq_s8_pc() {
             let what = format!("mlp_a_qdq_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (4.75e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (1.42e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3224,12 +3398,14 @@ fn mlp_a_qdq_u8w_u8() {
             let what = format!("mlp_a_qdq_u8w_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (4.75e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (1.44e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3255,12 +3431,14 @@ fn mlp_a_qop_u8() {
             let what = format!("mlp_a_qop_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (1.53e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (1.43e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3286,12 +3464,14 @@ fn mlp_a_qop_s8_pc() {
             let what = format!("mlp_a_qop_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (1.53e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (1.43e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3317,12 +3497,14 @@ fn mlp_3d_qdq_u8_pc() {
             let what = format!("mlp_3d_qdq_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.12e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (1.96e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3348,12 +3530,14 @@ fn mlp_3d_qdq_s8() {
             let what = format!("mlp_3d_qdq_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.12e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (1.96e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3379,12 +3563,14 @@ fn mlp_3d_qop_u8() {
             let what = format!("mlp_3d_qop_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.12e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (1.96e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3410,12 +3596,14 @@ fn mlp_gemm_qdq_u8_pc() {
             let what = format!("mlp_gemm_qdq_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.07e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (1.44e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3441,12 +3629,14 @@ fn mlp_gemm_qdq_s8() {
             let what = format!("mlp_gemm_qdq_s8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.07e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (1.44e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3472,12 +3662,14 @@ fn block_ln_gelu_qdq_u8_pc() {
             let what = format!("block_ln_gelu_qdq_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (1.04e-1, 0.0e+0);
-            common::assert_close(
+            let tight = (3.47e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3503,12 +3695,14 @@ fn block_ln_gelu_qdq_s8_pc() {
             let what = format!("block_ln_gelu_qdq_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (1.04e-1, 0.0e+0);
-            common::assert_close(
+            let tight = (3.47e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3534,12 +3728,14 @@ fn cnn_a_qdq_u8() {
             let what = format!("cnn_a_qdq_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (4.63e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3565,12 +3761,14 @@ fn cnn_a_qdq_u8_pc() {
             let what = format!("cnn_a_qdq_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (4.63e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3596,12 +3794,14 @@ fn cnn_a_qdq_s8_pc() {
             let what = format!("cnn_a_qdq_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (4.63e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3627,12 +3827,14 @@ fn cnn_a_qop_u8() {
             let what = format!("cnn_a_qop_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (2.73e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3658,12 +3860,14 @@ fn cnn_a_qop_s8_pc() {
             let what = format!("cnn_a_qop_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (2.73e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3689,12 +3893,14 @@ fn mobilenet_v2_qdq_u8_pc() {
             let what = format!("mobilenet_v2_qdq_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (6.84e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3720,12 +3926,14 @@ fn mobilenet_v2_qdq_s8_pc() {
             let what = format!("mobilenet_v2_qdq_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (6.84e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3751,12 +3959,14 @@ fn mobilenet_v2_qop_u8() {
             let what = format!("mobilenet_v2_qop_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (4.67e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3782,12 +3992,14 @@ fn mobilenet_v3_qdq_u8_pc() {
             let what = format!("mobilenet_v3_qdq_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.46e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3813,12 +4025,14 @@ fn mobilenet_v3_qdq_s8_pc() {
             let what = format!("mobilenet_v3_qdq_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (5.46e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3844,12 +4058,14 @@ fn resnet_qdq_u8_pc() {
             let what = format!("resnet_qdq_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (1.71e-1, 0.0e+0);
-            common::assert_close(
+            let tight = (7.74e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3875,12 +4091,14 @@ fn resnet_qdq_s8_pc() {
             let what = format!("resnet_qdq_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (1.71e-1, 0.0e+0);
-            common::assert_close(
+            let tight = (7.74e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3906,12 +4124,14 @@ fn resnet_qop_s8_pc() {
             let what = format!("resnet_qop_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (8.03e-2, 0.0e+0);
-            common::assert_close(
+            let tight = (7.93e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -3937,12 +4157,14 @@ fn fpn_qdq_u8_pc() {
             let what = format!("fpn_qdq_u8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (7.34e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.98,
+                (atol, rtol),
             );
         }
     }
@@ -3968,12 +4190,14 @@ fn fpn_qdq_s8_pc() {
             let what = format!("fpn_qdq_s8_pc [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (7.34e-3, 0.0e+0);
-            common::assert_close(
+            let tight = (1.0e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.98,
+                (atol, rtol),
             );
         }
     }
@@ -3999,12 +4223,14 @@ fn wo_conv_s8_u8_s4() {
             let what = format!("wo_conv_s8_u8_s4 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (2.73e-5, 1.0e-5);
-            common::assert_close(
+            let tight = (2.73e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -4030,12 +4256,14 @@ fn wo_gather_s8_u8() {
             let what = format!("wo_gather_s8_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (3.94e-5, 1.0e-5);
-            common::assert_close(
+            let tight = (3.94e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -4061,12 +4289,14 @@ fn wo_gemm_tb_s8_u4() {
             let what = format!("wo_gemm_tb_s8_u4 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (1.89e-5, 1.0e-5);
-            common::assert_close(
+            let tight = (1.89e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -4092,12 +4322,14 @@ fn wo_axis_s8_u8() {
             let what = format!("wo_axis_s8_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (1.06e-5, 1.0e-5);
-            common::assert_close(
+            let tight = (1.06e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -4123,12 +4355,14 @@ fn wo_blocked_s4_u4() {
             let what = format!("wo_blocked_s4_u4 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (1.49e-5, 1.0e-5);
-            common::assert_close(
+            let tight = (1.49e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }
@@ -4154,12 +4388,14 @@ fn wo_cast_mul_s8_u8() {
             let what = format!("wo_cast_mul_s8_u8 [{}] set {set} y", isa.name());
             assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
             let (atol, rtol) = (1.31e-5, 1.0e-5);
-            common::assert_close(
+            let tight = (1.31e-5, 1.0e-5);
+            common::assert_two_tier(
                 &what,
                 out.y.data(),
                 common::data::<f32>(&want_0),
-                atol,
-                rtol,
+                tight,
+                0.99,
+                (atol, rtol),
             );
         }
     }

@@ -791,9 +791,11 @@ def tolerance(quantized, expected, spread, layers):
     scale * acc + bias — EXCEPT that a rounding difference in an intermediate float activation can
     move one quantized activation of the next layer by one step. One step of activation k in the
     last quantized layer moves output n by a_scale * w_scale[n] * |Wq[k,n] - zp[n]|; the largest
-    such move over the layer is `one_step`. We take atol = max(1e-3 + 1e-2 * max|expected|,
-    2 * one_step), rtol = 0, and check it is well above the spread observed between onnxruntime's
-    fused (optimized) and unfused runs.
+    such move over the layer is `one_step`. Where it is computed (MatMulInteger models) atol =
+    2 * one_step, rtol = 0; for the CNNs (no numpy convolution to expose the activation scales)
+    atol = 1e-3 + 1e-2 * max|expected|. Either is checked to be well above the spread observed
+    between onnxruntime's fused (optimized) and unfused runs. This is the loose tier; the tight
+    tier (`TIGHT_FRACTION` of the elements within the float rule) is in `tight_tier`.
     """
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
     if not quantized:
@@ -805,11 +807,31 @@ def tolerance(quantized, expected, spread, layers):
         _, a_s, wq, ws = layers[-1]
         ws = np.broadcast_to(ws, (wq.shape[-1],))
         one_step = float(a_s * np.max(np.abs(wq) * ws[None, :]))
-    atol = float(f"{max(1e-3 + 1e-2 * scale, 2.0 * one_step):.3g}")
-    why = ("quantized: integer part exact; a 1-step flip of one last-layer activation moves an output by "
-           "<= %.3e (a_scale*w_scale*|Wq-zp|); atol = max(1e-3 + 1e-2*max|expected| = %.3e, 2*one_step); "
-           "ORT fused vs unfused spread %.2e" % (one_step, 1e-3 + 1e-2 * scale, spread))
-    return atol, 0.0, why, one_step
+    if one_step > 0.0:
+        atol = float(f"{2.0 * one_step:.3g}")
+        why = ("quantized: integer part exact; a 1-step flip of one last-layer activation moves an output by "
+               "<= one_step = %.3e (a_scale*w_scale*|Wq-zp|, computed); atol = 2*one_step; "
+               "ORT fused vs unfused spread %.2e" % (one_step, spread))
+        return atol, 0.0, why, one_step
+    atol = float(f"{1e-3 + 1e-2 * scale:.3g}")
+    why = ("quantized CNN: integer part exact; one_step not computed (no numpy convolution); "
+           "atol = 1e-3 + 1e-2*max|expected|; ORT fused vs unfused spread %.2e" % spread)
+    return atol, 0.0, why, None
+
+
+# The tight tier of every non-float fixture: at least this fraction of the outputs within the
+# float rule (1e-5 relative on the output's scale); only the rest may use the loose atol.
+# Measured (KILN_TEST_REPORT=1 cargo test --test models): 100 % on every case but fpn_qdq_*,
+# where kiln's float Sigmoid between two quantized ops rounds differently from onnxruntime's and
+# moves 0.81 % of the outputs by one output step (99.19 % within); those two get 98 %.
+TIGHT_FRACTION = 0.99
+TIGHT_FRACTION_CASE = {"fpn_qdq_u8_pc": 0.98, "fpn_qdq_s8_pc": 0.98}
+
+
+def tight_tier(case, expected):
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    return dict(tight_atol=float(f"{1e-5 * max(1.0, scale):.3g}"), tight_rtol=1e-5,
+                tight_fraction=TIGHT_FRACTION_CASE.get(case, TIGHT_FRACTION))
 
 
 def tensor_pb(a: np.ndarray, name: str) -> bytes:
@@ -840,8 +862,8 @@ def emit_set(case, m: onnx.ModelProto, x: np.ndarray, arch, cfg, set_index):
     quantized = cfg is not None
     if any(n.op_type in ("Conv", "ConvInteger") for n in m.graph.node):
         # The numpy interpreter has no convolutions: CNN tolerances rest on the ORT spread and
-        # the generic quantized rule (see `tolerance`).
-        f64_diff = f32_diff = 0.0
+        # the generic quantized rule (see `tolerance`); the numpy cross-checks are not recorded.
+        f64_diff = f32_diff = None
         layers = None
     else:
         f64_diff = float(np.max(np.abs(y - np_eval(m, feeds)[out_name])))
@@ -853,7 +875,7 @@ def emit_set(case, m: onnx.ModelProto, x: np.ndarray, arch, cfg, set_index):
         sat_err = float(np.max(np.abs(y_sat - y)))
         print(f"  {case}: a saturating VPMADDUBSW kernel would be off by {sat_err:.3f} (atol {atol:.3f})")
         assert sat_err > 10 * atol, "the saturation case does not detect saturation"
-    worst = max(spread, f64_diff, f32_diff)
+    worst = max(spread, f64_diff or 0.0, f32_diff or 0.0)
     assert worst <= atol / 2, f"{case}: reference spread {worst} too close to atol {atol}"
     d = os.path.join(MODELS, case)
     write_bytes(os.path.join(d, "model.onnx"), mb)
@@ -872,10 +894,9 @@ def emit_set(case, m: onnx.ModelProto, x: np.ndarray, arch, cfg, set_index):
         op_types=op_types(m),
         max_abs_expected=float(np.max(np.abs(y))),
         ort_spread=spread,
-        numpy_f32_diff=f32_diff,
-        numpy_f64_diff=f64_diff,
+        **({} if f32_diff is None else dict(numpy_f32_diff=f32_diff, numpy_f64_diff=f64_diff)),
         one_step=one_step,
-        atol=atol, rtol=rtol, tolerance_reason=why,
+        atol=atol, rtol=rtol, **(tight_tier(case, y) if quantized else {}), tolerance_reason=why,
         reference="onnxruntime %s CPUExecutionProvider, 1 thread, ORT_ENABLE_ALL" % ort.__version__,
     )
     return meta
@@ -1041,9 +1062,9 @@ def emit_generic(case, m, x, arch, quant, kind):
         outputs=[dict(name=out_name, field=rust_fields([out_name], "output")[0], dtype="f32", shape=list(y.shape))],
         op_types=op_types(m),
         max_abs_expected=float(np.max(np.abs(y))),
-        ort_spread=spread, numpy_f32_diff=0.0, numpy_f64_diff=0.0, one_step=step or None,
+        ort_spread=spread, one_step=step or None,
         ort_opt_vs_unopt=float(np.max(np.abs(ort_run(mb, feeds, optimized=True)[out_name] - y_noopt))),
-        atol=atol, rtol=rtol, tolerance_reason=why,
+        atol=atol, rtol=rtol, **tight_tier(case, y), tolerance_reason=why,
         reference="onnxruntime %s CPUExecutionProvider, 1 thread, %s" % (ort.__version__, ref_mode),
     )
     write_text(os.path.join(d, "meta.json"), json.dumps(meta, indent=1) + "\n")
@@ -1329,7 +1350,11 @@ def gen_models_rs(metas):
             f"        let what = format!(\"{c} [{{}}] set {{set}} {o['name']}\", isa.name());",
             f"        assert_eq!(out.{o['field']}.shape(), &want_0.shape[..], \"{{what}}: shape\");",
             f"        let (atol, rtol) = ({rust_f32(m['atol'])}, {rust_f32(m['rtol'])});",
-            f"        common::assert_close(&what, out.{o['field']}.data(), common::data::<f32>(&want_0), atol, rtol);",
+            *([f"        common::assert_close(&what, out.{o['field']}.data(), common::data::<f32>(&want_0), atol, rtol);"]
+              if "tight_atol" not in m else
+              [f"        let tight = ({rust_f32(m['tight_atol'])}, {rust_f32(m['tight_rtol'])});",
+               f"        common::assert_two_tier(&what, out.{o['field']}.data(), common::data::<f32>(&want_0), "
+               f"tight, {m['tight_fraction']}, (atol, rtol));"]),
             "    }",
             "    }",
             "}",
@@ -1428,7 +1453,7 @@ def main():
         size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(d) for f in fs) if os.path.isdir(d) else 0
         total += size
         print(f"  {m['case']:24s} atol {m['atol']:.3e} rtol {m['rtol']:.0e} | max {m['max_abs_expected']:.3e} "
-              f"spread {m['ort_spread']:.1e}/{m['numpy_f32_diff']:.1e}/{m['numpy_f64_diff']:.1e} step {m['one_step'] or 0:.2e}  {size // 1024} KiB")
+              f"spread {m['ort_spread']:.1e}/{m.get('numpy_f32_diff') or 0:.1e}/{m.get('numpy_f64_diff') or 0:.1e} step {m['one_step'] or 0:.2e}  {size // 1024} KiB")
     print(f"  {len(metas)} cases, {total / 1024:.0f} KiB in tests/models")
     if not ARGS.no_digits:
         ref = gen_digits()
