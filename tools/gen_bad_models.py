@@ -260,6 +260,39 @@ def fuzz_regressions():
     )
 
 
+def external(location):
+    """y = x + W, with W's 8 bytes "stored" at `location`: a hostile model trying to make the
+    build copy another file of the machine into the binary (issue 24)."""
+    w = numpy_helper.from_array(np.zeros(2, np.float32), "W")
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", location), ("offset", "0"), ("length", "8")):
+        w.external_data.add(key=k, value=v)
+    return model([helper.make_node("Add", ["x", "W"], ["y"], name="add")],
+                 [f32("x", [2])], [f32("y", [2])], [w])
+
+
+def external_cases():
+    yield "ext_traversal", external("../../../../../../etc/passwd")
+    yield "ext_absolute", external("/etc/passwd")
+    # A symlink committed beside the model (ext_escape.bin, made by symlinks() below) that
+    # points out of the directory, at the repository's Cargo.toml.
+    yield "ext_symlink", external("ext_escape.bin")
+    # With the user's opt-in for /dev (tests/ui/ext_device.rs), a device is still refused.
+    yield "ext_device", external("/dev/zero")
+
+
+def symlinks():
+    """Symbolic links the external-data cases point at (git stores them as links)."""
+    link = os.path.join(OUT, "ext_escape.bin")
+    target = os.path.join("..", "..", "..", "Cargo.toml")
+    if not (os.path.islink(link) and os.readlink(link) == target):
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(target, link)
+        print("linked", os.path.relpath(link, ROOT), "->", target)
+
+
 def write_all(out, items):
     os.makedirs(out, exist_ok=True)
     for name, m in items:
@@ -273,7 +306,8 @@ def write_all(out, items):
 
 
 def main():
-    write_all(OUT, list(cases()) + list(qdq_cases()))
+    write_all(OUT, list(cases()) + list(qdq_cases()) + list(external_cases()))
+    symlinks()
     write_all(FUZZ_OUT, fuzz_regressions())
 
 

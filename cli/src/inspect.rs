@@ -111,7 +111,7 @@ pub struct KLayer {
 
 pub fn inspect(mf: &ModelFile, isa: Isa) -> Report {
     let g = mf.graph();
-    let idx = GraphIndex::new(g, mf.base_dir());
+    let idx = GraphIndex::new(g, mf.data_dirs());
     let mut opsets: Vec<(String, i64)> = mf
         .proto
         .opset_import
@@ -706,7 +706,7 @@ pub fn qgemm_kernel(isa: Isa, avx2_safe: bool) -> String {
 }
 
 fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
-    let compiled = match kiln_codegen::compile_file(&mf.path, &kiln_codegen::Options::default()) {
+    let compiled = match kiln_codegen::compile_file(&mf.path, &mf.codegen_options()) {
         Ok(c) => c,
         Err(e) => return KilnPlan::Error(crate::model::one_line_codegen_error(&e)),
     };

@@ -40,6 +40,10 @@ enum Cmd {
         /// Report kernels for this ISA instead of this CPU's (scalar, avx2, avxvnni, avx512vnni).
         #[arg(long, value_parser = parse_isa)]
         isa: Option<kiln_runtime::Isa>,
+        /// Also read external tensor data from DIR (repeatable). By default only regular files
+        /// inside the model's directory are read; see docs/guide.md.
+        #[arg(long, value_name = "DIR")]
+        allow_data_dir: Vec<PathBuf>,
     },
     /// Print the Rust module kiln generates for a model (what include_model! expands to).
     Generate {
@@ -53,6 +57,10 @@ enum Cmd {
         /// Path of the runtime crate in the generated code.
         #[arg(long, default_value = "::kiln::runtime")]
         runtime_path: String,
+        /// Also read external tensor data from DIR (repeatable). By default only regular files
+        /// inside the model's directory are read; see docs/guide.md.
+        #[arg(long, value_name = "DIR")]
+        allow_data_dir: Vec<PathBuf>,
     },
     /// Dynamically quantize a float model's MatMul/Gemm layers (int8 weights, u8 activations).
     Quantize {
@@ -81,6 +89,10 @@ enum Cmd {
         /// No summary on stderr.
         #[arg(short, long)]
         quiet: bool,
+        /// Also read external tensor data from DIR (repeatable). By default only regular files
+        /// inside the model's directory are read; see docs/guide.md.
+        #[arg(long, value_name = "DIR")]
+        allow_data_dir: Vec<PathBuf>,
     },
 }
 
@@ -119,8 +131,9 @@ fn run(cli: Cli) -> CliResult<()> {
             json,
             color,
             isa,
+            allow_data_dir,
         } => {
-            let mf = ModelFile::read(&model)?;
+            let mf = ModelFile::read(&model, &allow_data_dir)?;
             // `--isa` describes a family even if this CPU lacks it (a report, not a run).
             let isa = isa.unwrap_or_else(kiln_runtime::Isa::current);
             let report = inspect::inspect(&mf, isa);
@@ -146,7 +159,14 @@ fn run(cli: Cli) -> CliResult<()> {
             output,
             blob_dir,
             runtime_path,
-        } => generate(&model, output.as_deref(), blob_dir.as_deref(), runtime_path),
+            allow_data_dir,
+        } => generate(
+            &model,
+            output.as_deref(),
+            blob_dir.as_deref(),
+            runtime_path,
+            &allow_data_dir,
+        ),
         Cmd::Quantize {
             model,
             output,
@@ -157,9 +177,10 @@ fn run(cli: Cli) -> CliResult<()> {
             conv,
             exclude,
             quiet,
+            allow_data_dir,
         } => {
             let out = output.unwrap_or_else(|| default_quant_path(&model));
-            let mut mf = ModelFile::read(&model)?;
+            let mut mf = ModelFile::read(&model, &allow_data_dir)?;
             let opts = quantize::QuantizeOptions {
                 weight_type: match weight_type {
                     WeightTypeArg::Int8 => quantize::WeightType::Int8,
@@ -232,24 +253,20 @@ fn print_stdout(s: &str) -> CliResult<()> {
     }
 }
 
-/// Compiler options with the runtime path set (other options keep their defaults).
-fn options(runtime_path: String) -> kiln_codegen::Options {
-    fn set(mut o: kiln_codegen::Options, runtime_path: String) -> kiln_codegen::Options {
-        o.runtime_path = runtime_path;
-        o
-    }
-    set(kiln_codegen::Options::default(), runtime_path)
-}
-
 fn generate(
     model: &Path,
     output: Option<&Path>,
     blob_dir: Option<&Path>,
     runtime_path: String,
+    allow_data_dir: &[PathBuf],
 ) -> CliResult<()> {
     // Decode with the CLI's reader first so bad files give the same messages as inspect.
-    ModelFile::read(model)?;
-    let compiled = kiln_codegen::compile_file(model, &options(runtime_path))?;
+    let mf = ModelFile::read(model, allow_data_dir)?;
+    let opts = kiln_codegen::Options {
+        runtime_path,
+        ..mf.codegen_options()
+    };
+    let compiled = kiln_codegen::compile_file(model, &opts)?;
     let dir = blob_dir
         .map(Path::to_path_buf)
         .or_else(|| output.map(|o| o.parent().unwrap_or(Path::new("")).to_path_buf()));

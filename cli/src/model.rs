@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use kiln_codegen::ir::TensorData;
+use kiln_codegen::onnx::DataDirs;
 use kiln_codegen::onnx::proto::{self, ModelProto, NodeProto, TensorProto};
 use prost::Message;
 
@@ -50,38 +51,56 @@ pub struct ModelFile {
     pub path: PathBuf,
     pub bytes_len: usize,
     pub proto: ModelProto,
+    /// Where external data may be read from (the model's directory and `--allow-data-dir`s).
+    pub dirs: DataDirs,
 }
 
 impl ModelFile {
-    pub fn read(path: &Path) -> CliResult<ModelFile> {
-        let bytes = std::fs::read(path)
+    /// Reads and decodes `path`, and checks its external data references (the same rule as
+    /// the compiler's: see `kiln_codegen::onnx::DataDirs`).
+    pub fn read(path: &Path, allowed_data_dirs: &[PathBuf]) -> CliResult<ModelFile> {
+        let dirs = allowed_data_dirs
+            .iter()
+            .fold(DataDirs::for_model(path), |d, a| d.allow(a));
+        dirs.check_allowed()?;
+        let bytes = kiln_codegen::onnx::read_regular_file(path)
             .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
         let proto = match ModelProto::decode(bytes.as_slice()) {
             Ok(p) if p.graph.is_some() => p,
             _ => {
                 // The compiler's decoder knows how to explain bad bytes (text, LFS pointer,
                 // truncation); reuse its message.
-                let base = path.parent().unwrap_or(Path::new("."));
-                let msg = match kiln_codegen::onnx::decode_model(&bytes, base) {
+                let msg = match kiln_codegen::onnx::decode_model(&bytes, &dirs) {
                     Err(e) => one_line_codegen_error(&e.with_file(path)),
                     Ok(_) => format!("{}: not an ONNX model", path.display()),
                 };
                 return Err(CliError::new(msg));
             }
         };
+        kiln_codegen::onnx::check_external_data(&proto, &dirs)
+            .map_err(|e| CliError::from(e.with_file(path)))?;
         Ok(ModelFile {
             path: path.to_path_buf(),
             bytes_len: bytes.len(),
             proto,
+            dirs,
         })
+    }
+
+    /// Compiler options that read external data from the same directories.
+    pub fn codegen_options(&self) -> kiln_codegen::Options {
+        kiln_codegen::Options {
+            allowed_data_dirs: self.dirs.allowed().to_vec(),
+            ..Default::default()
+        }
     }
 
     pub fn graph(&self) -> &proto::GraphProto {
         self.proto.graph.as_ref().expect("checked in read")
     }
 
-    pub fn base_dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("."))
+    pub fn data_dirs(&self) -> &DataDirs {
+        &self.dirs
     }
 
     /// Opset version of a domain ("" = the default ai.onnx domain).
@@ -98,7 +117,7 @@ impl ModelFile {
 /// consumers and best-known element types.
 pub struct GraphIndex<'a> {
     pub graph: &'a proto::GraphProto,
-    pub base: &'a Path,
+    pub base: &'a DataDirs,
     pub consts: HashMap<&'a str, &'a TensorProto>,
     pub producer: HashMap<&'a str, usize>,
     pub consumers: HashMap<&'a str, Vec<usize>>,
@@ -106,7 +125,7 @@ pub struct GraphIndex<'a> {
 }
 
 impl<'a> GraphIndex<'a> {
-    pub fn new(graph: &'a proto::GraphProto, base: &'a Path) -> Self {
+    pub fn new(graph: &'a proto::GraphProto, base: &'a DataDirs) -> Self {
         let mut consts: HashMap<&str, &TensorProto> = HashMap::new();
         let mut elem: HashMap<String, i32> = HashMap::new();
         for t in &graph.initializer {

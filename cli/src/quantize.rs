@@ -28,7 +28,6 @@
 //! - `q = clamp(round(w / scale_f32) + zp)` in f32, ties to even, clamped to the full type range.
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 
 use kiln_codegen::ir::TensorData;
 use kiln_codegen::onnx::proto::{self, AttributeProto, NodeProto, TensorProto};
@@ -218,7 +217,7 @@ fn int_attr(name: &str, v: i64) -> AttributeProto {
 fn float_init(
     inits: &HashMap<String, TensorProto>,
     name: &str,
-    base: &Path,
+    base: &kiln_codegen::onnx::DataDirs,
 ) -> Option<(Vec<usize>, Vec<f32>)> {
     let t = inits.get(name)?;
     if t.data_type != Some(1) {
@@ -233,7 +232,7 @@ fn float_init(
 
 /// Quantizes `model` in place.
 pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<QuantizeReport> {
-    let base = mf.base_dir().to_path_buf();
+    let base = mf.data_dirs().clone();
     let mut report = QuantizeReport::default();
     // DynamicQuantizeLinear needs opset 11 (as onnxruntime does, raise older models to 11).
     let opset = mf.opset("").unwrap_or(1);

@@ -67,7 +67,9 @@ fn initializers(m: &ModelProto, base: &Path) -> BTreeMap<String, (Vec<usize>, Te
         .initializer
         .iter()
         .map(|t| {
-            let d = kiln_codegen::onnx::tensor_from_proto(t, base).unwrap();
+            let d =
+                kiln_codegen::onnx::tensor_from_proto(t, &kiln_codegen::onnx::DataDirs::new(base))
+                    .unwrap();
             (d.name.clone(), (d.shape, d.data))
         })
         .collect()
@@ -471,5 +473,66 @@ fn round_trip_quantize_inspect_generate() {
         stdout(&o).contains("qgemm"),
         "the generated code calls the int8 GEMM"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn hostile_external_data_is_refused_by_every_command() {
+    // The same rule as include_model!: no read outside the model's directory, never a device.
+    let dir = scratch("hostile");
+    let out = dir.join("out");
+    let out = out.to_str().unwrap();
+    let cases = [
+        (
+            "ext_traversal",
+            "`../../../../../../etc/passwd` leaves the model's directory",
+        ),
+        ("ext_absolute", "`/etc/passwd` is an absolute path"),
+        (
+            "ext_symlink",
+            "`ext_escape.bin` resolves (through a symbolic link)",
+        ),
+        ("ext_device", "`/dev/zero` is an absolute path"),
+    ];
+    for (m, why) in cases {
+        let model = format!("tests/ui/models/{m}.onnx");
+        for args in [
+            vec!["inspect", &model],
+            vec!["inspect", &model, "--json"],
+            vec!["generate", &model, "-o", out],
+            vec!["quantize", &model, "-o", out],
+        ] {
+            let o = kiln(&args);
+            assert_clean_failure(&o, &format!("{args:?}"));
+            let err = stderr(&o);
+            assert!(
+                err.contains("tensor `W`") && err.contains(why),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    // The user's opt-in widens the directories, but a device is still not a data file.
+    let o = kiln(&[
+        "generate",
+        "tests/ui/models/ext_device.onnx",
+        "--allow-data-dir",
+        "/dev",
+    ]);
+    assert_clean_failure(&o, "device");
+    assert!(
+        stderr(&o).contains("is a device, not a regular file"),
+        "{}",
+        stderr(&o)
+    );
+    let o = kiln(&[
+        "inspect",
+        "tests/ui/models/mlp.onnx",
+        "--allow-data-dir",
+        "no/such/dir",
+    ]);
+    assert_clean_failure(&o, "bad --allow-data-dir");
+    assert!(stderr(&o).contains("is not a directory"), "{}", stderr(&o));
+    // Nothing was written.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -132,6 +132,11 @@ pub struct Options {
     /// Linker section for the weight blob, e.g. `.rodata.kiln` or a section your linker script
     /// maps to external flash. Emits `#[unsafe(link_section = …)]` on the blob `static`.
     pub link_section: Option<String>,
+    /// Directories besides the model's own that external tensor data may be read from. A
+    /// model's data `location`s are the model author's choice, so by default only files inside
+    /// the model's directory are read; a directory here is the user's explicit opt-in
+    /// (see [`onnx::DataDirs`]).
+    pub allowed_data_dirs: Vec<PathBuf>,
 }
 
 impl Default for Options {
@@ -139,13 +144,14 @@ impl Default for Options {
         Options {
             runtime_path: "::kiln::runtime".into(),
             link_section: None,
+            allowed_data_dirs: Vec::new(),
         }
     }
 }
 
 /// Runs the whole compiler on a model file.
 pub fn compile_file(path: &Path, opts: &Options) -> Result<Compiled> {
-    let mut graph = onnx::load_model(path)?;
+    let mut graph = onnx::load_model(path, &opts.allowed_data_dirs)?;
     graph.file = path.to_path_buf();
     compile_graph(graph, opts).map_err(|e| e.with_file(path))
 }
@@ -241,6 +247,14 @@ impl Builder {
     /// Places the weight blob in the linker section `name` (see [`Options::link_section`]).
     pub fn link_section(&mut self, name: &str) -> &mut Self {
         self.opts.link_section = Some(name.to_string());
+        self
+    }
+    /// Also reads external tensor data from `dir` (relative to the build script's current
+    /// directory, i.e. the crate's `Cargo.toml` directory). Without it, a model's external data
+    /// must be regular files inside the model's own directory; see
+    /// [`Options::allowed_data_dirs`].
+    pub fn allow_data_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
+        self.opts.allowed_data_dirs.push(dir.as_ref().to_path_buf());
         self
     }
     /// Compiles the model and writes `<out_dir>/<module>.rs`; returns its path.

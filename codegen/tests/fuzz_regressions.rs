@@ -12,7 +12,7 @@ fn dir() -> PathBuf {
 
 /// What the fuzz target does: decode, compile, format.
 fn compile_bytes(bytes: &[u8]) -> kiln_codegen::Result<String> {
-    let graph = kiln_codegen::onnx::decode_model(bytes, Path::new("."))?;
+    let graph = kiln_codegen::onnx::decode_model(bytes, &kiln_codegen::onnx::DataDirs::new("."))?;
     kiln_codegen::compile_graph(graph, &Default::default())?.source(Path::new("/nonexistent.bin"))
 }
 

@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     // External data paths resolve against "." (reads are bounded by the tensor's declared size,
     // which is checked against the file's length first).
-    let Ok(graph) = kiln_codegen::onnx::decode_model(data, Path::new(".")) else {
+    let Ok(graph) = kiln_codegen::onnx::decode_model(data, &kiln_codegen::onnx::DataDirs::new(".")) else {
         return;
     };
     let Ok(compiled) = kiln_codegen::compile_graph(graph, &Default::default()) else {

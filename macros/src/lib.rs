@@ -13,8 +13,13 @@ const BLOB_DIR: &str = env!("OUT_DIR");
 /// Compiles an ONNX model into this module: `kiln::include_model!("models/mlp.quant.onnx");`
 /// (path relative to the crate's `Cargo.toml` directory). See the `kiln` crate docs.
 ///
-/// Options after the path: `link_section = ".rodata.kiln"` puts the weight blob in that linker
-/// section (an unsafe attribute in the generated code: `#[unsafe(link_section = …)]`).
+/// Options after the path:
+/// - `link_section = ".rodata.kiln"` puts the weight blob in that linker section (an unsafe
+///   attribute in the generated code: `#[unsafe(link_section = …)]`);
+/// - `allow_data_dir = "weights"` (repeatable) also lets the model's external tensor data come
+///   from that directory (relative to the crate's `Cargo.toml` directory). Without it, external
+///   data must be regular files inside the model's own directory: a downloaded model cannot
+///   make the build copy other files of the machine into the binary.
 #[proc_macro]
 pub fn include_model(input: TokenStream) -> TokenStream {
     let args = match syn::parse::Parser::parse(parse_args, input) {
@@ -55,10 +60,7 @@ impl quote::ToTokens for Stub {
 /// generated crate elsewhere (trybuild's `target/tests/trybuild/<crate>/` projects do).
 fn resolve(lit: &syn::LitStr) -> PathBuf {
     let rel = PathBuf::from(lit.value());
-    let base = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let path = base.join(&rel);
+    let path = manifest_dir().join(&rel);
     if rel.is_absolute() || path.exists() {
         return path;
     }
@@ -75,7 +77,14 @@ fn resolve(lit: &syn::LitStr) -> PathBuf {
     }
 }
 
-/// `"path" [, link_section = "name"]`.
+/// The invoking crate's `Cargo.toml` directory.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// `"path" [, link_section = "name"] [, allow_data_dir = "dir"]…`.
 fn parse_args(input: syn::parse::ParseStream) -> syn::Result<(syn::LitStr, kiln_codegen::Options)> {
     let lit: syn::LitStr = input.parse().map_err(|e| {
         syn::Error::new(
@@ -94,10 +103,12 @@ fn parse_args(input: syn::parse::ParseStream) -> syn::Result<(syn::LitStr, kiln_
         let value: syn::LitStr = input.parse()?;
         match key.to_string().as_str() {
             "link_section" => opts.link_section = Some(value.value()),
+            "allow_data_dir" => opts.allowed_data_dirs.push(resolve(&value)),
             _ => {
                 return Err(syn::Error::new(
                     key.span(),
-                    "unknown include_model! option (expected `link_section = \"…\"`)",
+                    "unknown include_model! option (expected `link_section = \"…\"` or \
+                     `allow_data_dir = \"…\"`)",
                 ));
             }
         }

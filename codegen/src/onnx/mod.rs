@@ -3,11 +3,14 @@
 //! relative to the model, opset imports, and conversion into the compiler's [`Graph`].
 //! Every malformed input becomes an [`Error`]; nothing here panics or allocates by untrusted
 //! sizes before checking them against the bytes actually present.
+mod external;
 #[allow(clippy::all, missing_docs)]
 pub mod proto;
 
+pub use external::{DataDirs, check_external_data, read_regular_file};
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use prost::Message;
 
@@ -18,19 +21,23 @@ use crate::ir::{Attr, DType, Dim, Graph, Node, Tensor, TensorData, Value, ValueI
 const MAX_TENSOR_BYTES: u64 = 1 << 34;
 
 /// Reads and decodes an ONNX model file into a graph (shapes of intermediate values are not
-/// inferred yet; see `passes`).
-pub fn load_model(path: &Path) -> Result<Graph> {
-    let bytes = std::fs::read(path).map_err(|e| {
+/// inferred yet; see `passes`). External data may come from the model's directory and the
+/// directories in `allowed_data_dirs` (named by the user, never by the model).
+pub fn load_model(path: &Path, allowed_data_dirs: &[PathBuf]) -> Result<Graph> {
+    let dirs = allowed_data_dirs
+        .iter()
+        .fold(DataDirs::for_model(path), |d, a| d.allow(a));
+    dirs.check_allowed().map_err(|e| e.with_file(path))?;
+    let bytes = read_regular_file(path).map_err(|e| {
         Error::new(ErrorKind::Io, format!("cannot read the model file: {e}"))
             .with_hint("paths in include_model! are relative to the crate's Cargo.toml directory")
             .with_file(path)
     })?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    decode_model(&bytes, base).map_err(|e| e.with_file(path))
+    decode_model(&bytes, &dirs).map_err(|e| e.with_file(path))
 }
 
-/// Decodes model bytes; `base` is the directory external data paths are relative to.
-pub fn decode_model(bytes: &[u8], base: &Path) -> Result<Graph> {
+/// Decodes model bytes; `dirs` says where external data is resolved and what it may name.
+pub fn decode_model(bytes: &[u8], dirs: &DataDirs) -> Result<Graph> {
     let model = proto::ModelProto::decode(bytes).map_err(|e| {
         Error::new(
             ErrorKind::Decode,
@@ -60,7 +67,8 @@ pub fn decode_model(bytes: &[u8], base: &Path) -> Result<Graph> {
         .iter()
         .filter_map(|f| f.name.clone())
         .collect();
-    convert_graph(graph, base, opset, &local_functions)
+    check_external_data(&model, dirs)?;
+    convert_graph(graph, dirs, opset, &local_functions)
 }
 
 /// What to tell the user about bytes that are not an ONNX protobuf.
@@ -83,7 +91,7 @@ fn not_onnx_hint(bytes: &[u8]) -> &'static str {
 
 fn convert_graph(
     g: &proto::GraphProto,
-    base: &Path,
+    base: &DataDirs,
     opset: i64,
     local_functions: &[String],
 ) -> Result<Graph> {
@@ -250,7 +258,7 @@ fn value_type(vi: &proto::ValueInfoProto, graph: &mut Graph) -> Result<(DType, V
     Ok((dtype, dims))
 }
 
-fn attr_from_proto(a: &proto::AttributeProto, base: &Path) -> Result<Attr> {
+fn attr_from_proto(a: &proto::AttributeProto, base: &DataDirs) -> Result<Attr> {
     use proto::attribute_proto::AttributeType as T;
     let ty = a.r#type.and_then(|t| T::try_from(t).ok());
     // IR < 3 files may omit `type`: infer from which field is set.
@@ -298,17 +306,18 @@ fn attr_from_proto(a: &proto::AttributeProto, base: &Path) -> Result<Attr> {
 
 /// Reads a serialized `TensorProto` file (the ONNX test-data format).
 pub fn read_tensor_file(path: &Path) -> Result<Tensor> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = read_regular_file(path).map_err(|e| {
         Error::new(ErrorKind::Io, format!("cannot read tensor: {e}")).with_file(path)
     })?;
     let t = proto::TensorProto::decode(bytes.as_slice()).map_err(|e| {
         Error::new(ErrorKind::Decode, format!("not a TensorProto: {e}")).with_file(path)
     })?;
-    tensor_from_proto(&t, path.parent().unwrap_or(Path::new("."))).map_err(|e| e.with_file(path))
+    tensor_from_proto(&t, &DataDirs::for_model(path)).map_err(|e| e.with_file(path))
 }
 
-/// Converts a TensorProto (raw_data, typed fields or external data) into a constant tensor.
-pub fn tensor_from_proto(t: &proto::TensorProto, base: &Path) -> Result<Tensor> {
+/// Converts a TensorProto (raw_data, typed fields or external data, which must follow
+/// [`DataDirs::resolve`]'s rule) into a constant tensor.
+pub fn tensor_from_proto(t: &proto::TensorProto, base: &DataDirs) -> Result<Tensor> {
     let name = t.name.clone().unwrap_or_default();
     if t.segment.is_some() {
         unsupported!("tensor `{name}` is segmented, which is not supported");
@@ -343,9 +352,8 @@ pub fn tensor_from_proto(t: &proto::TensorProto, base: &Path) -> Result<Tensor> 
     }
     let numel = numel as usize;
 
-    let external = t.data_location == Some(proto::tensor_proto::DataLocation::External as i32);
-    let raw: Option<Vec<u8>> = if external {
-        Some(read_external(t, &name, base, numel * dtype.size())?)
+    let raw: Option<Vec<u8>> = if external::is_external(t) {
+        Some(external::read_external(t, &name, base, nbytes)?)
     } else {
         t.raw_data.clone()
     };
@@ -399,7 +407,7 @@ fn int4_from_proto(
     t: &proto::TensorProto,
     name: String,
     signed: bool,
-    base: &Path,
+    base: &DataDirs,
 ) -> Result<Tensor> {
     let mut shape = Vec::with_capacity(t.dims.len());
     let mut numel: u64 = 1;
@@ -416,9 +424,8 @@ fn int4_from_proto(
     }
     let numel = numel as usize;
     let nbytes = numel.div_ceil(2);
-    let external = t.data_location == Some(proto::tensor_proto::DataLocation::External as i32);
-    let bytes: Vec<u8> = if external {
-        read_external(t, &name, base, nbytes)?
+    let bytes: Vec<u8> = if external::is_external(t) {
+        external::read_external(t, &name, base, nbytes as u64)?
     } else if let Some(raw) = &t.raw_data {
         raw.clone()
     } else {
@@ -442,74 +449,6 @@ fn int4_from_proto(
         data,
         int4: true,
     })
-}
-
-fn read_external(
-    t: &proto::TensorProto,
-    name: &str,
-    base: &Path,
-    expect: usize,
-) -> Result<Vec<u8>> {
-    let mut location = None;
-    let mut offset = 0u64;
-    let mut length = None;
-    for kv in &t.external_data {
-        let v = kv.value.as_deref().unwrap_or("");
-        match kv.key.as_deref() {
-            Some("location") => location = Some(v.to_string()),
-            Some("offset") => {
-                offset = v.parse().map_err(|_| {
-                    Error::invalid(format!("tensor `{name}`: bad external data offset `{v}`"))
-                })?
-            }
-            Some("length") => {
-                length = Some(v.parse::<u64>().map_err(|_| {
-                    Error::invalid(format!("tensor `{name}`: bad external data length `{v}`"))
-                })?)
-            }
-            _ => {}
-        }
-    }
-    let Some(location) = location else {
-        bail!("tensor `{name}` is stored externally but has no location");
-    };
-    let path = base.join(&location);
-    let len = length.unwrap_or(expect as u64);
-    if len != expect as u64 {
-        bail!(
-            "tensor `{name}`: external data length {len} does not match its shape ({expect} bytes)"
-        );
-    }
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(&path).map_err(|e| {
-        Error::new(
-            ErrorKind::Io,
-            format!(
-                "tensor `{name}`: cannot open external data file {}: {e}",
-                path.display()
-            ),
-        )
-        .with_hint("external data files are resolved relative to the model file")
-    })?;
-    let flen = f.metadata().map(|m| m.len()).unwrap_or(0);
-    if offset.checked_add(len).is_none_or(|end| end > flen) {
-        bail!(
-            "tensor `{name}`: external data {}..{} is past the end of {} ({flen} bytes)",
-            offset,
-            offset.saturating_add(len),
-            path.display()
-        );
-    }
-    let mut buf = vec![0u8; len as usize];
-    f.seek(SeekFrom::Start(offset))
-        .and_then(|_| f.read_exact(&mut buf))
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Io,
-                format!("tensor `{name}`: reading external data: {e}"),
-            )
-        })?;
-    Ok(buf)
 }
 
 fn from_le_bytes(dtype: DType, raw: &[u8]) -> TensorData {
