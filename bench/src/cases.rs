@@ -183,8 +183,10 @@ pub fn gemm_case(f: GemmFiles, isa: kiln::Isa) -> Result<Case, String> {
             let mut g = KilnGemm::new(x.clone(), m, k, packed.clone(), isa);
             // One call = one `par::enter`, as a generated model's `run` does: the ops inside
             // hand pieces to a worker that is already awake (without it, each GEMM woke a
-            // sleeping worker and 2 threads measured no faster than 1).
-            Box::new(move || kiln_runtime::par::enter(|| g.run()))
+            // sleeping worker and 2 threads measured no faster than 1). The work estimate is
+            // the one codegen would pass for this GEMM.
+            let work = (m * k * n / kiln_runtime::par::MACS_PER_ELEM + m * n) as f64;
+            Box::new(move || kiln_runtime::par::enter(work, || g.run()))
         }),
     })
 }

@@ -16,14 +16,18 @@ pub(crate) const TASKS_PER_THREAD: usize = 4;
 
 /// Elementwise / row-wise work (in f32 elements) below which an op stays on the calling
 /// thread, and the smallest piece it is split into (≈ 5–10 µs of work for the cheapest ops).
-pub(crate) const MIN_ELEMS: usize = 1 << 14;
+pub const MIN_ELEMS: usize = 1 << 14;
 
 /// Threads of the current pool (1 without the `rayon` feature).
 #[inline]
 pub(crate) fn threads() -> usize {
     #[cfg(feature = "rayon")]
     {
-        rayon::current_num_threads()
+        if INLINE.with(|c| c.get()) {
+            1
+        } else {
+            rayon::current_num_threads()
+        }
     }
     #[cfg(not(feature = "rayon"))]
     {
@@ -31,21 +35,61 @@ pub(crate) fn threads() -> usize {
     }
 }
 
-/// Runs a whole model call `f` on a worker of the current rayon pool, so that the ops inside
-/// hand work to the other workers through the pool's local deques (≈ 1 µs) instead of each op
-/// waking the pool from the outside and putting the caller to sleep (a cross-thread round trip
-/// of tens of µs per op, measured: 2 threads were slower than 1 on MiniLM before this).
+/// Work of a call or an op in *element-equivalents*: elements written plus MACs / `MACS_PER_ELEM`.
+/// The ratio is that of the split thresholds (a GEMM splits at 2·2^20 MACs, an elementwise op
+/// at 2·[`MIN_ELEMS`] elements), so an op splits at about [`SPLIT_MIN_WORK`] whatever its kind.
+pub const MACS_PER_ELEM: usize = 64;
+
+/// Work below which an op stays on the calling thread (see [`MACS_PER_ELEM`]).
+pub const SPLIT_MIN_WORK: usize = 2 * MIN_ELEMS;
+
+/// Splittable work below which a whole model call runs on the caller's thread (see
+/// [`enter`]): four ops at their split threshold, ≈ 30–60 µs on one thread. Handing a call to
+/// the pool costs two cross-thread wake-ups (≈ 10–20 µs); below this a second thread saves
+/// less than that.
+pub const ENTER_MIN_WORK: f64 = (4 * SPLIT_MIN_WORK) as f64;
+
+#[cfg(feature = "rayon")]
+std::thread_local! {
+    /// Set while a call that [`enter`] judged too small runs inline: [`threads`] then reports
+    /// 1, so no op inside splits from outside the pool (a cold hand-off per op).
+    static INLINE: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Runs a whole model call `f`. `work` is the call's splittable work in element-equivalents
+/// (codegen's estimate from the plan: the ops big enough to split, see [`MACS_PER_ELEM`]).
+///
+/// Below [`ENTER_MIN_WORK`] (or with one thread, or without the `rayon` feature) `f` runs on
+/// the calling thread and every op inside runs unsplit: the hand-off would cost more than a
+/// second thread saves, so 2 threads are never slower than 1 on small models (the digits MLP:
+/// 0.3 µs inline, 8–19 µs through the pool).
+///
+/// Above it, `f` runs on a worker of the current rayon pool, so that the ops inside hand work
+/// to the other workers through the pool's local deques (≈ 1 µs) instead of each op waking the
+/// pool from the outside and putting the caller to sleep (a cross-thread round trip of tens of
+/// µs per op, measured: 2 threads were slower than 1 on MiniLM before this).
 ///
 /// For the length of the call a second worker runs a helper that keeps taking the call's
 /// pieces (`rayon::yield_now`) instead of going to sleep between ops: an idle rayon worker
 /// sleeps after a few microseconds, and waking it for every op cost about what the op's second
 /// half saved (the benchmark's in-pool loop measured 2 threads no faster than 1 on sub-ms
-/// calls; onnxruntime's workers spin the same way). Runs `f` inline with one thread or without
-/// the `rayon` feature. Allocates nothing.
+/// calls; onnxruntime's workers spin the same way). Allocates nothing.
 #[inline]
-pub fn enter<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+pub fn enter<R: Send>(work: f64, f: impl FnOnce() -> R + Send) -> R {
     #[cfg(feature = "rayon")]
-    if threads() > 1 {
+    if rayon::current_num_threads() > 1 && !INLINE.with(|c| c.get()) {
+        if work < ENTER_MIN_WORK {
+            INLINE.with(|c| c.set(true));
+            // Reset even if `f` panics (a caller may catch it and run the model again).
+            struct Reset;
+            impl Drop for Reset {
+                fn drop(&mut self) {
+                    INLINE.with(|c| c.set(false));
+                }
+            }
+            let _reset = Reset;
+            return f();
+        }
         use core::sync::atomic::{AtomicBool, Ordering};
         let done = AtomicBool::new(false);
         let run = || {
@@ -62,6 +106,7 @@ pub fn enter<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         };
         return rayon::join(run, helper).0;
     }
+    let _ = work;
     f()
 }
 
@@ -141,4 +186,31 @@ pub(crate) fn rows_mut<U: Send>(
     }
     let _ = n;
     f(0, out);
+}
+
+#[cfg(all(test, feature = "rayon"))]
+mod tests {
+    use super::*;
+
+    /// A small call runs on the caller's thread with every op unsplit; a big one runs on a
+    /// worker of the pool, where ops see all its threads.
+    #[test]
+    fn small_calls_stay_on_the_caller() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let me = rayon::current_thread_index();
+            let small = enter(ENTER_MIN_WORK - 1.0, || {
+                (rayon::current_thread_index(), threads())
+            });
+            assert_eq!(small, (me, 1));
+            assert_eq!(threads(), 2, "the inline flag is reset after the call");
+            let big = enter(ENTER_MIN_WORK, threads);
+            assert_eq!(big, 2);
+        });
+        // From outside any pool (rayon's global one): a small call stays on this thread.
+        assert_eq!(enter(0.0, rayon::current_thread_index), None);
+    }
 }

@@ -7,6 +7,7 @@
 pub mod names;
 mod nodes;
 mod vision;
+mod work;
 
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
@@ -786,6 +787,7 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
     let has_blob = !blob.bytes.is_empty();
     let link_section = opts.link_section.clone();
 
+    let work = work::call_work(g, &ctx.syms);
     let model_items = match arena_plan {
         Some(a) => {
             let (bytes, align) = (lit(a.bytes), lit(a.align));
@@ -852,7 +854,7 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
                                 fn run_arena<'a>(isa: #rt::Isa, arena: &'a mut [u8], inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'a>, #rt::Error> {
                                     let arena = #rt::arena::prepare(arena, ARENA_BYTES, ARENA_ALIGN)?;
                                     #(#checks)*
-                                    #rt::par::enter(|| -> ::core::result::Result<(), #rt::Error> {
+                                    #rt::par::enter(#work, || -> ::core::result::Result<(), #rt::Error> {
                                         #(#range_decls)*
             #(#steps)*
                                         Ok(())
@@ -944,7 +946,7 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
                                     pub fn run<'m>(&'m mut self, inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'m>, #rt::Error> {
                                         #(#checks)*
                                         let isa = self.isa;
-                                        #rt::par::enter(|| -> ::core::result::Result<(), #rt::Error> {
+                                        #rt::par::enter(#work, || -> ::core::result::Result<(), #rt::Error> {
                                             #(#range_decls)*
             #(#steps)*
                                             Ok(())

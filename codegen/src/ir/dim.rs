@@ -174,6 +174,25 @@ impl Dim {
         });
         quote!((#(#terms)+*))
     }
+    /// Rust expression of type f64: an estimate that cannot overflow (work sizes, see
+    /// `emit::work`).
+    pub fn to_f64_tokens(&self, names: &[String]) -> TokenStream {
+        if self.terms.is_empty() {
+            return quote!(0f64);
+        }
+        let terms = self.terms.iter().map(|(m, &c)| {
+            let c = c as f64;
+            let mut f = vec![quote!(#c)];
+            for &(s, p) in m {
+                let id = format_ident!("{}", names[s as usize]);
+                for _ in 0..p {
+                    f.push(quote!((#id as f64)));
+                }
+            }
+            product(&f)
+        });
+        quote!((#(#terms)+*))
+    }
     /// Evaluates with concrete symbol values.
     pub fn eval(&self, vals: &[i64]) -> i64 {
         self.terms
