@@ -177,7 +177,10 @@ mod x86 {
         let mut rows = x.chunks_exact(len);
         let mut outs = out.chunks_exact_mut(4);
         for o in &mut outs {
-            let r: [&[f32]; 4] = core::array::from_fn(|_| rows.next().unwrap_or(&[]));
+            let mut r: [&[f32]; 4] = [&[]; 4];
+            for ri in &mut r {
+                *ri = rows.next().unwrap_or(&[]);
+            }
             assert!(r.iter().all(|r| r.len() == len));
             let mut acc = [_mm256_setzero_ps(); 4];
             for c in 0..full {
