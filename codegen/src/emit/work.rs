@@ -29,7 +29,7 @@ pub(super) fn call_work(g: &Graph, syms: &[String]) -> TokenStream {
     }
     let (e, m) = (elems.to_f64_tokens(syms), macs.to_f64_tokens(syms));
     let per = MACS_PER_ELEM as f64;
-    quote!((#e + #m / #per))
+    quote!(#e + #m / #per)
 }
 
 /// Multiply-accumulates of the matrix-product ops (0 for the others).
