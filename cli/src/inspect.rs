@@ -208,7 +208,7 @@ pub fn inspect(mf: &ModelFile, isa: Isa) -> Report {
     let mut unsupported: Vec<Unsupported> = Vec::new();
     for n in &g.node {
         let (d, o) = (domain(n), op(n));
-        if d.is_empty() && kiln_codegen::ops::SUPPORTED.contains(&o) {
+        if kiln_codegen::ops::lookup(d, o).is_some() {
             continue;
         }
         let name = node_name(n);

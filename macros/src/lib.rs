@@ -27,13 +27,33 @@ pub fn include_model(input: TokenStream) -> TokenStream {
         Err(e) => return e.to_compile_error().into(),
     };
     let (lit, opts) = args;
-    match expand(&lit, &opts) {
+    // A panic inside kiln-codegen is a compiler bug, never the user's fault: report it as a
+    // compile error at the literal that names the model and asks for a report, instead of
+    // rustc's bare "proc macro panicked".
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| expand(&lit, &opts)))
+        .unwrap_or_else(|payload| Err(internal_error(&lit, payload.as_ref())));
+    match result {
         Ok(ts) => ts.into(),
         Err(msg) => {
             let err = syn::Error::new(lit.span(), msg).to_compile_error();
             quote!(#err #STUB).into()
         }
     }
+}
+
+/// The message for a panic in the compiler: the model, the panic's text, and what to do.
+fn internal_error(lit: &syn::LitStr, payload: &(dyn std::any::Any + Send)) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into());
+    format!(
+        "kiln: {}: internal compiler error (a bug in kiln, not in your model): {what}\n  \
+         help: please report it on kiln's issue tracker with this message and the model \
+         (`kiln inspect` on the model may show which node triggers it)",
+        resolve(lit).display()
+    )
 }
 
 #[allow(non_upper_case_globals)]

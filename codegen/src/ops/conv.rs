@@ -4,9 +4,28 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{OutInfo, req};
+use super::{OpDef, OutInfo, op, req};
 use crate::error::{Result, bail, unsupported};
 use crate::ir::{DType, Dim, Graph, Node};
+
+const CONV_INTEGER_NOTES: &str = "fused with DynamicQuantizeLinear, scales, bias, BatchNorm and Relu/Clip into one int8 convolution (per-tensor or per-channel weights, u8/i8); standalone: direct loops, any u8/i8 mix";
+const CONV_NOTES: &str = "f32, 1-D and 2-D: pads, strides, dilations, every `auto_pad`, groups incl. depthwise; constant weights: im2col + GEMM or a depthwise kernel, chosen per layer; run-time weights: direct loops";
+const CONV_TRANSPOSE_NOTES: &str = "f32, 1-D and 2-D: pads, strides, dilations, groups, `output_padding`, `output_shape`, `auto_pad`; GEMM + col2im";
+const BATCH_NORMALIZATION_NOTES: &str = "inference form; folded into a preceding Conv (or the int8 conv's epilogue), else a per-channel affine pass";
+
+/// The convolutions and BatchNormalization (see `registry`).
+pub(super) const OPS: &[OpDef] = &[
+    op("ConvInteger", CONV_INTEGER_NOTES, |cx, n| {
+        infer_conv_integer(cx.g, n)
+    }),
+    op("Conv", CONV_NOTES, |cx, n| infer_conv(cx.g, n)),
+    op("ConvTranspose", CONV_TRANSPOSE_NOTES, |cx, n| {
+        infer_conv_transpose(cx.g, n)
+    }),
+    op("BatchNormalization", BATCH_NORMALIZATION_NOTES, |cx, n| {
+        infer_batch_norm(cx.g, n)
+    }),
+];
 
 /// Padding before the first element of one spatial axis.
 #[derive(Clone, Debug, PartialEq)]

@@ -4,10 +4,51 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{OutInfo, all_const, axis, broadcast, req, static_dims};
+use super::{Assumed, OpDef, OutInfo, all_const, axis, broadcast, op, req, static_dims};
 use crate::error::{Result, bail, unsupported};
 use crate::ir::{DType, Dim, Graph, Node, TensorData, numel};
 use kiln_runtime::ops::{elementwise as ew, math, softmax as sm};
+
+const ARITH: &str = "multidirectional broadcasting; all numeric types; integer ops wrap, and integer division by 0 gives 0; Pow by a constant 2 is exact `x·x`";
+const LOGIC: &str = "broadcasting; on shape values they fold at compile time";
+const BASIC: &str = "Relu: f32/f64/ints; the others f32; Clip bounds must be constants";
+const ACT: &str = "f32 (f64 through f32); attributes as in the spec";
+
+const SOFTMAX_NOTES: &str = "opset < 13 (2-D coercion) and ≥ 13 (single axis) semantics";
+
+/// The elementwise ops and Softmax (see `registry`).
+pub(super) const OPS: &[OpDef] = &[
+    op("Add", ARITH, binary),
+    op("Sub", ARITH, binary),
+    op("Mul", ARITH, binary),
+    op("Div", ARITH, binary),
+    op("Pow", ARITH, binary),
+    op("Equal", LOGIC, binary),
+    op("Where", LOGIC, |cx, n| {
+        infer_where(cx.g, &mut cx.assumed, n)
+    }),
+    op("Relu", BASIC, unary),
+    op("Sigmoid", BASIC, unary),
+    op("Tanh", BASIC, unary),
+    op("Sqrt", BASIC, unary),
+    op("Erf", BASIC, unary),
+    op("Clip", BASIC, |cx, n| infer_clip(cx.g, n)),
+    op("LeakyRelu", ACT, unary),
+    op("HardSigmoid", ACT, unary),
+    op("HardSwish", ACT, unary),
+    op("Elu", ACT, unary),
+    op("Selu", ACT, unary),
+    op("Softplus", ACT, unary),
+    op("Softmax", SOFTMAX_NOTES, |cx, n| infer_softmax(cx.g, n)),
+];
+
+fn binary(cx: &mut super::InferCx, n: &Node) -> Result<Vec<OutInfo>> {
+    infer_binary(cx.g, &mut cx.assumed, n)
+}
+
+fn unary(cx: &mut super::InferCx, n: &Node) -> Result<Vec<OutInfo>> {
+    infer_unary(cx.g, n)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryOp {
@@ -217,7 +258,7 @@ fn sym_equal(a: &Dim, b: &Dim) -> Option<bool> {
     }
 }
 
-pub fn infer_binary(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+pub fn infer_binary(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<OutInfo>> {
     let op = BinaryOp::from_op(&n.op).expect("dispatched by op name");
     let (a, b) = (&g.values[req(n, 0)?], &g.values[req(n, 1)?]);
     if a.dtype != b.dtype {
@@ -230,7 +271,7 @@ pub fn infer_binary(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
     if a.dtype == DType::Bool && op != BinaryOp::Equal {
         bail!("arithmetic on bool tensors is not defined");
     }
-    let shape = broadcast(g, &a.shape, &b.shape)?;
+    let shape = broadcast(g, eq, &a.shape, &b.shape)?;
     let out_dt = if op == BinaryOp::Equal {
         DType::Bool
     } else {
@@ -482,7 +523,7 @@ pub fn clip(x: f32, lo: f32, hi: f32) -> f32 {
     if y < hi { y } else { hi }
 }
 
-pub fn infer_where(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+pub fn infer_where(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<OutInfo>> {
     let (c, a, b) = (
         &g.values[req(n, 0)?],
         &g.values[req(n, 1)?],
@@ -498,7 +539,8 @@ pub fn infer_where(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
             b.dtype
         );
     }
-    let shape = broadcast(g, &broadcast(g, &c.shape, &a.shape)?, &b.shape)?;
+    let ca = broadcast(g, eq, &c.shape, &a.shape)?;
+    let shape = broadcast(g, eq, &ca, &b.shape)?;
     if let Some(TensorData::Bool(cv)) = &c.konst
         && shape.len() <= 1
         && let (Some(va), Some(vb)) = (a.int_values(), b.int_values())

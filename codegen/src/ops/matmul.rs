@@ -1,10 +1,28 @@
 //! MatMul, Gemm and MatMulInteger: shape rules. (Fusion into prepacked GEMMs is in `passes`.)
-use super::{OutInfo, broadcast, req};
+use super::{Assumed, OpDef, OutInfo, broadcast, op, req};
 use crate::error::{Result, bail, unsupported};
 use crate::ir::{DType, Dim, Graph, Node};
 
+const MAT_MUL_INTEGER_NOTES: &str = "fused (constant int8/uint8 B, scalar or per-column zero point, K ≤ 33025); standalone: any u8/i8 combination, 2-D B";
+const MAT_MUL_NOTES: &str =
+    "f32; constant 2-D B becomes a prepacked GEMM; batched, with broadcasting, between activations";
+const GEMM_NOTES: &str = "f32; alpha, beta, transA, transB, C broadcast; constant B is prepacked";
+
+/// The matrix products (see `registry`).
+pub(super) const OPS: &[OpDef] = &[
+    op("MatMulInteger", MAT_MUL_INTEGER_NOTES, |cx, n| {
+        infer_matmul_integer(cx.g, &mut cx.assumed, n)
+    }),
+    op("MatMul", MAT_MUL_NOTES, |cx, n| {
+        infer_matmul(cx.g, &mut cx.assumed, n)
+    }),
+    op("Gemm", GEMM_NOTES, |cx, n| {
+        infer_gemm(cx.g, &mut cx.assumed, n)
+    }),
+];
+
 /// ONNX/numpy matmul output shape, with 1-D promotion and batch broadcasting.
-pub fn matmul_shape(g: &Graph, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>> {
+pub fn matmul_shape(g: &Graph, eq: &mut Assumed, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>> {
     if a.is_empty() || b.is_empty() {
         bail!(
             "MatMul inputs must have rank >= 1 (got {} and {})",
@@ -32,7 +50,7 @@ pub fn matmul_shape(g: &Graph, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>> {
             g.show_shape(b)
         );
     }
-    let mut out = broadcast(g, &a2[..a2.len() - 2], &b2[..b2.len() - 2])?;
+    let mut out = broadcast(g, eq, &a2[..a2.len() - 2], &b2[..b2.len() - 2])?;
     if a.len() > 1 {
         out.push(m.clone());
     }
@@ -42,7 +60,7 @@ pub fn matmul_shape(g: &Graph, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>> {
     Ok(out)
 }
 
-pub fn infer_matmul(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+pub fn infer_matmul(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<OutInfo>> {
     let (a, b) = (&g.values[req(n, 0)?], &g.values[req(n, 1)?]);
     if a.dtype != DType::F32 || b.dtype != DType::F32 {
         unsupported!(
@@ -53,7 +71,7 @@ pub fn infer_matmul(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
     }
     Ok(vec![OutInfo::new(
         DType::F32,
-        matmul_shape(g, &a.shape, &b.shape)?,
+        matmul_shape(g, eq, &a.shape, &b.shape)?,
     )])
 }
 
@@ -89,7 +107,7 @@ pub fn gemm_dims(g: &Graph, n: &Node) -> Result<(Dim, Dim, Dim)> {
     Ok((m.clone(), k.clone(), nn.clone()))
 }
 
-pub fn infer_gemm(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+pub fn infer_gemm(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<OutInfo>> {
     let (a, b) = (&g.values[req(n, 0)?], &g.values[req(n, 1)?]);
     if a.dtype != DType::F32 || b.dtype != DType::F32 {
         unsupported!(
@@ -107,7 +125,7 @@ pub fn infer_gemm(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
         if c.dtype != DType::F32 {
             bail!("Gemm C must be float32 like A and B");
         }
-        let bc = broadcast(g, &c.shape, &[m.clone(), nn.clone()])?;
+        let bc = broadcast(g, eq, &c.shape, &[m.clone(), nn.clone()])?;
         if bc != [m.clone(), nn.clone()] {
             bail!(
                 "Gemm C of shape {} does not broadcast to [{}, {}]",
@@ -120,7 +138,7 @@ pub fn infer_gemm(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
     Ok(vec![OutInfo::new(DType::F32, vec![m, nn])])
 }
 
-pub fn infer_matmul_integer(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+pub fn infer_matmul_integer(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<OutInfo>> {
     let (a, b) = (&g.values[req(n, 0)?], &g.values[req(n, 1)?]);
     for (v, which) in [(a, "A"), (b, "B")] {
         if !matches!(v.dtype, DType::U8 | DType::I8) {
@@ -143,7 +161,7 @@ pub fn infer_matmul_integer(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
     {
         unsupported!("MatMulInteger with a per-row A zero point is not supported");
     }
-    let out = matmul_shape(g, &a.shape, &b.shape)?;
+    let out = matmul_shape(g, eq, &a.shape, &b.shape)?;
     if let Some(z) = n.input(3) {
         let zn = g.values[z].numel();
         let one = Dim::constant(1);

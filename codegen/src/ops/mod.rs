@@ -1,11 +1,13 @@
 //! Per-op knowledge: attribute validation, shape/dtype inference and compile-time evaluation
-//! (constant folding). Emission lives in `emit/`. The op list below is the single source of
-//! truth for what kiln accepts; the README's supported-ops table mirrors it.
+//! (constant folding), one file per family. Emission lives in `emit/`. The registry
+//! ([`registry`]: one line per op in its family's `OPS`) is the single source of truth for what
+//! kiln accepts; the README's supported-ops table is generated from it.
 pub mod conv;
 mod elementwise;
 mod matmul;
 pub(crate) mod norm;
 mod quant;
+pub mod registry;
 mod shape;
 mod symbolic;
 mod vision;
@@ -17,70 +19,10 @@ pub(crate) use elementwise::{BinaryOp, UnaryOp, clip_bounds, softmax_dims};
 pub(crate) use matmul::gemm_dims;
 pub(crate) use norm::{layer_norm_dims, reduce_dims};
 pub(crate) use quant::{conv_proxy, propagate_dq, q_layout, qmatmul_dims};
+pub use registry::{InferCx, OpDef, lookup, op, supported};
 pub(crate) use shape::{concat_axis, slice_params, transpose_perm};
 pub(crate) use symbolic::fill_value as symbolic_fill_value;
 pub(crate) use vision::{AxisScale, PoolPads, pad_params, pool_attrs, resize_params, split_params};
-
-/// Every ONNX (default-domain) op kiln compiles.
-pub const SUPPORTED: &[&str] = &[
-    "Add",
-    "AveragePool",
-    "BatchNormalization",
-    "Cast",
-    "Clip",
-    "Concat",
-    "Constant",
-    "ConstantOfShape",
-    "Conv",
-    "ConvInteger",
-    "ConvTranspose",
-    "DequantizeLinear",
-    "Div",
-    "DynamicQuantizeLinear",
-    "Elu",
-    "Equal",
-    "Erf",
-    "Expand",
-    "Flatten",
-    "Gather",
-    "Gemm",
-    "GlobalAveragePool",
-    "GlobalMaxPool",
-    "HardSigmoid",
-    "HardSwish",
-    "Identity",
-    "LayerNormalization",
-    "LeakyRelu",
-    "MatMul",
-    "MatMulInteger",
-    "MaxPool",
-    "Mul",
-    "Pad",
-    "Pow",
-    "QLinearConv",
-    "QLinearMatMul",
-    "QuantizeLinear",
-    "ReduceMean",
-    "ReduceSum",
-    "Relu",
-    "Reshape",
-    "Resize",
-    "Selu",
-    "Shape",
-    "Sigmoid",
-    "Slice",
-    "Softmax",
-    "Softplus",
-    "Split",
-    "Sqrt",
-    "Squeeze",
-    "Sub",
-    "Tanh",
-    "Transpose",
-    "Unsqueeze",
-    "Upsample",
-    "Where",
-];
 
 /// The inferred type of one output, with its value when it could be computed at compile time
 /// (`konst`: fully known data; `sym`: integer contents known as symbolic dims).
@@ -150,62 +92,28 @@ pub fn int_data(dtype: DType, v: &[i64]) -> TensorData {
     }
 }
 
-/// Infers output types/shapes of an ONNX node and folds it when its inputs are known.
-pub fn infer(g: &mut Graph, n: &Node) -> Result<Vec<OutInfo>> {
-    if !n.domain.is_empty() && n.domain != "ai.onnx" {
-        return Err(unknown_domain(n));
-    }
-    let outs = match n.op.as_str() {
-        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Equal" => elementwise::infer_binary(g, n)?,
-        "Relu" | "Sigmoid" | "Tanh" | "Sqrt" | "Erf" | "LeakyRelu" | "HardSigmoid"
-        | "HardSwish" | "Elu" | "Selu" | "Softplus" => elementwise::infer_unary(g, n)?,
-        "Clip" => elementwise::infer_clip(g, n)?,
-        "Where" => elementwise::infer_where(g, n)?,
-        "Softmax" => elementwise::infer_softmax(g, n)?,
-        "Cast" => shape::infer_cast(g, n)?,
-        "Constant" => shape::infer_constant(n)?,
-        "Identity" => shape::infer_identity(g, n)?,
-        "Reshape" => shape::infer_reshape(g, n)?,
-        "Flatten" => shape::infer_flatten(g, n)?,
-        "Transpose" => shape::infer_transpose(g, n)?,
-        "Squeeze" | "Unsqueeze" => shape::infer_squeeze(g, n)?,
-        "Concat" => shape::infer_concat(g, n)?,
-        "Slice" => shape::infer_slice(g, n)?,
-        "Expand" => shape::infer_expand(g, n)?,
-        "Shape" => symbolic::infer_shape(g, n)?,
-        "Gather" => symbolic::infer_gather(g, n)?,
-        "ConstantOfShape" => symbolic::infer_constant_of_shape(g, n)?,
-        "ReduceMean" | "ReduceSum" => norm::infer_reduce(g, n)?,
-        "LayerNormalization" => norm::infer_layer_norm(g, n)?,
-        "MatMul" => matmul::infer_matmul(g, n)?,
-        "Conv" => conv::infer_conv(g, n)?,
-        "ConvInteger" => conv::infer_conv_integer(g, n)?,
-        "ConvTranspose" => conv::infer_conv_transpose(g, n)?,
-        "BatchNormalization" => conv::infer_batch_norm(g, n)?,
-        "Gemm" => matmul::infer_gemm(g, n)?,
-        "MatMulInteger" => matmul::infer_matmul_integer(g, n)?,
-        "DynamicQuantizeLinear" => quant::infer_dql(g, n)?,
-        "DequantizeLinear" => quant::infer_dequantize(g, n)?,
-        "QuantizeLinear" => quant::infer_quantize(g, n)?,
-        "QLinearMatMul" => quant::infer_qlinear_matmul(g, n)?,
-        "QLinearConv" => quant::infer_qlinear_conv(g, n)?,
-        "MaxPool" | "AveragePool" => vision::infer_pool(g, n)?,
-        "GlobalAveragePool" | "GlobalMaxPool" => vision::infer_global_pool(g, n)?,
-        "Pad" => vision::infer_pad(g, n)?,
-        "Split" => vision::infer_split(g, n)?,
-        "Resize" | "Upsample" => vision::infer_resize(g, n)?,
-        other => {
-            return Err(
-                Error::unsupported(format!("operator `{other}` is not supported")).with_hint(
-                    format!(
-                        "kiln supports: {}. Please open an issue with the model if you need it",
-                        SUPPORTED.join(", ")
-                    ),
-                ),
-            );
-        }
+/// Infers output types/shapes of an ONNX node and folds it when its inputs are known. Equalities
+/// of symbolic dims the node relies on are returned beside its outputs.
+pub fn infer(g: &mut Graph, n: &Node) -> Result<(Vec<OutInfo>, Assumed)> {
+    let Some(def) = lookup(&n.domain, &n.op) else {
+        return Err(unsupported_op(n));
     };
-    Ok(outs)
+    let mut cx = InferCx {
+        g,
+        assumed: Assumed::default(),
+    };
+    let outs = (def.infer)(&mut cx, n)?;
+    Ok((outs, cx.assumed))
+}
+
+fn unsupported_op(n: &Node) -> Error {
+    if !n.domain.is_empty() && n.domain != "ai.onnx" {
+        return unknown_domain(n);
+    }
+    Error::unsupported(format!("operator `{}` is not supported", n.op)).with_hint(format!(
+        "kiln supports: {}. Please open an issue with the model if you need it",
+        supported("").join(", ")
+    ))
 }
 
 fn unknown_domain(n: &Node) -> Error {
@@ -271,35 +179,31 @@ pub(crate) fn axis(a: i64, rank: usize) -> Result<usize> {
     Ok(v as usize)
 }
 
-thread_local! {
-    /// Pairs of symbolic dims an op needs equal but that differ as expressions (e.g. an
-    /// upsampled `2·floor(H/8)` and a skip connection's `floor(H/4)`): they are equal only for
-    /// some input sizes, so the generated code checks them after binding the inputs. Collected
-    /// while one node is inferred, drained by `passes::infer`.
-    static ASSUMED_EQUAL: std::cell::RefCell<Vec<(Dim, Dim)>> = const { std::cell::RefCell::new(Vec::new()) };
-}
+/// Pairs of symbolic dims an op needs equal but that differ as expressions (e.g. an upsampled
+/// `2·floor(H/8)` and a skip connection's `floor(H/4)`): they are equal only for some input
+/// sizes, so the generated code checks them after binding the inputs. Collected in the
+/// [`InferCx`] while one node is inferred; `passes::infer` turns them into `Graph::eq_checks`.
+#[derive(Clone, Debug, Default)]
+pub struct Assumed(pub Vec<(Dim, Dim)>);
 
-/// `a` and `b` must be equal: true if they are, or if either is symbolic (then the equality is
-/// recorded and checked at run time).
-pub(crate) fn assume_equal(a: &Dim, b: &Dim) -> bool {
-    if a == b {
-        return true;
+impl Assumed {
+    /// `a` and `b` must be equal: true if they are, or if either is symbolic (then the
+    /// equality is recorded and checked at run time).
+    pub(crate) fn equal(&mut self, a: &Dim, b: &Dim) -> bool {
+        if a == b {
+            return true;
+        }
+        if a.is_const() && b.is_const() {
+            return false;
+        }
+        self.0.push((a.clone(), b.clone()));
+        true
     }
-    if a.is_const() && b.is_const() {
-        return false;
-    }
-    ASSUMED_EQUAL.with(|v| v.borrow_mut().push((a.clone(), b.clone())));
-    true
-}
-
-/// The equalities recorded by [`assume_equal`] since the last call.
-pub(crate) fn take_assumed_equal() -> Vec<(Dim, Dim)> {
-    ASSUMED_EQUAL.with(|v| std::mem::take(&mut *v.borrow_mut()))
 }
 
 /// numpy/ONNX multidirectional broadcasting over (possibly symbolic) dims. Two different
 /// symbolic dims (neither the constant 1) are assumed equal and checked at run time.
-pub(crate) fn broadcast(g: &Graph, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>> {
+pub(crate) fn broadcast(g: &Graph, eq: &mut Assumed, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>> {
     let r = a.len().max(b.len());
     let one = Dim::constant(1);
     let mut out = Vec::with_capacity(r);
@@ -318,7 +222,7 @@ pub(crate) fn broadcast(g: &Graph, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>> {
             da.clone()
         } else if *da == 1 {
             db.clone()
-        } else if assume_equal(da, db) {
+        } else if eq.equal(da, db) {
             da.clone()
         } else {
             bail!(

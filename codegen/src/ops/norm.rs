@@ -1,8 +1,22 @@
 //! Reductions (ReduceMean, ReduceSum) and LayerNormalization.
-use super::{OutInfo, axis, req};
+use super::{OpDef, OutInfo, axis, op, req};
 use crate::error::{Result, unsupported};
 use crate::ir::{DType, Dim, Graph, Node, TensorData, numel};
 use kiln_runtime::ops::{layernorm as rl, reduce as rr};
+
+const REDUCE: &str = "one run of adjacent axes (attribute or, from opset 13/18, input), keepdims";
+
+const LAYER_NORMALIZATION_NOTES: &str =
+    "any axis; the decomposed ReduceMean/Sub/Pow/… pattern is fused into it";
+
+/// LayerNormalization and the reductions (see `registry`).
+pub(super) const OPS: &[OpDef] = &[
+    op("LayerNormalization", LAYER_NORMALIZATION_NOTES, |cx, n| {
+        infer_layer_norm(cx.g, n)
+    }),
+    op("ReduceMean", REDUCE, |cx, n| infer_reduce(cx.g, n)),
+    op("ReduceSum", REDUCE, |cx, n| infer_reduce(cx.g, n)),
+];
 
 /// Reduction geometry: `(outer, len, inner, output shape)`. The reduced axes must be one
 /// contiguous run (what normalisation and pooling graphs use).

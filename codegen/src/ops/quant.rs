@@ -2,9 +2,36 @@
 //! `KilnOp::QuantizeDyn`), QuantizeLinear and DequantizeLinear (per tensor, per axis, blocked;
 //! folded for constants, which keeps the integers as the value's `DqOrigin`), QLinearMatMul and
 //! QLinearConv (lowered to `KilnOp::QMatMul` / `KilnOp::QLinearConv` by `passes::fuse_qdq`).
-use super::{OutInfo, axis, req};
+use super::{OpDef, OutInfo, axis, op, req};
 use crate::error::{Error, Result, bail, unsupported};
 use crate::ir::{DType, Dim, DqOrigin, Graph, Node, TensorData, numel};
+
+const DYNAMIC_QUANTIZE_LINEAR_NOTES: &str = "fused with the matmuls it feeds; standalone too. onnxruntime semantics: all-zero input gives scale 1, NaN is skipped (see docs/numerics.md)";
+const DEQUANTIZE_LINEAR_NOTES: &str = "u8/i8/u16/i16/i32 (and int4/uint4 constants) → f32; per tensor, per axis, blocked (opset 21); constant inputs are folded and keep their integers for the weight-only kernels; float8/float4/int2 are a compile error";
+const QUANTIZE_LINEAR_NOTES: &str = "f32 → u8/i8/u16/i16 (zero point type or `output_dtype`), round half to even, saturate; per tensor, per axis, blocked; scales and zero points constant or computed at run time; int4/float8/int2 outputs are a compile error";
+const Q_LINEAR_MAT_MUL_NOTES: &str = "u8/i8 × u8/i8 → u8/i8, weight per tensor or per column; constant 2-D B: packed int8 GEMM + requantizing epilogue; otherwise direct integer loops (B 2-D or with A's batch dims)";
+const Q_LINEAR_CONV_NOTES: &str = "u8/i8, 1-D and 2-D with every Conv attribute, weight per tensor or per channel, int32 bias; constant weights: NHWC + im2col + int8 GEMM per group + requantize; depthwise or run-time weights: direct integer loops";
+
+/// The quantization ops (see `registry`).
+pub(super) const OPS: &[OpDef] = &[
+    op(
+        "DynamicQuantizeLinear",
+        DYNAMIC_QUANTIZE_LINEAR_NOTES,
+        |cx, n| infer_dql(cx.g, n),
+    ),
+    op("DequantizeLinear", DEQUANTIZE_LINEAR_NOTES, |cx, n| {
+        infer_dequantize(cx.g, n)
+    }),
+    op("QuantizeLinear", QUANTIZE_LINEAR_NOTES, |cx, n| {
+        infer_quantize(cx.g, n)
+    }),
+    op("QLinearMatMul", Q_LINEAR_MAT_MUL_NOTES, |cx, n| {
+        infer_qlinear_matmul(cx.g, n)
+    }),
+    op("QLinearConv", Q_LINEAR_CONV_NOTES, |cx, n| {
+        infer_qlinear_conv(cx.g, n)
+    }),
+];
 
 pub fn infer_dql(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
     let x = &g.values[req(n, 0)?];

@@ -2,10 +2,45 @@
 //! Concat, Slice, Expand, Cast. Reshape, Flatten, Squeeze, Unsqueeze and Identity are views:
 //! emission aliases their output to the input buffer. All of them also work on symbolic
 //! integer values (shape arithmetic), which folds them away at compile time.
-use super::{OutInfo, axis, broadcast, req};
+use super::{Assumed, OpDef, OutInfo, axis, broadcast, op, req};
 use crate::error::{Error, Result, bail, unsupported};
 use crate::ir::{Attr, DType, Dim, Graph, Node, TensorData, Value, numel};
 use kiln_runtime::ops::{cast as rc, shape as rs, transpose as rt};
+
+const VIEW: &str =
+    "zero-copy views; Reshape's target shape must be a constant or computed from input dims";
+const MOVE: &str = "run time and compile time (shape values)";
+
+const TRANSPOSE_NOTES: &str = "any permutation";
+const CAST_NOTES: &str = "between f32, f64, int8/16/32/64, uint8/16/32/64 and bool";
+const CONSTANT_NOTES: &str = "folded at compile time";
+
+/// Shape and data-movement ops (see `registry`).
+pub(super) const OPS: &[OpDef] = &[
+    op("Reshape", VIEW, |cx, n| {
+        infer_reshape(cx.g, &mut cx.assumed, n)
+    }),
+    op("Flatten", VIEW, |cx, n| infer_flatten(cx.g, n)),
+    op("Identity", VIEW, |cx, n| infer_identity(cx.g, n)),
+    op("Squeeze", VIEW, squeeze),
+    op("Unsqueeze", VIEW, squeeze),
+    op("Transpose", TRANSPOSE_NOTES, |cx, n| {
+        infer_transpose(cx.g, n)
+    }),
+    op("Concat", MOVE, |cx, n| {
+        infer_concat(cx.g, &mut cx.assumed, n)
+    }),
+    op("Slice", MOVE, |cx, n| infer_slice(cx.g, n)),
+    op("Expand", MOVE, |cx, n| {
+        infer_expand(cx.g, &mut cx.assumed, n)
+    }),
+    op("Cast", CAST_NOTES, |cx, n| infer_cast(cx.g, n)),
+    op("Constant", CONSTANT_NOTES, |_, n| infer_constant(n)),
+];
+
+fn squeeze(cx: &mut super::InferCx, n: &Node) -> Result<Vec<OutInfo>> {
+    infer_squeeze(cx.g, &mut cx.assumed, n)
+}
 
 pub fn infer_constant(n: &Node) -> Result<Vec<OutInfo>> {
     let mut found = None;
@@ -50,7 +85,13 @@ pub fn infer_identity(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
 }
 
 /// Output shape of Reshape with ONNX's 0 (copy) and -1 (infer) rules, on symbolic dims.
-pub fn reshape_shape(g: &Graph, input: &[Dim], spec: &[Dim], allowzero: bool) -> Result<Vec<Dim>> {
+pub fn reshape_shape(
+    g: &Graph,
+    eq: &mut Assumed,
+    input: &[Dim],
+    spec: &[Dim],
+    allowzero: bool,
+) -> Result<Vec<Dim>> {
     let mut out = Vec::with_capacity(spec.len());
     let mut infer_at = None;
     for (i, d) in spec.iter().enumerate() {
@@ -88,7 +129,7 @@ pub fn reshape_shape(g: &Graph, input: &[Dim], spec: &[Dim], allowzero: bool) ->
             ),
         }
     }
-    if !super::assume_equal(&numel(&out), &total) {
+    if !eq.equal(&numel(&out), &total) {
         bail!(
             "cannot reshape {} into {}",
             g.show_shape(input),
@@ -98,7 +139,7 @@ pub fn reshape_shape(g: &Graph, input: &[Dim], spec: &[Dim], allowzero: bool) ->
     Ok(out)
 }
 
-pub fn infer_reshape(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+pub fn infer_reshape(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<OutInfo>> {
     let x = &g.values[req(n, 0)?];
     let spec: Vec<Dim> = if g.opset < 5 {
         let s = n
@@ -119,7 +160,10 @@ pub fn infer_reshape(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
         }
     };
     let allowzero = n.attr_i("allowzero")?.unwrap_or(0) != 0;
-    Ok(vec![view(x, reshape_shape(g, &x.shape, &spec, allowzero)?)])
+    Ok(vec![view(
+        x,
+        reshape_shape(g, eq, &x.shape, &spec, allowzero)?,
+    )])
 }
 
 pub fn infer_flatten(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
@@ -152,7 +196,7 @@ fn axes_arg(g: &Graph, n: &Node) -> Result<Option<Vec<i64>>> {
 }
 
 /// Output shape of Squeeze or Unsqueeze.
-pub fn squeeze_shape(g: &Graph, n: &Node) -> Result<Vec<Dim>> {
+pub fn squeeze_shape(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<Dim>> {
     let x = &g.values[req(n, 0)?];
     let axes = axes_arg(g, n)?;
     if n.op == "Unsqueeze" {
@@ -190,7 +234,7 @@ pub fn squeeze_shape(g: &Graph, n: &Node) -> Result<Vec<Dim>> {
             }
         };
         for &a in &ax {
-            if !super::assume_equal(&x.shape[a], &Dim::constant(1)) {
+            if !eq.equal(&x.shape[a], &Dim::constant(1)) {
                 bail!("Squeeze axis {a} has size {}, not 1", g.show(&x.shape[a]));
             }
         }
@@ -203,9 +247,9 @@ pub fn squeeze_shape(g: &Graph, n: &Node) -> Result<Vec<Dim>> {
     }
 }
 
-pub fn infer_squeeze(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+pub fn infer_squeeze(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<OutInfo>> {
     let x = &g.values[req(n, 0)?];
-    Ok(vec![view(x, squeeze_shape(g, n)?)])
+    Ok(vec![view(x, squeeze_shape(g, eq, n)?)])
 }
 
 pub fn transpose_perm(n: &Node, rank: usize) -> Result<Vec<usize>> {
@@ -248,7 +292,7 @@ pub fn concat_axis(g: &Graph, n: &Node) -> Result<usize> {
     axis(a, x.shape.len())
 }
 
-pub fn infer_concat(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+pub fn infer_concat(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<OutInfo>> {
     let first = &g.values[req(n, 0)?];
     let ax = concat_axis(g, n)?;
     let ins: Vec<&Value> = n.inputs.iter().flatten().map(|&v| &g.values[v]).collect();
@@ -259,7 +303,7 @@ pub fn infer_concat(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
             bail!("Concat inputs differ in element type or rank");
         }
         for (d, (a, b)) in v.shape.iter().zip(&first.shape).enumerate() {
-            if d != ax && !super::assume_equal(a, b) {
+            if d != ax && !eq.equal(a, b) {
                 bail!(
                     "Concat inputs differ outside the axis: {} vs {}",
                     g.show_shape(&v.shape),
@@ -455,7 +499,7 @@ pub fn infer_slice(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
     Ok(vec![info])
 }
 
-pub fn infer_expand(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+pub fn infer_expand(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<OutInfo>> {
     let x = &g.values[req(n, 0)?];
     let s = req(n, 1)?;
     let Some(target) = g.values[s].int_values() else {
@@ -464,7 +508,7 @@ pub fn infer_expand(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
             g.values[s].name
         );
     };
-    let shape = broadcast(g, &x.shape, &target)?;
+    let shape = broadcast(g, eq, &x.shape, &target)?;
     if let (Some(k), Some(xs), Some(os)) =
         (&x.konst, x.static_shape(), crate::ir::static_shape(&shape))
         && super::foldable(&os)

@@ -1,9 +1,23 @@
 //! Ops that mostly compute shapes: Shape, Gather (also the embedding lookup at run time) and
 //! ConstantOfShape. On shape values they produce symbolic integers, folded at compile time.
-use super::{OutInfo, axis, req};
+use super::{OpDef, OutInfo, axis, op, req};
 use crate::error::{Error, Result, bail, unsupported};
 use crate::ir::{Attr, DType, Dim, Graph, Node, TensorData};
 use kiln_runtime::ops::gather as rg;
+
+const GATHER_NOTES: &str = "run time and compile time (shape values); indices out of range are an `Err` naming the input and the index";
+const SHAPE_NOTES: &str = "evaluated at compile time (symbolically)";
+const CONSTANT_OF_SHAPE_NOTES: &str =
+    "evaluated at compile time; of a run-time shape it fills at run time";
+
+/// Shape arithmetic evaluated at compile time, symbolically (see `registry`).
+pub(super) const OPS: &[OpDef] = &[
+    op("Gather", GATHER_NOTES, |cx, n| infer_gather(cx.g, n)),
+    op("Shape", SHAPE_NOTES, |cx, n| infer_shape(cx.g, n)),
+    op("ConstantOfShape", CONSTANT_OF_SHAPE_NOTES, |cx, n| {
+        infer_constant_of_shape(cx.g, n)
+    }),
+];
 
 pub fn infer_shape(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
     let x = &g.values[req(n, 0)?];

@@ -4,10 +4,33 @@
 //! Output sizes over a symbolic height or width use `Graph::floor_div`, which makes a derived
 //! dim computed at run time. Every parameter the generated code needs (kernel, strides, pads,
 //! scales, split sizes) must be known at compile time.
-use super::{OutInfo, axis, req};
+use super::{OpDef, OutInfo, axis, op, req};
 use crate::error::{Error, Result, bail, unsupported};
 use crate::ir::{Attr, DType, Dim, Graph, Node, TensorData, numel};
 use kiln_runtime::ops::{concat as rc, pad as rp};
+
+const POOL: &str = "1 to 3 spatial axes; pads, strides, dilations, `ceil_mode`, every `auto_pad`, `count_include_pad`; MaxPool on f32 and integer types, its `Indices` output is not supported; AveragePool f32";
+const GLOBAL_POOL: &str = "f32, any number of spatial axes";
+const RESIZE: &str = "nearest (any axes; `round_prefer_floor`/`_ceil`, `floor`, `ceil`) and linear (the last two axes); coordinate modes `half_pixel`, `half_pixel_symmetric`, `pytorch_half_pixel`, `align_corners`, `asymmetric`, `tf_half_pixel_for_nearest`; constant scales, or sizes that are constants or computed from input dims; `axes`, `keep_aspect_ratio_policy`. Not supported: cubic, antialias, `tf_crop_and_resize`";
+
+const PAD_NOTES: &str = "constant, reflect, edge, wrap; negative pads crop; pads, value and axes must be constants (attributes before opset 11)";
+const SPLIT_NOTES: &str = "sizes from the input (opset 13), the attribute (older) or `num_outputs` (opset 18, uneven last part); on shape values it folds at compile time";
+
+/// Pooling, Resize, Pad and Split (see `registry`).
+pub(super) const OPS: &[OpDef] = &[
+    op("MaxPool", POOL, |cx, n| infer_pool(cx.g, n)),
+    op("AveragePool", POOL, |cx, n| infer_pool(cx.g, n)),
+    op("GlobalAveragePool", GLOBAL_POOL, |cx, n| {
+        infer_global_pool(cx.g, n)
+    }),
+    op("GlobalMaxPool", GLOBAL_POOL, |cx, n| {
+        infer_global_pool(cx.g, n)
+    }),
+    op("Resize", RESIZE, |cx, n| infer_resize(cx.g, n)),
+    op("Upsample", RESIZE, |cx, n| infer_resize(cx.g, n)),
+    op("Pad", PAD_NOTES, |cx, n| infer_pad(cx.g, n)),
+    op("Split", SPLIT_NOTES, |cx, n| infer_split(cx.g, n)),
+];
 
 /// A string attribute.
 pub(crate) fn attr_str(n: &Node, name: &str) -> Result<Option<String>> {

@@ -11,9 +11,8 @@ pub fn run(g: &mut Graph) -> Result<()> {
             keep.push(n);
             continue;
         }
-        ops::take_assumed_equal();
-        let outs = ops::infer(g, &n).map_err(|e| n.err(with_input_types(g, &n, e)))?;
-        for (a, b) in ops::take_assumed_equal() {
+        let (outs, assumed) = ops::infer(g, &n).map_err(|e| n.err(with_input_types(g, &n, e)))?;
+        for (a, b) in assumed.0 {
             let known = g
                 .eq_checks
                 .iter()
