@@ -28,13 +28,17 @@ fn wrong_length_and_shape_are_errors_not_panics() {
     let e = model.run(mlp::Inputs { x: bad }).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "input `x` has shape [8, 24] but the model expects [4, 48]"
+        "input `x` has shape [8, 24] but the model expects [4, 48]: axis 0 is 8, expected 4; \
+         axis 1 is 24, expected 48"
     );
     let bad = kiln::TensorRef::new(&x, &[192]).unwrap();
-    assert!(matches!(
-        model.run(mlp::Inputs { x: bad }),
-        Err(kiln::Error::InputShape { input: "x", .. })
-    ));
+    let e = model.run(mlp::Inputs { x: bad }).unwrap_err();
+    assert!(matches!(e, kiln::Error::InputShape { input: "x", .. }));
+    assert_eq!(
+        e.to_string(),
+        "input `x` has shape [192] but the model expects [4, 48]: it has 1 axis where the model \
+         has 2"
+    );
 }
 
 #[test]
@@ -172,6 +176,25 @@ fn image_size_not_a_multiple_of_the_stride_is_an_error() {
         panic!("4 channels");
     };
     assert!(matches!(err, kiln::Error::InputShape { .. }), "{err:?}");
+    // Symbolic dims print by name (as the ONNX file names them), and the message says which
+    // axis differs.
+    assert_eq!(
+        err.to_string(),
+        "input `x` has shape [1, 4, 32, 32] but the model expects [N, 3, H, W]: axis 1 is 4, \
+         expected 3"
+    );
+    // An NHWC image for this NCHW model: the same sizes in another order get a layout hint.
+    let x = vec![0.1f32; 32 * 32 * 3];
+    let Err(err) = m.run(fpn::Inputs {
+        x: kiln::TensorRef::new(&x, &[1, 32, 32, 3]).unwrap(),
+    }) else {
+        panic!("NHWC");
+    };
+    assert_eq!(
+        err.to_string(),
+        "input `x` has shape [1, 32, 32, 3] but the model expects [N, 3, H, W]: axis 1 is 32, \
+         expected 3 (the same sizes in another order: check the layout, e.g. NHWC vs NCHW)"
+    );
     // Zero-sized image: an Err (a 3x3 stride-2 conv of nothing), not a panic.
     let Err(err) = m.run(fpn::Inputs {
         x: kiln::TensorRef::new(&[], &[1, 3, 0, 32]).unwrap(),

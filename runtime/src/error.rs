@@ -1,4 +1,5 @@
 //! Run-time errors returned by generated `Model::run`.
+use crate::tensor::DimSpec;
 use core::fmt;
 
 /// Shapes in errors are kept inline so that building an error never allocates.
@@ -114,10 +115,11 @@ pub enum Error {
         actual: usize,
         shape: ErrShape,
     },
-    /// An input's shape does not match what the model declares.
+    /// An input's shape does not match what the model declares (`expected`, with its symbolic
+    /// dims by name, as in the generated `INPUT_SHAPES`).
     InputShape {
         input: &'static str,
-        expected: ErrShape,
+        expected: &'static [DimSpec],
         actual: ErrShape,
     },
     /// A symbolic dimension was bound to two different values by two inputs.
@@ -206,10 +208,7 @@ impl fmt::Display for Error {
                 input,
                 expected,
                 actual,
-            } => write!(
-                f,
-                "input `{input}` has shape {actual} but the model expects {expected}"
-            ),
+            } => input_shape(f, input, expected, actual),
             Error::DimMismatch {
                 dim,
                 first,
@@ -269,6 +268,55 @@ impl fmt::Display for Error {
             Error::Invalid { node, what } => write!(f, "node `{node}`: {what}"),
         }
     }
+}
+
+/// `input `x` has shape [1, 224, 224, 3] but the model expects [N, 3, 224, 224]: axis 1 is 224,
+/// expected 3; …`, plus a layout hint when the fixed sizes are all there in another order.
+fn input_shape(
+    f: &mut fmt::Formatter<'_>,
+    input: &str,
+    expected: &[DimSpec],
+    actual: &ErrShape,
+) -> fmt::Result {
+    write!(
+        f,
+        "input `{input}` has shape {actual} but the model expects ["
+    )?;
+    for (i, d) in expected.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{d}")?;
+    }
+    f.write_str("]")?;
+    if actual.rank() != expected.len() {
+        let (a, e) = (actual.rank(), expected.len());
+        let axes = if a == 1 { "axis" } else { "axes" };
+        return write!(f, ": it has {a} {axes} where the model has {e}");
+    }
+    let mut sep = ": ";
+    for (axis, (a, e)) in actual.dims().zip(expected).enumerate() {
+        if let DimSpec::Fixed(e) = *e {
+            if a != e {
+                write!(f, "{sep}axis {axis} is {a}, expected {e}")?;
+                sep = "; ";
+            }
+        }
+    }
+    if fixed_sizes_present(expected, actual) {
+        f.write_str(" (the same sizes in another order: check the layout, e.g. NHWC vs NCHW)")?;
+    }
+    Ok(())
+}
+
+/// Whether every fixed size of `expected` occurs in `actual` at least as often (then the input
+/// likely has the right sizes in the wrong order).
+fn fixed_sizes_present(expected: &[DimSpec], actual: &ErrShape) -> bool {
+    let count_exp = |v: usize| expected.iter().filter(|d| **d == DimSpec::Fixed(v)).count();
+    expected.iter().all(|d| match *d {
+        DimSpec::Fixed(v) => actual.dims().filter(|&a| a == v).count() >= count_exp(v),
+        DimSpec::Named(_) => true,
+    })
 }
 
 #[cfg(feature = "std")]

@@ -77,27 +77,25 @@ impl<'a, T> TensorView<'a, T> {
     }
 }
 
-/// Checks an input against a declared shape (`None` = symbolic dim, checked elsewhere).
+/// Checks an input against its declared shape (symbolic dims match any size here; generated
+/// code binds them and checks that inputs agree). The error keeps the declared shape, so that it
+/// prints symbolic dims by name and says which axes differ.
 pub fn check_shape(
     input: &'static str,
     actual: &[usize],
-    expected: &[Option<usize>],
+    expected: &'static [DimSpec],
 ) -> Result<(), Error> {
     let ok = actual.len() == expected.len()
-        && actual
-            .iter()
-            .zip(expected)
-            .all(|(a, e)| e.is_none_or(|e| e == *a));
+        && actual.iter().zip(expected).all(|(a, e)| match e {
+            DimSpec::Fixed(e) => e == a,
+            DimSpec::Named(_) => true,
+        });
     if ok {
         Ok(())
     } else {
-        let mut exp = [0usize; crate::error::MAX_RANK];
-        for (d, e) in exp.iter_mut().zip(expected) {
-            *d = e.unwrap_or(0);
-        }
         Err(Error::InputShape {
             input,
-            expected: ErrShape::new(&exp[..expected.len().min(crate::error::MAX_RANK)]),
+            expected,
             actual: ErrShape::new(actual),
         })
     }
@@ -110,4 +108,14 @@ pub enum DimSpec {
     Fixed(usize),
     /// A symbolic dimension, decided per call (ONNX `dim_param`).
     Named(&'static str),
+}
+
+/// A fixed size prints as its number, a symbolic one as its name (`batch_size`).
+impl core::fmt::Display for DimSpec {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DimSpec::Fixed(n) => write!(f, "{n}"),
+            DimSpec::Named(name) => f.write_str(name),
+        }
+    }
 }

@@ -595,16 +595,10 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
         let id = &in_ids[i];
         let name = &in_names[i];
         let shape = &g.values[v].shape;
-        let dims = shape.iter().map(|d| match d.as_usize() {
-            Some(c) => {
-                let c = lit(c);
-                quote!(Some(#c))
-            }
-            None => quote!(None),
-        });
+        let declared = &in_shapes[i];
         let local = format_ident!("in{}", i);
         checks.push(quote! {
-            #rt::tensor::check_shape(#name, inputs.#id.shape(), &[#(#dims),*])?;
+            #rt::tensor::check_shape(#name, inputs.#id.shape(), #declared)?;
             let #local = inputs.#id.data();
         });
         // Bind each symbolic dim on first sight; later inputs must agree.

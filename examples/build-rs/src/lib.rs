@@ -56,7 +56,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "input `x` has shape [1, 65] but the model expects [1, 64]"
+            "input `x` has shape [1, 65] but the model expects [1, 64]: axis 1 is 65, expected 64"
         );
     }
 }
