@@ -296,11 +296,11 @@ fn input_shape(
     }
     let mut sep = ": ";
     for (axis, (a, e)) in actual.dims().zip(expected).enumerate() {
-        if let DimSpec::Fixed(e) = *e {
-            if a != e {
-                write!(f, "{sep}axis {axis} is {a}, expected {e}")?;
-                sep = "; ";
-            }
+        if let DimSpec::Fixed(e) = *e
+            && a != e
+        {
+            write!(f, "{sep}axis {axis} is {a}, expected {e}")?;
+            sep = "; ";
         }
     }
     if fixed_sizes_present(expected, actual) {
