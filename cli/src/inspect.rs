@@ -637,18 +637,6 @@ pub fn advice(d: &str, o: &str) -> String {
         "BiasSoftmax",
         "QOrderedMatMul",
     ];
-    const CNN: &[&str] = &[
-        "Conv",
-        "ConvTranspose",
-        "MaxPool",
-        "AveragePool",
-        "GlobalAveragePool",
-        "GlobalMaxPool",
-        "BatchNormalization",
-        "Resize",
-        "Upsample",
-        "Pad",
-    ];
     match d {
         "com.microsoft" if o == "MatMulNBits" => {
             "onnxruntime's 4-bit weight-only format, which kiln \
@@ -668,10 +656,10 @@ pub fn advice(d: &str, o: &str) -> String {
         "com.microsoft" => format!(
             "`{o}` is an onnxruntime contrib op: re-export the model with standard ONNX ops only"
         ),
-        "" if CNN.contains(&o) => {
-            "CNN operators are not supported yet (tracked as an open issue)".into()
-        }
-        "" => "not implemented in kiln yet: please open an issue with the model".into(),
+        "" => "not implemented in kiln: if it only computes shapes, fix the input dims \
+               (onnx.tools.update_model_dims) and fold constants; otherwise re-export without \
+               it (docs/guide.md, \"Unsupported ops\")"
+            .into(),
         other => format!(
             "custom op of domain `{other}`: kiln compiles the standard ONNX domain only; export \
              the model without custom ops"

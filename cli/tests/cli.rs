@@ -374,6 +374,14 @@ fn inspect_bad_models() {
         "--json",
     ]));
     assert_eq!(j["unsupported_ops"][0]["op"], "Hardmax");
+    // Issue 22.3: say what to do now (the guide's section), not "open an issue".
+    let advice = j["unsupported_ops"][0]["advice"].as_str().unwrap();
+    assert!(advice.contains("update_model_dims"), "{advice}");
+    assert!(advice.contains("\"Unsupported ops\""), "{advice}");
+    assert!(!advice.contains("issue"), "{advice}");
+    let err = j["kiln"]["error"].as_str().unwrap();
+    assert!(err.contains("kiln inspect model.onnx"), "{err}");
+    assert!(!err.contains("kiln supports:"), "{err}");
 }
 
 #[test]

@@ -110,11 +110,16 @@ fn unsupported_op(n: &Node) -> Error {
     if !n.domain.is_empty() && n.domain != "ai.onnx" {
         return unknown_domain(n);
     }
-    Error::unsupported(format!("operator `{}` is not supported", n.op)).with_hint(format!(
-        "kiln supports: {}. Please open an issue with the model if you need it",
-        supported("").join(", ")
-    ))
+    Error::unsupported(format!("operator `{}` is not supported", n.op))
+        .with_hint(UNSUPPORTED_HINT.to_string())
 }
+
+/// What a user can do now about an op kiln lacks (docs/guide.md §6 has the details).
+const UNSUPPORTED_HINT: &str = "run `kiln inspect model.onnx` to list every op of the model \
+     that kiln lacks. If this node only computes shapes, fix the input dims \
+     (onnx.tools.update_model_dims) and fold constants, so that it disappears; otherwise \
+     re-export the model without it (another opset or exporter option). See \
+     docs/guide.md, \"Unsupported ops\"";
 
 fn unknown_domain(n: &Node) -> Error {
     let qop = [
@@ -150,7 +155,9 @@ fn unknown_domain(n: &Node) -> Error {
             n.op
         )
     } else {
-        "kiln compiles the standard ONNX domain (ai.onnx) only".to_string()
+        "kiln compiles the standard ONNX domain (ai.onnx) only: export the model without \
+         custom ops (docs/guide.md, \"Unsupported ops\")"
+            .to_string()
     };
     Error::unsupported(format!(
         "operator `{}` of domain `{}` is not supported",
