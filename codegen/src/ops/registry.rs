@@ -1,5 +1,5 @@
 //! The operator registry: every op kiln compiles, as one [`OpDef`] line in its family's file
-//! (`FAMILIES` below lists the families, not the ops). Dispatch, the "kiln supports: …" hint,
+//! (`FAMILIES` below lists the families, not the ops). Dispatch,
 //! `kiln inspect`'s unsupported-op report and the README's supported-ops table are all
 //! generated from it, so none of them can drift from the code.
 //!
