@@ -1,20 +1,20 @@
-//! Rust emission: the module template (constants, `Inputs`, `Outputs`, `Model`), the weight
-//! blob, and one straight-line statement block per node.
-//!
-//! Weights are never tokens (DESIGN.md decision 1): every constant goes into one blob that the
-//! generated code embeds with `include_bytes!`, 64-byte aligned, and reads through `const`
-//! views. The generated code contains no `unsafe`.
+//! Rust emission: the module template (`module`: constants, `Inputs`, `Outputs`, `Model`), the
+//! weight blob and its statics (`statics`), and one straight-line statement block per node
+//! (`nodes`). The generated code contains no `unsafe`.
+mod module;
 pub mod names;
 mod nodes;
+mod statics;
 mod vision;
 mod work;
 
-use proc_macro2::{Literal, TokenStream};
+use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::error::{Error, Result};
-use crate::ir::{DType, Dim, Graph, KilnOp, TensorData, ValueId};
+use crate::ir::{DType, Dim, Graph, KilnOp, ValueId};
 use crate::plan::{ArenaPlan, Plan, Storage};
+pub use statics::Blob;
 
 /// Where the generated code finds the runtime and the blob.
 pub struct EmitOptions {
@@ -22,68 +22,6 @@ pub struct EmitOptions {
     pub runtime: TokenStream,
     /// Linker section for the weight blob (`#[unsafe(link_section = …)]`), if any.
     pub link_section: Option<String>,
-}
-
-/// The weight blob under construction: 64-byte aligned sections.
-///
-/// Packed int8 weights are laid out per target (`pack::Layout`: 8-deep k-groups on aarch64,
-/// 4-deep elsewhere), in sections of the same length either way, so the builder keeps two
-/// blobs with the same offsets: [`Blob::bytes`] for every target but aarch64 and
-/// [`Blob::aarch64`]. The generated code embeds one of them with `#[cfg(target_arch)]`, so a
-/// binary holds one copy of the weights (docs/design.md, 3).
-#[derive(Default)]
-pub struct Blob {
-    /// The blob of every target but aarch64 (`Layout::Kr4`).
-    pub bytes: Vec<u8>,
-    /// The same sections with the packed weights in `Layout::Kr8`.
-    aarch64: Vec<u8>,
-}
-
-impl Blob {
-    /// Appends a section that is the same on every target.
-    fn push(&mut self, data: &[u8]) -> usize {
-        self.push_per_target(data, data)
-    }
-    /// Appends a section whose bytes depend on the target (same length on both).
-    fn push_per_target(&mut self, generic: &[u8], aarch64: &[u8]) -> usize {
-        assert_eq!(
-            generic.len(),
-            aarch64.len(),
-            "per-target sections differ in length"
-        );
-        let off = self.bytes.len().next_multiple_of(64);
-        for (blob, data) in [(&mut self.bytes, generic), (&mut self.aarch64, aarch64)] {
-            blob.resize(off, 0);
-            blob.extend_from_slice(data);
-        }
-        off
-    }
-    /// The aarch64 blob, if it differs from [`Blob::bytes`] (it does not when the model has
-    /// no packed int8 weights, or only ones of K ≤ 4).
-    pub fn aarch64(&self) -> Option<&[u8]> {
-        (self.aarch64 != self.bytes).then_some(&self.aarch64[..])
-    }
-    /// A stable content name for the blob file.
-    pub fn hash_hex(&self) -> String {
-        content_hash(&self.bytes)
-    }
-    /// The content name of [`Blob::aarch64`], if there is one.
-    pub fn aarch64_hash_hex(&self) -> Option<String> {
-        self.aarch64().map(content_hash)
-    }
-}
-
-/// 64-bit FNV-1a twice with different seeds, and the length.
-fn content_hash(bytes: &[u8]) -> String {
-    let mut h1: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut h2: u64 = 0x8422_2325_cbf2_9ce4;
-    for &b in bytes {
-        h1 = (h1 ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-        h2 = (h2 ^ b as u64)
-            .wrapping_mul(0x0000_0100_0000_01b3)
-            .rotate_left(5);
-    }
-    format!("{h1:016x}{h2:016x}{:x}", bytes.len())
 }
 
 /// Everything about the generated module except the blobs' locations, which depend on their
@@ -244,243 +182,7 @@ impl Ctx<'_> {
 pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
     let rt = &opts.runtime;
     let mut blob = Blob::default();
-    let mut statics = Vec::new();
-
-    // Constants read at run time.
-    for (ci, &v) in plan.consts.iter().enumerate() {
-        let val = &g.values[v];
-        let data = val.konst.as_ref().unwrap();
-        let off = blob.push(&data.to_le_bytes());
-        let id = format_ident!("C{}", ci);
-        let ty = rust_ty(data.dtype());
-        let f = view_fn(data.dtype());
-        let (off, len) = (lit(off), lit(data.len()));
-        if data.dtype() == DType::Bool {
-            // bool cannot be viewed from arbitrary bytes; constants are few and small.
-            let TensorData::Bool(b) = data else {
-                unreachable!()
-            };
-            statics.push(quote!(static #id: &[bool] = &[#(#b),*];));
-        } else {
-            statics.push(quote!(static #id: &[#ty] = #rt::blob::#f(&BLOB, #off, #len);));
-        }
-    }
-
-    // Packed weights of fused ops.
-    let mut node_statics: Vec<Option<proc_macro2::Ident>> = vec![None; g.nodes.len()];
-    for (ni, n) in g.nodes.iter().enumerate() {
-        let id = format_ident!("W{}", ni);
-        match &n.kiln {
-            Some(KilnOp::QGemm { weights: w, .. }) => {
-                let e = packed_i8_expr(rt, &mut blob, w);
-                statics.push(quote! {
-                    static #id: #rt::pack::PackedI8<'static> = #e;
-                });
-                node_statics[ni] = Some(id);
-            }
-            Some(KilnOp::QConv {
-                kind: crate::ir::QConvKind::Gemm { groups, .. },
-                ..
-            }) => {
-                let es: Vec<_> = groups
-                    .iter()
-                    .map(|w| packed_i8_expr(rt, &mut blob, w))
-                    .collect();
-                let ng = lit(es.len());
-                statics.push(quote! {
-                    static #id: [#rt::pack::PackedI8<'static>; #ng] = [#(#es),*];
-                });
-                node_statics[ni] = Some(id);
-            }
-            Some(KilnOp::QConv {
-                kind: crate::ir::QConvKind::Depthwise { w, scale, bias },
-                layout,
-                spec,
-                ..
-            }) => {
-                // The NHWC kernel reads the taps of all channels at once: [kh·kw][c].
-                let wt;
-                let w = if layout.x_nhwc {
-                    let taps = spec.kernel.iter().product::<usize>();
-                    wt = (0..taps * spec.c_out)
-                        .map(|i| w[(i % spec.c_out) * taps + i / spec.c_out])
-                        .collect::<Vec<f32>>();
-                    &wt
-                } else {
-                    w
-                };
-                let mut f32s = |v: &[f32]| {
-                    let o = lit(
-                        blob.push(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
-                    );
-                    let l = lit(v.len());
-                    quote!(#rt::blob::f32s(&BLOB, #o, #l))
-                };
-                // The NHWC kernel takes one scale per channel.
-                let scale_pc;
-                let scale = if layout.x_nhwc && scale.len() == 1 {
-                    scale_pc = vec![scale[0]; spec.c_out];
-                    &scale_pc
-                } else {
-                    scale
-                };
-                let (we, se) = (f32s(w), f32s(scale));
-                let be = match bias {
-                    Some(b) => f32s(b),
-                    None => quote!(&[]),
-                };
-                statics.push(quote! {
-                    static #id: (&[f32], &[f32], &[f32]) = (#we, #se, #be);
-                });
-                node_statics[ni] = Some(id);
-            }
-            Some(KilnOp::QMatMul {
-                packed: Some(w), ..
-            }) => {
-                let e = packed_i8_expr(rt, &mut blob, w);
-                statics.push(quote! {
-                    static #id: #rt::pack::PackedI8<'static> = #e;
-                });
-                node_statics[ni] = Some(id);
-            }
-            Some(KilnOp::QLinearConv {
-                packed: Some((groups, _)),
-                ..
-            }) => {
-                let es: Vec<_> = groups
-                    .iter()
-                    .map(|w| packed_i8_expr(rt, &mut blob, w))
-                    .collect();
-                let ng = lit(es.len());
-                statics.push(quote! {
-                    static #id: [#rt::pack::PackedI8<'static>; #ng] = [#(#es),*];
-                });
-                node_statics[ni] = Some(id);
-            }
-            Some(KilnOp::QLinearConv {
-                depthwise: Some(w), ..
-            }) => {
-                let o =
-                    lit(blob.push(&w.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()));
-                let l = lit(w.len());
-                statics.push(quote! {
-                    static #id: &[f32] = #rt::blob::f32s(&BLOB, #o, #l);
-                });
-                node_statics[ni] = Some(id);
-            }
-            Some(KilnOp::QdqMap { steps, .. }) => {
-                let mut f32s = |v: &[f32]| {
-                    let o = lit(
-                        blob.push(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
-                    );
-                    let l = lit(v.len());
-                    quote!(#rt::blob::f32s(&BLOB, #o, #l))
-                };
-                let es: Vec<TokenStream> = steps
-                    .iter()
-                    .map(|s| match s {
-                        crate::ir::MapStepOwned::Add(v) => {
-                            let e = f32s(v);
-                            quote!(#rt::qlinear::MapStep::Add(#e))
-                        }
-                        crate::ir::MapStepOwned::Sub(v) => {
-                            let e = f32s(v);
-                            quote!(#rt::qlinear::MapStep::Sub(#e))
-                        }
-                        crate::ir::MapStepOwned::Mul(v) => {
-                            let e = f32s(v);
-                            quote!(#rt::qlinear::MapStep::Mul(#e))
-                        }
-                        crate::ir::MapStepOwned::Affine(a, b) => {
-                            let (ea, eb) = (f32s(a), f32s(b));
-                            quote!(#rt::qlinear::MapStep::Affine(#ea, #eb))
-                        }
-                        crate::ir::MapStepOwned::Relu => quote!(#rt::qlinear::MapStep::Relu),
-                        crate::ir::MapStepOwned::Unary(u) => {
-                            let f = format_ident!("{}", u.math_fn());
-                            let p: Vec<TokenStream> =
-                                u.params().into_iter().map(nodes::f32_tokens).collect();
-                            match p.as_slice() {
-                                [] => quote!(#rt::qlinear::MapStep::Unary(#rt::ops::math::#f)),
-                                [a] => {
-                                    quote!(#rt::qlinear::MapStep::Unary1(#rt::ops::math::#f, #a))
-                                }
-                                [a, b, ..] => quote!(
-                                    #rt::qlinear::MapStep::Unary2(#rt::ops::math::#f, #a, #b)
-                                ),
-                            }
-                        }
-                        crate::ir::MapStepOwned::Clip(lo, hi) => {
-                            let (lo, hi) = (nodes::f32_tokens(*lo), nodes::f32_tokens(*hi));
-                            quote!(#rt::qlinear::MapStep::Clip(#lo, #hi))
-                        }
-                    })
-                    .collect();
-                let ns = lit(es.len());
-                statics.push(quote! {
-                    static #id: [#rt::qlinear::MapStep<'static>; #ns] = [#(#es),*];
-                });
-                node_statics[ni] = Some(id);
-            }
-            Some(KilnOp::DqMatMul { w, .. }) => {
-                let mut sec = |b: Vec<u8>| lit(blob.push(&b));
-                let (k, nn, bits, signed, bk, bn) =
-                    (lit(w.k), lit(w.n), w.bits, w.signed, lit(w.bk), lit(w.bn));
-                let (dl, pl) = (lit(w.data.len()), lit(w.scale.len()));
-                let data = sec(w.data.clone());
-                let scale = sec(w.scale.iter().flat_map(|x| x.to_le_bytes()).collect());
-                let zp = sec(w.zero_point.iter().flat_map(|x| x.to_le_bytes()).collect());
-                let bias = match &w.bias {
-                    Some(b) => {
-                        let o = sec(b.iter().flat_map(|x| x.to_le_bytes()).collect());
-                        let bl = lit(b.len());
-                        quote!(Some(#rt::blob::f32s(&BLOB, #o, #bl)))
-                    }
-                    None => quote!(None),
-                };
-                statics.push(quote! {
-                    static #id: #rt::ops::matmul::DqWeights<'static> = #rt::ops::matmul::DqWeights {
-                        k: #k, n: #nn, data: #rt::blob::u8s(&BLOB, #data, #dl), bits: #bits,
-                        signed: #signed, bk: #bk, bn: #bn,
-                        scale: #rt::blob::f32s(&BLOB, #scale, #pl),
-                        zero_point: #rt::blob::i32s(&BLOB, #zp, #pl),
-                        bias: #bias,
-                    };
-                });
-                node_statics[ni] = Some(id);
-            }
-            Some(KilnOp::SGemm { weights: w, .. }) => {
-                let (k, nn) = (lit(w.k), lit(w.n));
-                let data = lit(blob.push(
-                    &w.data
-                        .iter()
-                        .flat_map(|x| x.to_le_bytes())
-                        .collect::<Vec<u8>>(),
-                ));
-                let dl = lit(w.data.len());
-                let bias = match &w.bias {
-                    Some(b) => {
-                        let o = lit(
-                            blob.push(&b.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
-                        );
-                        let bl = lit(b.len());
-                        quote!(Some(#rt::blob::f32s(&BLOB, #o, #bl)))
-                    }
-                    None => quote!(None),
-                };
-                statics.push(quote! {
-                    static #id: #rt::ops::matmul::PackedF32<'static> = #rt::ops::matmul::PackedF32 {
-                        k: #k, n: #nn,
-                        data: #rt::blob::f32s(&BLOB, #data, #dl),
-                        bias: #bias,
-                    };
-                });
-                node_statics[ni] = Some(id);
-            }
-            _ => {}
-        }
-    }
-
+    let st = statics::statics(g, plan, rt, &mut blob);
     let sym_refs: Vec<String> = g.syms.iter().map(|s| format!("dim_{s}")).collect();
     let sym_refs: Vec<&str> = sym_refs.iter().map(String::as_str).collect();
     let syms = names::idents(&sym_refs, "dim");
@@ -502,9 +204,53 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
             quote!(let #id = #rt::quantize::Range::new();)
         })
         .collect();
+    let steps = node_steps(&ctx, &st.per_node)?;
+    let io = Io::new(g, rt);
+    let checks = input_checks(&ctx, &io);
+    let outs = outputs(&ctx, &io)?;
+    let (slot_fields, slot_inits) = slot_decls(plan, rt);
+    let parts = module::Parts {
+        out_ids: &io.out_ids,
+        out_tys: &io.out_tys,
+        checks,
+        range_decls,
+        steps,
+        out_copies: outs.copies,
+        out_exprs: outs.exprs,
+        extra_fields: outs.extra_fields,
+        extra_inits: outs.extra_inits,
+        slot_fields,
+        slot_inits,
+        work: work::call_work(g, &ctx.syms),
+        naive: lit(plan.naive_bytes),
+    };
+    let model_items = match plan.arena.as_ref() {
+        Some(a) => module::arena_model(rt, &parts, a),
+        None => module::owned_model(rt, &parts, g, plan),
+    };
+    let body = module::body(
+        rt,
+        g,
+        &blob,
+        io,
+        st.items,
+        model_items,
+        opts.link_section.clone(),
+    );
+    Ok(Emitted {
+        blob,
+        body: Box::new(body),
+    })
+}
+
+/// Each node's statements, in graph order (in arena mode, each in a block that carves the
+/// regions the node reads and writes).
+fn node_steps(ctx: &Ctx, per_node: &[Option<Ident>]) -> Result<Vec<TokenStream>> {
+    let (g, plan, rt) = (ctx.g, ctx.plan, ctx.rt);
+    let arena_plan = plan.arena.as_ref();
     let mut steps = Vec::new();
     for (ni, n) in g.nodes.iter().enumerate() {
-        let mut s = nodes::emit_node(&ctx, n, node_statics[ni].as_ref()).map_err(|e| n.err(e))?;
+        let mut s = nodes::emit_node(ctx, n, per_node[ni].as_ref()).map_err(|e| n.err(e))?;
         // Producers that do not gather the range themselves get a min/max pass right after
         // (the work the consumer would otherwise do).
         for &o in &n.outputs {
@@ -530,7 +276,7 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
                 roots.dedup();
                 let regions = roots
                     .into_iter()
-                    .map(|r| value_region(&ctx, a, r, false))
+                    .map(|r| value_region(ctx, a, r, false))
                     .collect();
                 let carve = carve_regions(rt, regions, quote!(&mut *arena));
                 steps.push(quote! {{ #carve #s }});
@@ -539,56 +285,19 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
         }
     }
 
-    // Inputs / outputs.
-    let in_names: Vec<String> = g.inputs.iter().map(|&v| g.values[v].name.clone()).collect();
-    let out_names: Vec<String> = g
-        .outputs
-        .iter()
-        .map(|&v| g.values[v].name.clone())
-        .collect();
-    let in_refs: Vec<&str> = in_names.iter().map(String::as_str).collect();
-    let out_refs: Vec<&str> = out_names.iter().map(String::as_str).collect();
-    let in_ids: Vec<_> = names::idents(&in_refs, "input")
-        .into_iter()
-        .map(|s| format_ident!("{}", s))
-        .collect();
-    let out_ids: Vec<_> = names::idents(&out_refs, "output")
-        .into_iter()
-        .map(|s| format_ident!("{}", s))
-        .collect();
-    let in_tys: Vec<_> = g
-        .inputs
-        .iter()
-        .map(|&v| rust_ty(g.values[v].dtype))
-        .collect();
-    let out_tys: Vec<_> = g
-        .outputs
-        .iter()
-        .map(|&v| rust_ty(g.values[v].dtype))
-        .collect();
-    let spec = |v: usize| {
-        let d = g.values[v].shape.iter().map(|d| match d.as_usize() {
-            Some(c) => {
-                let c = lit(c);
-                quote!(#rt::tensor::DimSpec::Fixed(#c))
-            }
-            None => {
-                let n = g.show(d);
-                quote!(#rt::tensor::DimSpec::Named(#n))
-            }
-        });
-        quote!(&[#(#d),*])
-    };
-    let in_shapes: Vec<_> = g.inputs.iter().map(|&v| spec(v)).collect();
-    let out_shapes: Vec<_> = g.outputs.iter().map(|&v| spec(v)).collect();
-    let in_dt: Vec<_> = g.inputs.iter().map(|&v| g.values[v].dtype.rust()).collect();
-    let out_dt: Vec<_> = g
-        .outputs
-        .iter()
-        .map(|&v| g.values[v].dtype.rust())
-        .collect();
-    let (n_in, n_out) = (lit(g.inputs.len()), lit(g.outputs.len()));
+    Ok(steps)
+}
 
+/// Input shape checks, symbolic dim bindings, derived dims, run-time dim checks and the growth
+/// of symbolic-size buffers: the start of `run`.
+fn input_checks(ctx: &Ctx, io: &Io) -> Vec<TokenStream> {
+    let (g, plan, rt) = (ctx.g, ctx.plan, ctx.rt);
+    let Io {
+        in_ids,
+        in_names,
+        in_shapes,
+        ..
+    } = io;
     let mut checks = Vec::new();
     let mut bound = vec![false; g.syms.len()];
     for (i, &v) in g.inputs.iter().enumerate() {
@@ -662,6 +371,21 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
         let rest: Vec<_> = it.collect();
         checks.push(quote!(#rt::ensure_len(&mut self.#id, #first #(.max(#rest))*);));
     }
+    checks
+}
+
+/// How `run` returns the outputs.
+struct Outs {
+    exprs: Vec<TokenStream>,
+    copies: Vec<TokenStream>,
+    extra_fields: Vec<TokenStream>,
+    extra_inits: Vec<TokenStream>,
+}
+
+fn outputs(ctx: &Ctx, io: &Io) -> Result<Outs> {
+    let (g, plan, rt) = (ctx.g, ctx.plan, ctx.rt);
+    let arena_plan = plan.arena.as_ref();
+    let out_ids = &io.out_ids;
     // Output values held outside slots (inputs, constants) are copied into their own slot-less
     // form: constants are 'static and can be returned directly; inputs are copied.
     let mut out_exprs = Vec::new();
@@ -678,7 +402,7 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
             let r = plan.root(v);
             if matches!(plan.storage[r], Some(Storage::Slot(_))) && !seen.contains(&r) {
                 seen.push(r);
-                regions.push(value_region(&ctx, a, r, true));
+                regions.push(value_region(ctx, a, r, true));
             }
         }
         for &(oi, off) in &a.output_copies {
@@ -743,6 +467,16 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
         out_exprs.push(quote!(#id: #rt::TensorView::new(#expr, #shape)));
     }
 
+    Ok(Outs {
+        exprs: out_exprs,
+        copies: out_copies,
+        extra_fields,
+        extra_inits,
+    })
+}
+
+/// The owned model's slot fields and their initialisers.
+fn slot_decls(plan: &Plan, rt: &TokenStream) -> (Vec<TokenStream>, Vec<TokenStream>) {
     let slot_fields: Vec<_> = plan
         .slots
         .iter()
@@ -773,255 +507,86 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
             }
         })
         .collect();
+    (slot_fields, slot_inits)
+}
 
-    let blob_len = lit(blob.bytes.len());
-    let file = g.file.display().to_string();
-    let doc = format!(" Compiled by kiln from `{file}`.");
-    let naive = lit(plan.naive_bytes);
-    let has_blob = !blob.bytes.is_empty();
-    let link_section = opts.link_section.clone();
+/// The module's interface: names, Rust field names, types and declared shapes of the graph's
+/// inputs and outputs.
+pub(super) struct Io {
+    pub in_names: Vec<String>,
+    pub out_names: Vec<String>,
+    pub in_ids: Vec<Ident>,
+    pub out_ids: Vec<Ident>,
+    pub in_tys: Vec<TokenStream>,
+    pub out_tys: Vec<TokenStream>,
+    pub in_shapes: Vec<TokenStream>,
+    pub out_shapes: Vec<TokenStream>,
+    pub in_dt: Vec<&'static str>,
+    pub out_dt: Vec<&'static str>,
+}
 
-    let work = work::call_work(g, &ctx.syms);
-    let model_items = match arena_plan {
-        Some(a) => {
-            let (bytes, align) = (lit(a.bytes), lit(a.align));
-            quote! {
-                            /// Bytes of intermediate memory a run needs (= `ARENA_BYTES`).
-                            pub const WORKSPACE_BYTES: usize = ARENA_BYTES;
-                            /// Bytes the intermediates would need without reusing memory between them.
-                            pub const NAIVE_WORKSPACE_BYTES: usize = #naive;
-                            /// Length of the arena `Model::run_in` needs: every intermediate at a
-                            /// compile-time offset, tensors whose lifetimes do not overlap sharing bytes.
-                            pub const ARENA_BYTES: usize = #bytes;
-                            /// Alignment the arena must start at (the largest element alignment in it).
-                            pub const ARENA_ALIGN: usize = #align;
-                            /// An aligned buffer of `ARENA_BYTES`: `model.run_in(&mut arena, inputs)`.
-                            pub type Arena = #rt::arena::ArenaBuf<ARENA_BYTES>;
-                            const _: () = assert!(ARENA_ALIGN <= #rt::arena::BUF_ALIGN);
-
-                            /// The model's outputs, borrowed from the arena (the model's own for `run`)
-                            /// until the next run.
-                            #[derive(Clone, Copy, Debug)]
-                            pub struct Outputs<'m> {
-                                #(pub #out_ids: #rt::TensorView<'m, #out_tys>,)*
-                            }
-
-                            /// The compiled model: its kernel family and, with the `alloc` feature, the
-                            /// arena `run` uses.
-                            pub struct Model {
-                                isa: #rt::Isa,
-                                #[allow(dead_code)]
-                                arena: #rt::arena::OwnedArena,
-                            }
-
-                            impl Default for Model {
-                                fn default() -> Self {
-                                    Self::new()
-                                }
-                            }
-
-                            #[allow(unused_braces, unused_variables, unused_mut, clippy::all)]
-                            impl Model {
-                                /// A model running on the best kernels for this CPU (or `KILN_ISA`). With
-                                /// the `alloc` feature it allocates its `ARENA_BYTES` arena for `run`.
-                                pub fn new() -> Self {
-                                    Self::with_isa(#rt::Isa::current())
-                                }
-                                /// A model forced onto `isa` (falls back to the best available family below it).
-                                pub fn with_isa(isa: #rt::Isa) -> Self {
-                                    Model {
-                                        isa: isa.resolve(),
-                                        arena: #rt::arena::OwnedArena::new(ARENA_BYTES),
-                                    }
-                                }
-                                /// The kernel family this model runs.
-                                pub fn isa(&self) -> #rt::Isa {
-                                    self.isa
-                                }
-                                /// Runs the model in a caller-provided arena of at least `ARENA_BYTES`
-                                /// bytes starting at a multiple of `ARENA_ALIGN` (e.g. an [`Arena`]); the
-                                /// outputs borrow it. Allocates nothing. Fails if the arena is too small or
-                                /// misaligned, or an input's shape differs from the model's.
-                                pub fn run_in<'a>(&self, arena: &'a mut [u8], inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'a>, #rt::Error> {
-                                    Self::run_arena(self.isa, arena, inputs)
-                                }
-                                fn run_arena<'a>(isa: #rt::Isa, arena: &'a mut [u8], inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'a>, #rt::Error> {
-                                    let arena = #rt::arena::prepare(arena, ARENA_BYTES, ARENA_ALIGN)?;
-                                    #(#checks)*
-                                    #rt::par::enter(#work, || -> ::core::result::Result<(), #rt::Error> {
-                                        #(#range_decls)*
-            #(#steps)*
-                                        Ok(())
-                                    })?;
-                                    #(#out_copies)*
-                                    Ok(Outputs { #(#out_exprs,)* })
-                                }
-                            }
-
-                            #rt::__kiln_if_alloc! {
-                                impl Model {
-                                    /// Runs the model in its own arena. Fails if an input's shape differs
-                                    /// from the model's. Allocates nothing.
-                                    pub fn run<'m>(&'m mut self, inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'m>, #rt::Error> {
-                                        let isa = self.isa;
-                                        Self::run_arena(isa, self.arena.bytes_mut(), inputs)
-                                    }
-                                }
-                            }
-                        }
-        }
-        None => {
-            let arena = lit(plan.planned_bytes());
-            let dims = (0..g.syms.len())
-                .filter(|&s| !g.is_derived(s as crate::ir::SymId))
-                .map(|s| g.syms[s].as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
-            let no_alloc = format!(
-                "kiln: `{file}` has symbolic dims ({dims}), so its buffers are sized per call \
-                 and it needs the `alloc` feature of kiln / kiln-runtime; without `alloc`, \
-                 `run_in` needs a model with static shapes"
-            );
-            let deprecated = format!(
-                "this model has symbolic dims ({dims}): `run_in` needs static shapes and always \
-                 returns `Err(StaticShapesRequired)`; use `run`"
-            );
-            quote! {
-                            /// Bytes of intermediate buffers the model owns (after liveness-based reuse;
-                            /// buffers of symbolic size are not counted).
-                            pub const WORKSPACE_BYTES: usize = #arena;
-                            /// Bytes the intermediates would need without buffer reuse.
-                            pub const NAIVE_WORKSPACE_BYTES: usize = #naive;
-
-                            /// The model's outputs, borrowed from the model until the next `run`.
-                            #[derive(Clone, Copy, Debug)]
-                            pub struct Outputs<'m> {
-                                #(pub #out_ids: #rt::TensorView<'m, #out_tys>,)*
-                            }
-
-                            #rt::__kiln_if_no_alloc! {
-                                compile_error!(#no_alloc);
-                            }
-
-                            #rt::__kiln_if_alloc! {
-                                /// The compiled model: its kernel family and its intermediate buffers, which
-                                /// grow with the symbolic dims.
-                                pub struct Model {
-                                    isa: #rt::Isa,
-                                    #(#slot_fields)*
-                                    #(#extra_fields)*
-                                }
-
-                                impl Default for Model {
-                                    fn default() -> Self {
-                                        Self::new()
-                                    }
-                                }
-
-                                #[allow(unused_braces, unused_variables, clippy::all)]
-                                impl Model {
-                                    /// A model running on the best kernels for this CPU (or `KILN_ISA`).
-                                    pub fn new() -> Self {
-                                        Self::with_isa(#rt::Isa::current())
-                                    }
-                                    /// A model forced onto `isa` (falls back to the best available family below it).
-                                    pub fn with_isa(isa: #rt::Isa) -> Self {
-                                        Model {
-                                            isa: isa.resolve(),
-                                            #(#slot_inits)*
-                                            #(#extra_inits)*
-                                        }
-                                    }
-                                    /// The kernel family this model runs.
-                                    pub fn isa(&self) -> #rt::Isa {
-                                        self.isa
-                                    }
-                                    /// Runs the model. Fails if an input's shape differs from the model's.
-                                    pub fn run<'m>(&'m mut self, inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'m>, #rt::Error> {
-                                        #(#checks)*
-                                        let isa = self.isa;
-                                        #rt::par::enter(#work, || -> ::core::result::Result<(), #rt::Error> {
-                                            #(#range_decls)*
-            #(#steps)*
-                                            Ok(())
-                                        })?;
-                                        #(#out_copies)*
-                                        Ok(Outputs { #(#out_exprs,)* })
-                                    }
-                                    /// Not available: the model has symbolic dims.
-                                    #[deprecated(note = #deprecated)]
-                                    pub fn run_in<'a>(&self, arena: &'a mut [u8], inputs: Inputs<'_>) -> ::core::result::Result<Outputs<'a>, #rt::Error> {
-                                        Err(#rt::Error::StaticShapesRequired { dims: #dims })
-                                    }
-                                }
-                            }
-                        }
-        }
-    };
-
-    let rt2 = rt.clone();
-    let per_target = blob.aarch64().is_some();
-    let body = move |blob_path: &str, aarch64_path: Option<&str>| {
-        let rt = &rt2;
-        let section = link_section
-            .as_ref()
-            .map(|sec| quote!(#[unsafe(link_section = #sec)]));
-        let decl = |path: &str| quote!(#section static BLOB: #rt::blob::Aligned<#blob_len> = #rt::blob::Aligned(*include_bytes!(#path)););
-        let blob_decl = match (has_blob, per_target) {
-            (false, _) => quote!(),
-            (true, false) => decl(blob_path),
-            (true, true) => {
-                let arm = aarch64_path.expect("the model has an aarch64 blob: pass its path");
-                let (generic, arm) = (decl(blob_path), decl(arm));
-                let layout = quote!(#rt::pack::Layout);
-                quote! {
-                    /// The weights; packed int8 weights in 4-deep k-groups (`pack::Layout::Kr4`).
-                    #[cfg(not(target_arch = "aarch64"))]
-                    #generic
-                    #[cfg(not(target_arch = "aarch64"))]
-                    const _: () = assert!(matches!(#layout::NATIVE, #layout::Kr4));
-                    /// The same sections with the packed int8 weights in aarch64's 8-deep
-                    /// k-groups (`pack::Layout::Kr8`).
-                    #[cfg(target_arch = "aarch64")]
-                    #arm
-                    #[cfg(target_arch = "aarch64")]
-                    const _: () = assert!(matches!(#layout::NATIVE, #layout::Kr8));
+impl Io {
+    fn new(g: &Graph, rt: &TokenStream) -> Io {
+        let in_names: Vec<String> = g.inputs.iter().map(|&v| g.values[v].name.clone()).collect();
+        let out_names: Vec<String> = g
+            .outputs
+            .iter()
+            .map(|&v| g.values[v].name.clone())
+            .collect();
+        let in_refs: Vec<&str> = in_names.iter().map(String::as_str).collect();
+        let out_refs: Vec<&str> = out_names.iter().map(String::as_str).collect();
+        let in_ids: Vec<_> = names::idents(&in_refs, "input")
+            .into_iter()
+            .map(|s| format_ident!("{}", s))
+            .collect();
+        let out_ids: Vec<_> = names::idents(&out_refs, "output")
+            .into_iter()
+            .map(|s| format_ident!("{}", s))
+            .collect();
+        let in_tys: Vec<_> = g
+            .inputs
+            .iter()
+            .map(|&v| rust_ty(g.values[v].dtype))
+            .collect();
+        let out_tys: Vec<_> = g
+            .outputs
+            .iter()
+            .map(|&v| rust_ty(g.values[v].dtype))
+            .collect();
+        let spec = |v: usize| {
+            let d = g.values[v].shape.iter().map(|d| match d.as_usize() {
+                Some(c) => {
+                    let c = lit(c);
+                    quote!(#rt::tensor::DimSpec::Fixed(#c))
                 }
-            }
+                None => {
+                    let n = g.show(d);
+                    quote!(#rt::tensor::DimSpec::Named(#n))
+                }
+            });
+            quote!(&[#(#d),*])
         };
-        quote! {
-            /// ONNX names of the model's inputs, in declaration order.
-            pub const INPUT_NAMES: [&str; #n_in] = [#(#in_names),*];
-            /// ONNX names of the model's outputs, in declaration order.
-            pub const OUTPUT_NAMES: [&str; #n_out] = [#(#out_names),*];
-            /// Element type (Rust name) of each input.
-            pub const INPUT_DTYPES: [&str; #n_in] = [#(#in_dt),*];
-            /// Element type (Rust name) of each output.
-            pub const OUTPUT_DTYPES: [&str; #n_out] = [#(#out_dt),*];
-            /// Shape of each input (symbolic dims by name).
-            pub const INPUT_SHAPES: [&[#rt::tensor::DimSpec]; #n_in] = [#(#in_shapes),*];
-            /// Shape of each output (symbolic dims by name).
-            pub const OUTPUT_SHAPES: [&[#rt::tensor::DimSpec]; #n_out] = [#(#out_shapes),*];
-
-            #[doc = #doc]
-            pub const SOURCE: &str = #file;
-
-            #blob_decl
-            #(#[allow(non_upper_case_globals)] #statics)*
-
-            /// The model's inputs, named after the ONNX graph inputs.
-            #[derive(Clone, Copy, Debug)]
-            pub struct Inputs<'a> {
-                #(pub #in_ids: #rt::TensorRef<'a, #in_tys>,)*
-            }
-
-            #model_items
+        let in_shapes: Vec<_> = g.inputs.iter().map(|&v| spec(v)).collect();
+        let out_shapes: Vec<_> = g.outputs.iter().map(|&v| spec(v)).collect();
+        let in_dt: Vec<_> = g.inputs.iter().map(|&v| g.values[v].dtype.rust()).collect();
+        let out_dt: Vec<_> = g
+            .outputs
+            .iter()
+            .map(|&v| g.values[v].dtype.rust())
+            .collect();
+        Io {
+            in_names,
+            out_names,
+            in_ids,
+            out_ids,
+            in_tys,
+            out_tys,
+            in_shapes,
+            out_shapes,
+            in_dt,
+            out_dt,
         }
-    };
-    Ok(Emitted {
-        blob,
-        body: Box::new(body),
-    })
+    }
 }
 
 /// One carved arena region: its bytes, the local that views it, and the element type.
@@ -1073,62 +638,5 @@ fn carve_regions(rt: &TokenStream, mut regions: Vec<Region>, arena: TokenStream)
     quote! {
         let [#(#bs),*] = #rt::arena::carve(#arena, [#(#specs),*]);
         #(#views)*
-    }
-}
-
-fn view_fn(d: DType) -> proc_macro2::Ident {
-    format_ident!(
-        "{}",
-        match d {
-            DType::F32 => "f32s",
-            DType::I8 => "i8s",
-            DType::U8 | DType::Bool => "u8s",
-            DType::I32 => "i32s",
-            DType::I64 => "i64s",
-            DType::F64 => "f64s",
-            DType::I16 => "i16s",
-            DType::U16 => "u16s",
-            DType::U32 => "u32s",
-            DType::U64 => "u64s",
-        }
-    )
-}
-
-/// A `PackedI8<'static>` expression over the blob, its arrays appended to `blob`.
-fn packed_i8_expr(
-    rt: &TokenStream,
-    blob: &mut Blob,
-    w: &kiln_runtime::pack::PackedI8Owned,
-) -> TokenStream {
-    use kiln_runtime::pack::Layout;
-    let bytes = |l: Layout| -> Vec<u8> { w.data_in(l).iter().map(|&x| x as u8).collect() };
-    let data = lit(blob.push_per_target(&bytes(Layout::Kr4), &bytes(Layout::Kr8)));
-    let mut sec = |b: Vec<u8>| lit(blob.push(&b));
-    let (k, nn) = (lit(w.k), lit(w.n));
-    let np = w.colsum.len();
-    let dl = lit(w.data.len());
-    let colsum = sec(w.colsum.iter().flat_map(|x| x.to_le_bytes()).collect());
-    let zp = sec(w.zero_point.iter().flat_map(|x| x.to_le_bytes()).collect());
-    let scale = sec(w.scale.iter().flat_map(|x| x.to_le_bytes()).collect());
-    let bias = match &w.bias {
-        Some(b) => {
-            let o = sec(b.iter().flat_map(|x| x.to_le_bytes()).collect());
-            let bl = lit(b.len());
-            quote!(Some(#rt::blob::f32s(&BLOB, #o, #bl)))
-        }
-        None => quote!(None),
-    };
-    let np = lit(np);
-    let safe = w.avx2_safe;
-    quote! {
-        #rt::pack::PackedI8 {
-            k: #k, n: #nn,
-            data: #rt::blob::i8s(&BLOB, #data, #dl),
-            colsum: #rt::blob::i32s(&BLOB, #colsum, #np),
-            zero_point: #rt::blob::i32s(&BLOB, #zp, #np),
-            scale: #rt::blob::f32s(&BLOB, #scale, #np),
-            bias: #bias,
-            avx2_safe: #safe,
-        }
     }
 }
