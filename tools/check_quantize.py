@@ -70,8 +70,8 @@ def main():
                 flags.append("--per-tensor")
             if q["reduce_range"]:
                 flags.append("--reduce-range")
-            if conv:
-                flags.append("--conv")
+            # Conv is quantized by default; --conv stays accepted, --no-conv keeps it float.
+            flags.append("--conv" if conv else "--no-conv")
             out = os.path.join(tmp, case + ".onnx")
             subprocess.run([kiln, "quantize", src, "-o", out, "-q", *flags], check=True)
             cases += 1

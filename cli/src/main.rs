@@ -62,7 +62,8 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         allow_data_dir: Vec<PathBuf>,
     },
-    /// Dynamically quantize a float model's MatMul/Gemm layers (int8 weights, u8 activations).
+    /// Dynamically quantize a float model's MatMul, Gemm and Conv layers (int8 weights, u8
+    /// activations).
     Quantize {
         model: PathBuf,
         /// Output file (default: MODEL with the extension .quant.onnx).
@@ -80,9 +81,13 @@ enum Cmd {
         /// Leave Gemm nodes in float (by default they become MatMul + Add and are quantized).
         #[arg(long)]
         no_gemm: bool,
-        /// Also quantize Conv layers (ConvInteger; weights per tensor, as onnxruntime needs).
-        #[arg(long)]
+        /// Quantize Conv layers too (the default; ConvInteger, weights per tensor as onnxruntime
+        /// needs). Accepted for older scripts.
+        #[arg(long, conflicts_with = "no_conv")]
         conv: bool,
+        /// Leave Conv layers in float (only MatMul/Gemm are quantized).
+        #[arg(long)]
+        no_conv: bool,
         /// Node names to leave in float (repeatable, or comma separated).
         #[arg(long, value_name = "NODE", num_args = 1.., value_delimiter = ',')]
         exclude: Vec<String>,
@@ -174,7 +179,8 @@ fn run(cli: Cli) -> CliResult<()> {
             reduce_range,
             weight_type,
             no_gemm,
-            conv,
+            conv: _,
+            no_conv,
             exclude,
             quiet,
             allow_data_dir,
@@ -189,7 +195,7 @@ fn run(cli: Cli) -> CliResult<()> {
                 per_channel: !per_tensor,
                 reduce_range,
                 include_gemm: !no_gemm,
-                include_conv: conv,
+                include_conv: !no_conv,
                 exclude: exclude.clone(),
                 progress: !quiet,
             };
@@ -211,9 +217,6 @@ fn run(cli: Cli) -> CliResult<()> {
                         "note: opset raised from {from} to {to} (DynamicQuantizeLinear needs 11)"
                     );
                 }
-                for (n, why) in &report.skipped {
-                    let _ = writeln!(e, "  kept float: {n}: {why}");
-                }
                 let _ = writeln!(
                     e,
                     "quantized {} layer(s), {} activation tensor(s): weights {} → {}; wrote {}",
@@ -223,10 +226,14 @@ fn run(cli: Cli) -> CliResult<()> {
                     inspect::bytes(report.quant_weight_bytes),
                     out.display()
                 );
+                for line in quantize::summary(&report) {
+                    let _ = writeln!(e, "{line}");
+                }
                 if report.quantized.is_empty() {
                     let _ = writeln!(
                         e,
-                        "warning: nothing was quantized (no float MatMul/Gemm with a constant 2-D weight)"
+                        "warning: nothing was quantized (no float MatMul, Gemm or Conv with a \
+                         constant weight)"
                     );
                 }
             }

@@ -8,8 +8,8 @@
 //! y = Mul(Cast<float>(MatMulInteger(x_quantized, W_quantized, x_zero_point, W_zero_point)), s)
 //! ```
 //! Gemm with a constant weight (transA = 0, alpha = beta = 1) first becomes MatMul [+ Add C],
-//! with a transposed copy of the weight when transB = 1. With `--conv`, Conv layers with
-//! constant weights become (as quantize_dynamic makes them, per-tensor weights)
+//! with a transposed copy of the weight when transB = 1. Conv layers with constant weights
+//! (unless `--no-conv`) become (as quantize_dynamic makes them, per-tensor weights)
 //! ```text
 //! y = Add(Mul(Cast<float>(ConvInteger(x_quantized, W_quantized, x_zero_point, W_zero_point)), s),
 //!         Reshape(B, [1, -1, 1, …]))
@@ -47,8 +47,9 @@ pub struct QuantizeOptions {
     pub per_channel: bool,
     pub reduce_range: bool,
     pub include_gemm: bool,
-    /// Also quantize Conv (→ ConvInteger). Conv weights are always per tensor: onnxruntime's
-    /// ConvInteger rejects per-channel weight zero points, and its quantize_dynamic does the same.
+    /// Quantize Conv (→ ConvInteger; the default, as onnxruntime's quantize_dynamic does). Conv
+    /// weights are always per tensor: onnxruntime's ConvInteger rejects per-channel weight zero
+    /// points, and its quantize_dynamic does the same.
     pub include_conv: bool,
     pub exclude: Vec<String>,
     pub progress: bool,
@@ -61,7 +62,7 @@ impl Default for QuantizeOptions {
             per_channel: true,
             reduce_range: false,
             include_gemm: true,
-            include_conv: false,
+            include_conv: true,
             exclude: Vec::new(),
             progress: false,
         }
@@ -71,10 +72,10 @@ impl Default for QuantizeOptions {
 /// What `quantize` did, for the summary line and tests.
 #[derive(Debug, Default)]
 pub struct QuantizeReport {
-    /// Node names of the quantized MatMul/Gemm layers.
-    pub quantized: Vec<String>,
-    /// (node, reason) for float matmuls left alone.
-    pub skipped: Vec<(String, String)>,
+    /// (node name, op type) of the quantized layers: MatMul, Gemm or Conv.
+    pub quantized: Vec<(String, String)>,
+    /// (node name, op type, reason) for the layers that could have been quantized but stay float.
+    pub skipped: Vec<(String, String, String)>,
     pub activations: usize,
     pub float_weight_bytes: u64,
     pub quant_weight_bytes: u64,
@@ -278,6 +279,7 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
     let mut new_inits: Vec<TensorProto> = Vec::new();
 
     // 1. Gemm → MatMul [+ Add], the form quantize_dynamic quantizes.
+    let mut from_gemm: HashSet<String> = HashSet::new();
     let mut nodes: Vec<NodeProto> = Vec::with_capacity(graph.node.len());
     for n in std::mem::take(&mut graph.node) {
         let name = crate::model::node_name(&n);
@@ -302,6 +304,7 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
             {
                 report.skipped.push((
                     name,
+                    "Gemm".into(),
                     "Gemm with transA, alpha ≠ 1, beta ≠ 1 or a non-constant weight stays float"
                         .into(),
                 ));
@@ -339,6 +342,7 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
         } else {
             out.clone()
         };
+        from_gemm.insert(format!("{name}_MatMul"));
         nodes.push(node(
             &format!("{name}_MatMul"),
             "MatMul",
@@ -362,7 +366,9 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
         if opts.include_conv && op(n) == "Conv" && crate::model::domain(n).is_empty() {
             let name = crate::model::node_name(n);
             if exclude.contains(name.as_str()) {
-                report.skipped.push((name, "excluded (--exclude)".into()));
+                report
+                    .skipped
+                    .push((name, "Conv".into(), "excluded (--exclude)".into()));
             } else {
                 match n.input.get(1).and_then(|wn| float_init(&inits, wn, &base)) {
                     Some((d, v))
@@ -376,6 +382,7 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
                     }
                     _ => report.skipped.push((
                         name,
+                        "Conv".into(),
                         "Conv whose weight (and bias) are not float32 initializers of a 1-D/2-D \
                          convolution stays float"
                             .into(),
@@ -383,14 +390,23 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
                 }
             }
         }
+        if !opts.include_conv && op(n) == "Conv" && crate::model::domain(n).is_empty() {
+            let name = crate::model::node_name(n);
+            report
+                .skipped
+                .push((name, "Conv".into(), "--no-conv".into()));
+        }
         if op(n) == "MatMul" && crate::model::domain(n).is_empty() && n.input.len() == 2 {
             let name = crate::model::node_name(n);
+            let mm = || "MatMul".to_string();
             if exclude.contains(name.as_str()) {
-                report.skipped.push((name, "excluded (--exclude)".into()));
+                report
+                    .skipped
+                    .push((name, mm(), "excluded (--exclude)".into()));
             } else if inits.contains_key(&n.input[0]) {
                 report
                     .skipped
-                    .push((name, "both inputs are constants".into()));
+                    .push((name, mm(), "both inputs are constants".into()));
             } else {
                 match float_init(&inits, &n.input[1], &base) {
                     Some((d, v)) if d.len() == 2 && v.iter().all(|x| x.is_finite()) => {
@@ -398,12 +414,13 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
                     }
                     Some((d, _)) if d.len() != 2 => report
                         .skipped
-                        .push((name, format!("weight has rank {} (kiln quantizes 2-D weights)", d.len()))),
+                        .push((name, mm(), format!("weight has rank {} (kiln quantizes 2-D weights)", d.len()))),
                     Some(_) => report
                         .skipped
-                        .push((name, "weight contains NaN or infinity".into())),
+                        .push((name, mm(), "weight contains NaN or infinity".into())),
                     None => report.skipped.push((
                         name,
+                        mm(),
                         "second input is not a float32 initializer (activation × activation stays float)"
                             .into(),
                     )),
@@ -547,7 +564,14 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
                 &[&y],
             ));
         }
-        report.quantized.push(name);
+        let kind = if is_conv {
+            "Conv"
+        } else if from_gemm.contains(&name) {
+            "Gemm"
+        } else {
+            "MatMul"
+        };
+        report.quantized.push((name, kind.to_string()));
         progress.tick();
     }
     progress.finish();
@@ -602,6 +626,36 @@ pub fn encode(mf: &ModelFile) -> CliResult<Vec<u8>> {
         )));
     }
     Ok(mf.proto.encode_to_vec())
+}
+
+/// The summary `kiln quantize` prints: one line per op type quantized and one per (op type,
+/// reason) left in float, with a few node names, so a large model's report stays short.
+pub fn summary(report: &QuantizeReport) -> Vec<String> {
+    use std::collections::BTreeMap;
+    let mut done: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, kind) in &report.quantized {
+        *done.entry(kind).or_default() += 1;
+    }
+    let mut lines = Vec::new();
+    if !done.is_empty() {
+        let per: Vec<String> = done.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        lines.push(format!("  int8: {}", per.join(", ")));
+    }
+    let mut kept: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+    for (name, kind, why) in &report.skipped {
+        kept.entry((kind, why)).or_default().push(name);
+    }
+    for ((kind, why), names) in kept {
+        let mut shown = names.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+        if names.len() > 3 {
+            shown.push_str(", …");
+        }
+        lines.push(format!(
+            "  kept float: {} {kind} ({shown}): {why}",
+            names.len()
+        ));
+    }
+    lines
 }
 
 /// A one-line progress bar on stderr (only when stderr is a terminal).

@@ -136,9 +136,8 @@ fn quantize_matches_onnxruntime_quantize_dynamic_on_every_fixture() {
         if q["reduce_range"] == true {
             args.push("--reduce-range".into());
         }
-        if conv {
-            args.push("--conv".into());
-        }
+        // `--conv` is the default now; the flag stays accepted (.ci/run uses it).
+        args.push(if conv { "--conv" } else { "--no-conv" }.into());
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = kiln(&argv);
         assert!(o.status.success(), "{case}: {}", stderr(&o));
@@ -168,6 +167,68 @@ fn quantize_matches_onnxruntime_quantize_dynamic_on_every_fixture() {
     }
     assert!(checked >= 70, "only {checked} fixtures checked");
     let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+/// Issue 22.2: by default every layer kiln runs fast in int8 is quantized, Conv included (as
+/// onnxruntime's quantize_dynamic does), and the summary says per op type what was and was not
+/// quantized and why. The counts come from the float model's own op types.
+#[test]
+fn quantize_defaults_cover_conv_and_summary_explains() {
+    let src = root().join("tests/models/resnet_f32/model.onnx");
+    let ops = op_counts(&load(&src));
+    let (n_conv, n_gemm) = (ops["Conv"], ops["Gemm"]);
+    assert!(n_conv > 1 && n_gemm == 1);
+    let dir = scratch("quantize-conv-default");
+    let out = dir.join("d.onnx");
+    let o = kiln(&[
+        "quantize",
+        src.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("quantized {} layer(s)", n_conv + n_gemm)),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("  int8: {n_conv} Conv, 1 Gemm\n")),
+        "{err}"
+    );
+    assert!(!err.contains("kept float"), "{err}");
+    let q = op_counts(&load(&out));
+    assert_eq!(q["ConvInteger"], n_conv);
+    assert_eq!(q.get("Conv"), None);
+
+    // `--conv` is still accepted and changes nothing; `--no-conv` keeps Conv float and says so.
+    let out2 = dir.join("c.onnx");
+    let o = kiln(&[
+        "quantize",
+        "--conv",
+        src.to_str().unwrap(),
+        "-o",
+        out2.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&out2).unwrap());
+    let out3 = dir.join("n.onnx");
+    let o = kiln(&[
+        "quantize",
+        "--no-conv",
+        src.to_str().unwrap(),
+        "-o",
+        out3.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("quantized 1 layer(s)"), "{err}");
+    assert!(
+        err.contains(&format!("  kept float: {n_conv} Conv (")) && err.contains("): --no-conv"),
+        "{err}"
+    );
+    assert_eq!(op_counts(&load(&out3))["Conv"], n_conv);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
