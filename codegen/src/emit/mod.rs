@@ -1,11 +1,16 @@
 //! Rust emission: the module template (`module`: constants, `Inputs`, `Outputs`, `Model`), the
 //! weight blob and its statics (`statics`), and one straight-line statement block per node
 //! (`nodes`). The generated code contains no `unsafe`.
+mod fused;
+pub(crate) mod matmul;
 mod module;
 pub mod names;
-mod nodes;
+pub(crate) mod nodes;
+pub(crate) mod norm;
+pub(crate) mod quant;
+pub(crate) mod shape;
 mod statics;
-mod vision;
+pub(crate) mod vision;
 mod work;
 
 use proc_macro2::{Ident, Literal, TokenStream};

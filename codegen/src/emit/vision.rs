@@ -1,4 +1,5 @@
-//! Emission of the non-convolution vision ops: pooling, Resize/Upsample, Pad and Split.
+//! Emission of the non-convolution vision ops: pooling, Resize/Upsample, Pad and Split,
+//! referenced by their `OpDef`s.
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -8,41 +9,30 @@ use crate::ir::{DType, Dim, Node, TensorData, numel};
 use crate::ops::{AxisScale, PoolPads};
 use kiln_runtime::ops::{pad::PadMode, resize};
 
-/// The node's block, or `None` if the op is not one of this module's.
-pub(super) fn emit(c: &Ctx, n: &Node) -> Result<Option<TokenStream>> {
-    Ok(Some(match n.op.as_str() {
-        "MaxPool" | "AveragePool" => pool(c, n)?,
-        "GlobalAveragePool" | "GlobalMaxPool" => {
-            let xi = input(n, 0)?;
-            let xs = &c.g.values[xi].shape;
-            let planes = c.dim(&numel(&xs[..2]));
-            let plane = c.dim(&numel(&xs[2..]));
-            let (x, y, rt) = (c.src(xi), c.dst(n.outputs[0]), c.rt);
-            if n.attrs.contains_key(crate::passes::NHWC_ATTR) {
-                // NHWC input (passes::layout): reduce over the pixels of each image, channels
-                // innermost; the [N, C, 1, 1] result is the same in both orders.
-                let (nb, ch, hw) = (c.dim(&xs[0]), c.dim(&xs[1]), plane);
-                let f = if n.op == "GlobalMaxPool" {
-                    quote!(reduce_max)
-                } else {
-                    quote!(reduce_mean)
-                };
-                return Ok(Some(
-                    quote! { #rt::ops::reduce::#f(#x, #y, #nb, #hw, #ch); },
-                ));
-            }
-            let f = if n.op == "GlobalMaxPool" {
-                quote!(global_max_pool)
-            } else {
-                quote!(global_avg_pool)
-            };
-            quote! { #rt::ops::pool::#f(#x, #planes, #plane, #y); }
-        }
-        "Pad" => pad(c, n)?,
-        "Split" => split(c, n)?,
-        "Resize" | "Upsample" => resize(c, n)?,
-        _ => return Ok(None),
-    }))
+/// Global average/max pooling (NCHW, or NHWC after `passes::layout`).
+pub(crate) fn global_pool(c: &Ctx, n: &Node) -> Result<TokenStream> {
+    let xi = input(n, 0)?;
+    let xs = &c.g.values[xi].shape;
+    let planes = c.dim(&numel(&xs[..2]));
+    let plane = c.dim(&numel(&xs[2..]));
+    let (x, y, rt) = (c.src(xi), c.dst(n.outputs[0]), c.rt);
+    if n.attrs.contains_key(crate::passes::NHWC_ATTR) {
+        // NHWC input (passes::layout): reduce over the pixels of each image, channels
+        // innermost; the [N, C, 1, 1] result is the same in both orders.
+        let (nb, ch, hw) = (c.dim(&xs[0]), c.dim(&xs[1]), plane);
+        let f = if n.op == "GlobalMaxPool" {
+            quote!(reduce_max)
+        } else {
+            quote!(reduce_mean)
+        };
+        return Ok(quote! { #rt::ops::reduce::#f(#x, #y, #nb, #hw, #ch); });
+    }
+    let f = if n.op == "GlobalMaxPool" {
+        quote!(global_max_pool)
+    } else {
+        quote!(global_avg_pool)
+    };
+    Ok(quote! { #rt::ops::pool::#f(#x, #planes, #plane, #y); })
 }
 
 fn input(n: &Node, i: usize) -> Result<usize> {
@@ -52,7 +42,7 @@ fn input(n: &Node, i: usize) -> Result<usize> {
     }
 }
 
-fn pool(c: &Ctx, n: &Node) -> Result<TokenStream> {
+pub(crate) fn pool(c: &Ctx, n: &Node) -> Result<TokenStream> {
     let (g, rt) = (c.g, c.rt);
     if n.op == "MaxPool" && n.outputs[1..].iter().any(|&o| c.plan.storage[o].is_some()) {
         unsupported!("MaxPool's optional Indices output is not supported (only Y)");
@@ -179,7 +169,7 @@ fn scalar_tokens(v: &TensorData) -> Result<TokenStream> {
     })
 }
 
-fn pad(c: &Ctx, n: &Node) -> Result<TokenStream> {
+pub(crate) fn pad(c: &Ctx, n: &Node) -> Result<TokenStream> {
     let (g, rt) = (c.g, c.rt);
     let p = crate::ops::pad_params(g, n)?;
     let xi = input(n, 0)?;
@@ -202,7 +192,7 @@ fn pad(c: &Ctx, n: &Node) -> Result<TokenStream> {
     })
 }
 
-fn split(c: &Ctx, n: &Node) -> Result<TokenStream> {
+pub(crate) fn split(c: &Ctx, n: &Node) -> Result<TokenStream> {
     let (g, rt) = (c.g, c.rt);
     let p = crate::ops::split_params(g, n)?;
     let xi = input(n, 0)?;
@@ -224,7 +214,7 @@ fn split(c: &Ctx, n: &Node) -> Result<TokenStream> {
     Ok(t)
 }
 
-fn resize(c: &Ctx, n: &Node) -> Result<TokenStream> {
+pub(crate) fn resize(c: &Ctx, n: &Node) -> Result<TokenStream> {
     let (g, rt) = (c.g, c.rt);
     let p = crate::ops::resize_params(g, n)?;
     let xi = input(n, 0)?;

@@ -15,16 +15,30 @@ const BATCH_NORMALIZATION_NOTES: &str = "inference form; folded into a preceding
 
 /// The convolutions and BatchNormalization (see `registry`).
 pub(super) const OPS: &[OpDef] = &[
-    op("ConvInteger", CONV_INTEGER_NOTES, |cx, n| {
-        infer_conv_integer(cx.g, n)
-    }),
-    op("Conv", CONV_NOTES, |cx, n| infer_conv(cx.g, n)),
-    op("ConvTranspose", CONV_TRANSPOSE_NOTES, |cx, n| {
-        infer_conv_transpose(cx.g, n)
-    }),
-    op("BatchNormalization", BATCH_NORMALIZATION_NOTES, |cx, n| {
-        infer_batch_norm(cx.g, n)
-    }),
+    op(
+        "ConvInteger",
+        CONV_INTEGER_NOTES,
+        |cx, n| infer_conv_integer(cx.g, n),
+        crate::emit::nodes::lowered,
+    ),
+    op(
+        "Conv",
+        CONV_NOTES,
+        |cx, n| infer_conv(cx.g, n),
+        crate::emit::nodes::lowered,
+    ),
+    op(
+        "ConvTranspose",
+        CONV_TRANSPOSE_NOTES,
+        |cx, n| infer_conv_transpose(cx.g, n),
+        crate::emit::nodes::lowered,
+    ),
+    op(
+        "BatchNormalization",
+        BATCH_NORMALIZATION_NOTES,
+        |cx, n| infer_batch_norm(cx.g, n),
+        crate::emit::norm::batch_norm,
+    ),
 ];
 
 /// Padding before the first element of one spatial axis.

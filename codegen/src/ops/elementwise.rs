@@ -4,7 +4,9 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::{Assumed, OpDef, OutInfo, all_const, axis, broadcast, op, req, static_dims};
+use super::{Assumed, OpDef, OutInfo, all_const, axis, broadcast, kiln_op, op, req, static_dims};
+use crate::emit::Ctx;
+use crate::emit::nodes::inp;
 use crate::error::{Result, bail, unsupported};
 use crate::ir::{DType, Dim, Graph, Node, TensorData, numel};
 use kiln_runtime::ops::{elementwise as ew, math, softmax as sm};
@@ -18,28 +20,37 @@ const SOFTMAX_NOTES: &str = "opset < 13 (2-D coercion) and ≥ 13 (single axis) 
 
 /// The elementwise ops and Softmax (see `registry`).
 pub(super) const OPS: &[OpDef] = &[
-    op("Add", ARITH, binary),
-    op("Sub", ARITH, binary),
-    op("Mul", ARITH, binary),
-    op("Div", ARITH, binary),
-    op("Pow", ARITH, binary),
-    op("Equal", LOGIC, binary),
-    op("Where", LOGIC, |cx, n| {
-        infer_where(cx.g, &mut cx.assumed, n)
-    }),
-    op("Relu", BASIC, unary),
-    op("Sigmoid", BASIC, unary),
-    op("Tanh", BASIC, unary),
-    op("Sqrt", BASIC, unary),
-    op("Erf", BASIC, unary),
-    op("Clip", BASIC, |cx, n| infer_clip(cx.g, n)),
-    op("LeakyRelu", ACT, unary),
-    op("HardSigmoid", ACT, unary),
-    op("HardSwish", ACT, unary),
-    op("Elu", ACT, unary),
-    op("Selu", ACT, unary),
-    op("Softplus", ACT, unary),
-    op("Softmax", SOFTMAX_NOTES, |cx, n| infer_softmax(cx.g, n)),
+    op("Add", ARITH, binary, emit_binary),
+    op("Sub", ARITH, binary, emit_binary),
+    op("Mul", ARITH, binary, emit_binary),
+    op("Div", ARITH, binary, emit_binary),
+    op("Pow", ARITH, binary, emit_binary),
+    op("Equal", LOGIC, binary, emit_binary),
+    op(
+        "Where",
+        LOGIC,
+        |cx, n| infer_where(cx.g, &mut cx.assumed, n),
+        emit_where,
+    ),
+    op("Relu", BASIC, unary, emit_unary),
+    op("Sigmoid", BASIC, unary, emit_unary),
+    op("Tanh", BASIC, unary, emit_unary),
+    op("Sqrt", BASIC, unary, emit_unary),
+    op("Erf", BASIC, unary, emit_unary),
+    op("Clip", BASIC, |cx, n| infer_clip(cx.g, n), emit_clip),
+    op("LeakyRelu", ACT, unary, emit_unary),
+    op("HardSigmoid", ACT, unary, emit_unary),
+    op("HardSwish", ACT, unary, emit_unary),
+    op("Elu", ACT, unary, emit_unary),
+    op("Selu", ACT, unary, emit_unary),
+    op("Softplus", ACT, unary, emit_unary),
+    op(
+        "Softmax",
+        SOFTMAX_NOTES,
+        |cx, n| infer_softmax(cx.g, n),
+        emit_softmax,
+    ),
+    kiln_op("Gelu", unary, emit_gelu),
 ];
 
 fn binary(cx: &mut super::InferCx, n: &Node) -> Result<Vec<OutInfo>> {
@@ -632,4 +643,117 @@ pub fn infer_softmax(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
         return Ok(vec![OutInfo::konst(s, TensorData::F32(out))]);
     }
     Ok(vec![OutInfo::new(DType::F32, x.shape.clone())])
+}
+
+// ---- emission ----------------------------------------------------------------------------
+
+/// Broadcasting binary ops; a residual Add read by a quantized convolution also gathers the
+/// range of its result.
+pub(crate) fn emit_binary(c: &Ctx, n: &Node) -> Result<TokenStream> {
+    let (rt, g, out) = (c.rt, c.g, n.outputs[0]);
+    let b = BinaryOp::from_op(&n.op).expect("dispatched by op name");
+    let (a, bb) = (inp(n, 0)?, inp(n, 1)?);
+    let exponent = match (b, g.values[bb].konst.as_ref()) {
+        (BinaryOp::Pow, Some(k)) if k.len() == 1 => Some(k.as_f32()[0]),
+        _ => None,
+    };
+    let f = b.closure(g.values[a].dtype, rt, exponent);
+    let (sa, sb, so) = if n.attrs.contains_key(crate::passes::NHWC_ATTR) {
+        // NHWC operands (passes::layout): shapes as stored, [N, H, W, C]; the operands
+        // broadcasting over pixels keep their bytes and read as [N, 1, 1, C].
+        let nhwc = |v: usize| {
+            let s = &g.values[v].shape;
+            let mut d = vec![crate::ir::Dim::constant(1); 4 - s.len()];
+            d.extend(s.iter().cloned());
+            c.dims(&[d[0].clone(), d[2].clone(), d[3].clone(), d[1].clone()])
+        };
+        (nhwc(a), nhwc(bb), nhwc(out))
+    } else {
+        (c.shape(a), c.shape(bb), c.shape(out))
+    };
+    let (xa, xb, y) = (c.src(a), c.src(bb), c.dst(out));
+    let same = |v: usize| g.values[v].shape == g.values[out].shape;
+    if b == BinaryOp::Add
+        && g.values[out].dtype == crate::ir::DType::F32
+        && same(a)
+        && same(bb)
+        && c.ranged[out]
+    {
+        // A residual Add read by a quantized convolution: gather its range while adding.
+        let _ = c.range(out); // taken care of here
+        let r = quote::format_ident!("r{}", out);
+        return Ok(quote! { #rt::ops::elementwise::add_range(isa, #xa, #xb, #y, &#r); });
+    }
+    Ok(quote! { #rt::ops::elementwise::binary(#xa, #sa, #xb, #sb, #y, #so, #f); })
+}
+
+/// kiln's fused GELU (`passes::fuse_patterns`): the vectorised kernel on f32.
+fn emit_gelu(c: &Ctx, n: &Node) -> Result<TokenStream> {
+    let rt = c.rt;
+    if c.g.values[inp(n, 0)?].dtype == DType::F32 {
+        let (x, y) = (c.src(inp(n, 0)?), c.dst(n.outputs[0]));
+        return Ok(quote! { #rt::ops::gelu::gelu(isa, #x, #y); });
+    }
+    emit_unary(c, n)
+}
+
+/// Unary math and activations: one closure over the elements.
+pub(crate) fn emit_unary(c: &Ctx, n: &Node) -> Result<TokenStream> {
+    let (rt, g, out) = (c.rt, c.g, n.outputs[0]);
+    let u = UnaryOp::from_node(n)?.expect("dispatched by op name");
+    let x = inp(n, 0)?;
+    let f = u.closure(g.values[x].dtype, rt);
+    let (xs, y) = (c.src(x), c.dst(out));
+    Ok(quote! { #rt::ops::elementwise::unary(#xs, #y, #f); })
+}
+
+pub(crate) fn emit_softmax(c: &Ctx, n: &Node) -> Result<TokenStream> {
+    let rt = c.rt;
+    let g = c.g;
+    let out = n.outputs[0];
+    Ok({
+        let (outer, len, inner) = crate::ops::softmax_dims(g, n)?;
+        let (x, y) = (c.src(inp(n, 0)?), c.dst(out));
+        let (o, l, i) = (c.dim(&outer), c.dim(&len), c.dim(&inner));
+        quote! { #rt::ops::softmax::softmax(#x, #y, #o, #l, #i); }
+    })
+}
+
+pub(crate) fn emit_clip(c: &Ctx, n: &Node) -> Result<TokenStream> {
+    let rt = c.rt;
+    let g = c.g;
+    let out = n.outputs[0];
+    Ok({
+        let (lo, hi) = crate::ops::clip_bounds(g, n)?;
+        let (x, y) = (c.src(inp(n, 0)?), c.dst(out));
+        let lo = if lo == f32::NEG_INFINITY {
+            quote!(f32::NEG_INFINITY)
+        } else {
+            quote!(#lo)
+        };
+        let hi = if hi == f32::INFINITY {
+            quote!(f32::INFINITY)
+        } else {
+            quote!(#hi)
+        };
+        quote! { #rt::ops::elementwise::unary(#x, #y, |v: f32| { let v = if v > #lo { v } else { #lo }; if v < #hi { v } else { #hi } }); }
+    })
+}
+
+pub(crate) fn emit_where(c: &Ctx, n: &Node) -> Result<TokenStream> {
+    let rt = c.rt;
+    let out = n.outputs[0];
+    Ok({
+        let (cv, a, b) = (inp(n, 0)?, inp(n, 1)?, inp(n, 2)?);
+        let (xc, sc, xa, sa, xb, sb) = (
+            c.src(cv),
+            c.shape(cv),
+            c.src(a),
+            c.shape(a),
+            c.src(b),
+            c.shape(b),
+        );
+        let (y, so) = (c.dst(out), c.shape(out));
+        quote! { #rt::ops::elementwise::where_select(#xc, #sc, #xa, #sa, #xb, #sb, #y, #so); }
+    })
 }

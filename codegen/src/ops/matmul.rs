@@ -10,15 +10,24 @@ const GEMM_NOTES: &str = "f32; alpha, beta, transA, transB, C broadcast; constan
 
 /// The matrix products (see `registry`).
 pub(super) const OPS: &[OpDef] = &[
-    op("MatMulInteger", MAT_MUL_INTEGER_NOTES, |cx, n| {
-        infer_matmul_integer(cx.g, &mut cx.assumed, n)
-    }),
-    op("MatMul", MAT_MUL_NOTES, |cx, n| {
-        infer_matmul(cx.g, &mut cx.assumed, n)
-    }),
-    op("Gemm", GEMM_NOTES, |cx, n| {
-        infer_gemm(cx.g, &mut cx.assumed, n)
-    }),
+    op(
+        "MatMulInteger",
+        MAT_MUL_INTEGER_NOTES,
+        |cx, n| infer_matmul_integer(cx.g, &mut cx.assumed, n),
+        crate::emit::matmul::matmul_integer,
+    ),
+    op(
+        "MatMul",
+        MAT_MUL_NOTES,
+        |cx, n| infer_matmul(cx.g, &mut cx.assumed, n),
+        crate::emit::matmul::matmul,
+    ),
+    op(
+        "Gemm",
+        GEMM_NOTES,
+        |cx, n| infer_gemm(cx.g, &mut cx.assumed, n),
+        crate::emit::matmul::gemm,
+    ),
 ];
 
 /// ONNX/numpy matmul output shape, with 1-D promotion and batch broadcasting.

@@ -11,11 +11,24 @@ const LAYER_NORMALIZATION_NOTES: &str =
 
 /// LayerNormalization and the reductions (see `registry`).
 pub(super) const OPS: &[OpDef] = &[
-    op("LayerNormalization", LAYER_NORMALIZATION_NOTES, |cx, n| {
-        infer_layer_norm(cx.g, n)
-    }),
-    op("ReduceMean", REDUCE, |cx, n| infer_reduce(cx.g, n)),
-    op("ReduceSum", REDUCE, |cx, n| infer_reduce(cx.g, n)),
+    op(
+        "LayerNormalization",
+        LAYER_NORMALIZATION_NOTES,
+        |cx, n| infer_layer_norm(cx.g, n),
+        crate::emit::norm::layer_norm,
+    ),
+    op(
+        "ReduceMean",
+        REDUCE,
+        |cx, n| infer_reduce(cx.g, n),
+        crate::emit::norm::reduce,
+    ),
+    op(
+        "ReduceSum",
+        REDUCE,
+        |cx, n| infer_reduce(cx.g, n),
+        crate::emit::norm::reduce,
+    ),
 ];
 
 /// Reduction geometry: `(outer, len, inner, output shape)`. The reduced axes must be one

@@ -18,19 +18,32 @@ pub(super) const OPS: &[OpDef] = &[
         "DynamicQuantizeLinear",
         DYNAMIC_QUANTIZE_LINEAR_NOTES,
         |cx, n| infer_dql(cx.g, n),
+        crate::emit::quant::dynamic_quantize,
     ),
-    op("DequantizeLinear", DEQUANTIZE_LINEAR_NOTES, |cx, n| {
-        infer_dequantize(cx.g, n)
-    }),
-    op("QuantizeLinear", QUANTIZE_LINEAR_NOTES, |cx, n| {
-        infer_quantize(cx.g, n)
-    }),
-    op("QLinearMatMul", Q_LINEAR_MAT_MUL_NOTES, |cx, n| {
-        infer_qlinear_matmul(cx.g, n)
-    }),
-    op("QLinearConv", Q_LINEAR_CONV_NOTES, |cx, n| {
-        infer_qlinear_conv(cx.g, n)
-    }),
+    op(
+        "DequantizeLinear",
+        DEQUANTIZE_LINEAR_NOTES,
+        |cx, n| infer_dequantize(cx.g, n),
+        crate::emit::quant::qdq,
+    ),
+    op(
+        "QuantizeLinear",
+        QUANTIZE_LINEAR_NOTES,
+        |cx, n| infer_quantize(cx.g, n),
+        crate::emit::quant::qdq,
+    ),
+    op(
+        "QLinearMatMul",
+        Q_LINEAR_MAT_MUL_NOTES,
+        |cx, n| infer_qlinear_matmul(cx.g, n),
+        crate::emit::nodes::lowered,
+    ),
+    op(
+        "QLinearConv",
+        Q_LINEAR_CONV_NOTES,
+        |cx, n| infer_qlinear_conv(cx.g, n),
+        crate::emit::nodes::lowered,
+    ),
 ];
 
 pub fn infer_dql(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {

@@ -13,6 +13,9 @@ use crate::ir::{Graph, Node};
 /// Shape/dtype inference and compile-time folding of one node (see [`super::infer`]).
 pub type InferFn = fn(&mut InferCx, &Node) -> Result<Vec<OutInfo>>;
 
+/// Code emission of one node: its block of straight-line Rust in `run` (see `emit::nodes`).
+pub(crate) type EmitFn = fn(&crate::emit::Ctx, &Node) -> Result<proc_macro2::TokenStream>;
+
 /// What an op's inference may read and record: the graph (values, symbols, derived dims) and
 /// the equalities of symbolic dims it relies on (checked at run time, `Graph::eq_checks`).
 pub struct InferCx<'a> {
@@ -30,15 +33,34 @@ pub struct OpDef {
     /// table row.
     pub notes: &'static str,
     pub infer: InferFn,
+    pub(crate) emit: EmitFn,
 }
 
-/// A default-domain op: `op("Add", NOTES, infer_fn)`, one line of a family's `OPS`.
-pub const fn op(name: &'static str, notes: &'static str, infer: InferFn) -> OpDef {
+/// A default-domain op: `op("Add", NOTES, infer_fn, emit_fn)`, one line of a family's `OPS`.
+pub(crate) const fn op(
+    name: &'static str,
+    notes: &'static str,
+    infer: InferFn,
+    emit: EmitFn,
+) -> OpDef {
     OpDef {
         name,
         domain: "",
         notes,
         infer,
+        emit,
+    }
+}
+
+/// An op of kiln's own domain `"kiln"`, produced by a fusion pass (not in the README's table
+/// or the supported-op lists, which are about the default domain).
+pub(crate) const fn kiln_op(name: &'static str, infer: InferFn, emit: EmitFn) -> OpDef {
+    OpDef {
+        name,
+        domain: "kiln",
+        notes: "",
+        infer,
+        emit,
     }
 }
 

@@ -17,25 +17,62 @@ const CONSTANT_NOTES: &str = "folded at compile time";
 
 /// Shape and data-movement ops (see `registry`).
 pub(super) const OPS: &[OpDef] = &[
-    op("Reshape", VIEW, |cx, n| {
-        infer_reshape(cx.g, &mut cx.assumed, n)
-    }),
-    op("Flatten", VIEW, |cx, n| infer_flatten(cx.g, n)),
-    op("Identity", VIEW, |cx, n| infer_identity(cx.g, n)),
-    op("Squeeze", VIEW, squeeze),
-    op("Unsqueeze", VIEW, squeeze),
-    op("Transpose", TRANSPOSE_NOTES, |cx, n| {
-        infer_transpose(cx.g, n)
-    }),
-    op("Concat", MOVE, |cx, n| {
-        infer_concat(cx.g, &mut cx.assumed, n)
-    }),
-    op("Slice", MOVE, |cx, n| infer_slice(cx.g, n)),
-    op("Expand", MOVE, |cx, n| {
-        infer_expand(cx.g, &mut cx.assumed, n)
-    }),
-    op("Cast", CAST_NOTES, |cx, n| infer_cast(cx.g, n)),
-    op("Constant", CONSTANT_NOTES, |_, n| infer_constant(n)),
+    op(
+        "Reshape",
+        VIEW,
+        |cx, n| infer_reshape(cx.g, &mut cx.assumed, n),
+        crate::emit::shape::view,
+    ),
+    op(
+        "Flatten",
+        VIEW,
+        |cx, n| infer_flatten(cx.g, n),
+        crate::emit::shape::view,
+    ),
+    op(
+        "Identity",
+        VIEW,
+        |cx, n| infer_identity(cx.g, n),
+        crate::emit::shape::view,
+    ),
+    op("Squeeze", VIEW, squeeze, crate::emit::shape::view),
+    op("Unsqueeze", VIEW, squeeze, crate::emit::shape::view),
+    op(
+        "Transpose",
+        TRANSPOSE_NOTES,
+        |cx, n| infer_transpose(cx.g, n),
+        crate::emit::shape::transpose,
+    ),
+    op(
+        "Concat",
+        MOVE,
+        |cx, n| infer_concat(cx.g, &mut cx.assumed, n),
+        crate::emit::shape::concat,
+    ),
+    op(
+        "Slice",
+        MOVE,
+        |cx, n| infer_slice(cx.g, n),
+        crate::emit::shape::slice,
+    ),
+    op(
+        "Expand",
+        MOVE,
+        |cx, n| infer_expand(cx.g, &mut cx.assumed, n),
+        crate::emit::shape::expand,
+    ),
+    op(
+        "Cast",
+        CAST_NOTES,
+        |cx, n| infer_cast(cx.g, n),
+        crate::emit::shape::cast,
+    ),
+    op(
+        "Constant",
+        CONSTANT_NOTES,
+        |_, n| infer_constant(n),
+        crate::emit::nodes::folded,
+    ),
 ];
 
 fn squeeze(cx: &mut super::InferCx, n: &Node) -> Result<Vec<OutInfo>> {

@@ -12,11 +12,24 @@ const CONSTANT_OF_SHAPE_NOTES: &str =
 
 /// Shape arithmetic evaluated at compile time, symbolically (see `registry`).
 pub(super) const OPS: &[OpDef] = &[
-    op("Gather", GATHER_NOTES, |cx, n| infer_gather(cx.g, n)),
-    op("Shape", SHAPE_NOTES, |cx, n| infer_shape(cx.g, n)),
-    op("ConstantOfShape", CONSTANT_OF_SHAPE_NOTES, |cx, n| {
-        infer_constant_of_shape(cx.g, n)
-    }),
+    op(
+        "Gather",
+        GATHER_NOTES,
+        |cx, n| infer_gather(cx.g, n),
+        crate::emit::shape::gather,
+    ),
+    op(
+        "Shape",
+        SHAPE_NOTES,
+        |cx, n| infer_shape(cx.g, n),
+        crate::emit::nodes::folded,
+    ),
+    op(
+        "ConstantOfShape",
+        CONSTANT_OF_SHAPE_NOTES,
+        |cx, n| infer_constant_of_shape(cx.g, n),
+        crate::emit::shape::constant_of_shape,
+    ),
 ];
 
 pub fn infer_shape(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {

@@ -18,18 +18,54 @@ const SPLIT_NOTES: &str = "sizes from the input (opset 13), the attribute (older
 
 /// Pooling, Resize, Pad and Split (see `registry`).
 pub(super) const OPS: &[OpDef] = &[
-    op("MaxPool", POOL, |cx, n| infer_pool(cx.g, n)),
-    op("AveragePool", POOL, |cx, n| infer_pool(cx.g, n)),
-    op("GlobalAveragePool", GLOBAL_POOL, |cx, n| {
-        infer_global_pool(cx.g, n)
-    }),
-    op("GlobalMaxPool", GLOBAL_POOL, |cx, n| {
-        infer_global_pool(cx.g, n)
-    }),
-    op("Resize", RESIZE, |cx, n| infer_resize(cx.g, n)),
-    op("Upsample", RESIZE, |cx, n| infer_resize(cx.g, n)),
-    op("Pad", PAD_NOTES, |cx, n| infer_pad(cx.g, n)),
-    op("Split", SPLIT_NOTES, |cx, n| infer_split(cx.g, n)),
+    op(
+        "MaxPool",
+        POOL,
+        |cx, n| infer_pool(cx.g, n),
+        crate::emit::vision::pool,
+    ),
+    op(
+        "AveragePool",
+        POOL,
+        |cx, n| infer_pool(cx.g, n),
+        crate::emit::vision::pool,
+    ),
+    op(
+        "GlobalAveragePool",
+        GLOBAL_POOL,
+        |cx, n| infer_global_pool(cx.g, n),
+        crate::emit::vision::global_pool,
+    ),
+    op(
+        "GlobalMaxPool",
+        GLOBAL_POOL,
+        |cx, n| infer_global_pool(cx.g, n),
+        crate::emit::vision::global_pool,
+    ),
+    op(
+        "Resize",
+        RESIZE,
+        |cx, n| infer_resize(cx.g, n),
+        crate::emit::vision::resize,
+    ),
+    op(
+        "Upsample",
+        RESIZE,
+        |cx, n| infer_resize(cx.g, n),
+        crate::emit::vision::resize,
+    ),
+    op(
+        "Pad",
+        PAD_NOTES,
+        |cx, n| infer_pad(cx.g, n),
+        crate::emit::vision::pad,
+    ),
+    op(
+        "Split",
+        SPLIT_NOTES,
+        |cx, n| infer_split(cx.g, n),
+        crate::emit::vision::split,
+    ),
 ];
 
 /// A string attribute.
