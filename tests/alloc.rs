@@ -42,7 +42,7 @@ fn no_allocation_after_the_first_call() {
     // threads, so the parallel paths are exercised on any machine. Inside a pool, kiln's
     // parallel ops push their pieces onto the calling worker's own deque; called from outside
     // any pool, each op would hand its job over through rayon's injector queue, which allocates
-    // a block per 63 hand-offs (README, "Threads").
+    // a block per 63 hand-offs (docs/kernels.md, "Threads").
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
