@@ -17,12 +17,14 @@ mod cls {
     kiln::include_model!("models/ppocr/cls.qc.onnx");
 }
 
+// Without the models, say what to run and fail (a script must not mistake this for a result).
 #[cfg(not(kiln_ppocr))]
-fn main() {
+fn main() -> std::process::ExitCode {
     eprintln!(
-        "the PP-OCR models are not fetched: run `python3 tools/fetch_ppocr.py`, then \
-         `cargo run --release --example image_classify`"
+        "error: image_classify: the PP-OCR models are not fetched (models/ppocr/ is missing); run \
+         `python3 tools/fetch_ppocr.py`, then `cargo run --release --example image_classify`"
     );
+    std::process::ExitCode::FAILURE
 }
 
 #[cfg(kiln_ppocr)]

@@ -12,12 +12,15 @@
 //! Without models/minilm/ it prints how to fetch them and exits 0 (the model is compiled in, so
 //! the build itself needs it: build.rs turns on `cfg(kiln_minilm)` when it is there).
 
+// Without the model, say what to run and fail (a script must not mistake this for a result).
 #[cfg(not(kiln_minilm))]
-fn main() {
-    println!(
-        "sentence_similarity: the MiniLM model is not fetched yet.\n\
-         run `python3 tools/fetch_minilm.py`, then `cargo run --release --example sentence_similarity`"
+fn main() -> std::process::ExitCode {
+    eprintln!(
+        "error: sentence_similarity: the MiniLM model is not fetched (models/minilm/ is missing); \
+         run `python3 tools/fetch_minilm.py`, then `cargo run --release --example \
+         sentence_similarity`"
     );
+    std::process::ExitCode::FAILURE
 }
 
 #[cfg(kiln_minilm)]
