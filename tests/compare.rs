@@ -97,3 +97,21 @@ fn two_tier_needs_both_tiers() {
         (0.02, 0.0)
     )));
 }
+
+/// `check_data` (the node-test sweep's comparison, conformance/): floats at atol + rtol·|want|
+/// NaN-aware, integers and bools exactly, and a different element type is a failure.
+#[test]
+fn check_data_compares_by_element_type() {
+    use common::TensorData as D;
+    let f = |v: &[f32]| D::F32(v.to_vec());
+    assert!(common::check_data(&f(&[1.0, f32::NAN]), &f(&[1.0005, f32::NAN]), 1e-7, 1e-3).is_ok());
+    assert!(common::check_data(&f(&[1.0]), &f(&[1.002]), 1e-7, 1e-3).is_err());
+    assert!(common::check_data(&f(&[f32::NAN]), &f(&[0.0]), 1e9, 1e9).is_err());
+    let d = |v: &[f64]| D::F64(v.to_vec());
+    assert!(common::check_data(&d(&[0.0]), &d(&[f64::NAN]), 1e9, 1e9).is_err());
+    assert!(common::check_data(&D::I64(vec![1, 2]), &D::I64(vec![1, 2]), 0.0, 0.0).is_ok());
+    assert!(common::check_data(&D::I64(vec![1, 3]), &D::I64(vec![1, 2]), 1e9, 1e9).is_err());
+    assert!(common::check_data(&D::Bool(vec![true]), &D::Bool(vec![false]), 0.0, 0.0).is_err());
+    assert!(common::check_data(&D::I32(vec![1]), &D::I64(vec![1]), 0.0, 0.0).is_err());
+    assert!(common::check_data(&f(&[1.0]), &f(&[1.0, 2.0]), 1e9, 1e9).is_err());
+}

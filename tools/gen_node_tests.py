@@ -3,8 +3,9 @@
 copies them to tests/onnx_node/<test_name>/ and generates tests/onnx_node.rs.
 
 usage: python tools/gen_node_tests.py [--check]
-needs: pip install -r tools/requirements.txt; /work/shared/tools/dump_onnx_node_tests.py
-       (override with $KILN_DUMP_NODE_TESTS)
+needs: pip install -r tools/requirements.txt. The node tests are read from the cache that
+       tools/dump_node_tests.py writes ($KILN_NODE_TESTS, else ~/.cache/kiln/node_tests); it is
+       run first (a no-op when the cache matches the installed onnx).
 
 Selection: the name patterns in SELECT, minus `_expanded` variants and anything whose inputs or
 outputs are not plain tensors of the element types kiln's API has (f32 f64 i8 u8 i16 u16 i32 u32
@@ -26,7 +27,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
 
 import numpy as np
@@ -37,7 +37,7 @@ warnings.filterwarnings("ignore")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "onnx_node")
-DUMP = os.environ.get("KILN_DUMP_NODE_TESTS", "/work/shared/tools/dump_onnx_node_tests.py")
+DUMP = os.path.join(ROOT, "tools", "dump_node_tests.py")
 
 SELECT = [
     r"test_matmulinteger.*",
@@ -151,28 +151,6 @@ def write_bytes(path, data: bytes):
     with open(path + ".tmp", "wb") as f:
         f.write(data)
     os.replace(path + ".tmp", path)
-
-
-def fill_missing_data(tmp, names):
-    """The shared dump tool skips test data that onnx ships as TensorProto instead of numpy arrays
-    (the test_cast_* cases); write those here, with the graph I/O names."""
-    from onnx.backend.test.case import node
-    for case in node.collect_testcases(None):
-        if case.name not in names:
-            continue
-        for i, (inputs, outputs) in enumerate(case.data_sets):
-            ds = os.path.join(tmp, case.name, f"test_data_set_{i}")
-            for kind, values, infos in (("input", inputs, case.model.graph.input),
-                                        ("output", outputs, case.model.graph.output)):
-                for j, v in enumerate(values):
-                    path = os.path.join(ds, f"{kind}_{j}.pb")
-                    if os.path.exists(path) or not isinstance(v, TensorProto) or j >= len(infos):
-                        continue
-                    t = TensorProto()
-                    t.CopyFrom(v)
-                    t.name = infos[j].name
-                    with open(path, "wb") as f:
-                        f.write(t.SerializeToString())
 
 
 def tensor_type(vi):
@@ -377,32 +355,33 @@ def main():
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if anything would change")
     ARGS = p.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        prefilter = "^(" + "|".join(SELECT) + ")"
-        subprocess.run([sys.executable, DUMP, tmp, prefilter], check=True, stderr=subprocess.DEVNULL)
-        fill_missing_data(tmp, {n for n in os.listdir(tmp)
-                                if n.startswith(("test_cast_", "test_quantizelinear", "test_dequantizelinear"))})
-        cases, skipped = [], []
-        for name in sorted(os.listdir(tmp)):
-            d = os.path.join(tmp, name)
-            model = onnx.load(os.path.join(d, "model.onnx"))
-            why = select(name, model, os.path.join(d, "test_data_set_0"))
-            if why:
-                skipped.append((name, why))
-                continue
-            frozen, kept = freeze_params(model, os.path.join(d, "test_data_set_0"))
-            ignore = IGNORE.get(name) or shape_input_reason(frozen)
-            cases.append(dict(name=name, model=frozen, kept=kept, ignore=ignore, tol=tol_for(model, name),
-                              ort=ort_check(d, model),
-                              ops=sorted({n.op_type for n in model.graph.node})))
-            for root, _, files in os.walk(d):
-                for f in sorted(files):
-                    src = os.path.join(root, f)
-                    with open(src, "rb") as fh:
-                        data = fh.read()
-                    if src == os.path.join(d, "model.onnx") and frozen is not model:
-                        data = frozen.SerializeToString()
-                    write_bytes(os.path.join(OUT, name, os.path.relpath(src, d)), data)
+    subprocess.run([sys.executable, DUMP], check=True)
+    cache = subprocess.run([sys.executable, DUMP, "--print-dir"], check=True, capture_output=True,
+                           text=True).stdout.strip()
+    prefilter = re.compile("^(" + "|".join(SELECT) + ")")
+    cases, skipped = [], []
+    names = [n for n in os.listdir(cache)
+             if os.path.isdir(os.path.join(cache, n)) and prefilter.match(n)]
+    for name in sorted(names):
+        d = os.path.join(cache, name)
+        model = onnx.load(os.path.join(d, "model.onnx"))
+        why = select(name, model, os.path.join(d, "test_data_set_0"))
+        if why:
+            skipped.append((name, why))
+            continue
+        frozen, kept = freeze_params(model, os.path.join(d, "test_data_set_0"))
+        ignore = IGNORE.get(name) or shape_input_reason(frozen)
+        cases.append(dict(name=name, model=frozen, kept=kept, ignore=ignore, tol=tol_for(model, name),
+                          ort=ort_check(d, model),
+                          ops=sorted({n.op_type for n in model.graph.node})))
+        for root, _, files in os.walk(d):
+            for f in sorted(files):
+                src = os.path.join(root, f)
+                with open(src, "rb") as fh:
+                    data = fh.read()
+                if src == os.path.join(d, "model.onnx") and frozen is not model:
+                    data = frozen.SerializeToString()
+                write_bytes(os.path.join(OUT, name, os.path.relpath(src, d)), data)
     keep = {c["name"] for c in cases}
     if os.path.isdir(OUT):
         for d in sorted(os.listdir(OUT)):

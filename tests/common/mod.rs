@@ -25,6 +25,7 @@ pub fn load(path: impl AsRef<Path>) -> Tensor {
 pub trait Elem: Copy + Debug + PartialEq + 'static {
     const NAME: &'static str;
     fn slice(d: &TensorData) -> Option<&[Self]>;
+    fn wrap(v: Vec<Self>) -> TensorData;
 }
 
 macro_rules! elem {
@@ -36,6 +37,9 @@ macro_rules! elem {
                     TensorData::$v(v) => Some(v),
                     _ => None,
                 }
+            }
+            fn wrap(v: Vec<Self>) -> TensorData {
+                TensorData::$v(v)
             }
         }
     )*};
@@ -55,7 +59,7 @@ pub fn data<T: Elem>(t: &Tensor) -> &[T] {
     })
 }
 
-fn type_name(d: &TensorData) -> &'static str {
+pub fn type_name(d: &TensorData) -> &'static str {
     match d {
         TensorData::F32(_) => "f32",
         TensorData::F64(_) => "f64",
@@ -90,22 +94,33 @@ fn close<T: Copy + Into<f64> + std::fmt::Display + std::fmt::LowerExp>(
     atol: T,
     rtol: T,
 ) {
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "{name}: {} elements, expected {}",
-        got.len(),
-        want.len()
-    );
-    let (a, r) = (atol.into(), rtol.into());
-    if std::env::var_os("KILN_TEST_REPORT").is_some() {
+    if std::env::var_os("KILN_TEST_REPORT").is_some() && got.len() == want.len() {
         let e = errors(got, want);
         eprintln!(
-            "{name}: max |got − want| = {:.3e} at [{}], mean {:.3e} (atol {a:.3e})",
-            e.max, e.at, e.mean
+            "{name}: max |got − want| = {:.3e} at [{}], mean {:.3e} (atol {:.3e})",
+            e.max,
+            e.at,
+            e.mean,
+            atol.into()
         );
     }
-    let allowed = |w: f64| a + r * w.abs();
+    if let Err(msg) = check_close(got, want, atol.into(), rtol.into()) {
+        panic!("{name}: {msg}");
+    }
+}
+
+/// The check of `assert_close`, returning the failure report instead of panicking (for
+/// harnesses that count failures, like the node-test sweep in conformance/).
+pub fn check_close<T: Copy + Into<f64> + std::fmt::Display>(
+    got: &[T],
+    want: &[T],
+    atol: f64,
+    rtol: f64,
+) -> Result<(), String> {
+    if got.len() != want.len() {
+        return Err(format!("{} elements, expected {}", got.len(), want.len()));
+    }
+    let allowed = |w: f64| atol + rtol * w.abs();
     let mut bad = Vec::new();
     let mut worst: Option<(usize, f64)> = None; // (index, error beyond the allowed one)
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
@@ -125,25 +140,26 @@ fn close<T: Copy + Into<f64> + std::fmt::Display + std::fmt::LowerExp>(
             bad.push(i);
         }
     }
-    if let Some((i, _)) = worst {
-        let first: Vec<String> = bad
-            .iter()
-            .take(5)
-            .map(|&j| format!("[{j}] got {} want {}", got[j], want[j]))
-            .collect();
-        let (g, w): (f64, f64) = (got[i].into(), want[i].into());
-        panic!(
-            "{name}: {} of {} elements outside atol {atol:e} + rtol {rtol:e}·|want|; \
-             worst at [{i}]: got {} want {} (error {:.3e}, allowed {:.3e}); first: {}",
-            bad.len(),
-            got.len(),
-            got[i],
-            want[i],
-            (g - w).abs(),
-            allowed(w),
-            first.join(", ")
-        );
-    }
+    let Some((i, _)) = worst else {
+        return Ok(());
+    };
+    let first: Vec<String> = bad
+        .iter()
+        .take(5)
+        .map(|&j| format!("[{j}] got {} want {}", got[j], want[j]))
+        .collect();
+    let (g, w): (f64, f64) = (got[i].into(), want[i].into());
+    Err(format!(
+        "{} of {} elements outside atol {atol:e} + rtol {rtol:e}·|want|; \
+         worst at [{i}]: got {} want {} (error {:.3e}, allowed {:.3e}); first: {}",
+        bad.len(),
+        got.len(),
+        got[i],
+        want[i],
+        (g - w).abs(),
+        allowed(w),
+        first.join(", ")
+    ))
 }
 
 /// `|g − w|`, NaN-aware: 0 when both are NaN or both the same infinity, +∞ when exactly one
@@ -243,25 +259,49 @@ pub fn assert_two_tier(
 
 /// Exact comparison (integer and bool outputs); reports the count of mismatches and the first few.
 pub fn assert_exact<T: PartialEq + Debug>(name: &str, got: &[T], want: &[T]) {
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "{name}: {} elements, expected {}",
-        got.len(),
-        want.len()
-    );
-    let bad: Vec<usize> = (0..got.len()).filter(|&i| got[i] != want[i]).collect();
-    if !bad.is_empty() {
-        let first: Vec<String> = bad
-            .iter()
-            .take(8)
-            .map(|&i| format!("[{i}] got {:?} want {:?}", got[i], want[i]))
-            .collect();
-        panic!(
-            "{name}: {} of {} elements differ: {}",
-            bad.len(),
-            got.len(),
-            first.join(", ")
-        );
+    if let Err(msg) = check_exact(got, want) {
+        panic!("{name}: {msg}");
     }
+}
+
+/// The check of `assert_exact`, returning the failure report instead of panicking.
+pub fn check_exact<T: PartialEq + Debug>(got: &[T], want: &[T]) -> Result<(), String> {
+    if got.len() != want.len() {
+        return Err(format!("{} elements, expected {}", got.len(), want.len()));
+    }
+    let bad: Vec<usize> = (0..got.len()).filter(|&i| got[i] != want[i]).collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let first: Vec<String> = bad
+        .iter()
+        .take(8)
+        .map(|&i| format!("[{i}] got {:?} want {:?}", got[i], want[i]))
+        .collect();
+    Err(format!(
+        "{} of {} elements differ: {}",
+        bad.len(),
+        got.len(),
+        first.join(", ")
+    ))
+}
+
+/// Compares two tensors of any element type: the same type, floats within
+/// `atol + rtol·|want|` (NaN-aware, see `error`), everything else exactly.
+pub fn check_data(got: &TensorData, want: &TensorData, atol: f64, rtol: f64) -> Result<(), String> {
+    macro_rules! exact {
+        ($($v:ident),*) => {
+            match (got, want) {
+                (TensorData::F32(g), TensorData::F32(w)) => check_close(g, w, atol, rtol),
+                (TensorData::F64(g), TensorData::F64(w)) => check_close(g, w, atol, rtol),
+                $((TensorData::$v(g), TensorData::$v(w)) => check_exact(g, w),)*
+                _ => Err(format!(
+                    "element type {}, expected {}",
+                    type_name(got),
+                    type_name(want)
+                )),
+            }
+        };
+    }
+    exact!(I8, U8, I16, U16, I32, U32, I64, U64, Bool)
 }

@@ -110,6 +110,10 @@ fn const_static(rt: &TokenStream, blob: &mut Blob, ci: usize, data: &TensorData)
     if let TensorData::Bool(b) = data {
         // bool cannot be viewed from arbitrary bytes; constants are few and small.
         quote!(static #id: &[bool] = &[#(#b),*];)
+    } else if data.is_empty() {
+        // An empty constant (e.g. empty axes) has no bytes, and a model whose constants are
+        // all empty has no `BLOB` to view.
+        quote!(static #id: &[#ty] = &[];)
     } else {
         quote!(static #id: &[#ty] = #rt::blob::#f(&BLOB, #off, #len);)
     }
