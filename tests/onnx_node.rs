@@ -14,6 +14,33 @@ mod common;
 
 use kiln::runtime::isa::Isa;
 
+mod test_abs {
+    kiln::include_model!("tests/onnx_node/test_abs/model.onnx");
+}
+
+#[test]
+fn test_abs() {
+    let dir = common::case_dir("tests/onnx_node/test_abs");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_abs::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_abs::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_abs [{}]: {e:?}", isa.name()));
+        let what = format!("test_abs [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_add {
     kiln::include_model!("tests/onnx_node/test_add/model.onnx");
 }
@@ -207,6 +234,121 @@ fn test_add_uint8() {
         let what = format!("test_add_uint8 [{}] sum", isa.name());
         assert_eq!(out.sum.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_exact(&what, out.sum.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_and_bcast3v1d {
+    kiln::include_model!("tests/onnx_node/test_and_bcast3v1d/model.onnx");
+}
+
+#[test]
+fn test_and_bcast3v1d() {
+    let dir = common::case_dir("tests/onnx_node/test_and_bcast3v1d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_and_bcast3v1d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_and_bcast3v1d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_and_bcast3v1d [{}]: {e:?}", isa.name()));
+        let what = format!("test_and_bcast3v1d [{}] and", isa.name());
+        assert_eq!(out.and.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.and.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_and_bcast3v2d {
+    kiln::include_model!("tests/onnx_node/test_and_bcast3v2d/model.onnx");
+}
+
+#[test]
+fn test_and_bcast3v2d() {
+    let dir = common::case_dir("tests/onnx_node/test_and_bcast3v2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_and_bcast3v2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_and_bcast3v2d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_and_bcast3v2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_and_bcast3v2d [{}] and", isa.name());
+        assert_eq!(out.and.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.and.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_and_bcast4v2d {
+    kiln::include_model!("tests/onnx_node/test_and_bcast4v2d/model.onnx");
+}
+
+#[test]
+fn test_and_bcast4v2d() {
+    let dir = common::case_dir("tests/onnx_node/test_and_bcast4v2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_and_bcast4v2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_and_bcast4v2d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_and_bcast4v2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_and_bcast4v2d [{}] and", isa.name());
+        assert_eq!(out.and.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.and.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_and_bcast4v3d {
+    kiln::include_model!("tests/onnx_node/test_and_bcast4v3d/model.onnx");
+}
+
+#[test]
+fn test_and_bcast4v3d() {
+    let dir = common::case_dir("tests/onnx_node/test_and_bcast4v3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_and_bcast4v3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_and_bcast4v3d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_and_bcast4v3d [{}]: {e:?}", isa.name()));
+        let what = format!("test_and_bcast4v3d [{}] and", isa.name());
+        assert_eq!(out.and.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.and.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_and_bcast4v4d {
+    kiln::include_model!("tests/onnx_node/test_and_bcast4v4d/model.onnx");
+}
+
+#[test]
+fn test_and_bcast4v4d() {
+    let dir = common::case_dir("tests/onnx_node/test_and_bcast4v4d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_and_bcast4v4d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_and_bcast4v4d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_and_bcast4v4d [{}]: {e:?}", isa.name()));
+        let what = format!("test_and_bcast4v4d [{}] and", isa.name());
+        assert_eq!(out.and.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.and.data(), common::data::<bool>(&want_0));
     }
 }
 
@@ -984,6 +1126,60 @@ fn test_cast_FLOAT_to_DOUBLE() {
             &what,
             out.output.data(),
             common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_ceil {
+    kiln::include_model!("tests/onnx_node/test_ceil/model.onnx");
+}
+
+#[test]
+fn test_ceil() {
+    let dir = common::case_dir("tests/onnx_node/test_ceil");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_ceil::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_ceil::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_ceil [{}]: {e:?}", isa.name()));
+        let what = format!("test_ceil [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_ceil_example {
+    kiln::include_model!("tests/onnx_node/test_ceil_example/model.onnx");
+}
+
+#[test]
+fn test_ceil_example() {
+    let dir = common::case_dir("tests/onnx_node/test_ceil_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_ceil_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_ceil_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_ceil_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_ceil_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
             1.0e-5,
             1.0e-5,
         );
@@ -2643,6 +2839,60 @@ fn test_elu_example() {
     }
 }
 
+mod test_exp {
+    kiln::include_model!("tests/onnx_node/test_exp/model.onnx");
+}
+
+#[test]
+fn test_exp() {
+    let dir = common::case_dir("tests/onnx_node/test_exp");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_exp::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_exp::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_exp [{}]: {e:?}", isa.name()));
+        let what = format!("test_exp [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_exp_example {
+    kiln::include_model!("tests/onnx_node/test_exp_example/model.onnx");
+}
+
+#[test]
+fn test_exp_example() {
+    let dir = common::case_dir("tests/onnx_node/test_exp_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_exp_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_exp_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_exp_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_exp_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_flatten_axis0 {
     kiln::include_model!("tests/onnx_node/test_flatten_axis0/model.onnx");
 }
@@ -2879,6 +3129,60 @@ fn test_flatten_negative_axis4() {
         common::assert_close(
             &what,
             out.b.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_floor {
+    kiln::include_model!("tests/onnx_node/test_floor/model.onnx");
+}
+
+#[test]
+fn test_floor() {
+    let dir = common::case_dir("tests/onnx_node/test_floor");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_floor::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_floor::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_floor [{}]: {e:?}", isa.name()));
+        let what = format!("test_floor [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_floor_example {
+    kiln::include_model!("tests/onnx_node/test_floor_example/model.onnx");
+}
+
+#[test]
+fn test_floor_example() {
+    let dir = common::case_dir("tests/onnx_node/test_floor_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_floor_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_floor_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_floor_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_floor_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
             common::data::<f32>(&want_0),
             1.0e-5,
             1.0e-5,
@@ -3383,6 +3687,438 @@ fn test_globalmaxpool_precomputed() {
     }
 }
 
+mod test_greater {
+    kiln::include_model!("tests/onnx_node/test_greater/model.onnx");
+}
+
+#[test]
+fn test_greater() {
+    let dir = common::case_dir("tests/onnx_node/test_greater");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_greater::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_greater::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_greater [{}]: {e:?}", isa.name()));
+        let what = format!("test_greater [{}] greater", isa.name());
+        assert_eq!(out.greater.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.greater.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_greater_bcast {
+    kiln::include_model!("tests/onnx_node/test_greater_bcast/model.onnx");
+}
+
+#[test]
+fn test_greater_bcast() {
+    let dir = common::case_dir("tests/onnx_node/test_greater_bcast");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_greater_bcast::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_greater_bcast::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_greater_bcast [{}]: {e:?}", isa.name()));
+        let what = format!("test_greater_bcast [{}] greater", isa.name());
+        assert_eq!(out.greater.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.greater.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_greater_equal {
+    kiln::include_model!("tests/onnx_node/test_greater_equal/model.onnx");
+}
+
+#[test]
+fn test_greater_equal() {
+    let dir = common::case_dir("tests/onnx_node/test_greater_equal");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_greater_equal::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_greater_equal::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_greater_equal [{}]: {e:?}", isa.name()));
+        let what = format!("test_greater_equal [{}] greater_equal", isa.name());
+        assert_eq!(
+            out.greater_equal.shape(),
+            &want_0.shape[..],
+            "{what}: shape"
+        );
+        common::assert_exact(
+            &what,
+            out.greater_equal.data(),
+            common::data::<bool>(&want_0),
+        );
+    }
+}
+
+mod test_greater_equal_bcast {
+    kiln::include_model!("tests/onnx_node/test_greater_equal_bcast/model.onnx");
+}
+
+#[test]
+fn test_greater_equal_bcast() {
+    let dir = common::case_dir("tests/onnx_node/test_greater_equal_bcast");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_greater_equal_bcast::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_greater_equal_bcast::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_greater_equal_bcast [{}]: {e:?}", isa.name()));
+        let what = format!("test_greater_equal_bcast [{}] greater_equal", isa.name());
+        assert_eq!(
+            out.greater_equal.shape(),
+            &want_0.shape[..],
+            "{what}: shape"
+        );
+        common::assert_exact(
+            &what,
+            out.greater_equal.data(),
+            common::data::<bool>(&want_0),
+        );
+    }
+}
+
+mod test_greater_equal_int16 {
+    kiln::include_model!("tests/onnx_node/test_greater_equal_int16/model.onnx");
+}
+
+#[test]
+fn test_greater_equal_int16() {
+    let dir = common::case_dir("tests/onnx_node/test_greater_equal_int16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_greater_equal_int16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_greater_equal_int16::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_greater_equal_int16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_greater_equal_int16 [{}] greater_equal", isa.name());
+        assert_eq!(
+            out.greater_equal.shape(),
+            &want_0.shape[..],
+            "{what}: shape"
+        );
+        common::assert_exact(
+            &what,
+            out.greater_equal.data(),
+            common::data::<bool>(&want_0),
+        );
+    }
+}
+
+mod test_greater_equal_int8 {
+    kiln::include_model!("tests/onnx_node/test_greater_equal_int8/model.onnx");
+}
+
+#[test]
+fn test_greater_equal_int8() {
+    let dir = common::case_dir("tests/onnx_node/test_greater_equal_int8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_greater_equal_int8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_greater_equal_int8::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_greater_equal_int8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_greater_equal_int8 [{}] greater_equal", isa.name());
+        assert_eq!(
+            out.greater_equal.shape(),
+            &want_0.shape[..],
+            "{what}: shape"
+        );
+        common::assert_exact(
+            &what,
+            out.greater_equal.data(),
+            common::data::<bool>(&want_0),
+        );
+    }
+}
+
+mod test_greater_equal_uint16 {
+    kiln::include_model!("tests/onnx_node/test_greater_equal_uint16/model.onnx");
+}
+
+#[test]
+fn test_greater_equal_uint16() {
+    let dir = common::case_dir("tests/onnx_node/test_greater_equal_uint16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_greater_equal_uint16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_greater_equal_uint16::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_greater_equal_uint16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_greater_equal_uint16 [{}] greater_equal", isa.name());
+        assert_eq!(
+            out.greater_equal.shape(),
+            &want_0.shape[..],
+            "{what}: shape"
+        );
+        common::assert_exact(
+            &what,
+            out.greater_equal.data(),
+            common::data::<bool>(&want_0),
+        );
+    }
+}
+
+mod test_greater_equal_uint32 {
+    kiln::include_model!("tests/onnx_node/test_greater_equal_uint32/model.onnx");
+}
+
+#[test]
+fn test_greater_equal_uint32() {
+    let dir = common::case_dir("tests/onnx_node/test_greater_equal_uint32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_greater_equal_uint32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_greater_equal_uint32::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_greater_equal_uint32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_greater_equal_uint32 [{}] greater_equal", isa.name());
+        assert_eq!(
+            out.greater_equal.shape(),
+            &want_0.shape[..],
+            "{what}: shape"
+        );
+        common::assert_exact(
+            &what,
+            out.greater_equal.data(),
+            common::data::<bool>(&want_0),
+        );
+    }
+}
+
+mod test_greater_equal_uint64 {
+    kiln::include_model!("tests/onnx_node/test_greater_equal_uint64/model.onnx");
+}
+
+#[test]
+fn test_greater_equal_uint64() {
+    let dir = common::case_dir("tests/onnx_node/test_greater_equal_uint64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_greater_equal_uint64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_greater_equal_uint64::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_greater_equal_uint64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_greater_equal_uint64 [{}] greater_equal", isa.name());
+        assert_eq!(
+            out.greater_equal.shape(),
+            &want_0.shape[..],
+            "{what}: shape"
+        );
+        common::assert_exact(
+            &what,
+            out.greater_equal.data(),
+            common::data::<bool>(&want_0),
+        );
+    }
+}
+
+mod test_greater_equal_uint8 {
+    kiln::include_model!("tests/onnx_node/test_greater_equal_uint8/model.onnx");
+}
+
+#[test]
+fn test_greater_equal_uint8() {
+    let dir = common::case_dir("tests/onnx_node/test_greater_equal_uint8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_greater_equal_uint8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_greater_equal_uint8::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_greater_equal_uint8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_greater_equal_uint8 [{}] greater_equal", isa.name());
+        assert_eq!(
+            out.greater_equal.shape(),
+            &want_0.shape[..],
+            "{what}: shape"
+        );
+        common::assert_exact(
+            &what,
+            out.greater_equal.data(),
+            common::data::<bool>(&want_0),
+        );
+    }
+}
+
+mod test_greater_int16 {
+    kiln::include_model!("tests/onnx_node/test_greater_int16/model.onnx");
+}
+
+#[test]
+fn test_greater_int16() {
+    let dir = common::case_dir("tests/onnx_node/test_greater_int16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_greater_int16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_greater_int16::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_greater_int16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_greater_int16 [{}] greater", isa.name());
+        assert_eq!(out.greater.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.greater.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_greater_int8 {
+    kiln::include_model!("tests/onnx_node/test_greater_int8/model.onnx");
+}
+
+#[test]
+fn test_greater_int8() {
+    let dir = common::case_dir("tests/onnx_node/test_greater_int8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_greater_int8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_greater_int8::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_greater_int8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_greater_int8 [{}] greater", isa.name());
+        assert_eq!(out.greater.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.greater.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_greater_uint16 {
+    kiln::include_model!("tests/onnx_node/test_greater_uint16/model.onnx");
+}
+
+#[test]
+fn test_greater_uint16() {
+    let dir = common::case_dir("tests/onnx_node/test_greater_uint16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_greater_uint16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_greater_uint16::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_greater_uint16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_greater_uint16 [{}] greater", isa.name());
+        assert_eq!(out.greater.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.greater.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_greater_uint32 {
+    kiln::include_model!("tests/onnx_node/test_greater_uint32/model.onnx");
+}
+
+#[test]
+fn test_greater_uint32() {
+    let dir = common::case_dir("tests/onnx_node/test_greater_uint32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_greater_uint32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_greater_uint32::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_greater_uint32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_greater_uint32 [{}] greater", isa.name());
+        assert_eq!(out.greater.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.greater.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_greater_uint64 {
+    kiln::include_model!("tests/onnx_node/test_greater_uint64/model.onnx");
+}
+
+#[test]
+fn test_greater_uint64() {
+    let dir = common::case_dir("tests/onnx_node/test_greater_uint64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_greater_uint64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_greater_uint64::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_greater_uint64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_greater_uint64 [{}] greater", isa.name());
+        assert_eq!(out.greater.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.greater.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_greater_uint8 {
+    kiln::include_model!("tests/onnx_node/test_greater_uint8/model.onnx");
+}
+
+#[test]
+fn test_greater_uint8() {
+    let dir = common::case_dir("tests/onnx_node/test_greater_uint8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_greater_uint8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_greater_uint8::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_greater_uint8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_greater_uint8 [{}] greater", isa.name());
+        assert_eq!(out.greater.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.greater.data(), common::data::<bool>(&want_0));
+    }
+}
+
 mod test_hardsigmoid {
     kiln::include_model!("tests/onnx_node/test_hardsigmoid/model.onnx");
 }
@@ -3518,6 +4254,90 @@ fn test_identity() {
     }
 }
 
+mod test_isinf {
+    kiln::include_model!("tests/onnx_node/test_isinf/model.onnx");
+}
+
+#[test]
+fn test_isinf() {
+    let dir = common::case_dir("tests/onnx_node/test_isinf");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_isinf::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_isinf::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_isinf [{}]: {e:?}", isa.name()));
+        let what = format!("test_isinf [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_isinf_negative {
+    kiln::include_model!("tests/onnx_node/test_isinf_negative/model.onnx");
+}
+
+#[test]
+fn test_isinf_negative() {
+    let dir = common::case_dir("tests/onnx_node/test_isinf_negative");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_isinf_negative::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_isinf_negative::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_isinf_negative [{}]: {e:?}", isa.name()));
+        let what = format!("test_isinf_negative [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_isinf_positive {
+    kiln::include_model!("tests/onnx_node/test_isinf_positive/model.onnx");
+}
+
+#[test]
+fn test_isinf_positive() {
+    let dir = common::case_dir("tests/onnx_node/test_isinf_positive");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_isinf_positive::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_isinf_positive::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_isinf_positive [{}]: {e:?}", isa.name()));
+        let what = format!("test_isinf_positive [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_isnan {
+    kiln::include_model!("tests/onnx_node/test_isnan/model.onnx");
+}
+
+#[test]
+fn test_isnan() {
+    let dir = common::case_dir("tests/onnx_node/test_isnan");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_isnan::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_isnan::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_isnan [{}]: {e:?}", isa.name()));
+        let what = format!("test_isnan [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<bool>(&want_0));
+    }
+}
+
 mod test_leakyrelu {
     kiln::include_model!("tests/onnx_node/test_leakyrelu/model.onnx");
 }
@@ -3588,6 +4408,428 @@ fn test_leakyrelu_example() {
             .run(test_leakyrelu_example::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("test_leakyrelu_example [{}]: {e:?}", isa.name()));
         let what = format!("test_leakyrelu_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_less {
+    kiln::include_model!("tests/onnx_node/test_less/model.onnx");
+}
+
+#[test]
+fn test_less() {
+    let dir = common::case_dir("tests/onnx_node/test_less");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_less::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_less::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_less [{}]: {e:?}", isa.name()));
+        let what = format!("test_less [{}] less", isa.name());
+        assert_eq!(out.less.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.less.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_less_bcast {
+    kiln::include_model!("tests/onnx_node/test_less_bcast/model.onnx");
+}
+
+#[test]
+fn test_less_bcast() {
+    let dir = common::case_dir("tests/onnx_node/test_less_bcast");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_less_bcast::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_less_bcast::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_less_bcast [{}]: {e:?}", isa.name()));
+        let what = format!("test_less_bcast [{}] less", isa.name());
+        assert_eq!(out.less.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.less.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_less_equal {
+    kiln::include_model!("tests/onnx_node/test_less_equal/model.onnx");
+}
+
+#[test]
+fn test_less_equal() {
+    let dir = common::case_dir("tests/onnx_node/test_less_equal");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_less_equal::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_less_equal::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_less_equal [{}]: {e:?}", isa.name()));
+        let what = format!("test_less_equal [{}] less_equal", isa.name());
+        assert_eq!(out.less_equal.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.less_equal.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_less_equal_bcast {
+    kiln::include_model!("tests/onnx_node/test_less_equal_bcast/model.onnx");
+}
+
+#[test]
+fn test_less_equal_bcast() {
+    let dir = common::case_dir("tests/onnx_node/test_less_equal_bcast");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_less_equal_bcast::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_less_equal_bcast::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_less_equal_bcast [{}]: {e:?}", isa.name()));
+        let what = format!("test_less_equal_bcast [{}] less_equal", isa.name());
+        assert_eq!(out.less_equal.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.less_equal.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_less_equal_int16 {
+    kiln::include_model!("tests/onnx_node/test_less_equal_int16/model.onnx");
+}
+
+#[test]
+fn test_less_equal_int16() {
+    let dir = common::case_dir("tests/onnx_node/test_less_equal_int16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_less_equal_int16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_less_equal_int16::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_less_equal_int16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_less_equal_int16 [{}] less_equal", isa.name());
+        assert_eq!(out.less_equal.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.less_equal.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_less_equal_int8 {
+    kiln::include_model!("tests/onnx_node/test_less_equal_int8/model.onnx");
+}
+
+#[test]
+fn test_less_equal_int8() {
+    let dir = common::case_dir("tests/onnx_node/test_less_equal_int8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_less_equal_int8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_less_equal_int8::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_less_equal_int8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_less_equal_int8 [{}] less_equal", isa.name());
+        assert_eq!(out.less_equal.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.less_equal.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_less_equal_uint16 {
+    kiln::include_model!("tests/onnx_node/test_less_equal_uint16/model.onnx");
+}
+
+#[test]
+fn test_less_equal_uint16() {
+    let dir = common::case_dir("tests/onnx_node/test_less_equal_uint16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_less_equal_uint16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_less_equal_uint16::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_less_equal_uint16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_less_equal_uint16 [{}] less_equal", isa.name());
+        assert_eq!(out.less_equal.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.less_equal.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_less_equal_uint32 {
+    kiln::include_model!("tests/onnx_node/test_less_equal_uint32/model.onnx");
+}
+
+#[test]
+fn test_less_equal_uint32() {
+    let dir = common::case_dir("tests/onnx_node/test_less_equal_uint32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_less_equal_uint32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_less_equal_uint32::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_less_equal_uint32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_less_equal_uint32 [{}] less_equal", isa.name());
+        assert_eq!(out.less_equal.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.less_equal.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_less_equal_uint64 {
+    kiln::include_model!("tests/onnx_node/test_less_equal_uint64/model.onnx");
+}
+
+#[test]
+fn test_less_equal_uint64() {
+    let dir = common::case_dir("tests/onnx_node/test_less_equal_uint64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_less_equal_uint64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_less_equal_uint64::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_less_equal_uint64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_less_equal_uint64 [{}] less_equal", isa.name());
+        assert_eq!(out.less_equal.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.less_equal.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_less_equal_uint8 {
+    kiln::include_model!("tests/onnx_node/test_less_equal_uint8/model.onnx");
+}
+
+#[test]
+fn test_less_equal_uint8() {
+    let dir = common::case_dir("tests/onnx_node/test_less_equal_uint8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_less_equal_uint8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_less_equal_uint8::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_less_equal_uint8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_less_equal_uint8 [{}] less_equal", isa.name());
+        assert_eq!(out.less_equal.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.less_equal.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_less_int16 {
+    kiln::include_model!("tests/onnx_node/test_less_int16/model.onnx");
+}
+
+#[test]
+fn test_less_int16() {
+    let dir = common::case_dir("tests/onnx_node/test_less_int16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_less_int16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_less_int16::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_less_int16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_less_int16 [{}] less", isa.name());
+        assert_eq!(out.less.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.less.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_less_int8 {
+    kiln::include_model!("tests/onnx_node/test_less_int8/model.onnx");
+}
+
+#[test]
+fn test_less_int8() {
+    let dir = common::case_dir("tests/onnx_node/test_less_int8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_less_int8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_less_int8::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_less_int8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_less_int8 [{}] less", isa.name());
+        assert_eq!(out.less.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.less.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_less_uint16 {
+    kiln::include_model!("tests/onnx_node/test_less_uint16/model.onnx");
+}
+
+#[test]
+fn test_less_uint16() {
+    let dir = common::case_dir("tests/onnx_node/test_less_uint16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_less_uint16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_less_uint16::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_less_uint16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_less_uint16 [{}] less", isa.name());
+        assert_eq!(out.less.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.less.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_less_uint32 {
+    kiln::include_model!("tests/onnx_node/test_less_uint32/model.onnx");
+}
+
+#[test]
+fn test_less_uint32() {
+    let dir = common::case_dir("tests/onnx_node/test_less_uint32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_less_uint32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_less_uint32::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_less_uint32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_less_uint32 [{}] less", isa.name());
+        assert_eq!(out.less.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.less.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_less_uint64 {
+    kiln::include_model!("tests/onnx_node/test_less_uint64/model.onnx");
+}
+
+#[test]
+fn test_less_uint64() {
+    let dir = common::case_dir("tests/onnx_node/test_less_uint64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_less_uint64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_less_uint64::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_less_uint64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_less_uint64 [{}] less", isa.name());
+        assert_eq!(out.less.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.less.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_less_uint8 {
+    kiln::include_model!("tests/onnx_node/test_less_uint8/model.onnx");
+}
+
+#[test]
+fn test_less_uint8() {
+    let dir = common::case_dir("tests/onnx_node/test_less_uint8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_less_uint8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_less_uint8::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_less_uint8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_less_uint8 [{}] less", isa.name());
+        assert_eq!(out.less.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.less.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_log {
+    kiln::include_model!("tests/onnx_node/test_log/model.onnx");
+}
+
+#[test]
+fn test_log() {
+    let dir = common::case_dir("tests/onnx_node/test_log");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_log::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_log::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_log [{}]: {e:?}", isa.name()));
+        let what = format!("test_log [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_log_example {
+    kiln::include_model!("tests/onnx_node/test_log_example/model.onnx");
+}
+
+#[test]
+fn test_log_example() {
+    let dir = common::case_dir("tests/onnx_node/test_log_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_log_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_log_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_log_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_log_example [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_close(
             &what,
@@ -4429,6 +5671,238 @@ fn test_mul_uint8() {
     }
 }
 
+mod test_neg {
+    kiln::include_model!("tests/onnx_node/test_neg/model.onnx");
+}
+
+#[test]
+fn test_neg() {
+    let dir = common::case_dir("tests/onnx_node/test_neg");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_neg::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_neg::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_neg [{}]: {e:?}", isa.name()));
+        let what = format!("test_neg [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_neg_example {
+    kiln::include_model!("tests/onnx_node/test_neg_example/model.onnx");
+}
+
+#[test]
+fn test_neg_example() {
+    let dir = common::case_dir("tests/onnx_node/test_neg_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_neg_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_neg_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_neg_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_neg_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_not_2d {
+    kiln::include_model!("tests/onnx_node/test_not_2d/model.onnx");
+}
+
+#[test]
+fn test_not_2d() {
+    let dir = common::case_dir("tests/onnx_node/test_not_2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_not_2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_not_2d::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_not_2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_not_2d [{}] not", isa.name());
+        assert_eq!(out.not.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.not.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_not_3d {
+    kiln::include_model!("tests/onnx_node/test_not_3d/model.onnx");
+}
+
+#[test]
+fn test_not_3d() {
+    let dir = common::case_dir("tests/onnx_node/test_not_3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_not_3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_not_3d::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_not_3d [{}]: {e:?}", isa.name()));
+        let what = format!("test_not_3d [{}] not", isa.name());
+        assert_eq!(out.not.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.not.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_not_4d {
+    kiln::include_model!("tests/onnx_node/test_not_4d/model.onnx");
+}
+
+#[test]
+fn test_not_4d() {
+    let dir = common::case_dir("tests/onnx_node/test_not_4d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_not_4d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_not_4d::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_not_4d [{}]: {e:?}", isa.name()));
+        let what = format!("test_not_4d [{}] not", isa.name());
+        assert_eq!(out.not.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.not.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_or_bcast3v1d {
+    kiln::include_model!("tests/onnx_node/test_or_bcast3v1d/model.onnx");
+}
+
+#[test]
+fn test_or_bcast3v1d() {
+    let dir = common::case_dir("tests/onnx_node/test_or_bcast3v1d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_or_bcast3v1d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_or_bcast3v1d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_or_bcast3v1d [{}]: {e:?}", isa.name()));
+        let what = format!("test_or_bcast3v1d [{}] or", isa.name());
+        assert_eq!(out.or.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.or.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_or_bcast3v2d {
+    kiln::include_model!("tests/onnx_node/test_or_bcast3v2d/model.onnx");
+}
+
+#[test]
+fn test_or_bcast3v2d() {
+    let dir = common::case_dir("tests/onnx_node/test_or_bcast3v2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_or_bcast3v2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_or_bcast3v2d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_or_bcast3v2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_or_bcast3v2d [{}] or", isa.name());
+        assert_eq!(out.or.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.or.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_or_bcast4v2d {
+    kiln::include_model!("tests/onnx_node/test_or_bcast4v2d/model.onnx");
+}
+
+#[test]
+fn test_or_bcast4v2d() {
+    let dir = common::case_dir("tests/onnx_node/test_or_bcast4v2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_or_bcast4v2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_or_bcast4v2d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_or_bcast4v2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_or_bcast4v2d [{}] or", isa.name());
+        assert_eq!(out.or.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.or.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_or_bcast4v3d {
+    kiln::include_model!("tests/onnx_node/test_or_bcast4v3d/model.onnx");
+}
+
+#[test]
+fn test_or_bcast4v3d() {
+    let dir = common::case_dir("tests/onnx_node/test_or_bcast4v3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_or_bcast4v3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_or_bcast4v3d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_or_bcast4v3d [{}]: {e:?}", isa.name()));
+        let what = format!("test_or_bcast4v3d [{}] or", isa.name());
+        assert_eq!(out.or.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.or.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_or_bcast4v4d {
+    kiln::include_model!("tests/onnx_node/test_or_bcast4v4d/model.onnx");
+}
+
+#[test]
+fn test_or_bcast4v4d() {
+    let dir = common::case_dir("tests/onnx_node/test_or_bcast4v4d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_or_bcast4v4d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_or_bcast4v4d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_or_bcast4v4d [{}]: {e:?}", isa.name()));
+        let what = format!("test_or_bcast4v4d [{}] or", isa.name());
+        assert_eq!(out.or.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.or.data(), common::data::<bool>(&want_0));
+    }
+}
+
 mod test_qlinearconv {
     kiln::include_model!("tests/onnx_node/test_qlinearconv/model.onnx");
 }
@@ -4841,6 +6315,60 @@ fn test_quantizelinear_uint16() {
         let what = format!("test_quantizelinear_uint16 [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_exact(&what, out.y.data(), common::data::<u16>(&want_0));
+    }
+}
+
+mod test_reciprocal {
+    kiln::include_model!("tests/onnx_node/test_reciprocal/model.onnx");
+}
+
+#[test]
+fn test_reciprocal() {
+    let dir = common::case_dir("tests/onnx_node/test_reciprocal");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reciprocal::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reciprocal::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_reciprocal [{}]: {e:?}", isa.name()));
+        let what = format!("test_reciprocal [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reciprocal_example {
+    kiln::include_model!("tests/onnx_node/test_reciprocal_example/model.onnx");
+}
+
+#[test]
+fn test_reciprocal_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reciprocal_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reciprocal_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reciprocal_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_reciprocal_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_reciprocal_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -6745,6 +8273,33 @@ fn test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric() {
     }
 }
 
+mod test_round {
+    kiln::include_model!("tests/onnx_node/test_round/model.onnx");
+}
+
+#[test]
+fn test_round() {
+    let dir = common::case_dir("tests/onnx_node/test_round");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_round::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_round::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_round [{}]: {e:?}", isa.name()));
+        let what = format!("test_round [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_selu {
     kiln::include_model!("tests/onnx_node/test_selu/model.onnx");
 }
@@ -6869,6 +8424,33 @@ fn test_sigmoid_example() {
             .run(test_sigmoid_example::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("test_sigmoid_example [{}]: {e:?}", isa.name()));
         let what = format!("test_sigmoid_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_sign {
+    kiln::include_model!("tests/onnx_node/test_sign/model.onnx");
+}
+
+#[test]
+fn test_sign() {
+    let dir = common::case_dir("tests/onnx_node/test_sign");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_sign::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_sign::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_sign [{}]: {e:?}", isa.name()));
+        let what = format!("test_sign [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_close(
             &what,
@@ -7112,6 +8694,60 @@ fn test_softplus_example() {
             .run(test_softplus_example::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("test_softplus_example [{}]: {e:?}", isa.name()));
         let what = format!("test_softplus_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_softsign {
+    kiln::include_model!("tests/onnx_node/test_softsign/model.onnx");
+}
+
+#[test]
+fn test_softsign() {
+    let dir = common::case_dir("tests/onnx_node/test_softsign");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_softsign::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_softsign::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_softsign [{}]: {e:?}", isa.name()));
+        let what = format!("test_softsign [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_softsign_example {
+    kiln::include_model!("tests/onnx_node/test_softsign_example/model.onnx");
+}
+
+#[test]
+fn test_softsign_example() {
+    let dir = common::case_dir("tests/onnx_node/test_softsign_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_softsign_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_softsign_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_softsign_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_softsign_example [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_close(
             &what,
@@ -8529,5 +10165,120 @@ fn test_wrap_pad() {
         let what = format!("test_wrap_pad [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_exact(&what, out.y.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_xor_bcast3v1d {
+    kiln::include_model!("tests/onnx_node/test_xor_bcast3v1d/model.onnx");
+}
+
+#[test]
+fn test_xor_bcast3v1d() {
+    let dir = common::case_dir("tests/onnx_node/test_xor_bcast3v1d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_xor_bcast3v1d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_xor_bcast3v1d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_xor_bcast3v1d [{}]: {e:?}", isa.name()));
+        let what = format!("test_xor_bcast3v1d [{}] xor", isa.name());
+        assert_eq!(out.xor.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.xor.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_xor_bcast3v2d {
+    kiln::include_model!("tests/onnx_node/test_xor_bcast3v2d/model.onnx");
+}
+
+#[test]
+fn test_xor_bcast3v2d() {
+    let dir = common::case_dir("tests/onnx_node/test_xor_bcast3v2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_xor_bcast3v2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_xor_bcast3v2d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_xor_bcast3v2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_xor_bcast3v2d [{}] xor", isa.name());
+        assert_eq!(out.xor.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.xor.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_xor_bcast4v2d {
+    kiln::include_model!("tests/onnx_node/test_xor_bcast4v2d/model.onnx");
+}
+
+#[test]
+fn test_xor_bcast4v2d() {
+    let dir = common::case_dir("tests/onnx_node/test_xor_bcast4v2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_xor_bcast4v2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_xor_bcast4v2d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_xor_bcast4v2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_xor_bcast4v2d [{}] xor", isa.name());
+        assert_eq!(out.xor.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.xor.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_xor_bcast4v3d {
+    kiln::include_model!("tests/onnx_node/test_xor_bcast4v3d/model.onnx");
+}
+
+#[test]
+fn test_xor_bcast4v3d() {
+    let dir = common::case_dir("tests/onnx_node/test_xor_bcast4v3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_xor_bcast4v3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_xor_bcast4v3d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_xor_bcast4v3d [{}]: {e:?}", isa.name()));
+        let what = format!("test_xor_bcast4v3d [{}] xor", isa.name());
+        assert_eq!(out.xor.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.xor.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_xor_bcast4v4d {
+    kiln::include_model!("tests/onnx_node/test_xor_bcast4v4d/model.onnx");
+}
+
+#[test]
+fn test_xor_bcast4v4d() {
+    let dir = common::case_dir("tests/onnx_node/test_xor_bcast4v4d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_xor_bcast4v4d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_xor_bcast4v4d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_xor_bcast4v4d [{}]: {e:?}", isa.name()));
+        let what = format!("test_xor_bcast4v4d [{}] xor", isa.name());
+        assert_eq!(out.xor.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.xor.data(), common::data::<bool>(&want_0));
     }
 }

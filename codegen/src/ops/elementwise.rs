@@ -16,6 +16,11 @@ const LOGIC: &str = "broadcasting; on shape values they fold at compile time";
 const BASIC: &str = "Relu: f32/f64/ints; the others f32; Clip bounds must be constants";
 const ACT: &str = "f32 (f64 through f32); attributes as in the spec";
 
+const COMPARE: &str = "broadcasting; all numeric types; bool output";
+const BOOL_LOGIC: &str = "bool tensors; broadcasting";
+const MATH: &str = "f32 (f64 through f32); Round halves to even; the same bits on every CPU (scalar `no_std` math, kiln_runtime::ops::math)";
+const PREDICATE: &str = "f32/f64 in, bool out; IsInf's detect_positive/detect_negative";
+
 const SOFTMAX_NOTES: &str = "opset < 13 (2-D coercion) and ≥ 13 (single axis) semantics";
 
 /// The elementwise ops and Softmax (see `registry`).
@@ -26,6 +31,14 @@ pub(super) const OPS: &[OpDef] = &[
     op("Div", ARITH, binary, emit_binary),
     op("Pow", ARITH, binary, emit_binary),
     op("Equal", LOGIC, binary, emit_binary),
+    op("Less", COMPARE, binary, emit_binary),
+    op("LessOrEqual", COMPARE, binary, emit_binary),
+    op("Greater", COMPARE, binary, emit_binary),
+    op("GreaterOrEqual", COMPARE, binary, emit_binary),
+    op("And", BOOL_LOGIC, binary, emit_binary),
+    op("Or", BOOL_LOGIC, binary, emit_binary),
+    op("Xor", BOOL_LOGIC, binary, emit_binary),
+    op("Not", BOOL_LOGIC, |cx, n| infer_not(cx.g, n), emit_not),
     op(
         "Where",
         LOGIC,
@@ -44,6 +57,28 @@ pub(super) const OPS: &[OpDef] = &[
     op("Elu", ACT, unary, emit_unary),
     op("Selu", ACT, unary, emit_unary),
     op("Softplus", ACT, unary, emit_unary),
+    op("Abs", MATH, unary, emit_unary),
+    op("Neg", MATH, unary, emit_unary),
+    op("Sign", MATH, unary, emit_unary),
+    op("Ceil", MATH, unary, emit_unary),
+    op("Floor", MATH, unary, emit_unary),
+    op("Round", MATH, unary, emit_unary),
+    op("Reciprocal", MATH, unary, emit_unary),
+    op("Exp", MATH, unary, emit_unary),
+    op("Log", MATH, unary, emit_unary),
+    op("Softsign", MATH, unary, emit_unary),
+    op(
+        "IsNaN",
+        PREDICATE,
+        |cx, n| infer_predicate(cx.g, n),
+        emit_predicate,
+    ),
+    op(
+        "IsInf",
+        PREDICATE,
+        |cx, n| infer_predicate(cx.g, n),
+        emit_predicate,
+    ),
     op(
         "Softmax",
         SOFTMAX_NOTES,
@@ -69,6 +104,13 @@ pub enum BinaryOp {
     Div,
     Pow,
     Equal,
+    Less,
+    LessOrEqual,
+    Greater,
+    GreaterOrEqual,
+    And,
+    Or,
+    Xor,
 }
 
 impl BinaryOp {
@@ -80,6 +122,38 @@ impl BinaryOp {
             "Div" => BinaryOp::Div,
             "Pow" => BinaryOp::Pow,
             "Equal" => BinaryOp::Equal,
+            "Less" => BinaryOp::Less,
+            "LessOrEqual" => BinaryOp::LessOrEqual,
+            "Greater" => BinaryOp::Greater,
+            "GreaterOrEqual" => BinaryOp::GreaterOrEqual,
+            "And" => BinaryOp::And,
+            "Or" => BinaryOp::Or,
+            "Xor" => BinaryOp::Xor,
+            _ => return None,
+        })
+    }
+    /// Boolean operands (And, Or, Xor).
+    pub fn is_logic(self) -> bool {
+        matches!(self, BinaryOp::And | BinaryOp::Or | BinaryOp::Xor)
+    }
+    /// A bool result: comparisons and logic.
+    pub fn bool_out(self) -> bool {
+        !matches!(
+            self,
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Pow
+        )
+    }
+    /// The comparison and logic ops' element function, the same for every type.
+    fn predicate(self) -> Option<TokenStream> {
+        Some(match self {
+            BinaryOp::Equal => quote!(a == b),
+            BinaryOp::Less => quote!(a < b),
+            BinaryOp::LessOrEqual => quote!(a <= b),
+            BinaryOp::Greater => quote!(a > b),
+            BinaryOp::GreaterOrEqual => quote!(a >= b),
+            BinaryOp::And => quote!(a & b),
+            BinaryOp::Or => quote!(a | b),
+            BinaryOp::Xor => quote!(a ^ b),
             _ => return None,
         })
     }
@@ -89,13 +163,14 @@ impl BinaryOp {
     /// `exponent`: Pow's constant scalar exponent, if known (x² and √x get exact fast paths).
     pub fn closure(self, dt: DType, rt: &TokenStream, exponent: Option<f32>) -> TokenStream {
         let t: TokenStream = dt.rust().parse().unwrap();
-        let body = if dt.is_float() {
+        let body = if let Some(p) = self.predicate() {
+            p
+        } else if dt.is_float() {
             match self {
                 BinaryOp::Add => quote!(a + b),
                 BinaryOp::Sub => quote!(a - b),
                 BinaryOp::Mul => quote!(a * b),
                 BinaryOp::Div => quote!(a / b),
-                BinaryOp::Equal => quote!(a == b),
                 // x·x is the correctly rounded x², as a correctly rounded pow gives.
                 BinaryOp::Pow if exponent == Some(2.0) => quote!({
                     let _ = b;
@@ -110,6 +185,7 @@ impl BinaryOp {
                 }
                 BinaryOp::Pow if dt == DType::F32 => quote!(#rt::ops::math::powf(a, b)),
                 BinaryOp::Pow => quote!(#rt::ops::math::powf(a as f32, b as f32) as #t),
+                _ => unreachable!("comparisons and logic are handled above"),
             }
         } else {
             match self {
@@ -117,8 +193,8 @@ impl BinaryOp {
                 BinaryOp::Sub => quote!(a.wrapping_sub(b)),
                 BinaryOp::Mul => quote!(a.wrapping_mul(b)),
                 BinaryOp::Div => quote!(if b == 0 { 0 } else { a.wrapping_div(b) }),
-                BinaryOp::Equal => quote!(a == b),
                 BinaryOp::Pow => quote!(if b < 0 { 0 } else { a.wrapping_pow(b as u32) }),
+                _ => unreachable!("comparisons and logic are handled above"),
             }
         };
         quote!(|a: #t, b: #t| #body)
@@ -139,7 +215,7 @@ macro_rules! arith_float {
                 BinaryOp::Div => a / b,
                 BinaryOp::Pow if b == 2.0 => a * a,
                 BinaryOp::Pow => math::powf(a as f32, b as f32) as $t,
-                BinaryOp::Equal => unreachable!("Equal is folded separately"),
+                _ => unreachable!("comparisons and logic are folded separately"),
             }
         }
     })*};
@@ -154,7 +230,7 @@ macro_rules! arith_int {
                 BinaryOp::Mul => a.wrapping_mul(b),
                 BinaryOp::Div => if b == 0 { 0 } else { a.wrapping_div(b) },
                 BinaryOp::Pow => if b < 0 { 0 } else { a.wrapping_pow(b as u32) },
-                BinaryOp::Equal => unreachable!("Equal is folded separately"),
+                _ => unreachable!("comparisons and logic are folded separately"),
             }
         }
     })*};
@@ -182,7 +258,8 @@ fn fold_binary(
         ew::binary(a, sa, b, sb, &mut out, so, |x, y| T::apply(op, x, y));
         out
     }
-    fn eq<T: PartialEq + Copy + Send + Sync>(
+    fn cmp<T: PartialOrd + Copy + Send + Sync>(
+        op: BinaryOp,
         a: &[T],
         sa: &[usize],
         b: &[T],
@@ -190,14 +267,34 @@ fn fold_binary(
         so: &[usize],
     ) -> TensorData {
         let mut out = vec![false; so.iter().product()];
-        ew::binary(a, sa, b, sb, &mut out, so, |x, y| x == y);
+        let f = |x: T, y: T| match op {
+            BinaryOp::Less => x < y,
+            BinaryOp::LessOrEqual => x <= y,
+            BinaryOp::Greater => x > y,
+            BinaryOp::GreaterOrEqual => x >= y,
+            _ => x == y,
+        };
+        ew::binary(a, sa, b, sb, &mut out, so, f);
         TensorData::Bool(out)
     }
     use TensorData as D;
-    if op == BinaryOp::Equal {
+    if op.is_logic() {
+        let (D::Bool(x), D::Bool(y)) = (a, b) else {
+            return None;
+        };
+        let mut out = vec![false; so.iter().product()];
+        let f = |p: bool, q: bool| match op {
+            BinaryOp::And => p & q,
+            BinaryOp::Or => p | q,
+            _ => p ^ q,
+        };
+        ew::binary(x, sa, y, sb, &mut out, so, f);
+        return Some(D::Bool(out));
+    }
+    if op.bool_out() {
         return Some(crate::each_data!(a, x => {
             let y: &[_] = match_same(x, b)?;
-            eq(x, sa, y, sb, so)
+            cmp(op, x, sa, y, sb, so)
         }));
     }
     Some(match (a, b) {
@@ -279,15 +376,14 @@ pub fn infer_binary(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<OutInfo
             b.dtype
         );
     }
-    if a.dtype == DType::Bool && op != BinaryOp::Equal {
-        bail!("arithmetic on bool tensors is not defined");
+    if op.is_logic() && a.dtype != DType::Bool {
+        bail!("{} needs bool inputs, found {:?}", n.op, a.dtype);
+    }
+    if a.dtype == DType::Bool && !matches!(op, BinaryOp::Equal) && !op.is_logic() {
+        bail!("{} on bool tensors is not defined", n.op);
     }
     let shape = broadcast(g, eq, &a.shape, &b.shape)?;
-    let out_dt = if op == BinaryOp::Equal {
-        DType::Bool
-    } else {
-        a.dtype
-    };
+    let out_dt = if op.bool_out() { DType::Bool } else { a.dtype };
     if all_const(g, n)
         && let (Some(sa), Some(sb), Some(so)) = (
             a.static_shape(),
@@ -304,6 +400,10 @@ pub fn infer_binary(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<OutInfo
     // Shape arithmetic on symbolic integer values.
     if shape.len() <= 1
         && !a.dtype.is_float()
+        && matches!(
+            op,
+            BinaryOp::Equal | BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div
+        )
         && let (Some(va), Some(vb)) = (a.int_values(), b.int_values())
     {
         if op == BinaryOp::Equal {
@@ -346,6 +446,16 @@ pub enum UnaryOp {
         gamma: f32,
     },
     Softplus,
+    Abs,
+    Neg,
+    Sign,
+    Ceil,
+    Floor,
+    Round,
+    Reciprocal,
+    Exp,
+    Log,
+    Softsign,
 }
 
 impl UnaryOp {
@@ -361,6 +471,16 @@ impl UnaryOp {
             "Gelu" => UnaryOp::Gelu,
             "HardSwish" => UnaryOp::HardSwish,
             "Softplus" => UnaryOp::Softplus,
+            "Abs" => UnaryOp::Abs,
+            "Neg" => UnaryOp::Neg,
+            "Sign" => UnaryOp::Sign,
+            "Ceil" => UnaryOp::Ceil,
+            "Floor" => UnaryOp::Floor,
+            "Round" => UnaryOp::Round,
+            "Reciprocal" => UnaryOp::Reciprocal,
+            "Exp" => UnaryOp::Exp,
+            "Log" => UnaryOp::Log,
+            "Softsign" => UnaryOp::Softsign,
             _ => return None,
         })
     }
@@ -400,6 +520,16 @@ impl UnaryOp {
             UnaryOp::Elu { .. } => "elu",
             UnaryOp::Selu { .. } => "selu",
             UnaryOp::Softplus => "softplus",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Neg => "neg",
+            UnaryOp::Sign => "sign",
+            UnaryOp::Ceil => "ceil",
+            UnaryOp::Floor => "floor",
+            UnaryOp::Round => "round_even",
+            UnaryOp::Reciprocal => "recip",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "ln",
+            UnaryOp::Softsign => "softsign",
         }
     }
     /// The attribute arguments after `x` of the runtime function.
@@ -446,6 +576,16 @@ impl UnaryOp {
             UnaryOp::Elu { alpha } => math::elu(x, alpha),
             UnaryOp::Selu { alpha, gamma } => math::selu(x, alpha, gamma),
             UnaryOp::Softplus => math::softplus(x),
+            UnaryOp::Abs => math::abs(x),
+            UnaryOp::Neg => math::neg(x),
+            UnaryOp::Sign => math::sign(x),
+            UnaryOp::Ceil => math::ceil(x),
+            UnaryOp::Floor => math::floor(x),
+            UnaryOp::Round => math::round_even(x),
+            UnaryOp::Reciprocal => math::recip(x),
+            UnaryOp::Exp => math::exp(x),
+            UnaryOp::Log => math::ln(x),
+            UnaryOp::Softsign => math::softsign(x),
         }
     }
 }
@@ -645,6 +785,77 @@ pub fn infer_softmax(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
     Ok(vec![OutInfo::new(DType::F32, x.shape.clone())])
 }
 
+/// `Not`: bool in, bool out.
+fn infer_not(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+    let x = &g.values[req(n, 0)?];
+    if x.dtype != DType::Bool {
+        bail!("Not needs a bool input, found {:?}", x.dtype);
+    }
+    if let (Some(TensorData::Bool(v)), Some(s)) = (&x.konst, x.static_shape()) {
+        return Ok(vec![OutInfo::konst(
+            s,
+            TensorData::Bool(v.iter().map(|&b| !b).collect()),
+        )]);
+    }
+    Ok(vec![OutInfo::new(DType::Bool, x.shape.clone())])
+}
+
+/// IsNaN, IsInf: which values of a float tensor are NaN / (signed) infinities.
+#[derive(Clone, Copy)]
+enum Predicate {
+    IsNaN,
+    IsInf { positive: bool, negative: bool },
+}
+
+impl Predicate {
+    /// Decodes (and validates) the node's attributes once.
+    fn decode(n: &Node) -> Result<Self> {
+        let flag = |name: &str| -> Result<bool> {
+            match n.attr_i(name)?.unwrap_or(1) {
+                0 => Ok(false),
+                1 => Ok(true),
+                v => bail!("attribute `{name}` must be 0 or 1, found {v}"),
+            }
+        };
+        Ok(match n.op.as_str() {
+            "IsInf" => Predicate::IsInf {
+                positive: flag("detect_positive")?,
+                negative: flag("detect_negative")?,
+            },
+            _ => Predicate::IsNaN,
+        })
+    }
+    fn eval(self, x: f64) -> bool {
+        match self {
+            Predicate::IsNaN => x.is_nan(),
+            Predicate::IsInf { positive, negative } => {
+                (positive && x == f64::INFINITY) || (negative && x == f64::NEG_INFINITY)
+            }
+        }
+    }
+}
+
+fn infer_predicate(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+    let p = Predicate::decode(n)?;
+    let x = &g.values[req(n, 0)?];
+    if !matches!(x.dtype, DType::F32 | DType::F64) {
+        unsupported!(
+            "{} on {:?} tensors is not supported (f32/f64)",
+            n.op,
+            x.dtype
+        );
+    }
+    if let (Some(k), Some(s)) = (&x.konst, x.static_shape()) {
+        let v: Vec<bool> = match k {
+            TensorData::F32(v) => v.iter().map(|&x| p.eval(x as f64)).collect(),
+            TensorData::F64(v) => v.iter().map(|&x| p.eval(x)).collect(),
+            _ => unreachable!("checked float above"),
+        };
+        return Ok(vec![OutInfo::konst(s, TensorData::Bool(v))]);
+    }
+    Ok(vec![OutInfo::new(DType::Bool, x.shape.clone())])
+}
+
 // ---- emission ----------------------------------------------------------------------------
 
 /// Broadcasting binary ops; a residual Add read by a quantized convolution also gathers the
@@ -756,4 +967,24 @@ pub(crate) fn emit_where(c: &Ctx, n: &Node) -> Result<TokenStream> {
         let (y, so) = (c.dst(out), c.shape(out));
         quote! { #rt::ops::elementwise::where_select(#xc, #sc, #xa, #sa, #xb, #sb, #y, #so); }
     })
+}
+
+fn emit_not(c: &Ctx, n: &Node) -> Result<TokenStream> {
+    let rt = c.rt;
+    let (x, y) = (c.src(inp(n, 0)?), c.dst(n.outputs[0]));
+    Ok(quote! { #rt::ops::elementwise::unary(#x, #y, |v: bool| !v); })
+}
+
+fn emit_predicate(c: &Ctx, n: &Node) -> Result<TokenStream> {
+    let rt = c.rt;
+    let xi = inp(n, 0)?;
+    let t = crate::emit::rust_ty(c.g.values[xi].dtype);
+    let f = match Predicate::decode(n)? {
+        Predicate::IsNaN => quote!(|v: #t| v.is_nan()),
+        Predicate::IsInf { positive, negative } => {
+            quote!(|v: #t| (#positive && v == #t::INFINITY) || (#negative && v == #t::NEG_INFINITY))
+        }
+    };
+    let (x, y) = (c.src(xi), c.dst(n.outputs[0]));
+    Ok(quote! { #rt::ops::elementwise::unary(#x, #y, #f); })
 }

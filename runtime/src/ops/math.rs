@@ -1,6 +1,6 @@
 //! Scalar `f32` math for `no_std`: `exp`, `ln`, `powf`, `sqrt`, `recip`, `tanh`, `sigmoid`,
-//! `erf`, `relu`, `gelu_erf`, and the activations `leaky_relu`, `hard_sigmoid`, `hard_swish`,
-//! `elu`, `selu`, `softplus`.
+//! `erf`, `relu`, `gelu_erf`, the activations `leaky_relu`, `hard_sigmoid`, `hard_swish`,
+//! `elu`, `selu`, `softplus`, `softsign`, and `abs`, `neg`, `sign`, `floor`, `ceil`, `round_even`.
 //!
 //! `core` has no transcendental functions (they live in `std`, backed by the platform libm), so
 //! they are implemented here from the math. Why this shape: every `f32` function evaluates in
@@ -420,6 +420,84 @@ pub fn softplus(x: f32) -> f32 {
     (xd.max(0.0) + ln1p_64(exp64(-xd.abs()))) as f32
 }
 
+/// |x| (clears the sign bit; NaN stays NaN).
+#[inline]
+pub fn abs(x: f32) -> f32 {
+    f32::from_bits(x.to_bits() & 0x7fff_ffff)
+}
+
+/// -x (flips the sign bit).
+#[inline]
+pub fn neg(x: f32) -> f32 {
+    -x
+}
+
+/// ONNX `Sign`: 1 for x > 0, -1 for x < 0, x itself for ±0 and NaN.
+#[inline]
+pub fn sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        x
+    }
+}
+
+/// 2^23: every f32 of at least this magnitude is an integer.
+const F32_INT: f32 = 8_388_608.0;
+
+/// Rounds toward zero (`f32::trunc` is std-only): exact through an integer conversion, since
+/// |x| < 2^23 fits an i32; larger values, infinities and NaN are returned as they are.
+#[inline]
+fn trunc(x: f32) -> f32 {
+    if abs(x) < F32_INT {
+        let t = x as i32 as f32;
+        // Keep the sign of zero: trunc(-0.5) = -0.
+        f32::from_bits(t.to_bits() | (x.to_bits() & 0x8000_0000))
+    } else {
+        x
+    }
+}
+
+/// Largest integer ≤ x (-0 stays -0; NaN and infinities propagate).
+#[inline]
+pub fn floor(x: f32) -> f32 {
+    let t = trunc(x);
+    if t > x { t - 1.0 } else { t }
+}
+
+/// Smallest integer ≥ x (ceil(-0.5) = -0; NaN and infinities propagate).
+#[inline]
+pub fn ceil(x: f32) -> f32 {
+    let t = trunc(x);
+    if t < x { t + 1.0 } else { t }
+}
+
+/// Rounds to the nearest integer, halves to even (ONNX `Round`, numpy's `round`): adding and
+/// subtracting 2^23 rounds |x| < 2^23 to an integer in IEEE round-to-nearest-even, the
+/// default (and only, in Rust) rounding mode, so every target gives the same bits.
+#[inline]
+pub fn round_even(x: f32) -> f32 {
+    let a = abs(x);
+    if a < F32_INT {
+        let r = (a + F32_INT) - F32_INT;
+        f32::from_bits(r.to_bits() | (x.to_bits() & 0x8000_0000))
+    } else {
+        x
+    }
+}
+
+/// ONNX `Softsign`: x / (1 + |x|) (correctly rounded through f64; ±inf → ±1).
+#[inline]
+pub fn softsign(x: f32) -> f32 {
+    if x.is_infinite() {
+        return sign(x);
+    }
+    let xd = x as f64;
+    (xd / (1.0 + abs(x) as f64)) as f32
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -689,5 +767,69 @@ mod tests {
         assert_eq!(hard_swish(-3.0), 0.0);
         assert_eq!(hard_swish(0.0), 0.0);
         assert!((hard_swish(1.0) - 2.0 / 3.0).abs() < 1e-7);
+    }
+
+    /// Rounding, sign and absolute value against std's (libm-independent, exact) versions, bit
+    /// for bit, over edge cases and a sweep of f32 bit patterns (every 4099th: all exponents,
+    /// signs, subnormals, halves).
+    #[test]
+    fn rounding_matches_std_bit_for_bit() {
+        let mut xs: Vec<f32> = (0..=u32::MAX / 4099)
+            .map(|i| f32::from_bits(i * 4099))
+            .collect();
+        xs.extend([
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.49999997,
+            -0.49999997,
+            8_388_607.5,
+            -8_388_607.5,
+            8_388_608.0,
+            16_777_215.0,
+            1e30,
+            -1e30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            1e-45,
+        ]);
+        let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+        for &x in &xs {
+            assert!(same(floor(x), x.floor()), "floor({x:e})");
+            assert!(same(ceil(x), x.ceil()), "ceil({x:e})");
+            assert!(
+                same(round_even(x), x.round_ties_even()),
+                "round_even({x:e})"
+            );
+            assert!(same(abs(x), x.abs()), "abs({x:e})");
+            assert!(same(neg(x), -x), "neg({x:e})");
+            let s = if x.is_nan() || x == 0.0 {
+                x
+            } else {
+                x.signum()
+            };
+            assert!(same(sign(x), s), "sign({x:e})");
+        }
+    }
+
+    /// Softsign against an f64 reference (≤ 1 ulp), and its limits.
+    #[test]
+    fn softsign_reference() {
+        for i in -2000..=2000 {
+            let x = i as f32 * 0.0137;
+            let r = (x as f64 / (1.0 + (x as f64).abs())) as f32;
+            assert!(ulp_diff(softsign(x), r) <= 1, "softsign({x})");
+        }
+        assert_eq!(softsign(f32::INFINITY), 1.0);
+        assert_eq!(softsign(f32::NEG_INFINITY), -1.0);
+        assert!(softsign(f32::NAN).is_nan());
     }
 }
