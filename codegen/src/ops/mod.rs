@@ -1,5 +1,6 @@
 //! Per-op knowledge: attribute validation, shape/dtype inference and compile-time evaluation
-//! (constant folding), one file per family. Emission lives in `emit/`. The registry
+//! (constant folding), one file per family. Each op's emission is its `OpDef::emit` (for the
+//! elementwise family in its file here, for the others in `emit/<family>.rs`). The registry
 //! ([`registry`]: one line per op in its family's `OPS`) is the single source of truth for what
 //! kiln accepts; the README's supported-ops table is generated from it.
 pub mod conv;

@@ -3,8 +3,8 @@
 //! `kiln inspect`'s unsupported-op report and the README's supported-ops table are all
 //! generated from it, so none of them can drift from the code.
 //!
-//! Adding an op: write its inference (and folding) in the family's file and add one line to
-//! that file's `OPS`. A new family adds its module and one line to `FAMILIES`. See
+//! Adding an op: write its inference (and folding) and emission in the family's file and add
+//! one line to that file's `OPS`. A new family adds its module and one line to `FAMILIES`. See
 //! docs/design.md, "Operators".
 use super::{Assumed, OutInfo};
 use crate::error::Result;
