@@ -4960,6 +4960,372 @@ fn test_matmulinteger() {
     }
 }
 
+mod test_max_example {
+    kiln::include_model!("tests/onnx_node/test_max_example/model.onnx");
+}
+
+#[test]
+fn test_max_example() {
+    let dir = common::case_dir("tests/onnx_node/test_max_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_max_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_max_example::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+                data_2: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_max_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_max_example [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.result.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_max_float32 {
+    kiln::include_model!("tests/onnx_node/test_max_float32/model.onnx");
+}
+
+#[test]
+fn test_max_float32() {
+    let dir = common::case_dir("tests/onnx_node/test_max_float32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_max_float32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_max_float32::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_max_float32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_max_float32 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.result.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_max_float64 {
+    kiln::include_model!("tests/onnx_node/test_max_float64/model.onnx");
+}
+
+#[test]
+fn test_max_float64() {
+    let dir = common::case_dir("tests/onnx_node/test_max_float64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_max_float64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_max_float64::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_max_float64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_max_float64 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.result.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_max_int16 {
+    kiln::include_model!("tests/onnx_node/test_max_int16/model.onnx");
+}
+
+#[test]
+fn test_max_int16() {
+    let dir = common::case_dir("tests/onnx_node/test_max_int16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_max_int16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_max_int16::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_max_int16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_max_int16 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i16>(&want_0));
+    }
+}
+
+mod test_max_int32 {
+    kiln::include_model!("tests/onnx_node/test_max_int32/model.onnx");
+}
+
+#[test]
+fn test_max_int32() {
+    let dir = common::case_dir("tests/onnx_node/test_max_int32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_max_int32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_max_int32::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_max_int32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_max_int32 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_max_int64 {
+    kiln::include_model!("tests/onnx_node/test_max_int64/model.onnx");
+}
+
+#[test]
+fn test_max_int64() {
+    let dir = common::case_dir("tests/onnx_node/test_max_int64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_max_int64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_max_int64::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_max_int64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_max_int64 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_max_int8 {
+    kiln::include_model!("tests/onnx_node/test_max_int8/model.onnx");
+}
+
+#[test]
+fn test_max_int8() {
+    let dir = common::case_dir("tests/onnx_node/test_max_int8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_max_int8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_max_int8::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_max_int8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_max_int8 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i8>(&want_0));
+    }
+}
+
+mod test_max_one_input {
+    kiln::include_model!("tests/onnx_node/test_max_one_input/model.onnx");
+}
+
+#[test]
+fn test_max_one_input() {
+    let dir = common::case_dir("tests/onnx_node/test_max_one_input");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_max_one_input::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_max_one_input::Inputs { data_0: x_0 })
+            .unwrap_or_else(|e| panic!("test_max_one_input [{}]: {e:?}", isa.name()));
+        let what = format!("test_max_one_input [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.result.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_max_two_inputs {
+    kiln::include_model!("tests/onnx_node/test_max_two_inputs/model.onnx");
+}
+
+#[test]
+fn test_max_two_inputs() {
+    let dir = common::case_dir("tests/onnx_node/test_max_two_inputs");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_max_two_inputs::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_max_two_inputs::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_max_two_inputs [{}]: {e:?}", isa.name()));
+        let what = format!("test_max_two_inputs [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.result.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_max_uint16 {
+    kiln::include_model!("tests/onnx_node/test_max_uint16/model.onnx");
+}
+
+#[test]
+fn test_max_uint16() {
+    let dir = common::case_dir("tests/onnx_node/test_max_uint16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_max_uint16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_max_uint16::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_max_uint16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_max_uint16 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<u16>(&want_0));
+    }
+}
+
+mod test_max_uint32 {
+    kiln::include_model!("tests/onnx_node/test_max_uint32/model.onnx");
+}
+
+#[test]
+fn test_max_uint32() {
+    let dir = common::case_dir("tests/onnx_node/test_max_uint32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_max_uint32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_max_uint32::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_max_uint32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_max_uint32 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<u32>(&want_0));
+    }
+}
+
+mod test_max_uint64 {
+    kiln::include_model!("tests/onnx_node/test_max_uint64/model.onnx");
+}
+
+#[test]
+fn test_max_uint64() {
+    let dir = common::case_dir("tests/onnx_node/test_max_uint64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_max_uint64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_max_uint64::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_max_uint64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_max_uint64 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<u64>(&want_0));
+    }
+}
+
+mod test_max_uint8 {
+    kiln::include_model!("tests/onnx_node/test_max_uint8/model.onnx");
+}
+
+#[test]
+fn test_max_uint8() {
+    let dir = common::case_dir("tests/onnx_node/test_max_uint8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_max_uint8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_max_uint8::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_max_uint8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_max_uint8 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<u8>(&want_0));
+    }
+}
+
 mod test_maxpool_1d_default {
     kiln::include_model!("tests/onnx_node/test_maxpool_1d_default/model.onnx");
 }
@@ -5443,6 +5809,466 @@ fn test_maxpool_3d_dilations_use_ref_impl_large() {
             1.0e-5,
             1.0e-5,
         );
+    }
+}
+
+mod test_mean_example {
+    kiln::include_model!("tests/onnx_node/test_mean_example/model.onnx");
+}
+
+#[test]
+fn test_mean_example() {
+    let dir = common::case_dir("tests/onnx_node/test_mean_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mean_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_mean_example::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+                data_2: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_mean_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_mean_example [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.result.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_mean_one_input {
+    kiln::include_model!("tests/onnx_node/test_mean_one_input/model.onnx");
+}
+
+#[test]
+fn test_mean_one_input() {
+    let dir = common::case_dir("tests/onnx_node/test_mean_one_input");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mean_one_input::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_mean_one_input::Inputs { data_0: x_0 })
+            .unwrap_or_else(|e| panic!("test_mean_one_input [{}]: {e:?}", isa.name()));
+        let what = format!("test_mean_one_input [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.result.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_mean_two_inputs {
+    kiln::include_model!("tests/onnx_node/test_mean_two_inputs/model.onnx");
+}
+
+#[test]
+fn test_mean_two_inputs() {
+    let dir = common::case_dir("tests/onnx_node/test_mean_two_inputs");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mean_two_inputs::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mean_two_inputs::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_mean_two_inputs [{}]: {e:?}", isa.name()));
+        let what = format!("test_mean_two_inputs [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.result.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_min_example {
+    kiln::include_model!("tests/onnx_node/test_min_example/model.onnx");
+}
+
+#[test]
+fn test_min_example() {
+    let dir = common::case_dir("tests/onnx_node/test_min_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_min_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_min_example::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+                data_2: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_min_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_min_example [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.result.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_min_float32 {
+    kiln::include_model!("tests/onnx_node/test_min_float32/model.onnx");
+}
+
+#[test]
+fn test_min_float32() {
+    let dir = common::case_dir("tests/onnx_node/test_min_float32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_min_float32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_min_float32::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_min_float32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_min_float32 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.result.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_min_float64 {
+    kiln::include_model!("tests/onnx_node/test_min_float64/model.onnx");
+}
+
+#[test]
+fn test_min_float64() {
+    let dir = common::case_dir("tests/onnx_node/test_min_float64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_min_float64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_min_float64::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_min_float64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_min_float64 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.result.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_min_int16 {
+    kiln::include_model!("tests/onnx_node/test_min_int16/model.onnx");
+}
+
+#[test]
+fn test_min_int16() {
+    let dir = common::case_dir("tests/onnx_node/test_min_int16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_min_int16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_min_int16::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_min_int16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_min_int16 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i16>(&want_0));
+    }
+}
+
+mod test_min_int32 {
+    kiln::include_model!("tests/onnx_node/test_min_int32/model.onnx");
+}
+
+#[test]
+fn test_min_int32() {
+    let dir = common::case_dir("tests/onnx_node/test_min_int32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_min_int32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_min_int32::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_min_int32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_min_int32 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_min_int64 {
+    kiln::include_model!("tests/onnx_node/test_min_int64/model.onnx");
+}
+
+#[test]
+fn test_min_int64() {
+    let dir = common::case_dir("tests/onnx_node/test_min_int64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_min_int64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_min_int64::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_min_int64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_min_int64 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_min_int8 {
+    kiln::include_model!("tests/onnx_node/test_min_int8/model.onnx");
+}
+
+#[test]
+fn test_min_int8() {
+    let dir = common::case_dir("tests/onnx_node/test_min_int8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_min_int8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_min_int8::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_min_int8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_min_int8 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i8>(&want_0));
+    }
+}
+
+mod test_min_one_input {
+    kiln::include_model!("tests/onnx_node/test_min_one_input/model.onnx");
+}
+
+#[test]
+fn test_min_one_input() {
+    let dir = common::case_dir("tests/onnx_node/test_min_one_input");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_min_one_input::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_min_one_input::Inputs { data_0: x_0 })
+            .unwrap_or_else(|e| panic!("test_min_one_input [{}]: {e:?}", isa.name()));
+        let what = format!("test_min_one_input [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.result.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_min_two_inputs {
+    kiln::include_model!("tests/onnx_node/test_min_two_inputs/model.onnx");
+}
+
+#[test]
+fn test_min_two_inputs() {
+    let dir = common::case_dir("tests/onnx_node/test_min_two_inputs");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_min_two_inputs::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_min_two_inputs::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_min_two_inputs [{}]: {e:?}", isa.name()));
+        let what = format!("test_min_two_inputs [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.result.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_min_uint16 {
+    kiln::include_model!("tests/onnx_node/test_min_uint16/model.onnx");
+}
+
+#[test]
+fn test_min_uint16() {
+    let dir = common::case_dir("tests/onnx_node/test_min_uint16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_min_uint16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_min_uint16::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_min_uint16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_min_uint16 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<u16>(&want_0));
+    }
+}
+
+mod test_min_uint32 {
+    kiln::include_model!("tests/onnx_node/test_min_uint32/model.onnx");
+}
+
+#[test]
+fn test_min_uint32() {
+    let dir = common::case_dir("tests/onnx_node/test_min_uint32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_min_uint32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_min_uint32::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_min_uint32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_min_uint32 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<u32>(&want_0));
+    }
+}
+
+mod test_min_uint64 {
+    kiln::include_model!("tests/onnx_node/test_min_uint64/model.onnx");
+}
+
+#[test]
+fn test_min_uint64() {
+    let dir = common::case_dir("tests/onnx_node/test_min_uint64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_min_uint64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_min_uint64::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_min_uint64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_min_uint64 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<u64>(&want_0));
+    }
+}
+
+mod test_min_uint8 {
+    kiln::include_model!("tests/onnx_node/test_min_uint8/model.onnx");
+}
+
+#[test]
+fn test_min_uint8() {
+    let dir = common::case_dir("tests/onnx_node/test_min_uint8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_min_uint8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_min_uint8::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_min_uint8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_min_uint8 [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<u8>(&want_0));
     }
 }
 
@@ -9844,6 +10670,100 @@ fn test_sub_uint8() {
         let what = format!("test_sub_uint8 [{}] z", isa.name());
         assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_exact(&what, out.z.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_sum_example {
+    kiln::include_model!("tests/onnx_node/test_sum_example/model.onnx");
+}
+
+#[test]
+fn test_sum_example() {
+    let dir = common::case_dir("tests/onnx_node/test_sum_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_sum_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_sum_example::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+                data_2: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_sum_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_sum_example [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.result.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_sum_one_input {
+    kiln::include_model!("tests/onnx_node/test_sum_one_input/model.onnx");
+}
+
+#[test]
+fn test_sum_one_input() {
+    let dir = common::case_dir("tests/onnx_node/test_sum_one_input");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_sum_one_input::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_sum_one_input::Inputs { data_0: x_0 })
+            .unwrap_or_else(|e| panic!("test_sum_one_input [{}]: {e:?}", isa.name()));
+        let what = format!("test_sum_one_input [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.result.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_sum_two_inputs {
+    kiln::include_model!("tests/onnx_node/test_sum_two_inputs/model.onnx");
+}
+
+#[test]
+fn test_sum_two_inputs() {
+    let dir = common::case_dir("tests/onnx_node/test_sum_two_inputs");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_sum_two_inputs::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_sum_two_inputs::Inputs {
+                data_0: x_0,
+                data_1: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_sum_two_inputs [{}]: {e:?}", isa.name()));
+        let what = format!("test_sum_two_inputs [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.result.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 

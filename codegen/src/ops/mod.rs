@@ -11,6 +11,7 @@ mod quant;
 pub mod registry;
 mod shape;
 mod symbolic;
+mod variadic;
 mod vision;
 
 use crate::error::{Error, Result, bail};

@@ -70,6 +70,7 @@ const FAMILIES: &[&[OpDef]] = &[
     super::matmul::OPS,
     super::conv::OPS,
     super::elementwise::OPS,
+    super::variadic::OPS,
     super::vision::OPS,
     super::norm::OPS,
     super::shape::OPS,

@@ -520,6 +520,25 @@ pub fn unary_broadcast<T: Copy>(x: &[T], x_shape: &[usize], out: &mut [T], out_s
     });
 }
 
+/// `out[i] = f(out[i], x[i])` with `x` (shape `x_shape`) broadcast to `out_shape`: folds one
+/// more operand of a variadic op (Max, Min, Sum, Mean) into the output, after the first was
+/// broadcast into it with [`unary_broadcast`].
+pub fn accumulate<T: Copy, F: Fn(T, T) -> T>(
+    out: &mut [T],
+    out_shape: &[usize],
+    x: &[T],
+    x_shape: &[usize],
+    f: F,
+) {
+    assert_eq!(out.len(), numel(out_shape), "accumulate: output length");
+    assert_eq!(x.len(), numel(x_shape), "accumulate: input length");
+    broadcast_rows(out_shape, [x_shape], |o, [ox], len, [sx]| {
+        for (i, d) in out[o..o + len].iter_mut().enumerate() {
+            *d = f(*d, x[ox + i * sx]);
+        }
+    });
+}
+
 /// `x[i] = f(x[i])`.
 pub fn unary_inplace<T: Copy, F: Fn(T) -> T>(x: &mut [T], f: F) {
     for v in x.iter_mut() {
