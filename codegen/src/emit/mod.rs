@@ -1,6 +1,7 @@
 //! Rust emission: the module template (`module`: constants, `Inputs`, `Outputs`, `Model`), the
 //! weight blob and its statics (`statics`), and one straight-line statement block per node
 //! (`nodes`). The generated code contains no `unsafe`.
+mod embed;
 mod fused;
 pub(crate) mod matmul;
 mod module;

@@ -260,10 +260,8 @@ pub(super) fn body(
     let per_target = blob.aarch64().is_some();
     move |blob_path: &str, aarch64_path: Option<&str>| {
         let rt = &rt2;
-        let section = link_section
-            .as_ref()
-            .map(|sec| quote!(#[unsafe(link_section = #sec)]));
-        let decl = |path: &str| quote!(#section static BLOB: #rt::blob::Aligned<#blob_len> = #rt::blob::Aligned(*include_bytes!(#path)););
+        let decl =
+            |path: &str| super::embed::blob_decl(rt, &blob_len, path, link_section.as_deref());
         let blob_decl = match (has_blob, per_target) {
             (false, _) => quote!(),
             (true, false) => decl(blob_path),
