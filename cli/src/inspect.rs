@@ -273,7 +273,7 @@ fn const_ints(idx: &GraphIndex, name: Option<&String>) -> Option<Vec<i64>> {
     d.as_i64().ok()
 }
 
-/// How the weight of a layer is laid out relative to kiln's [K][N].
+/// How the weight of a layer is laid out relative to kiln's `[K][N]`.
 #[derive(Clone, Copy)]
 enum Layout {
     /// [K, N] (MatMul B)
