@@ -305,3 +305,20 @@ pub fn check_data(got: &TensorData, want: &TensorData, atol: f64, rtol: f64) -> 
     }
     exact!(I8, U8, I16, U16, I32, U32, I64, U64, Bool)
 }
+
+/// Asserts that kiln still refuses the model at `model` (relative to the crate root) with an
+/// error containing `fragment`: an expected failure that turns into a pass, or into another
+/// error, is noticed (tests/onnx_node.rs, REFUSED in tools/gen_node_tests.py).
+pub fn assert_refused(model: &str, fragment: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(model);
+    match kiln_codegen::compile_file(&path, &kiln_codegen::Options::default()) {
+        Ok(_) => panic!(
+            "{model}: kiln compiles this expected-refused case now; move it out of REFUSED in \
+             tools/gen_node_tests.py and regenerate"
+        ),
+        Err(e) => assert!(
+            e.to_string().contains(fragment),
+            "{model}: refused with a different error than expected ({fragment:?}): {e}"
+        ),
+    }
+}
