@@ -270,13 +270,15 @@ pub(super) fn body(
                 let (generic, arm) = (decl(blob_path), decl(arm));
                 let layout = quote!(#rt::pack::Layout);
                 quote! {
-                    /// The weights; packed int8 weights in 4-deep k-groups (`pack::Layout::Kr4`).
+                    // The weights; packed int8 weights in 4-deep k-groups (`pack::Layout::Kr4`).
+                    // (Plain comments: a doc comment on the macro invocation is an
+                    // unused-doc-comments error.)
                     #[cfg(not(target_arch = "aarch64"))]
                     #generic
                     #[cfg(not(target_arch = "aarch64"))]
                     const _: () = assert!(matches!(#layout::NATIVE, #layout::Kr4));
-                    /// The same sections with the packed int8 weights in aarch64's 8-deep
-                    /// k-groups (`pack::Layout::Kr8`).
+                    // The same sections with the packed int8 weights in aarch64's 8-deep
+                    // k-groups (`pack::Layout::Kr8`).
                     #[cfg(target_arch = "aarch64")]
                     #arm
                     #[cfg(target_arch = "aarch64")]
