@@ -4,6 +4,8 @@
 //! empty name becomes `input_`); Rust
 //! keywords get a trailing `_`; collisions get `_2`, `_3`, … in declaration order.
 
+use std::collections::{HashMap, HashSet};
+
 const KEYWORDS: &[&str] = &[
     "as", "async", "await", "box", "break", "const", "continue", "crate", "do", "dyn", "else",
     "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in", "let", "loop",
@@ -37,15 +39,27 @@ pub fn ident(name: &str, prefix: &str) -> String {
 
 /// Identifiers for a list of names, with collisions numbered.
 pub fn idents(names: &[&str], prefix: &str) -> Vec<String> {
+    // Sets, not a scan of `out`: a model with thousands of names that sanitize alike would
+    // otherwise cost cubic time. `next[base]` is where the search for `base` resumes (every
+    // smaller suffix is taken, and taken names stay taken), so the result is the same as
+    // trying `_2`, `_3`, … from the start.
     let mut out: Vec<String> = Vec::with_capacity(names.len());
+    let mut taken: HashSet<String> = HashSet::with_capacity(names.len());
+    let mut next: HashMap<String, usize> = HashMap::new();
     for n in names {
         let base = ident(n, prefix);
         let mut cand = base.clone();
-        let mut k = 2;
-        while out.contains(&cand) {
-            cand = format!("{base}_{k}");
-            k += 1;
+        if taken.contains(&cand) {
+            let k = next.entry(base.clone()).or_insert(2);
+            loop {
+                cand = format!("{base}_{k}");
+                *k += 1;
+                if !taken.contains(&cand) {
+                    break;
+                }
+            }
         }
+        taken.insert(cand.clone());
         out.push(cand);
     }
     out

@@ -18,6 +18,7 @@
 //!
 //! Rewrites 1 and 3 need the `Expand`'s output to have no other reader, so nothing is
 //! computed twice; the `Expand`s left without readers are removed by `dce`.
+use super::Uses;
 use crate::ir::{DType, Dim, Graph, TensorData};
 
 /// Elementwise ops with one tensor input (other inputs, if any, must be constants).
@@ -43,14 +44,26 @@ const UNARY: &[&str] = &[
 const BINARY: &[&str] = &["Add", "Sub", "Mul", "Div"];
 
 pub fn run(g: &mut Graph) {
-    while push_through_unary(g) || fold_into_binary(g) || swap_with_reduce_sum(g) {}
+    // Each rewrite changes the graph and returns, so one `Uses` per round stays valid (built
+    // per node it made this pass quadratic: 20 000 nodes took minutes).
+    if !g.nodes.iter().any(|n| n.op == "Expand") {
+        return;
+    }
+    loop {
+        let uses = Uses::of(g);
+        if !(push_through_unary(g, &uses)
+            || fold_into_binary(g, &uses)
+            || swap_with_reduce_sum(g, &uses))
+        {
+            break;
+        }
+    }
 }
 
 /// The `Expand` node producing input `i` of node `n` (with `sole`: if that value has no other
 /// reader).
-fn expand_input(g: &Graph, n: usize, i: usize, sole: bool) -> Option<usize> {
+fn expand_input(g: &Graph, uses: &Uses, n: usize, i: usize, sole: bool) -> Option<usize> {
     let v = g.nodes[n].input(i)?;
-    let uses = super::Uses::of(g);
     let e = uses.producers[v]?;
     let en = &g.nodes[e];
     let x = en.input(0)?;
@@ -71,6 +84,7 @@ fn expand_input(g: &Graph, n: usize, i: usize, sole: bool) -> Option<usize> {
 /// ReduceSum's axes), as `(expand node, x, expand's output, n's output)`.
 fn expand_below(
     g: &Graph,
+    uses: &Uses,
     n: usize,
     op_ok: impl Fn(&str) -> bool,
 ) -> Option<(usize, usize, usize, usize)> {
@@ -87,7 +101,7 @@ fn expand_below(
     {
         return None;
     }
-    let e = expand_input(g, n, 0, true).filter(|&e| e < n)?;
+    let e = expand_input(g, uses, n, 0, true).filter(|&e| e < n)?;
     Some((
         e,
         g.nodes[e].inputs[0]?,
@@ -121,9 +135,9 @@ fn move_below(
 }
 
 /// Rewrite 1.
-fn push_through_unary(g: &mut Graph) -> bool {
+fn push_through_unary(g: &mut Graph, uses: &Uses) -> bool {
     for u in 0..g.nodes.len() {
-        if let Some(found) = expand_below(g, u, |op| UNARY.contains(&op)) {
+        if let Some(found) = expand_below(g, uses, u, |op| UNARY.contains(&op)) {
             let (x, uv) = (found.1, found.3);
             let (dtype, shape) = (g.values[uv].dtype, g.values[x].shape.clone());
             move_below(g, found, u, dtype, shape, None);
@@ -134,7 +148,7 @@ fn push_through_unary(g: &mut Graph) -> bool {
 }
 
 /// Rewrite 2.
-fn fold_into_binary(g: &mut Graph) -> bool {
+fn fold_into_binary(g: &mut Graph, uses: &Uses) -> bool {
     for b in 0..g.nodes.len() {
         let n = &g.nodes[b];
         if n.kiln.is_some() || !BINARY.contains(&n.op.as_str()) || n.inputs.len() != 2 {
@@ -142,7 +156,7 @@ fn fold_into_binary(g: &mut Graph) -> bool {
         }
         let out = g.values[n.outputs[0]].shape.clone();
         for i in 0..2 {
-            let Some(e) = expand_input(g, b, i, false) else {
+            let Some(e) = expand_input(g, uses, b, i, false) else {
                 continue;
             };
             let (Some(x), Some(other)) = (g.nodes[e].input(0), g.nodes[b].input(1 - i)) else {
@@ -188,9 +202,9 @@ fn same_broadcast(a: &[Dim], x: &[Dim], out: &[Dim]) -> bool {
 }
 
 /// Rewrite 3.
-fn swap_with_reduce_sum(g: &mut Graph) -> bool {
+fn swap_with_reduce_sum(g: &mut Graph, uses: &Uses) -> bool {
     for r in 0..g.nodes.len() {
-        let Some(found) = expand_below(g, r, |op| op == "ReduceSum") else {
+        let Some(found) = expand_below(g, uses, r, |op| op == "ReduceSum") else {
             continue;
         };
         let (x, rv) = (found.1, found.3);

@@ -270,7 +270,7 @@ fn fuse_conv_integer(g: &mut Graph) -> Result<()> {
         }
     }
     let mut replace = std::collections::HashMap::new();
-    let mut remove = Vec::new();
+    let mut remove = std::collections::HashSet::new();
     for m in matches {
         let n = g.nodes[m.conv].clone();
         let w = n.input(1).unwrap();
@@ -366,7 +366,7 @@ fn fuse_conv_integer(g: &mut Graph) -> Result<()> {
                 }),
             },
         );
-        remove.push(m.conv);
+        remove.insert(m.conv);
         remove.extend(&m.absorbed[..m.absorbed.len() - 1]);
     }
     let old = std::mem::take(&mut g.nodes);
@@ -450,7 +450,7 @@ pub(crate) fn direct_a(s: &ConvSpec) -> bool {
 /// float convolutions with constant weights.
 fn lower_rest(g: &mut Graph) -> Result<()> {
     let uses = Uses::of(g);
-    let mut remove = Vec::new();
+    let mut remove = std::collections::HashSet::new();
     for i in 0..g.nodes.len() {
         let n = g.nodes[i].clone();
         if n.kiln.is_some() || !n.domain.is_empty() {
@@ -484,7 +484,7 @@ fn lower_rest(g: &mut Graph) -> Result<()> {
                 {
                     act = a;
                     out = g.nodes[r].outputs[0];
-                    remove.push(r);
+                    remove.insert(r);
                 }
                 let mut outputs = vec![out];
                 if algo == ConvAlgo::Gemm {

@@ -131,24 +131,7 @@ pub fn run(g: &mut Graph) -> Result<()> {
     let mut replace: HashMap<usize, Node> = HashMap::new();
     let mut remove: Vec<usize> = Vec::new();
     for (root, nodes) in regions {
-        // Trim the region to its longest prefix whose inner values nobody outside reads.
-        let mut keep = nodes.len();
-        loop {
-            if keep < 2 {
-                break;
-            }
-            let inside = &nodes[..keep];
-            let outs: Vec<ValueId> = inside.iter().map(|&i| g.nodes[i].outputs[0]).collect();
-            let leaks = outs[..keep - 1].iter().any(|&v| {
-                uses.consumers[v]
-                    .iter()
-                    .any(|&c| c == usize::MAX || !inside.contains(&c))
-            });
-            if !leaks {
-                break;
-            }
-            keep -= 1;
-        }
+        let keep = leak_free_prefix(&nodes, g, &uses);
         if keep < 2 {
             continue;
         }
@@ -196,6 +179,7 @@ pub fn run(g: &mut Graph) -> Result<()> {
     if replace.is_empty() {
         return Ok(());
     }
+    let remove: std::collections::HashSet<usize> = remove.into_iter().collect();
     let old = std::mem::take(&mut g.nodes);
     for (i, n) in old.into_iter().enumerate() {
         if let Some(r) = replace.remove(&i) {
@@ -205,4 +189,29 @@ pub fn run(g: &mut Graph) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The length of the longest prefix of `nodes` (a region, in graph order) whose values, except
+/// the last one's, are read only by nodes of that prefix. Linear in the region's uses: a region
+/// can hold thousands of nodes.
+fn leak_free_prefix(nodes: &[usize], g: &Graph, uses: &Uses) -> usize {
+    let pos: HashMap<usize, usize> = nodes.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    // need[k]: the shortest prefix that holds every reader of node k's value (MAX: a reader
+    // outside the region, or a graph output).
+    let need = nodes.iter().map(|&i| {
+        uses.consumers[g.nodes[i].outputs[0]]
+            .iter()
+            .map(|c| pos.get(c).map_or(usize::MAX, |&p| p + 1))
+            .max()
+            .unwrap_or(0)
+    });
+    // A prefix of length `keep` is leak-free when need[k] <= keep for every k < keep - 1.
+    let mut worst = Vec::with_capacity(nodes.len()); // worst[k] = max(need[..=k])
+    for n in need {
+        worst.push(worst.last().copied().unwrap_or(0).max(n));
+    }
+    (2..=nodes.len())
+        .rev()
+        .find(|&keep| worst[keep - 2] <= keep)
+        .unwrap_or(0)
 }

@@ -7,7 +7,7 @@ use kiln_runtime::ops::matmul::PackedF32Owned;
 
 pub fn run(g: &mut Graph) -> Result<()> {
     let uses = Uses::of(g);
-    let mut remove = Vec::new();
+    let mut remove = std::collections::HashSet::new();
     let mut replace = Vec::new();
     for (i, n) in g.nodes.iter().enumerate() {
         if n.kiln.is_some() || !(n.op == "MatMul" || n.op == "Gemm") {
@@ -113,7 +113,7 @@ pub fn run(g: &mut Graph) -> Result<()> {
             relu,
         });
         let at = absorbed.last().copied().unwrap_or(i);
-        remove.push(i);
+        remove.insert(i);
         remove.extend(absorbed);
         replace.push((at, node));
     }

@@ -450,7 +450,7 @@ fn rewrite_qdq(g: &mut Graph) {
     if replace.is_empty() {
         return;
     }
-    let remove: Vec<usize> = replace.iter().map(|r| r.2).collect();
+    let remove: std::collections::HashSet<usize> = replace.iter().map(|r| r.2).collect();
     let old = std::mem::take(&mut g.nodes);
     for (i, n) in old.into_iter().enumerate() {
         if let Some(r) = replace.iter().position(|r| r.0 == i) {
@@ -499,7 +499,7 @@ fn scalar_of(g: &Graph, v: Option<usize>) -> Option<f64> {
 fn fuse_glue(g: &mut Graph) {
     let uses = Uses::of(g);
     let mut replace: Vec<(usize, Node)> = Vec::new();
-    let mut remove: Vec<usize> = Vec::new();
+    let mut remove: std::collections::HashSet<usize> = std::collections::HashSet::new();
     for i in 0..g.nodes.len() {
         let dn = g.nodes[i].clone();
         if dn.op != "DequantizeLinear" || !dn.domain.is_empty() || dn.kiln.is_some() {
@@ -847,7 +847,7 @@ fn transpose_origin(o: &DqOrigin, r: usize, c: usize) -> DqOrigin {
 
 fn weight_only(g: &mut Graph) {
     let uses = Uses::of(g);
-    let mut remove = Vec::new();
+    let mut remove = std::collections::HashSet::new();
     for i in 0..g.nodes.len() {
         let n = g.nodes[i].clone();
         if n.kiln.is_some() || !n.domain.is_empty() || !matches!(n.op.as_str(), "MatMul" | "Gemm") {
@@ -933,7 +933,7 @@ fn weight_only(g: &mut Graph) {
                     && g.values[an.outputs[0]].shape == g.values[out].shape
                 {
                     bias = Some(b);
-                    remove.push(a);
+                    remove.insert(a);
                     out = an.outputs[0];
                 }
             }

@@ -53,7 +53,7 @@ pub fn run(g: &mut Graph) -> Result<()> {
     let mut qdyn: HashMap<usize, [usize; 4]> = HashMap::new();
     let mut inserts: Vec<(Option<usize>, Node)> = Vec::new(); // (insert after node index, node)
     let mut replace: HashMap<usize, Node> = HashMap::new(); // at the last absorbed node
-    let mut remove: Vec<usize> = Vec::new();
+    let mut remove: std::collections::HashSet<usize> = std::collections::HashSet::new();
     for m in matches {
         let dq = &g.nodes[m.dql];
         let x = dq.inputs[0].unwrap();
@@ -130,7 +130,7 @@ pub fn run(g: &mut Graph) -> Result<()> {
                 }),
             },
         );
-        remove.push(m.mmi);
+        remove.insert(m.mmi);
         remove.extend(&m.absorbed[..m.absorbed.len() - 1]);
     }
 
