@@ -254,7 +254,9 @@ pub(super) fn body(
     let (n_in, n_out) = (lit(g.inputs.len()), lit(g.outputs.len()));
     let blob_len = lit(blob.bytes.len());
     let file = g.file.display().to_string();
-    let doc = format!(" Compiled by kiln from `{file}`.");
+    // Quoted and escaped: the doc is printed as a comment, and a newline or `*/` in a file name
+    // would end it.
+    let doc = format!(" Compiled by kiln from `{file:?}`.");
     let has_blob = !blob.bytes.is_empty();
     let rt2 = rt.clone();
     let per_target = blob.aarch64().is_some();
