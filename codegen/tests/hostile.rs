@@ -247,3 +247,46 @@ fn names_that_sanitize_alike_compile_in_linear_time() {
     assert_eq!(const_strs(&file, "INPUT_NAMES").len(), 4 * N);
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn folding_cannot_amplify_a_small_model_into_gigabytes() {
+    // 40 ConstantOfShape([2^25]) nodes in a 4 KB file asked the compiler for 40 × 128 MiB
+    // (16 GB peak, minutes); the graph-wide fold budget (2^27 elements beyond the folded ops'
+    // inputs) refuses the fifth.
+    const N: usize = 40;
+    let len = 1i64 << 25;
+    let mut nodes = Vec::new();
+    let mut outputs = Vec::new();
+    for i in 0..N {
+        nodes.push(node("ConstantOfShape", "", &["shape"], &format!("c{i}")));
+        nodes.push(node("Add", "", &[&format!("c{i}"), "x"], &format!("y{i}")));
+        outputs.push(value_info(&format!("y{i}"), &[Ok(len)]));
+    }
+    let graph = GraphProto {
+        node: nodes,
+        initializer: vec![TensorProto {
+            name: Some("shape".into()),
+            dims: vec![1],
+            data_type: Some(7),
+            int64_data: vec![len],
+            ..Default::default()
+        }],
+        input: vec![value_info("x", &[Ok(1)])],
+        output: outputs,
+        ..Default::default()
+    };
+    let dir = scratch("fold");
+    let path = dir.join("fold.onnx");
+    std::fs::write(&path, model(graph).encode_to_vec()).unwrap();
+    let err = within(
+        Duration::from_secs(60),
+        "40 huge ConstantOfShape",
+        || match compile_file(&path, &Options::default()) {
+            Ok(_) => panic!("compiled 40 × 2^25 folded elements"),
+            Err(e) => e.to_string(),
+        },
+    );
+    assert!(err.contains("too large to fold"), "{err}");
+    assert!(err.contains("ConstantOfShape"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}

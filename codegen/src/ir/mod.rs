@@ -394,6 +394,36 @@ pub struct Graph {
     /// Dims that differ as expressions but that a node needs equal, checked at run time
     /// (`Error::DimsDiffer`).
     pub eq_checks: Vec<EqCheck>,
+    /// What constant folding may still create beyond its inputs (see `ops::foldable`).
+    pub fold_budget: FoldBudget,
+}
+
+/// Elements that constant folding may still create graph-wide beyond the sizes of the folded
+/// ops' constant inputs: a 4 KB model of 40 `ConstantOfShape([2^25])` nodes asked for 16 GB.
+/// Folds that do not amplify (e.g. dequantizing or transposing weights) cost nothing, so
+/// memory stays proportional to the model file plus this budget.
+#[derive(Clone, Debug)]
+pub struct FoldBudget(std::cell::Cell<usize>);
+
+/// The graph-wide amplification budget: 2^27 elements (at most 1 GiB of i64).
+pub const FOLD_BUDGET: usize = 1 << 27;
+
+impl Default for FoldBudget {
+    fn default() -> Self {
+        FoldBudget(std::cell::Cell::new(FOLD_BUDGET))
+    }
+}
+
+impl FoldBudget {
+    /// Takes `n` elements from the budget if it has them.
+    pub fn take(&self, n: usize) -> bool {
+        let left = self.0.get();
+        if n > left {
+            return false;
+        }
+        self.0.set(left - n);
+        true
+    }
 }
 
 /// Two dims a node needs equal (see [`Graph::eq_checks`]).

@@ -390,7 +390,7 @@ pub fn infer_binary(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<OutInfo
             b.static_shape(),
             crate::ir::static_shape(&shape),
         )
-        && super::foldable(&so)
+        && super::foldable(g, n, &so)
     {
         let (ka, kb) = (a.konst.as_ref().unwrap(), b.konst.as_ref().unwrap());
         if let Some(d) = fold_binary(op, ka, &sa, kb, &sb, &so) {
@@ -714,7 +714,7 @@ pub fn infer_where(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<OutInfo>
         &a.konst,
         &b.konst,
         crate::ir::static_shape(&shape),
-    ) && super::foldable(&so)
+    ) && super::foldable(g, n, &so)
     {
         let (sc, sa, sb) = (
             static_dims(g, &c.shape, "Where")?,

@@ -262,12 +262,25 @@ pub(crate) fn static_dims(g: &Graph, shape: &[Dim], what: &str) -> Result<Vec<us
 /// allocating gigabytes in the compiler.
 pub(crate) const MAX_FOLD_ELEMENTS: usize = 1 << 26;
 
-/// Whether a static shape is small enough to fold (checked: its dims may be absurd).
-pub(crate) fn foldable(shape: &[usize]) -> bool {
-    shape
+/// Whether a value of static shape `shape`, computed by `n` from its constant inputs, may be
+/// folded: at most [`MAX_FOLD_ELEMENTS`], and what it adds beyond the inputs' sizes fits the
+/// graph's [`FoldBudget`](crate::ir::FoldBudget) (which this takes from). Otherwise the op
+/// runs at run time (or is refused where it cannot).
+pub(crate) fn foldable(g: &Graph, n: &Node, shape: &[usize]) -> bool {
+    let Some(out) = shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .is_some_and(|n| n <= MAX_FOLD_ELEMENTS)
+        .filter(|&e| e <= MAX_FOLD_ELEMENTS)
+    else {
+        return false;
+    };
+    let ins: usize = n
+        .inputs
+        .iter()
+        .flatten()
+        .filter_map(|&v| g.values[v].konst.as_ref().map(TensorData::len))
+        .sum();
+    g.fold_budget.take(out.saturating_sub(ins))
 }
 
 pub(crate) fn all_const(g: &Graph, n: &Node) -> bool {

@@ -361,7 +361,7 @@ pub fn infer_concat(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<OutInfo
         .iter()
         .all(|v| v.konst.is_some() && v.static_shape().is_some())
         && let Some(os) = crate::ir::static_shape(&shape)
-        && super::foldable(&os)
+        && super::foldable(g, n, &os)
     {
         let shapes: Vec<Vec<usize>> = ins.iter().map(|v| v.static_shape().unwrap()).collect();
         let k0 = first.konst.as_ref().unwrap();
@@ -521,7 +521,7 @@ pub fn infer_slice(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
             .iter()
             .map(Dim::as_const)
             .collect::<Option<Vec<i64>>>(),
-    ) && super::foldable(&os)
+    ) && super::foldable(g, n, &os)
     {
         let d = crate::each_data_map!(k, v => {
             let mut out = vec![Default::default(); os.iter().product()];
@@ -548,7 +548,7 @@ pub fn infer_expand(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<OutInfo
     let shape = broadcast(g, eq, &x.shape, &target)?;
     if let (Some(k), Some(xs), Some(os)) =
         (&x.konst, x.static_shape(), crate::ir::static_shape(&shape))
-        && super::foldable(&os)
+        && super::foldable(g, n, &os)
     {
         let d = crate::each_data_map!(k, v => {
             let mut out = vec![Default::default(); os.iter().product()];
@@ -561,7 +561,7 @@ pub fn infer_expand(g: &Graph, eq: &mut Assumed, n: &Node) -> Result<Vec<OutInfo
         && let Some(v) = x.int_values()
         && v.len() == 1
         && let Some(len) = shape[0].as_usize()
-        && super::foldable(&[len])
+        && super::foldable(g, n, &[len])
     {
         return Ok(vec![OutInfo::values(
             x.dtype,

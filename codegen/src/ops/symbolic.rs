@@ -86,7 +86,7 @@ pub fn infer_gather(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
         &idx.konst,
         x.static_shape(),
         crate::ir::static_shape(&shape),
-    ) && super::foldable(&os)
+    ) && super::foldable(g, n, &os)
     {
         let ids = ik.as_i64()?;
         let d = crate::each_data_map!(k, v => {
@@ -124,8 +124,11 @@ pub fn infer_constant_of_shape(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
     }
     let v = fill_value(n)?;
     if let Some(st) = crate::ir::static_shape(&dims) {
-        if !super::foldable(&st) {
-            unsupported!("ConstantOfShape of shape {st:?} is too large to fold");
+        if !super::foldable(g, n, &st) {
+            unsupported!(
+                "ConstantOfShape of shape {st:?} is too large to fold (kiln folds at most 2^26 \
+                 elements per value and 2^27 created by folding per model)"
+            );
         }
         let count: usize = st.iter().product();
         let d = crate::each_data_map!(&v, x => vec![x[0]; count]);

@@ -369,7 +369,7 @@ pub fn infer_pad(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
         &x.konst,
         x.static_shape(),
         crate::ir::static_shape(&p.shape),
-    ) && super::foldable(&os)
+    ) && super::foldable(g, n, &os)
     {
         let v = &p.value;
         let d = crate::each_data_map!(k, data => {
