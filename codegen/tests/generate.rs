@@ -417,3 +417,28 @@ fn mean_pooling_expands_are_folded_away() {
         }
     }
 }
+
+#[test]
+fn all_of_the_generated_source_is_formatted() {
+    // The run-time `impl` sits in `__kiln_if_alloc! { … }`, whose body prettyplease leaves as a
+    // token wall; kiln formats it item by item. A static and a symbolic-dim model.
+    for case in ["mlp_a_q_s8", "mlp_c_q_u8_pc_rr"] {
+        let c = compile_file(&fixture(case), &Options::default()).unwrap();
+        let src = c.source(Path::new("/blob.bin")).unwrap();
+        let alloc = src
+            .split("__kiln_if_alloc! {")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{case}: no __kiln_if_alloc! block\n{src}"));
+        assert!(
+            alloc.contains("\n        pub fn run<'m>(\n"),
+            "{case}:\n{alloc}"
+        );
+        // Token-stream spacing (`< 'm >`, `& self`) appears nowhere.
+        for wall in ["< '", "& self", "& 'm", " :: "] {
+            assert!(!src.contains(wall), "{case}: `{wall}` in\n{src}");
+        }
+        // And the text still parses to the same items.
+        let file: syn::File = syn::parse_file(&src).unwrap();
+        assert!(file.items.len() > 10);
+    }
+}
