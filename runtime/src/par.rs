@@ -5,7 +5,7 @@
 //! CPUs. With one thread (or without the feature) the helpers call the work function directly
 //! on the calling thread: no pool, no task objects, no synchronisation.
 //!
-//! Ops split their work into *more* pieces than there are threads (about [`TASKS_PER_THREAD`]
+//! Ops split their work into *more* pieces than there are threads (about `TASKS_PER_THREAD`
 //! per thread) so that rayon's work stealing balances them: on a shared machine one core is
 //! often busy with another process, and a fixed half per thread would wait for it. A piece is
 //! never smaller than the caller's minimum (a task hand-off costs ≈ 1 µs), so small models stay

@@ -118,7 +118,7 @@ pub enum Attr {
 #[derive(Clone, Debug)]
 pub enum KilnOp {
     /// Dynamic quantization of an [m, k] f32 matrix fused with A packing.
-    /// inputs: [x]; outputs: [a (u8, m·padded_k), row_term (i32, m), scale (f32, []), zero_point (u8, [])]
+    /// inputs: \[x\]; outputs: \[a (u8, m·padded_k), row_term (i32, m), scale (f32, \[\]), zero_point (u8, \[\])\]
     QuantizeDyn { m: Dim, k: usize },
     /// Fused int8 GEMM with prepacked weights, scales, bias and activation.
     /// inputs: [a, row_term, scale, zero_point] from a QuantizeDyn; outputs: [y (f32)]
@@ -127,7 +127,7 @@ pub enum KilnOp {
         weights: Box<PackedI8Owned>,
         act: Activation,
     },
-    /// Float GEMM with prepacked weights and fused bias/activation. inputs: [x]; outputs: [y]
+    /// Float GEMM with prepacked weights and fused bias/activation. inputs: \[x\]; outputs: \[y\]
     SGemm {
         m: Dim,
         weights: Box<PackedF32Owned>,
@@ -142,14 +142,14 @@ pub enum KilnOp {
         layout: QConvLayout,
     },
     /// Float convolution. inputs: [x, w, b?] (w, b constant unless `Reference`);
-    /// outputs: [y] plus, for `Gemm`, the im2col scratch.
+    /// outputs: \[y\] plus, for `Gemm`, the im2col scratch.
     Conv {
         spec: ConvSpec,
         act: Activation,
         algo: ConvAlgo,
     },
     /// A region of f32 elementwise ops over one tensor, one pass (`passes::fuse_elementwise`).
-    /// inputs: [x]; outputs: [y] (x's shape); the last step's value is y.
+    /// inputs: \[x\]; outputs: \[y\] (x's shape); the last step's value is y.
     Elementwise { steps: Vec<ElemStep> },
     /// Unfused ConvInteger (direct loops). inputs/outputs as in ONNX.
     ConvInteger { spec: ConvSpec },
@@ -183,11 +183,11 @@ pub enum KilnOp {
         depthwise: Option<Vec<f32>>,
     },
     /// Weight-only quantization: `y = x · dequant(W)` in f32 with W kept quantized (8-bit or
-    /// 4-bit packed) and dequantized inside the kernel. inputs: [x]; outputs: [y].
+    /// 4-bit packed) and dequantized inside the kernel. inputs: \[x\]; outputs: \[y\].
     DqMatMul { m: Dim, w: Box<DqWeightsOwned> },
     /// A static-quantization chain `DequantizeLinear → [Add|Sub|Mul by a constant,
     /// BatchNormalization, Relu, Clip, elementwise activations]… → QuantizeLinear` as one 8-bit → 8-bit pass
-    /// (`kiln_runtime::qlinear::qdq_map`). inputs: [x_q]; outputs: [y_q].
+    /// (`kiln_runtime::qlinear::qdq_map`). inputs: \[x_q\]; outputs: \[y_q\].
     QdqMap {
         outer: Dim,
         ch: usize,

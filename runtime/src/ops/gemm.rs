@@ -3,8 +3,8 @@
 //! Prepacked constant-weight Gemms never come here; they are `matmul::sgemm`.
 use crate::isa::Isa;
 
-/// `a` is [m,k] (or [k,m] if `trans_a`), `b` is [k,n] (or [n,k] if `trans_b`), `c` broadcasts
-/// to [m,n] (unidirectionally). Accumulates in f32 in k order.
+/// `a` is \[m,k\] (or \[k,m\] if `trans_a`), `b` is \[k,n\] (or \[n,k\] if `trans_b`), `c` broadcasts
+/// to \[m,n\] (unidirectionally). Accumulates in f32 in k order.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
     _isa: Isa,

@@ -2,7 +2,7 @@
 //!
 //! Source coordinates are computed in `f64` from the `f32` scale, as the ONNX reference does,
 //! so nearest-neighbour ties round the same way. Per output column the source index (and
-//! weight) is computed once per block of [`BLOCK`] columns into a small stack table and reused
+//! weight) is computed once per block of `BLOCK` columns into a small stack table and reused
 //! for every row, so the row loops are plain gathers.
 //!
 //! Nearest upsampling by an integer factor `f` along the last axis (source column `o / f`, as
