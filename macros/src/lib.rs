@@ -10,8 +10,20 @@ use quote::quote;
 /// Where the macro caches content-addressed weight blobs.
 const BLOB_DIR: &str = env!("OUT_DIR");
 
-/// Compiles an ONNX model into this module: `kiln::include_model!("models/mlp.quant.onnx");`
-/// (path relative to the crate's `Cargo.toml` directory). See the `kiln` crate docs.
+/// Compiles an ONNX model into the module it is invoked in, at build time.
+///
+/// ```ignore
+/// mod mlp {
+///     kiln::include_model!("models/mlp.quant.onnx"); // relative to your Cargo.toml's directory
+/// }
+/// let mut model = mlp::Model::new();
+/// let out = model.run(mlp::Inputs { x: kiln::TensorRef::new(&pixels, &[1, 64])? })?;
+/// ```
+///
+/// The module gets `Model`, `Inputs`, `Outputs` and the interface constants; `kiln::example`
+/// shows them for a small model, and the `kiln` crate page has a compiled, runnable example.
+/// A model kiln cannot compile is a `compile_error!` at the path literal naming the file, the
+/// node, the op and what to do (e.g. `kiln inspect model.onnx` lists every unsupported op).
 ///
 /// Options after the path:
 /// - `link_section = ".rodata.kiln"` puts the weight blob in that linker section (an unsafe

@@ -23,6 +23,11 @@
 //! std only) or [`set_forced`] (any build). A forced ISA the CPU lacks falls back as above.
 use core::sync::atomic::{AtomicU8, Ordering};
 
+/// A family of kernels (an instruction set kiln has int8 kernels for). A generated `Model`
+/// runs on [`Isa::current`] (the best family of this CPU, or the one `KILN_ISA` names) unless
+/// built with `Model::with_isa`; any value is safe, since kernels are entered only through
+/// [`Isa::resolve`], which falls back to a family the CPU has. Integer layers give the same
+/// bits on every family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum Isa {
