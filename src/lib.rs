@@ -70,7 +70,7 @@
 //! | `Inputs<'a>` | one [`TensorRef`] field per ONNX input |
 //! | `Outputs<'m>` | one [`TensorView`] per ONNX output, borrowed from the model's buffers until the next `run` |
 //! | `INPUT_NAMES`, `OUTPUT_NAMES`, `INPUT_DTYPES`, `OUTPUT_DTYPES`, `INPUT_SHAPES`, `OUTPUT_SHAPES` | the interface as constants (symbolic dims by name) |
-//! | `WORKSPACE_BYTES`, `NAIVE_WORKSPACE_BYTES` | intermediate memory after and without buffer reuse |
+//! | `WORKSPACE_BYTES`, `NAIVE_WORKSPACE_BYTES`, `workspace_bytes(dims…)` | intermediate memory after and without buffer reuse; with symbolic dims the function gives the total for given dims |
 //! | `ARENA_BYTES`, `ARENA_ALIGN`, `Arena`, `Model::run_in` | static-shape models run in a caller-provided arena, with no allocator |
 //!
 //! Field names are the ONNX names lowercased, every run of characters outside `[a-z0-9]` turned

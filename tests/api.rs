@@ -215,6 +215,16 @@ mod mean_pool {
     kiln::include_model!("tests/graphs/mean_pool.onnx");
 }
 
+#[test]
+fn workspace_of_a_symbolic_model_is_a_function_of_its_dims() {
+    // WORKSPACE_BYTES counts the static buffers only; workspace_bytes(batch, seq) all of them.
+    let w = mean_pool::workspace_bytes;
+    assert!(w(1, 1) >= mean_pool::WORKSPACE_BYTES);
+    assert!(w(2, 128) > w(2, 64) && w(4, 64) > w(2, 64));
+    // The pooled sums alone are batch × 24 f32.
+    assert!(w(4, 64) >= 4 * 24 * 4, "{}", w(4, 64));
+}
+
 /// Sentence-transformers' mean pooling (tests/graphs/mean_pool.onnx, as torch exports it, with
 /// the `Expand`s codegen's `fold_expand` removes) against its definition in f64,
 /// `Σ_t x·m / max(Σ_t m, 1e-9)`: several shapes, padded rows and an all-padding row.

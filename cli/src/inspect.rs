@@ -93,6 +93,8 @@ pub struct Compiled {
     pub workspace_bytes: usize,
     pub naive_workspace_bytes: usize,
     pub symbolic_buffers: usize,
+    /// With symbolic dims: the workspace and the naive sum as formulas of the dims (bytes).
+    pub workspace_formula: Option<(String, String)>,
     pub weight_blob_bytes: usize,
 }
 
@@ -1119,6 +1121,12 @@ fn kiln_plan(mf: &ModelFile, isa: Isa) -> KilnPlan {
         workspace_bytes: compiled.plan.planned_bytes(),
         naive_workspace_bytes: compiled.plan.naive_bytes,
         symbolic_buffers,
+        workspace_formula: (symbolic_buffers > 0).then(|| {
+            (
+                compiled.plan.workspace().show(g),
+                g.show(&compiled.plan.naive_dim),
+            )
+        }),
         weight_blob_bytes: compiled.blob().len(),
     }))
 }
@@ -1170,6 +1178,8 @@ pub fn to_json(r: &Report) -> Json {
             "workspace_bytes": c.workspace_bytes,
             "naive_workspace_bytes": c.naive_workspace_bytes,
             "symbolic_buffers": c.symbolic_buffers,
+            "workspace_formula": c.workspace_formula.as_ref().map(|f| &f.0),
+            "naive_workspace_formula": c.workspace_formula.as_ref().map(|f| &f.1),
             "weight_blob_bytes": c.weight_blob_bytes,
         }),
     };
@@ -1480,23 +1490,33 @@ pub fn to_text(r: &Report, st: &Style) -> String {
                         .join(", ")
                 ));
             }
-            o.push_str(&format!(
-                "  workspace {} after buffer reuse (naive {}){}; weights blob {}\n",
-                bytes(k.workspace_bytes as u64),
-                bytes(k.naive_workspace_bytes as u64),
-                if k.symbolic_buffers > 0 {
-                    format!(
-                        ", plus {} buffer(s) sized per call from the run-time dims",
-                        k.symbolic_buffers
-                    )
-                } else {
-                    String::new()
-                },
-                bytes(k.weight_blob_bytes as u64)
-            ));
+            o.push_str(&workspace_line(k));
         }
     }
     o
+}
+
+/// The workspace line: bytes for static shapes; with symbolic dims the formula in bytes
+/// (the generated `workspace_bytes(dims…)` computes it), or where to find it when it is long.
+fn workspace_line(k: &Compiled) -> String {
+    let blob = bytes(k.weight_blob_bytes as u64);
+    match &k.workspace_formula {
+        None => format!(
+            "  workspace {} after buffer reuse (naive {}); weights blob {blob}\n",
+            bytes(k.workspace_bytes as u64),
+            bytes(k.naive_workspace_bytes as u64),
+        ),
+        Some((w, naive)) if w.len() + naive.len() <= 160 => format!(
+            "  workspace {w} bytes after buffer reuse (naive {naive}); weights blob {blob}\n"
+        ),
+        Some(_) => format!(
+            "  workspace: a function of the dims, too long to show (`workspace_bytes(…)` in \
+             the generated code computes it; `--json` has the formula): {} of fixed-size \
+             buffers plus {} sized by the dims; weights blob {blob}\n",
+            bytes(k.workspace_bytes as u64),
+            k.symbolic_buffers,
+        ),
+    }
 }
 
 /// Long graph paths (`/model/encoder/layer.2/…/MatMul`) keep their informative tail.

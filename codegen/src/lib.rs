@@ -99,11 +99,10 @@ impl Compiled {
                 p.planned_bytes()
             ),
             None => format!(
-                "symbolic dims ({}): no arena; {} bytes of fixed-size buffers (naive {}) plus \
-                 buffers sized per call",
+                "symbolic dims ({}): no arena; buffers of {} bytes after reuse (naive {})",
                 self.graph.syms.join(", "),
-                p.planned_bytes(),
-                p.naive_bytes
+                p.workspace().show(&self.graph),
+                self.graph.show(&p.naive_dim)
             ),
         };
         format!(

@@ -44,8 +44,11 @@ pub struct Plan {
     pub slots: Vec<Slot>,
     /// Constant values read by run-time nodes, in blob order.
     pub consts: Vec<ValueId>,
-    /// Bytes a naive plan (one buffer per intermediate) would use, for reports.
+    /// Bytes a naive plan (one buffer per intermediate) would use, for reports (static-size
+    /// intermediates only; `naive_dim` counts all).
     pub naive_bytes: usize,
+    /// Bytes of a naive plan as a polynomial of the symbolic dims.
+    pub naive_dim: Dim,
     /// Byte layout of all slot values in one arena, when every size is static.
     pub arena: Option<ArenaPlan>,
 }
@@ -84,6 +87,56 @@ impl Plan {
             .iter()
             .map(|s| s.static_capacity().unwrap_or(0) * s.dtype.size())
             .sum()
+    }
+}
+
+/// The bytes of the reused buffers as a function of the symbolic dims: `fixed` (a polynomial:
+/// every slot whose capacity is one expression, or one that provably dominates the others)
+/// plus, for each remaining slot, the maximum of its candidate byte counts.
+#[derive(Clone, Debug, Default)]
+pub struct Workspace {
+    pub fixed: Dim,
+    pub maxima: Vec<Vec<Dim>>,
+}
+
+impl Workspace {
+    /// The formula with the model's dim names, e.g. `96*batch*seq + 4096 + max(…)`.
+    pub fn show(&self, g: &Graph) -> String {
+        let mut parts = Vec::new();
+        if !self.fixed.is_const() || self.fixed.as_const() != Some(0) || self.maxima.is_empty() {
+            parts.push(g.show(&self.fixed));
+        }
+        for m in &self.maxima {
+            let each: Vec<String> = m.iter().map(|d| g.show(d)).collect();
+            parts.push(format!("max({})", each.join(", ")));
+        }
+        parts.join(" + ")
+    }
+}
+
+impl Plan {
+    /// The workspace as a formula of the dims (see [`Workspace`]).
+    pub fn workspace(&self) -> Workspace {
+        let mut w = Workspace::default();
+        for s in &self.slots {
+            let size = s.dtype.size() as i64;
+            // Drop every candidate that another one provably dominates (their difference has
+            // only positive coefficients, so it is ≥ 0 for all dims ≥ 0).
+            let mut cands: Vec<&Dim> = Vec::new();
+            for d in &s.sizes {
+                if cands.iter().any(|c| *c == d || c.sub(d).nonneg()) {
+                    continue;
+                }
+                cands.retain(|c| !d.sub(c).nonneg());
+                cands.push(d);
+            }
+            match cands.as_slice() {
+                [] => {}
+                [one] => w.fixed = w.fixed.add(&one.scale(size)),
+                many => w.maxima.push(many.iter().map(|d| d.scale(size)).collect()),
+            }
+        }
+        w
     }
 }
 
@@ -163,6 +216,7 @@ pub fn plan(g: &Graph) -> Plan {
             let dtype = g.values[o].dtype;
             let len = g.values[o].numel();
             p.naive_bytes += len.as_usize().unwrap_or(0) * dtype.size();
+            p.naive_dim = p.naive_dim.add(&len.scale(dtype.size() as i64));
             // Best fit among free slots of the same type: one that already held this very size
             // expression, else the smallest static one that holds `len`, else the largest (it
             // grows), else any.

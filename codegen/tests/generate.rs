@@ -442,3 +442,40 @@ fn all_of_the_generated_source_is_formatted() {
         assert!(file.items.len() > 10);
     }
 }
+
+#[test]
+fn symbolic_workspace_is_a_formula_of_the_dims() {
+    // attn_q_s8 has dims N and S; WORKSPACE_BYTES counts only its static buffers. The formula
+    // (with dominated candidates dropped) must equal the slots' capacities evaluated directly.
+    let c = compile_file(&fixture("attn_q_s8"), &Options::default()).unwrap();
+    let (g, plan) = (&c.graph, &c.plan);
+    assert_eq!(g.syms.len(), 2, "{:?}", g.syms);
+    assert!(g.derived.is_empty());
+    let w = plan.workspace();
+    for (n, s) in [(1i64, 1i64), (1, 128), (2, 7), (8, 384), (0, 5)] {
+        let vals = [n, s];
+        let direct: i64 = plan
+            .slots
+            .iter()
+            .map(|sl| {
+                let cap = sl.sizes.iter().map(|d| d.eval(&vals)).max().unwrap_or(0);
+                cap * sl.dtype.size() as i64
+            })
+            .sum();
+        let formula = w.fixed.eval(&vals)
+            + w.maxima
+                .iter()
+                .map(|m| m.iter().map(|d| d.eval(&vals)).max().unwrap())
+                .sum::<i64>();
+        assert_eq!(formula, direct, "N={n} S={s}: {}", w.show(g));
+        // The naive sum grows with the dims too (it was the static part only).
+        assert!(plan.naive_dim.eval(&vals) >= plan.naive_bytes as i64);
+    }
+    assert!(w.fixed.eval(&[2, 7]) > plan.planned_bytes() as i64);
+    // The generated function takes the dims in the model's order.
+    let src = c.source(Path::new("/blob.bin")).unwrap();
+    assert!(
+        src.contains("pub fn workspace_bytes(dim_n: usize, dim_s: usize) -> usize"),
+        "{src}"
+    );
+}

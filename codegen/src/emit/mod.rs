@@ -13,6 +13,7 @@ pub(crate) mod shape;
 mod statics;
 pub(crate) mod vision;
 mod work;
+mod workspace;
 
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
@@ -232,7 +233,7 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
     };
     let model_items = match plan.arena.as_ref() {
         Some(a) => module::arena_model(rt, &parts, a),
-        None => module::owned_model(rt, &parts, g, plan),
+        None => module::owned_model(rt, &parts, g, plan, &ctx.syms),
     };
     let body = module::body(
         rt,

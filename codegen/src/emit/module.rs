@@ -126,7 +126,13 @@ pub(super) fn arena_model(rt: &TokenStream, p: &Parts, a: &ArenaPlan) -> TokenSt
 }
 
 /// `Model` of a model with symbolic dims: owns buffers that grow with the dims.
-pub(super) fn owned_model(rt: &TokenStream, p: &Parts, g: &Graph, plan: &Plan) -> TokenStream {
+pub(super) fn owned_model(
+    rt: &TokenStream,
+    p: &Parts,
+    g: &Graph,
+    plan: &Plan,
+    syms: &[String],
+) -> TokenStream {
     let Parts {
         out_ids,
         out_tys,
@@ -158,12 +164,14 @@ pub(super) fn owned_model(rt: &TokenStream, p: &Parts, g: &Graph, plan: &Plan) -
         "this model has symbolic dims ({dims}): `run_in` needs static shapes and always \
          returns `Err(StaticShapesRequired)`; use `run`"
     );
+    let workspace_fn = super::workspace::workspace_fn(g, plan, syms);
     quote! {
-    /// Bytes of intermediate buffers the model owns (after liveness-based reuse;
-    /// buffers of symbolic size are not counted).
+    /// Bytes of the intermediate buffers of static size the model owns (after
+    /// liveness-based reuse); `workspace_bytes` gives the total for given dims.
     pub const WORKSPACE_BYTES: usize = #arena;
-    /// Bytes the intermediates would need without buffer reuse.
+    /// Bytes the intermediates of static size would need without buffer reuse.
     pub const NAIVE_WORKSPACE_BYTES: usize = #naive;
+    #workspace_fn
 
     /// The model's outputs, borrowed from the model until the next `run`.
     #[derive(Clone, Copy, Debug)]
