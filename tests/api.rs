@@ -217,9 +217,10 @@ mod mean_pool {
 
 #[test]
 fn workspace_of_a_symbolic_model_is_a_function_of_its_dims() {
-    // WORKSPACE_BYTES counts the static buffers only; workspace_bytes(batch, seq) all of them.
+    // WORKSPACE_BYTES counts the static buffers only (none here: it is 0); workspace_bytes(batch,
+    // seq) all of them.
     let w = mean_pool::workspace_bytes;
-    assert!(w(1, 1) >= mean_pool::WORKSPACE_BYTES);
+    assert!(w(1, 1) > 0);
     assert!(w(2, 128) > w(2, 64) && w(4, 64) > w(2, 64));
     // The pooled sums alone are batch × 24 f32.
     assert!(w(4, 64) >= 4 * 24 * 4, "{}", w(4, 64));
