@@ -5,6 +5,7 @@
 mod inspect;
 mod model;
 mod quantize;
+mod status;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -138,10 +139,14 @@ fn run(cli: Cli) -> CliResult<()> {
             isa,
             allow_data_dir,
         } => {
+            let status = status::Status::for_model(&model);
+            status.phase("reading");
             let mf = ModelFile::read(&model, &allow_data_dir)?;
             // `--isa` describes a family even if this CPU lacks it (a report, not a run).
             let isa = isa.unwrap_or_else(kiln_runtime::Isa::current);
+            status.phase("analysing and compiling");
             let report = inspect::inspect(&mf, isa);
+            status.done();
             let text = if json {
                 let mut s = serde_json::to_string_pretty(&inspect::to_json(&report))
                     .map_err(|e| CliError::new(format!("internal: {e}")))?;
@@ -186,7 +191,10 @@ fn run(cli: Cli) -> CliResult<()> {
             allow_data_dir,
         } => {
             let out = output.unwrap_or_else(|| default_quant_path(&model));
+            let status = status::Status::for_model(&model);
+            status.phase("reading");
             let mut mf = ModelFile::read(&model, &allow_data_dir)?;
+            status.done();
             let opts = quantize::QuantizeOptions {
                 weight_type: match weight_type {
                     WeightTypeArg::Int8 => quantize::WeightType::Int8,
@@ -207,8 +215,10 @@ fn run(cli: Cli) -> CliResult<()> {
                 )));
             }
             let report = quantize::quantize_model(&mut mf, &opts)?;
+            status.phase("writing");
             let bytes = quantize::encode(&mf)?;
             write_atomic(&out, &bytes)?;
+            status.done();
             if !quiet {
                 let mut e = std::io::stderr();
                 if let Some((from, to)) = report.opset_raised {
@@ -267,13 +277,17 @@ fn generate(
     runtime_path: String,
     allow_data_dir: &[PathBuf],
 ) -> CliResult<()> {
+    let status = status::Status::for_model(model);
+    status.phase("reading");
     // Decode with the CLI's reader first so bad files give the same messages as inspect.
     let mf = ModelFile::read(model, allow_data_dir)?;
     let opts = kiln_codegen::Options {
         runtime_path,
         ..mf.codegen_options()
     };
+    status.phase("compiling");
     let compiled = kiln_codegen::compile_file(model, &opts)?;
+    status.done();
     let dir = blob_dir
         .map(Path::to_path_buf)
         .or_else(|| output.map(|o| o.parent().unwrap_or(Path::new("")).to_path_buf()));
