@@ -234,30 +234,80 @@ fn float_init(
 /// Quantizes `model` in place.
 pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<QuantizeReport> {
     let base = mf.data_dirs().clone();
-    let mut report = QuantizeReport::default();
-    // DynamicQuantizeLinear needs opset 11 (as onnxruntime does, raise older models to 11).
-    let opset = mf.opset("").unwrap_or(1);
-    if opset < 11 {
-        for o in &mut mf.proto.opset_import {
-            if matches!(o.domain.as_deref().unwrap_or(""), "" | "ai.onnx") {
-                o.version = Some(11);
-            }
-        }
-        if mf.opset("").is_none() {
-            mf.proto.opset_import.push(proto::OperatorSetIdProto {
-                domain: Some(String::new()),
-                version: Some(11),
-            });
-        }
-        report.opset_raised = Some((opset, 11));
-    }
+    let opset_raised = raise_opset(mf);
     let graph = mf.proto.graph.as_mut().expect("checked in read");
+    inline_external_data(graph, &base)?;
+    let mut pass = Pass {
+        opts,
+        inits: graph
+            .initializer
+            .iter()
+            .map(|t| (t.name.clone().unwrap_or_default(), t.clone()))
+            .collect(),
+        base,
+        exclude: opts.exclude.iter().map(String::as_str).collect(),
+        new_inits: Vec::new(),
+        from_gemm: HashSet::new(),
+        report: QuantizeReport {
+            opset_raised,
+            ..Default::default()
+        },
+        out: Vec::new(),
+        act_done: HashSet::new(),
+        w_done: HashSet::new(),
+    };
+    // 1. Gemm → MatMul [+ Add], the form quantize_dynamic quantizes.
+    let nodes = pass.gemms_to_matmuls(std::mem::take(&mut graph.node));
+    // 2. Which layers get quantized (their weight: a constant float initializer).
+    let plan: Vec<_> = nodes.iter().map(|n| pass.weight_of(n)).collect();
+    let total = plan.iter().filter(|p| p.is_some()).count();
+    // 3. Rewrite.
+    pass.out.reserve(nodes.len() + 5 * total);
+    let mut progress = Progress::new(opts.progress && total >= 8, total);
+    for (n, w) in nodes.into_iter().zip(plan) {
+        match w {
+            Some((dims, data)) => {
+                pass.rewrite(n, &dims, &data);
+                progress.tick();
+            }
+            None => pass.out.push(n),
+        }
+    }
+    progress.finish();
+    // 4. Initializers: drop float weights nobody reads any more, add the new ones.
+    prune_initializers(graph, pass.out, pass.new_inits);
+    Ok(pass.report)
+}
 
-    // Inline external data, so the written model stands alone wherever it is written.
+/// DynamicQuantizeLinear needs opset 11: as onnxruntime does, raise older models to 11.
+fn raise_opset(mf: &mut ModelFile) -> Option<(i64, i64)> {
+    let opset = mf.opset("").unwrap_or(1);
+    if opset >= 11 {
+        return None;
+    }
+    for o in &mut mf.proto.opset_import {
+        if matches!(o.domain.as_deref().unwrap_or(""), "" | "ai.onnx") {
+            o.version = Some(11);
+        }
+    }
+    if mf.opset("").is_none() {
+        mf.proto.opset_import.push(proto::OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(11),
+        });
+    }
+    Some((opset, 11))
+}
+
+/// Inlines external data, so the written model stands alone wherever it is written.
+fn inline_external_data(
+    graph: &mut proto::GraphProto,
+    base: &kiln_codegen::onnx::DataDirs,
+) -> CliResult<()> {
     for t in &mut graph.initializer {
         if t.data_location == Some(proto::tensor_proto::DataLocation::External as i32) {
             let name = t.name.clone().unwrap_or_default();
-            let dec = kiln_codegen::onnx::tensor_from_proto(t, &base).map_err(|e| {
+            let dec = kiln_codegen::onnx::tensor_from_proto(t, base).map_err(|e| {
                 CliError::new(format!(
                     "cannot read external data of `{name}`: {}",
                     crate::model::one_line_codegen_error(&e)
@@ -269,55 +319,85 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
             t.float_data.clear();
         }
     }
+    Ok(())
+}
 
-    let mut inits: HashMap<String, TensorProto> = graph
-        .initializer
-        .iter()
-        .map(|t| (t.name.clone().unwrap_or_default(), t.clone()))
-        .collect();
-    let exclude: HashSet<&str> = opts.exclude.iter().map(String::as_str).collect();
-    let mut new_inits: Vec<TensorProto> = Vec::new();
+/// The state of one quantization run.
+struct Pass<'o> {
+    opts: &'o QuantizeOptions,
+    base: kiln_codegen::onnx::DataDirs,
+    exclude: HashSet<&'o str>,
+    inits: HashMap<String, TensorProto>,
+    new_inits: Vec<TensorProto>,
+    /// Names of the MatMuls made from Gemms (reported as Gemm).
+    from_gemm: HashSet<String>,
+    report: QuantizeReport,
+    /// The rewritten nodes.
+    out: Vec<NodeProto>,
+    /// Activations already quantized and weights already written (shared by several layers).
+    act_done: HashSet<String>,
+    w_done: HashSet<String>,
+}
 
-    // 1. Gemm → MatMul [+ Add], the form quantize_dynamic quantizes.
-    let mut from_gemm: HashSet<String> = HashSet::new();
-    let mut nodes: Vec<NodeProto> = Vec::with_capacity(graph.node.len());
-    for n in std::mem::take(&mut graph.node) {
-        let name = crate::model::node_name(&n);
-        let convertible = opts.include_gemm
-            && op(&n) == "Gemm"
-            && crate::model::domain(&n).is_empty()
-            && !exclude.contains(name.as_str())
-            && attr_i(&n, "transA").unwrap_or(0) == 0
-            && attr_f(&n, "alpha").unwrap_or(1.0) == 1.0
-            && (attr_f(&n, "beta").unwrap_or(1.0) == 1.0
-                || n.input.get(2).is_none_or(|c| c.is_empty()))
-            && n.input.len() >= 2;
-        let weight = if convertible {
-            float_init(&inits, &n.input[1], &base).filter(|(d, _)| d.len() == 2)
-        } else {
-            None
-        };
-        let Some((dims, w)) = weight else {
-            if op(&n) == "Gemm"
-                && crate::model::domain(&n).is_empty()
-                && !exclude.contains(name.as_str())
-            {
-                report.skipped.push((
-                    name,
-                    "Gemm".into(),
-                    "Gemm with transA, alpha ≠ 1, beta ≠ 1 or a non-constant weight stays float"
-                        .into(),
-                ));
+impl Pass<'_> {
+    fn is_default_op(n: &NodeProto, o: &str) -> bool {
+        op(n) == o && crate::model::domain(n).is_empty()
+    }
+
+    fn skip(&mut self, name: String, op: &str, why: impl Into<String>) {
+        self.report.skipped.push((name, op.into(), why.into()));
+    }
+
+    fn gemms_to_matmuls(&mut self, nodes: Vec<NodeProto>) -> Vec<NodeProto> {
+        let mut out = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            let name = crate::model::node_name(&n);
+            let convertible = self.opts.include_gemm
+                && Self::is_default_op(&n, "Gemm")
+                && !self.exclude.contains(name.as_str())
+                && attr_i(&n, "transA").unwrap_or(0) == 0
+                && attr_f(&n, "alpha").unwrap_or(1.0) == 1.0
+                && (attr_f(&n, "beta").unwrap_or(1.0) == 1.0
+                    || n.input.get(2).is_none_or(|c| c.is_empty()))
+                && n.input.len() >= 2;
+            let weight = if convertible {
+                float_init(&self.inits, &n.input[1], &self.base).filter(|(d, _)| d.len() == 2)
+            } else {
+                None
+            };
+            match weight {
+                Some((dims, w)) => self.gemm_to_matmul(n, &name, &dims, &w, &mut out),
+                None => {
+                    if Self::is_default_op(&n, "Gemm") && !self.exclude.contains(name.as_str()) {
+                        self.skip(
+                            name,
+                            "Gemm",
+                            "Gemm with transA, alpha ≠ 1, beta ≠ 1 or a non-constant weight \
+                             stays float",
+                        );
+                    }
+                    out.push(n);
+                }
             }
-            nodes.push(n);
-            continue;
-        };
-        let out = n.output[0].clone();
+        }
+        out
+    }
+
+    /// `Gemm(x, W, C)` → `Add(MatMul(x, W'), C)`, W' a transposed copy when transB = 1.
+    fn gemm_to_matmul(
+        &mut self,
+        n: NodeProto,
+        name: &str,
+        dims: &[usize],
+        w: &[f32],
+        out: &mut Vec<NodeProto>,
+    ) {
+        let y = n.output[0].clone();
         let mut b = n.input[1].clone();
         if attr_i(&n, "transB").unwrap_or(0) != 0 {
             let (rows, cols) = (dims[0], dims[1]); // [N, K]
             let tname = format!("{b}_Transposed");
-            if !inits.contains_key(&tname) {
+            if !self.inits.contains_key(&tname) {
                 let mut t = vec![0f32; rows * cols];
                 for r in 0..rows {
                     for c in 0..cols {
@@ -331,119 +411,144 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
                     raw_data: Some(t.iter().flat_map(|v| v.to_le_bytes()).collect()),
                     ..Default::default()
                 };
-                inits.insert(tname.clone(), tp.clone());
-                new_inits.push(tp);
+                self.inits.insert(tname.clone(), tp.clone());
+                self.new_inits.push(tp);
             }
             b = tname;
         }
         let has_c = n.input.get(2).is_some_and(|c| !c.is_empty());
         let mm_out = if has_c {
-            format!("{out}_MatMul")
+            format!("{y}_MatMul")
         } else {
-            out.clone()
+            y.clone()
         };
-        from_gemm.insert(format!("{name}_MatMul"));
-        nodes.push(node(
+        self.from_gemm.insert(format!("{name}_MatMul"));
+        out.push(node(
             &format!("{name}_MatMul"),
             "MatMul",
             &[&n.input[0], &b],
             &[&mm_out],
         ));
         if has_c {
-            nodes.push(node(
+            out.push(node(
                 &format!("{name}_Add"),
                 "Add",
                 &[&mm_out, &n.input[2]],
-                &[&out],
+                &[&y],
             ));
         }
     }
 
-    // 2. Which MatMuls get quantized (their weight: a constant 2-D float initializer).
-    let mut plan: Vec<Option<(Vec<usize>, Vec<f32>)>> = Vec::with_capacity(nodes.len());
-    for n in &nodes {
-        let mut w = None;
-        if opts.include_conv && op(n) == "Conv" && crate::model::domain(n).is_empty() {
-            let name = crate::model::node_name(n);
-            if exclude.contains(name.as_str()) {
-                report
-                    .skipped
-                    .push((name, "Conv".into(), "excluded (--exclude)".into()));
-            } else {
-                match n.input.get(1).and_then(|wn| float_init(&inits, wn, &base)) {
-                    Some((d, v))
-                        if (3..=4).contains(&d.len())
-                            && v.iter().all(|x| x.is_finite())
-                            && n.input.get(2).is_none_or(|b| {
-                                b.is_empty() || float_init(&inits, b, &base).is_some()
-                            }) =>
-                    {
-                        w = Some((d, v))
-                    }
-                    _ => report.skipped.push((
-                        name,
-                        "Conv".into(),
-                        "Conv whose weight (and bias) are not float32 initializers of a 1-D/2-D \
-                         convolution stays float"
-                            .into(),
-                    )),
-                }
-            }
+    /// The float weight of a layer to quantize, or `None` (with the reason reported when the
+    /// node is a Conv or MatMul that stays float).
+    fn weight_of(&mut self, n: &NodeProto) -> Option<(Vec<usize>, Vec<f32>)> {
+        if Self::is_default_op(n, "Conv") {
+            return self.conv_weight(n);
         }
-        if !opts.include_conv && op(n) == "Conv" && crate::model::domain(n).is_empty() {
-            let name = crate::model::node_name(n);
-            report
-                .skipped
-                .push((name, "Conv".into(), "--no-conv".into()));
+        if Self::is_default_op(n, "MatMul") && n.input.len() == 2 {
+            return self.matmul_weight(n);
         }
-        if op(n) == "MatMul" && crate::model::domain(n).is_empty() && n.input.len() == 2 {
-            let name = crate::model::node_name(n);
-            let mm = || "MatMul".to_string();
-            if exclude.contains(name.as_str()) {
-                report
-                    .skipped
-                    .push((name, mm(), "excluded (--exclude)".into()));
-            } else if inits.contains_key(&n.input[0]) {
-                report
-                    .skipped
-                    .push((name, mm(), "both inputs are constants".into()));
-            } else {
-                match float_init(&inits, &n.input[1], &base) {
-                    Some((d, v)) if d.len() == 2 && v.iter().all(|x| x.is_finite()) => {
-                        w = Some((d, v))
-                    }
-                    Some((d, _)) if d.len() != 2 => report
-                        .skipped
-                        .push((name, mm(), format!("weight has rank {} (kiln quantizes 2-D weights)", d.len()))),
-                    Some(_) => report
-                        .skipped
-                        .push((name, mm(), "weight contains NaN or infinity".into())),
-                    None => report.skipped.push((
-                        name,
-                        mm(),
-                        "second input is not a float32 initializer (activation × activation stays float)"
-                            .into(),
-                    )),
-                }
-            }
-        }
-        plan.push(w);
+        None
     }
-    let total = plan.iter().filter(|p| p.is_some()).count();
 
-    // 3. Rewrite.
-    let mut out_nodes: Vec<NodeProto> = Vec::with_capacity(nodes.len() + 5 * total);
-    let mut quantized_act: HashSet<String> = HashSet::new();
-    let mut quantized_w: HashSet<String> = HashSet::new();
-    let mut progress = Progress::new(opts.progress && total >= 8, total);
-    for (n, w) in nodes.into_iter().zip(plan) {
-        let Some((dims, data)) = w else {
-            out_nodes.push(n);
-            continue;
-        };
+    fn conv_weight(&mut self, n: &NodeProto) -> Option<(Vec<usize>, Vec<f32>)> {
+        let name = crate::model::node_name(n);
+        if !self.opts.include_conv {
+            self.skip(name, "Conv", "--no-conv");
+            return None;
+        }
+        if self.exclude.contains(name.as_str()) {
+            self.skip(name, "Conv", "excluded (--exclude)");
+            return None;
+        }
+        let bias_ok = n
+            .input
+            .get(2)
+            .is_none_or(|b| b.is_empty() || float_init(&self.inits, b, &self.base).is_some());
+        match n
+            .input
+            .get(1)
+            .and_then(|wn| float_init(&self.inits, wn, &self.base))
+        {
+            Some((d, v))
+                if (3..=4).contains(&d.len()) && v.iter().all(|x| x.is_finite()) && bias_ok =>
+            {
+                Some((d, v))
+            }
+            _ => {
+                self.skip(
+                    name,
+                    "Conv",
+                    "Conv whose weight (and bias) are not float32 initializers of a 1-D/2-D \
+                     convolution stays float",
+                );
+                None
+            }
+        }
+    }
+
+    fn matmul_weight(&mut self, n: &NodeProto) -> Option<(Vec<usize>, Vec<f32>)> {
+        let name = crate::model::node_name(n);
+        if self.exclude.contains(name.as_str()) {
+            self.skip(name, "MatMul", "excluded (--exclude)");
+            return None;
+        }
+        if self.inits.contains_key(&n.input[0]) {
+            self.skip(name, "MatMul", "both inputs are constants");
+            return None;
+        }
+        match float_init(&self.inits, &n.input[1], &self.base) {
+            Some((d, v)) if d.len() == 2 && v.iter().all(|x| x.is_finite()) => return Some((d, v)),
+            Some((d, _)) if d.len() != 2 => self.skip(
+                name,
+                "MatMul",
+                format!("weight has rank {} (kiln quantizes 2-D weights)", d.len()),
+            ),
+            Some(_) => self.skip(name, "MatMul", "weight contains NaN or infinity"),
+            None => self.skip(
+                name,
+                "MatMul",
+                "second input is not a float32 initializer (activation × activation stays float)",
+            ),
+        }
+        None
+    }
+
+    /// Replaces one layer by its dynamically quantized form.
+    fn rewrite(&mut self, n: NodeProto, dims: &[usize], data: &[f32]) {
         let name = crate::model::node_name(&n);
-        let (x, wname, y) = (n.input[0].clone(), n.input[1].clone(), n.output[0].clone());
+        let (x, wname) = (n.input[0].clone(), n.input[1].clone());
         let is_conv = op(&n) == "Conv";
+        if self.act_done.insert(x.clone()) {
+            self.out.push(node(
+                &format!("{x}_QuantizeLinear"),
+                "DynamicQuantizeLinear",
+                &[&x],
+                &[
+                    &format!("{x}_quantized"),
+                    &format!("{x}_scale"),
+                    &format!("{x}_zero_point"),
+                ],
+            ));
+            self.report.activations += 1;
+        }
+        if self.w_done.insert(wname.clone()) {
+            self.quantize_weights(&wname, dims, data, is_conv);
+        }
+        self.integer_layer(&n, &name, dims.len(), is_conv);
+        let kind = if is_conv {
+            "Conv"
+        } else if self.from_gemm.contains(&name) {
+            "Gemm"
+        } else {
+            "MatMul"
+        };
+        self.report.quantized.push((name, kind.to_string()));
+    }
+
+    /// Writes `{w}_quantized`, `{w}_scale` and `{w}_zero_point`.
+    fn quantize_weights(&mut self, wname: &str, dims: &[usize], data: &[f32], is_conv: bool) {
+        let opts = self.opts;
         // Conv weights are quantized per tensor (their layout is irrelevant then).
         let (k, ncols) = if is_conv {
             (data.len(), 1)
@@ -451,52 +556,61 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
             (dims[0], dims[1])
         };
         let per_channel = opts.per_channel && !is_conv;
-        let xq = format!("{x}_quantized");
-        let xs = format!("{x}_scale");
-        let xz = format!("{x}_zero_point");
-        if quantized_act.insert(x.clone()) {
-            out_nodes.push(node(
-                &format!("{x}_QuantizeLinear"),
-                "DynamicQuantizeLinear",
-                &[&x],
-                &[&xq, &xs, &xz],
-            ));
-            report.activations += 1;
-        }
-        let wq = format!("{wname}_quantized");
-        let ws = format!("{wname}_scale");
-        let wz = format!("{wname}_zero_point");
-        if quantized_w.insert(wname.clone()) {
-            let (q, params) = quantize_weight(
-                &data,
-                k,
-                ncols,
-                opts.weight_type,
-                per_channel,
-                opts.reduce_range,
-            );
-            let pdims: Vec<i64> = if per_channel {
-                vec![ncols as i64]
-            } else {
-                vec![]
-            };
-            let scales: Vec<f32> = params.iter().map(|p| p.scale).collect();
-            let zps: Vec<i32> = params.iter().map(|p| p.zero_point).collect();
-            new_inits.push(float_tensor(&ws, &pdims, &scales));
-            let mut zt = int_tensor(&wz, &pdims, opts.weight_type, &zps);
-            // Zero points as typed int32 values (as the ONNX helpers write them).
-            zt.int32_data = zps.clone();
-            zt.raw_data = None;
-            new_inits.push(zt);
-            let qdims: Vec<i64> = if is_conv {
-                dims.iter().map(|&d| d as i64).collect()
-            } else {
-                vec![k as i64, ncols as i64]
-            };
-            new_inits.push(int_tensor(&wq, &qdims, opts.weight_type, &q));
-            report.float_weight_bytes += (data.len() * 4) as u64;
-            report.quant_weight_bytes += (q.len() + 5 * params.len()) as u64;
-        }
+        let (q, params) = quantize_weight(
+            data,
+            k,
+            ncols,
+            opts.weight_type,
+            per_channel,
+            opts.reduce_range,
+        );
+        let pdims: Vec<i64> = if per_channel {
+            vec![ncols as i64]
+        } else {
+            vec![]
+        };
+        let scales: Vec<f32> = params.iter().map(|p| p.scale).collect();
+        let zps: Vec<i32> = params.iter().map(|p| p.zero_point).collect();
+        self.new_inits
+            .push(float_tensor(&format!("{wname}_scale"), &pdims, &scales));
+        let mut zt = int_tensor(
+            &format!("{wname}_zero_point"),
+            &pdims,
+            opts.weight_type,
+            &zps,
+        );
+        // Zero points as typed int32 values (as the ONNX helpers write them).
+        zt.int32_data = zps.clone();
+        zt.raw_data = None;
+        self.new_inits.push(zt);
+        let qdims: Vec<i64> = if is_conv {
+            dims.iter().map(|&d| d as i64).collect()
+        } else {
+            vec![k as i64, ncols as i64]
+        };
+        self.new_inits.push(int_tensor(
+            &format!("{wname}_quantized"),
+            &qdims,
+            opts.weight_type,
+            &q,
+        ));
+        self.report.float_weight_bytes += (data.len() * 4) as u64;
+        self.report.quant_weight_bytes += (q.len() + 5 * params.len()) as u64;
+    }
+
+    /// MatMulInteger/ConvInteger → Cast → Mul by the scales [→ Add the reshaped Conv bias].
+    fn integer_layer(&mut self, n: &NodeProto, name: &str, rank: usize, is_conv: bool) {
+        let (x, wname, y) = (&n.input[0], &n.input[1], &n.output[0]);
+        let (xq, xs, xz) = (
+            format!("{x}_quantized"),
+            format!("{x}_scale"),
+            format!("{x}_zero_point"),
+        );
+        let (wq, ws, wz) = (
+            format!("{wname}_quantized"),
+            format!("{wname}_scale"),
+            format!("{wname}_zero_point"),
+        );
         let qname = format!("{name}_quant");
         let smul = format!("{qname}_scales_mul");
         let smul_out = format!("{smul}:0");
@@ -511,72 +625,65 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
             // The bias becomes [1, M, 1, …] so that it broadcasts over the channel axis.
             let shape_name = format!("{y}_bias_reshape_shape");
             let mut shape = vec![1i64, -1];
-            shape.resize(dims.len(), 1);
-            new_inits.push(TensorProto {
+            shape.resize(rank, 1);
+            self.new_inits.push(TensorProto {
                 name: Some(shape_name.clone()),
                 dims: vec![shape.len() as i64],
                 data_type: Some(7),
                 raw_data: Some(shape.iter().flat_map(|v| v.to_le_bytes()).collect()),
                 ..Default::default()
             });
-            out_nodes.push(node(
+            self.out.push(node(
                 "",
                 "Reshape",
                 &[b, &shape_name],
                 &[&format!("{y}_bias_reshape_output")],
             ));
         }
-        out_nodes.push(node(&smul, "Mul", &[&xs, &ws], &[&smul_out]));
-        let mut qn = node(
-            &qname,
-            if is_conv {
-                "ConvInteger"
-            } else {
-                "MatMulInteger"
-            },
-            &[&xq, &wq, &xz, &wz],
-            &[&acc],
-        );
+        self.out.push(node(&smul, "Mul", &[&xs, &ws], &[&smul_out]));
+        let int_op = if is_conv {
+            "ConvInteger"
+        } else {
+            "MatMulInteger"
+        };
+        let mut qn = node(&qname, int_op, &[&xq, &wq, &xz, &wz], &[&acc]);
         if is_conv {
             // The convolution's geometry carries over unchanged.
             qn.attribute = n.attribute.clone();
         }
-        out_nodes.push(qn);
+        self.out.push(qn);
         let mut cast = node(&format!("{acc}_cast"), "Cast", &[&acc], &[&cast_out]);
         cast.attribute.push(int_attr("to", 1));
-        out_nodes.push(cast);
+        self.out.push(cast);
         let scaled = if bias.is_some() {
             format!("{y}quant_scaled_output")
         } else {
             y.clone()
         };
-        out_nodes.push(node(
+        self.out.push(node(
             &format!("{qname}_output_scale_mul"),
             "Mul",
             &[&cast_out, &smul_out],
             &[&scaled],
         ));
         if bias.is_some() {
-            out_nodes.push(node(
+            self.out.push(node(
                 &format!("{y}_bias_add"),
                 "Add",
                 &[&scaled, &format!("{y}_bias_reshape_output")],
-                &[&y],
+                &[y],
             ));
         }
-        let kind = if is_conv {
-            "Conv"
-        } else if from_gemm.contains(&name) {
-            "Gemm"
-        } else {
-            "MatMul"
-        };
-        report.quantized.push((name, kind.to_string()));
-        progress.tick();
     }
-    progress.finish();
+}
 
-    // 4. Initializers: drop float weights nobody reads any more, add the new ones.
+/// Keeps the initializers the new nodes read (dropping float weights nobody reads any more,
+/// and their graph inputs) and adds the new ones that are read.
+fn prune_initializers(
+    graph: &mut proto::GraphProto,
+    out_nodes: Vec<NodeProto>,
+    new_inits: Vec<TensorProto>,
+) {
     let mut used: HashSet<String> = HashSet::new();
     for n in &out_nodes {
         used.extend(n.input.iter().cloned());
@@ -602,7 +709,6 @@ pub fn quantize_model(mf: &mut ModelFile, opts: &QuantizeOptions) -> CliResult<Q
         .input
         .retain(|vi| !dropped.contains(vi.name.as_deref().unwrap_or("")));
     graph.node = out_nodes;
-    Ok(report)
 }
 
 /// Names read inside subgraphs (If/Loop bodies) count as uses too.

@@ -166,28 +166,9 @@ fn describe(
             ..
         }) => {
             c.qlinear += 1;
-            let (kind, kernel, safe) = match packed {
-                Some(w) => (
-                    "QLinearMatMul (8-bit in → i32 → requantized 8-bit out)",
-                    qgemm_kernel(isa, w.avx2_safe),
-                    Some(w.avx2_safe),
-                ),
-                None => (
-                    "QLinearMatMul (run-time B)",
-                    "direct integer loops".into(),
-                    None,
-                ),
-            };
-            return Some(KLayer {
-                node: n.name.clone(),
-                kind: kind.into(),
-                m: g.show(&batches.mul(m)),
-                k: k.as_usize().unwrap_or(0),
-                n: nn.as_usize().unwrap_or(0),
-                epilogue: "zero points + requantize (round half even, saturate)".into(),
-                avx2_safe: safe,
-                kernel,
-            });
+            let rows = g.show(&batches.mul(m));
+            let (k, nn) = (k.as_usize().unwrap_or(0), nn.as_usize().unwrap_or(0));
+            return Some(qmatmul_layer(n, isa, rows, k, nn, packed.as_deref()));
         }
         Some(KilnOp::QLinearConv {
             spec,
@@ -236,6 +217,39 @@ fn describe(
         None => return unfused(n, c, other_ops),
     }
     None
+}
+
+/// A QLinearMatMul (or a static-QDQ MatMul).
+fn qmatmul_layer(
+    n: &Node,
+    isa: Isa,
+    m: String,
+    k: usize,
+    nn: usize,
+    packed: Option<&kiln_runtime::pack::PackedI8Owned>,
+) -> KLayer {
+    let (kind, kernel, safe) = match packed {
+        Some(w) => (
+            "QLinearMatMul (8-bit in → i32 → requantized 8-bit out)",
+            qgemm_kernel(isa, w.avx2_safe),
+            Some(w.avx2_safe),
+        ),
+        None => (
+            "QLinearMatMul (run-time B)",
+            "direct integer loops".into(),
+            None,
+        ),
+    };
+    KLayer {
+        node: n.name.clone(),
+        kind: kind.into(),
+        m,
+        k,
+        n: nn,
+        epilogue: "zero points + requantize (round half even, saturate)".into(),
+        avx2_safe: safe,
+        kernel,
+    }
 }
 
 /// A dynamically quantized convolution.
