@@ -307,6 +307,10 @@ fn input_checks(ctx: &Ctx, io: &Io) -> Vec<TokenStream> {
     } = io;
     let mut checks = Vec::new();
     let mut bound = vec![false; g.syms.len()];
+    if g.inputs.is_empty() {
+        // `Inputs` is an empty marker then (see `module`): read it so it is not unused.
+        checks.push(quote!(let _ = inputs;));
+    }
     for (i, &v) in g.inputs.iter().enumerate() {
         let id = &in_ids[i];
         let name = &in_names[i];

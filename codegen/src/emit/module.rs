@@ -296,6 +296,26 @@ pub(super) fn body(
                 }
             }
         };
+        // A model without graph inputs (all constants) still takes an `Inputs<'_>`, so that
+        // `run` has one signature; its lifetime is held by a marker (an unused lifetime
+        // parameter is E0392) and it is built with `Inputs::default()`.
+        let inputs_struct = if in_ids.is_empty() {
+            quote! {
+                /// The model has no inputs: pass `Inputs::default()`.
+                #[derive(Clone, Copy, Debug, Default)]
+                pub struct Inputs<'a> {
+                    _none: ::core::marker::PhantomData<&'a ()>,
+                }
+            }
+        } else {
+            quote! {
+                /// The model's inputs, named after the ONNX graph inputs.
+                #[derive(Clone, Copy, Debug)]
+                pub struct Inputs<'a> {
+                    #(pub #in_ids: #rt::TensorRef<'a, #in_tys>,)*
+                }
+            }
+        };
         quote! {
             /// ONNX names of the model's inputs, in declaration order.
             pub const INPUT_NAMES: [&str; #n_in] = [#(#in_names),*];
@@ -316,11 +336,7 @@ pub(super) fn body(
             #blob_decl
             #(#[allow(non_upper_case_globals)] #statics)*
 
-            /// The model's inputs, named after the ONNX graph inputs.
-            #[derive(Clone, Copy, Debug)]
-            pub struct Inputs<'a> {
-                #(pub #in_ids: #rt::TensorRef<'a, #in_tys>,)*
-            }
+            #inputs_struct
 
             #model_items
         }
