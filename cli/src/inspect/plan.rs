@@ -209,6 +209,7 @@ fn describe(
                 .or_insert(0) += 1;
         }
         Some(KilnOp::Attention { .. }) => c.attention += 1,
+        Some(KilnOp::Recurrent(o)) => return Some(recurrent_layer(g, n, isa, o)),
         Some(KilnOp::ConvInteger { .. }) => {
             *other_ops
                 .entry("ConvInteger (unfused, direct)".into())
@@ -217,6 +218,30 @@ fn describe(
         None => return unfused(n, c, other_ops),
     }
     None
+}
+
+/// An LSTM/GRU/RNN: its row is the input projection (one GEMM per direction over every
+/// timestep); the per-step `h·Rᵀ` products are in the epilogue's words.
+fn recurrent_layer(g: &Graph, n: &Node, isa: Isa, o: &kiln_codegen::ops::RecurrentOp) -> KLayer {
+    let packed = if o.packed.is_some() {
+        "prepacked"
+    } else {
+        "packed at run time"
+    };
+    KLayer {
+        node: n.name.clone(),
+        kind: format!(
+            "{} (f32, {} direction(s), weights {packed})",
+            n.op,
+            o.dirs()
+        ),
+        m: g.show(&o.seq.mul(&o.batch)),
+        k: o.input,
+        n: o.gates() * o.hidden,
+        epilogue: format!("per step h·Rᵀ (K = {}) + gates", o.hidden),
+        avx2_safe: None,
+        kernel: format!("f32 GEMM ({})", isa.name()),
+    }
 }
 
 /// A QLinearMatMul (or a static-QDQ MatMul).

@@ -58,6 +58,7 @@ pub(super) fn emit(c: &Ctx, n: &Node, k: &KilnOp, weights: Option<&Ident>) -> Re
         KilnOp::DqMatMul { m, .. } => dq_matmul(c, n, weights, m),
         KilnOp::Elementwise { steps } => elementwise(c, n, steps),
         KilnOp::ConvInteger { spec } => conv_integer(c, n, spec),
+        KilnOp::Recurrent(o) => super::recurrent::emit(c, n, o, weights),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod names;
 pub(crate) mod nodes;
 pub(crate) mod norm;
 pub(crate) mod quant;
+mod recurrent;
 pub(crate) mod shape;
 mod statics;
 pub(crate) mod vision;

@@ -170,25 +170,49 @@ fn node_static(rt: &TokenStream, blob: &mut Blob, n: &Node, id: &Ident) -> Optio
         KilnOp::QdqMap { steps, .. } => qdq_map_static(rt, blob, id, steps),
         KilnOp::DqMatMul { w, .. } => dq_matmul_static(rt, blob, id, w),
         KilnOp::SGemm { weights: w, .. } => {
-            let (k, nn) = (lit(w.k), lit(w.n));
-            let data = f32s(rt, blob, &w.data);
-            let bias = match &w.bias {
-                Some(b) => {
-                    let e = f32s(rt, blob, b);
-                    quote!(Some(#e))
-                }
-                None => quote!(None),
-            };
+            let e = packed_f32_expr(rt, blob, w);
             quote! {
-                static #id: #rt::ops::matmul::PackedF32<'static> = #rt::ops::matmul::PackedF32 {
-                    k: #k, n: #nn,
-                    data: #data,
-                    bias: #bias,
-                };
+                static #id: #rt::ops::matmul::PackedF32<'static> = #e;
+            }
+        }
+        KilnOp::Recurrent(o) => {
+            let (w, r) = o.packed.as_ref()?;
+            let ws: Vec<_> = w.iter().map(|p| packed_f32_expr(rt, blob, p)).collect();
+            let rs: Vec<_> = r.iter().map(|p| packed_f32_expr(rt, blob, p)).collect();
+            let (nw, nr) = (lit(ws.len()), lit(rs.len()));
+            quote! {
+                static #id: (
+                    [#rt::ops::matmul::PackedF32<'static>; #nw],
+                    [#rt::ops::matmul::PackedF32<'static>; #nr],
+                ) = ([#(#ws),*], [#(#rs),*]);
             }
         }
         _ => return None,
     })
+}
+
+/// A `PackedF32` expression over `w`'s panels (and bias), appended to the blob.
+fn packed_f32_expr(
+    rt: &TokenStream,
+    blob: &mut Blob,
+    w: &kiln_runtime::ops::matmul::PackedF32Owned,
+) -> TokenStream {
+    let (k, nn) = (lit(w.k), lit(w.n));
+    let data = f32s(rt, blob, &w.data);
+    let bias = match &w.bias {
+        Some(b) => {
+            let e = f32s(rt, blob, b);
+            quote!(Some(#e))
+        }
+        None => quote!(None),
+    };
+    quote! {
+        #rt::ops::matmul::PackedF32 {
+            k: #k, n: #nn,
+            data: #data,
+            bias: #bias,
+        }
+    }
 }
 
 /// A quantized depthwise convolution's float weights, scales and bias.

@@ -108,6 +108,7 @@ pub enum Attr {
     String(String),
     Floats(Vec<f32>),
     Ints(Vec<i64>),
+    Strings(Vec<String>),
     Tensor(Tensor),
     /// Graphs, sparse tensors, type protos: kept by name only so errors can mention them.
     Other(&'static str),
@@ -210,6 +211,10 @@ pub enum KilnOp {
         dh: usize,
         scale: AttnScale,
     },
+    /// LSTM/GRU/RNN (`ops::recurrent`). inputs as ONNX `[X, W, R, B, sequence_lens,
+    /// initial_h, initial_c, P]` (W and R absent when packed); outputs the ONNX ones the node
+    /// declares, then the scratch (f32).
+    Recurrent(Box<crate::ops::RecurrentOp>),
 }
 
 /// How [`KilnOp::Attention`] scales the raw scores (`kiln_runtime::ops::attention::ScoreScale`).
@@ -350,6 +355,20 @@ impl Node {
             Some(other) => Err(self.attr_type_error(name, "a list of ints", other)),
         }
     }
+    pub fn attr_floats(&self, name: &str) -> Result<Option<Vec<f32>>> {
+        match self.attrs.get(name) {
+            None => Ok(None),
+            Some(Attr::Floats(v)) => Ok(Some(v.clone())),
+            Some(other) => Err(self.attr_type_error(name, "a list of floats", other)),
+        }
+    }
+    pub fn attr_strings(&self, name: &str) -> Result<Option<Vec<String>>> {
+        match self.attrs.get(name) {
+            None => Ok(None),
+            Some(Attr::Strings(v)) => Ok(Some(v.clone())),
+            Some(other) => Err(self.attr_type_error(name, "a list of strings", other)),
+        }
+    }
     fn attr_type_error(&self, name: &str, want: &str, found: &Attr) -> Error {
         Error::invalid(format!(
             "attribute `{name}` must be {want}, found {}",
@@ -370,6 +389,7 @@ fn attr_kind(a: &Attr) -> &'static str {
         Attr::String(_) => "a string",
         Attr::Floats(_) => "a list of floats",
         Attr::Ints(_) => "a list of ints",
+        Attr::Strings(_) => "a list of strings",
         Attr::Tensor(_) => "a tensor",
         Attr::Other(k) => k,
     }

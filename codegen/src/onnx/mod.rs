@@ -277,6 +277,8 @@ fn attr_from_proto(a: &proto::AttributeProto, base: &DataDirs) -> Result<Attr> {
                 T::Floats
             } else if !a.ints.is_empty() {
                 T::Ints
+            } else if !a.strings.is_empty() {
+                T::Strings
             } else {
                 T::Undefined
             }
@@ -298,7 +300,12 @@ fn attr_from_proto(a: &proto::AttributeProto, base: &DataDirs) -> Result<Attr> {
         T::Graph | T::Graphs => Attr::Other("a graph"),
         T::SparseTensor | T::SparseTensors => Attr::Other("a sparse tensor"),
         T::TypeProto | T::TypeProtos => Attr::Other("a type"),
-        T::Strings => Attr::Other("a list of strings"),
+        T::Strings => Attr::Strings(
+            a.strings
+                .iter()
+                .map(|b| String::from_utf8_lossy(b).into())
+                .collect(),
+        ),
         T::Tensors => Attr::Other("a list of tensors"),
         T::Undefined => Attr::Other("an undefined attribute"),
     })

@@ -73,6 +73,7 @@ const FAMILIES: &[&[OpDef]] = &[
     super::variadic::OPS,
     super::vision::OPS,
     super::norm::OPS,
+    super::recurrent::OPS,
     super::shape::OPS,
     super::symbolic::OPS,
 ];

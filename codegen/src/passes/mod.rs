@@ -54,6 +54,7 @@ pub fn run(g: &mut Graph) -> Result<()> {
     fuse_quant::run(g)?;
     fuse_conv::run(g)?;
     fuse_float::run(g)?;
+    crate::ops::recurrent::lower_all(g)?;
     dce::run(g);
     fuse_elementwise::run(g)?;
     layout::run(g);

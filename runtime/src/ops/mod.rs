@@ -17,6 +17,7 @@ pub mod math;
 pub mod matmul;
 pub mod pad;
 pub mod pool;
+pub mod recurrent;
 pub mod reduce;
 pub mod resize;
 pub mod shape;
