@@ -1,4 +1,4 @@
-//! Emission of the reductions, LayerNormalization and BatchNormalization, referenced by their `OpDef`s.
+//! Emission of LayerNormalization and BatchNormalization, referenced by their `OpDef`s.
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -7,24 +7,6 @@ use super::nodes::f32_lit;
 use super::nodes::inp;
 use crate::error::{Result, unsupported};
 use crate::ir::{Node, numel};
-pub(crate) fn reduce(c: &Ctx, n: &Node) -> Result<TokenStream> {
-    let rt = c.rt;
-    let g = c.g;
-    let out = n.outputs[0];
-    let op = n.op.as_str();
-    Ok({
-        let (outer, len, inner, _) = crate::ops::reduce_dims(g, n)?;
-        let (x, y) = (c.src(inp(n, 0)?), c.dst(out));
-        let (o, l, i) = (c.dim(&outer), c.dim(&len), c.dim(&inner));
-        let f = if op == "ReduceSum" {
-            quote!(reduce_sum)
-        } else {
-            quote!(reduce_mean)
-        };
-        quote! { #rt::ops::reduce::#f(#x, #y, #o, #l, #i); }
-    })
-}
-
 pub(crate) fn layer_norm(c: &Ctx, n: &Node) -> Result<TokenStream> {
     let rt = c.rt;
     let g = c.g;

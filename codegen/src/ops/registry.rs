@@ -74,6 +74,7 @@ const FAMILIES: &[&[OpDef]] = &[
     super::vision::OPS,
     super::norm::OPS,
     super::recurrent::OPS,
+    super::reduce::OPS,
     super::shape::OPS,
     super::symbolic::OPS,
 ];

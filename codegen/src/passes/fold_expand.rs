@@ -211,12 +211,12 @@ fn swap_with_reduce_sum(g: &mut Graph, uses: &Uses) -> bool {
         // The reduction of x: same axes; the reduced extents must be the same as on the
         // expanded value (x's dims are each 1 or the expanded dim, so equal products mean
         // equal dims).
-        let Ok((_, len_e, _, _)) = crate::ops::norm::reduce_dims(g, &g.nodes[r]) else {
+        let Ok((_, len_e, _, _)) = crate::ops::reduce_dims(g, &g.nodes[r]) else {
             continue;
         };
         let mut on_x = g.nodes[r].clone();
         on_x.inputs[0] = Some(x);
-        let Ok((_, len_x, _, shape_x)) = crate::ops::norm::reduce_dims(g, &on_x) else {
+        let Ok((_, len_x, _, shape_x)) = crate::ops::reduce_dims(g, &on_x) else {
             continue;
         };
         let target = g.values[rv].shape.clone();

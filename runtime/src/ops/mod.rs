@@ -19,6 +19,7 @@ pub mod pad;
 pub mod pool;
 pub mod recurrent;
 pub mod reduce;
+pub mod reduction;
 pub mod resize;
 pub mod shape;
 pub mod softmax;
