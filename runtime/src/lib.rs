@@ -30,6 +30,7 @@ pub mod ops;
 pub mod pack;
 pub mod par;
 pub mod qlinear;
+pub mod qlut;
 pub mod quantize;
 pub mod tensor;
 

@@ -70,17 +70,35 @@ impl QInt for i32 {
 /// `a ^ 0x80`, with the zero point shifted alike, which leaves `a − za` unchanged).
 pub trait QAct: QInt {
     fn to_u8_shifted(self) -> u8;
+    /// The raw bytes of a slice (for byte-wise kernels such as `qlut::qdq_lut`).
+    fn as_bytes(s: &[Self]) -> &[u8];
+    fn as_bytes_mut(s: &mut [Self]) -> &mut [u8];
 }
 impl QAct for u8 {
     #[inline(always)]
     fn to_u8_shifted(self) -> u8 {
         self
     }
+    fn as_bytes(s: &[u8]) -> &[u8] {
+        s
+    }
+    fn as_bytes_mut(s: &mut [u8]) -> &mut [u8] {
+        s
+    }
 }
 impl QAct for i8 {
     #[inline(always)]
     fn to_u8_shifted(self) -> u8 {
         (self as u8) ^ 0x80
+    }
+    fn as_bytes(s: &[i8]) -> &[u8] {
+        // SAFETY: i8 and u8 have the same size and alignment and every bit pattern is valid
+        // for both; the returned slice borrows `s` for its lifetime.
+        unsafe { core::slice::from_raw_parts(s.as_ptr().cast(), s.len()) }
+    }
+    fn as_bytes_mut(s: &mut [i8]) -> &mut [u8] {
+        // SAFETY: as in `as_bytes`; the exclusive borrow of `s` moves to the result.
+        unsafe { core::slice::from_raw_parts_mut(s.as_mut_ptr().cast(), s.len()) }
     }
 }
 

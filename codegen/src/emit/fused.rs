@@ -516,6 +516,7 @@ fn qdq_map(c: &Ctx, n: &Node, weights: Option<&Ident>, k: &KilnOp) -> Result<Tok
         x_zp,
         y_scale,
         y_zp,
+        lut,
         ..
     } = k
     else {
@@ -531,8 +532,14 @@ fn qdq_map(c: &Ctx, n: &Node, weights: Option<&Ident>, k: &KilnOp) -> Result<Tok
         let w = weights.expect("QdqMap steps emitted");
         let (o, chl, i) = (c.dim(outer), lit(*ch), c.dim(inner));
         let (xs, ys) = (f32_lit(*x_scale), f32_lit(*y_scale));
-        quote! {
-            #rt::qlinear::qdq_map::<#ta, #ty>(#x, #o, #chl, #i, #xs, #x_zp, &#w, #ys, #y_zp, #y);
+        if lut.is_some() {
+            quote! {
+                #rt::qlut::qdq_lut::<#ta, #ty>(isa, #x, #o, #chl, #i, #w, #y);
+            }
+        } else {
+            quote! {
+                #rt::qlinear::qdq_map::<#ta, #ty>(#x, #o, #chl, #i, #xs, #x_zp, &#w, #ys, #y_zp, #y);
+            }
         }
     })
 }

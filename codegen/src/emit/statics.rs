@@ -167,6 +167,12 @@ fn node_static(rt: &TokenStream, blob: &mut Blob, n: &Node, id: &Ident) -> Optio
                 static #id: &[f32] = #e;
             }
         }
+        KilnOp::QdqMap { lut: Some(t), .. } => {
+            let (o, l) = (lit(blob.push(t)), lit(t.len()));
+            quote! {
+                static #id: &[u8] = #rt::blob::u8s(&BLOB, #o, #l);
+            }
+        }
         KilnOp::QdqMap { steps, .. } => qdq_map_static(rt, blob, id, steps),
         KilnOp::DqMatMul { w, .. } => dq_matmul_static(rt, blob, id, w),
         KilnOp::SGemm { weights: w, .. } => {

@@ -198,6 +198,9 @@ pub enum KilnOp {
         steps: Vec<MapStepOwned>,
         y_scale: f32,
         y_zp: i32,
+        /// 8-bit in and out: `ch` tables of 256 bytes computed from the steps
+        /// (`passes::qdq_lut`), applied by `kiln_runtime::qlut::qdq_lut` instead of the steps.
+        lut: Option<Vec<u8>>,
     },
     /// Fused scaled-dot-product attention (`passes::fuse_attention`). inputs: [q4, k4, v4,
     /// mask?] with q4 `[batch, sq, heads, dh]`, k4/v4 `[batch, skv, heads, dh]`, the mask

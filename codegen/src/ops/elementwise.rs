@@ -556,7 +556,8 @@ impl UnaryOp {
             _ => quote!(|x: #t| #rt::ops::math::#f(x as f32, #(#params),*) as #t),
         }
     }
-    fn eval(self, x: f32) -> f32 {
+    /// The op on one value, with the runtime function the generated code calls.
+    pub(crate) fn eval(self, x: f32) -> f32 {
         match self {
             UnaryOp::Relu => {
                 if x > 0.0 {

@@ -599,6 +599,22 @@ fn fuse_glue(g: &mut Graph) {
                 None => continue,
             },
         };
+        let byte = |v: usize| match g.values[v].dtype {
+            DType::U8 => Some(false),
+            DType::I8 => Some(true),
+            _ => None,
+        };
+        let lut = match (byte(xq), byte(out)) {
+            (Some(xs8), Some(ys8)) if ch * 256 <= super::qdq_lut::MAX_LUT_BYTES => {
+                Some(super::qdq_lut::build(
+                    &steps,
+                    ch,
+                    (x_scale as f32, x_zp as i32, xs8),
+                    (y_scale as f32, y_zp as i32, ys8),
+                ))
+            }
+            _ => None,
+        };
         let node = Node {
             name: g.nodes[qi].name.clone(),
             op: "QdqMap".into(),
@@ -615,6 +631,7 @@ fn fuse_glue(g: &mut Graph) {
                 steps,
                 y_scale: y_scale as f32,
                 y_zp: y_zp as i32,
+                lut,
             }),
         };
         remove.extend(chain);

@@ -38,6 +38,7 @@ mod fuse_qdq;
 mod fuse_quant;
 mod infer;
 mod layout;
+mod qdq_lut;
 
 pub(crate) use layout::NHWC_ATTR;
 
