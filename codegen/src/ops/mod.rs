@@ -13,6 +13,7 @@ mod reduce;
 pub mod registry;
 mod shape;
 mod symbolic;
+mod tensor;
 mod variadic;
 mod vision;
 

@@ -77,6 +77,7 @@ const FAMILIES: &[&[OpDef]] = &[
     super::reduce::OPS,
     super::shape::OPS,
     super::symbolic::OPS,
+    super::tensor::OPS,
 ];
 
 /// Every registered op, in table order.

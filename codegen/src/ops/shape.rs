@@ -585,8 +585,12 @@ pub fn cast_target(n: &Node) -> Result<DType> {
 }
 
 pub fn infer_cast(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+    cast_to(g, n, cast_target(n)?)
+}
+
+/// Cast (and CastLike) of input #0 to `to`: folded on constants and shape values.
+pub(super) fn cast_to(g: &Graph, n: &Node, to: DType) -> Result<Vec<OutInfo>> {
     let x = &g.values[req(n, 0)?];
-    let to = cast_target(n)?;
     if let (Some(k), Some(s)) = (&x.konst, x.static_shape()) {
         return Ok(vec![OutInfo::konst(s, cast_data(k, to))]);
     }

@@ -23,4 +23,5 @@ pub mod reduction;
 pub mod resize;
 pub mod shape;
 pub mod softmax;
+pub mod tensor;
 pub mod transpose;
