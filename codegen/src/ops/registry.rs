@@ -71,6 +71,7 @@ const FAMILIES: &[&[OpDef]] = &[
     super::conv::OPS,
     super::elementwise::OPS,
     super::variadic::OPS,
+    super::math::OPS,
     super::vision::OPS,
     super::norm::OPS,
     super::recurrent::OPS,

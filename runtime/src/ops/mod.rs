@@ -15,6 +15,7 @@ pub mod gemm;
 pub mod layernorm;
 pub mod math;
 pub mod matmul;
+pub mod modulo;
 pub mod pad;
 pub mod pool;
 pub mod recurrent;
