@@ -559,3 +559,105 @@ fn gru_cell(
         hb[j] = (1.0 - z) * c + z * hb[j];
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 1-unit RNN with the identity (Affine 1, 0): h_t = w·x_t + r·h_{t−1} + wb + rb, by hand.
+    #[test]
+    fn rnn_by_hand_with_sequence_lengths_and_reverse() {
+        let acts = [Act::Affine(1.0, 0.0); 2];
+        let s = Spec {
+            cell: Cell::Rnn,
+            direction: Direction::Bidirectional,
+            batch_first: false,
+            seq: 3,
+            batch: 2,
+            input: 1,
+            hidden: 1,
+            acts: &acts,
+            clip: None,
+        };
+        let x = [1.0, 10.0, 2.0, 20.0, 3.0, 30.0]; // [t][b]
+        let (w, r) = ([2.0, 1.0], [0.5, 0.25]);
+        let b = [0.1, 0.0, 0.0, 0.2]; // dir 0: wb 0.1; dir 1: rb 0.2
+        let lens = [3, 2];
+        let extra = Extra {
+            b: Some(&b),
+            seq_lens: Some(&lens),
+            ..Extra::default()
+        };
+        let (mut y, mut yh) = ([9.0f32; 12], [0.0f32; 4]);
+        let mut scratch = [0.0f32; 4096];
+        let outs = Outputs {
+            y: Some(&mut y),
+            y_h: Some(&mut yh),
+            y_c: None,
+        };
+        let weights = Weights::Raw { w: &w, r: &r };
+        run(Isa::Scalar, &s, &x, weights, &extra, outs, &mut scratch).unwrap();
+        // Forward, batch 0: 2.1, 2·2+0.5·2.1+0.1 = 5.15, 6+2.575+0.1 = 8.675.
+        // Forward, batch 1 (length 2): 20.1, 40+10.05+0.1 = 50.15, then 0.
+        // Reverse, batch 0 from t=2: 3.2, 2+0.8+0.2 = 3.0, 1+0.75+0.2 = 1.95.
+        // Reverse, batch 1 from t=1: 20.2, 10+5.05+0.2 = 15.25.
+        let want = [
+            2.1, 20.1, 1.95, 15.25, // t0: fwd b0 b1, rev b0 b1
+            5.15, 50.15, 3.0, 20.2, // t1
+            8.675, 0.0, 3.2, 0.0, // t2
+        ];
+        for (g, w) in y.iter().zip(want) {
+            assert!((g - w).abs() < 1e-5, "y {y:?} want {want:?}");
+        }
+        assert_eq!(
+            yh.map(|v| (v * 1000.0).round()),
+            [8675.0, 50150.0, 1950.0, 15250.0]
+        );
+    }
+
+    #[test]
+    fn sequence_length_beyond_the_sequence_is_an_error() {
+        let acts = [Act::Tanh];
+        let s = Spec {
+            cell: Cell::Rnn,
+            direction: Direction::Forward,
+            batch_first: false,
+            seq: 2,
+            batch: 1,
+            input: 1,
+            hidden: 1,
+            acts: &acts,
+            clip: None,
+        };
+        let extra = Extra {
+            seq_lens: Some(&[3]),
+            ..Extra::default()
+        };
+        let outs = Outputs {
+            y: None,
+            y_h: None,
+            y_c: None,
+        };
+        let weights = Weights::Raw {
+            w: &[1.0],
+            r: &[1.0],
+        };
+        let e = run(
+            Isa::Scalar,
+            &s,
+            &[1.0, 2.0],
+            weights,
+            &extra,
+            outs,
+            &mut [0.0; 1024],
+        );
+        assert!(matches!(
+            e,
+            Err(Error::IndexOutOfRange {
+                index: 3,
+                len: 2,
+                ..
+            })
+        ));
+    }
+}
