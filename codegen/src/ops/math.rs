@@ -1,4 +1,4 @@
-//! Mod (both `fmod` semantics, every numeric type) and LogSoftmax (its Softmax geometry,
+//! BitwiseAnd/Or/Xor/Not, Mod (both `fmod` semantics, every numeric type) and LogSoftmax (its Softmax geometry,
 //! opset < 13 coercion to 2-D included). Element semantics of Mod are
 //! `kiln_runtime::ops::modulo`, which generated code and constant folding share.
 use proc_macro2::TokenStream;
@@ -13,11 +13,16 @@ use kiln_runtime::ops::modulo::Modulo;
 use kiln_runtime::ops::{elementwise as ew, softmax as sm};
 
 const MOD: &str = "broadcasting; `fmod` 1 (sign of the dividend) and 0 (sign of the divisor, numpy's `mod`) on every numeric type; integer division by 0 gives 0";
+const BITWISE: &str = "integer types; broadcasting (BitwiseNot: one input)";
 const LOG_SOFTMAX: &str = "f32; opset < 13 (2-D coercion) and ≥ 13 (single axis) semantics";
 
 /// Mod and LogSoftmax (see `registry`).
 pub(super) const OPS: &[OpDef] = &[
     op("Mod", MOD, infer_mod, emit_mod),
+    op("BitwiseAnd", BITWISE, infer_bitwise, emit_bitwise),
+    op("BitwiseOr", BITWISE, infer_bitwise, emit_bitwise),
+    op("BitwiseXor", BITWISE, infer_bitwise, emit_bitwise),
+    op("BitwiseNot", BITWISE, infer_bitwise, emit_bitwise),
     op(
         "LogSoftmax",
         LOG_SOFTMAX,
@@ -149,4 +154,88 @@ fn emit_log_softmax(c: &Ctx, n: &Node) -> Result<TokenStream> {
     let (x, y) = (c.src(inp(n, 0)?), c.dst(n.outputs[0]));
     let (o, l, i) = (c.dim(&outer), c.dim(&len), c.dim(&inner));
     Ok(quote! { #rt::ops::softmax::log_softmax(#x, #y, #o, #l, #i); })
+}
+
+/// `a op b` (or `!a`) on integers, for folding; `op` is the ONNX name.
+fn bit<T>(op: &str, a: T, b: T) -> T
+where
+    T: core::ops::BitAnd<Output = T>
+        + core::ops::BitOr<Output = T>
+        + core::ops::BitXor<Output = T>
+        + core::ops::Not<Output = T>,
+{
+    match op {
+        "BitwiseAnd" => a & b,
+        "BitwiseOr" => a | b,
+        "BitwiseXor" => a ^ b,
+        _ => !a,
+    }
+}
+
+fn infer_bitwise(cx: &mut super::InferCx, n: &Node) -> Result<Vec<OutInfo>> {
+    let g = &*cx.g;
+    let not = n.op == "BitwiseNot";
+    let a = &g.values[req(n, 0)?];
+    let b = if not { a } else { &g.values[req(n, 1)?] };
+    if a.dtype != b.dtype {
+        bail!(
+            "inputs have different element types ({:?} and {:?})",
+            a.dtype,
+            b.dtype
+        );
+    }
+    if a.dtype.is_float() || a.dtype == DType::Bool {
+        unsupported!(
+            "{} on {:?} tensors is not defined (integer types only)",
+            n.op,
+            a.dtype
+        );
+    }
+    let shape = broadcast(g, &mut cx.assumed, &a.shape, &b.shape)?;
+    if all_const(g, n)
+        && let (Some(sa), Some(sb), Some(so)) = (
+            a.static_shape(),
+            b.static_shape(),
+            crate::ir::static_shape(&shape),
+        )
+        && super::foldable(g, n, &so)
+    {
+        let (ka, kb) = (a.konst.as_ref().unwrap(), b.konst.as_ref().unwrap());
+        let op = n.op.as_str();
+        use TensorData as D;
+        macro_rules! go {
+            ($($v:ident),*) => {
+                match (ka, kb) {
+                    $((D::$v(x), D::$v(y)) => {
+                        let mut out = vec![Default::default(); so.iter().product()];
+                        ew::binary(x, &sa, y, &sb, &mut out, &so, |p, q| bit(op, p, q));
+                        Some(D::$v(out))
+                    })*
+                    _ => None,
+                }
+            };
+        }
+        if let Some(d) = go!(I8, U8, I16, U16, I32, U32, I64, U64) {
+            return Ok(vec![OutInfo::konst(so, d)]);
+        }
+    }
+    Ok(vec![OutInfo::new(a.dtype, shape)])
+}
+
+fn emit_bitwise(c: &Ctx, n: &Node) -> Result<TokenStream> {
+    let (rt, out) = (c.rt, n.outputs[0]);
+    let a = inp(n, 0)?;
+    let t = crate::emit::rust_ty(c.g.values[a].dtype);
+    let (xa, y) = (c.src(a), c.dst(out));
+    if n.op == "BitwiseNot" {
+        return Ok(quote! { #rt::ops::elementwise::unary(#xa, #y, |v: #t| !v); });
+    }
+    let f = match n.op.as_str() {
+        "BitwiseAnd" => quote!(|p: #t, q: #t| p & q),
+        "BitwiseOr" => quote!(|p: #t, q: #t| p | q),
+        _ => quote!(|p: #t, q: #t| p ^ q),
+    };
+    let b = inp(n, 1)?;
+    let (sa, xb, sb, so) = (c.shape(a), c.src(b), c.shape(b), c.shape(out));
+    Ok(quote! { #rt::ops::elementwise::binary(#xa, #sa, #xb, #sb, #y, #so, #f); })
 }
