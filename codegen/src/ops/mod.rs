@@ -5,6 +5,7 @@
 //! kiln accepts; the README's supported-ops table is generated from it.
 pub mod conv;
 mod elementwise;
+mod index;
 mod math;
 mod matmul;
 pub(crate) mod norm;

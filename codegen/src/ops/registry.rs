@@ -79,6 +79,7 @@ const FAMILIES: &[&[OpDef]] = &[
     super::shape::OPS,
     super::symbolic::OPS,
     super::tensor::OPS,
+    super::index::OPS,
 ];
 
 /// Every registered op, in table order.

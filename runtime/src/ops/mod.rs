@@ -22,6 +22,7 @@ pub mod recurrent;
 pub mod reduce;
 pub mod reduction;
 pub mod resize;
+pub mod scatter;
 pub mod shape;
 pub mod softmax;
 pub mod tensor;
