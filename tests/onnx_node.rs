@@ -238,6 +238,75 @@ fn test_add_uint8() {
     }
 }
 
+mod test_and2d {
+    kiln::include_model!("tests/onnx_node/test_and2d/model.onnx");
+}
+
+#[test]
+fn test_and2d() {
+    let dir = common::case_dir("tests/onnx_node/test_and2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_and2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_and2d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_and2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_and2d [{}] and", isa.name());
+        assert_eq!(out.and.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.and.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_and3d {
+    kiln::include_model!("tests/onnx_node/test_and3d/model.onnx");
+}
+
+#[test]
+fn test_and3d() {
+    let dir = common::case_dir("tests/onnx_node/test_and3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_and3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_and3d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_and3d [{}]: {e:?}", isa.name()));
+        let what = format!("test_and3d [{}] and", isa.name());
+        assert_eq!(out.and.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.and.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_and4d {
+    kiln::include_model!("tests/onnx_node/test_and4d/model.onnx");
+}
+
+#[test]
+fn test_and4d() {
+    let dir = common::case_dir("tests/onnx_node/test_and4d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_and4d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_and4d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_and4d [{}]: {e:?}", isa.name()));
+        let what = format!("test_and4d [{}] and", isa.name());
+        assert_eq!(out.and.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.and.data(), common::data::<bool>(&want_0));
+    }
+}
+
 mod test_and_bcast3v1d {
     kiln::include_model!("tests/onnx_node/test_and_bcast3v1d/model.onnx");
 }
@@ -350,6 +419,884 @@ fn test_and_bcast4v4d() {
         let what = format!("test_and_bcast4v4d [{}] and", isa.name());
         assert_eq!(out.and.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_exact(&what, out.and.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_argmax_default_axis_example {
+    kiln::include_model!("tests/onnx_node/test_argmax_default_axis_example/model.onnx");
+}
+
+#[test]
+fn test_argmax_default_axis_example() {
+    let dir = common::case_dir("tests/onnx_node/test_argmax_default_axis_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmax_default_axis_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmax_default_axis_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_argmax_default_axis_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_argmax_default_axis_example [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmax_default_axis_example_select_last_index {
+    kiln::include_model!(
+        "tests/onnx_node/test_argmax_default_axis_example_select_last_index/model.onnx"
+    );
+}
+
+#[test]
+fn test_argmax_default_axis_example_select_last_index() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_argmax_default_axis_example_select_last_index");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmax_default_axis_example_select_last_index::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmax_default_axis_example_select_last_index::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmax_default_axis_example_select_last_index [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmax_default_axis_example_select_last_index [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmax_default_axis_random {
+    kiln::include_model!("tests/onnx_node/test_argmax_default_axis_random/model.onnx");
+}
+
+#[test]
+fn test_argmax_default_axis_random() {
+    let dir = common::case_dir("tests/onnx_node/test_argmax_default_axis_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmax_default_axis_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmax_default_axis_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_argmax_default_axis_random [{}]: {e:?}", isa.name()));
+        let what = format!("test_argmax_default_axis_random [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmax_default_axis_random_select_last_index {
+    kiln::include_model!(
+        "tests/onnx_node/test_argmax_default_axis_random_select_last_index/model.onnx"
+    );
+}
+
+#[test]
+fn test_argmax_default_axis_random_select_last_index() {
+    let dir = common::case_dir("tests/onnx_node/test_argmax_default_axis_random_select_last_index");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmax_default_axis_random_select_last_index::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmax_default_axis_random_select_last_index::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmax_default_axis_random_select_last_index [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmax_default_axis_random_select_last_index [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmax_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_argmax_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_argmax_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_argmax_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmax_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmax_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_argmax_keepdims_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_argmax_keepdims_example [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmax_keepdims_example_select_last_index {
+    kiln::include_model!(
+        "tests/onnx_node/test_argmax_keepdims_example_select_last_index/model.onnx"
+    );
+}
+
+#[test]
+fn test_argmax_keepdims_example_select_last_index() {
+    let dir = common::case_dir("tests/onnx_node/test_argmax_keepdims_example_select_last_index");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmax_keepdims_example_select_last_index::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmax_keepdims_example_select_last_index::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmax_keepdims_example_select_last_index [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmax_keepdims_example_select_last_index [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmax_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_argmax_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_argmax_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_argmax_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmax_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmax_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_argmax_keepdims_random [{}]: {e:?}", isa.name()));
+        let what = format!("test_argmax_keepdims_random [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmax_keepdims_random_select_last_index {
+    kiln::include_model!(
+        "tests/onnx_node/test_argmax_keepdims_random_select_last_index/model.onnx"
+    );
+}
+
+#[test]
+fn test_argmax_keepdims_random_select_last_index() {
+    let dir = common::case_dir("tests/onnx_node/test_argmax_keepdims_random_select_last_index");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmax_keepdims_random_select_last_index::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmax_keepdims_random_select_last_index::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmax_keepdims_random_select_last_index [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmax_keepdims_random_select_last_index [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmax_negative_axis_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_argmax_negative_axis_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_argmax_negative_axis_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_argmax_negative_axis_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmax_negative_axis_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmax_negative_axis_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmax_negative_axis_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmax_negative_axis_keepdims_example [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmax_negative_axis_keepdims_example_select_last_index {
+    kiln::include_model!(
+        "tests/onnx_node/test_argmax_negative_axis_keepdims_example_select_last_index/model.onnx"
+    );
+}
+
+#[test]
+fn test_argmax_negative_axis_keepdims_example_select_last_index() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_argmax_negative_axis_keepdims_example_select_last_index",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_argmax_negative_axis_keepdims_example_select_last_index::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmax_negative_axis_keepdims_example_select_last_index::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmax_negative_axis_keepdims_example_select_last_index [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmax_negative_axis_keepdims_example_select_last_index [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmax_negative_axis_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_argmax_negative_axis_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_argmax_negative_axis_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_argmax_negative_axis_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmax_negative_axis_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmax_negative_axis_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmax_negative_axis_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmax_negative_axis_keepdims_random [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmax_negative_axis_keepdims_random_select_last_index {
+    kiln::include_model!(
+        "tests/onnx_node/test_argmax_negative_axis_keepdims_random_select_last_index/model.onnx"
+    );
+}
+
+#[test]
+fn test_argmax_negative_axis_keepdims_random_select_last_index() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_argmax_negative_axis_keepdims_random_select_last_index",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_argmax_negative_axis_keepdims_random_select_last_index::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmax_negative_axis_keepdims_random_select_last_index::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmax_negative_axis_keepdims_random_select_last_index [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmax_negative_axis_keepdims_random_select_last_index [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmax_no_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_argmax_no_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_argmax_no_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_argmax_no_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmax_no_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmax_no_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_argmax_no_keepdims_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_argmax_no_keepdims_example [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmax_no_keepdims_example_select_last_index {
+    kiln::include_model!(
+        "tests/onnx_node/test_argmax_no_keepdims_example_select_last_index/model.onnx"
+    );
+}
+
+#[test]
+fn test_argmax_no_keepdims_example_select_last_index() {
+    let dir = common::case_dir("tests/onnx_node/test_argmax_no_keepdims_example_select_last_index");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmax_no_keepdims_example_select_last_index::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmax_no_keepdims_example_select_last_index::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmax_no_keepdims_example_select_last_index [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmax_no_keepdims_example_select_last_index [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmax_no_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_argmax_no_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_argmax_no_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_argmax_no_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmax_no_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmax_no_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_argmax_no_keepdims_random [{}]: {e:?}", isa.name()));
+        let what = format!("test_argmax_no_keepdims_random [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmax_no_keepdims_random_select_last_index {
+    kiln::include_model!(
+        "tests/onnx_node/test_argmax_no_keepdims_random_select_last_index/model.onnx"
+    );
+}
+
+#[test]
+fn test_argmax_no_keepdims_random_select_last_index() {
+    let dir = common::case_dir("tests/onnx_node/test_argmax_no_keepdims_random_select_last_index");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmax_no_keepdims_random_select_last_index::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmax_no_keepdims_random_select_last_index::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmax_no_keepdims_random_select_last_index [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmax_no_keepdims_random_select_last_index [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmin_default_axis_example {
+    kiln::include_model!("tests/onnx_node/test_argmin_default_axis_example/model.onnx");
+}
+
+#[test]
+fn test_argmin_default_axis_example() {
+    let dir = common::case_dir("tests/onnx_node/test_argmin_default_axis_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmin_default_axis_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmin_default_axis_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_argmin_default_axis_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_argmin_default_axis_example [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmin_default_axis_example_select_last_index {
+    kiln::include_model!(
+        "tests/onnx_node/test_argmin_default_axis_example_select_last_index/model.onnx"
+    );
+}
+
+#[test]
+fn test_argmin_default_axis_example_select_last_index() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_argmin_default_axis_example_select_last_index");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmin_default_axis_example_select_last_index::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmin_default_axis_example_select_last_index::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmin_default_axis_example_select_last_index [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmin_default_axis_example_select_last_index [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmin_default_axis_random {
+    kiln::include_model!("tests/onnx_node/test_argmin_default_axis_random/model.onnx");
+}
+
+#[test]
+fn test_argmin_default_axis_random() {
+    let dir = common::case_dir("tests/onnx_node/test_argmin_default_axis_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmin_default_axis_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmin_default_axis_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_argmin_default_axis_random [{}]: {e:?}", isa.name()));
+        let what = format!("test_argmin_default_axis_random [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmin_default_axis_random_select_last_index {
+    kiln::include_model!(
+        "tests/onnx_node/test_argmin_default_axis_random_select_last_index/model.onnx"
+    );
+}
+
+#[test]
+fn test_argmin_default_axis_random_select_last_index() {
+    let dir = common::case_dir("tests/onnx_node/test_argmin_default_axis_random_select_last_index");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmin_default_axis_random_select_last_index::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmin_default_axis_random_select_last_index::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmin_default_axis_random_select_last_index [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmin_default_axis_random_select_last_index [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmin_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_argmin_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_argmin_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_argmin_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmin_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmin_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_argmin_keepdims_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_argmin_keepdims_example [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmin_keepdims_example_select_last_index {
+    kiln::include_model!(
+        "tests/onnx_node/test_argmin_keepdims_example_select_last_index/model.onnx"
+    );
+}
+
+#[test]
+fn test_argmin_keepdims_example_select_last_index() {
+    let dir = common::case_dir("tests/onnx_node/test_argmin_keepdims_example_select_last_index");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmin_keepdims_example_select_last_index::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmin_keepdims_example_select_last_index::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmin_keepdims_example_select_last_index [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmin_keepdims_example_select_last_index [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmin_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_argmin_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_argmin_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_argmin_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmin_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmin_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_argmin_keepdims_random [{}]: {e:?}", isa.name()));
+        let what = format!("test_argmin_keepdims_random [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmin_keepdims_random_select_last_index {
+    kiln::include_model!(
+        "tests/onnx_node/test_argmin_keepdims_random_select_last_index/model.onnx"
+    );
+}
+
+#[test]
+fn test_argmin_keepdims_random_select_last_index() {
+    let dir = common::case_dir("tests/onnx_node/test_argmin_keepdims_random_select_last_index");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmin_keepdims_random_select_last_index::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmin_keepdims_random_select_last_index::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmin_keepdims_random_select_last_index [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmin_keepdims_random_select_last_index [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmin_negative_axis_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_argmin_negative_axis_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_argmin_negative_axis_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_argmin_negative_axis_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmin_negative_axis_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmin_negative_axis_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmin_negative_axis_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmin_negative_axis_keepdims_example [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmin_negative_axis_keepdims_example_select_last_index {
+    kiln::include_model!(
+        "tests/onnx_node/test_argmin_negative_axis_keepdims_example_select_last_index/model.onnx"
+    );
+}
+
+#[test]
+fn test_argmin_negative_axis_keepdims_example_select_last_index() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_argmin_negative_axis_keepdims_example_select_last_index",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_argmin_negative_axis_keepdims_example_select_last_index::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmin_negative_axis_keepdims_example_select_last_index::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmin_negative_axis_keepdims_example_select_last_index [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmin_negative_axis_keepdims_example_select_last_index [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmin_negative_axis_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_argmin_negative_axis_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_argmin_negative_axis_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_argmin_negative_axis_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmin_negative_axis_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmin_negative_axis_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmin_negative_axis_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmin_negative_axis_keepdims_random [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmin_negative_axis_keepdims_random_select_last_index {
+    kiln::include_model!(
+        "tests/onnx_node/test_argmin_negative_axis_keepdims_random_select_last_index/model.onnx"
+    );
+}
+
+#[test]
+fn test_argmin_negative_axis_keepdims_random_select_last_index() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_argmin_negative_axis_keepdims_random_select_last_index",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_argmin_negative_axis_keepdims_random_select_last_index::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmin_negative_axis_keepdims_random_select_last_index::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmin_negative_axis_keepdims_random_select_last_index [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmin_negative_axis_keepdims_random_select_last_index [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmin_no_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_argmin_no_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_argmin_no_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_argmin_no_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmin_no_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmin_no_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_argmin_no_keepdims_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_argmin_no_keepdims_example [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmin_no_keepdims_example_select_last_index {
+    kiln::include_model!(
+        "tests/onnx_node/test_argmin_no_keepdims_example_select_last_index/model.onnx"
+    );
+}
+
+#[test]
+fn test_argmin_no_keepdims_example_select_last_index() {
+    let dir = common::case_dir("tests/onnx_node/test_argmin_no_keepdims_example_select_last_index");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmin_no_keepdims_example_select_last_index::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmin_no_keepdims_example_select_last_index::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmin_no_keepdims_example_select_last_index [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmin_no_keepdims_example_select_last_index [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmin_no_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_argmin_no_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_argmin_no_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_argmin_no_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmin_no_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmin_no_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_argmin_no_keepdims_random [{}]: {e:?}", isa.name()));
+        let what = format!("test_argmin_no_keepdims_random [{}] result", isa.name());
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_argmin_no_keepdims_random_select_last_index {
+    kiln::include_model!(
+        "tests/onnx_node/test_argmin_no_keepdims_random_select_last_index/model.onnx"
+    );
+}
+
+#[test]
+fn test_argmin_no_keepdims_random_select_last_index() {
+    let dir = common::case_dir("tests/onnx_node/test_argmin_no_keepdims_random_select_last_index");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_argmin_no_keepdims_random_select_last_index::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_argmin_no_keepdims_random_select_last_index::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_argmin_no_keepdims_random_select_last_index [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_argmin_no_keepdims_random_select_last_index [{}] result",
+            isa.name()
+        );
+        assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
     }
 }
 
@@ -1079,6 +2026,357 @@ fn test_batchnorm_example() {
     }
 }
 
+mod test_bitwise_and_i16_3d {
+    kiln::include_model!("tests/onnx_node/test_bitwise_and_i16_3d/model.onnx");
+}
+
+#[test]
+fn test_bitwise_and_i16_3d() {
+    let dir = common::case_dir("tests/onnx_node/test_bitwise_and_i16_3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitwise_and_i16_3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitwise_and_i16_3d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitwise_and_i16_3d [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitwise_and_i16_3d [{}] bitwiseand", isa.name());
+        assert_eq!(out.bitwiseand.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.bitwiseand.data(), common::data::<i16>(&want_0));
+    }
+}
+
+mod test_bitwise_and_i32_2d {
+    kiln::include_model!("tests/onnx_node/test_bitwise_and_i32_2d/model.onnx");
+}
+
+#[test]
+fn test_bitwise_and_i32_2d() {
+    let dir = common::case_dir("tests/onnx_node/test_bitwise_and_i32_2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitwise_and_i32_2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitwise_and_i32_2d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitwise_and_i32_2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitwise_and_i32_2d [{}] bitwiseand", isa.name());
+        assert_eq!(out.bitwiseand.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.bitwiseand.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_bitwise_and_ui64_bcast_3v1d {
+    kiln::include_model!("tests/onnx_node/test_bitwise_and_ui64_bcast_3v1d/model.onnx");
+}
+
+#[test]
+fn test_bitwise_and_ui64_bcast_3v1d() {
+    let dir = common::case_dir("tests/onnx_node/test_bitwise_and_ui64_bcast_3v1d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitwise_and_ui64_bcast_3v1d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitwise_and_ui64_bcast_3v1d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitwise_and_ui64_bcast_3v1d [{}]: {e:?}", isa.name()));
+        let what = format!(
+            "test_bitwise_and_ui64_bcast_3v1d [{}] bitwiseand",
+            isa.name()
+        );
+        assert_eq!(out.bitwiseand.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.bitwiseand.data(), common::data::<u64>(&want_0));
+    }
+}
+
+mod test_bitwise_and_ui8_bcast_4v3d {
+    kiln::include_model!("tests/onnx_node/test_bitwise_and_ui8_bcast_4v3d/model.onnx");
+}
+
+#[test]
+fn test_bitwise_and_ui8_bcast_4v3d() {
+    let dir = common::case_dir("tests/onnx_node/test_bitwise_and_ui8_bcast_4v3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitwise_and_ui8_bcast_4v3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitwise_and_ui8_bcast_4v3d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitwise_and_ui8_bcast_4v3d [{}]: {e:?}", isa.name()));
+        let what = format!(
+            "test_bitwise_and_ui8_bcast_4v3d [{}] bitwiseand",
+            isa.name()
+        );
+        assert_eq!(out.bitwiseand.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.bitwiseand.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_bitwise_not_2d {
+    kiln::include_model!("tests/onnx_node/test_bitwise_not_2d/model.onnx");
+}
+
+#[test]
+fn test_bitwise_not_2d() {
+    let dir = common::case_dir("tests/onnx_node/test_bitwise_not_2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitwise_not_2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_bitwise_not_2d::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_bitwise_not_2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitwise_not_2d [{}] bitwise_not", isa.name());
+        assert_eq!(out.bitwise_not.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.bitwise_not.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_bitwise_not_3d {
+    kiln::include_model!("tests/onnx_node/test_bitwise_not_3d/model.onnx");
+}
+
+#[test]
+fn test_bitwise_not_3d() {
+    let dir = common::case_dir("tests/onnx_node/test_bitwise_not_3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitwise_not_3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u16>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_bitwise_not_3d::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_bitwise_not_3d [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitwise_not_3d [{}] bitwise_not", isa.name());
+        assert_eq!(out.bitwise_not.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.bitwise_not.data(), common::data::<u16>(&want_0));
+    }
+}
+
+mod test_bitwise_not_4d {
+    kiln::include_model!("tests/onnx_node/test_bitwise_not_4d/model.onnx");
+}
+
+#[test]
+fn test_bitwise_not_4d() {
+    let dir = common::case_dir("tests/onnx_node/test_bitwise_not_4d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitwise_not_4d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_bitwise_not_4d::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_bitwise_not_4d [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitwise_not_4d [{}] bitwise_not", isa.name());
+        assert_eq!(out.bitwise_not.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.bitwise_not.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_bitwise_or_i16_4d {
+    kiln::include_model!("tests/onnx_node/test_bitwise_or_i16_4d/model.onnx");
+}
+
+#[test]
+fn test_bitwise_or_i16_4d() {
+    let dir = common::case_dir("tests/onnx_node/test_bitwise_or_i16_4d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitwise_or_i16_4d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitwise_or_i16_4d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitwise_or_i16_4d [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitwise_or_i16_4d [{}] bitwiseor", isa.name());
+        assert_eq!(out.bitwiseor.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.bitwiseor.data(), common::data::<i8>(&want_0));
+    }
+}
+
+mod test_bitwise_or_i32_2d {
+    kiln::include_model!("tests/onnx_node/test_bitwise_or_i32_2d/model.onnx");
+}
+
+#[test]
+fn test_bitwise_or_i32_2d() {
+    let dir = common::case_dir("tests/onnx_node/test_bitwise_or_i32_2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitwise_or_i32_2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitwise_or_i32_2d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitwise_or_i32_2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitwise_or_i32_2d [{}] bitwiseor", isa.name());
+        assert_eq!(out.bitwiseor.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.bitwiseor.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_bitwise_or_ui64_bcast_3v1d {
+    kiln::include_model!("tests/onnx_node/test_bitwise_or_ui64_bcast_3v1d/model.onnx");
+}
+
+#[test]
+fn test_bitwise_or_ui64_bcast_3v1d() {
+    let dir = common::case_dir("tests/onnx_node/test_bitwise_or_ui64_bcast_3v1d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitwise_or_ui64_bcast_3v1d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitwise_or_ui64_bcast_3v1d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitwise_or_ui64_bcast_3v1d [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitwise_or_ui64_bcast_3v1d [{}] bitwiseor", isa.name());
+        assert_eq!(out.bitwiseor.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.bitwiseor.data(), common::data::<u64>(&want_0));
+    }
+}
+
+mod test_bitwise_or_ui8_bcast_4v3d {
+    kiln::include_model!("tests/onnx_node/test_bitwise_or_ui8_bcast_4v3d/model.onnx");
+}
+
+#[test]
+fn test_bitwise_or_ui8_bcast_4v3d() {
+    let dir = common::case_dir("tests/onnx_node/test_bitwise_or_ui8_bcast_4v3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitwise_or_ui8_bcast_4v3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitwise_or_ui8_bcast_4v3d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitwise_or_ui8_bcast_4v3d [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitwise_or_ui8_bcast_4v3d [{}] bitwiseor", isa.name());
+        assert_eq!(out.bitwiseor.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.bitwiseor.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_bitwise_xor_i16_3d {
+    kiln::include_model!("tests/onnx_node/test_bitwise_xor_i16_3d/model.onnx");
+}
+
+#[test]
+fn test_bitwise_xor_i16_3d() {
+    let dir = common::case_dir("tests/onnx_node/test_bitwise_xor_i16_3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitwise_xor_i16_3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitwise_xor_i16_3d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitwise_xor_i16_3d [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitwise_xor_i16_3d [{}] bitwisexor", isa.name());
+        assert_eq!(out.bitwisexor.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.bitwisexor.data(), common::data::<i16>(&want_0));
+    }
+}
+
+mod test_bitwise_xor_i32_2d {
+    kiln::include_model!("tests/onnx_node/test_bitwise_xor_i32_2d/model.onnx");
+}
+
+#[test]
+fn test_bitwise_xor_i32_2d() {
+    let dir = common::case_dir("tests/onnx_node/test_bitwise_xor_i32_2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitwise_xor_i32_2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitwise_xor_i32_2d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitwise_xor_i32_2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitwise_xor_i32_2d [{}] bitwisexor", isa.name());
+        assert_eq!(out.bitwisexor.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.bitwisexor.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_bitwise_xor_ui64_bcast_3v1d {
+    kiln::include_model!("tests/onnx_node/test_bitwise_xor_ui64_bcast_3v1d/model.onnx");
+}
+
+#[test]
+fn test_bitwise_xor_ui64_bcast_3v1d() {
+    let dir = common::case_dir("tests/onnx_node/test_bitwise_xor_ui64_bcast_3v1d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitwise_xor_ui64_bcast_3v1d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitwise_xor_ui64_bcast_3v1d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitwise_xor_ui64_bcast_3v1d [{}]: {e:?}", isa.name()));
+        let what = format!(
+            "test_bitwise_xor_ui64_bcast_3v1d [{}] bitwisexor",
+            isa.name()
+        );
+        assert_eq!(out.bitwisexor.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.bitwisexor.data(), common::data::<u64>(&want_0));
+    }
+}
+
+mod test_bitwise_xor_ui8_bcast_4v3d {
+    kiln::include_model!("tests/onnx_node/test_bitwise_xor_ui8_bcast_4v3d/model.onnx");
+}
+
+#[test]
+fn test_bitwise_xor_ui8_bcast_4v3d() {
+    let dir = common::case_dir("tests/onnx_node/test_bitwise_xor_ui8_bcast_4v3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitwise_xor_ui8_bcast_4v3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitwise_xor_ui8_bcast_4v3d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitwise_xor_ui8_bcast_4v3d [{}]: {e:?}", isa.name()));
+        let what = format!(
+            "test_bitwise_xor_ui8_bcast_4v3d [{}] bitwisexor",
+            isa.name()
+        );
+        assert_eq!(out.bitwisexor.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.bitwisexor.data(), common::data::<u8>(&want_0));
+    }
+}
+
 mod test_cast_DOUBLE_to_FLOAT {
     kiln::include_model!("tests/onnx_node/test_cast_DOUBLE_to_FLOAT/model.onnx");
 }
@@ -1130,6 +2428,254 @@ fn test_cast_FLOAT_to_DOUBLE() {
             1.0e-5,
             1.0e-5,
         );
+    }
+}
+
+mod test_cast_INT4_to_FLOAT {
+    kiln::include_model!("tests/onnx_node/test_cast_INT4_to_FLOAT/model.onnx");
+}
+
+#[test]
+fn test_cast_INT4_to_FLOAT() {
+    let dir = common::case_dir("tests/onnx_node/test_cast_INT4_to_FLOAT");
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cast_INT4_to_FLOAT::Model::with_isa(isa);
+        let out = model
+            .run(test_cast_INT4_to_FLOAT::Inputs::default())
+            .unwrap_or_else(|e| panic!("test_cast_INT4_to_FLOAT [{}]: {e:?}", isa.name()));
+        let what = format!("test_cast_INT4_to_FLOAT [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cast_INT4_to_INT8 {
+    kiln::include_model!("tests/onnx_node/test_cast_INT4_to_INT8/model.onnx");
+}
+
+#[test]
+fn test_cast_INT4_to_INT8() {
+    let dir = common::case_dir("tests/onnx_node/test_cast_INT4_to_INT8");
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cast_INT4_to_INT8::Model::with_isa(isa);
+        let out = model
+            .run(test_cast_INT4_to_INT8::Inputs::default())
+            .unwrap_or_else(|e| panic!("test_cast_INT4_to_INT8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_cast_INT4_to_INT8 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.output.data(), common::data::<i8>(&want_0));
+    }
+}
+
+mod test_cast_UINT4_to_FLOAT {
+    kiln::include_model!("tests/onnx_node/test_cast_UINT4_to_FLOAT/model.onnx");
+}
+
+#[test]
+fn test_cast_UINT4_to_FLOAT() {
+    let dir = common::case_dir("tests/onnx_node/test_cast_UINT4_to_FLOAT");
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cast_UINT4_to_FLOAT::Model::with_isa(isa);
+        let out = model
+            .run(test_cast_UINT4_to_FLOAT::Inputs::default())
+            .unwrap_or_else(|e| panic!("test_cast_UINT4_to_FLOAT [{}]: {e:?}", isa.name()));
+        let what = format!("test_cast_UINT4_to_FLOAT [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cast_UINT4_to_UINT8 {
+    kiln::include_model!("tests/onnx_node/test_cast_UINT4_to_UINT8/model.onnx");
+}
+
+#[test]
+fn test_cast_UINT4_to_UINT8() {
+    let dir = common::case_dir("tests/onnx_node/test_cast_UINT4_to_UINT8");
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cast_UINT4_to_UINT8::Model::with_isa(isa);
+        let out = model
+            .run(test_cast_UINT4_to_UINT8::Inputs::default())
+            .unwrap_or_else(|e| panic!("test_cast_UINT4_to_UINT8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_cast_UINT4_to_UINT8 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.output.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_castlike_DOUBLE_to_FLOAT {
+    kiln::include_model!("tests/onnx_node/test_castlike_DOUBLE_to_FLOAT/model.onnx");
+}
+
+#[test]
+fn test_castlike_DOUBLE_to_FLOAT() {
+    let dir = common::case_dir("tests/onnx_node/test_castlike_DOUBLE_to_FLOAT");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_castlike_DOUBLE_to_FLOAT::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_castlike_DOUBLE_to_FLOAT::Inputs {
+                input: x_0,
+                like: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_castlike_DOUBLE_to_FLOAT [{}]: {e:?}", isa.name()));
+        let what = format!("test_castlike_DOUBLE_to_FLOAT [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_castlike_FLOAT_to_DOUBLE {
+    kiln::include_model!("tests/onnx_node/test_castlike_FLOAT_to_DOUBLE/model.onnx");
+}
+
+#[test]
+fn test_castlike_FLOAT_to_DOUBLE() {
+    let dir = common::case_dir("tests/onnx_node/test_castlike_FLOAT_to_DOUBLE");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_castlike_FLOAT_to_DOUBLE::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_castlike_FLOAT_to_DOUBLE::Inputs {
+                input: x_0,
+                like: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_castlike_FLOAT_to_DOUBLE [{}]: {e:?}", isa.name()));
+        let what = format!("test_castlike_FLOAT_to_DOUBLE [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.output.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_castlike_INT4_to_FLOAT {
+    kiln::include_model!("tests/onnx_node/test_castlike_INT4_to_FLOAT/model.onnx");
+}
+
+#[test]
+fn test_castlike_INT4_to_FLOAT() {
+    let dir = common::case_dir("tests/onnx_node/test_castlike_INT4_to_FLOAT");
+    let input_0 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_castlike_INT4_to_FLOAT::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_castlike_INT4_to_FLOAT::Inputs { like: x_0 })
+            .unwrap_or_else(|e| panic!("test_castlike_INT4_to_FLOAT [{}]: {e:?}", isa.name()));
+        let what = format!("test_castlike_INT4_to_FLOAT [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_castlike_INT4_to_INT8 {
+    kiln::include_model!("tests/onnx_node/test_castlike_INT4_to_INT8/model.onnx");
+}
+
+#[test]
+fn test_castlike_INT4_to_INT8() {
+    let dir = common::case_dir("tests/onnx_node/test_castlike_INT4_to_INT8");
+    let input_0 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_castlike_INT4_to_INT8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_castlike_INT4_to_INT8::Inputs { like: x_0 })
+            .unwrap_or_else(|e| panic!("test_castlike_INT4_to_INT8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_castlike_INT4_to_INT8 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.output.data(), common::data::<i8>(&want_0));
+    }
+}
+
+mod test_castlike_UINT4_to_FLOAT {
+    kiln::include_model!("tests/onnx_node/test_castlike_UINT4_to_FLOAT/model.onnx");
+}
+
+#[test]
+fn test_castlike_UINT4_to_FLOAT() {
+    let dir = common::case_dir("tests/onnx_node/test_castlike_UINT4_to_FLOAT");
+    let input_0 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_castlike_UINT4_to_FLOAT::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_castlike_UINT4_to_FLOAT::Inputs { like: x_0 })
+            .unwrap_or_else(|e| panic!("test_castlike_UINT4_to_FLOAT [{}]: {e:?}", isa.name()));
+        let what = format!("test_castlike_UINT4_to_FLOAT [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_castlike_UINT4_to_UINT8 {
+    kiln::include_model!("tests/onnx_node/test_castlike_UINT4_to_UINT8/model.onnx");
+}
+
+#[test]
+fn test_castlike_UINT4_to_UINT8() {
+    let dir = common::case_dir("tests/onnx_node/test_castlike_UINT4_to_UINT8");
+    let input_0 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_castlike_UINT4_to_UINT8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_castlike_UINT4_to_UINT8::Inputs { like: x_0 })
+            .unwrap_or_else(|e| panic!("test_castlike_UINT4_to_UINT8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_castlike_UINT4_to_UINT8 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.output.data(), common::data::<u8>(&want_0));
     }
 }
 
@@ -1841,6 +3387,31 @@ fn test_concat_3d_axis_negative_3() {
     }
 }
 
+mod test_constant {
+    kiln::include_model!("tests/onnx_node/test_constant/model.onnx");
+}
+
+#[test]
+fn test_constant() {
+    let dir = common::case_dir("tests/onnx_node/test_constant");
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_constant::Model::with_isa(isa);
+        let out = model
+            .run(test_constant::Inputs::default())
+            .unwrap_or_else(|e| panic!("test_constant [{}]: {e:?}", isa.name()));
+        let what = format!("test_constant [{}] values", isa.name());
+        assert_eq!(out.values.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.values.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_constant_pad {
     kiln::include_model!("tests/onnx_node/test_constant_pad/model.onnx");
 }
@@ -2408,6 +3979,62 @@ fn test_convtranspose_pads() {
     }
 }
 
+mod test_depthtospace_crd_mode_example {
+    kiln::include_model!("tests/onnx_node/test_depthtospace_crd_mode_example/model.onnx");
+}
+
+#[test]
+fn test_depthtospace_crd_mode_example() {
+    let dir = common::case_dir("tests/onnx_node/test_depthtospace_crd_mode_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_depthtospace_crd_mode_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_depthtospace_crd_mode_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_depthtospace_crd_mode_example [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_depthtospace_crd_mode_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_depthtospace_example {
+    kiln::include_model!("tests/onnx_node/test_depthtospace_example/model.onnx");
+}
+
+#[test]
+fn test_depthtospace_example() {
+    let dir = common::case_dir("tests/onnx_node/test_depthtospace_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_depthtospace_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_depthtospace_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_depthtospace_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_depthtospace_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_dequantizelinear {
     kiln::include_model!("tests/onnx_node/test_dequantizelinear/model.onnx");
 }
@@ -2882,6 +4509,176 @@ fn test_div_uint8() {
         let what = format!("test_div_uint8 [{}] z", isa.name());
         assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_exact(&what, out.z.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_dropout_default {
+    kiln::include_model!("tests/onnx_node/test_dropout_default/model.onnx");
+}
+
+#[test]
+fn test_dropout_default() {
+    let dir = common::case_dir("tests/onnx_node/test_dropout_default");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_dropout_default::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_dropout_default::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_dropout_default [{}]: {e:?}", isa.name()));
+        let what = format!("test_dropout_default [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_dropout_default_mask {
+    kiln::include_model!("tests/onnx_node/test_dropout_default_mask/model.onnx");
+}
+
+#[test]
+fn test_dropout_default_mask() {
+    let dir = common::case_dir("tests/onnx_node/test_dropout_default_mask");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_dropout_default_mask::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_dropout_default_mask::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_dropout_default_mask [{}]: {e:?}", isa.name()));
+        let what = format!("test_dropout_default_mask [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_dropout_default_mask [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<bool>(&want_1));
+    }
+}
+
+mod test_dropout_default_mask_ratio {
+    kiln::include_model!("tests/onnx_node/test_dropout_default_mask_ratio/model.onnx");
+}
+
+#[test]
+fn test_dropout_default_mask_ratio() {
+    let dir = common::case_dir("tests/onnx_node/test_dropout_default_mask_ratio");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_dropout_default_mask_ratio::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_dropout_default_mask_ratio::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_dropout_default_mask_ratio [{}]: {e:?}", isa.name()));
+        let what = format!("test_dropout_default_mask_ratio [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_dropout_default_mask_ratio [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<bool>(&want_1));
+    }
+}
+
+mod test_dropout_default_old {
+    kiln::include_model!("tests/onnx_node/test_dropout_default_old/model.onnx");
+}
+
+#[test]
+fn test_dropout_default_old() {
+    let dir = common::case_dir("tests/onnx_node/test_dropout_default_old");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_dropout_default_old::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_dropout_default_old::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_dropout_default_old [{}]: {e:?}", isa.name()));
+        let what = format!("test_dropout_default_old [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_dropout_default_ratio {
+    kiln::include_model!("tests/onnx_node/test_dropout_default_ratio/model.onnx");
+}
+
+#[test]
+fn test_dropout_default_ratio() {
+    let dir = common::case_dir("tests/onnx_node/test_dropout_default_ratio");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_dropout_default_ratio::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_dropout_default_ratio::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_dropout_default_ratio [{}]: {e:?}", isa.name()));
+        let what = format!("test_dropout_default_ratio [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_dropout_random_old {
+    kiln::include_model!("tests/onnx_node/test_dropout_random_old/model.onnx");
+}
+
+#[test]
+fn test_dropout_random_old() {
+    let dir = common::case_dir("tests/onnx_node/test_dropout_random_old");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_dropout_random_old::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_dropout_random_old::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_dropout_random_old [{}]: {e:?}", isa.name()));
+        let what = format!("test_dropout_random_old [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -3433,6 +5230,86 @@ fn test_expand_dim_unchanged() {
     }
 }
 
+mod test_eyelike_populate_off_main_diagonal {
+    kiln::include_model!("tests/onnx_node/test_eyelike_populate_off_main_diagonal/model.onnx");
+}
+
+#[test]
+fn test_eyelike_populate_off_main_diagonal() {
+    let dir = common::case_dir("tests/onnx_node/test_eyelike_populate_off_main_diagonal");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_eyelike_populate_off_main_diagonal::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_eyelike_populate_off_main_diagonal::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_eyelike_populate_off_main_diagonal [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_eyelike_populate_off_main_diagonal [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_eyelike_with_dtype {
+    kiln::include_model!("tests/onnx_node/test_eyelike_with_dtype/model.onnx");
+}
+
+#[test]
+fn test_eyelike_with_dtype() {
+    let dir = common::case_dir("tests/onnx_node/test_eyelike_with_dtype");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_eyelike_with_dtype::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_eyelike_with_dtype::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_eyelike_with_dtype [{}]: {e:?}", isa.name()));
+        let what = format!("test_eyelike_with_dtype [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_eyelike_without_dtype {
+    kiln::include_model!("tests/onnx_node/test_eyelike_without_dtype/model.onnx");
+}
+
+#[test]
+fn test_eyelike_without_dtype() {
+    let dir = common::case_dir("tests/onnx_node/test_eyelike_without_dtype");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_eyelike_without_dtype::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_eyelike_without_dtype::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_eyelike_without_dtype [{}]: {e:?}", isa.name()));
+        let what = format!("test_eyelike_without_dtype [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i32>(&want_0));
+    }
+}
+
 mod test_flatten_axis0 {
     kiln::include_model!("tests/onnx_node/test_flatten_axis0/model.onnx");
 }
@@ -3826,6 +5703,107 @@ fn test_gather_2d_indices() {
     }
 }
 
+mod test_gather_elements_0 {
+    kiln::include_model!("tests/onnx_node/test_gather_elements_0/model.onnx");
+}
+
+#[test]
+fn test_gather_elements_0() {
+    let dir = common::case_dir("tests/onnx_node/test_gather_elements_0");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gather_elements_0::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gather_elements_0::Inputs {
+                data: x_0,
+                indices: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_gather_elements_0 [{}]: {e:?}", isa.name()));
+        let what = format!("test_gather_elements_0 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gather_elements_1 {
+    kiln::include_model!("tests/onnx_node/test_gather_elements_1/model.onnx");
+}
+
+#[test]
+fn test_gather_elements_1() {
+    let dir = common::case_dir("tests/onnx_node/test_gather_elements_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gather_elements_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gather_elements_1::Inputs {
+                data: x_0,
+                indices: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_gather_elements_1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_gather_elements_1 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gather_elements_negative_indices {
+    kiln::include_model!("tests/onnx_node/test_gather_elements_negative_indices/model.onnx");
+}
+
+#[test]
+fn test_gather_elements_negative_indices() {
+    let dir = common::case_dir("tests/onnx_node/test_gather_elements_negative_indices");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gather_elements_negative_indices::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gather_elements_negative_indices::Inputs {
+                data: x_0,
+                indices: x_1,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_gather_elements_negative_indices [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_gather_elements_negative_indices [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_gather_negative_indices {
     kiln::include_model!("tests/onnx_node/test_gather_negative_indices/model.onnx");
 }
@@ -3855,6 +5833,98 @@ fn test_gather_negative_indices() {
             1.0e-5,
             1.0e-5,
         );
+    }
+}
+
+mod test_gathernd_example_float32 {
+    kiln::include_model!("tests/onnx_node/test_gathernd_example_float32/model.onnx");
+}
+
+#[test]
+fn test_gathernd_example_float32() {
+    let dir = common::case_dir("tests/onnx_node/test_gathernd_example_float32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gathernd_example_float32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gathernd_example_float32::Inputs {
+                data: x_0,
+                indices: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_gathernd_example_float32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_gathernd_example_float32 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gathernd_example_int32 {
+    kiln::include_model!("tests/onnx_node/test_gathernd_example_int32/model.onnx");
+}
+
+#[test]
+fn test_gathernd_example_int32() {
+    let dir = common::case_dir("tests/onnx_node/test_gathernd_example_int32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gathernd_example_int32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gathernd_example_int32::Inputs {
+                data: x_0,
+                indices: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_gathernd_example_int32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_gathernd_example_int32 [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.output.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_gathernd_example_int32_batch_dim1 {
+    kiln::include_model!("tests/onnx_node/test_gathernd_example_int32_batch_dim1/model.onnx");
+}
+
+#[test]
+fn test_gathernd_example_int32_batch_dim1() {
+    let dir = common::case_dir("tests/onnx_node/test_gathernd_example_int32_batch_dim1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gathernd_example_int32_batch_dim1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gathernd_example_int32_batch_dim1::Inputs {
+                data: x_0,
+                indices: x_1,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_gathernd_example_int32_batch_dim1 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_gathernd_example_int32_batch_dim1 [{}] output",
+            isa.name()
+        );
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.output.data(), common::data::<i32>(&want_0));
     }
 }
 
@@ -4784,6 +6854,252 @@ fn test_greater_uint8() {
         let what = format!("test_greater_uint8 [{}] greater", isa.name());
         assert_eq!(out.greater.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_exact(&what, out.greater.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_gru_batchwise {
+    kiln::include_model!("tests/onnx_node/test_gru_batchwise/model.onnx");
+}
+
+#[test]
+fn test_gru_batchwise() {
+    let dir = common::case_dir("tests/onnx_node/test_gru_batchwise");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gru_batchwise::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_gru_batchwise::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_gru_batchwise [{}]: {e:?}", isa.name()));
+        let what = format!("test_gru_batchwise [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_gru_batchwise [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gru_bidirectional {
+    kiln::include_model!("tests/onnx_node/test_gru_bidirectional/model.onnx");
+}
+
+#[test]
+fn test_gru_bidirectional() {
+    let dir = common::case_dir("tests/onnx_node/test_gru_bidirectional");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gru_bidirectional::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_gru_bidirectional::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_gru_bidirectional [{}]: {e:?}", isa.name()));
+        let what = format!("test_gru_bidirectional [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_gru_bidirectional [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gru_defaults {
+    kiln::include_model!("tests/onnx_node/test_gru_defaults/model.onnx");
+}
+
+#[test]
+fn test_gru_defaults() {
+    let dir = common::case_dir("tests/onnx_node/test_gru_defaults");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gru_defaults::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_gru_defaults::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_gru_defaults [{}]: {e:?}", isa.name()));
+        let what = format!("test_gru_defaults [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gru_reverse {
+    kiln::include_model!("tests/onnx_node/test_gru_reverse/model.onnx");
+}
+
+#[test]
+fn test_gru_reverse() {
+    let dir = common::case_dir("tests/onnx_node/test_gru_reverse");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gru_reverse::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_gru_reverse::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_gru_reverse [{}]: {e:?}", isa.name()));
+        let what = format!("test_gru_reverse [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_gru_reverse [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gru_seq_length {
+    kiln::include_model!("tests/onnx_node/test_gru_seq_length/model.onnx");
+}
+
+#[test]
+fn test_gru_seq_length() {
+    let dir = common::case_dir("tests/onnx_node/test_gru_seq_length");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gru_seq_length::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_gru_seq_length::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+                b: x_3,
+            })
+            .unwrap_or_else(|e| panic!("test_gru_seq_length [{}]: {e:?}", isa.name()));
+        let what = format!("test_gru_seq_length [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gru_with_initial_bias {
+    kiln::include_model!("tests/onnx_node/test_gru_with_initial_bias/model.onnx");
+}
+
+#[test]
+fn test_gru_with_initial_bias() {
+    let dir = common::case_dir("tests/onnx_node/test_gru_with_initial_bias");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gru_with_initial_bias::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_gru_with_initial_bias::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+                b: x_3,
+            })
+            .unwrap_or_else(|e| panic!("test_gru_with_initial_bias [{}]: {e:?}", isa.name()));
+        let what = format!("test_gru_with_initial_bias [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -6302,6 +8618,511 @@ fn test_log_example() {
     }
 }
 
+mod test_logsoftmax_axis_0 {
+    kiln::include_model!("tests/onnx_node/test_logsoftmax_axis_0/model.onnx");
+}
+
+#[test]
+fn test_logsoftmax_axis_0() {
+    let dir = common::case_dir("tests/onnx_node/test_logsoftmax_axis_0");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_logsoftmax_axis_0::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_logsoftmax_axis_0::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_logsoftmax_axis_0 [{}]: {e:?}", isa.name()));
+        let what = format!("test_logsoftmax_axis_0 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_logsoftmax_axis_1 {
+    kiln::include_model!("tests/onnx_node/test_logsoftmax_axis_1/model.onnx");
+}
+
+#[test]
+fn test_logsoftmax_axis_1() {
+    let dir = common::case_dir("tests/onnx_node/test_logsoftmax_axis_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_logsoftmax_axis_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_logsoftmax_axis_1::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_logsoftmax_axis_1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_logsoftmax_axis_1 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_logsoftmax_axis_2 {
+    kiln::include_model!("tests/onnx_node/test_logsoftmax_axis_2/model.onnx");
+}
+
+#[test]
+fn test_logsoftmax_axis_2() {
+    let dir = common::case_dir("tests/onnx_node/test_logsoftmax_axis_2");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_logsoftmax_axis_2::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_logsoftmax_axis_2::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_logsoftmax_axis_2 [{}]: {e:?}", isa.name()));
+        let what = format!("test_logsoftmax_axis_2 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_logsoftmax_default_axis {
+    kiln::include_model!("tests/onnx_node/test_logsoftmax_default_axis/model.onnx");
+}
+
+#[test]
+fn test_logsoftmax_default_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_logsoftmax_default_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_logsoftmax_default_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_logsoftmax_default_axis::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_logsoftmax_default_axis [{}]: {e:?}", isa.name()));
+        let what = format!("test_logsoftmax_default_axis [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_logsoftmax_example_1 {
+    kiln::include_model!("tests/onnx_node/test_logsoftmax_example_1/model.onnx");
+}
+
+#[test]
+fn test_logsoftmax_example_1() {
+    let dir = common::case_dir("tests/onnx_node/test_logsoftmax_example_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_logsoftmax_example_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_logsoftmax_example_1::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_logsoftmax_example_1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_logsoftmax_example_1 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_logsoftmax_large_number {
+    kiln::include_model!("tests/onnx_node/test_logsoftmax_large_number/model.onnx");
+}
+
+#[test]
+fn test_logsoftmax_large_number() {
+    let dir = common::case_dir("tests/onnx_node/test_logsoftmax_large_number");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_logsoftmax_large_number::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_logsoftmax_large_number::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_logsoftmax_large_number [{}]: {e:?}", isa.name()));
+        let what = format!("test_logsoftmax_large_number [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_logsoftmax_negative_axis {
+    kiln::include_model!("tests/onnx_node/test_logsoftmax_negative_axis/model.onnx");
+}
+
+#[test]
+fn test_logsoftmax_negative_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_logsoftmax_negative_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_logsoftmax_negative_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_logsoftmax_negative_axis::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_logsoftmax_negative_axis [{}]: {e:?}", isa.name()));
+        let what = format!("test_logsoftmax_negative_axis [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_lstm_batchwise {
+    kiln::include_model!("tests/onnx_node/test_lstm_batchwise/model.onnx");
+}
+
+#[test]
+fn test_lstm_batchwise() {
+    let dir = common::case_dir("tests/onnx_node/test_lstm_batchwise");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_lstm_batchwise::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_lstm_batchwise::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_lstm_batchwise [{}]: {e:?}", isa.name()));
+        let what = format!("test_lstm_batchwise [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_lstm_batchwise [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_lstm_bidirectional {
+    kiln::include_model!("tests/onnx_node/test_lstm_bidirectional/model.onnx");
+}
+
+#[test]
+fn test_lstm_bidirectional() {
+    let dir = common::case_dir("tests/onnx_node/test_lstm_bidirectional");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_lstm_bidirectional::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_lstm_bidirectional::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_lstm_bidirectional [{}]: {e:?}", isa.name()));
+        let what = format!("test_lstm_bidirectional [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_lstm_bidirectional [{}] Y_c", isa.name());
+        assert_eq!(out.y_c.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_c.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_lstm_defaults {
+    kiln::include_model!("tests/onnx_node/test_lstm_defaults/model.onnx");
+}
+
+#[test]
+fn test_lstm_defaults() {
+    let dir = common::case_dir("tests/onnx_node/test_lstm_defaults");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_lstm_defaults::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_lstm_defaults::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_lstm_defaults [{}]: {e:?}", isa.name()));
+        let what = format!("test_lstm_defaults [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_lstm_reverse {
+    kiln::include_model!("tests/onnx_node/test_lstm_reverse/model.onnx");
+}
+
+#[test]
+fn test_lstm_reverse() {
+    let dir = common::case_dir("tests/onnx_node/test_lstm_reverse");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_lstm_reverse::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_lstm_reverse::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_lstm_reverse [{}]: {e:?}", isa.name()));
+        let what = format!("test_lstm_reverse [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_lstm_reverse [{}] Y_c", isa.name());
+        assert_eq!(out.y_c.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_c.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_lstm_with_initial_bias {
+    kiln::include_model!("tests/onnx_node/test_lstm_with_initial_bias/model.onnx");
+}
+
+#[test]
+fn test_lstm_with_initial_bias() {
+    let dir = common::case_dir("tests/onnx_node/test_lstm_with_initial_bias");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_lstm_with_initial_bias::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_lstm_with_initial_bias::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+                b: x_3,
+            })
+            .unwrap_or_else(|e| panic!("test_lstm_with_initial_bias [{}]: {e:?}", isa.name()));
+        let what = format!("test_lstm_with_initial_bias [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_lstm_with_peepholes {
+    kiln::include_model!("tests/onnx_node/test_lstm_with_peepholes/model.onnx");
+}
+
+#[test]
+fn test_lstm_with_peepholes() {
+    let dir = common::case_dir("tests/onnx_node/test_lstm_with_peepholes");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let input_6 = common::load(dir.join("input_6.pb"));
+    let input_7 = common::load(dir.join("input_7.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_lstm_with_peepholes::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<i32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let x_6 = kiln::TensorRef::new(common::data::<f32>(&input_6), &input_6.shape).unwrap();
+        let x_7 = kiln::TensorRef::new(common::data::<f32>(&input_7), &input_7.shape).unwrap();
+        let out = model
+            .run(test_lstm_with_peepholes::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+                b: x_3,
+                sequence_lens: x_4,
+                initial_h: x_5,
+                initial_c: x_6,
+                p: x_7,
+            })
+            .unwrap_or_else(|e| panic!("test_lstm_with_peepholes [{}]: {e:?}", isa.name()));
+        let what = format!("test_lstm_with_peepholes [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_matmul_1d_1d {
+    kiln::include_model!("tests/onnx_node/test_matmul_1d_1d/model.onnx");
+}
+
+#[test]
+fn test_matmul_1d_1d() {
+    let dir = common::case_dir("tests/onnx_node/test_matmul_1d_1d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_matmul_1d_1d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_matmul_1d_1d::Inputs { a: x_0, b: x_1 })
+            .unwrap_or_else(|e| panic!("test_matmul_1d_1d [{}]: {e:?}", isa.name()));
+        let what = format!("test_matmul_1d_1d [{}] c", isa.name());
+        assert_eq!(out.c.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.c.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_matmul_1d_3d {
+    kiln::include_model!("tests/onnx_node/test_matmul_1d_3d/model.onnx");
+}
+
+#[test]
+fn test_matmul_1d_3d() {
+    let dir = common::case_dir("tests/onnx_node/test_matmul_1d_3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_matmul_1d_3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_matmul_1d_3d::Inputs { a: x_0, b: x_1 })
+            .unwrap_or_else(|e| panic!("test_matmul_1d_3d [{}]: {e:?}", isa.name()));
+        let what = format!("test_matmul_1d_3d [{}] c", isa.name());
+        assert_eq!(out.c.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.c.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_matmul_2d {
     kiln::include_model!("tests/onnx_node/test_matmul_2d/model.onnx");
 }
@@ -6378,6 +9199,64 @@ fn test_matmul_4d() {
             .run(test_matmul_4d::Inputs { a: x_0, b: x_1 })
             .unwrap_or_else(|e| panic!("test_matmul_4d [{}]: {e:?}", isa.name()));
         let what = format!("test_matmul_4d [{}] c", isa.name());
+        assert_eq!(out.c.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.c.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_matmul_4d_1d {
+    kiln::include_model!("tests/onnx_node/test_matmul_4d_1d/model.onnx");
+}
+
+#[test]
+fn test_matmul_4d_1d() {
+    let dir = common::case_dir("tests/onnx_node/test_matmul_4d_1d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_matmul_4d_1d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_matmul_4d_1d::Inputs { a: x_0, b: x_1 })
+            .unwrap_or_else(|e| panic!("test_matmul_4d_1d [{}]: {e:?}", isa.name()));
+        let what = format!("test_matmul_4d_1d [{}] c", isa.name());
+        assert_eq!(out.c.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.c.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_matmul_bcast {
+    kiln::include_model!("tests/onnx_node/test_matmul_bcast/model.onnx");
+}
+
+#[test]
+fn test_matmul_bcast() {
+    let dir = common::case_dir("tests/onnx_node/test_matmul_bcast");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_matmul_bcast::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_matmul_bcast::Inputs { a: x_0, b: x_1 })
+            .unwrap_or_else(|e| panic!("test_matmul_bcast [{}]: {e:?}", isa.name()));
+        let what = format!("test_matmul_bcast [{}] c", isa.name());
         assert_eq!(out.c.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_close(
             &what,
@@ -7733,6 +10612,430 @@ fn test_min_uint8() {
     }
 }
 
+mod test_mod_broadcast {
+    kiln::include_model!("tests/onnx_node/test_mod_broadcast/model.onnx");
+}
+
+#[test]
+fn test_mod_broadcast() {
+    let dir = common::case_dir("tests/onnx_node/test_mod_broadcast");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mod_broadcast::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mod_broadcast::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_mod_broadcast [{}]: {e:?}", isa.name()));
+        let what = format!("test_mod_broadcast [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_mod_float32_mixed_sign_fmod_0 {
+    kiln::include_model!("tests/onnx_node/test_mod_float32_mixed_sign_fmod_0/model.onnx");
+}
+
+#[test]
+fn test_mod_float32_mixed_sign_fmod_0() {
+    let dir = common::case_dir("tests/onnx_node/test_mod_float32_mixed_sign_fmod_0");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mod_float32_mixed_sign_fmod_0::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mod_float32_mixed_sign_fmod_0::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| {
+                panic!("test_mod_float32_mixed_sign_fmod_0 [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_mod_float32_mixed_sign_fmod_0 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.z.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_mod_float64_mixed_sign_fmod_0 {
+    kiln::include_model!("tests/onnx_node/test_mod_float64_mixed_sign_fmod_0/model.onnx");
+}
+
+#[test]
+fn test_mod_float64_mixed_sign_fmod_0() {
+    let dir = common::case_dir("tests/onnx_node/test_mod_float64_mixed_sign_fmod_0");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mod_float64_mixed_sign_fmod_0::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mod_float64_mixed_sign_fmod_0::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| {
+                panic!("test_mod_float64_mixed_sign_fmod_0 [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_mod_float64_mixed_sign_fmod_0 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.z.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_mod_float_edge_cases_fmod_0_float32 {
+    kiln::include_model!("tests/onnx_node/test_mod_float_edge_cases_fmod_0_float32/model.onnx");
+}
+
+#[test]
+fn test_mod_float_edge_cases_fmod_0_float32() {
+    let dir = common::case_dir("tests/onnx_node/test_mod_float_edge_cases_fmod_0_float32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mod_float_edge_cases_fmod_0_float32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mod_float_edge_cases_fmod_0_float32::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_mod_float_edge_cases_fmod_0_float32 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_mod_float_edge_cases_fmod_0_float32 [{}] z",
+            isa.name()
+        );
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.z.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_mod_float_edge_cases_fmod_0_float64 {
+    kiln::include_model!("tests/onnx_node/test_mod_float_edge_cases_fmod_0_float64/model.onnx");
+}
+
+#[test]
+fn test_mod_float_edge_cases_fmod_0_float64() {
+    let dir = common::case_dir("tests/onnx_node/test_mod_float_edge_cases_fmod_0_float64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mod_float_edge_cases_fmod_0_float64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mod_float_edge_cases_fmod_0_float64::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_mod_float_edge_cases_fmod_0_float64 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_mod_float_edge_cases_fmod_0_float64 [{}] z",
+            isa.name()
+        );
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.z.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_mod_int64_fmod {
+    kiln::include_model!("tests/onnx_node/test_mod_int64_fmod/model.onnx");
+}
+
+#[test]
+fn test_mod_int64_fmod() {
+    let dir = common::case_dir("tests/onnx_node/test_mod_int64_fmod");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mod_int64_fmod::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mod_int64_fmod::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_mod_int64_fmod [{}]: {e:?}", isa.name()));
+        let what = format!("test_mod_int64_fmod [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_mod_mixed_sign_float32 {
+    kiln::include_model!("tests/onnx_node/test_mod_mixed_sign_float32/model.onnx");
+}
+
+#[test]
+fn test_mod_mixed_sign_float32() {
+    let dir = common::case_dir("tests/onnx_node/test_mod_mixed_sign_float32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mod_mixed_sign_float32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mod_mixed_sign_float32::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_mod_mixed_sign_float32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_mod_mixed_sign_float32 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.z.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_mod_mixed_sign_float64 {
+    kiln::include_model!("tests/onnx_node/test_mod_mixed_sign_float64/model.onnx");
+}
+
+#[test]
+fn test_mod_mixed_sign_float64() {
+    let dir = common::case_dir("tests/onnx_node/test_mod_mixed_sign_float64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mod_mixed_sign_float64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mod_mixed_sign_float64::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_mod_mixed_sign_float64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_mod_mixed_sign_float64 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.z.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_mod_mixed_sign_int16 {
+    kiln::include_model!("tests/onnx_node/test_mod_mixed_sign_int16/model.onnx");
+}
+
+#[test]
+fn test_mod_mixed_sign_int16() {
+    let dir = common::case_dir("tests/onnx_node/test_mod_mixed_sign_int16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mod_mixed_sign_int16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mod_mixed_sign_int16::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_mod_mixed_sign_int16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_mod_mixed_sign_int16 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i16>(&want_0));
+    }
+}
+
+mod test_mod_mixed_sign_int32 {
+    kiln::include_model!("tests/onnx_node/test_mod_mixed_sign_int32/model.onnx");
+}
+
+#[test]
+fn test_mod_mixed_sign_int32() {
+    let dir = common::case_dir("tests/onnx_node/test_mod_mixed_sign_int32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mod_mixed_sign_int32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mod_mixed_sign_int32::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_mod_mixed_sign_int32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_mod_mixed_sign_int32 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_mod_mixed_sign_int64 {
+    kiln::include_model!("tests/onnx_node/test_mod_mixed_sign_int64/model.onnx");
+}
+
+#[test]
+fn test_mod_mixed_sign_int64() {
+    let dir = common::case_dir("tests/onnx_node/test_mod_mixed_sign_int64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mod_mixed_sign_int64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mod_mixed_sign_int64::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_mod_mixed_sign_int64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_mod_mixed_sign_int64 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_mod_mixed_sign_int8 {
+    kiln::include_model!("tests/onnx_node/test_mod_mixed_sign_int8/model.onnx");
+}
+
+#[test]
+fn test_mod_mixed_sign_int8() {
+    let dir = common::case_dir("tests/onnx_node/test_mod_mixed_sign_int8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mod_mixed_sign_int8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mod_mixed_sign_int8::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_mod_mixed_sign_int8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_mod_mixed_sign_int8 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i8>(&want_0));
+    }
+}
+
+mod test_mod_uint16 {
+    kiln::include_model!("tests/onnx_node/test_mod_uint16/model.onnx");
+}
+
+#[test]
+fn test_mod_uint16() {
+    let dir = common::case_dir("tests/onnx_node/test_mod_uint16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mod_uint16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mod_uint16::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_mod_uint16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_mod_uint16 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<u16>(&want_0));
+    }
+}
+
+mod test_mod_uint32 {
+    kiln::include_model!("tests/onnx_node/test_mod_uint32/model.onnx");
+}
+
+#[test]
+fn test_mod_uint32() {
+    let dir = common::case_dir("tests/onnx_node/test_mod_uint32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mod_uint32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mod_uint32::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_mod_uint32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_mod_uint32 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<u32>(&want_0));
+    }
+}
+
+mod test_mod_uint64 {
+    kiln::include_model!("tests/onnx_node/test_mod_uint64/model.onnx");
+}
+
+#[test]
+fn test_mod_uint64() {
+    let dir = common::case_dir("tests/onnx_node/test_mod_uint64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mod_uint64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mod_uint64::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_mod_uint64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_mod_uint64 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<u64>(&want_0));
+    }
+}
+
+mod test_mod_uint8 {
+    kiln::include_model!("tests/onnx_node/test_mod_uint8/model.onnx");
+}
+
+#[test]
+fn test_mod_uint8() {
+    let dir = common::case_dir("tests/onnx_node/test_mod_uint8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mod_uint8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_mod_uint8::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_mod_uint8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_mod_uint8 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<u8>(&want_0));
+    }
+}
+
 mod test_mul {
     kiln::include_model!("tests/onnx_node/test_mul/model.onnx");
 }
@@ -8072,6 +11375,204 @@ fn test_not_4d() {
         let what = format!("test_not_4d [{}] not", isa.name());
         assert_eq!(out.not.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_exact(&what, out.not.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_onehot_negative_indices {
+    kiln::include_model!("tests/onnx_node/test_onehot_negative_indices/model.onnx");
+}
+
+#[test]
+fn test_onehot_negative_indices() {
+    let dir = common::case_dir("tests/onnx_node/test_onehot_negative_indices");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_onehot_negative_indices::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_onehot_negative_indices::Inputs { indices: x_0 })
+            .unwrap_or_else(|e| panic!("test_onehot_negative_indices [{}]: {e:?}", isa.name()));
+        let what = format!("test_onehot_negative_indices [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_onehot_out_of_range_indices {
+    kiln::include_model!("tests/onnx_node/test_onehot_out_of_range_indices/model.onnx");
+}
+
+#[test]
+fn test_onehot_out_of_range_indices() {
+    let dir = common::case_dir("tests/onnx_node/test_onehot_out_of_range_indices");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_onehot_out_of_range_indices::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_onehot_out_of_range_indices::Inputs { indices: x_0 })
+            .unwrap_or_else(|e| panic!("test_onehot_out_of_range_indices [{}]: {e:?}", isa.name()));
+        let what = format!("test_onehot_out_of_range_indices [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_onehot_with_axis {
+    kiln::include_model!("tests/onnx_node/test_onehot_with_axis/model.onnx");
+}
+
+#[test]
+fn test_onehot_with_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_onehot_with_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_onehot_with_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_onehot_with_axis::Inputs { indices: x_0 })
+            .unwrap_or_else(|e| panic!("test_onehot_with_axis [{}]: {e:?}", isa.name()));
+        let what = format!("test_onehot_with_axis [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_onehot_with_negative_axis {
+    kiln::include_model!("tests/onnx_node/test_onehot_with_negative_axis/model.onnx");
+}
+
+#[test]
+fn test_onehot_with_negative_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_onehot_with_negative_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_onehot_with_negative_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_onehot_with_negative_axis::Inputs { indices: x_0 })
+            .unwrap_or_else(|e| panic!("test_onehot_with_negative_axis [{}]: {e:?}", isa.name()));
+        let what = format!("test_onehot_with_negative_axis [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_onehot_without_axis {
+    kiln::include_model!("tests/onnx_node/test_onehot_without_axis/model.onnx");
+}
+
+#[test]
+fn test_onehot_without_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_onehot_without_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_onehot_without_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_onehot_without_axis::Inputs { indices: x_0 })
+            .unwrap_or_else(|e| panic!("test_onehot_without_axis [{}]: {e:?}", isa.name()));
+        let what = format!("test_onehot_without_axis [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_or2d {
+    kiln::include_model!("tests/onnx_node/test_or2d/model.onnx");
+}
+
+#[test]
+fn test_or2d() {
+    let dir = common::case_dir("tests/onnx_node/test_or2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_or2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_or2d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_or2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_or2d [{}] or", isa.name());
+        assert_eq!(out.or.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.or.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_or3d {
+    kiln::include_model!("tests/onnx_node/test_or3d/model.onnx");
+}
+
+#[test]
+fn test_or3d() {
+    let dir = common::case_dir("tests/onnx_node/test_or3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_or3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_or3d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_or3d [{}]: {e:?}", isa.name()));
+        let what = format!("test_or3d [{}] or", isa.name());
+        assert_eq!(out.or.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.or.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_or4d {
+    kiln::include_model!("tests/onnx_node/test_or4d/model.onnx");
+}
+
+#[test]
+fn test_or4d() {
+    let dir = common::case_dir("tests/onnx_node/test_or4d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_or4d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_or4d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_or4d [{}]: {e:?}", isa.name()));
+        let what = format!("test_or4d [{}] or", isa.name());
+        assert_eq!(out.or.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.or.data(), common::data::<bool>(&want_0));
     }
 }
 
@@ -8821,6 +12322,66 @@ fn test_quantizelinear_uint16() {
     }
 }
 
+mod test_range_float_type_positive_delta {
+    kiln::include_model!("tests/onnx_node/test_range_float_type_positive_delta/model.onnx");
+}
+
+#[test]
+fn test_range_float_type_positive_delta() {
+    let dir = common::case_dir("tests/onnx_node/test_range_float_type_positive_delta");
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_range_float_type_positive_delta::Model::with_isa(isa);
+        let out = model
+            .run(test_range_float_type_positive_delta::Inputs::default())
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_range_float_type_positive_delta [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_range_float_type_positive_delta [{}] output",
+            isa.name()
+        );
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_range_int32_type_negative_delta {
+    kiln::include_model!("tests/onnx_node/test_range_int32_type_negative_delta/model.onnx");
+}
+
+#[test]
+fn test_range_int32_type_negative_delta() {
+    let dir = common::case_dir("tests/onnx_node/test_range_int32_type_negative_delta");
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_range_int32_type_negative_delta::Model::with_isa(isa);
+        let out = model
+            .run(test_range_int32_type_negative_delta::Inputs::default())
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_range_int32_type_negative_delta [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_range_int32_type_negative_delta [{}] output",
+            isa.name()
+        );
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.output.data(), common::data::<i32>(&want_0));
+    }
+}
+
 mod test_reciprocal {
     kiln::include_model!("tests/onnx_node/test_reciprocal/model.onnx");
 }
@@ -8868,6 +12429,1396 @@ fn test_reciprocal_example() {
         common::assert_close(
             &what,
             out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l1_default_axes_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_reduce_l1_default_axes_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_reduce_l1_default_axes_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l1_default_axes_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l1_default_axes_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l1_default_axes_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_l1_default_axes_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_l1_default_axes_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l1_default_axes_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_reduce_l1_default_axes_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_reduce_l1_default_axes_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l1_default_axes_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l1_default_axes_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l1_default_axes_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_l1_default_axes_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_l1_default_axes_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l1_do_not_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_reduce_l1_do_not_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_reduce_l1_do_not_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l1_do_not_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l1_do_not_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l1_do_not_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_l1_do_not_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_l1_do_not_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l1_do_not_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_reduce_l1_do_not_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_reduce_l1_do_not_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l1_do_not_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l1_do_not_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l1_do_not_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_l1_do_not_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_l1_do_not_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l1_empty_set {
+    kiln::include_model!("tests/onnx_node/test_reduce_l1_empty_set/model.onnx");
+}
+
+#[test]
+fn test_reduce_l1_empty_set() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l1_empty_set");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l1_empty_set::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l1_empty_set::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_l1_empty_set [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_l1_empty_set [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l1_keep_dims_example {
+    kiln::include_model!("tests/onnx_node/test_reduce_l1_keep_dims_example/model.onnx");
+}
+
+#[test]
+fn test_reduce_l1_keep_dims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l1_keep_dims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l1_keep_dims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l1_keep_dims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_l1_keep_dims_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_l1_keep_dims_example [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l1_keep_dims_random {
+    kiln::include_model!("tests/onnx_node/test_reduce_l1_keep_dims_random/model.onnx");
+}
+
+#[test]
+fn test_reduce_l1_keep_dims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l1_keep_dims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l1_keep_dims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l1_keep_dims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_l1_keep_dims_random [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_l1_keep_dims_random [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l1_negative_axes_keep_dims_example {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_l1_negative_axes_keep_dims_example/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_l1_negative_axes_keep_dims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l1_negative_axes_keep_dims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l1_negative_axes_keep_dims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l1_negative_axes_keep_dims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_l1_negative_axes_keep_dims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_l1_negative_axes_keep_dims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l1_negative_axes_keep_dims_random {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_l1_negative_axes_keep_dims_random/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_l1_negative_axes_keep_dims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l1_negative_axes_keep_dims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l1_negative_axes_keep_dims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l1_negative_axes_keep_dims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_l1_negative_axes_keep_dims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_l1_negative_axes_keep_dims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l2_default_axes_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_reduce_l2_default_axes_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_reduce_l2_default_axes_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l2_default_axes_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l2_default_axes_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l2_default_axes_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_l2_default_axes_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_l2_default_axes_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l2_default_axes_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_reduce_l2_default_axes_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_reduce_l2_default_axes_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l2_default_axes_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l2_default_axes_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l2_default_axes_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_l2_default_axes_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_l2_default_axes_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l2_do_not_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_reduce_l2_do_not_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_reduce_l2_do_not_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l2_do_not_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l2_do_not_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l2_do_not_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_l2_do_not_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_l2_do_not_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l2_do_not_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_reduce_l2_do_not_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_reduce_l2_do_not_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l2_do_not_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l2_do_not_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l2_do_not_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_l2_do_not_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_l2_do_not_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l2_empty_set {
+    kiln::include_model!("tests/onnx_node/test_reduce_l2_empty_set/model.onnx");
+}
+
+#[test]
+fn test_reduce_l2_empty_set() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l2_empty_set");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l2_empty_set::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l2_empty_set::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_l2_empty_set [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_l2_empty_set [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l2_keep_dims_example {
+    kiln::include_model!("tests/onnx_node/test_reduce_l2_keep_dims_example/model.onnx");
+}
+
+#[test]
+fn test_reduce_l2_keep_dims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l2_keep_dims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l2_keep_dims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l2_keep_dims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_l2_keep_dims_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_l2_keep_dims_example [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l2_keep_dims_random {
+    kiln::include_model!("tests/onnx_node/test_reduce_l2_keep_dims_random/model.onnx");
+}
+
+#[test]
+fn test_reduce_l2_keep_dims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l2_keep_dims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l2_keep_dims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l2_keep_dims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_l2_keep_dims_random [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_l2_keep_dims_random [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l2_negative_axes_keep_dims_example {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_l2_negative_axes_keep_dims_example/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_l2_negative_axes_keep_dims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l2_negative_axes_keep_dims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l2_negative_axes_keep_dims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l2_negative_axes_keep_dims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_l2_negative_axes_keep_dims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_l2_negative_axes_keep_dims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_l2_negative_axes_keep_dims_random {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_l2_negative_axes_keep_dims_random/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_l2_negative_axes_keep_dims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_l2_negative_axes_keep_dims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_l2_negative_axes_keep_dims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_l2_negative_axes_keep_dims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_l2_negative_axes_keep_dims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_l2_negative_axes_keep_dims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_log_sum_asc_axes {
+    kiln::include_model!("tests/onnx_node/test_reduce_log_sum_asc_axes/model.onnx");
+}
+
+#[test]
+fn test_reduce_log_sum_asc_axes() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_log_sum_asc_axes");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_log_sum_asc_axes::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_log_sum_asc_axes::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_log_sum_asc_axes [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_log_sum_asc_axes [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_log_sum_default {
+    kiln::include_model!("tests/onnx_node/test_reduce_log_sum_default/model.onnx");
+}
+
+#[test]
+fn test_reduce_log_sum_default() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_log_sum_default");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_log_sum_default::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_log_sum_default::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_log_sum_default [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_log_sum_default [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_log_sum_desc_axes {
+    kiln::include_model!("tests/onnx_node/test_reduce_log_sum_desc_axes/model.onnx");
+}
+
+#[test]
+fn test_reduce_log_sum_desc_axes() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_log_sum_desc_axes");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_log_sum_desc_axes::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_log_sum_desc_axes::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_log_sum_desc_axes [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_log_sum_desc_axes [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_log_sum_empty_set {
+    kiln::include_model!("tests/onnx_node/test_reduce_log_sum_empty_set/model.onnx");
+}
+
+#[test]
+fn test_reduce_log_sum_empty_set() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_log_sum_empty_set");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_log_sum_empty_set::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_log_sum_empty_set::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_log_sum_empty_set [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_log_sum_empty_set [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_log_sum_exp_default_axes_keepdims_example {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_log_sum_exp_default_axes_keepdims_example/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_log_sum_exp_default_axes_keepdims_example() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_reduce_log_sum_exp_default_axes_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_log_sum_exp_default_axes_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_log_sum_exp_default_axes_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_log_sum_exp_default_axes_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_log_sum_exp_default_axes_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.reduced.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_log_sum_exp_default_axes_keepdims_random {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_log_sum_exp_default_axes_keepdims_random/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_log_sum_exp_default_axes_keepdims_random() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_reduce_log_sum_exp_default_axes_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_log_sum_exp_default_axes_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_log_sum_exp_default_axes_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_log_sum_exp_default_axes_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_log_sum_exp_default_axes_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.reduced.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_log_sum_exp_do_not_keepdims_example {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_log_sum_exp_do_not_keepdims_example/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_log_sum_exp_do_not_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_log_sum_exp_do_not_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_log_sum_exp_do_not_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_log_sum_exp_do_not_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_log_sum_exp_do_not_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_log_sum_exp_do_not_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.reduced.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_log_sum_exp_do_not_keepdims_random {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_log_sum_exp_do_not_keepdims_random/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_log_sum_exp_do_not_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_log_sum_exp_do_not_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_log_sum_exp_do_not_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_log_sum_exp_do_not_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_log_sum_exp_do_not_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_log_sum_exp_do_not_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.reduced.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_log_sum_exp_empty_set {
+    kiln::include_model!("tests/onnx_node/test_reduce_log_sum_exp_empty_set/model.onnx");
+}
+
+#[test]
+fn test_reduce_log_sum_exp_empty_set() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_log_sum_exp_empty_set");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_log_sum_exp_empty_set::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_log_sum_exp_empty_set::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_reduce_log_sum_exp_empty_set [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_reduce_log_sum_exp_empty_set [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_log_sum_exp_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_reduce_log_sum_exp_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_reduce_log_sum_exp_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_log_sum_exp_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_log_sum_exp_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_log_sum_exp_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_log_sum_exp_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_log_sum_exp_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.reduced.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_log_sum_exp_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_reduce_log_sum_exp_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_reduce_log_sum_exp_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_log_sum_exp_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_log_sum_exp_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_log_sum_exp_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_log_sum_exp_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_log_sum_exp_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.reduced.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_log_sum_exp_negative_axes_keepdims_example {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_log_sum_exp_negative_axes_keepdims_example/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_log_sum_exp_negative_axes_keepdims_example() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_reduce_log_sum_exp_negative_axes_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_reduce_log_sum_exp_negative_axes_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_log_sum_exp_negative_axes_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_log_sum_exp_negative_axes_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_log_sum_exp_negative_axes_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.reduced.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_log_sum_exp_negative_axes_keepdims_random {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_log_sum_exp_negative_axes_keepdims_random/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_log_sum_exp_negative_axes_keepdims_random() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_reduce_log_sum_exp_negative_axes_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_log_sum_exp_negative_axes_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_log_sum_exp_negative_axes_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_log_sum_exp_negative_axes_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_log_sum_exp_negative_axes_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.reduced.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_log_sum_negative_axes {
+    kiln::include_model!("tests/onnx_node/test_reduce_log_sum_negative_axes/model.onnx");
+}
+
+#[test]
+fn test_reduce_log_sum_negative_axes() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_log_sum_negative_axes");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_log_sum_negative_axes::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_log_sum_negative_axes::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_reduce_log_sum_negative_axes [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_reduce_log_sum_negative_axes [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_max_bool_inputs {
+    kiln::include_model!("tests/onnx_node/test_reduce_max_bool_inputs/model.onnx");
+}
+
+#[test]
+fn test_reduce_max_bool_inputs() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_max_bool_inputs");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_max_bool_inputs::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_max_bool_inputs::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_max_bool_inputs [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_max_bool_inputs [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.reduced.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_reduce_max_default_axes_keepdim_example {
+    kiln::include_model!("tests/onnx_node/test_reduce_max_default_axes_keepdim_example/model.onnx");
+}
+
+#[test]
+fn test_reduce_max_default_axes_keepdim_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_max_default_axes_keepdim_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_max_default_axes_keepdim_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_max_default_axes_keepdim_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_max_default_axes_keepdim_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_max_default_axes_keepdim_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_max_default_axes_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_reduce_max_default_axes_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_reduce_max_default_axes_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_max_default_axes_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_max_default_axes_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_max_default_axes_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_max_default_axes_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_max_default_axes_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_max_do_not_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_reduce_max_do_not_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_reduce_max_do_not_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_max_do_not_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_max_do_not_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_max_do_not_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_max_do_not_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_max_do_not_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_max_do_not_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_reduce_max_do_not_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_reduce_max_do_not_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_max_do_not_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_max_do_not_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_max_do_not_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_max_do_not_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_max_do_not_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_max_empty_set {
+    kiln::include_model!("tests/onnx_node/test_reduce_max_empty_set/model.onnx");
+}
+
+#[test]
+fn test_reduce_max_empty_set() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_max_empty_set");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_max_empty_set::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_max_empty_set::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_max_empty_set [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_max_empty_set [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_max_empty_set_bool {
+    kiln::include_model!("tests/onnx_node/test_reduce_max_empty_set_bool/model.onnx");
+}
+
+#[test]
+fn test_reduce_max_empty_set_bool() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_max_empty_set_bool");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_max_empty_set_bool::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_max_empty_set_bool::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_max_empty_set_bool [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_max_empty_set_bool [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.reduced.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_reduce_max_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_reduce_max_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_reduce_max_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_max_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_max_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_max_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_max_keepdims_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_max_keepdims_example [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_max_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_reduce_max_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_reduce_max_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_max_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_max_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_max_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_max_keepdims_random [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_max_keepdims_random [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_max_negative_axes_keepdims_example {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_max_negative_axes_keepdims_example/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_max_negative_axes_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_max_negative_axes_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_max_negative_axes_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_max_negative_axes_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_max_negative_axes_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_max_negative_axes_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_max_negative_axes_keepdims_random {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_max_negative_axes_keepdims_random/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_max_negative_axes_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_max_negative_axes_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_max_negative_axes_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_max_negative_axes_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_max_negative_axes_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_max_negative_axes_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
             common::data::<f32>(&want_0),
             1.0e-5,
             1.0e-5,
@@ -9136,6 +14087,625 @@ fn test_reduce_mean_negative_axes_keepdims_random() {
             });
         let what = format!(
             "test_reduce_mean_negative_axes_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_min_bool_inputs {
+    kiln::include_model!("tests/onnx_node/test_reduce_min_bool_inputs/model.onnx");
+}
+
+#[test]
+fn test_reduce_min_bool_inputs() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_min_bool_inputs");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_min_bool_inputs::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_min_bool_inputs::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_min_bool_inputs [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_min_bool_inputs [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.reduced.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_reduce_min_default_axes_keepdims_example {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_min_default_axes_keepdims_example/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_min_default_axes_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_min_default_axes_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_min_default_axes_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_min_default_axes_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_min_default_axes_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_min_default_axes_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_min_default_axes_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_reduce_min_default_axes_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_reduce_min_default_axes_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_min_default_axes_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_min_default_axes_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_min_default_axes_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_min_default_axes_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_min_default_axes_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_min_do_not_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_reduce_min_do_not_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_reduce_min_do_not_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_min_do_not_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_min_do_not_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_min_do_not_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_min_do_not_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_min_do_not_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_min_do_not_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_reduce_min_do_not_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_reduce_min_do_not_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_min_do_not_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_min_do_not_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_min_do_not_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_min_do_not_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_min_do_not_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_min_empty_set {
+    kiln::include_model!("tests/onnx_node/test_reduce_min_empty_set/model.onnx");
+}
+
+#[test]
+fn test_reduce_min_empty_set() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_min_empty_set");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_min_empty_set::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_min_empty_set::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_min_empty_set [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_min_empty_set [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_min_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_reduce_min_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_reduce_min_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_min_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_min_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_min_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_min_keepdims_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_min_keepdims_example [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_min_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_reduce_min_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_reduce_min_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_min_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_min_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_min_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_min_keepdims_random [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_min_keepdims_random [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_min_negative_axes_keepdims_example {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_min_negative_axes_keepdims_example/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_min_negative_axes_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_min_negative_axes_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_min_negative_axes_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_min_negative_axes_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_min_negative_axes_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_min_negative_axes_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_min_negative_axes_keepdims_random {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_min_negative_axes_keepdims_random/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_min_negative_axes_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_min_negative_axes_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_min_negative_axes_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_min_negative_axes_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_min_negative_axes_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_min_negative_axes_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_prod_default_axes_keepdims_example {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_prod_default_axes_keepdims_example/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_prod_default_axes_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_prod_default_axes_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_prod_default_axes_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_prod_default_axes_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_prod_default_axes_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_prod_default_axes_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_prod_default_axes_keepdims_random {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_prod_default_axes_keepdims_random/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_prod_default_axes_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_prod_default_axes_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_prod_default_axes_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_prod_default_axes_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_prod_default_axes_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_prod_default_axes_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_prod_do_not_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_reduce_prod_do_not_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_reduce_prod_do_not_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_prod_do_not_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_prod_do_not_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_prod_do_not_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_prod_do_not_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_prod_do_not_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_prod_do_not_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_reduce_prod_do_not_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_reduce_prod_do_not_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_prod_do_not_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_prod_do_not_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_prod_do_not_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_prod_do_not_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_prod_do_not_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_prod_empty_set {
+    kiln::include_model!("tests/onnx_node/test_reduce_prod_empty_set/model.onnx");
+}
+
+#[test]
+fn test_reduce_prod_empty_set() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_prod_empty_set");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_prod_empty_set::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_prod_empty_set::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_prod_empty_set [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_prod_empty_set [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_prod_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_reduce_prod_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_reduce_prod_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_prod_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_prod_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_prod_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_reduce_prod_keepdims_example [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_reduce_prod_keepdims_example [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_prod_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_reduce_prod_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_reduce_prod_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_prod_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_prod_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_prod_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_prod_keepdims_random [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_prod_keepdims_random [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_prod_negative_axes_keepdims_example {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_prod_negative_axes_keepdims_example/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_prod_negative_axes_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_prod_negative_axes_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_prod_negative_axes_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_prod_negative_axes_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_prod_negative_axes_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_prod_negative_axes_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_prod_negative_axes_keepdims_random {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_prod_negative_axes_keepdims_random/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_prod_negative_axes_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_prod_negative_axes_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_prod_negative_axes_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_prod_negative_axes_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_prod_negative_axes_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_prod_negative_axes_keepdims_random [{}] reduced",
             isa.name()
         );
         assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
@@ -9542,6 +15112,329 @@ fn test_reduce_sum_negative_axes_keepdims_random() {
             });
         let what = format!(
             "test_reduce_sum_negative_axes_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_sum_square_default_axes_keepdims_example {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_sum_square_default_axes_keepdims_example/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_sum_square_default_axes_keepdims_example() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_reduce_sum_square_default_axes_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_sum_square_default_axes_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_sum_square_default_axes_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_sum_square_default_axes_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_sum_square_default_axes_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_sum_square_default_axes_keepdims_random {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_sum_square_default_axes_keepdims_random/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_sum_square_default_axes_keepdims_random() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_reduce_sum_square_default_axes_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_sum_square_default_axes_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_sum_square_default_axes_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_sum_square_default_axes_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_sum_square_default_axes_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_sum_square_do_not_keepdims_example {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_sum_square_do_not_keepdims_example/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_sum_square_do_not_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_sum_square_do_not_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_sum_square_do_not_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_sum_square_do_not_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_sum_square_do_not_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_sum_square_do_not_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_sum_square_do_not_keepdims_random {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_sum_square_do_not_keepdims_random/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_sum_square_do_not_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_sum_square_do_not_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_sum_square_do_not_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_sum_square_do_not_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_sum_square_do_not_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_sum_square_do_not_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_sum_square_empty_set {
+    kiln::include_model!("tests/onnx_node/test_reduce_sum_square_empty_set/model.onnx");
+}
+
+#[test]
+fn test_reduce_sum_square_empty_set() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_sum_square_empty_set");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_sum_square_empty_set::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_sum_square_empty_set::Inputs { data: x_0 })
+            .unwrap_or_else(|e| panic!("test_reduce_sum_square_empty_set [{}]: {e:?}", isa.name()));
+        let what = format!("test_reduce_sum_square_empty_set [{}] reduced", isa.name());
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_sum_square_keepdims_example {
+    kiln::include_model!("tests/onnx_node/test_reduce_sum_square_keepdims_example/model.onnx");
+}
+
+#[test]
+fn test_reduce_sum_square_keepdims_example() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_sum_square_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_sum_square_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_sum_square_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_sum_square_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_sum_square_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_sum_square_keepdims_random {
+    kiln::include_model!("tests/onnx_node/test_reduce_sum_square_keepdims_random/model.onnx");
+}
+
+#[test]
+fn test_reduce_sum_square_keepdims_random() {
+    let dir = common::case_dir("tests/onnx_node/test_reduce_sum_square_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_sum_square_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_sum_square_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_sum_square_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_sum_square_keepdims_random [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_sum_square_negative_axes_keepdims_example {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_sum_square_negative_axes_keepdims_example/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_sum_square_negative_axes_keepdims_example() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_reduce_sum_square_negative_axes_keepdims_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_sum_square_negative_axes_keepdims_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_sum_square_negative_axes_keepdims_example::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_sum_square_negative_axes_keepdims_example [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_sum_square_negative_axes_keepdims_example [{}] reduced",
+            isa.name()
+        );
+        assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.reduced.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_reduce_sum_square_negative_axes_keepdims_random {
+    kiln::include_model!(
+        "tests/onnx_node/test_reduce_sum_square_negative_axes_keepdims_random/model.onnx"
+    );
+}
+
+#[test]
+fn test_reduce_sum_square_negative_axes_keepdims_random() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_reduce_sum_square_negative_axes_keepdims_random");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_reduce_sum_square_negative_axes_keepdims_random::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_reduce_sum_square_negative_axes_keepdims_random::Inputs { data: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_reduce_sum_square_negative_axes_keepdims_random [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_reduce_sum_square_negative_axes_keepdims_random [{}] reduced",
             isa.name()
         );
         assert_eq!(out.reduced.shape(), &want_0.shape[..], "{what}: shape");
@@ -10822,6 +16715,44 @@ fn test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric() {
     }
 }
 
+mod test_rnn_seq_length {
+    kiln::include_model!("tests/onnx_node/test_rnn_seq_length/model.onnx");
+}
+
+#[test]
+fn test_rnn_seq_length() {
+    let dir = common::case_dir("tests/onnx_node/test_rnn_seq_length");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rnn_seq_length::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_rnn_seq_length::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+                b: x_3,
+            })
+            .unwrap_or_else(|e| panic!("test_rnn_seq_length [{}]: {e:?}", isa.name()));
+        let what = format!("test_rnn_seq_length [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_round {
     kiln::include_model!("tests/onnx_node/test_round/model.onnx");
 }
@@ -10838,6 +16769,618 @@ fn test_round() {
             .run(test_round::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("test_round [{}]: {e:?}", isa.name()));
         let what = format!("test_round [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scatter_elements_with_axis {
+    kiln::include_model!("tests/onnx_node/test_scatter_elements_with_axis/model.onnx");
+}
+
+#[test]
+fn test_scatter_elements_with_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_scatter_elements_with_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scatter_elements_with_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scatter_elements_with_axis::Inputs {
+                data: x_0,
+                indices: x_1,
+                updates: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_scatter_elements_with_axis [{}]: {e:?}", isa.name()));
+        let what = format!("test_scatter_elements_with_axis [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scatter_elements_with_duplicate_indices {
+    kiln::include_model!("tests/onnx_node/test_scatter_elements_with_duplicate_indices/model.onnx");
+}
+
+#[test]
+fn test_scatter_elements_with_duplicate_indices() {
+    let dir = common::case_dir("tests/onnx_node/test_scatter_elements_with_duplicate_indices");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scatter_elements_with_duplicate_indices::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scatter_elements_with_duplicate_indices::Inputs {
+                data: x_0,
+                indices: x_1,
+                updates: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_scatter_elements_with_duplicate_indices [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_scatter_elements_with_duplicate_indices [{}] y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scatter_elements_with_negative_indices {
+    kiln::include_model!("tests/onnx_node/test_scatter_elements_with_negative_indices/model.onnx");
+}
+
+#[test]
+fn test_scatter_elements_with_negative_indices() {
+    let dir = common::case_dir("tests/onnx_node/test_scatter_elements_with_negative_indices");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scatter_elements_with_negative_indices::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scatter_elements_with_negative_indices::Inputs {
+                data: x_0,
+                indices: x_1,
+                updates: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_scatter_elements_with_negative_indices [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_scatter_elements_with_negative_indices [{}] y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scatter_elements_with_reduction_max {
+    kiln::include_model!("tests/onnx_node/test_scatter_elements_with_reduction_max/model.onnx");
+}
+
+#[test]
+fn test_scatter_elements_with_reduction_max() {
+    let dir = common::case_dir("tests/onnx_node/test_scatter_elements_with_reduction_max");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scatter_elements_with_reduction_max::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scatter_elements_with_reduction_max::Inputs {
+                data: x_0,
+                indices: x_1,
+                updates: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_scatter_elements_with_reduction_max [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_scatter_elements_with_reduction_max [{}] y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scatter_elements_with_reduction_min {
+    kiln::include_model!("tests/onnx_node/test_scatter_elements_with_reduction_min/model.onnx");
+}
+
+#[test]
+fn test_scatter_elements_with_reduction_min() {
+    let dir = common::case_dir("tests/onnx_node/test_scatter_elements_with_reduction_min");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scatter_elements_with_reduction_min::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scatter_elements_with_reduction_min::Inputs {
+                data: x_0,
+                indices: x_1,
+                updates: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_scatter_elements_with_reduction_min [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_scatter_elements_with_reduction_min [{}] y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scatter_elements_with_reduction_mul {
+    kiln::include_model!("tests/onnx_node/test_scatter_elements_with_reduction_mul/model.onnx");
+}
+
+#[test]
+fn test_scatter_elements_with_reduction_mul() {
+    let dir = common::case_dir("tests/onnx_node/test_scatter_elements_with_reduction_mul");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scatter_elements_with_reduction_mul::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scatter_elements_with_reduction_mul::Inputs {
+                data: x_0,
+                indices: x_1,
+                updates: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_scatter_elements_with_reduction_mul [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_scatter_elements_with_reduction_mul [{}] y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scatter_elements_without_axis {
+    kiln::include_model!("tests/onnx_node/test_scatter_elements_without_axis/model.onnx");
+}
+
+#[test]
+fn test_scatter_elements_without_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_scatter_elements_without_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scatter_elements_without_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scatter_elements_without_axis::Inputs {
+                data: x_0,
+                indices: x_1,
+                updates: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!("test_scatter_elements_without_axis [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_scatter_elements_without_axis [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scatter_with_axis {
+    kiln::include_model!("tests/onnx_node/test_scatter_with_axis/model.onnx");
+}
+
+#[test]
+fn test_scatter_with_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_scatter_with_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scatter_with_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scatter_with_axis::Inputs {
+                data: x_0,
+                indices: x_1,
+                updates: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_scatter_with_axis [{}]: {e:?}", isa.name()));
+        let what = format!("test_scatter_with_axis [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scatter_without_axis {
+    kiln::include_model!("tests/onnx_node/test_scatter_without_axis/model.onnx");
+}
+
+#[test]
+fn test_scatter_without_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_scatter_without_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scatter_without_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scatter_without_axis::Inputs {
+                data: x_0,
+                indices: x_1,
+                updates: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_scatter_without_axis [{}]: {e:?}", isa.name()));
+        let what = format!("test_scatter_without_axis [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scatternd {
+    kiln::include_model!("tests/onnx_node/test_scatternd/model.onnx");
+}
+
+#[test]
+fn test_scatternd() {
+    let dir = common::case_dir("tests/onnx_node/test_scatternd");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scatternd::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scatternd::Inputs {
+                data: x_0,
+                indices: x_1,
+                updates: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_scatternd [{}]: {e:?}", isa.name()));
+        let what = format!("test_scatternd [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scatternd_add {
+    kiln::include_model!("tests/onnx_node/test_scatternd_add/model.onnx");
+}
+
+#[test]
+fn test_scatternd_add() {
+    let dir = common::case_dir("tests/onnx_node/test_scatternd_add");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scatternd_add::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scatternd_add::Inputs {
+                data: x_0,
+                indices: x_1,
+                updates: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_scatternd_add [{}]: {e:?}", isa.name()));
+        let what = format!("test_scatternd_add [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scatternd_max {
+    kiln::include_model!("tests/onnx_node/test_scatternd_max/model.onnx");
+}
+
+#[test]
+fn test_scatternd_max() {
+    let dir = common::case_dir("tests/onnx_node/test_scatternd_max");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scatternd_max::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scatternd_max::Inputs {
+                data: x_0,
+                indices: x_1,
+                updates: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_scatternd_max [{}]: {e:?}", isa.name()));
+        let what = format!("test_scatternd_max [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scatternd_max_with_element_indices {
+    kiln::include_model!("tests/onnx_node/test_scatternd_max_with_element_indices/model.onnx");
+}
+
+#[test]
+fn test_scatternd_max_with_element_indices() {
+    let dir = common::case_dir("tests/onnx_node/test_scatternd_max_with_element_indices");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scatternd_max_with_element_indices::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scatternd_max_with_element_indices::Inputs {
+                data: x_0,
+                indices: x_1,
+                updates: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_scatternd_max_with_element_indices [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_scatternd_max_with_element_indices [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scatternd_min {
+    kiln::include_model!("tests/onnx_node/test_scatternd_min/model.onnx");
+}
+
+#[test]
+fn test_scatternd_min() {
+    let dir = common::case_dir("tests/onnx_node/test_scatternd_min");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scatternd_min::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scatternd_min::Inputs {
+                data: x_0,
+                indices: x_1,
+                updates: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_scatternd_min [{}]: {e:?}", isa.name()));
+        let what = format!("test_scatternd_min [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scatternd_min_with_element_indices {
+    kiln::include_model!("tests/onnx_node/test_scatternd_min_with_element_indices/model.onnx");
+}
+
+#[test]
+fn test_scatternd_min_with_element_indices() {
+    let dir = common::case_dir("tests/onnx_node/test_scatternd_min_with_element_indices");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scatternd_min_with_element_indices::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scatternd_min_with_element_indices::Inputs {
+                data: x_0,
+                indices: x_1,
+                updates: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_scatternd_min_with_element_indices [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_scatternd_min_with_element_indices [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scatternd_multiply {
+    kiln::include_model!("tests/onnx_node/test_scatternd_multiply/model.onnx");
+}
+
+#[test]
+fn test_scatternd_multiply() {
+    let dir = common::case_dir("tests/onnx_node/test_scatternd_multiply");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scatternd_multiply::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scatternd_multiply::Inputs {
+                data: x_0,
+                indices: x_1,
+                updates: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_scatternd_multiply [{}]: {e:?}", isa.name()));
+        let what = format!("test_scatternd_multiply [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_close(
             &what,
@@ -11243,6 +17786,238 @@ fn test_sign() {
             1.0e-5,
             1.0e-5,
         );
+    }
+}
+
+mod test_simple_rnn_batchwise {
+    kiln::include_model!("tests/onnx_node/test_simple_rnn_batchwise/model.onnx");
+}
+
+#[test]
+fn test_simple_rnn_batchwise() {
+    let dir = common::case_dir("tests/onnx_node/test_simple_rnn_batchwise");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_simple_rnn_batchwise::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_simple_rnn_batchwise::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_simple_rnn_batchwise [{}]: {e:?}", isa.name()));
+        let what = format!("test_simple_rnn_batchwise [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_simple_rnn_batchwise [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_simple_rnn_bidirectional {
+    kiln::include_model!("tests/onnx_node/test_simple_rnn_bidirectional/model.onnx");
+}
+
+#[test]
+fn test_simple_rnn_bidirectional() {
+    let dir = common::case_dir("tests/onnx_node/test_simple_rnn_bidirectional");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_simple_rnn_bidirectional::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_simple_rnn_bidirectional::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_simple_rnn_bidirectional [{}]: {e:?}", isa.name()));
+        let what = format!("test_simple_rnn_bidirectional [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_simple_rnn_defaults {
+    kiln::include_model!("tests/onnx_node/test_simple_rnn_defaults/model.onnx");
+}
+
+#[test]
+fn test_simple_rnn_defaults() {
+    let dir = common::case_dir("tests/onnx_node/test_simple_rnn_defaults");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_simple_rnn_defaults::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_simple_rnn_defaults::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_simple_rnn_defaults [{}]: {e:?}", isa.name()));
+        let what = format!("test_simple_rnn_defaults [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_simple_rnn_reverse {
+    kiln::include_model!("tests/onnx_node/test_simple_rnn_reverse/model.onnx");
+}
+
+#[test]
+fn test_simple_rnn_reverse() {
+    let dir = common::case_dir("tests/onnx_node/test_simple_rnn_reverse");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_simple_rnn_reverse::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_simple_rnn_reverse::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_simple_rnn_reverse [{}]: {e:?}", isa.name()));
+        let what = format!("test_simple_rnn_reverse [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_simple_rnn_with_initial_bias {
+    kiln::include_model!("tests/onnx_node/test_simple_rnn_with_initial_bias/model.onnx");
+}
+
+#[test]
+fn test_simple_rnn_with_initial_bias() {
+    let dir = common::case_dir("tests/onnx_node/test_simple_rnn_with_initial_bias");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_simple_rnn_with_initial_bias::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_simple_rnn_with_initial_bias::Inputs {
+                x: x_0,
+                w: x_1,
+                r: x_2,
+                b: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!("test_simple_rnn_with_initial_bias [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_simple_rnn_with_initial_bias [{}] Y_h", isa.name());
+        assert_eq!(out.y_h.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_h.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_size {
+    kiln::include_model!("tests/onnx_node/test_size/model.onnx");
+}
+
+#[test]
+fn test_size() {
+    let dir = common::case_dir("tests/onnx_node/test_size");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_size::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_size::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_size [{}]: {e:?}", isa.name()));
+        let what = format!("test_size [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_size_example {
+    kiln::include_model!("tests/onnx_node/test_size_example/model.onnx");
+}
+
+#[test]
+fn test_size_example() {
+    let dir = common::case_dir("tests/onnx_node/test_size_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_size_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_size_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_size_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_size_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
     }
 }
 
@@ -11748,6 +18523,118 @@ fn test_softsign_example() {
             .run(test_softsign_example::Inputs { x: x_0 })
             .unwrap_or_else(|e| panic!("test_softsign_example [{}]: {e:?}", isa.name()));
         let what = format!("test_softsign_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_spacetodepth {
+    kiln::include_model!("tests/onnx_node/test_spacetodepth/model.onnx");
+}
+
+#[test]
+fn test_spacetodepth() {
+    let dir = common::case_dir("tests/onnx_node/test_spacetodepth");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_spacetodepth::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_spacetodepth::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_spacetodepth [{}]: {e:?}", isa.name()));
+        let what = format!("test_spacetodepth [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_spacetodepth_crd_mode_example {
+    kiln::include_model!("tests/onnx_node/test_spacetodepth_crd_mode_example/model.onnx");
+}
+
+#[test]
+fn test_spacetodepth_crd_mode_example() {
+    let dir = common::case_dir("tests/onnx_node/test_spacetodepth_crd_mode_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_spacetodepth_crd_mode_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_spacetodepth_crd_mode_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_spacetodepth_crd_mode_example [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_spacetodepth_crd_mode_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_spacetodepth_dcr_mode_example {
+    kiln::include_model!("tests/onnx_node/test_spacetodepth_dcr_mode_example/model.onnx");
+}
+
+#[test]
+fn test_spacetodepth_dcr_mode_example() {
+    let dir = common::case_dir("tests/onnx_node/test_spacetodepth_dcr_mode_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_spacetodepth_dcr_mode_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_spacetodepth_dcr_mode_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_spacetodepth_dcr_mode_example [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_spacetodepth_dcr_mode_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_spacetodepth_example {
+    kiln::include_model!("tests/onnx_node/test_spacetodepth_example/model.onnx");
+}
+
+#[test]
+fn test_spacetodepth_example() {
+    let dir = common::case_dir("tests/onnx_node/test_spacetodepth_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_spacetodepth_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_spacetodepth_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_spacetodepth_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_spacetodepth_example [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_close(
             &what,
@@ -13103,6 +19990,69 @@ fn test_tanh_example() {
     }
 }
 
+mod test_training_dropout_zero_ratio {
+    kiln::include_model!("tests/onnx_node/test_training_dropout_zero_ratio/model.onnx");
+}
+
+#[test]
+fn test_training_dropout_zero_ratio() {
+    let dir = common::case_dir("tests/onnx_node/test_training_dropout_zero_ratio");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_training_dropout_zero_ratio::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_training_dropout_zero_ratio::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_training_dropout_zero_ratio [{}]: {e:?}", isa.name()));
+        let what = format!("test_training_dropout_zero_ratio [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_training_dropout_zero_ratio_mask {
+    kiln::include_model!("tests/onnx_node/test_training_dropout_zero_ratio_mask/model.onnx");
+}
+
+#[test]
+fn test_training_dropout_zero_ratio_mask() {
+    let dir = common::case_dir("tests/onnx_node/test_training_dropout_zero_ratio_mask");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_training_dropout_zero_ratio_mask::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_training_dropout_zero_ratio_mask::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_training_dropout_zero_ratio_mask [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_training_dropout_zero_ratio_mask [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_training_dropout_zero_ratio_mask [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<bool>(&want_1));
+    }
+}
+
 mod test_transpose_all_permutations_0 {
     kiln::include_model!("tests/onnx_node/test_transpose_all_permutations_0/model.onnx");
 }
@@ -13319,6 +20269,384 @@ fn test_transpose_default() {
             1.0e-5,
             1.0e-5,
         );
+    }
+}
+
+mod test_tril {
+    kiln::include_model!("tests/onnx_node/test_tril/model.onnx");
+}
+
+#[test]
+fn test_tril() {
+    let dir = common::case_dir("tests/onnx_node/test_tril");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_tril::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_tril::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_tril [{}]: {e:?}", isa.name()));
+        let what = format!("test_tril [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_tril_neg {
+    kiln::include_model!("tests/onnx_node/test_tril_neg/model.onnx");
+}
+
+#[test]
+fn test_tril_neg() {
+    let dir = common::case_dir("tests/onnx_node/test_tril_neg");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_tril_neg::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_tril_neg::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_tril_neg [{}]: {e:?}", isa.name()));
+        let what = format!("test_tril_neg [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_tril_one_row_neg {
+    kiln::include_model!("tests/onnx_node/test_tril_one_row_neg/model.onnx");
+}
+
+#[test]
+fn test_tril_one_row_neg() {
+    let dir = common::case_dir("tests/onnx_node/test_tril_one_row_neg");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_tril_one_row_neg::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_tril_one_row_neg::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_tril_one_row_neg [{}]: {e:?}", isa.name()));
+        let what = format!("test_tril_one_row_neg [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_tril_out_neg {
+    kiln::include_model!("tests/onnx_node/test_tril_out_neg/model.onnx");
+}
+
+#[test]
+fn test_tril_out_neg() {
+    let dir = common::case_dir("tests/onnx_node/test_tril_out_neg");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_tril_out_neg::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_tril_out_neg::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_tril_out_neg [{}]: {e:?}", isa.name()));
+        let what = format!("test_tril_out_neg [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_tril_out_pos {
+    kiln::include_model!("tests/onnx_node/test_tril_out_pos/model.onnx");
+}
+
+#[test]
+fn test_tril_out_pos() {
+    let dir = common::case_dir("tests/onnx_node/test_tril_out_pos");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_tril_out_pos::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_tril_out_pos::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_tril_out_pos [{}]: {e:?}", isa.name()));
+        let what = format!("test_tril_out_pos [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_tril_pos {
+    kiln::include_model!("tests/onnx_node/test_tril_pos/model.onnx");
+}
+
+#[test]
+fn test_tril_pos() {
+    let dir = common::case_dir("tests/onnx_node/test_tril_pos");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_tril_pos::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_tril_pos::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_tril_pos [{}]: {e:?}", isa.name()));
+        let what = format!("test_tril_pos [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_tril_square {
+    kiln::include_model!("tests/onnx_node/test_tril_square/model.onnx");
+}
+
+#[test]
+fn test_tril_square() {
+    let dir = common::case_dir("tests/onnx_node/test_tril_square");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_tril_square::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_tril_square::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_tril_square [{}]: {e:?}", isa.name()));
+        let what = format!("test_tril_square [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_tril_square_neg {
+    kiln::include_model!("tests/onnx_node/test_tril_square_neg/model.onnx");
+}
+
+#[test]
+fn test_tril_square_neg() {
+    let dir = common::case_dir("tests/onnx_node/test_tril_square_neg");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_tril_square_neg::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_tril_square_neg::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_tril_square_neg [{}]: {e:?}", isa.name()));
+        let what = format!("test_tril_square_neg [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_tril_zero {
+    kiln::include_model!("tests/onnx_node/test_tril_zero/model.onnx");
+}
+
+#[test]
+fn test_tril_zero() {
+    let dir = common::case_dir("tests/onnx_node/test_tril_zero");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_tril_zero::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_tril_zero::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_tril_zero [{}]: {e:?}", isa.name()));
+        let what = format!("test_tril_zero [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_triu {
+    kiln::include_model!("tests/onnx_node/test_triu/model.onnx");
+}
+
+#[test]
+fn test_triu() {
+    let dir = common::case_dir("tests/onnx_node/test_triu");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_triu::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_triu::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_triu [{}]: {e:?}", isa.name()));
+        let what = format!("test_triu [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_triu_neg {
+    kiln::include_model!("tests/onnx_node/test_triu_neg/model.onnx");
+}
+
+#[test]
+fn test_triu_neg() {
+    let dir = common::case_dir("tests/onnx_node/test_triu_neg");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_triu_neg::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_triu_neg::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_triu_neg [{}]: {e:?}", isa.name()));
+        let what = format!("test_triu_neg [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_triu_one_row {
+    kiln::include_model!("tests/onnx_node/test_triu_one_row/model.onnx");
+}
+
+#[test]
+fn test_triu_one_row() {
+    let dir = common::case_dir("tests/onnx_node/test_triu_one_row");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_triu_one_row::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_triu_one_row::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_triu_one_row [{}]: {e:?}", isa.name()));
+        let what = format!("test_triu_one_row [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_triu_out_neg_out {
+    kiln::include_model!("tests/onnx_node/test_triu_out_neg_out/model.onnx");
+}
+
+#[test]
+fn test_triu_out_neg_out() {
+    let dir = common::case_dir("tests/onnx_node/test_triu_out_neg_out");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_triu_out_neg_out::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_triu_out_neg_out::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_triu_out_neg_out [{}]: {e:?}", isa.name()));
+        let what = format!("test_triu_out_neg_out [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_triu_out_pos {
+    kiln::include_model!("tests/onnx_node/test_triu_out_pos/model.onnx");
+}
+
+#[test]
+fn test_triu_out_pos() {
+    let dir = common::case_dir("tests/onnx_node/test_triu_out_pos");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_triu_out_pos::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_triu_out_pos::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_triu_out_pos [{}]: {e:?}", isa.name()));
+        let what = format!("test_triu_out_pos [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_triu_pos {
+    kiln::include_model!("tests/onnx_node/test_triu_pos/model.onnx");
+}
+
+#[test]
+fn test_triu_pos() {
+    let dir = common::case_dir("tests/onnx_node/test_triu_pos");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_triu_pos::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_triu_pos::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_triu_pos [{}]: {e:?}", isa.name()));
+        let what = format!("test_triu_pos [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_triu_square {
+    kiln::include_model!("tests/onnx_node/test_triu_square/model.onnx");
+}
+
+#[test]
+fn test_triu_square() {
+    let dir = common::case_dir("tests/onnx_node/test_triu_square");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_triu_square::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_triu_square::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_triu_square [{}]: {e:?}", isa.name()));
+        let what = format!("test_triu_square [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_triu_square_neg {
+    kiln::include_model!("tests/onnx_node/test_triu_square_neg/model.onnx");
+}
+
+#[test]
+fn test_triu_square_neg() {
+    let dir = common::case_dir("tests/onnx_node/test_triu_square_neg");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_triu_square_neg::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_triu_square_neg::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_triu_square_neg [{}]: {e:?}", isa.name()));
+        let what = format!("test_triu_square_neg [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_triu_zero {
+    kiln::include_model!("tests/onnx_node/test_triu_zero/model.onnx");
+}
+
+#[test]
+fn test_triu_zero() {
+    let dir = common::case_dir("tests/onnx_node/test_triu_zero");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_triu_zero::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_triu_zero::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_triu_zero [{}]: {e:?}", isa.name()));
+        let what = format!("test_triu_zero [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i64>(&want_0));
     }
 }
 
@@ -13620,6 +20948,75 @@ fn test_wrap_pad() {
         let what = format!("test_wrap_pad [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_exact(&what, out.y.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_xor2d {
+    kiln::include_model!("tests/onnx_node/test_xor2d/model.onnx");
+}
+
+#[test]
+fn test_xor2d() {
+    let dir = common::case_dir("tests/onnx_node/test_xor2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_xor2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_xor2d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_xor2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_xor2d [{}] xor", isa.name());
+        assert_eq!(out.xor.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.xor.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_xor3d {
+    kiln::include_model!("tests/onnx_node/test_xor3d/model.onnx");
+}
+
+#[test]
+fn test_xor3d() {
+    let dir = common::case_dir("tests/onnx_node/test_xor3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_xor3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_xor3d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_xor3d [{}]: {e:?}", isa.name()));
+        let what = format!("test_xor3d [{}] xor", isa.name());
+        assert_eq!(out.xor.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.xor.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_xor4d {
+    kiln::include_model!("tests/onnx_node/test_xor4d/model.onnx");
+}
+
+#[test]
+fn test_xor4d() {
+    let dir = common::case_dir("tests/onnx_node/test_xor4d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_xor4d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<bool>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_xor4d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_xor4d [{}]: {e:?}", isa.name()));
+        let what = format!("test_xor4d [{}] xor", isa.name());
+        assert_eq!(out.xor.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.xor.data(), common::data::<bool>(&want_0));
     }
 }
 
