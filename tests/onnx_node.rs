@@ -11315,6 +11315,170 @@ fn test_neg_example() {
     }
 }
 
+mod test_nllloss_NC {
+    kiln::include_model!("tests/onnx_node/test_nllloss_NC/model.onnx");
+}
+
+#[test]
+fn test_nllloss_NC() {
+    let dir = common::case_dir("tests/onnx_node/test_nllloss_NC");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_nllloss_NC::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_nllloss_NC::Inputs {
+                input: x_0,
+                target: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_nllloss_NC [{}]: {e:?}", isa.name()));
+        let what = format!("test_nllloss_NC [{}] loss", isa.name());
+        assert_eq!(out.loss.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.loss.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_nllloss_NCd1d2_with_weight_reduction_mean {
+    kiln::include_model!(
+        "tests/onnx_node/test_nllloss_NCd1d2_with_weight_reduction_mean/model.onnx"
+    );
+}
+
+#[test]
+fn test_nllloss_NCd1d2_with_weight_reduction_mean() {
+    let dir = common::case_dir("tests/onnx_node/test_nllloss_NCd1d2_with_weight_reduction_mean");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_nllloss_NCd1d2_with_weight_reduction_mean::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_nllloss_NCd1d2_with_weight_reduction_mean::Inputs {
+                input: x_0,
+                target: x_1,
+                weight: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_nllloss_NCd1d2_with_weight_reduction_mean [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_nllloss_NCd1d2_with_weight_reduction_mean [{}] loss",
+            isa.name()
+        );
+        assert_eq!(out.loss.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.loss.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_nllloss_NCd1d2_with_weight_reduction_sum_ii {
+    kiln::include_model!(
+        "tests/onnx_node/test_nllloss_NCd1d2_with_weight_reduction_sum_ii/model.onnx"
+    );
+}
+
+#[test]
+fn test_nllloss_NCd1d2_with_weight_reduction_sum_ii() {
+    let dir = common::case_dir("tests/onnx_node/test_nllloss_NCd1d2_with_weight_reduction_sum_ii");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_nllloss_NCd1d2_with_weight_reduction_sum_ii::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_nllloss_NCd1d2_with_weight_reduction_sum_ii::Inputs {
+                input: x_0,
+                target: x_1,
+                weight: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_nllloss_NCd1d2_with_weight_reduction_sum_ii [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_nllloss_NCd1d2_with_weight_reduction_sum_ii [{}] loss",
+            isa.name()
+        );
+        assert_eq!(out.loss.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.loss.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_nllloss_NCd1d2d3_none_no_weight_negative_ii {
+    kiln::include_model!(
+        "tests/onnx_node/test_nllloss_NCd1d2d3_none_no_weight_negative_ii/model.onnx"
+    );
+}
+
+#[test]
+fn test_nllloss_NCd1d2d3_none_no_weight_negative_ii() {
+    let dir = common::case_dir("tests/onnx_node/test_nllloss_NCd1d2d3_none_no_weight_negative_ii");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_nllloss_NCd1d2d3_none_no_weight_negative_ii::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_nllloss_NCd1d2d3_none_no_weight_negative_ii::Inputs {
+                input: x_0,
+                target: x_1,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_nllloss_NCd1d2d3_none_no_weight_negative_ii [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_nllloss_NCd1d2d3_none_no_weight_negative_ii [{}] loss",
+            isa.name()
+        );
+        assert_eq!(out.loss.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.loss.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_not_2d {
     kiln::include_model!("tests/onnx_node/test_not_2d/model.onnx");
 }
@@ -17386,6 +17550,159 @@ fn test_scatternd_multiply() {
             &what,
             out.y.data(),
             common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_sce_NCd1d2d3_sum_weight_high_ii {
+    kiln::include_model!("tests/onnx_node/test_sce_NCd1d2d3_sum_weight_high_ii/model.onnx");
+}
+
+#[test]
+fn test_sce_NCd1d2d3_sum_weight_high_ii() {
+    let dir = common::case_dir("tests/onnx_node/test_sce_NCd1d2d3_sum_weight_high_ii");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_sce_NCd1d2d3_sum_weight_high_ii::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_sce_NCd1d2d3_sum_weight_high_ii::Inputs {
+                x: x_0,
+                y: x_1,
+                w: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_sce_NCd1d2d3_sum_weight_high_ii [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_sce_NCd1d2d3_sum_weight_high_ii [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.z.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_sce_mean_no_weight_ii_4d {
+    kiln::include_model!("tests/onnx_node/test_sce_mean_no_weight_ii_4d/model.onnx");
+}
+
+#[test]
+fn test_sce_mean_no_weight_ii_4d() {
+    let dir = common::case_dir("tests/onnx_node/test_sce_mean_no_weight_ii_4d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_sce_mean_no_weight_ii_4d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_sce_mean_no_weight_ii_4d::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_sce_mean_no_weight_ii_4d [{}]: {e:?}", isa.name()));
+        let what = format!("test_sce_mean_no_weight_ii_4d [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.z.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_sce_mean_weight_ii_log_prob {
+    kiln::include_model!("tests/onnx_node/test_sce_mean_weight_ii_log_prob/model.onnx");
+}
+
+#[test]
+fn test_sce_mean_weight_ii_log_prob() {
+    let dir = common::case_dir("tests/onnx_node/test_sce_mean_weight_ii_log_prob");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_sce_mean_weight_ii_log_prob::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_sce_mean_weight_ii_log_prob::Inputs {
+                x: x_0,
+                y: x_1,
+                w: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_sce_mean_weight_ii_log_prob [{}]: {e:?}", isa.name()));
+        let what = format!("test_sce_mean_weight_ii_log_prob [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.z.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_sce_mean_weight_ii_log_prob [{}] log_prob", isa.name());
+        assert_eq!(out.log_prob.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.log_prob.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_sce_none_log_prob {
+    kiln::include_model!("tests/onnx_node/test_sce_none_log_prob/model.onnx");
+}
+
+#[test]
+fn test_sce_none_log_prob() {
+    let dir = common::case_dir("tests/onnx_node/test_sce_none_log_prob");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_sce_none_log_prob::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_sce_none_log_prob::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_sce_none_log_prob [{}]: {e:?}", isa.name()));
+        let what = format!("test_sce_none_log_prob [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.z.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_sce_none_log_prob [{}] log_prob", isa.name());
+        assert_eq!(out.log_prob.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.log_prob.data(),
+            common::data::<f32>(&want_1),
             1.0e-5,
             1.0e-5,
         );

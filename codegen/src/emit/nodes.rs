@@ -96,6 +96,6 @@ pub(super) fn zero_points(c: &Ctx, z: Option<usize>) -> Result<Option<TokenStrea
 }
 
 /// The name a user recognises for value `v`: a graph input it is a view of, else its own.
-pub(super) fn root_name(c: &Ctx, v: usize) -> String {
+pub(crate) fn root_name(c: &Ctx, v: usize) -> String {
     c.g.values[c.plan.root(v)].name.clone()
 }

@@ -6,6 +6,7 @@
 pub mod conv;
 mod elementwise;
 mod index;
+mod loss;
 mod math;
 mod matmul;
 pub(crate) mod norm;

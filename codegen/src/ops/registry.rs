@@ -76,6 +76,7 @@ const FAMILIES: &[&[OpDef]] = &[
     super::norm::OPS,
     super::recurrent::OPS,
     super::reduce::OPS,
+    super::loss::OPS,
     super::shape::OPS,
     super::symbolic::OPS,
     super::tensor::OPS,

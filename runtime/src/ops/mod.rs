@@ -13,6 +13,7 @@ pub mod gather;
 pub mod gelu;
 pub mod gemm;
 pub mod layernorm;
+pub mod loss;
 pub mod math;
 pub mod matmul;
 pub mod modulo;
