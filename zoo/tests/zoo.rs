@@ -7,7 +7,14 @@ mod models {
 #[cfg(kiln_zoo)]
 #[test]
 fn zoo() {
-    kiln_zoo::check(models::COMPILED, models::REFUSED);
+    // Unoptimised, the `run` of a 6000-node model (g2p_id_tiny) has a stack frame of many
+    // megabytes: more than the test thread's default 2 MiB.
+    std::thread::Builder::new()
+        .stack_size(1 << 30)
+        .spawn(|| kiln_zoo::check(models::COMPILED, models::REFUSED))
+        .expect("spawn the zoo thread")
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p));
 }
 
 #[cfg(not(kiln_zoo))]
