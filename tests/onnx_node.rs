@@ -2026,6 +2026,711 @@ fn test_batchnorm_example() {
     }
 }
 
+mod test_bitshift_left_int16 {
+    kiln::include_model!("tests/onnx_node/test_bitshift_left_int16/model.onnx");
+}
+
+#[test]
+fn test_bitshift_left_int16() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_left_int16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_left_int16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_left_int16::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_left_int16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_left_int16 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i16>(&want_0));
+    }
+}
+
+mod test_bitshift_left_int32 {
+    kiln::include_model!("tests/onnx_node/test_bitshift_left_int32/model.onnx");
+}
+
+#[test]
+fn test_bitshift_left_int32() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_left_int32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_left_int32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_left_int32::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_left_int32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_left_int32 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_bitshift_left_int32_negative_shift {
+    kiln::include_model!("tests/onnx_node/test_bitshift_left_int32_negative_shift/model.onnx");
+}
+
+#[test]
+fn test_bitshift_left_int32_negative_shift() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_left_int32_negative_shift");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_left_int32_negative_shift::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_left_int32_negative_shift::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_bitshift_left_int32_negative_shift [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_bitshift_left_int32_negative_shift [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_bitshift_left_int32_overflow {
+    kiln::include_model!("tests/onnx_node/test_bitshift_left_int32_overflow/model.onnx");
+}
+
+#[test]
+fn test_bitshift_left_int32_overflow() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_left_int32_overflow");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_left_int32_overflow::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_left_int32_overflow::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| {
+                panic!("test_bitshift_left_int32_overflow [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_bitshift_left_int32_overflow [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_bitshift_left_int32_shift_ge_width {
+    kiln::include_model!("tests/onnx_node/test_bitshift_left_int32_shift_ge_width/model.onnx");
+}
+
+#[test]
+fn test_bitshift_left_int32_shift_ge_width() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_left_int32_shift_ge_width");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_left_int32_shift_ge_width::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_left_int32_shift_ge_width::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_bitshift_left_int32_shift_ge_width [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_bitshift_left_int32_shift_ge_width [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_bitshift_left_int64 {
+    kiln::include_model!("tests/onnx_node/test_bitshift_left_int64/model.onnx");
+}
+
+#[test]
+fn test_bitshift_left_int64() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_left_int64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_left_int64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_left_int64::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_left_int64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_left_int64 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_bitshift_left_int8 {
+    kiln::include_model!("tests/onnx_node/test_bitshift_left_int8/model.onnx");
+}
+
+#[test]
+fn test_bitshift_left_int8() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_left_int8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_left_int8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_left_int8::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_left_int8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_left_int8 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i8>(&want_0));
+    }
+}
+
+mod test_bitshift_left_int8_negative_shift {
+    kiln::include_model!("tests/onnx_node/test_bitshift_left_int8_negative_shift/model.onnx");
+}
+
+#[test]
+fn test_bitshift_left_int8_negative_shift() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_left_int8_negative_shift");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_left_int8_negative_shift::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_left_int8_negative_shift::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_bitshift_left_int8_negative_shift [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_bitshift_left_int8_negative_shift [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i8>(&want_0));
+    }
+}
+
+mod test_bitshift_left_int8_overflow {
+    kiln::include_model!("tests/onnx_node/test_bitshift_left_int8_overflow/model.onnx");
+}
+
+#[test]
+fn test_bitshift_left_int8_overflow() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_left_int8_overflow");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_left_int8_overflow::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_left_int8_overflow::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_left_int8_overflow [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_left_int8_overflow [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i8>(&want_0));
+    }
+}
+
+mod test_bitshift_left_int8_shift_ge_width {
+    kiln::include_model!("tests/onnx_node/test_bitshift_left_int8_shift_ge_width/model.onnx");
+}
+
+#[test]
+fn test_bitshift_left_int8_shift_ge_width() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_left_int8_shift_ge_width");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_left_int8_shift_ge_width::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_left_int8_shift_ge_width::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_bitshift_left_int8_shift_ge_width [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_bitshift_left_int8_shift_ge_width [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i8>(&want_0));
+    }
+}
+
+mod test_bitshift_left_uint16 {
+    kiln::include_model!("tests/onnx_node/test_bitshift_left_uint16/model.onnx");
+}
+
+#[test]
+fn test_bitshift_left_uint16() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_left_uint16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_left_uint16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_left_uint16::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_left_uint16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_left_uint16 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<u16>(&want_0));
+    }
+}
+
+mod test_bitshift_left_uint32 {
+    kiln::include_model!("tests/onnx_node/test_bitshift_left_uint32/model.onnx");
+}
+
+#[test]
+fn test_bitshift_left_uint32() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_left_uint32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_left_uint32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_left_uint32::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_left_uint32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_left_uint32 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<u32>(&want_0));
+    }
+}
+
+mod test_bitshift_left_uint64 {
+    kiln::include_model!("tests/onnx_node/test_bitshift_left_uint64/model.onnx");
+}
+
+#[test]
+fn test_bitshift_left_uint64() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_left_uint64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_left_uint64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_left_uint64::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_left_uint64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_left_uint64 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<u64>(&want_0));
+    }
+}
+
+mod test_bitshift_left_uint8 {
+    kiln::include_model!("tests/onnx_node/test_bitshift_left_uint8/model.onnx");
+}
+
+#[test]
+fn test_bitshift_left_uint8() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_left_uint8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_left_uint8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_left_uint8::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_left_uint8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_left_uint8 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<u8>(&want_0));
+    }
+}
+
+mod test_bitshift_right_int16 {
+    kiln::include_model!("tests/onnx_node/test_bitshift_right_int16/model.onnx");
+}
+
+#[test]
+fn test_bitshift_right_int16() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_right_int16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_right_int16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_right_int16::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_right_int16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_right_int16 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i16>(&want_0));
+    }
+}
+
+mod test_bitshift_right_int32 {
+    kiln::include_model!("tests/onnx_node/test_bitshift_right_int32/model.onnx");
+}
+
+#[test]
+fn test_bitshift_right_int32() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_right_int32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_right_int32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_right_int32::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_right_int32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_right_int32 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_bitshift_right_int32_negative_input {
+    kiln::include_model!("tests/onnx_node/test_bitshift_right_int32_negative_input/model.onnx");
+}
+
+#[test]
+fn test_bitshift_right_int32_negative_input() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_right_int32_negative_input");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_right_int32_negative_input::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_right_int32_negative_input::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_bitshift_right_int32_negative_input [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_bitshift_right_int32_negative_input [{}] z",
+            isa.name()
+        );
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_bitshift_right_int32_negative_shift {
+    kiln::include_model!("tests/onnx_node/test_bitshift_right_int32_negative_shift/model.onnx");
+}
+
+#[test]
+fn test_bitshift_right_int32_negative_shift() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_right_int32_negative_shift");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_right_int32_negative_shift::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_right_int32_negative_shift::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_bitshift_right_int32_negative_shift [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_bitshift_right_int32_negative_shift [{}] z",
+            isa.name()
+        );
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_bitshift_right_int32_shift_ge_width {
+    kiln::include_model!("tests/onnx_node/test_bitshift_right_int32_shift_ge_width/model.onnx");
+}
+
+#[test]
+fn test_bitshift_right_int32_shift_ge_width() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_right_int32_shift_ge_width");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_right_int32_shift_ge_width::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_right_int32_shift_ge_width::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_bitshift_right_int32_shift_ge_width [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_bitshift_right_int32_shift_ge_width [{}] z",
+            isa.name()
+        );
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_bitshift_right_int64 {
+    kiln::include_model!("tests/onnx_node/test_bitshift_right_int64/model.onnx");
+}
+
+#[test]
+fn test_bitshift_right_int64() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_right_int64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_right_int64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_right_int64::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_right_int64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_right_int64 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_bitshift_right_int8 {
+    kiln::include_model!("tests/onnx_node/test_bitshift_right_int8/model.onnx");
+}
+
+#[test]
+fn test_bitshift_right_int8() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_right_int8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_right_int8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_right_int8::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_right_int8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_right_int8 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i8>(&want_0));
+    }
+}
+
+mod test_bitshift_right_int8_negative_input {
+    kiln::include_model!("tests/onnx_node/test_bitshift_right_int8_negative_input/model.onnx");
+}
+
+#[test]
+fn test_bitshift_right_int8_negative_input() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_right_int8_negative_input");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_right_int8_negative_input::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_right_int8_negative_input::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_bitshift_right_int8_negative_input [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_bitshift_right_int8_negative_input [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i8>(&want_0));
+    }
+}
+
+mod test_bitshift_right_int8_negative_shift {
+    kiln::include_model!("tests/onnx_node/test_bitshift_right_int8_negative_shift/model.onnx");
+}
+
+#[test]
+fn test_bitshift_right_int8_negative_shift() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_right_int8_negative_shift");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_right_int8_negative_shift::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_right_int8_negative_shift::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_bitshift_right_int8_negative_shift [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_bitshift_right_int8_negative_shift [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i8>(&want_0));
+    }
+}
+
+mod test_bitshift_right_int8_shift_ge_width {
+    kiln::include_model!("tests/onnx_node/test_bitshift_right_int8_shift_ge_width/model.onnx");
+}
+
+#[test]
+fn test_bitshift_right_int8_shift_ge_width() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_right_int8_shift_ge_width");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_right_int8_shift_ge_width::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<i8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_right_int8_shift_ge_width::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_bitshift_right_int8_shift_ge_width [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_bitshift_right_int8_shift_ge_width [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<i8>(&want_0));
+    }
+}
+
+mod test_bitshift_right_uint16 {
+    kiln::include_model!("tests/onnx_node/test_bitshift_right_uint16/model.onnx");
+}
+
+#[test]
+fn test_bitshift_right_uint16() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_right_uint16");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_right_uint16::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u16>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u16>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_right_uint16::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_right_uint16 [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_right_uint16 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<u16>(&want_0));
+    }
+}
+
+mod test_bitshift_right_uint32 {
+    kiln::include_model!("tests/onnx_node/test_bitshift_right_uint32/model.onnx");
+}
+
+#[test]
+fn test_bitshift_right_uint32() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_right_uint32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_right_uint32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_right_uint32::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_right_uint32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_right_uint32 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<u32>(&want_0));
+    }
+}
+
+mod test_bitshift_right_uint64 {
+    kiln::include_model!("tests/onnx_node/test_bitshift_right_uint64/model.onnx");
+}
+
+#[test]
+fn test_bitshift_right_uint64() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_right_uint64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_right_uint64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_right_uint64::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_right_uint64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_right_uint64 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<u64>(&want_0));
+    }
+}
+
+mod test_bitshift_right_uint8 {
+    kiln::include_model!("tests/onnx_node/test_bitshift_right_uint8/model.onnx");
+}
+
+#[test]
+fn test_bitshift_right_uint8() {
+    let dir = common::case_dir("tests/onnx_node/test_bitshift_right_uint8");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_bitshift_right_uint8::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u8>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<u8>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_bitshift_right_uint8::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_bitshift_right_uint8 [{}]: {e:?}", isa.name()));
+        let what = format!("test_bitshift_right_uint8 [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.z.data(), common::data::<u8>(&want_0));
+    }
+}
+
 mod test_bitwise_and_i16_3d {
     kiln::include_model!("tests/onnx_node/test_bitwise_and_i16_3d/model.onnx");
 }

@@ -14,6 +14,7 @@ use kiln_runtime::ops::{elementwise as ew, softmax as sm};
 
 const MOD: &str = "broadcasting; `fmod` 1 (sign of the dividend) and 0 (sign of the divisor, numpy's `mod`) on every numeric type; integer division by 0 gives 0";
 const BITWISE: &str = "integer types; broadcasting (BitwiseNot: one input)";
+const BITSHIFT: &str = "integer types, broadcasting; `direction` LEFT (wrapping) or RIGHT (arithmetic on signed types); a shift that is negative or ≥ the bit width gives 0 (RIGHT of a negative signed value: -1), as opset 28 specifies";
 const LOG_SOFTMAX: &str = "f32; opset < 13 (2-D coercion) and ≥ 13 (single axis) semantics";
 
 /// Mod and LogSoftmax (see `registry`).
@@ -23,6 +24,7 @@ pub(super) const OPS: &[OpDef] = &[
     op("BitwiseOr", BITWISE, infer_bitwise, emit_bitwise),
     op("BitwiseXor", BITWISE, infer_bitwise, emit_bitwise),
     op("BitwiseNot", BITWISE, infer_bitwise, emit_bitwise),
+    op("BitShift", BITSHIFT, infer_bitshift, emit_bitshift),
     op(
         "LogSoftmax",
         LOG_SOFTMAX,
@@ -237,5 +239,59 @@ fn emit_bitwise(c: &Ctx, n: &Node) -> Result<TokenStream> {
     };
     let b = inp(n, 1)?;
     let (sa, xb, sb, so) = (c.shape(a), c.src(b), c.shape(b), c.shape(out));
+    Ok(quote! { #rt::ops::elementwise::binary(#xa, #sa, #xb, #sb, #y, #so, #f); })
+}
+
+/// BitShift's `direction`, validated: true for LEFT.
+fn shift_left(n: &Node) -> Result<bool> {
+    match super::vision::attr_str(n, "direction")?.as_deref() {
+        Some("LEFT") => Ok(true),
+        Some("RIGHT") => Ok(false),
+        Some(d) => bail!("attribute `direction` must be \"LEFT\" or \"RIGHT\", found {d:?}"),
+        None => bail!("attribute `direction` is required (\"LEFT\" or \"RIGHT\")"),
+    }
+}
+
+fn infer_bitshift(cx: &mut super::InferCx, n: &Node) -> Result<Vec<OutInfo>> {
+    shift_left(n)?;
+    let g = &*cx.g;
+    let (a, b) = (&g.values[req(n, 0)?], &g.values[req(n, 1)?]);
+    if a.dtype != b.dtype {
+        bail!(
+            "inputs have different element types ({:?} and {:?})",
+            a.dtype,
+            b.dtype
+        );
+    }
+    if a.dtype.is_float() || a.dtype == DType::Bool {
+        unsupported!(
+            "BitShift on {:?} tensors is not defined (integer types only)",
+            a.dtype
+        );
+    }
+    let shape = broadcast(g, &mut cx.assumed, &a.shape, &b.shape)?;
+    Ok(vec![OutInfo::new(a.dtype, shape)])
+}
+
+/// One closure per direction over `T::BITS`: an amount outside `[0, BITS)` gives 0 to the
+/// left, and the sign fill (`x >> (BITS-1) >> 1`: 0, or -1 for a negative signed `x`) to
+/// the right.
+fn emit_bitshift(c: &Ctx, n: &Node) -> Result<TokenStream> {
+    let (rt, out) = (c.rt, n.outputs[0]);
+    let (a, b) = (inp(n, 0)?, inp(n, 1)?);
+    let t = crate::emit::rust_ty(c.g.values[a].dtype);
+    let f = if shift_left(n)? {
+        quote!(|p: #t, q: #t| {
+            let s = q as i128;
+            if (0..<#t>::BITS as i128).contains(&s) { p.wrapping_shl(s as u32) } else { 0 }
+        })
+    } else {
+        quote!(|p: #t, q: #t| {
+            let s = q as i128;
+            if (0..<#t>::BITS as i128).contains(&s) { p >> s } else { p >> (<#t>::BITS - 1) >> 1 }
+        })
+    };
+    let (xa, sa, xb, sb) = (c.src(a), c.shape(a), c.src(b), c.shape(b));
+    let (y, so) = (c.dst(out), c.shape(out));
     Ok(quote! { #rt::ops::elementwise::binary(#xa, #sa, #xb, #sb, #y, #so, #f); })
 }
