@@ -5,17 +5,17 @@ use quote::quote;
 use super::Ctx;
 use super::nodes::f32_lit;
 use super::nodes::inp;
-use crate::error::{Result, unsupported};
+use crate::error::Result;
 use crate::ir::{Node, numel};
 pub(crate) fn layer_norm(c: &Ctx, n: &Node) -> Result<TokenStream> {
     let rt = c.rt;
     let g = c.g;
     let out = n.outputs[0];
     Ok({
-        if n.outputs[1..].iter().any(|&o| c.plan.storage[o].is_some()) {
-            unsupported!("LayerNormalization's Mean/InvStdDev outputs are not supported");
-        }
         let (outer, len) = crate::ops::layer_norm_dims(g, n)?;
+        if n.outputs.len() > 1 {
+            return layer_norm_stats(c, n);
+        }
         let eps = n.attr_f("epsilon")?.unwrap_or(1e-5);
         let (x, y) = (c.src(inp(n, 0)?), c.dst(out));
         let gamma = c.src(inp(n, 1)?);
@@ -36,6 +36,49 @@ pub(crate) fn layer_norm(c: &Ctx, n: &Node) -> Result<TokenStream> {
             let range = c.range(out);
             quote! { #rt::ops::layernorm::layer_norm(#x, #gamma, #beta, #o, #l, #eps, #y, #range); }
         }
+    })
+}
+
+/// LayerNormalization with its Mean/InvStdDev outputs (`kiln_runtime::ops::norm`).
+fn layer_norm_stats(c: &Ctx, n: &Node) -> Result<TokenStream> {
+    let rt = c.rt;
+    let eps = n.attr_f("epsilon")?.unwrap_or(1e-5);
+    let (_, len) = crate::ops::layer_norm_dims(c.g, n)?;
+    let (x, y, gamma) = (c.src(inp(n, 0)?), c.dst(n.outputs[0]), c.src(inp(n, 1)?));
+    let opt = |v: Option<usize>, dst: bool| match v {
+        Some(v) if dst => {
+            let d = c.dst(v);
+            quote!(Some(#d))
+        }
+        Some(v) => {
+            let s = c.src(v);
+            quote!(Some(#s))
+        }
+        None => quote!(None),
+    };
+    let beta = opt(n.input(2), false);
+    let (mean, inv) = (
+        opt(n.outputs.get(1).copied(), true),
+        opt(n.outputs.get(2).copied(), true),
+    );
+    let l = c.dim(&len);
+    Ok(quote! {
+        #rt::ops::norm::norm(isa, #x, None, None, #gamma, #beta,
+            #rt::ops::norm::NormSpec { len: #l, epsilon: #eps, rms: false }, #y,
+            #rt::ops::norm::NormOutputs { mean: #mean, inv_std: #inv, sum: None });
+    })
+}
+
+pub(crate) fn rms_norm(c: &Ctx, n: &Node) -> Result<TokenStream> {
+    let rt = c.rt;
+    let eps = n.attr_f("epsilon")?.unwrap_or(1e-5);
+    let (_, len) = crate::ops::norm::rms_norm_dims(c.g, n)?;
+    let (x, y, gamma) = (c.src(inp(n, 0)?), c.dst(n.outputs[0]), c.src(inp(n, 1)?));
+    let l = c.dim(&len);
+    Ok(quote! {
+        #rt::ops::norm::norm(isa, #x, None, None, #gamma, None,
+            #rt::ops::norm::NormSpec { len: #l, epsilon: #eps, rms: true }, #y,
+            Default::default());
     })
 }
 

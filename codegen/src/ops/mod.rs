@@ -3,6 +3,7 @@
 //! elementwise family in its file here, for the others in `emit/<family>.rs`). The registry
 //! ([`registry`]: one line per op in its family's `OPS`) is the single source of truth for what
 //! kiln accepts; the README's supported-ops table is generated from it.
+mod attention;
 pub mod conv;
 mod elementwise;
 mod index;
@@ -23,6 +24,7 @@ mod vision;
 use crate::error::{Error, Result, bail};
 use crate::ir::{DType, Dim, Graph, Node, TensorData, from_static};
 
+pub(crate) use attention::lower_all as attention_lower;
 pub(crate) use elementwise::{BinaryOp, UnaryOp, clip_bounds, softmax_dims};
 pub(crate) use matmul::gemm_dims;
 pub(crate) use norm::layer_norm_dims;

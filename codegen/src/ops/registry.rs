@@ -74,6 +74,7 @@ const FAMILIES: &[&[OpDef]] = &[
     super::math::OPS,
     super::vision::OPS,
     super::norm::OPS,
+    super::attention::OPS,
     super::recurrent::OPS,
     super::reduce::OPS,
     super::loss::OPS,

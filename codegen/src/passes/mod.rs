@@ -56,6 +56,7 @@ pub fn run(g: &mut Graph) -> Result<()> {
     fuse_conv::run(g)?;
     fuse_float::run(g)?;
     crate::ops::recurrent::lower_all(g)?;
+    crate::ops::attention_lower(g)?;
     dce::run(g);
     fuse_elementwise::run(g)?;
     layout::run(g);

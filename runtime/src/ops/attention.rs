@@ -289,12 +289,24 @@ fn pack_kv(
     kt: &mut [f32],
     vp: &mut [f32],
 ) {
-    // K^T as panels of 16 keys: kt[p][c][j] = K[b, 16p + j, h, c] (zero past skv).
+    pack_kt(k, &kv_at, skv, dh, kt);
+    pack_v(v, &kv_at, skv, dh, vp);
+}
+
+/// K^T as panels of 16 keys: `kt[p][c][j] = K[row 16p + j][c]` (zero past `skv`), where row
+/// `j` of this head starts at `k[at(j)]` and holds `dh` values.
+pub(crate) fn pack_kt(
+    k: &[f32],
+    at: &impl Fn(usize) -> usize,
+    skv: usize,
+    dh: usize,
+    kt: &mut [f32],
+) {
     for (p, panel) in kt.chunks_exact_mut(dh * SNR).enumerate() {
         let j0 = p * SNR;
         let w = SNR.min(skv - j0);
         for j in 0..w {
-            let src = &k[kv_at(j0 + j)..kv_at(j0 + j) + dh];
+            let src = &k[at(j0 + j)..at(j0 + j) + dh];
             for (c, &x) in src.iter().enumerate() {
                 panel[c * SNR + j] = x;
             }
@@ -303,12 +315,22 @@ fn pack_kv(
             panel[c * SNR + w..(c + 1) * SNR].fill(0.0);
         }
     }
-    // V as panels of 16 head columns: vp[p][j][c] = V[b, j, h, 16p + c] (zero past dh).
+}
+
+/// V as panels of 16 head columns: `vp[p][j][c] = V[row j][16p + c]` (zero past `dv`), rows
+/// as in [`pack_kt`].
+pub(crate) fn pack_v(
+    v: &[f32],
+    at: &impl Fn(usize) -> usize,
+    skv: usize,
+    dv: usize,
+    vp: &mut [f32],
+) {
     for (p, panel) in vp.chunks_exact_mut(skv * SNR).enumerate() {
         let c0 = p * SNR;
-        let w = SNR.min(dh - c0);
+        let w = SNR.min(dv - c0);
         for (j, row) in panel.chunks_exact_mut(SNR).enumerate() {
-            let src = kv_at(j) + c0;
+            let src = at(j) + c0;
             row[..w].copy_from_slice(&v[src..src + w]);
             row[w..].fill(0.0);
         }
