@@ -1300,6 +1300,4566 @@ fn test_argmin_no_keepdims_random_select_last_index() {
     }
 }
 
+mod test_attention_23_boolmask_fullymasked_row_nan_robustness {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_23_boolmask_fullymasked_row_nan_robustness/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_23_boolmask_fullymasked_row_nan_robustness() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_attention_23_boolmask_fullymasked_row_nan_robustness",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_attention_23_boolmask_fullymasked_row_nan_robustness::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<bool>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(
+                test_attention_23_boolmask_fullymasked_row_nan_robustness::Inputs {
+                    q: x_0,
+                    k: x_1,
+                    v: x_2,
+                    attn_mask: x_3,
+                },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_23_boolmask_fullymasked_row_nan_robustness [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_23_boolmask_fullymasked_row_nan_robustness [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_23_fullymasked_qk_matmul_output_mode3_zero {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_23_fullymasked_qk_matmul_output_mode3_zero/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_23_fullymasked_qk_matmul_output_mode3_zero() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_attention_23_fullymasked_qk_matmul_output_mode3_zero",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_attention_23_fullymasked_qk_matmul_output_mode3_zero::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<bool>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(
+                test_attention_23_fullymasked_qk_matmul_output_mode3_zero::Inputs {
+                    q: x_0,
+                    k: x_1,
+                    v: x_2,
+                    attn_mask: x_3,
+                },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_23_fullymasked_qk_matmul_output_mode3_zero [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_23_fullymasked_qk_matmul_output_mode3_zero [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_23_fullymasked_qk_matmul_output_mode3_zero [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_1.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_24_fullymasked_qk_matmul_output_mode3_zero {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_24_fullymasked_qk_matmul_output_mode3_zero/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_24_fullymasked_qk_matmul_output_mode3_zero() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_attention_24_fullymasked_qk_matmul_output_mode3_zero",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_attention_24_fullymasked_qk_matmul_output_mode3_zero::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<bool>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(
+                test_attention_24_fullymasked_qk_matmul_output_mode3_zero::Inputs {
+                    q: x_0,
+                    k: x_1,
+                    v: x_2,
+                    attn_mask: x_3,
+                },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_24_fullymasked_qk_matmul_output_mode3_zero [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_24_fullymasked_qk_matmul_output_mode3_zero [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_24_fullymasked_qk_matmul_output_mode3_zero [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_1.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d {
+    kiln::include_model!("tests/onnx_node/test_attention_3d/model.onnx");
+}
+
+#[test]
+fn test_attention_3d() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_3d::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_3d [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_3d [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_attn_mask {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_attn_mask/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_attn_mask() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_attn_mask");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_attn_mask::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_attn_mask::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_3d_attn_mask [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_3d_attn_mask [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_causal {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_causal/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_causal() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_causal");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_causal::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_causal::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_3d_causal [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_3d_causal [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_diff_heads_sizes {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_diff_heads_sizes/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_diff_heads_sizes() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_diff_heads_sizes");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_diff_heads_sizes::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_diff_heads_sizes::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!("test_attention_3d_diff_heads_sizes [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_attention_3d_diff_heads_sizes [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_diff_heads_sizes_attn_mask {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_diff_heads_sizes_attn_mask/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_diff_heads_sizes_attn_mask() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_diff_heads_sizes_attn_mask");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_diff_heads_sizes_attn_mask::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_diff_heads_sizes_attn_mask::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_3d_diff_heads_sizes_attn_mask [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_3d_diff_heads_sizes_attn_mask [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_diff_heads_sizes_causal {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_diff_heads_sizes_causal/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_diff_heads_sizes_causal() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_diff_heads_sizes_causal");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_diff_heads_sizes_causal::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_diff_heads_sizes_causal::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_3d_diff_heads_sizes_causal [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_3d_diff_heads_sizes_causal [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_diff_heads_sizes_scaled {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_diff_heads_sizes_scaled/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_diff_heads_sizes_scaled() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_diff_heads_sizes_scaled");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_diff_heads_sizes_scaled::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_diff_heads_sizes_scaled::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_3d_diff_heads_sizes_scaled [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_3d_diff_heads_sizes_scaled [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_diff_heads_sizes_softcap {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_diff_heads_sizes_softcap/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_diff_heads_sizes_softcap() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_diff_heads_sizes_softcap");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_diff_heads_sizes_softcap::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_diff_heads_sizes_softcap::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_3d_diff_heads_sizes_softcap [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_3d_diff_heads_sizes_softcap [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_diff_heads_with_past_and_present {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_3d_diff_heads_with_past_and_present/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_3d_diff_heads_with_past_and_present() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_attention_3d_diff_heads_with_past_and_present");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_diff_heads_with_past_and_present::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_diff_heads_with_past_and_present::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+                past_key: x_4,
+                past_value: x_5,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_3d_diff_heads_with_past_and_present [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_3d_diff_heads_with_past_and_present [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_diff_heads_with_past_and_present [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_diff_heads_with_past_and_present [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_gqa {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_gqa/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_gqa() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_gqa");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_gqa::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_gqa::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_3d_gqa [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_3d_gqa [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_gqa_attn_mask {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_gqa_attn_mask/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_gqa_attn_mask() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_gqa_attn_mask");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_gqa_attn_mask::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_gqa_attn_mask::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_3d_gqa_attn_mask [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_3d_gqa_attn_mask [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_gqa_causal {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_gqa_causal/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_gqa_causal() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_gqa_causal");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_gqa_causal::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_gqa_causal::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_3d_gqa_causal [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_3d_gqa_causal [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_gqa_scaled {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_gqa_scaled/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_gqa_scaled() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_gqa_scaled");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_gqa_scaled::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_gqa_scaled::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_3d_gqa_scaled [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_3d_gqa_scaled [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_gqa_softcap {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_gqa_softcap/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_gqa_softcap() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_gqa_softcap");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_gqa_softcap::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_gqa_softcap::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_3d_gqa_softcap [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_3d_gqa_softcap [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_gqa_with_past_and_present {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_gqa_with_past_and_present/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_gqa_with_past_and_present() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_gqa_with_past_and_present");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_gqa_with_past_and_present::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_gqa_with_past_and_present::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+                past_key: x_4,
+                past_value: x_5,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_3d_gqa_with_past_and_present [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_3d_gqa_with_past_and_present [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_gqa_with_past_and_present [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_gqa_with_past_and_present [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_local_window {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_local_window/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_local_window() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_local_window");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_local_window::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_local_window::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_3d_local_window [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_3d_local_window [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_scaled {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_scaled/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_scaled() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_scaled");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_scaled::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_scaled::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_3d_scaled [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_3d_scaled [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_softcap {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_softcap/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_softcap() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_softcap");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_softcap::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_softcap::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_3d_softcap [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_3d_softcap [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_transpose_verification {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_transpose_verification/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_transpose_verification() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_transpose_verification");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_transpose_verification::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_transpose_verification::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_3d_transpose_verification [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_3d_transpose_verification [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_with_past_and_present {
+    kiln::include_model!("tests/onnx_node/test_attention_3d_with_past_and_present/model.onnx");
+}
+
+#[test]
+fn test_attention_3d_with_past_and_present() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_with_past_and_present");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_with_past_and_present::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_with_past_and_present::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+                past_key: x_4,
+                past_value: x_5,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_3d_with_past_and_present [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_attention_3d_with_past_and_present [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_with_past_and_present [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_with_past_and_present [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_with_past_and_present_qk_matmul {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_3d_with_past_and_present_qk_matmul/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_3d_with_past_and_present_qk_matmul() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_3d_with_past_and_present_qk_matmul");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    let want_3 = common::load(dir.join("output_3.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_3d_with_past_and_present_qk_matmul::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model
+            .run(test_attention_3d_with_past_and_present_qk_matmul::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+                past_key: x_4,
+                past_value: x_5,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_3d_with_past_and_present_qk_matmul [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_3d_with_past_and_present_qk_matmul [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_with_past_and_present_qk_matmul [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_with_past_and_present_qk_matmul [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_with_past_and_present_qk_matmul [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_3.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_3),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_with_past_and_present_qk_matmul_bias {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_3d_with_past_and_present_qk_matmul_bias/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_3d_with_past_and_present_qk_matmul_bias() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_attention_3d_with_past_and_present_qk_matmul_bias");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    let want_3 = common::load(dir.join("output_3.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_attention_3d_with_past_and_present_qk_matmul_bias::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model
+            .run(
+                test_attention_3d_with_past_and_present_qk_matmul_bias::Inputs {
+                    q: x_0,
+                    k: x_1,
+                    v: x_2,
+                    attn_mask: x_3,
+                    past_key: x_4,
+                    past_value: x_5,
+                },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_3d_with_past_and_present_qk_matmul_bias [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_3d_with_past_and_present_qk_matmul_bias [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_with_past_and_present_qk_matmul_bias [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_with_past_and_present_qk_matmul_bias [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_with_past_and_present_qk_matmul_bias [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_3.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_3),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_with_past_and_present_qk_matmul_softcap {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_3d_with_past_and_present_qk_matmul_softcap/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_3d_with_past_and_present_qk_matmul_softcap() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_attention_3d_with_past_and_present_qk_matmul_softcap",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    let want_3 = common::load(dir.join("output_3.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_attention_3d_with_past_and_present_qk_matmul_softcap::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model
+            .run(
+                test_attention_3d_with_past_and_present_qk_matmul_softcap::Inputs {
+                    q: x_0,
+                    k: x_1,
+                    v: x_2,
+                    attn_mask: x_3,
+                    past_key: x_4,
+                    past_value: x_5,
+                },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_3d_with_past_and_present_qk_matmul_softcap [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_3d_with_past_and_present_qk_matmul_softcap [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_with_past_and_present_qk_matmul_softcap [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_with_past_and_present_qk_matmul_softcap [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_with_past_and_present_qk_matmul_softcap [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_3.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_3),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_3d_with_past_and_present_qk_matmul_softmax {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_3d_with_past_and_present_qk_matmul_softmax/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_3d_with_past_and_present_qk_matmul_softmax() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_attention_3d_with_past_and_present_qk_matmul_softmax",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    let want_3 = common::load(dir.join("output_3.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_attention_3d_with_past_and_present_qk_matmul_softmax::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model
+            .run(
+                test_attention_3d_with_past_and_present_qk_matmul_softmax::Inputs {
+                    q: x_0,
+                    k: x_1,
+                    v: x_2,
+                    attn_mask: x_3,
+                    past_key: x_4,
+                    past_value: x_5,
+                },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_3d_with_past_and_present_qk_matmul_softmax [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_3d_with_past_and_present_qk_matmul_softmax [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_with_past_and_present_qk_matmul_softmax [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_with_past_and_present_qk_matmul_softmax [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_3d_with_past_and_present_qk_matmul_softmax [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_3.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_3),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d {
+    kiln::include_model!("tests/onnx_node/test_attention_4d/model.onnx");
+}
+
+#[test]
+fn test_attention_4d() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_4d::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_4d [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_4d [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_attn_mask {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_attn_mask/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_attn_mask() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_attn_mask");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_attn_mask::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_attn_mask::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_4d_attn_mask [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_4d_attn_mask [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_attn_mask_3d {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_attn_mask_3d/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_attn_mask_3d() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_attn_mask_3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_attn_mask_3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_attn_mask_3d::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_4d_attn_mask_3d [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_4d_attn_mask_3d [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_attn_mask_3d_causal {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_attn_mask_3d_causal/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_attn_mask_3d_causal() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_attn_mask_3d_causal");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_attn_mask_3d_causal::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_attn_mask_3d_causal::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_attn_mask_3d_causal [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_attention_4d_attn_mask_3d_causal [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_attn_mask_4d {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_attn_mask_4d/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_attn_mask_4d() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_attn_mask_4d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_attn_mask_4d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_attn_mask_4d::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_4d_attn_mask_4d [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_4d_attn_mask_4d [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_attn_mask_4d_causal {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_attn_mask_4d_causal/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_attn_mask_4d_causal() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_attn_mask_4d_causal");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_attn_mask_4d_causal::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_attn_mask_4d_causal::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_attn_mask_4d_causal [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_attention_4d_attn_mask_4d_causal [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_attn_mask_bool {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_attn_mask_bool/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_attn_mask_bool() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_attn_mask_bool");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_attn_mask_bool::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<bool>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_attn_mask_bool::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_4d_attn_mask_bool [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_4d_attn_mask_bool [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_attn_mask_bool_4d {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_attn_mask_bool_4d/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_attn_mask_bool_4d() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_attn_mask_bool_4d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_attn_mask_bool_4d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<bool>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_attn_mask_bool_4d::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_attn_mask_bool_4d [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_attention_4d_attn_mask_bool_4d [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_causal {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_causal/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_causal() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_causal");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_causal::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_causal::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_4d_causal [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_4d_causal [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_causal_nonpad_attn_mask_composition {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_4d_causal_nonpad_attn_mask_composition/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_4d_causal_nonpad_attn_mask_composition() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_attention_4d_causal_nonpad_attn_mask_composition");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_causal_nonpad_attn_mask_composition::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<bool>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<i64>(&input_4), &input_4.shape).unwrap();
+        let out = model
+            .run(
+                test_attention_4d_causal_nonpad_attn_mask_composition::Inputs {
+                    q: x_0,
+                    k: x_1,
+                    v: x_2,
+                    attn_mask: x_3,
+                    nonpad_kv_seqlen: x_4,
+                },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_causal_nonpad_attn_mask_composition [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_causal_nonpad_attn_mask_composition [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_causal_nonpad_batch_prefill {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_4d_causal_nonpad_batch_prefill/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_4d_causal_nonpad_batch_prefill() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_causal_nonpad_batch_prefill");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_causal_nonpad_batch_prefill::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<i64>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_causal_nonpad_batch_prefill::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                nonpad_kv_seqlen: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_causal_nonpad_batch_prefill [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_causal_nonpad_batch_prefill [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_causal_nonpad_continued_prefill {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_4d_causal_nonpad_continued_prefill/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_4d_causal_nonpad_continued_prefill() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_causal_nonpad_continued_prefill");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_causal_nonpad_continued_prefill::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<i64>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_causal_nonpad_continued_prefill::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                nonpad_kv_seqlen: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_causal_nonpad_continued_prefill [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_causal_nonpad_continued_prefill [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_causal_nonpad_negative_offset_structural_empty {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_4d_causal_nonpad_negative_offset_structural_empty/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_4d_causal_nonpad_negative_offset_structural_empty() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_attention_4d_causal_nonpad_negative_offset_structural_empty",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_attention_4d_causal_nonpad_negative_offset_structural_empty::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<i64>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(
+                test_attention_4d_causal_nonpad_negative_offset_structural_empty::Inputs {
+                    q: x_0,
+                    k: x_1,
+                    v: x_2,
+                    nonpad_kv_seqlen: x_3,
+                },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_causal_nonpad_negative_offset_structural_empty [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_causal_nonpad_negative_offset_structural_empty [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_causal_with_past_and_present {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_4d_causal_with_past_and_present/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_4d_causal_with_past_and_present() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_causal_with_past_and_present");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_causal_with_past_and_present::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_causal_with_past_and_present::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                past_key: x_3,
+                past_value: x_4,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_causal_with_past_and_present [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_causal_with_past_and_present [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_causal_with_past_and_present [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_causal_with_past_and_present [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_diff_heads_mask4d_padded_kv {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_4d_diff_heads_mask4d_padded_kv/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_4d_diff_heads_mask4d_padded_kv() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_diff_heads_mask4d_padded_kv");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_diff_heads_mask4d_padded_kv::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<i64>(&input_4), &input_4.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_diff_heads_mask4d_padded_kv::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+                nonpad_kv_seqlen: x_4,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_diff_heads_mask4d_padded_kv [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_diff_heads_mask4d_padded_kv [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_diff_heads_sizes {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_diff_heads_sizes/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_diff_heads_sizes() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_diff_heads_sizes");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_diff_heads_sizes::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_diff_heads_sizes::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!("test_attention_4d_diff_heads_sizes [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_attention_4d_diff_heads_sizes [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_diff_heads_sizes_attn_mask {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_diff_heads_sizes_attn_mask/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_diff_heads_sizes_attn_mask() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_diff_heads_sizes_attn_mask");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_diff_heads_sizes_attn_mask::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_diff_heads_sizes_attn_mask::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_diff_heads_sizes_attn_mask [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_diff_heads_sizes_attn_mask [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_diff_heads_sizes_causal {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_diff_heads_sizes_causal/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_diff_heads_sizes_causal() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_diff_heads_sizes_causal");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_diff_heads_sizes_causal::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_diff_heads_sizes_causal::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_diff_heads_sizes_causal [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_diff_heads_sizes_causal [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_diff_heads_sizes_scaled {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_diff_heads_sizes_scaled/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_diff_heads_sizes_scaled() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_diff_heads_sizes_scaled");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_diff_heads_sizes_scaled::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_diff_heads_sizes_scaled::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_diff_heads_sizes_scaled [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_diff_heads_sizes_scaled [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_diff_heads_sizes_softcap {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_diff_heads_sizes_softcap/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_diff_heads_sizes_softcap() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_diff_heads_sizes_softcap");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_diff_heads_sizes_softcap::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_diff_heads_sizes_softcap::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_diff_heads_sizes_softcap [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_diff_heads_sizes_softcap [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_diff_heads_with_past_and_present {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_4d_diff_heads_with_past_and_present/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_4d_diff_heads_with_past_and_present() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_attention_4d_diff_heads_with_past_and_present");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_diff_heads_with_past_and_present::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_diff_heads_with_past_and_present::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+                past_key: x_4,
+                past_value: x_5,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_diff_heads_with_past_and_present [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_diff_heads_with_past_and_present [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_diff_heads_with_past_and_present [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_diff_heads_with_past_and_present [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_diff_heads_with_past_and_present_mask3d {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_4d_diff_heads_with_past_and_present_mask3d/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_4d_diff_heads_with_past_and_present_mask3d() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_attention_4d_diff_heads_with_past_and_present_mask3d",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_attention_4d_diff_heads_with_past_and_present_mask3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model
+            .run(
+                test_attention_4d_diff_heads_with_past_and_present_mask3d::Inputs {
+                    q: x_0,
+                    k: x_1,
+                    v: x_2,
+                    attn_mask: x_3,
+                    past_key: x_4,
+                    past_value: x_5,
+                },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_diff_heads_with_past_and_present_mask3d [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_diff_heads_with_past_and_present_mask3d [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_diff_heads_with_past_and_present_mask3d [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_diff_heads_with_past_and_present_mask3d [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_diff_heads_with_past_and_present_mask4d {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_4d_diff_heads_with_past_and_present_mask4d/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_4d_diff_heads_with_past_and_present_mask4d() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_attention_4d_diff_heads_with_past_and_present_mask4d",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_attention_4d_diff_heads_with_past_and_present_mask4d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model
+            .run(
+                test_attention_4d_diff_heads_with_past_and_present_mask4d::Inputs {
+                    q: x_0,
+                    k: x_1,
+                    v: x_2,
+                    attn_mask: x_3,
+                    past_key: x_4,
+                    past_value: x_5,
+                },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_diff_heads_with_past_and_present_mask4d [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_diff_heads_with_past_and_present_mask4d [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_diff_heads_with_past_and_present_mask4d [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_diff_heads_with_past_and_present_mask4d [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_gqa {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_gqa/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_gqa() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_gqa");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_gqa::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_gqa::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_4d_gqa [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_4d_gqa [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_gqa_attn_mask {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_gqa_attn_mask/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_gqa_attn_mask() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_gqa_attn_mask");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_gqa_attn_mask::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_gqa_attn_mask::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_4d_gqa_attn_mask [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_4d_gqa_attn_mask [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_gqa_causal {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_gqa_causal/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_gqa_causal() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_gqa_causal");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_gqa_causal::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_gqa_causal::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_4d_gqa_causal [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_4d_gqa_causal [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_gqa_causal_nonpad_decode {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_gqa_causal_nonpad_decode/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_gqa_causal_nonpad_decode() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_gqa_causal_nonpad_decode");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_gqa_causal_nonpad_decode::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<i64>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_gqa_causal_nonpad_decode::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                nonpad_kv_seqlen: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_gqa_causal_nonpad_decode [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_gqa_causal_nonpad_decode [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_gqa_scaled {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_gqa_scaled/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_gqa_scaled() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_gqa_scaled");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_gqa_scaled::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_gqa_scaled::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_4d_gqa_scaled [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_4d_gqa_scaled [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_gqa_softcap {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_gqa_softcap/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_gqa_softcap() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_gqa_softcap");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_gqa_softcap::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_gqa_softcap::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_4d_gqa_softcap [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_4d_gqa_softcap [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_gqa_with_past_and_present {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_gqa_with_past_and_present/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_gqa_with_past_and_present() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_gqa_with_past_and_present");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_gqa_with_past_and_present::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_gqa_with_past_and_present::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+                past_key: x_4,
+                past_value: x_5,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_gqa_with_past_and_present [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_gqa_with_past_and_present [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_gqa_with_past_and_present [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_gqa_with_past_and_present [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_scaled {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_scaled/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_scaled() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_scaled");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_scaled::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_scaled::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_4d_scaled [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_4d_scaled [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_softcap {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_softcap/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_softcap() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_softcap");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_softcap::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_softcap::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_4d_softcap [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_4d_softcap [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_softcap_neginf_mask {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_softcap_neginf_mask/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_softcap_neginf_mask() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_softcap_neginf_mask");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_softcap_neginf_mask::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_softcap_neginf_mask::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_softcap_neginf_mask [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_attention_4d_softcap_neginf_mask [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_softcap_neginf_mask_poison {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_softcap_neginf_mask_poison/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_softcap_neginf_mask_poison() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_softcap_neginf_mask_poison");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_softcap_neginf_mask_poison::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_softcap_neginf_mask_poison::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_softcap_neginf_mask_poison [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_softcap_neginf_mask_poison [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_with_past_and_present {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_with_past_and_present/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_with_past_and_present() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_with_past_and_present");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_with_past_and_present::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_with_past_and_present::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+                past_key: x_4,
+                past_value: x_5,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_with_past_and_present [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_attention_4d_with_past_and_present [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_with_past_and_present_qk_matmul {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_4d_with_past_and_present_qk_matmul/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_4d_with_past_and_present_qk_matmul() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_with_past_and_present_qk_matmul");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    let want_3 = common::load(dir.join("output_3.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_with_past_and_present_qk_matmul::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_with_past_and_present_qk_matmul::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+                past_key: x_4,
+                past_value: x_5,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_with_past_and_present_qk_matmul [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_3.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_3),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_with_past_and_present_qk_matmul_bias {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_4d_with_past_and_present_qk_matmul_bias/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_4d_with_past_and_present_qk_matmul_bias() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_attention_4d_with_past_and_present_qk_matmul_bias");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    let want_3 = common::load(dir.join("output_3.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_attention_4d_with_past_and_present_qk_matmul_bias::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model
+            .run(
+                test_attention_4d_with_past_and_present_qk_matmul_bias::Inputs {
+                    q: x_0,
+                    k: x_1,
+                    v: x_2,
+                    attn_mask: x_3,
+                    past_key: x_4,
+                    past_value: x_5,
+                },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_with_past_and_present_qk_matmul_bias [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_3.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_3),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    let want_3 = common::load(dir.join("output_3.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model
+            .run(
+                test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask::Inputs {
+                    q: x_0,
+                    k: x_1,
+                    v: x_2,
+                    attn_mask: x_3,
+                    past_key: x_4,
+                    past_value: x_5,
+                },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_3.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_3),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask_causal {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask_causal/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask_causal() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask_causal",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    let want_3 = common::load(dir.join("output_3.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask_causal::Model::with_isa(
+                isa,
+            );
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model.run(test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask_causal::Inputs { q: x_0, k: x_1, v: x_2, attn_mask: x_3, past_key: x_4, past_value: x_5 })
+            .unwrap_or_else(|e| panic!("test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask_causal [{}]: {e:?}", isa.name()));
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask_causal [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask_causal [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask_causal [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias_3d_mask_causal [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_3.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_3),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    let want_3 = common::load(dir.join("output_3.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model
+            .run(
+                test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask::Inputs {
+                    q: x_0,
+                    k: x_1,
+                    v: x_2,
+                    attn_mask: x_3,
+                    past_key: x_4,
+                    past_value: x_5,
+                },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_3.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_3),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask_causal {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask_causal/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask_causal() {
+    let dir = common::case_dir(
+        "tests/onnx_node/test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask_causal",
+    );
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let input_5 = common::load(dir.join("input_5.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    let want_3 = common::load(dir.join("output_3.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask_causal::Model::with_isa(
+                isa,
+            );
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let x_5 = kiln::TensorRef::new(common::data::<f32>(&input_5), &input_5.shape).unwrap();
+        let out = model.run(test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask_causal::Inputs { q: x_0, k: x_1, v: x_2, attn_mask: x_3, past_key: x_4, past_value: x_5 })
+            .unwrap_or_else(|e| panic!("test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask_causal [{}]: {e:?}", isa.name()));
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask_causal [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask_causal [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask_causal [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_past_and_present_qk_matmul_bias_4d_mask_causal [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_3.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_3),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_with_qk_matmul {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_with_qk_matmul/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_with_qk_matmul() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_with_qk_matmul");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_with_qk_matmul::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_with_qk_matmul::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_4d_with_qk_matmul [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_4d_with_qk_matmul [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_qk_matmul [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_1.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_with_qk_matmul_bias {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_with_qk_matmul_bias/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_with_qk_matmul_bias() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_with_qk_matmul_bias");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_with_qk_matmul_bias::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_with_qk_matmul_bias::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_with_qk_matmul_bias [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_attention_4d_with_qk_matmul_bias [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_qk_matmul_bias [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_1.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_with_qk_matmul_softcap {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_with_qk_matmul_softcap/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_with_qk_matmul_softcap() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_with_qk_matmul_softcap");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_with_qk_matmul_softcap::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_with_qk_matmul_softcap::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_with_qk_matmul_softcap [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_with_qk_matmul_softcap [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_qk_matmul_softcap [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_1.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_4d_with_qk_matmul_softmax {
+    kiln::include_model!("tests/onnx_node/test_attention_4d_with_qk_matmul_softmax/model.onnx");
+}
+
+#[test]
+fn test_attention_4d_with_qk_matmul_softmax() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_4d_with_qk_matmul_softmax");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_4d_with_qk_matmul_softmax::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_4d_with_qk_matmul_softmax::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_4d_with_qk_matmul_softmax [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_4d_with_qk_matmul_softmax [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_4d_with_qk_matmul_softmax [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_1.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_bidirectional_window {
+    kiln::include_model!("tests/onnx_node/test_attention_bidirectional_window/model.onnx");
+}
+
+#[test]
+fn test_attention_bidirectional_window() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_bidirectional_window");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_bidirectional_window::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_bidirectional_window::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_bidirectional_window [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_attention_bidirectional_window [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_causal_boolmask_nan_robustness {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_causal_boolmask_nan_robustness/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_causal_boolmask_nan_robustness() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_causal_boolmask_nan_robustness");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_causal_boolmask_nan_robustness::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<bool>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_causal_boolmask_nan_robustness::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_causal_boolmask_nan_robustness [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_causal_boolmask_nan_robustness [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_local_window {
+    kiln::include_model!("tests/onnx_node/test_attention_local_window/model.onnx");
+}
+
+#[test]
+fn test_attention_local_window() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_local_window");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_local_window::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_local_window::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_attention_local_window [{}]: {e:?}", isa.name()));
+        let what = format!("test_attention_local_window [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_local_window_default {
+    kiln::include_model!("tests/onnx_node/test_attention_local_window_default/model.onnx");
+}
+
+#[test]
+fn test_attention_local_window_default() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_local_window_default");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_local_window_default::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_attention_local_window_default::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_local_window_default [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_attention_local_window_default [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_local_window_ext_cache_rank2_mask {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_local_window_ext_cache_rank2_mask/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_local_window_ext_cache_rank2_mask() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_local_window_ext_cache_rank2_mask");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_local_window_ext_cache_rank2_mask::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<i64>(&input_4), &input_4.shape).unwrap();
+        let out = model
+            .run(test_attention_local_window_ext_cache_rank2_mask::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+                nonpad_kv_seqlen: x_4,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_local_window_ext_cache_rank2_mask [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_local_window_ext_cache_rank2_mask [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_local_window_ext_cache_rank3_head_mask {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_local_window_ext_cache_rank3_head_mask/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_local_window_ext_cache_rank3_head_mask() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_attention_local_window_ext_cache_rank3_head_mask");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_local_window_ext_cache_rank3_head_mask::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<i64>(&input_4), &input_4.shape).unwrap();
+        let out = model
+            .run(
+                test_attention_local_window_ext_cache_rank3_head_mask::Inputs {
+                    q: x_0,
+                    k: x_1,
+                    v: x_2,
+                    attn_mask: x_3,
+                    nonpad_kv_seqlen: x_4,
+                },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_local_window_ext_cache_rank3_head_mask [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_local_window_ext_cache_rank3_head_mask [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_local_window_ext_cache_rank4_batch_mask {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_local_window_ext_cache_rank4_batch_mask/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_local_window_ext_cache_rank4_batch_mask() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_attention_local_window_ext_cache_rank4_batch_mask");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model =
+            test_attention_local_window_ext_cache_rank4_batch_mask::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<i64>(&input_4), &input_4.shape).unwrap();
+        let out = model
+            .run(
+                test_attention_local_window_ext_cache_rank4_batch_mask::Inputs {
+                    q: x_0,
+                    k: x_1,
+                    v: x_2,
+                    attn_mask: x_3,
+                    nonpad_kv_seqlen: x_4,
+                },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_local_window_ext_cache_rank4_batch_mask [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_local_window_ext_cache_rank4_batch_mask [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_local_window_gqa_rank4_mask {
+    kiln::include_model!("tests/onnx_node/test_attention_local_window_gqa_rank4_mask/model.onnx");
+}
+
+#[test]
+fn test_attention_local_window_gqa_rank4_mask() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_local_window_gqa_rank4_mask");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_local_window_gqa_rank4_mask::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<bool>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_local_window_gqa_rank4_mask::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_local_window_gqa_rank4_mask [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_local_window_gqa_rank4_mask [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_local_window_gqa_rank4_mask [{}] qk_matmul_output",
+            isa.name()
+        );
+        assert_eq!(
+            out.qk_matmul_output.shape(),
+            &want_1.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.qk_matmul_output.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_local_window_rank1_boolean_mask {
+    kiln::include_model!(
+        "tests/onnx_node/test_attention_local_window_rank1_boolean_mask/model.onnx"
+    );
+}
+
+#[test]
+fn test_attention_local_window_rank1_boolean_mask() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_local_window_rank1_boolean_mask");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_local_window_rank1_boolean_mask::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<bool>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_attention_local_window_rank1_boolean_mask::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                attn_mask: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_local_window_rank1_boolean_mask [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_attention_local_window_rank1_boolean_mask [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_attention_local_window_with_past {
+    kiln::include_model!("tests/onnx_node/test_attention_local_window_with_past/model.onnx");
+}
+
+#[test]
+fn test_attention_local_window_with_past() {
+    let dir = common::case_dir("tests/onnx_node/test_attention_local_window_with_past");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let input_4 = common::load(dir.join("input_4.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_attention_local_window_with_past::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<f32>(&input_3), &input_3.shape).unwrap();
+        let x_4 = kiln::TensorRef::new(common::data::<f32>(&input_4), &input_4.shape).unwrap();
+        let out = model
+            .run(test_attention_local_window_with_past::Inputs {
+                q: x_0,
+                k: x_1,
+                v: x_2,
+                past_key: x_3,
+                past_value: x_4,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_attention_local_window_with_past [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_attention_local_window_with_past [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_local_window_with_past [{}] present_key",
+            isa.name()
+        );
+        assert_eq!(out.present_key.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.present_key.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_attention_local_window_with_past [{}] present_value",
+            isa.name()
+        );
+        assert_eq!(
+            out.present_value.shape(),
+            &want_2.shape[..],
+            "{what}: shape"
+        );
+        common::assert_close(
+            &what,
+            out.present_value.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_averagepool_1d_default {
     kiln::include_model!("tests/onnx_node/test_averagepool_1d_default/model.onnx");
 }
@@ -8038,6 +12598,8 @@ fn test_layer_normalization_2d_axis0() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_2d_axis0::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8061,6 +12623,27 @@ fn test_layer_normalization_2d_axis0() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!("test_layer_normalization_2d_axis0 [{}] Mean", isa.name());
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_2d_axis0 [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8075,6 +12658,8 @@ fn test_layer_normalization_2d_axis1() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_2d_axis1::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8098,6 +12683,27 @@ fn test_layer_normalization_2d_axis1() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!("test_layer_normalization_2d_axis1 [{}] Mean", isa.name());
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_2d_axis1 [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8112,6 +12718,8 @@ fn test_layer_normalization_2d_axis_negative_1() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_2d_axis_negative_1::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8141,6 +12749,30 @@ fn test_layer_normalization_2d_axis_negative_1() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!(
+            "test_layer_normalization_2d_axis_negative_1 [{}] Mean",
+            isa.name()
+        );
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_2d_axis_negative_1 [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8155,6 +12787,8 @@ fn test_layer_normalization_2d_axis_negative_2() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_2d_axis_negative_2::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8184,6 +12818,30 @@ fn test_layer_normalization_2d_axis_negative_2() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!(
+            "test_layer_normalization_2d_axis_negative_2 [{}] Mean",
+            isa.name()
+        );
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_2d_axis_negative_2 [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8198,6 +12856,8 @@ fn test_layer_normalization_3d_axis0_epsilon() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_3d_axis0_epsilon::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8227,6 +12887,30 @@ fn test_layer_normalization_3d_axis0_epsilon() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!(
+            "test_layer_normalization_3d_axis0_epsilon [{}] Mean",
+            isa.name()
+        );
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_3d_axis0_epsilon [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8241,6 +12925,8 @@ fn test_layer_normalization_3d_axis1_epsilon() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_3d_axis1_epsilon::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8270,6 +12956,30 @@ fn test_layer_normalization_3d_axis1_epsilon() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!(
+            "test_layer_normalization_3d_axis1_epsilon [{}] Mean",
+            isa.name()
+        );
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_3d_axis1_epsilon [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8284,6 +12994,8 @@ fn test_layer_normalization_3d_axis2_epsilon() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_3d_axis2_epsilon::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8313,6 +13025,30 @@ fn test_layer_normalization_3d_axis2_epsilon() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!(
+            "test_layer_normalization_3d_axis2_epsilon [{}] Mean",
+            isa.name()
+        );
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_3d_axis2_epsilon [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8330,6 +13066,8 @@ fn test_layer_normalization_3d_axis_negative_1_epsilon() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_3d_axis_negative_1_epsilon::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8361,6 +13099,30 @@ fn test_layer_normalization_3d_axis_negative_1_epsilon() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!(
+            "test_layer_normalization_3d_axis_negative_1_epsilon [{}] Mean",
+            isa.name()
+        );
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_3d_axis_negative_1_epsilon [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8378,6 +13140,8 @@ fn test_layer_normalization_3d_axis_negative_2_epsilon() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_3d_axis_negative_2_epsilon::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8409,6 +13173,30 @@ fn test_layer_normalization_3d_axis_negative_2_epsilon() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!(
+            "test_layer_normalization_3d_axis_negative_2_epsilon [{}] Mean",
+            isa.name()
+        );
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_3d_axis_negative_2_epsilon [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8426,6 +13214,8 @@ fn test_layer_normalization_3d_axis_negative_3_epsilon() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_3d_axis_negative_3_epsilon::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8457,6 +13247,30 @@ fn test_layer_normalization_3d_axis_negative_3_epsilon() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!(
+            "test_layer_normalization_3d_axis_negative_3_epsilon [{}] Mean",
+            isa.name()
+        );
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_3d_axis_negative_3_epsilon [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8471,6 +13285,8 @@ fn test_layer_normalization_4d_axis0() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_4d_axis0::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8494,6 +13310,27 @@ fn test_layer_normalization_4d_axis0() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!("test_layer_normalization_4d_axis0 [{}] Mean", isa.name());
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_4d_axis0 [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8508,6 +13345,8 @@ fn test_layer_normalization_4d_axis1() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_4d_axis1::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8531,6 +13370,27 @@ fn test_layer_normalization_4d_axis1() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!("test_layer_normalization_4d_axis1 [{}] Mean", isa.name());
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_4d_axis1 [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8545,6 +13405,8 @@ fn test_layer_normalization_4d_axis2() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_4d_axis2::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8568,6 +13430,27 @@ fn test_layer_normalization_4d_axis2() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!("test_layer_normalization_4d_axis2 [{}] Mean", isa.name());
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_4d_axis2 [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8582,6 +13465,8 @@ fn test_layer_normalization_4d_axis3() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_4d_axis3::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8605,6 +13490,27 @@ fn test_layer_normalization_4d_axis3() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!("test_layer_normalization_4d_axis3 [{}] Mean", isa.name());
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_4d_axis3 [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8619,6 +13525,8 @@ fn test_layer_normalization_4d_axis_negative_1() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_4d_axis_negative_1::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8648,6 +13556,30 @@ fn test_layer_normalization_4d_axis_negative_1() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!(
+            "test_layer_normalization_4d_axis_negative_1 [{}] Mean",
+            isa.name()
+        );
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_4d_axis_negative_1 [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8662,6 +13594,8 @@ fn test_layer_normalization_4d_axis_negative_2() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_4d_axis_negative_2::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8691,6 +13625,30 @@ fn test_layer_normalization_4d_axis_negative_2() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!(
+            "test_layer_normalization_4d_axis_negative_2 [{}] Mean",
+            isa.name()
+        );
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_4d_axis_negative_2 [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8705,6 +13663,8 @@ fn test_layer_normalization_4d_axis_negative_3() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_4d_axis_negative_3::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8734,6 +13694,30 @@ fn test_layer_normalization_4d_axis_negative_3() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!(
+            "test_layer_normalization_4d_axis_negative_3 [{}] Mean",
+            isa.name()
+        );
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_4d_axis_negative_3 [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8748,6 +13732,8 @@ fn test_layer_normalization_4d_axis_negative_4() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_4d_axis_negative_4::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8777,6 +13763,30 @@ fn test_layer_normalization_4d_axis_negative_4() {
             1.0e-5,
             1.0e-5,
         );
+        let what = format!(
+            "test_layer_normalization_4d_axis_negative_4 [{}] Mean",
+            isa.name()
+        );
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_4d_axis_negative_4 [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -8791,6 +13801,8 @@ fn test_layer_normalization_default_axis() {
     let input_1 = common::load(dir.join("input_1.pb"));
     let input_2 = common::load(dir.join("input_2.pb"));
     let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
     for isa in Isa::all_available() {
         let mut model = test_layer_normalization_default_axis::Model::with_isa(isa);
         let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
@@ -8814,6 +13826,30 @@ fn test_layer_normalization_default_axis() {
             &what,
             out.y.data(),
             common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_default_axis [{}] Mean",
+            isa.name()
+        );
+        assert_eq!(out.mean.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.mean.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!(
+            "test_layer_normalization_default_axis [{}] InvStdDev",
+            isa.name()
+        );
+        assert_eq!(out.invstddev.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.invstddev.data(),
+            common::data::<f32>(&want_2),
             1.0e-5,
             1.0e-5,
         );
@@ -17584,6 +22620,655 @@ fn test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric() {
     }
 }
 
+mod test_rms_normalization_2d_axis0 {
+    kiln::include_model!("tests/onnx_node/test_rms_normalization_2d_axis0/model.onnx");
+}
+
+#[test]
+fn test_rms_normalization_2d_axis0() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_2d_axis0");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_2d_axis0::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_2d_axis0::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| panic!("test_rms_normalization_2d_axis0 [{}]: {e:?}", isa.name()));
+        let what = format!("test_rms_normalization_2d_axis0 [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_2d_axis1 {
+    kiln::include_model!("tests/onnx_node/test_rms_normalization_2d_axis1/model.onnx");
+}
+
+#[test]
+fn test_rms_normalization_2d_axis1() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_2d_axis1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_2d_axis1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_2d_axis1::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| panic!("test_rms_normalization_2d_axis1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_rms_normalization_2d_axis1 [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_2d_axis_negative_1 {
+    kiln::include_model!("tests/onnx_node/test_rms_normalization_2d_axis_negative_1/model.onnx");
+}
+
+#[test]
+fn test_rms_normalization_2d_axis_negative_1() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_2d_axis_negative_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_2d_axis_negative_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_2d_axis_negative_1::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rms_normalization_2d_axis_negative_1 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_rms_normalization_2d_axis_negative_1 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_2d_axis_negative_2 {
+    kiln::include_model!("tests/onnx_node/test_rms_normalization_2d_axis_negative_2/model.onnx");
+}
+
+#[test]
+fn test_rms_normalization_2d_axis_negative_2() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_2d_axis_negative_2");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_2d_axis_negative_2::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_2d_axis_negative_2::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rms_normalization_2d_axis_negative_2 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_rms_normalization_2d_axis_negative_2 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_3d_axis0_epsilon {
+    kiln::include_model!("tests/onnx_node/test_rms_normalization_3d_axis0_epsilon/model.onnx");
+}
+
+#[test]
+fn test_rms_normalization_3d_axis0_epsilon() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_3d_axis0_epsilon");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_3d_axis0_epsilon::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_3d_axis0_epsilon::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rms_normalization_3d_axis0_epsilon [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_rms_normalization_3d_axis0_epsilon [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_3d_axis1_epsilon {
+    kiln::include_model!("tests/onnx_node/test_rms_normalization_3d_axis1_epsilon/model.onnx");
+}
+
+#[test]
+fn test_rms_normalization_3d_axis1_epsilon() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_3d_axis1_epsilon");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_3d_axis1_epsilon::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_3d_axis1_epsilon::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rms_normalization_3d_axis1_epsilon [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_rms_normalization_3d_axis1_epsilon [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_3d_axis2_epsilon {
+    kiln::include_model!("tests/onnx_node/test_rms_normalization_3d_axis2_epsilon/model.onnx");
+}
+
+#[test]
+fn test_rms_normalization_3d_axis2_epsilon() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_3d_axis2_epsilon");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_3d_axis2_epsilon::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_3d_axis2_epsilon::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rms_normalization_3d_axis2_epsilon [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_rms_normalization_3d_axis2_epsilon [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_3d_axis_negative_1_epsilon {
+    kiln::include_model!(
+        "tests/onnx_node/test_rms_normalization_3d_axis_negative_1_epsilon/model.onnx"
+    );
+}
+
+#[test]
+fn test_rms_normalization_3d_axis_negative_1_epsilon() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_3d_axis_negative_1_epsilon");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_3d_axis_negative_1_epsilon::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_3d_axis_negative_1_epsilon::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rms_normalization_3d_axis_negative_1_epsilon [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_rms_normalization_3d_axis_negative_1_epsilon [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_3d_axis_negative_2_epsilon {
+    kiln::include_model!(
+        "tests/onnx_node/test_rms_normalization_3d_axis_negative_2_epsilon/model.onnx"
+    );
+}
+
+#[test]
+fn test_rms_normalization_3d_axis_negative_2_epsilon() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_3d_axis_negative_2_epsilon");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_3d_axis_negative_2_epsilon::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_3d_axis_negative_2_epsilon::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rms_normalization_3d_axis_negative_2_epsilon [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_rms_normalization_3d_axis_negative_2_epsilon [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_3d_axis_negative_3_epsilon {
+    kiln::include_model!(
+        "tests/onnx_node/test_rms_normalization_3d_axis_negative_3_epsilon/model.onnx"
+    );
+}
+
+#[test]
+fn test_rms_normalization_3d_axis_negative_3_epsilon() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_3d_axis_negative_3_epsilon");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_3d_axis_negative_3_epsilon::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_3d_axis_negative_3_epsilon::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rms_normalization_3d_axis_negative_3_epsilon [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_rms_normalization_3d_axis_negative_3_epsilon [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_4d_axis0 {
+    kiln::include_model!("tests/onnx_node/test_rms_normalization_4d_axis0/model.onnx");
+}
+
+#[test]
+fn test_rms_normalization_4d_axis0() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_4d_axis0");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_4d_axis0::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_4d_axis0::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| panic!("test_rms_normalization_4d_axis0 [{}]: {e:?}", isa.name()));
+        let what = format!("test_rms_normalization_4d_axis0 [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_4d_axis1 {
+    kiln::include_model!("tests/onnx_node/test_rms_normalization_4d_axis1/model.onnx");
+}
+
+#[test]
+fn test_rms_normalization_4d_axis1() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_4d_axis1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_4d_axis1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_4d_axis1::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| panic!("test_rms_normalization_4d_axis1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_rms_normalization_4d_axis1 [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_4d_axis2 {
+    kiln::include_model!("tests/onnx_node/test_rms_normalization_4d_axis2/model.onnx");
+}
+
+#[test]
+fn test_rms_normalization_4d_axis2() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_4d_axis2");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_4d_axis2::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_4d_axis2::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| panic!("test_rms_normalization_4d_axis2 [{}]: {e:?}", isa.name()));
+        let what = format!("test_rms_normalization_4d_axis2 [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_4d_axis3 {
+    kiln::include_model!("tests/onnx_node/test_rms_normalization_4d_axis3/model.onnx");
+}
+
+#[test]
+fn test_rms_normalization_4d_axis3() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_4d_axis3");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_4d_axis3::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_4d_axis3::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| panic!("test_rms_normalization_4d_axis3 [{}]: {e:?}", isa.name()));
+        let what = format!("test_rms_normalization_4d_axis3 [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_4d_axis_negative_1 {
+    kiln::include_model!("tests/onnx_node/test_rms_normalization_4d_axis_negative_1/model.onnx");
+}
+
+#[test]
+fn test_rms_normalization_4d_axis_negative_1() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_4d_axis_negative_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_4d_axis_negative_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_4d_axis_negative_1::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rms_normalization_4d_axis_negative_1 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_rms_normalization_4d_axis_negative_1 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_4d_axis_negative_2 {
+    kiln::include_model!("tests/onnx_node/test_rms_normalization_4d_axis_negative_2/model.onnx");
+}
+
+#[test]
+fn test_rms_normalization_4d_axis_negative_2() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_4d_axis_negative_2");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_4d_axis_negative_2::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_4d_axis_negative_2::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rms_normalization_4d_axis_negative_2 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_rms_normalization_4d_axis_negative_2 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_4d_axis_negative_3 {
+    kiln::include_model!("tests/onnx_node/test_rms_normalization_4d_axis_negative_3/model.onnx");
+}
+
+#[test]
+fn test_rms_normalization_4d_axis_negative_3() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_4d_axis_negative_3");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_4d_axis_negative_3::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_4d_axis_negative_3::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rms_normalization_4d_axis_negative_3 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_rms_normalization_4d_axis_negative_3 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_4d_axis_negative_4 {
+    kiln::include_model!("tests/onnx_node/test_rms_normalization_4d_axis_negative_4/model.onnx");
+}
+
+#[test]
+fn test_rms_normalization_4d_axis_negative_4() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_4d_axis_negative_4");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_4d_axis_negative_4::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_4d_axis_negative_4::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rms_normalization_4d_axis_negative_4 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_rms_normalization_4d_axis_negative_4 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rms_normalization_default_axis {
+    kiln::include_model!("tests/onnx_node/test_rms_normalization_default_axis/model.onnx");
+}
+
+#[test]
+fn test_rms_normalization_default_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_rms_normalization_default_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rms_normalization_default_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_rms_normalization_default_axis::Inputs { x: x_0, w: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rms_normalization_default_axis [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!("test_rms_normalization_default_axis [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_rnn_seq_length {
     kiln::include_model!("tests/onnx_node/test_rnn_seq_length/model.onnx");
 }
@@ -17615,6 +23300,349 @@ fn test_rnn_seq_length() {
         common::assert_close(
             &what,
             out.y_h.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rotary_embedding {
+    kiln::include_model!("tests/onnx_node/test_rotary_embedding/model.onnx");
+}
+
+#[test]
+fn test_rotary_embedding() {
+    let dir = common::case_dir("tests/onnx_node/test_rotary_embedding");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rotary_embedding::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<i64>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_rotary_embedding::Inputs {
+                input: x_0,
+                cos_cache: x_1,
+                sin_cache: x_2,
+                position_ids: x_3,
+            })
+            .unwrap_or_else(|e| panic!("test_rotary_embedding [{}]: {e:?}", isa.name()));
+        let what = format!("test_rotary_embedding [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rotary_embedding_3d_input {
+    kiln::include_model!("tests/onnx_node/test_rotary_embedding_3d_input/model.onnx");
+}
+
+#[test]
+fn test_rotary_embedding_3d_input() {
+    let dir = common::case_dir("tests/onnx_node/test_rotary_embedding_3d_input");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rotary_embedding_3d_input::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<i64>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_rotary_embedding_3d_input::Inputs {
+                input: x_0,
+                cos_cache: x_1,
+                sin_cache: x_2,
+                position_ids: x_3,
+            })
+            .unwrap_or_else(|e| panic!("test_rotary_embedding_3d_input [{}]: {e:?}", isa.name()));
+        let what = format!("test_rotary_embedding_3d_input [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rotary_embedding_interleaved {
+    kiln::include_model!("tests/onnx_node/test_rotary_embedding_interleaved/model.onnx");
+}
+
+#[test]
+fn test_rotary_embedding_interleaved() {
+    let dir = common::case_dir("tests/onnx_node/test_rotary_embedding_interleaved");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rotary_embedding_interleaved::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<i64>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_rotary_embedding_interleaved::Inputs {
+                input: x_0,
+                cos_cache: x_1,
+                sin_cache: x_2,
+                position_ids: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!("test_rotary_embedding_interleaved [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_rotary_embedding_interleaved [{}] output", isa.name());
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rotary_embedding_no_position_ids {
+    kiln::include_model!("tests/onnx_node/test_rotary_embedding_no_position_ids/model.onnx");
+}
+
+#[test]
+fn test_rotary_embedding_no_position_ids() {
+    let dir = common::case_dir("tests/onnx_node/test_rotary_embedding_no_position_ids");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rotary_embedding_no_position_ids::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_rotary_embedding_no_position_ids::Inputs {
+                input: x_0,
+                cos_cache: x_1,
+                sin_cache: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rotary_embedding_no_position_ids [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_rotary_embedding_no_position_ids [{}] output",
+            isa.name()
+        );
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rotary_embedding_no_position_ids_interleaved {
+    kiln::include_model!(
+        "tests/onnx_node/test_rotary_embedding_no_position_ids_interleaved/model.onnx"
+    );
+}
+
+#[test]
+fn test_rotary_embedding_no_position_ids_interleaved() {
+    let dir = common::case_dir("tests/onnx_node/test_rotary_embedding_no_position_ids_interleaved");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rotary_embedding_no_position_ids_interleaved::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_rotary_embedding_no_position_ids_interleaved::Inputs {
+                input: x_0,
+                cos_cache: x_1,
+                sin_cache: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rotary_embedding_no_position_ids_interleaved [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_rotary_embedding_no_position_ids_interleaved [{}] output",
+            isa.name()
+        );
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rotary_embedding_no_position_ids_rotary_dim {
+    kiln::include_model!(
+        "tests/onnx_node/test_rotary_embedding_no_position_ids_rotary_dim/model.onnx"
+    );
+}
+
+#[test]
+fn test_rotary_embedding_no_position_ids_rotary_dim() {
+    let dir = common::case_dir("tests/onnx_node/test_rotary_embedding_no_position_ids_rotary_dim");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rotary_embedding_no_position_ids_rotary_dim::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_rotary_embedding_no_position_ids_rotary_dim::Inputs {
+                input: x_0,
+                cos_cache: x_1,
+                sin_cache: x_2,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rotary_embedding_no_position_ids_rotary_dim [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_rotary_embedding_no_position_ids_rotary_dim [{}] output",
+            isa.name()
+        );
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rotary_embedding_with_interleaved_rotary_dim {
+    kiln::include_model!(
+        "tests/onnx_node/test_rotary_embedding_with_interleaved_rotary_dim/model.onnx"
+    );
+}
+
+#[test]
+fn test_rotary_embedding_with_interleaved_rotary_dim() {
+    let dir = common::case_dir("tests/onnx_node/test_rotary_embedding_with_interleaved_rotary_dim");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rotary_embedding_with_interleaved_rotary_dim::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<i64>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_rotary_embedding_with_interleaved_rotary_dim::Inputs {
+                input: x_0,
+                cos_cache: x_1,
+                sin_cache: x_2,
+                position_ids: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rotary_embedding_with_interleaved_rotary_dim [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_rotary_embedding_with_interleaved_rotary_dim [{}] output",
+            isa.name()
+        );
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_rotary_embedding_with_rotary_dim {
+    kiln::include_model!("tests/onnx_node/test_rotary_embedding_with_rotary_dim/model.onnx");
+}
+
+#[test]
+fn test_rotary_embedding_with_rotary_dim() {
+    let dir = common::case_dir("tests/onnx_node/test_rotary_embedding_with_rotary_dim");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let input_3 = common::load(dir.join("input_3.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_rotary_embedding_with_rotary_dim::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let x_3 = kiln::TensorRef::new(common::data::<i64>(&input_3), &input_3.shape).unwrap();
+        let out = model
+            .run(test_rotary_embedding_with_rotary_dim::Inputs {
+                input: x_0,
+                cos_cache: x_1,
+                sin_cache: x_2,
+                position_ids: x_3,
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_rotary_embedding_with_rotary_dim [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_rotary_embedding_with_rotary_dim [{}] output",
+            isa.name()
+        );
+        assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.output.data(),
             common::data::<f32>(&want_0),
             1.0e-5,
             1.0e-5,
