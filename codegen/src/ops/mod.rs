@@ -11,6 +11,7 @@ mod loss;
 mod math;
 mod matmul;
 pub(crate) mod norm;
+mod norm_contrib;
 mod quant;
 pub(crate) mod recurrent;
 mod reduce;

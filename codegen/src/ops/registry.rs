@@ -52,6 +52,22 @@ pub(crate) const fn op(
     }
 }
 
+/// An onnxruntime contrib op (domain `"com.microsoft"`): listed in the README's second table.
+pub(crate) const fn contrib_op(
+    name: &'static str,
+    notes: &'static str,
+    infer: InferFn,
+    emit: EmitFn,
+) -> OpDef {
+    OpDef {
+        name,
+        domain: "com.microsoft",
+        notes,
+        infer,
+        emit,
+    }
+}
+
 /// An op of kiln's own domain `"kiln"`, produced by a fusion pass (not in the README's table
 /// or the supported-op lists, which are about the default domain).
 pub(crate) const fn kiln_op(name: &'static str, infer: InferFn, emit: EmitFn) -> OpDef {
@@ -75,6 +91,7 @@ const FAMILIES: &[&[OpDef]] = &[
     super::vision::OPS,
     super::norm::OPS,
     super::attention::OPS,
+    super::norm_contrib::OPS,
     super::recurrent::OPS,
     super::reduce::OPS,
     super::loss::OPS,
@@ -108,10 +125,19 @@ pub fn supported(domain: &str) -> Vec<&'static str> {
 
 /// The README's table of supported default-domain ops (between its `ops-table` markers).
 pub fn markdown_table() -> String {
+    domain_table("")
+}
+
+/// The README's table of supported `com.microsoft` ops (between its `contrib-table` markers).
+pub fn contrib_markdown_table() -> String {
+    domain_table("com.microsoft")
+}
+
+fn domain_table(domain: &str) -> String {
     let mut rows: Vec<(Vec<&str>, &str)> = Vec::new();
     for family in FAMILIES {
         let mut prev: Option<&str> = None;
-        for d in family.iter().filter(|d| d.domain.is_empty()) {
+        for d in family.iter().filter(|d| d.domain == domain) {
             match rows.last_mut() {
                 Some((names, notes)) if prev == Some(d.notes) && *notes == d.notes => {
                     names.push(d.name)
@@ -152,12 +178,24 @@ mod tests {
     /// `KILN_BLESS=1 cargo test -p kiln-codegen readme_table` after adding an op.
     #[test]
     fn readme_table_is_generated_from_the_registry() {
+        check_table("ops-table", markdown_table());
+    }
+
+    /// The same for the `com.microsoft` table.
+    #[test]
+    fn readme_contrib_table_is_generated_from_the_registry() {
+        check_table("contrib-table", contrib_markdown_table());
+    }
+
+    fn check_table(marker: &str, want: String) {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
         let readme = std::fs::read_to_string(path).expect("README.md");
-        let (begin, end) = ("<!-- ops-table:begin -->\n", "<!-- ops-table:end -->");
-        let start = readme.find(begin).expect("begin marker") + begin.len();
-        let stop = readme.find(end).expect("end marker");
-        let want = markdown_table();
+        let (begin, end) = (
+            format!("<!-- {marker}:begin -->\n"),
+            format!("<!-- {marker}:end -->"),
+        );
+        let start = readme.find(&begin).expect("begin marker") + begin.len();
+        let stop = readme.find(&end).expect("end marker");
         if readme[start..stop] != want {
             if std::env::var_os("KILN_BLESS").is_some() {
                 let new = format!("{}{want}{}", &readme[..start], &readme[stop..]);

@@ -4,6 +4,7 @@
 //! different order than the scalar reference); each path is tested against an `f64` reference.
 
 pub mod attention;
+pub mod bias_act;
 pub mod cast;
 pub mod concat;
 pub mod conv;
