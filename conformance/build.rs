@@ -34,6 +34,8 @@ const SHARDS: usize = 1;
 /// Op → input positions that real models hold as initializers (see the module doc).
 const PARAMS: &[(&str, &[usize])] = &[
     ("Reshape", &[1]),
+    ("CumSum", &[1]),
+    ("CumProd", &[1]),
     ("Expand", &[1]),
     ("Tile", &[1]),
     ("ConstantOfShape", &[0]),

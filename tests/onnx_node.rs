@@ -9244,6 +9244,470 @@ fn test_convtranspose_pads() {
     }
 }
 
+mod test_cumprod_1d {
+    kiln::include_model!("tests/onnx_node/test_cumprod_1d/model.onnx");
+}
+
+#[test]
+fn test_cumprod_1d() {
+    let dir = common::case_dir("tests/onnx_node/test_cumprod_1d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumprod_1d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumprod_1d::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumprod_1d [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumprod_1d [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cumprod_1d_exclusive {
+    kiln::include_model!("tests/onnx_node/test_cumprod_1d_exclusive/model.onnx");
+}
+
+#[test]
+fn test_cumprod_1d_exclusive() {
+    let dir = common::case_dir("tests/onnx_node/test_cumprod_1d_exclusive");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumprod_1d_exclusive::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumprod_1d_exclusive::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumprod_1d_exclusive [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumprod_1d_exclusive [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cumprod_1d_int32_exclusive {
+    kiln::include_model!("tests/onnx_node/test_cumprod_1d_int32_exclusive/model.onnx");
+}
+
+#[test]
+fn test_cumprod_1d_int32_exclusive() {
+    let dir = common::case_dir("tests/onnx_node/test_cumprod_1d_int32_exclusive");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumprod_1d_int32_exclusive::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumprod_1d_int32_exclusive::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumprod_1d_int32_exclusive [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumprod_1d_int32_exclusive [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_cumprod_1d_reverse {
+    kiln::include_model!("tests/onnx_node/test_cumprod_1d_reverse/model.onnx");
+}
+
+#[test]
+fn test_cumprod_1d_reverse() {
+    let dir = common::case_dir("tests/onnx_node/test_cumprod_1d_reverse");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumprod_1d_reverse::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumprod_1d_reverse::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumprod_1d_reverse [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumprod_1d_reverse [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cumprod_1d_reverse_exclusive {
+    kiln::include_model!("tests/onnx_node/test_cumprod_1d_reverse_exclusive/model.onnx");
+}
+
+#[test]
+fn test_cumprod_1d_reverse_exclusive() {
+    let dir = common::case_dir("tests/onnx_node/test_cumprod_1d_reverse_exclusive");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumprod_1d_reverse_exclusive::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumprod_1d_reverse_exclusive::Inputs { x: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_cumprod_1d_reverse_exclusive [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_cumprod_1d_reverse_exclusive [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cumprod_2d_axis_0 {
+    kiln::include_model!("tests/onnx_node/test_cumprod_2d_axis_0/model.onnx");
+}
+
+#[test]
+fn test_cumprod_2d_axis_0() {
+    let dir = common::case_dir("tests/onnx_node/test_cumprod_2d_axis_0");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumprod_2d_axis_0::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumprod_2d_axis_0::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumprod_2d_axis_0 [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumprod_2d_axis_0 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cumprod_2d_axis_1 {
+    kiln::include_model!("tests/onnx_node/test_cumprod_2d_axis_1/model.onnx");
+}
+
+#[test]
+fn test_cumprod_2d_axis_1() {
+    let dir = common::case_dir("tests/onnx_node/test_cumprod_2d_axis_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumprod_2d_axis_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumprod_2d_axis_1::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumprod_2d_axis_1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumprod_2d_axis_1 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cumprod_2d_int32 {
+    kiln::include_model!("tests/onnx_node/test_cumprod_2d_int32/model.onnx");
+}
+
+#[test]
+fn test_cumprod_2d_int32() {
+    let dir = common::case_dir("tests/onnx_node/test_cumprod_2d_int32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumprod_2d_int32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumprod_2d_int32::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumprod_2d_int32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumprod_2d_int32 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_cumprod_2d_negative_axis {
+    kiln::include_model!("tests/onnx_node/test_cumprod_2d_negative_axis/model.onnx");
+}
+
+#[test]
+fn test_cumprod_2d_negative_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_cumprod_2d_negative_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumprod_2d_negative_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumprod_2d_negative_axis::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumprod_2d_negative_axis [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumprod_2d_negative_axis [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cumsum_1d {
+    kiln::include_model!("tests/onnx_node/test_cumsum_1d/model.onnx");
+}
+
+#[test]
+fn test_cumsum_1d() {
+    let dir = common::case_dir("tests/onnx_node/test_cumsum_1d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumsum_1d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumsum_1d::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumsum_1d [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumsum_1d [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cumsum_1d_exclusive {
+    kiln::include_model!("tests/onnx_node/test_cumsum_1d_exclusive/model.onnx");
+}
+
+#[test]
+fn test_cumsum_1d_exclusive() {
+    let dir = common::case_dir("tests/onnx_node/test_cumsum_1d_exclusive");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumsum_1d_exclusive::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumsum_1d_exclusive::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumsum_1d_exclusive [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumsum_1d_exclusive [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cumsum_1d_int32_exclusive {
+    kiln::include_model!("tests/onnx_node/test_cumsum_1d_int32_exclusive/model.onnx");
+}
+
+#[test]
+fn test_cumsum_1d_int32_exclusive() {
+    let dir = common::case_dir("tests/onnx_node/test_cumsum_1d_int32_exclusive");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumsum_1d_int32_exclusive::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumsum_1d_int32_exclusive::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumsum_1d_int32_exclusive [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumsum_1d_int32_exclusive [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_cumsum_1d_reverse {
+    kiln::include_model!("tests/onnx_node/test_cumsum_1d_reverse/model.onnx");
+}
+
+#[test]
+fn test_cumsum_1d_reverse() {
+    let dir = common::case_dir("tests/onnx_node/test_cumsum_1d_reverse");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumsum_1d_reverse::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumsum_1d_reverse::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumsum_1d_reverse [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumsum_1d_reverse [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cumsum_1d_reverse_exclusive {
+    kiln::include_model!("tests/onnx_node/test_cumsum_1d_reverse_exclusive/model.onnx");
+}
+
+#[test]
+fn test_cumsum_1d_reverse_exclusive() {
+    let dir = common::case_dir("tests/onnx_node/test_cumsum_1d_reverse_exclusive");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumsum_1d_reverse_exclusive::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumsum_1d_reverse_exclusive::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumsum_1d_reverse_exclusive [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumsum_1d_reverse_exclusive [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cumsum_2d_axis_0 {
+    kiln::include_model!("tests/onnx_node/test_cumsum_2d_axis_0/model.onnx");
+}
+
+#[test]
+fn test_cumsum_2d_axis_0() {
+    let dir = common::case_dir("tests/onnx_node/test_cumsum_2d_axis_0");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumsum_2d_axis_0::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumsum_2d_axis_0::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumsum_2d_axis_0 [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumsum_2d_axis_0 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cumsum_2d_axis_1 {
+    kiln::include_model!("tests/onnx_node/test_cumsum_2d_axis_1/model.onnx");
+}
+
+#[test]
+fn test_cumsum_2d_axis_1() {
+    let dir = common::case_dir("tests/onnx_node/test_cumsum_2d_axis_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumsum_2d_axis_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumsum_2d_axis_1::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumsum_2d_axis_1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumsum_2d_axis_1 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cumsum_2d_int32 {
+    kiln::include_model!("tests/onnx_node/test_cumsum_2d_int32/model.onnx");
+}
+
+#[test]
+fn test_cumsum_2d_int32() {
+    let dir = common::case_dir("tests/onnx_node/test_cumsum_2d_int32");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumsum_2d_int32::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumsum_2d_int32::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumsum_2d_int32 [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumsum_2d_int32 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.y.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_cumsum_2d_negative_axis {
+    kiln::include_model!("tests/onnx_node/test_cumsum_2d_negative_axis/model.onnx");
+}
+
+#[test]
+fn test_cumsum_2d_negative_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_cumsum_2d_negative_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cumsum_2d_negative_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cumsum_2d_negative_axis::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cumsum_2d_negative_axis [{}]: {e:?}", isa.name()));
+        let what = format!("test_cumsum_2d_negative_axis [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_depthtospace_crd_mode_example {
     kiln::include_model!("tests/onnx_node/test_depthtospace_crd_mode_example/model.onnx");
 }

@@ -124,6 +124,7 @@ SELECT = [
     # Losses (issue 17): one case per reduction, weights, ignore_index and log_prob.
     r"test_nllloss_(NC|NCd1d2_with_weight_reduction_mean|NCd1d2d3_none_no_weight_negative_ii|NCd1d2_with_weight_reduction_sum_ii)",
     r"test_bitshift_.*",
+    r"test_cum(sum|prod)_.*",
     r"test_sce_(mean_weight_ii_log_prob|NCd1d2d3_sum_weight_high_ii|none_log_prob|mean_no_weight_ii_4d)",
     # The attention family (issue 17): ONNX Attention (opset 23-25), RMSNormalization,
     # RotaryEmbedding.
@@ -162,7 +163,7 @@ SHAPE_INPUTS = {"Tile": [1], "ConstantOfShape": [0]}
 # Parameter inputs that kiln needs at compile time and real models hold as initializers, but that
 # the node tests feed as graph inputs (every node-test input is a graph input). They are turned
 # into initializers holding exactly the test data's values; the expected outputs are unchanged.
-CONST_INPUTS = {"Resize": [1, 2, 3], "Upsample": [1], "Pad": [1, 2, 3], "Split": [1],
+CONST_INPUTS = {"Resize": [1, 2, 3], "Upsample": [1], "Pad": [1, 2, 3], "Split": [1], "CumSum": [1], "CumProd": [1],
                 # Conv weights/bias as initializers select the compiled algorithms (GEMM,
                 # depthwise) rather than the run-time-weights reference loops.
                 "Conv": [1, 2], "ConvInteger": [3], "ConvTranspose": [1, 2], "BatchNormalization": [1, 2, 3, 4],

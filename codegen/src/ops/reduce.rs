@@ -16,6 +16,8 @@ use kiln_runtime::ops::reduction as red;
 const REDUCE: &str = "axes as attribute or (from opset 13 for ReduceSum, 18 for the others) constant input, one run of adjacent axes; keepdims, noop_with_empty_axes, empty axes give the identity; f32/f64, and integers for Sum/Max/Min/Prod/L1/SumSquare (wrapping), bool for Max/Min";
 const ARG: &str = "one axis, keepdims, select_last_index (NaN counts as the extreme, like numpy); all numeric types; i64 output";
 
+const CUM: &str = "f32/f64, int32/int64, uint32/uint64 (integers wrap); `exclusive`, `reverse`; the axis must be a constant";
+
 /// The reductions (see `registry`).
 pub(super) const OPS: &[OpDef] = &[
     op("ReduceMean", REDUCE, reduce, emit_reduce),
@@ -30,7 +32,71 @@ pub(super) const OPS: &[OpDef] = &[
     op("ReduceSumSquare", REDUCE, reduce, emit_reduce),
     op("ArgMax", ARG, |cx, n| infer_arg(cx.g, n), emit_arg),
     op("ArgMin", ARG, |cx, n| infer_arg(cx.g, n), emit_arg),
+    op("CumSum", CUM, |cx, n| infer_cum(cx.g, n), emit_cum),
+    op("CumProd", CUM, |cx, n| infer_cum(cx.g, n), emit_cum),
 ];
+
+/// CumSum/CumProd's axis (a constant scalar input), `exclusive` and `reverse`, validated.
+fn cum_params(g: &Graph, n: &Node) -> Result<(usize, bool, bool)> {
+    let x = &g.values[req(n, 0)?];
+    let av = req(n, 1)?;
+    let a = match &g.values[av].konst {
+        Some(k) if k.len() == 1 && matches!(k.dtype(), DType::I32 | DType::I64) => k.as_i64()?[0],
+        _ => unsupported!(
+            "{}'s axis `{}` must be a constant int32/int64 scalar",
+            n.op,
+            g.values[av].name
+        ),
+    };
+    let flag = |name: &str| -> Result<bool> {
+        match n.attr_i(name)?.unwrap_or(0) {
+            0 => Ok(false),
+            1 => Ok(true),
+            v => bail!("attribute `{name}` must be 0 or 1, found {v}"),
+        }
+    };
+    Ok((
+        axis(a, x.shape.len())?,
+        flag("exclusive")?,
+        flag("reverse")?,
+    ))
+}
+
+fn infer_cum(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
+    let x = &g.values[req(n, 0)?];
+    if !matches!(
+        x.dtype,
+        DType::F32 | DType::F64 | DType::I32 | DType::I64 | DType::U32 | DType::U64
+    ) {
+        unsupported!("{} on {:?} tensors is not supported", n.op, x.dtype);
+    }
+    cum_params(g, n)?;
+    Ok(vec![OutInfo::new(x.dtype, x.shape.clone())])
+}
+
+fn emit_cum(c: &Ctx, n: &Node) -> Result<TokenStream> {
+    let rt = c.rt;
+    let xi = inp(n, 0)?;
+    let (ax, exclusive, reverse) = cum_params(c.g, n)?;
+    let (dt, s) = (c.g.values[xi].dtype, &c.g.values[xi].shape);
+    let t = crate::emit::rust_ty(dt);
+    let (o, l, i) = (
+        c.dim(&numel(&s[..ax])),
+        c.dim(&s[ax]),
+        c.dim(&numel(&s[ax + 1..])),
+    );
+    let prod = n.op == "CumProd";
+    let (id, f) = match (dt.is_float(), prod) {
+        (true, false) => (quote!(0.0), quote!(|a: #t, b: #t| a + b)),
+        (true, true) => (quote!(1.0), quote!(|a: #t, b: #t| a * b)),
+        (false, false) => (quote!(0), quote!(|a: #t, b: #t| a.wrapping_add(b))),
+        (false, true) => (quote!(1), quote!(|a: #t, b: #t| a.wrapping_mul(b))),
+    };
+    let (x, y) = (c.src(xi), c.dst(n.outputs[0]));
+    Ok(quote! {
+        #rt::ops::tensor::cumulate(#x, (#o, #l, #i), #exclusive, #reverse, #id, #f, #y);
+    })
+}
 
 /// Which reduction a node computes: its `kiln_runtime::ops::reduction` function name, and
 /// whether it needs a float element type.

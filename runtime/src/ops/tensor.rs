@@ -182,6 +182,38 @@ pub fn space_to_depth<T: Copy>(x: &[T], shape: [usize; 4], b: usize, dcr: bool, 
     }
 }
 
+/// ONNX `CumSum` / `CumProd` over the middle axis of `x` viewed as `[outer][len][inner]`:
+/// `out[k] = f(f(id, x[0]), …, x[k])` along the axis (`exclusive`: up to `x[k-1]`, so the
+/// first is `id`; `reverse`: from the end of the axis). `f` is the sum or product (wrapping
+/// for integers).
+#[allow(clippy::too_many_arguments)]
+pub fn cumulate<T: Copy>(
+    x: &[T],
+    (outer, len, inner): (usize, usize, usize),
+    exclusive: bool,
+    reverse: bool,
+    id: T,
+    f: impl Fn(T, T) -> T,
+    out: &mut [T],
+) {
+    for o in 0..outer {
+        for i in 0..inner {
+            let mut acc = id;
+            for s in 0..len {
+                let k = if reverse { len - 1 - s } else { s };
+                let at = (o * len + k) * inner + i;
+                if exclusive {
+                    out[at] = acc;
+                    acc = f(acc, x[at]);
+                } else {
+                    acc = f(acc, x[at]);
+                    out[at] = acc;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +270,20 @@ mod tests {
         space_to_depth(&x, [1, 2, 4, 4], 2, false, &mut s);
         depth_to_space(&s, [1, 8, 2, 2], 2, false, &mut back);
         assert_eq!(back.as_slice(), x.as_slice());
+    }
+
+    /// Against running sums and products written out by hand.
+    #[test]
+    fn cumulate_forward_reverse_exclusive() {
+        let x = [1i32, 2, 3, 4, 5, 6]; // [2][3]
+        let mut o = [0i32; 6];
+        cumulate(&x, (1, 2, 3), false, false, 0, |a, b| a + b, &mut o);
+        assert_eq!(o, [1, 2, 3, 5, 7, 9]); // axis 0
+        cumulate(&x, (2, 3, 1), true, false, 0, |a, b| a + b, &mut o);
+        assert_eq!(o, [0, 1, 3, 0, 4, 9]);
+        cumulate(&x, (2, 3, 1), false, true, 1, |a, b| a * b, &mut o);
+        assert_eq!(o, [6, 6, 3, 120, 30, 6]);
+        cumulate(&x, (2, 3, 1), true, true, 1, |a, b| a * b, &mut o);
+        assert_eq!(o, [6, 3, 1, 30, 6, 1]);
     }
 }
