@@ -9,8 +9,9 @@
 //!     python3 tools/fetch_minilm.py        # once: fetches and quantizes the model
 //!     cargo run --release --example sentence_similarity
 //!
-//! Without models/minilm/ it prints how to fetch them and exits 0 (the model is compiled in, so
-//! the build itself needs it: build.rs turns on `cfg(kiln_minilm)` when it is there).
+//! Without models/minilm/ it prints how to fetch them and exits with an error (the model is
+//! compiled in, so the build itself needs it: build.rs turns on `cfg(kiln_minilm)` when it is
+//! there).
 
 // Without the model, say what to run and fail (a script must not mistake this for a result).
 #[cfg(not(kiln_minilm))]

@@ -1,4 +1,6 @@
 //! The generated API as a user sees it: names, constants, errors, buffer reuse across calls.
+mod common;
+
 mod mlp {
     kiln::include_model!("tests/models/mlp_shared_q_s8/model.onnx");
 }
@@ -265,6 +267,33 @@ fn mean_pooling_matches_its_definition() {
                     );
                 }
             }
+        }
+    }
+}
+
+mod t5_bias {
+    kiln::include_model!("tests/graphs/t5_bias.onnx");
+}
+
+/// T5's relative-position bias as torch exports it (tests/graphs/t5_bias.onnx): the whole
+/// bucket computation (int64 `Abs`, `Log`, `Min`, `Where`, `Gather` of the table) folds at
+/// compile time, so the output is `scores + bias` with the bias exactly onnxruntime's: one
+/// correctly rounded f32 add per element, bit-identical to onnxruntime's output.
+#[test]
+fn t5_position_bias_matches_onnxruntime_bit_for_bit() {
+    let x = common::load("tests/graphs/t5_bias.input.pb");
+    let want = common::load("tests/graphs/t5_bias.output.pb");
+    for isa in kiln::runtime::isa::Isa::all_available() {
+        let mut model = t5_bias::Model::with_isa(isa);
+        let out = model
+            .run(t5_bias::Inputs {
+                scores: kiln::TensorRef::new(common::data::<f32>(&x), &x.shape).unwrap(),
+            })
+            .unwrap();
+        assert_eq!(out.out.shape(), &want.shape[..]);
+        let want = common::data::<f32>(&want);
+        for (i, (g, w)) in out.out.data().iter().zip(want).enumerate() {
+            assert_eq!(g.to_bits(), w.to_bits(), "{isa} [{i}]: {g} vs {w}");
         }
     }
 }

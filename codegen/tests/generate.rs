@@ -479,3 +479,15 @@ fn symbolic_workspace_is_a_formula_of_the_dims() {
         "{src}"
     );
 }
+
+#[test]
+fn t5_position_bias_folds_to_a_constant() {
+    // tests/graphs/t5_bias.onnx (tools/gen_graph_models.py): 28 nodes that compute T5's
+    // relative-position buckets from the (static) sequence length. Everything but the final
+    // `Add` depends only on constants, so it is evaluated at compile time (issue 22.3), whether
+    // or not the ops involved have fast run-time kernels.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/graphs/t5_bias.onnx");
+    let c = compile_file(&path, &Options::default()).unwrap();
+    let ops: Vec<&str> = c.graph.nodes.iter().map(|n| n.op.as_str()).collect();
+    assert_eq!(ops, ["Add"], "{ops:?}");
+}

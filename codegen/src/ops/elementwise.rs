@@ -612,6 +612,9 @@ fn relu<T: PartialOrd + Default + Copy>(x: T) -> T {
 pub fn infer_unary(g: &Graph, n: &Node) -> Result<Vec<OutInfo>> {
     let op = UnaryOp::from_node(n)?.expect("dispatched by op name");
     let x = &g.values[req(n, 0)?];
+    if let Some(out) = super::int_unary::infer(op, x) {
+        return Ok(out);
+    }
     let float_only = !matches!(op, UnaryOp::Relu);
     if float_only && !matches!(x.dtype, DType::F32 | DType::F64) || x.dtype == DType::Bool {
         unsupported!("{} on {:?} tensors is not supported", n.op, x.dtype);
@@ -914,7 +917,8 @@ pub(crate) fn emit_unary(c: &Ctx, n: &Node) -> Result<TokenStream> {
     let (rt, g, out) = (c.rt, c.g, n.outputs[0]);
     let u = UnaryOp::from_node(n)?.expect("dispatched by op name");
     let x = inp(n, 0)?;
-    let f = u.closure(g.values[x].dtype, rt);
+    let dt = g.values[x].dtype;
+    let f = super::int_unary::closure(u, dt).unwrap_or_else(|| u.closure(dt, rt));
     let (xs, y) = (c.src(x), c.dst(out));
     Ok(quote! { #rt::ops::elementwise::unary(#xs, #y, #f); })
 }

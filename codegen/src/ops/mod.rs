@@ -7,6 +7,7 @@ mod attention;
 pub mod conv;
 mod elementwise;
 mod index;
+mod int_unary;
 mod loss;
 mod math;
 mod matmul;

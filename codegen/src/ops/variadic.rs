@@ -5,9 +5,10 @@ use quote::quote;
 use super::{OpDef, OutInfo, broadcast, op};
 use crate::emit::Ctx;
 use crate::error::{Result, bail, unsupported};
-use crate::ir::{DType, Node};
+use crate::ir::{DType, Node, TensorData};
+use kiln_runtime::ops::elementwise as ew;
 
-const VARIADIC: &str = "1 or more inputs, broadcasting; Max/Min all numeric types (NaN propagates), Sum/Mean floats (Sum on integers wraps); not folded";
+const VARIADIC: &str = "1 or more inputs, broadcasting; Max/Min all numeric types (NaN propagates), Sum/Mean floats (Sum on integers wraps); folded on constants";
 
 /// The variadic ops (see `registry`).
 pub(super) const OPS: &[OpDef] = &[
@@ -39,7 +40,86 @@ fn infer_variadic(cx: &mut super::InferCx, n: &Node) -> Result<Vec<OutInfo>> {
     if dt == DType::Bool || (float_only && !dt.is_float()) {
         unsupported!("{} on {:?} tensors is not supported", n.op, dt);
     }
+    // Constant inputs (shape arithmetic such as T5's bucket clamp `Min(x, full_like(x, 15))`)
+    // are evaluated now, with the run-time broadcast and accumulate functions.
+    if let Some(so) = crate::ir::static_shape(&shape)
+        && super::foldable(cx.g, n, &so)
+    {
+        let ks: Option<Vec<&TensorData>> =
+            ins.iter().map(|&v| cx.g.values[v].konst.as_ref()).collect();
+        let shapes: Option<Vec<Vec<usize>>> =
+            ins.iter().map(|&v| cx.g.values[v].static_shape()).collect();
+        if let (Some(ks), Some(shapes)) = (ks, shapes)
+            && let Some(d) = fold(&n.op, &ks, &shapes, &so)
+        {
+            return Ok(vec![OutInfo::konst(so, d)]);
+        }
+    }
     Ok(vec![OutInfo::new(dt, shape)])
+}
+
+/// What the generated closures of `emit_variadic` compute, for folding.
+trait Elem: Copy + Default + PartialOrd {
+    fn nan(self) -> bool;
+    fn add(self, b: Self) -> Self;
+    fn div_count(self, k: usize) -> Self;
+}
+macro_rules! elem_float {
+    ($($t:ty),*) => {$(impl Elem for $t {
+        fn nan(self) -> bool { self.is_nan() }
+        fn add(self, b: Self) -> Self { self + b }
+        fn div_count(self, k: usize) -> Self { self / (k as f64 as $t) }
+    })*};
+}
+macro_rules! elem_int {
+    ($($t:ty),*) => {$(impl Elem for $t {
+        fn nan(self) -> bool { false }
+        fn add(self, b: Self) -> Self { self.wrapping_add(b) }
+        fn div_count(self, _: usize) -> Self { unreachable!("Mean is refused on integers") }
+    })*};
+}
+elem_float!(f32, f64);
+elem_int!(i8, u8, i16, u16, i32, u32, i64, u64);
+
+fn fold_typed<T: Elem>(op: &str, xs: &[&[T]], shapes: &[Vec<usize>], so: &[usize]) -> Vec<T> {
+    let f = |a: T, b: T| match op {
+        // Neither is NaN in the second test, so `b <= a` is `!(b > a)`, as emitted.
+        "Max" if a.nan() || !b.nan() && b <= a => a,
+        "Min" if a.nan() || !b.nan() && b >= a => a,
+        "Max" | "Min" => b,
+        _ => a.add(b),
+    };
+    let mut y = vec![T::default(); so.iter().product()];
+    ew::unary_broadcast(xs[0], &shapes[0], &mut y, so);
+    for (x, s) in xs[1..].iter().zip(&shapes[1..]) {
+        ew::accumulate(&mut y, so, x, s, f);
+    }
+    if op == "Mean" {
+        y.iter_mut().for_each(|v| *v = v.div_count(xs.len()));
+    }
+    y
+}
+
+/// `op` over constant inputs of one element type; `None` for bool or mixed data.
+fn fold(op: &str, ks: &[&TensorData], shapes: &[Vec<usize>], so: &[usize]) -> Option<TensorData> {
+    macro_rules! by_type {
+        ($($var:ident),*) => {
+            match ks[0] {
+                $(TensorData::$var(_) => {
+                    let xs: Option<Vec<&[_]>> = ks
+                        .iter()
+                        .map(|k| match k {
+                            TensorData::$var(v) => Some(&v[..]),
+                            _ => None,
+                        })
+                        .collect();
+                    Some(TensorData::$var(fold_typed(op, &xs?, shapes, so)))
+                })*
+                TensorData::Bool(_) => None,
+            }
+        };
+    }
+    by_type!(F32, F64, I8, U8, I16, U16, I32, U32, I64, U64)
 }
 
 /// Max, Min, Sum, Mean: the first input broadcast into the output, each further one folded in
