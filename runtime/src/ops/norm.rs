@@ -9,7 +9,7 @@
 //! RMS: inv = 1 / sqrt(Σv² / n + ε),  y = v·inv·γ (+ β)
 //! ```
 //!
-//! Sums are [`super::reduce::sum_row`]'s 8 interleaved partial sums (`sum_sq` the same for
+//! Sums are `reduce::sum_row`'s 8 interleaved partial sums (`sum_sq` the same for
 //! squares), so the loops vectorise. The code has no ISA-specific path: the AVX2 entry is the
 //! same Rust compiled with wider vectors, and since the order of every operation is fixed in
 //! the source (no reassociation, no FMA contraction), every ISA gives the same bits.

@@ -7,7 +7,7 @@
 //!
 //! Same structure and kernels as the fused [`super::attention`] op: one task per (batch,
 //! head, block of [`MB`] query rows) packs its K/V head once (the f32 GEMM's panel layout,
-//! [`super::attention::pack_kt`] / [`pack_v`](super::attention::pack_v)), computes its score
+//! `attention::pack_kt` / `pack_v`), computes its score
 //! block with `ops::matmul::block`, exponentiates each row in place with the softmax's exp
 //! (`e^(s − max)`), multiplies by V and scales each output row by `1 / Σ e`.
 //!
