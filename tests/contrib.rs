@@ -52,3 +52,39 @@ fn block_matches_onnxruntime() {
         }
     }
 }
+
+mod dyn_matmul {
+    kiln::include_model!("tests/contrib/dyn_matmul/model.onnx");
+}
+
+/// DynamicQuantizeMatMul and MatMulIntegerToFloat run as kiln's int8 GEMM (the fusion is
+/// checked in codegen/tests/generate.rs). onnxruntime's outputs equal the exact formula
+/// `Σ(a−za)(b−zb) · (a_s·b_s) + bias` (checked by the fixture script); kiln's epilogue applies
+/// the same f32 operations in the same order, so the outputs are equal bit for bit.
+
+#[test]
+fn dynamic_quantized_matmuls_match_onnxruntime() {
+    let dir = common::case_dir("tests/contrib/dyn_matmul");
+    let x = common::load(dir.join("input_0.pb"));
+    let want: Vec<_> = (0..3)
+        .map(|i| common::load(dir.join(format!("output_{i}.pb"))))
+        .collect();
+    for isa in Isa::all_available() {
+        let mut model = dyn_matmul::Model::with_isa(isa);
+        let out = model
+            .run(dyn_matmul::Inputs {
+                x: kiln::TensorRef::new(common::data::<f32>(&x), &x.shape).unwrap(),
+            })
+            .unwrap_or_else(|e| panic!("dyn_matmul [{}]: {e:?}", isa.name()));
+        let got = [
+            (out.y1.data(), out.y1.shape()),
+            (out.y2.data(), out.y2.shape()),
+            (out.y3.data(), out.y3.shape()),
+        ];
+        for (i, ((data, shape), w)) in got.into_iter().zip(&want).enumerate() {
+            let what = format!("dyn_matmul [{}] output {i}", isa.name());
+            assert_eq!(shape, &w.shape[..], "{what}: shape");
+            common::assert_exact(&what, data, common::data::<f32>(w));
+        }
+    }
+}

@@ -491,3 +491,18 @@ fn t5_position_bias_folds_to_a_constant() {
     let ops: Vec<&str> = c.graph.nodes.iter().map(|n| n.op.as_str()).collect();
     assert_eq!(ops, ["Add"], "{ops:?}");
 }
+
+/// onnxruntime's DynamicQuantizeMatMul / MatMulIntegerToFloat (com.microsoft) compile to the
+/// same int8 GEMMs as the DynamicQuantizeLinear → MatMulInteger chains they fuse: bias in the
+/// epilogue, one QuantizeDyn per quantized tensor (x is quantized once for y1 and y2).
+#[test]
+fn contrib_dynamic_quantized_matmuls_run_as_int8_gemms() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/contrib/dyn_matmul/model.onnx");
+    let c = compile_file(&path, &Options::default()).unwrap();
+    let ops: Vec<&str> = c.graph.nodes.iter().map(|n| n.op.as_str()).collect();
+    assert_eq!(
+        ops,
+        ["QuantizeDyn", "QGemm", "QGemm", "QuantizeDyn", "QGemm"],
+        "{ops:?}"
+    );
+}

@@ -14,6 +14,7 @@ mod matmul;
 pub(crate) mod norm;
 mod norm_contrib;
 mod quant;
+mod quant_contrib;
 pub(crate) mod recurrent;
 mod reduce;
 pub mod registry;

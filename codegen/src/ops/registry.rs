@@ -16,6 +16,11 @@ pub type InferFn = fn(&mut InferCx, &Node) -> Result<Vec<OutInfo>>;
 /// Code emission of one node: its block of straight-line Rust in `run` (see `emit::nodes`).
 pub(crate) type EmitFn = fn(&crate::emit::Ctx, &Node) -> Result<proc_macro2::TokenStream>;
 
+/// Expansion of a composite op into standard nodes (in order, replacing it), run by inference
+/// when the node's inputs are inferred; the new nodes are then inferred (and fused) like any
+/// other. May add values and constants to the graph.
+pub(crate) type ExpandFn = fn(&mut Graph, &Node) -> Result<Vec<Node>>;
+
 /// What an op's inference may read and record: the graph (values, symbols, derived dims) and
 /// the equalities of symbolic dims it relies on (checked at run time, `Graph::eq_checks`).
 pub struct InferCx<'a> {
@@ -34,6 +39,9 @@ pub struct OpDef {
     pub notes: &'static str,
     pub infer: InferFn,
     pub(crate) emit: EmitFn,
+    /// Set for ops compiled as the standard ops they are defined by (see [`ExpandFn`]); their
+    /// `infer`/`emit` are then never called.
+    pub(crate) expand: Option<ExpandFn>,
 }
 
 /// A default-domain op: `op("Add", NOTES, infer_fn, emit_fn)`, one line of a family's `OPS`.
@@ -49,6 +57,7 @@ pub(crate) const fn op(
         notes,
         infer,
         emit,
+        expand: None,
     }
 }
 
@@ -65,7 +74,32 @@ pub(crate) const fn contrib_op(
         notes,
         infer,
         emit,
+        expand: None,
     }
+}
+
+/// An onnxruntime contrib op compiled by expanding it into standard ops ([`ExpandFn`]).
+pub(crate) const fn contrib_expand(
+    name: &'static str,
+    notes: &'static str,
+    expand: ExpandFn,
+) -> OpDef {
+    OpDef {
+        name,
+        domain: "com.microsoft",
+        notes,
+        infer: expanded_infer,
+        emit: expanded_emit,
+        expand: Some(expand),
+    }
+}
+
+fn expanded_infer(_: &mut InferCx, n: &Node) -> Result<Vec<OutInfo>> {
+    crate::error::bail!("internal: {} is expanded before inference", n.op)
+}
+
+fn expanded_emit(_: &crate::emit::Ctx, n: &Node) -> Result<proc_macro2::TokenStream> {
+    crate::error::bail!("internal: {} is expanded before emission", n.op)
 }
 
 /// An op of kiln's own domain `"kiln"`, produced by a fusion pass (not in the README's table
@@ -77,6 +111,7 @@ pub(crate) const fn kiln_op(name: &'static str, infer: InferFn, emit: EmitFn) ->
         notes: "",
         infer,
         emit,
+        expand: None,
     }
 }
 
@@ -92,6 +127,7 @@ const FAMILIES: &[&[OpDef]] = &[
     super::norm::OPS,
     super::attention::OPS,
     super::norm_contrib::OPS,
+    super::quant_contrib::OPS,
     super::recurrent::OPS,
     super::reduce::OPS,
     super::loss::OPS,

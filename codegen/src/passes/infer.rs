@@ -5,13 +5,30 @@ use crate::ops;
 
 pub fn run(g: &mut Graph) -> Result<()> {
     let mut keep = Vec::with_capacity(g.nodes.len());
-    let nodes = std::mem::take(&mut g.nodes);
-    for n in nodes {
+    // A work list: composite ops (`OpDef::expand`) put their expansion in front of the rest.
+    // Errors in an expansion name the composite node (`origin`), whose op the user wrote.
+    let mut queue: std::collections::VecDeque<(Node, Option<Node>)> = std::mem::take(&mut g.nodes)
+        .into_iter()
+        .map(|n| (n, None))
+        .collect();
+    while let Some((n, origin)) = queue.pop_front() {
         if n.kiln.is_some() {
             keep.push(n);
             continue;
         }
-        let (outs, assumed) = ops::infer(g, &n).map_err(|e| n.err(with_input_types(g, &n, e)))?;
+        let at = |e: Error| match &origin {
+            Some(o) => o.err(e),
+            None => n.err(e),
+        };
+        if let Some(expand) = ops::lookup(&n.domain, &n.op).and_then(|d| d.expand) {
+            let new = expand(g, &n).map_err(|e| at(with_input_types(g, &n, e)))?;
+            let o = origin.clone().unwrap_or_else(|| n.clone());
+            for m in new.into_iter().rev() {
+                queue.push_front((m, Some(o.clone())));
+            }
+            continue;
+        }
+        let (outs, assumed) = ops::infer(g, &n).map_err(|e| at(with_input_types(g, &n, e)))?;
         for (a, b) in assumed.0 {
             let known = g
                 .eq_checks
@@ -26,7 +43,7 @@ pub fn run(g: &mut Graph) -> Result<()> {
             }
         }
         if outs.len() < n.outputs.len() {
-            return Err(n.err(crate::error::Error::invalid(format!(
+            return Err(at(crate::error::Error::invalid(format!(
                 "{} produces {} outputs but the node declares {}",
                 n.op,
                 outs.len(),
@@ -35,7 +52,7 @@ pub fn run(g: &mut Graph) -> Result<()> {
         }
         for (&o, info) in n.outputs.iter().zip(&outs) {
             let what = format!("output `{}`", g.values[o].name);
-            crate::ir::check_shape(&info.shape, &what).map_err(|e| n.err(e))?;
+            crate::ir::check_shape(&info.shape, &what).map_err(at)?;
         }
         let mut folded = true;
         for (&o, info) in n.outputs.iter().zip(outs) {

@@ -1,0 +1,1 @@
+BcatJ g[]‚Ê=‘t˜V[-Ø\@Ñ…ˆŽY0<ÓË¸8‘.L;Í°¯Òš8?œdžc‡Â'Ž¦\v³ÑÝ^›r<¤aš“ÇÑt;iz–†ÃÀJi”€—Ú~Êi›Ô¸¼SC~'­VctlEÙe¿¤C®0½^¼hb>ˆÛ®¿—‘‘»ØÓ2ËdYÁ=™[¡º¤`M¯Š“mÝ/=~¿Ÿ/Óœ‡€~_[b¨oŽz¢Vpu¤N‡{h€doE{Yƒx~‘Yg]TbY²f|M’Š[g~su²[^]|_––Y¤IjŽ}•”P‚•£§Gª‘YS}}ŸpPvg™nO…JQ¬Hz¨rtU§|mŽƒ§Op~S¢˜¡f•“ƒl®¨Wqbvo§ž€tEtª¡cReP|Oƒ}M\‹lU{
