@@ -12967,6 +12967,33 @@ fn test_identity() {
     }
 }
 
+mod test_if {
+    kiln::include_model!("tests/onnx_node/test_if/model.onnx");
+}
+
+#[test]
+fn test_if() {
+    let dir = common::case_dir("tests/onnx_node/test_if");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_if::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<bool>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_if::Inputs { cond: x_0 })
+            .unwrap_or_else(|e| panic!("test_if [{}]: {e:?}", isa.name()));
+        let what = format!("test_if [{}] res", isa.name());
+        assert_eq!(out.res.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.res.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_isinf {
     kiln::include_model!("tests/onnx_node/test_isinf/model.onnx");
 }

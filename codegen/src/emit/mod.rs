@@ -1,6 +1,7 @@
 //! Rust emission: the module template (`module`: constants, `Inputs`, `Outputs`, `Model`), the
 //! weight blob and its statics (`statics`), and one straight-line statement block per node
 //! (`nodes`). The generated code contains no `unsafe`.
+mod control;
 mod embed;
 mod fused;
 pub(crate) mod matmul;
@@ -256,8 +257,12 @@ pub fn emit(g: &Graph, plan: &Plan, opts: &EmitOptions) -> Result<Emitted> {
 fn node_steps(ctx: &Ctx, per_node: &[Option<Ident>]) -> Result<Vec<TokenStream>> {
     let (g, plan, rt) = (ctx.g, ctx.plan, ctx.rt);
     let arena_plan = plan.arena.as_ref();
-    let mut steps = Vec::new();
+    let mut steps = control::Blocks::default();
     for (ni, n) in g.nodes.iter().enumerate() {
+        if control::Blocks::is_marker(n) {
+            steps.marker(ctx, n, ni).map_err(|e| n.err(e))?;
+            continue;
+        }
         let mut s = nodes::emit_node(ctx, n, per_node[ni].as_ref()).map_err(|e| n.err(e))?;
         // Producers that do not gather the range themselves get a min/max pass right after
         // (the work the consumer would otherwise do).
@@ -292,8 +297,7 @@ fn node_steps(ctx: &Ctx, per_node: &[Option<Ident>]) -> Result<Vec<TokenStream>>
             _ => steps.push(s),
         }
     }
-
-    Ok(steps)
+    steps.finish()
 }
 
 /// Input shape checks, symbolic dim bindings, derived dims, run-time dim checks and the growth

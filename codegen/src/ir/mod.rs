@@ -2,12 +2,14 @@
 //! and nodes in topological order. ONNX nodes keep their op type and attributes; fusion passes
 //! replace groups of them with kiln's own ops ([`KilnOp`]), which carry prepacked weights.
 mod dim;
+mod subgraph;
 mod tensor;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use dim::{Dim, SymId, from_static, numel, static_shape};
+pub use subgraph::{Capture, Subgraph};
 pub use tensor::{DType, Tensor, TensorData};
 
 use crate::error::{Error, Result};
@@ -110,7 +112,9 @@ pub enum Attr {
     Ints(Vec<i64>),
     Strings(Vec<String>),
     Tensor(Tensor),
-    /// Graphs, sparse tensors, type protos: kept by name only so errors can mention them.
+    /// A subgraph (`If`'s branches, `Loop`'s and `Scan`'s bodies).
+    Graph(Subgraph),
+    /// Lists of graphs, sparse tensors, type protos: kept by name only so errors can mention them.
     Other(&'static str),
 }
 
@@ -394,6 +398,7 @@ fn attr_kind(a: &Attr) -> &'static str {
         Attr::Ints(_) => "a list of ints",
         Attr::Strings(_) => "a list of strings",
         Attr::Tensor(_) => "a tensor",
+        Attr::Graph(_) => "a graph",
         Attr::Other(k) => k,
     }
 }

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 use crate::error::{Error, ErrorKind, Result, bail, unsupported};
-use crate::ir::{Attr, DType, Dim, Graph, Node, Tensor, TensorData, Value, ValueId};
+use crate::ir::{
+    Attr, Capture, DType, Dim, Graph, Node, Subgraph, Tensor, TensorData, Value, ValueId,
+};
 
 /// Largest constant kiln accepts (bytes), a guard against absurd dims in corrupt files.
 const MAX_TENSOR_BYTES: u64 = 1 << 34;
@@ -99,8 +101,69 @@ fn convert_graph(
         opset,
         ..Default::default()
     };
-    let mut names: HashMap<String, ValueId> = HashMap::new();
+    let mut scope = Scope::default();
+    decode_body(g, base, local_functions, &mut graph, &mut scope)?;
+    for vi in &g.input {
+        let name = vi.name.clone().unwrap_or_default();
+        // Older exporters list initializers as inputs too; ONNX treats them as overridable
+        // defaults. kiln compiles them as constants (that is what makes prepacking possible).
+        if scope.names.contains_key(&name) {
+            continue;
+        }
+        let (dtype, shape) = value_type(vi, &mut graph)?;
+        let id = graph.add_value(name.clone(), dtype, shape);
+        graph.inputs.push(id);
+        scope.names.insert(name, id);
+    }
+    decode_nodes(g, base, local_functions, &mut graph, &mut scope)?;
+    for vi in &g.output {
+        let name = vi.name.clone().unwrap_or_default();
+        let Some(&id) = scope.names.get(&name) else {
+            bail!("graph output `{name}` is not produced by any node");
+        };
+        graph.outputs.push(id);
+    }
+    if graph.outputs.is_empty() {
+        bail!("the graph has no outputs");
+    }
+    Ok(graph)
+}
 
+/// Name resolution while decoding one graph: its own values and, for a subgraph, the values of
+/// the enclosing graphs it reads (each becomes a [`Capture`]).
+#[derive(Default)]
+struct Scope {
+    names: HashMap<String, ValueId>,
+    /// `Some` while decoding a subgraph: a name not defined in it is a capture.
+    captures: Option<Vec<Capture>>,
+}
+
+impl Scope {
+    fn resolve(&mut self, graph: &mut Graph, name: &str, reader: &str) -> Option<ValueId> {
+        if let Some(&id) = self.names.get(name) {
+            return Some(id);
+        }
+        let caps = self.captures.as_mut()?;
+        let id = graph.add_value(name.to_string(), DType::F32, Vec::new());
+        caps.push(Capture {
+            name: name.to_string(),
+            inner: id,
+            reader: reader.to_string(),
+            input: 0,
+        });
+        self.names.insert(name.to_string(), id);
+        Some(id)
+    }
+}
+
+/// The initializers of `g` into `graph`.
+fn decode_body(
+    g: &proto::GraphProto,
+    base: &DataDirs,
+    _local_functions: &[String],
+    graph: &mut Graph,
+    scope: &mut Scope,
+) -> Result<()> {
     for init in &g.initializer {
         let t = tensor_from_proto(init, base)?;
         let id = graph.values.len();
@@ -113,25 +176,85 @@ fn convert_graph(
             int4: t.int4,
             dq: None,
         });
-        names.insert(graph.values[id].name.clone(), id);
+        scope.names.insert(graph.values[id].name.clone(), id);
     }
     if !g.sparse_initializer.is_empty() {
         unsupported!("sparse initializers are not supported");
     }
+    Ok(())
+}
+
+/// A subgraph attribute (`If` branch, `Loop`/`Scan` body): its formal inputs get their element
+/// type only (the owning op gives their shapes), and every name it reads from an enclosing
+/// graph becomes a capture.
+fn convert_subgraph(
+    g: &proto::GraphProto,
+    base: &DataDirs,
+    opset: i64,
+    local_functions: &[String],
+) -> Result<Subgraph> {
+    let mut graph = Graph {
+        opset,
+        ..Default::default()
+    };
+    let mut scope = Scope {
+        names: HashMap::new(),
+        captures: Some(Vec::new()),
+    };
+    decode_body(g, base, local_functions, &mut graph, &mut scope)?;
     for vi in &g.input {
         let name = vi.name.clone().unwrap_or_default();
-        // Older exporters list initializers as inputs too; ONNX treats them as overridable
-        // defaults. kiln compiles them as constants (that is what makes prepacking possible).
-        if names.contains_key(&name) {
-            continue;
-        }
-        let (dtype, shape) = value_type(vi, &mut graph)?;
-        let id = graph.add_value(name.clone(), dtype, shape);
+        let dtype = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(proto::type_proto::Value::TensorType(t)) => {
+                DType::from_onnx(t.elem_type.unwrap_or(0)).unwrap_or(DType::F32)
+            }
+            _ => unsupported!(
+                "subgraph input `{name}` is not a tensor (sequences, maps and optionals are \
+                 not supported)"
+            ),
+        };
+        let id = graph.add_value(name.clone(), dtype, Vec::new());
         graph.inputs.push(id);
-        names.insert(name, id);
+        scope.names.insert(name, id);
     }
+    decode_nodes(g, base, local_functions, &mut graph, &mut scope)?;
+    for vi in &g.output {
+        let name = vi.name.clone().unwrap_or_default();
+        let Some(id) = scope.resolve(&mut graph, &name, "(the subgraph's outputs)") else {
+            bail!("subgraph output `{name}` is not defined");
+        };
+        graph.outputs.push(id);
+    }
+    Ok(Subgraph {
+        graph: Box::new(graph),
+        captures: scope.captures.unwrap_or_default(),
+        compiled: false,
+        dead: None,
+    })
+}
 
-    for (idx, np) in g.node.iter().enumerate() {
+/// An error inside subgraph `attr` of node `outer`: reported at `outer` (the node the user can
+/// find in the top graph), naming the inner node and op in the message.
+pub(crate) fn in_subgraph(e: Error, attr: &str, outer: &crate::ir::Node) -> Error {
+    let mut e = e;
+    let inner = match (e.node.take(), e.op_type.take()) {
+        (Some(n), Some(op)) => format!(", node `{n}` (op {op})"),
+        (Some(n), None) => format!(", node `{n}`"),
+        _ => String::new(),
+    };
+    e.domain = None;
+    e.message = format!("in `{attr}`{inner}: {}", e.message);
+    e.at_node(&outer.name, &outer.op, &outer.domain)
+}
+
+fn decode_nodes(
+    g: &proto::GraphProto,
+    base: &DataDirs,
+    local_functions: &[String],
+    graph: &mut Graph,
+    scope: &mut Scope,
+) -> Result<()> {
+    for np in &g.node {
         let op = np.op_type.clone().unwrap_or_default();
         let domain = np.domain.clone().unwrap_or_default();
         let name = match np.name.as_deref() {
@@ -152,7 +275,7 @@ fn convert_graph(
         for i in &np.input {
             if i.is_empty() {
                 inputs.push(None);
-            } else if let Some(&id) = names.get(i) {
+            } else if let Some(id) = scope.resolve(graph, i, &name) {
                 inputs.push(Some(id));
             } else {
                 return Err(ctx(Error::invalid(format!(
@@ -169,7 +292,51 @@ fn convert_graph(
         let mut attrs = BTreeMap::new();
         for a in &np.attribute {
             let an = a.name.clone().unwrap_or_default();
-            attrs.insert(an, attr_from_proto(a, base).map_err(ctx)?);
+            let v = match (&a.g, a.r#type) {
+                (Some(sg), Some(5) | None) => {
+                    let node = Node {
+                        name: name.clone(),
+                        op: op.clone(),
+                        domain: domain.clone(),
+                        inputs: Vec::new(),
+                        outputs: Vec::new(),
+                        attrs: BTreeMap::new(),
+                        kiln: None,
+                    };
+                    Attr::Graph(
+                        convert_subgraph(sg, base, graph.opset, local_functions)
+                            .map_err(|e| in_subgraph(e, &an, &node))?,
+                    )
+                }
+                _ => attr_from_proto(a, base).map_err(ctx)?,
+            };
+            attrs.insert(an, v);
+        }
+        // The outer values the subgraphs read become extra inputs of the node, after its ONNX
+        // inputs (once each).
+        let n_onnx = inputs.len();
+        for (an, attr) in attrs.iter_mut() {
+            let Attr::Graph(sg) = attr else { continue };
+            for c in &mut sg.captures {
+                let Some(outer) = scope.resolve(graph, &c.name, &name) else {
+                    return Err(ctx(Error::invalid(format!(
+                        "`{an}` reads `{}` (in its node `{}`), which is neither defined in it nor \
+                         before this node in an enclosing graph",
+                        c.name, c.reader
+                    )))
+                    .with_hint(
+                        "the model is invalid (onnx.checker.check_model(model, full_check=True) \
+                         reports it): re-export it",
+                    ));
+                };
+                c.input = match inputs[n_onnx..].iter().position(|&x| x == Some(outer)) {
+                    Some(p) => n_onnx + p,
+                    None => {
+                        inputs.push(Some(outer));
+                        inputs.len() - 1
+                    }
+                };
+            }
         }
         let mut outputs = Vec::with_capacity(np.output.len());
         for (j, o) in np.output.iter().enumerate() {
@@ -179,16 +346,15 @@ fn convert_graph(
             } else {
                 o.clone()
             };
-            if names.contains_key(&vname) {
+            if scope.names.contains_key(&vname) {
                 return Err(ctx(Error::invalid(format!(
                     "value `{vname}` is defined twice (ONNX graphs are single-assignment)"
                 ))));
             }
             let id = graph.add_value(vname.clone(), DType::F32, Vec::new());
-            names.insert(vname, id);
+            scope.names.insert(vname, id);
             outputs.push(id);
         }
-        let _ = idx;
         graph.nodes.push(Node {
             name,
             op,
@@ -199,18 +365,7 @@ fn convert_graph(
             kiln: None,
         });
     }
-
-    for vi in &g.output {
-        let name = vi.name.clone().unwrap_or_default();
-        let Some(&id) = names.get(&name) else {
-            bail!("graph output `{name}` is not produced by any node");
-        };
-        graph.outputs.push(id);
-    }
-    if graph.outputs.is_empty() {
-        bail!("the graph has no outputs");
-    }
-    Ok(graph)
+    Ok(())
 }
 
 fn value_type(vi: &proto::ValueInfoProto, graph: &mut Graph) -> Result<(DType, Vec<Dim>)> {

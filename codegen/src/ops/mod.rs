@@ -4,6 +4,7 @@
 //! ([`registry`]: one line per op in its family's `OPS`) is the single source of truth for what
 //! kiln accepts; the README's supported-ops table is generated from it.
 mod attention;
+pub(crate) mod control;
 pub mod conv;
 mod elementwise;
 mod index;

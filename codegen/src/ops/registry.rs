@@ -135,6 +135,7 @@ const FAMILIES: &[&[OpDef]] = &[
     super::symbolic::OPS,
     super::tensor::OPS,
     super::index::OPS,
+    super::control::OPS,
 ];
 
 /// Every registered op, in table order.

@@ -16,6 +16,19 @@ pub fn run(g: &mut Graph) -> Result<()> {
             keep.push(n);
             continue;
         }
+        let n = match ops::control::expand(g, n).map_err(|e| match &origin {
+            Some(o) if e.node.is_none() => o.err(e),
+            _ => e,
+        })? {
+            ops::control::Expanded::Keep(n) => *n,
+            ops::control::Expanded::Inline(nodes) => {
+                // An inlined branch or loop body: inferred next, in order.
+                for m in nodes.into_iter().rev() {
+                    queue.push_front((m, origin.clone()));
+                }
+                continue;
+            }
+        };
         let at = |e: Error| match &origin {
             Some(o) => o.err(e),
             None => n.err(e),

@@ -60,6 +60,7 @@ pub fn run(g: &mut Graph) -> Result<()> {
     dce::run(g);
     fuse_elementwise::run(g)?;
     layout::run(g);
+    crate::ops::control::lower_all(g)?;
     Ok(())
 }
 
