@@ -208,7 +208,9 @@ fn convert_subgraph(
             Some(proto::type_proto::Value::TensorType(t)) => {
                 DType::from_onnx(t.elem_type.unwrap_or(0)).unwrap_or(DType::F32)
             }
-            _ => unsupported!(
+            // Types of body inputs may be left to the owning op (it gives their shapes too).
+            None => DType::F32,
+            Some(_) => unsupported!(
                 "subgraph input `{name}` is not a tensor (sequences, maps and optionals are \
                  not supported)"
             ),
