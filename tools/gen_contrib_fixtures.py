@@ -16,6 +16,12 @@ BiasAdd (CUDA only): it is tested against its formula in kiln_runtime::ops::bias
 (uint8 B, per-tensor, bias) and a second DynamicQuantizeMatMul (uint8 B, no zero point, no
 bias). int8 weights stay in [-64, 63]: onnxruntime's u8×s8 AVX2 kernel (vpmaddubsw) saturates
 pairwise sums beyond ±32767 otherwise, which is the reason its quantizer has `reduce_range`.
+
+`qoperator`: each QOperator contrib op (QLinearAdd/Mul/Sigmoid/LeakyRelu/GlobalAveragePool in
+both layouts/AveragePool/Concat/Softmax, QGemm with an 8-bit and with a float output) on random
+uint8 tensors. `matmul_nbits`: MatMulNBits with 4-bit weights (packed zero points and bias, K
+not a multiple of the block; no zero points) and 8-bit weights, quantized here from random
+floats; onnxruntime runs it with accuracy_level 0 (f32 activations).
 """
 import os
 

@@ -506,3 +506,39 @@ fn contrib_dynamic_quantized_matmuls_run_as_int8_gemms() {
         "{ops:?}"
     );
 }
+
+/// onnxruntime's QOperator contrib ops and MatMulNBits reach the integer and weight-only
+/// kernels: QGemm with an 8-bit output becomes the packed int8 `QMatMul`, QLinearSigmoid and
+/// QLinearLeakyRelu 8-bit lookup tables (`QdqMap`), MatMulNBits the weight-only `DqMatMul`
+/// (4-bit weights stay packed).
+#[test]
+fn contrib_quantized_ops_reach_the_integer_kernels() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/contrib");
+    let c = compile_file(&dir.join("qoperator/model.onnx"), &Options::default()).unwrap();
+    let ops: Vec<&str> = c.graph.nodes.iter().map(|n| n.op.as_str()).collect();
+    let count = |op: &str| ops.iter().filter(|o| **o == op).count();
+    assert_eq!((count("QdqMap"), count("DqMatMul")), (2, 1), "{ops:?}");
+    let packed = c.graph.nodes.iter().filter(|n| {
+        matches!(
+            &n.kiln,
+            Some(kiln_codegen::ir::KilnOp::QMatMul {
+                packed: Some(_),
+                ..
+            })
+        )
+    });
+    assert_eq!(packed.count(), 1, "{ops:?}");
+    let c = compile_file(&dir.join("matmul_nbits/model.onnx"), &Options::default()).unwrap();
+    let ops: Vec<&str> = c.graph.nodes.iter().map(|n| n.op.as_str()).collect();
+    assert_eq!(ops, ["DqMatMul", "DqMatMul", "DqMatMul"], "{ops:?}");
+    let bits: Vec<u8> = c
+        .graph
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.kiln {
+            Some(kiln_codegen::ir::KilnOp::DqMatMul { w, .. }) => Some(w.bits),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bits, [4, 4, 8]);
+}
