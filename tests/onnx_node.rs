@@ -42,6 +42,114 @@ fn test_abs() {
     }
 }
 
+mod test_acos {
+    kiln::include_model!("tests/onnx_node/test_acos/model.onnx");
+}
+
+#[test]
+fn test_acos() {
+    let dir = common::case_dir("tests/onnx_node/test_acos");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_acos::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_acos::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_acos [{}]: {e:?}", isa.name()));
+        let what = format!("test_acos [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_acos_example {
+    kiln::include_model!("tests/onnx_node/test_acos_example/model.onnx");
+}
+
+#[test]
+fn test_acos_example() {
+    let dir = common::case_dir("tests/onnx_node/test_acos_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_acos_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_acos_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_acos_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_acos_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_acosh {
+    kiln::include_model!("tests/onnx_node/test_acosh/model.onnx");
+}
+
+#[test]
+fn test_acosh() {
+    let dir = common::case_dir("tests/onnx_node/test_acosh");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_acosh::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_acosh::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_acosh [{}]: {e:?}", isa.name()));
+        let what = format!("test_acosh [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_acosh_example {
+    kiln::include_model!("tests/onnx_node/test_acosh_example/model.onnx");
+}
+
+#[test]
+fn test_acosh_example() {
+    let dir = common::case_dir("tests/onnx_node/test_acosh_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_acosh_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_acosh_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_acosh_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_acosh_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_add {
     kiln::include_model!("tests/onnx_node/test_add/model.onnx");
 }
@@ -1297,6 +1405,222 @@ fn test_argmin_no_keepdims_random_select_last_index() {
         );
         assert_eq!(out.result.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_exact(&what, out.result.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_asin {
+    kiln::include_model!("tests/onnx_node/test_asin/model.onnx");
+}
+
+#[test]
+fn test_asin() {
+    let dir = common::case_dir("tests/onnx_node/test_asin");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_asin::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_asin::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_asin [{}]: {e:?}", isa.name()));
+        let what = format!("test_asin [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_asin_example {
+    kiln::include_model!("tests/onnx_node/test_asin_example/model.onnx");
+}
+
+#[test]
+fn test_asin_example() {
+    let dir = common::case_dir("tests/onnx_node/test_asin_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_asin_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_asin_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_asin_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_asin_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_asinh {
+    kiln::include_model!("tests/onnx_node/test_asinh/model.onnx");
+}
+
+#[test]
+fn test_asinh() {
+    let dir = common::case_dir("tests/onnx_node/test_asinh");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_asinh::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_asinh::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_asinh [{}]: {e:?}", isa.name()));
+        let what = format!("test_asinh [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_asinh_example {
+    kiln::include_model!("tests/onnx_node/test_asinh_example/model.onnx");
+}
+
+#[test]
+fn test_asinh_example() {
+    let dir = common::case_dir("tests/onnx_node/test_asinh_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_asinh_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_asinh_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_asinh_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_asinh_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_atan {
+    kiln::include_model!("tests/onnx_node/test_atan/model.onnx");
+}
+
+#[test]
+fn test_atan() {
+    let dir = common::case_dir("tests/onnx_node/test_atan");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_atan::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_atan::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_atan [{}]: {e:?}", isa.name()));
+        let what = format!("test_atan [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_atan_example {
+    kiln::include_model!("tests/onnx_node/test_atan_example/model.onnx");
+}
+
+#[test]
+fn test_atan_example() {
+    let dir = common::case_dir("tests/onnx_node/test_atan_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_atan_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_atan_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_atan_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_atan_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_atanh {
+    kiln::include_model!("tests/onnx_node/test_atanh/model.onnx");
+}
+
+#[test]
+fn test_atanh() {
+    let dir = common::case_dir("tests/onnx_node/test_atanh");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_atanh::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_atanh::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_atanh [{}]: {e:?}", isa.name()));
+        let what = format!("test_atanh [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_atanh_example {
+    kiln::include_model!("tests/onnx_node/test_atanh_example/model.onnx");
+}
+
+#[test]
+fn test_atanh_example() {
+    let dir = common::case_dir("tests/onnx_node/test_atanh_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_atanh_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_atanh_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_atanh_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_atanh_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -7998,6 +8322,33 @@ fn test_ceil_example() {
     }
 }
 
+mod test_celu {
+    kiln::include_model!("tests/onnx_node/test_celu/model.onnx");
+}
+
+#[test]
+fn test_celu() {
+    let dir = common::case_dir("tests/onnx_node/test_celu");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_celu::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_celu::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_celu [{}]: {e:?}", isa.name()));
+        let what = format!("test_celu [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_clip {
     kiln::include_model!("tests/onnx_node/test_clip/model.onnx");
 }
@@ -9239,6 +9590,114 @@ fn test_convtranspose_pads() {
             out.y.data(),
             common::data::<f32>(&want_0),
             1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cos {
+    kiln::include_model!("tests/onnx_node/test_cos/model.onnx");
+}
+
+#[test]
+fn test_cos() {
+    let dir = common::case_dir("tests/onnx_node/test_cos");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cos::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cos::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cos [{}]: {e:?}", isa.name()));
+        let what = format!("test_cos [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cos_example {
+    kiln::include_model!("tests/onnx_node/test_cos_example/model.onnx");
+}
+
+#[test]
+fn test_cos_example() {
+    let dir = common::case_dir("tests/onnx_node/test_cos_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cos_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cos_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cos_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_cos_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cosh {
+    kiln::include_model!("tests/onnx_node/test_cosh/model.onnx");
+}
+
+#[test]
+fn test_cosh() {
+    let dir = common::case_dir("tests/onnx_node/test_cosh");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cosh::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cosh::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cosh [{}]: {e:?}", isa.name()));
+        let what = format!("test_cosh [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_cosh_example {
+    kiln::include_model!("tests/onnx_node/test_cosh_example/model.onnx");
+}
+
+#[test]
+fn test_cosh_example() {
+    let dir = common::case_dir("tests/onnx_node/test_cosh_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_cosh_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_cosh_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_cosh_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_cosh_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
             1.0e-5,
         );
     }
@@ -10559,6 +11018,172 @@ fn test_edge_pad() {
     }
 }
 
+mod test_einsum_batch_diagonal {
+    kiln::include_model!("tests/onnx_node/test_einsum_batch_diagonal/model.onnx");
+}
+
+#[test]
+fn test_einsum_batch_diagonal() {
+    let dir = common::case_dir("tests/onnx_node/test_einsum_batch_diagonal");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_einsum_batch_diagonal::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_einsum_batch_diagonal::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_einsum_batch_diagonal [{}]: {e:?}", isa.name()));
+        let what = format!("test_einsum_batch_diagonal [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_einsum_batch_matmul {
+    kiln::include_model!("tests/onnx_node/test_einsum_batch_matmul/model.onnx");
+}
+
+#[test]
+fn test_einsum_batch_matmul() {
+    let dir = common::case_dir("tests/onnx_node/test_einsum_batch_matmul");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_einsum_batch_matmul::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_einsum_batch_matmul::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_einsum_batch_matmul [{}]: {e:?}", isa.name()));
+        let what = format!("test_einsum_batch_matmul [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.z.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_einsum_inner_prod {
+    kiln::include_model!("tests/onnx_node/test_einsum_inner_prod/model.onnx");
+}
+
+#[test]
+fn test_einsum_inner_prod() {
+    let dir = common::case_dir("tests/onnx_node/test_einsum_inner_prod");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_einsum_inner_prod::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f64>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_einsum_inner_prod::Inputs { x: x_0, y: x_1 })
+            .unwrap_or_else(|e| panic!("test_einsum_inner_prod [{}]: {e:?}", isa.name()));
+        let what = format!("test_einsum_inner_prod [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.z.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_einsum_scalar {
+    kiln::include_model!("tests/onnx_node/test_einsum_scalar/model.onnx");
+}
+
+#[test]
+fn test_einsum_scalar() {
+    let dir = common::case_dir("tests/onnx_node/test_einsum_scalar");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_einsum_scalar::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_einsum_scalar::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_einsum_scalar [{}]: {e:?}", isa.name()));
+        let what = format!("test_einsum_scalar [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_einsum_sum {
+    kiln::include_model!("tests/onnx_node/test_einsum_sum/model.onnx");
+}
+
+#[test]
+fn test_einsum_sum() {
+    let dir = common::case_dir("tests/onnx_node/test_einsum_sum");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_einsum_sum::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_einsum_sum::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_einsum_sum [{}]: {e:?}", isa.name()));
+        let what = format!("test_einsum_sum [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_einsum_transpose {
+    kiln::include_model!("tests/onnx_node/test_einsum_transpose/model.onnx");
+}
+
+#[test]
+fn test_einsum_transpose() {
+    let dir = common::case_dir("tests/onnx_node/test_einsum_transpose");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_einsum_transpose::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_einsum_transpose::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_einsum_transpose [{}]: {e:?}", isa.name()));
+        let what = format!("test_einsum_transpose [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close_f64(
+            &what,
+            out.y.data(),
+            common::data::<f64>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_elu {
     kiln::include_model!("tests/onnx_node/test_elu/model.onnx");
 }
@@ -11654,6 +12279,114 @@ fn test_gathernd_example_int32_batch_dim1() {
         );
         assert_eq!(out.output.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_exact(&what, out.output.data(), common::data::<i32>(&want_0));
+    }
+}
+
+mod test_gelu_default_1 {
+    kiln::include_model!("tests/onnx_node/test_gelu_default_1/model.onnx");
+}
+
+#[test]
+fn test_gelu_default_1() {
+    let dir = common::case_dir("tests/onnx_node/test_gelu_default_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gelu_default_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_gelu_default_1::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_gelu_default_1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_gelu_default_1 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gelu_default_2 {
+    kiln::include_model!("tests/onnx_node/test_gelu_default_2/model.onnx");
+}
+
+#[test]
+fn test_gelu_default_2() {
+    let dir = common::case_dir("tests/onnx_node/test_gelu_default_2");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gelu_default_2::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_gelu_default_2::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_gelu_default_2 [{}]: {e:?}", isa.name()));
+        let what = format!("test_gelu_default_2 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gelu_tanh_1 {
+    kiln::include_model!("tests/onnx_node/test_gelu_tanh_1/model.onnx");
+}
+
+#[test]
+fn test_gelu_tanh_1() {
+    let dir = common::case_dir("tests/onnx_node/test_gelu_tanh_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gelu_tanh_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_gelu_tanh_1::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_gelu_tanh_1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_gelu_tanh_1 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gelu_tanh_2 {
+    kiln::include_model!("tests/onnx_node/test_gelu_tanh_2/model.onnx");
+}
+
+#[test]
+fn test_gelu_tanh_2() {
+    let dir = common::case_dir("tests/onnx_node/test_gelu_tanh_2");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gelu_tanh_2::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_gelu_tanh_2::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_gelu_tanh_2 [{}]: {e:?}", isa.name()));
+        let what = format!("test_gelu_tanh_2 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -12832,6 +13565,195 @@ fn test_gru_with_initial_bias() {
     }
 }
 
+mod test_hardmax_axis_0 {
+    kiln::include_model!("tests/onnx_node/test_hardmax_axis_0/model.onnx");
+}
+
+#[test]
+fn test_hardmax_axis_0() {
+    let dir = common::case_dir("tests/onnx_node/test_hardmax_axis_0");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_hardmax_axis_0::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_hardmax_axis_0::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_hardmax_axis_0 [{}]: {e:?}", isa.name()));
+        let what = format!("test_hardmax_axis_0 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_hardmax_axis_1 {
+    kiln::include_model!("tests/onnx_node/test_hardmax_axis_1/model.onnx");
+}
+
+#[test]
+fn test_hardmax_axis_1() {
+    let dir = common::case_dir("tests/onnx_node/test_hardmax_axis_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_hardmax_axis_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_hardmax_axis_1::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_hardmax_axis_1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_hardmax_axis_1 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_hardmax_axis_2 {
+    kiln::include_model!("tests/onnx_node/test_hardmax_axis_2/model.onnx");
+}
+
+#[test]
+fn test_hardmax_axis_2() {
+    let dir = common::case_dir("tests/onnx_node/test_hardmax_axis_2");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_hardmax_axis_2::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_hardmax_axis_2::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_hardmax_axis_2 [{}]: {e:?}", isa.name()));
+        let what = format!("test_hardmax_axis_2 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_hardmax_default_axis {
+    kiln::include_model!("tests/onnx_node/test_hardmax_default_axis/model.onnx");
+}
+
+#[test]
+fn test_hardmax_default_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_hardmax_default_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_hardmax_default_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_hardmax_default_axis::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_hardmax_default_axis [{}]: {e:?}", isa.name()));
+        let what = format!("test_hardmax_default_axis [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_hardmax_example {
+    kiln::include_model!("tests/onnx_node/test_hardmax_example/model.onnx");
+}
+
+#[test]
+fn test_hardmax_example() {
+    let dir = common::case_dir("tests/onnx_node/test_hardmax_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_hardmax_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_hardmax_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_hardmax_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_hardmax_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_hardmax_negative_axis {
+    kiln::include_model!("tests/onnx_node/test_hardmax_negative_axis/model.onnx");
+}
+
+#[test]
+fn test_hardmax_negative_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_hardmax_negative_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_hardmax_negative_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_hardmax_negative_axis::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_hardmax_negative_axis [{}]: {e:?}", isa.name()));
+        let what = format!("test_hardmax_negative_axis [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_hardmax_one_hot {
+    kiln::include_model!("tests/onnx_node/test_hardmax_one_hot/model.onnx");
+}
+
+#[test]
+fn test_hardmax_one_hot() {
+    let dir = common::case_dir("tests/onnx_node/test_hardmax_one_hot");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_hardmax_one_hot::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_hardmax_one_hot::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_hardmax_one_hot [{}]: {e:?}", isa.name()));
+        let what = format!("test_hardmax_one_hot [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_hardsigmoid {
     kiln::include_model!("tests/onnx_node/test_hardsigmoid/model.onnx");
 }
@@ -13075,6 +13997,141 @@ fn test_isnan() {
         let what = format!("test_isnan [{}] y", isa.name());
         assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_exact(&what, out.y.data(), common::data::<bool>(&want_0));
+    }
+}
+
+mod test_l1normalization_axis_0 {
+    kiln::include_model!("tests/onnx_node/test_l1normalization_axis_0/model.onnx");
+}
+
+#[test]
+fn test_l1normalization_axis_0() {
+    let dir = common::case_dir("tests/onnx_node/test_l1normalization_axis_0");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_l1normalization_axis_0::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_l1normalization_axis_0::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_l1normalization_axis_0 [{}]: {e:?}", isa.name()));
+        let what = format!("test_l1normalization_axis_0 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_l1normalization_axis_1 {
+    kiln::include_model!("tests/onnx_node/test_l1normalization_axis_1/model.onnx");
+}
+
+#[test]
+fn test_l1normalization_axis_1() {
+    let dir = common::case_dir("tests/onnx_node/test_l1normalization_axis_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_l1normalization_axis_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_l1normalization_axis_1::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_l1normalization_axis_1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_l1normalization_axis_1 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_l1normalization_axis_last {
+    kiln::include_model!("tests/onnx_node/test_l1normalization_axis_last/model.onnx");
+}
+
+#[test]
+fn test_l1normalization_axis_last() {
+    let dir = common::case_dir("tests/onnx_node/test_l1normalization_axis_last");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_l1normalization_axis_last::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_l1normalization_axis_last::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_l1normalization_axis_last [{}]: {e:?}", isa.name()));
+        let what = format!("test_l1normalization_axis_last [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_l2normalization_axis_0 {
+    kiln::include_model!("tests/onnx_node/test_l2normalization_axis_0/model.onnx");
+}
+
+#[test]
+fn test_l2normalization_axis_0() {
+    let dir = common::case_dir("tests/onnx_node/test_l2normalization_axis_0");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_l2normalization_axis_0::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_l2normalization_axis_0::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_l2normalization_axis_0 [{}]: {e:?}", isa.name()));
+        let what = format!("test_l2normalization_axis_0 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_l2normalization_axis_1 {
+    kiln::include_model!("tests/onnx_node/test_l2normalization_axis_1/model.onnx");
+}
+
+#[test]
+fn test_l2normalization_axis_1() {
+    let dir = common::case_dir("tests/onnx_node/test_l2normalization_axis_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_l2normalization_axis_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_l2normalization_axis_1::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_l2normalization_axis_1 [{}]: {e:?}", isa.name()));
+        let what = format!("test_l2normalization_axis_1 [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -15039,6 +16096,33 @@ fn test_logsoftmax_negative_axis() {
     }
 }
 
+mod test_lpnormalization_default {
+    kiln::include_model!("tests/onnx_node/test_lpnormalization_default/model.onnx");
+}
+
+#[test]
+fn test_lpnormalization_default() {
+    let dir = common::case_dir("tests/onnx_node/test_lpnormalization_default");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_lpnormalization_default::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_lpnormalization_default::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_lpnormalization_default [{}]: {e:?}", isa.name()));
+        let what = format!("test_lpnormalization_default [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_lstm_batchwise {
     kiln::include_model!("tests/onnx_node/test_lstm_batchwise/model.onnx");
 }
@@ -16844,6 +17928,33 @@ fn test_min_uint8() {
     }
 }
 
+mod test_mish {
+    kiln::include_model!("tests/onnx_node/test_mish/model.onnx");
+}
+
+#[test]
+fn test_mish() {
+    let dir = common::case_dir("tests/onnx_node/test_mish");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_mish::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_mish::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_mish [{}]: {e:?}", isa.name()));
+        let what = format!("test_mish [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_mod_broadcast {
     kiln::include_model!("tests/onnx_node/test_mod_broadcast/model.onnx");
 }
@@ -18300,6 +19411,64 @@ fn test_pow_types_int64_int64() {
         let what = format!("test_pow_types_int64_int64 [{}] z", isa.name());
         assert_eq!(out.z.shape(), &want_0.shape[..], "{what}: shape");
         common::assert_exact(&what, out.z.data(), common::data::<i64>(&want_0));
+    }
+}
+
+mod test_prelu_broadcast {
+    kiln::include_model!("tests/onnx_node/test_prelu_broadcast/model.onnx");
+}
+
+#[test]
+fn test_prelu_broadcast() {
+    let dir = common::case_dir("tests/onnx_node/test_prelu_broadcast");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_prelu_broadcast::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_prelu_broadcast::Inputs { x: x_0, slope: x_1 })
+            .unwrap_or_else(|e| panic!("test_prelu_broadcast [{}]: {e:?}", isa.name()));
+        let what = format!("test_prelu_broadcast [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_prelu_example {
+    kiln::include_model!("tests/onnx_node/test_prelu_example/model.onnx");
+}
+
+#[test]
+fn test_prelu_example() {
+    let dir = common::case_dir("tests/onnx_node/test_prelu_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_prelu_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_prelu_example::Inputs { x: x_0, slope: x_1 })
+            .unwrap_or_else(|e| panic!("test_prelu_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_prelu_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
     }
 }
 
@@ -25249,6 +26418,60 @@ fn test_shape_start_negative_1() {
     }
 }
 
+mod test_shrink_hard {
+    kiln::include_model!("tests/onnx_node/test_shrink_hard/model.onnx");
+}
+
+#[test]
+fn test_shrink_hard() {
+    let dir = common::case_dir("tests/onnx_node/test_shrink_hard");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_shrink_hard::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_shrink_hard::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_shrink_hard [{}]: {e:?}", isa.name()));
+        let what = format!("test_shrink_hard [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_shrink_soft {
+    kiln::include_model!("tests/onnx_node/test_shrink_soft/model.onnx");
+}
+
+#[test]
+fn test_shrink_soft() {
+    let dir = common::case_dir("tests/onnx_node/test_shrink_soft");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_shrink_soft::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_shrink_soft::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_shrink_soft [{}]: {e:?}", isa.name()));
+        let what = format!("test_shrink_soft [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_sigmoid {
     kiln::include_model!("tests/onnx_node/test_sigmoid/model.onnx");
 }
@@ -25513,6 +26736,114 @@ fn test_simple_rnn_with_initial_bias() {
         common::assert_close(
             &what,
             out.y_h.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_sin {
+    kiln::include_model!("tests/onnx_node/test_sin/model.onnx");
+}
+
+#[test]
+fn test_sin() {
+    let dir = common::case_dir("tests/onnx_node/test_sin");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_sin::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_sin::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_sin [{}]: {e:?}", isa.name()));
+        let what = format!("test_sin [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_sin_example {
+    kiln::include_model!("tests/onnx_node/test_sin_example/model.onnx");
+}
+
+#[test]
+fn test_sin_example() {
+    let dir = common::case_dir("tests/onnx_node/test_sin_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_sin_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_sin_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_sin_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_sin_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_sinh {
+    kiln::include_model!("tests/onnx_node/test_sinh/model.onnx");
+}
+
+#[test]
+fn test_sinh() {
+    let dir = common::case_dir("tests/onnx_node/test_sinh");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_sinh::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_sinh::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_sinh [{}]: {e:?}", isa.name()));
+        let what = format!("test_sinh [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_sinh_example {
+    kiln::include_model!("tests/onnx_node/test_sinh_example/model.onnx");
+}
+
+#[test]
+fn test_sinh_example() {
+    let dir = common::case_dir("tests/onnx_node/test_sinh_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_sinh_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_sinh_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_sinh_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_sinh_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
             common::data::<f32>(&want_0),
             1.0e-5,
             1.0e-5,
@@ -27477,6 +28808,145 @@ fn test_sum_two_inputs() {
     }
 }
 
+mod test_swiglu {
+    kiln::include_model!("tests/onnx_node/test_swiglu/model.onnx");
+}
+
+#[test]
+fn test_swiglu() {
+    let dir = common::case_dir("tests/onnx_node/test_swiglu");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_swiglu::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_swiglu::Inputs { a: x_0, b: x_1 })
+            .unwrap_or_else(|e| panic!("test_swiglu [{}]: {e:?}", isa.name()));
+        let what = format!("test_swiglu [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_swiglu_alpha {
+    kiln::include_model!("tests/onnx_node/test_swiglu_alpha/model.onnx");
+}
+
+#[test]
+fn test_swiglu_alpha() {
+    let dir = common::case_dir("tests/onnx_node/test_swiglu_alpha");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_swiglu_alpha::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_swiglu_alpha::Inputs { a: x_0, b: x_1 })
+            .unwrap_or_else(|e| panic!("test_swiglu_alpha [{}]: {e:?}", isa.name()));
+        let what = format!("test_swiglu_alpha [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_swish {
+    kiln::include_model!("tests/onnx_node/test_swish/model.onnx");
+}
+
+#[test]
+fn test_swish() {
+    let dir = common::case_dir("tests/onnx_node/test_swish");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_swish::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_swish::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_swish [{}]: {e:?}", isa.name()));
+        let what = format!("test_swish [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_tan {
+    kiln::include_model!("tests/onnx_node/test_tan/model.onnx");
+}
+
+#[test]
+fn test_tan() {
+    let dir = common::case_dir("tests/onnx_node/test_tan");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_tan::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_tan::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_tan [{}]: {e:?}", isa.name()));
+        let what = format!("test_tan [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_tan_example {
+    kiln::include_model!("tests/onnx_node/test_tan_example/model.onnx");
+}
+
+#[test]
+fn test_tan_example() {
+    let dir = common::case_dir("tests/onnx_node/test_tan_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_tan_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_tan_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_tan_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_tan_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_tanh {
     kiln::include_model!("tests/onnx_node/test_tanh/model.onnx");
 }
@@ -27528,6 +28998,280 @@ fn test_tanh_example() {
             1.0e-5,
             1.0e-5,
         );
+    }
+}
+
+mod test_thresholdedrelu {
+    kiln::include_model!("tests/onnx_node/test_thresholdedrelu/model.onnx");
+}
+
+#[test]
+fn test_thresholdedrelu() {
+    let dir = common::case_dir("tests/onnx_node/test_thresholdedrelu");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_thresholdedrelu::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_thresholdedrelu::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_thresholdedrelu [{}]: {e:?}", isa.name()));
+        let what = format!("test_thresholdedrelu [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_thresholdedrelu_default {
+    kiln::include_model!("tests/onnx_node/test_thresholdedrelu_default/model.onnx");
+}
+
+#[test]
+fn test_thresholdedrelu_default() {
+    let dir = common::case_dir("tests/onnx_node/test_thresholdedrelu_default");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_thresholdedrelu_default::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_thresholdedrelu_default::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_thresholdedrelu_default [{}]: {e:?}", isa.name()));
+        let what = format!("test_thresholdedrelu_default [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_thresholdedrelu_example {
+    kiln::include_model!("tests/onnx_node/test_thresholdedrelu_example/model.onnx");
+}
+
+#[test]
+fn test_thresholdedrelu_example() {
+    let dir = common::case_dir("tests/onnx_node/test_thresholdedrelu_example");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_thresholdedrelu_example::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_thresholdedrelu_example::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_thresholdedrelu_example [{}]: {e:?}", isa.name()));
+        let what = format!("test_thresholdedrelu_example [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_top_k {
+    kiln::include_model!("tests/onnx_node/test_top_k/model.onnx");
+}
+
+#[test]
+fn test_top_k() {
+    let dir = common::case_dir("tests/onnx_node/test_top_k");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_top_k::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_top_k::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_top_k [{}]: {e:?}", isa.name()));
+        let what = format!("test_top_k [{}] values", isa.name());
+        assert_eq!(out.values.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.values.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_top_k [{}] indices", isa.name());
+        assert_eq!(out.indices.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.indices.data(), common::data::<i64>(&want_1));
+    }
+}
+
+mod test_top_k_negative_axis {
+    kiln::include_model!("tests/onnx_node/test_top_k_negative_axis/model.onnx");
+}
+
+#[test]
+fn test_top_k_negative_axis() {
+    let dir = common::case_dir("tests/onnx_node/test_top_k_negative_axis");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_top_k_negative_axis::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_top_k_negative_axis::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_top_k_negative_axis [{}]: {e:?}", isa.name()));
+        let what = format!("test_top_k_negative_axis [{}] values", isa.name());
+        assert_eq!(out.values.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.values.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_top_k_negative_axis [{}] indices", isa.name());
+        assert_eq!(out.indices.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.indices.data(), common::data::<i64>(&want_1));
+    }
+}
+
+mod test_top_k_same_values {
+    kiln::include_model!("tests/onnx_node/test_top_k_same_values/model.onnx");
+}
+
+#[test]
+fn test_top_k_same_values() {
+    let dir = common::case_dir("tests/onnx_node/test_top_k_same_values");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_top_k_same_values::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_top_k_same_values::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_top_k_same_values [{}]: {e:?}", isa.name()));
+        let what = format!("test_top_k_same_values [{}] values", isa.name());
+        assert_eq!(out.values.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.values.data(), common::data::<i64>(&want_0));
+        let what = format!("test_top_k_same_values [{}] indices", isa.name());
+        assert_eq!(out.indices.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.indices.data(), common::data::<i64>(&want_1));
+    }
+}
+
+mod test_top_k_same_values_2d {
+    kiln::include_model!("tests/onnx_node/test_top_k_same_values_2d/model.onnx");
+}
+
+#[test]
+fn test_top_k_same_values_2d() {
+    let dir = common::case_dir("tests/onnx_node/test_top_k_same_values_2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_top_k_same_values_2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_top_k_same_values_2d::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_top_k_same_values_2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_top_k_same_values_2d [{}] values", isa.name());
+        assert_eq!(out.values.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.values.data(), common::data::<i64>(&want_0));
+        let what = format!("test_top_k_same_values_2d [{}] indices", isa.name());
+        assert_eq!(out.indices.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.indices.data(), common::data::<i64>(&want_1));
+    }
+}
+
+mod test_top_k_same_values_largest {
+    kiln::include_model!("tests/onnx_node/test_top_k_same_values_largest/model.onnx");
+}
+
+#[test]
+fn test_top_k_same_values_largest() {
+    let dir = common::case_dir("tests/onnx_node/test_top_k_same_values_largest");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_top_k_same_values_largest::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<i64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_top_k_same_values_largest::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_top_k_same_values_largest [{}]: {e:?}", isa.name()));
+        let what = format!("test_top_k_same_values_largest [{}] values", isa.name());
+        assert_eq!(out.values.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.values.data(), common::data::<i64>(&want_0));
+        let what = format!("test_top_k_same_values_largest [{}] indices", isa.name());
+        assert_eq!(out.indices.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.indices.data(), common::data::<i64>(&want_1));
+    }
+}
+
+mod test_top_k_smallest {
+    kiln::include_model!("tests/onnx_node/test_top_k_smallest/model.onnx");
+}
+
+#[test]
+fn test_top_k_smallest() {
+    let dir = common::case_dir("tests/onnx_node/test_top_k_smallest");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_top_k_smallest::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_top_k_smallest::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_top_k_smallest [{}]: {e:?}", isa.name()));
+        let what = format!("test_top_k_smallest [{}] values", isa.name());
+        assert_eq!(out.values.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.values.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_top_k_smallest [{}] indices", isa.name());
+        assert_eq!(out.indices.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.indices.data(), common::data::<i64>(&want_1));
+    }
+}
+
+mod test_top_k_uint64 {
+    kiln::include_model!("tests/onnx_node/test_top_k_uint64/model.onnx");
+}
+
+#[test]
+fn test_top_k_uint64() {
+    let dir = common::case_dir("tests/onnx_node/test_top_k_uint64");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_top_k_uint64::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<u64>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_top_k_uint64::Inputs { x: x_0 })
+            .unwrap_or_else(|e| panic!("test_top_k_uint64 [{}]: {e:?}", isa.name()));
+        let what = format!("test_top_k_uint64 [{}] values", isa.name());
+        assert_eq!(out.values.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.values.data(), common::data::<u64>(&want_0));
+        let what = format!("test_top_k_uint64 [{}] indices", isa.name());
+        assert_eq!(out.indices.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_exact(&what, out.indices.data(), common::data::<i64>(&want_1));
     }
 }
 

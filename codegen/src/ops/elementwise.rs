@@ -489,6 +489,8 @@ impl UnaryOp {
         let f =
             |name: &str, default: f32| -> Result<f32> { Ok(n.attr_f(name)?.unwrap_or(default)) };
         Ok(Some(match n.op.as_str() {
+            // ONNX's Gelu (opset 20, maybe tanh) is ops::activation's, not kiln's fused one.
+            "Gelu" if n.domain != "kiln" => return Ok(None),
             "LeakyRelu" => UnaryOp::LeakyRelu {
                 alpha: f("alpha", 0.01)?,
             },

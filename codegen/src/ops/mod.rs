@@ -3,13 +3,16 @@
 //! elementwise family in its file here, for the others in `emit/<family>.rs`). The registry
 //! ([`registry`]: one line per op in its family's `OPS`) is the single source of truth for what
 //! kiln accepts; the README's supported-ops table is generated from it.
+mod activation;
 mod attention;
 pub(crate) mod control;
 pub mod conv;
+mod einsum;
 mod elementwise;
 mod index;
 mod int_unary;
 mod loss;
+mod lpnorm;
 mod math;
 mod matmul;
 pub(crate) mod norm;
@@ -19,9 +22,11 @@ mod quant_contrib;
 pub(crate) mod recurrent;
 mod reduce;
 pub mod registry;
+mod select;
 mod shape;
 mod symbolic;
 mod tensor;
+mod trig;
 mod variadic;
 mod vision;
 

@@ -3,18 +3,21 @@
 //! Float results agree across ISA paths within float rounding (SIMD paths may sum in a
 //! different order than the scalar reference); each path is tested against an `f64` reference.
 
+pub mod activation;
 pub mod attention;
 pub mod bias_act;
 pub mod cast;
 pub mod concat;
 pub mod conv;
 pub mod conv_nhwc;
+pub mod einsum;
 pub mod elementwise;
 pub mod gather;
 pub mod gelu;
 pub mod gemm;
 pub mod layernorm;
 pub mod loss;
+pub mod lpnorm;
 pub mod math;
 pub mod matmul;
 pub mod modulo;
@@ -28,7 +31,9 @@ pub mod resize;
 pub mod rotary;
 pub mod scatter;
 pub mod sdpa;
+pub mod select;
 pub mod shape;
 pub mod softmax;
 pub mod tensor;
 pub mod transpose;
+pub mod trig;
