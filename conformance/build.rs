@@ -78,6 +78,7 @@ const PARAMS: &[(&str, &[usize])] = &[
     ("QLinearMatMul", &[1, 2, 4, 5, 6, 7]),
     ("QLinearConv", &[1, 2, 4, 5, 6, 7, 8]),
     ("MatMulInteger", &[2, 3]),
+    ("Loop", &[0, 1]),
 ];
 
 /// ONNX element types kiln takes only as constants (INT4, UINT4).

@@ -16096,6 +16096,43 @@ fn test_logsoftmax_negative_axis() {
     }
 }
 
+mod test_loop11 {
+    kiln::include_model!("tests/onnx_node/test_loop11/model.onnx");
+}
+
+#[test]
+fn test_loop11() {
+    let dir = common::case_dir("tests/onnx_node/test_loop11");
+    let input_0 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_loop11::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_loop11::Inputs { y: x_0 })
+            .unwrap_or_else(|e| panic!("test_loop11 [{}]: {e:?}", isa.name()));
+        let what = format!("test_loop11 [{}] res_y", isa.name());
+        assert_eq!(out.res_y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.res_y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_loop11 [{}] res_scan", isa.name());
+        assert_eq!(out.res_scan.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.res_scan.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_lpnormalization_default {
     kiln::include_model!("tests/onnx_node/test_lpnormalization_default/model.onnx");
 }
@@ -25331,6 +25368,187 @@ fn test_round() {
             &what,
             out.y.data(),
             common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scan9_multi_state {
+    kiln::include_model!("tests/onnx_node/test_scan9_multi_state/model.onnx");
+}
+
+#[test]
+fn test_scan9_multi_state() {
+    let dir = common::case_dir("tests/onnx_node/test_scan9_multi_state");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    let want_2 = common::load(dir.join("output_2.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scan9_multi_state::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<f32>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_scan9_multi_state::Inputs {
+                initial_sum: x_0,
+                initial_prod: x_1,
+                x: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_scan9_multi_state [{}]: {e:?}", isa.name()));
+        let what = format!("test_scan9_multi_state [{}] y_sum", isa.name());
+        assert_eq!(out.y_sum.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_sum.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_scan9_multi_state [{}] y_prod", isa.name());
+        assert_eq!(out.y_prod.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y_prod.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_scan9_multi_state [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_2.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.z.data(),
+            common::data::<f32>(&want_2),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scan9_scalar {
+    kiln::include_model!("tests/onnx_node/test_scan9_scalar/model.onnx");
+}
+
+#[test]
+fn test_scan9_scalar() {
+    let dir = common::case_dir("tests/onnx_node/test_scan9_scalar");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scan9_scalar::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_scan9_scalar::Inputs {
+                initial: x_0,
+                x: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_scan9_scalar [{}]: {e:?}", isa.name()));
+        let what = format!("test_scan9_scalar [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_scan9_scalar [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.z.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scan9_sum {
+    kiln::include_model!("tests/onnx_node/test_scan9_sum/model.onnx");
+}
+
+#[test]
+fn test_scan9_sum() {
+    let dir = common::case_dir("tests/onnx_node/test_scan9_sum");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scan9_sum::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_scan9_sum::Inputs {
+                initial: x_0,
+                x: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_scan9_sum [{}]: {e:?}", isa.name()));
+        let what = format!("test_scan9_sum [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_scan9_sum [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.z.data(),
+            common::data::<f32>(&want_1),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_scan_sum {
+    kiln::include_model!("tests/onnx_node/test_scan_sum/model.onnx");
+}
+
+#[test]
+fn test_scan_sum() {
+    let dir = common::case_dir("tests/onnx_node/test_scan_sum");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    let want_1 = common::load(dir.join("output_1.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_scan_sum::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_scan_sum::Inputs {
+                initial: x_0,
+                x: x_1,
+            })
+            .unwrap_or_else(|e| panic!("test_scan_sum [{}]: {e:?}", isa.name()));
+        let what = format!("test_scan_sum [{}] y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+        let what = format!("test_scan_sum [{}] z", isa.name());
+        assert_eq!(out.z.shape(), &want_1.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.z.data(),
+            common::data::<f32>(&want_1),
             1.0e-5,
             1.0e-5,
         );

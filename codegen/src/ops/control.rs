@@ -63,6 +63,12 @@ fn is_if(n: &Node) -> bool {
 
 /// See the module doc: inlines a constant-condition `If`, compiles a run-time one.
 pub(crate) fn expand(g: &mut Graph, n: Node) -> Result<Expanded> {
+    if super::loops::is_loop(&n) {
+        return super::loops::expand_loop(g, n);
+    }
+    if super::loops::is_scan(&n) {
+        return super::loops::expand_scan(g, n);
+    }
     if !is_if(&n) {
         return Ok(Expanded::Keep(Box::new(n)));
     }

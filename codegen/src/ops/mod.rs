@@ -11,6 +11,7 @@ mod einsum;
 mod elementwise;
 mod index;
 mod int_unary;
+mod loops;
 mod loss;
 mod lpnorm;
 mod math;

@@ -141,6 +141,7 @@ const FAMILIES: &[&[OpDef]] = &[
     super::tensor::OPS,
     super::index::OPS,
     super::control::OPS,
+    super::loops::OPS,
 ];
 
 /// Every registered op, in table order.
