@@ -60,6 +60,7 @@ const PARAMS: &[(&str, &[usize])] = &[
     ("OneHot", &[1, 2]),
     ("Range", &[0, 1, 2]),
     ("CenterCropPad", &[1]),
+    ("AffineGrid", &[1]),
     ("Trilu", &[1]),
     ("CumSum", &[1]),
     ("CumProd", &[1]),

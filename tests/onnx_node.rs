@@ -346,6 +346,118 @@ fn test_add_uint8() {
     }
 }
 
+mod test_affine_grid_2d {
+    kiln::include_model!("tests/onnx_node/test_affine_grid_2d/model.onnx");
+}
+
+#[test]
+fn test_affine_grid_2d() {
+    let dir = common::case_dir("tests/onnx_node/test_affine_grid_2d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_affine_grid_2d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_affine_grid_2d::Inputs { theta: x_0 })
+            .unwrap_or_else(|e| panic!("test_affine_grid_2d [{}]: {e:?}", isa.name()));
+        let what = format!("test_affine_grid_2d [{}] grid", isa.name());
+        assert_eq!(out.grid.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.grid.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_affine_grid_2d_align_corners {
+    kiln::include_model!("tests/onnx_node/test_affine_grid_2d_align_corners/model.onnx");
+}
+
+#[test]
+fn test_affine_grid_2d_align_corners() {
+    let dir = common::case_dir("tests/onnx_node/test_affine_grid_2d_align_corners");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_affine_grid_2d_align_corners::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_affine_grid_2d_align_corners::Inputs { theta: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_affine_grid_2d_align_corners [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_affine_grid_2d_align_corners [{}] grid", isa.name());
+        assert_eq!(out.grid.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.grid.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_affine_grid_3d {
+    kiln::include_model!("tests/onnx_node/test_affine_grid_3d/model.onnx");
+}
+
+#[test]
+fn test_affine_grid_3d() {
+    let dir = common::case_dir("tests/onnx_node/test_affine_grid_3d");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_affine_grid_3d::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_affine_grid_3d::Inputs { theta: x_0 })
+            .unwrap_or_else(|e| panic!("test_affine_grid_3d [{}]: {e:?}", isa.name()));
+        let what = format!("test_affine_grid_3d [{}] grid", isa.name());
+        assert_eq!(out.grid.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.grid.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_affine_grid_3d_align_corners {
+    kiln::include_model!("tests/onnx_node/test_affine_grid_3d_align_corners/model.onnx");
+}
+
+#[test]
+fn test_affine_grid_3d_align_corners() {
+    let dir = common::case_dir("tests/onnx_node/test_affine_grid_3d_align_corners");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_affine_grid_3d_align_corners::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let out = model
+            .run(test_affine_grid_3d_align_corners::Inputs { theta: x_0 })
+            .unwrap_or_else(|e| {
+                panic!("test_affine_grid_3d_align_corners [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_affine_grid_3d_align_corners [{}] grid", isa.name());
+        assert_eq!(out.grid.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.grid.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_and2d {
     kiln::include_model!("tests/onnx_node/test_and2d/model.onnx");
 }
@@ -13319,6 +13431,646 @@ fn test_greater_uint8() {
     }
 }
 
+mod test_gridsample {
+    kiln::include_model!("tests/onnx_node/test_gridsample/model.onnx");
+}
+
+#[test]
+fn test_gridsample() {
+    let dir = common::case_dir("tests/onnx_node/test_gridsample");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gridsample::Inputs { x: x_0, grid: x_1 })
+            .unwrap_or_else(|e| panic!("test_gridsample [{}]: {e:?}", isa.name()));
+        let what = format!("test_gridsample [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_aligncorners_true {
+    kiln::include_model!("tests/onnx_node/test_gridsample_aligncorners_true/model.onnx");
+}
+
+#[test]
+fn test_gridsample_aligncorners_true() {
+    let dir = common::case_dir("tests/onnx_node/test_gridsample_aligncorners_true");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_aligncorners_true::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gridsample_aligncorners_true::Inputs { x: x_0, grid: x_1 })
+            .unwrap_or_else(|e| {
+                panic!("test_gridsample_aligncorners_true [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_gridsample_aligncorners_true [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_bicubic {
+    kiln::include_model!("tests/onnx_node/test_gridsample_bicubic/model.onnx");
+}
+
+#[test]
+fn test_gridsample_bicubic() {
+    let dir = common::case_dir("tests/onnx_node/test_gridsample_bicubic");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_bicubic::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gridsample_bicubic::Inputs { x: x_0, grid: x_1 })
+            .unwrap_or_else(|e| panic!("test_gridsample_bicubic [{}]: {e:?}", isa.name()));
+        let what = format!("test_gridsample_bicubic [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_bicubic_align_corners_0_additional_1 {
+    kiln::include_model!(
+        "tests/onnx_node/test_gridsample_bicubic_align_corners_0_additional_1/model.onnx"
+    );
+}
+
+#[test]
+fn test_gridsample_bicubic_align_corners_0_additional_1() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_gridsample_bicubic_align_corners_0_additional_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_bicubic_align_corners_0_additional_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gridsample_bicubic_align_corners_0_additional_1::Inputs { x: x_0, grid: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_gridsample_bicubic_align_corners_0_additional_1 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_gridsample_bicubic_align_corners_0_additional_1 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_bicubic_align_corners_1_additional_1 {
+    kiln::include_model!(
+        "tests/onnx_node/test_gridsample_bicubic_align_corners_1_additional_1/model.onnx"
+    );
+}
+
+#[test]
+fn test_gridsample_bicubic_align_corners_1_additional_1() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_gridsample_bicubic_align_corners_1_additional_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_bicubic_align_corners_1_additional_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gridsample_bicubic_align_corners_1_additional_1::Inputs { x: x_0, grid: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_gridsample_bicubic_align_corners_1_additional_1 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_gridsample_bicubic_align_corners_1_additional_1 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_bilinear {
+    kiln::include_model!("tests/onnx_node/test_gridsample_bilinear/model.onnx");
+}
+
+#[test]
+fn test_gridsample_bilinear() {
+    let dir = common::case_dir("tests/onnx_node/test_gridsample_bilinear");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_bilinear::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gridsample_bilinear::Inputs { x: x_0, grid: x_1 })
+            .unwrap_or_else(|e| panic!("test_gridsample_bilinear [{}]: {e:?}", isa.name()));
+        let what = format!("test_gridsample_bilinear [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_bilinear_align_corners_0_additional_1 {
+    kiln::include_model!(
+        "tests/onnx_node/test_gridsample_bilinear_align_corners_0_additional_1/model.onnx"
+    );
+}
+
+#[test]
+fn test_gridsample_bilinear_align_corners_0_additional_1() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_gridsample_bilinear_align_corners_0_additional_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_bilinear_align_corners_0_additional_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(
+                test_gridsample_bilinear_align_corners_0_additional_1::Inputs { x: x_0, grid: x_1 },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_gridsample_bilinear_align_corners_0_additional_1 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_gridsample_bilinear_align_corners_0_additional_1 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_bilinear_align_corners_1_additional_1 {
+    kiln::include_model!(
+        "tests/onnx_node/test_gridsample_bilinear_align_corners_1_additional_1/model.onnx"
+    );
+}
+
+#[test]
+fn test_gridsample_bilinear_align_corners_1_additional_1() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_gridsample_bilinear_align_corners_1_additional_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_bilinear_align_corners_1_additional_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(
+                test_gridsample_bilinear_align_corners_1_additional_1::Inputs { x: x_0, grid: x_1 },
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_gridsample_bilinear_align_corners_1_additional_1 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_gridsample_bilinear_align_corners_1_additional_1 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_border_padding {
+    kiln::include_model!("tests/onnx_node/test_gridsample_border_padding/model.onnx");
+}
+
+#[test]
+fn test_gridsample_border_padding() {
+    let dir = common::case_dir("tests/onnx_node/test_gridsample_border_padding");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_border_padding::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gridsample_border_padding::Inputs { x: x_0, grid: x_1 })
+            .unwrap_or_else(|e| panic!("test_gridsample_border_padding [{}]: {e:?}", isa.name()));
+        let what = format!("test_gridsample_border_padding [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_nearest {
+    kiln::include_model!("tests/onnx_node/test_gridsample_nearest/model.onnx");
+}
+
+#[test]
+fn test_gridsample_nearest() {
+    let dir = common::case_dir("tests/onnx_node/test_gridsample_nearest");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_nearest::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gridsample_nearest::Inputs { x: x_0, grid: x_1 })
+            .unwrap_or_else(|e| panic!("test_gridsample_nearest [{}]: {e:?}", isa.name()));
+        let what = format!("test_gridsample_nearest [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_nearest_align_corners_0_additional_1 {
+    kiln::include_model!(
+        "tests/onnx_node/test_gridsample_nearest_align_corners_0_additional_1/model.onnx"
+    );
+}
+
+#[test]
+fn test_gridsample_nearest_align_corners_0_additional_1() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_gridsample_nearest_align_corners_0_additional_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_nearest_align_corners_0_additional_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gridsample_nearest_align_corners_0_additional_1::Inputs { x: x_0, grid: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_gridsample_nearest_align_corners_0_additional_1 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_gridsample_nearest_align_corners_0_additional_1 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_nearest_align_corners_1_additional_1 {
+    kiln::include_model!(
+        "tests/onnx_node/test_gridsample_nearest_align_corners_1_additional_1/model.onnx"
+    );
+}
+
+#[test]
+fn test_gridsample_nearest_align_corners_1_additional_1() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_gridsample_nearest_align_corners_1_additional_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_nearest_align_corners_1_additional_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gridsample_nearest_align_corners_1_additional_1::Inputs { x: x_0, grid: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_gridsample_nearest_align_corners_1_additional_1 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_gridsample_nearest_align_corners_1_additional_1 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_reflection_padding {
+    kiln::include_model!("tests/onnx_node/test_gridsample_reflection_padding/model.onnx");
+}
+
+#[test]
+fn test_gridsample_reflection_padding() {
+    let dir = common::case_dir("tests/onnx_node/test_gridsample_reflection_padding");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_reflection_padding::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gridsample_reflection_padding::Inputs { x: x_0, grid: x_1 })
+            .unwrap_or_else(|e| {
+                panic!("test_gridsample_reflection_padding [{}]: {e:?}", isa.name())
+            });
+        let what = format!("test_gridsample_reflection_padding [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_volumetric_bilinear_align_corners_0 {
+    kiln::include_model!(
+        "tests/onnx_node/test_gridsample_volumetric_bilinear_align_corners_0/model.onnx"
+    );
+}
+
+#[test]
+fn test_gridsample_volumetric_bilinear_align_corners_0() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_gridsample_volumetric_bilinear_align_corners_0");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_volumetric_bilinear_align_corners_0::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gridsample_volumetric_bilinear_align_corners_0::Inputs { x: x_0, grid: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_gridsample_volumetric_bilinear_align_corners_0 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_gridsample_volumetric_bilinear_align_corners_0 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_volumetric_bilinear_align_corners_1 {
+    kiln::include_model!(
+        "tests/onnx_node/test_gridsample_volumetric_bilinear_align_corners_1/model.onnx"
+    );
+}
+
+#[test]
+fn test_gridsample_volumetric_bilinear_align_corners_1() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_gridsample_volumetric_bilinear_align_corners_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_volumetric_bilinear_align_corners_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gridsample_volumetric_bilinear_align_corners_1::Inputs { x: x_0, grid: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_gridsample_volumetric_bilinear_align_corners_1 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_gridsample_volumetric_bilinear_align_corners_1 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_volumetric_nearest_align_corners_0 {
+    kiln::include_model!(
+        "tests/onnx_node/test_gridsample_volumetric_nearest_align_corners_0/model.onnx"
+    );
+}
+
+#[test]
+fn test_gridsample_volumetric_nearest_align_corners_0() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_gridsample_volumetric_nearest_align_corners_0");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_volumetric_nearest_align_corners_0::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gridsample_volumetric_nearest_align_corners_0::Inputs { x: x_0, grid: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_gridsample_volumetric_nearest_align_corners_0 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_gridsample_volumetric_nearest_align_corners_0 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_volumetric_nearest_align_corners_1 {
+    kiln::include_model!(
+        "tests/onnx_node/test_gridsample_volumetric_nearest_align_corners_1/model.onnx"
+    );
+}
+
+#[test]
+fn test_gridsample_volumetric_nearest_align_corners_1() {
+    let dir =
+        common::case_dir("tests/onnx_node/test_gridsample_volumetric_nearest_align_corners_1");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_volumetric_nearest_align_corners_1::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gridsample_volumetric_nearest_align_corners_1::Inputs { x: x_0, grid: x_1 })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "test_gridsample_volumetric_nearest_align_corners_1 [{}]: {e:?}",
+                    isa.name()
+                )
+            });
+        let what = format!(
+            "test_gridsample_volumetric_nearest_align_corners_1 [{}] Y",
+            isa.name()
+        );
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_gridsample_zeros_padding {
+    kiln::include_model!("tests/onnx_node/test_gridsample_zeros_padding/model.onnx");
+}
+
+#[test]
+fn test_gridsample_zeros_padding() {
+    let dir = common::case_dir("tests/onnx_node/test_gridsample_zeros_padding");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_gridsample_zeros_padding::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let out = model
+            .run(test_gridsample_zeros_padding::Inputs { x: x_0, grid: x_1 })
+            .unwrap_or_else(|e| panic!("test_gridsample_zeros_padding [{}]: {e:?}", isa.name()));
+        let what = format!("test_gridsample_zeros_padding [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
 mod test_gru_batchwise {
     kiln::include_model!("tests/onnx_node/test_gru_batchwise/model.onnx");
 }
@@ -24997,6 +25749,111 @@ fn test_rnn_seq_length() {
         common::assert_close(
             &what,
             out.y_h.data(),
+            common::data::<f32>(&want_0),
+            1.0e-5,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_roialign_aligned_false {
+    kiln::include_model!("tests/onnx_node/test_roialign_aligned_false/model.onnx");
+}
+
+#[test]
+fn test_roialign_aligned_false() {
+    let dir = common::case_dir("tests/onnx_node/test_roialign_aligned_false");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_roialign_aligned_false::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<i64>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_roialign_aligned_false::Inputs {
+                x: x_0,
+                rois: x_1,
+                batch_indices: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_roialign_aligned_false [{}]: {e:?}", isa.name()));
+        let what = format!("test_roialign_aligned_false [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_roialign_aligned_true {
+    kiln::include_model!("tests/onnx_node/test_roialign_aligned_true/model.onnx");
+}
+
+#[test]
+fn test_roialign_aligned_true() {
+    let dir = common::case_dir("tests/onnx_node/test_roialign_aligned_true");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_roialign_aligned_true::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<i64>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_roialign_aligned_true::Inputs {
+                x: x_0,
+                rois: x_1,
+                batch_indices: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_roialign_aligned_true [{}]: {e:?}", isa.name()));
+        let what = format!("test_roialign_aligned_true [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
+            common::data::<f32>(&want_0),
+            1.0e-4,
+            1.0e-5,
+        );
+    }
+}
+
+mod test_roialign_mode_max {
+    kiln::include_model!("tests/onnx_node/test_roialign_mode_max/model.onnx");
+}
+
+#[test]
+fn test_roialign_mode_max() {
+    let dir = common::case_dir("tests/onnx_node/test_roialign_mode_max");
+    let input_0 = common::load(dir.join("input_0.pb"));
+    let input_1 = common::load(dir.join("input_1.pb"));
+    let input_2 = common::load(dir.join("input_2.pb"));
+    let want_0 = common::load(dir.join("output_0.pb"));
+    for isa in Isa::all_available() {
+        let mut model = test_roialign_mode_max::Model::with_isa(isa);
+        let x_0 = kiln::TensorRef::new(common::data::<f32>(&input_0), &input_0.shape).unwrap();
+        let x_1 = kiln::TensorRef::new(common::data::<f32>(&input_1), &input_1.shape).unwrap();
+        let x_2 = kiln::TensorRef::new(common::data::<i64>(&input_2), &input_2.shape).unwrap();
+        let out = model
+            .run(test_roialign_mode_max::Inputs {
+                x: x_0,
+                rois: x_1,
+                batch_indices: x_2,
+            })
+            .unwrap_or_else(|e| panic!("test_roialign_mode_max [{}]: {e:?}", isa.name()));
+        let what = format!("test_roialign_mode_max [{}] Y", isa.name());
+        assert_eq!(out.y.shape(), &want_0.shape[..], "{what}: shape");
+        common::assert_close(
+            &what,
+            out.y.data(),
             common::data::<f32>(&want_0),
             1.0e-5,
             1.0e-5,

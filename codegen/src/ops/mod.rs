@@ -23,6 +23,7 @@ mod quant_contrib;
 pub(crate) mod recurrent;
 mod reduce;
 pub mod registry;
+mod sample;
 mod select;
 mod shape;
 mod symbolic;

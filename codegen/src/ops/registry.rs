@@ -127,6 +127,7 @@ const FAMILIES: &[&[OpDef]] = &[
     super::variadic::OPS,
     super::math::OPS,
     super::vision::OPS,
+    super::sample::OPS,
     super::norm::OPS,
     super::lpnorm::OPS,
     super::attention::OPS,

@@ -29,6 +29,7 @@ pub mod reduce;
 pub mod reduction;
 pub mod resize;
 pub mod rotary;
+pub mod sample;
 pub mod scatter;
 pub mod sdpa;
 pub mod select;
