@@ -225,6 +225,15 @@ pub(crate) mod x86 {
     pub fn has_avx2() -> bool {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
     }
+    /// FMA3 (the scalar float GEMM's hardware path, kiln-runtime ops::matmul).
+    #[cfg(feature = "std")]
+    pub fn has_fma() -> bool {
+        std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(feature = "std"))]
+    pub fn has_fma() -> bool {
+        cfg!(target_feature = "fma")
+    }
     #[cfg(feature = "std")]
     pub fn has_avxvnni() -> bool {
         has_avx2() && std::is_x86_feature_detected!("avxvnni")

@@ -322,3 +322,40 @@ pub fn assert_refused(model: &str, fragment: &str) {
         ),
     }
 }
+
+/// Cross-ISA bit identity (issue 20): the first ISA's output is the reference and every later
+/// ISA must reproduce it bit for bit (NaNs compared by bits too). Returns the number of elements
+/// that differ so a caller can report instead of assert.
+pub fn diff_bits(
+    first: &mut Option<(String, Vec<u32>)>,
+    isa: &str,
+    got: &[f32],
+) -> (String, usize) {
+    let bits: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+    match first {
+        None => {
+            *first = Some((isa.to_string(), bits));
+            (isa.to_string(), 0)
+        }
+        Some((name, want)) => {
+            let n = want.iter().zip(&bits).filter(|(a, b)| a != b).count()
+                + want.len().abs_diff(bits.len());
+            (name.clone(), n)
+        }
+    }
+}
+
+/// Asserts [`diff_bits`] finds no difference.
+pub fn assert_same_bits(
+    what: &str,
+    first: &mut Option<(String, Vec<u32>)>,
+    isa: &str,
+    got: &[f32],
+) {
+    let (reference, n) = diff_bits(first, isa, got);
+    assert!(
+        n == 0,
+        "{what}: {n} of {} outputs differ in their bits from the {reference} kernels' (issue 20: every ISA must give the same bits)",
+        got.len()
+    );
+}

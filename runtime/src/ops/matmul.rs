@@ -14,10 +14,11 @@
 //! [`matmul`] packs blocks of B (`KC`×32) into a stack buffer (32 KiB) and accumulates K blocks
 //! into the output, so it never allocates.
 //!
-//! Numerics: every path accumulates in `f32` in increasing k order per output (with FMA on the
-//! SIMD paths, separate multiply and add on the scalar path; `matmul` restarts the sum per
-//! `KC` block through memory, which is exact). Results across ISAs agree within float rounding,
-//! not bit for bit.
+//! Numerics: every path accumulates in `f32` in increasing k order per output, starting from the
+//! bias (or C's values), one FMA per product (`matmul` restarts the sum per `KC` block through
+//! memory, which is exact). So every x86_64 ISA gives the same bits, and aarch64 (NEON FMLA)
+//! the same as x86_64; targets without a hardware FMA round product and sum separately
+//! (`block_scalar`).
 
 use crate::isa::Isa;
 
@@ -647,8 +648,57 @@ impl Args<'_> {
     }
 }
 
-/// Scalar 4×16 kernel (`generic-f32-scalar-4x16`).
+/// Portable 4×16 kernel (`generic-f32-scalar-4x16`). Each product is accumulated with one
+/// rounding (FMA), as the AVX2 and AVX-512 kernels do, so every x86_64 ISA gives the same
+/// bits: the FMA instruction when the CPU has it, [`super::fma::fma32`] otherwise. aarch64
+/// uses NEON's FMLA. Targets without a hardware FMA (wasm32, thumbv7em builds without it)
+/// multiply and add separately, because a software FMA there would cost ~10× (numerics.md).
 fn block_scalar(g: &Args<'_>, a: &[f32], bp: &[f32], c: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::isa::x86::has_fma() {
+        // SAFETY: the CPU has FMA (checked above).
+        return unsafe { x86::block_scalar_fma(g, a, bp, c) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    return block_scalar_with(g, a, bp, c, |row, av, brow| {
+        for (x, &bv) in row.iter_mut().zip(brow) {
+            *x = super::fma::fma32(av, bv, *x);
+        }
+    });
+    #[cfg(target_arch = "aarch64")]
+    return block_scalar_with(g, a, bp, c, |row, av, brow| {
+        use core::arch::aarch64::*;
+        for (x, b) in row.chunks_exact_mut(4).zip(brow.chunks_exact(4)) {
+            // SAFETY: x and b are 4 floats each; NEON is part of the aarch64 baseline.
+            unsafe {
+                let v = vfmaq_f32(
+                    vld1q_f32(x.as_ptr()),
+                    vdupq_n_f32(av),
+                    vld1q_f32(b.as_ptr()),
+                );
+                vst1q_f32(x.as_mut_ptr(), v);
+            }
+        }
+    });
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    block_scalar_with(g, a, bp, c, |row, av, brow| {
+        for (x, &bv) in row.iter_mut().zip(brow) {
+            *x += av * bv;
+        }
+    })
+}
+
+/// The portable kernel's loops; `madd(row, a, b_row)` does `row[j] += a·b_row[j]` for the 16
+/// columns of one panel row (inlined into each caller, so the target features of
+/// [`x86::block_scalar_fma`] reach it).
+#[inline(always)]
+fn block_scalar_with(
+    g: &Args<'_>,
+    a: &[f32],
+    bp: &[f32],
+    c: &mut [f32],
+    madd: impl Fn(&mut [f32; SNR], f32, &[f32]),
+) {
     const MR: usize = 4;
     for p in 0..g.n.div_ceil(SNR) {
         let bias = g.panel_bias(p);
@@ -667,10 +717,7 @@ fn block_scalar(g: &Args<'_>, a: &[f32], bp: &[f32], c: &mut [f32]) {
             }
             for (kk, brow) in panel.chunks_exact(SNR).enumerate() {
                 for (r, row) in acc.iter_mut().enumerate().take(mr) {
-                    let av = a[(r0 + r) * g.lda + kk];
-                    for (x, &bv) in row.iter_mut().zip(brow) {
-                        *x += av * bv;
-                    }
+                    madd(row, a[(r0 + r) * g.lda + kk], brow);
                 }
             }
             for (r, row) in acc.iter().enumerate().take(mr) {
@@ -695,6 +742,27 @@ mod x86 {
     /// Rows per cache block of A: the kernels sweep every panel over these rows before moving
     /// on, so the rows stay in L2 (72 rows × K=768 × 4 B = 221 KB).
     const MC: usize = 72;
+
+    /// The portable kernel with the FMA instruction (4 × 128-bit per panel row).
+    ///
+    /// # Safety
+    /// CPU has fma.
+    #[target_feature(enable = "fma")]
+    pub(super) unsafe fn block_scalar_fma(g: &Args<'_>, a: &[f32], bp: &[f32], c: &mut [f32]) {
+        super::block_scalar_with(g, a, bp, c, |row, av, brow| {
+            for (x, b) in row.chunks_exact_mut(4).zip(brow.chunks_exact(4)) {
+                // SAFETY: x and b are 4 floats each; the caller has FMA.
+                unsafe {
+                    let v = _mm_fmadd_ps(
+                        _mm_set1_ps(av),
+                        _mm_loadu_ps(b.as_ptr()),
+                        _mm_loadu_ps(x.as_ptr()),
+                    );
+                    _mm_storeu_ps(x.as_mut_ptr(), v);
+                }
+            }
+        })
+    }
 
     /// AVX2+FMA driver (`x86_64-f32-avx2-6x16`).
     ///

@@ -12,6 +12,7 @@ pub mod conv;
 pub mod conv_nhwc;
 pub mod einsum;
 pub mod elementwise;
+pub mod fma;
 pub mod gather;
 pub mod gelu;
 pub mod gemm;
