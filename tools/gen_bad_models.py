@@ -81,9 +81,9 @@ def cases():
     )
 
     yield "unknown_op", model(
-        [helper.make_node("Hardmax", ["x"], ["y"], name="argmax_onehot", axis=-1)],
-        [f32("x", [1, 4])],
-        [f32("y", [1, 4])],
+        [helper.make_node("Det", ["x"], ["y"], name="determinant")],
+        [f32("x", [4, 4])],
+        [f32("y", [])],
     )
 
     # Softmax `axis` given as a float (1.0) instead of an int.
