@@ -281,8 +281,14 @@ mod t5_bias {
 /// correctly rounded f32 add per element, bit-identical to onnxruntime's output.
 #[test]
 fn t5_position_bias_matches_onnxruntime_bit_for_bit() {
-    let x = common::load("tests/graphs/t5_bias.input.pb");
-    let want = common::load("tests/graphs/t5_bias.output.pb");
+    let x = common::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/graphs/t5_bias.input.pb"
+    ));
+    let want = common::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/graphs/t5_bias.output.pb"
+    ));
     for isa in kiln::runtime::isa::Isa::all_available() {
         let mut model = t5_bias::Model::with_isa(isa);
         let out = model
